@@ -1,0 +1,8 @@
+//! The EC2 side: the normalized request, the error catalog, the Query and SOAP front ends and
+//! the XML renderers. Knows nothing of CloudStack.
+
+pub mod error;
+pub mod request;
+
+pub use error::Ec2Error;
+pub use request::{Ec2Request, Frontend, Params};

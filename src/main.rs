@@ -1,0 +1,31 @@
+//! `ec2bridge` command line: serve | sim | register | mappings | admin.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ec2bridge", version, about = "EC2-compatible gateway in front of Apache CloudStack")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the gateway (EC2 Query + SOAP on :7080). Without a CloudStack configured, starts the
+    /// built-in simulator as the backend.
+    Serve(ec2bridge::server::ServeArgs),
+    /// Run the CloudStack simulator alone.
+    Sim(ec2bridge::sim::SimArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EC2BRIDGE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Serve(a) => ec2bridge::server::run(a).await,
+        Cmd::Sim(a) => ec2bridge::sim::run(a).await,
+    }
+}

@@ -1,0 +1,2 @@
+//! Persistent state: registered keys and certificates, the id reverse-lookup cache (sqlx; SQLite by
+//! default, PostgreSQL for several gateways).
