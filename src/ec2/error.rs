@@ -19,6 +19,7 @@ const STATUS: &[(&str, u16)] = &[
     ("UnauthorizedOperation", 403),
     ("OptInRequired", 403),
     ("MalformedQueryString", 404),
+    ("MethodNotAllowed", 405),
     ("RequestEntityTooLarge", 413),
     ("DryRunOperation", 412),
     ("InternalError", 500),
