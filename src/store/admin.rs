@@ -10,7 +10,7 @@ pub struct AdminArgs {
     #[arg(long, env = "EC2BRIDGE_STORE_URL", default_value = DEFAULT_STORE_URL, hide_env_values = true)]
     pub store: String,
     /// Store key file (must exist; the admin commands never create a key).
-    #[arg(long, env = "EC2BRIDGE_STORE_KEY_FILE", default_value = DEFAULT_KEY_FILE)]
+    #[arg(long, env = "EC2BRIDGE_STORE_KEY_FILE", default_value = DEFAULT_KEY_FILE, hide_env_values = true)]
     pub store_key_file: PathBuf,
     /// The store key itself (base64), instead of the key file.
     #[arg(long, env = "EC2BRIDGE_STORE_KEY", hide_env_values = true)]

@@ -236,8 +236,13 @@ impl Store {
             Backend::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
             Backend::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
         };
-        let migrator =
-            Migrator::with_migrations(vec![Migration::new(1, "init".into(), MigrationType::Simple, sql.into_sql_str(), false)]);
+        let migrator = Migrator::with_migrations(vec![Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )]);
         migrator.run(&self.pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
@@ -250,7 +255,8 @@ impl Store {
             .bind(sealed)
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT value FROM store_meta WHERE name = $1").bind(KEY_CHECK).fetch_one(&self.pool).await?;
+        let row =
+            sqlx::query("SELECT value FROM store_meta WHERE name = $1").bind(KEY_CHECK).fetch_one(&self.pool).await?;
         let value: String = row.try_get(0)?;
         match self.secrets.open(&value, KEY_CHECK.as_bytes()) {
             Some(t) if t == KEY_CHECK_PLAINTEXT => Ok(()),
@@ -349,7 +355,12 @@ impl Store {
             .secrets
             .open(&sealed, &user_aad(access_key))
             .ok_or_else(|| StoreError::Decrypt { access_key: access_key.to_string() })?;
-        Ok(Some(UserKeys { access_key: access_key.to_string(), secret_key, account: row.try_get(1)?, domain: row.try_get(2)? }))
+        Ok(Some(UserKeys {
+            access_key: access_key.to_string(),
+            secret_key,
+            account: row.try_get(1)?,
+            domain: row.try_get(2)?,
+        }))
     }
 
     /// Every registered user, without secrets, ordered by access key.
@@ -378,8 +389,10 @@ impl Store {
     /// Remove a user and its certificates, together.
     pub async fn delete_user(&self, access_key: &str) -> Result<Removed, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let certs = sqlx::query("DELETE FROM certificates WHERE access_key = $1").bind(access_key).execute(&mut *tx).await?;
-        let user = sqlx::query("DELETE FROM user_keys WHERE access_key = $1").bind(access_key).execute(&mut *tx).await?;
+        let certs =
+            sqlx::query("DELETE FROM certificates WHERE access_key = $1").bind(access_key).execute(&mut *tx).await?;
+        let user =
+            sqlx::query("DELETE FROM user_keys WHERE access_key = $1").bind(access_key).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Removed { user: user.rows_affected() > 0, certificates: certs.rows_affected() })
     }
@@ -461,7 +474,8 @@ impl Store {
 
     /// Remove the certificate(s) bound to `access_key`; returns how many were removed.
     pub async fn delete_certificate(&self, access_key: &str) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM certificates WHERE access_key = $1").bind(access_key).execute(&self.pool).await?;
+        let r =
+            sqlx::query("DELETE FROM certificates WHERE access_key = $1").bind(access_key).execute(&self.pool).await?;
         Ok(r.rows_affected())
     }
 
@@ -516,7 +530,10 @@ impl Store {
 
     /// The CloudStack uuid behind an EC2 id, with its kind, if known.
     pub async fn get_uuid(&self, ec2_id: &str) -> Result<Option<(Kind, String)>, StoreError> {
-        let row = sqlx::query("SELECT kind, uuid FROM id_map WHERE ec2_id = $1").bind(ec2_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT kind, uuid FROM id_map WHERE ec2_id = $1")
+            .bind(ec2_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let kind: String = row.try_get(0)?;
         let kind = Kind::from_name(&kind)
@@ -619,7 +636,8 @@ mod tests {
         assert_eq!(redact_url("postgres://u:pw@h:5432/db?sslmode=x"), "postgres://u:<redacted>@h:5432/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
-        let cfg = StoreConfig { url: "postgres://u:hunter2@h/db".into(), key: Some("S3CRET".into()), ..Default::default() };
+        let cfg =
+            StoreConfig { url: "postgres://u:hunter2@h/db".into(), key: Some("S3CRET".into()), ..Default::default() };
         let dbg = format!("{cfg:?}");
         assert!(!dbg.contains("hunter2") && !dbg.contains("S3CRET"), "{dbg}");
     }
