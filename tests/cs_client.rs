@@ -127,12 +127,18 @@ async fn api(
                 *n += 1;
                 *n
             };
+            if jobid == "job-flaky" && n == 1 {
+                // A proxy in front of CloudStack failing once.
+                return (StatusCode::BAD_GATEWAY, "<html>502 Bad Gateway</html>").into_response();
+            }
             let job = match (jobid.as_str(), n) {
                 (_, 1) | ("job-ok", 2) | ("job-stuck", _) => {
                     json!({"jobid": jobid, "jobstatus": 0, "jobprocstatus": 0})
                 }
-                ("job-ok", _) => json!({"jobid": jobid, "jobstatus": 1, "jobresultcode": 0, "jobresulttype": "object",
-                    "jobresult": {"virtualmachine": {"id": "vm-new", "state": "Running"}}}),
+                ("job-ok" | "job-flaky", _) => {
+                    json!({"jobid": jobid, "jobstatus": 1, "jobresultcode": 0, "jobresulttype": "object",
+                    "jobresult": {"virtualmachine": {"id": "vm-new", "state": "Running"}}})
+                }
                 ("job-fail", _) => {
                     json!({"jobid": jobid, "jobstatus": 2, "jobresultcode": 530, "jobresulttype": "object",
                     "jobresult": {"errorcode": 431, "errortext": "VM is not in a state to stop"}})
@@ -273,6 +279,15 @@ async fn async_job_succeeds() {
     assert_eq!(r["virtualmachine"]["state"], "Running");
     assert_eq!(*fake.polls.lock().unwrap().get("job-ok").unwrap(), 3);
     assert_eq!(c.calls(), 4);
+}
+
+#[tokio::test]
+async fn job_polling_survives_a_transport_blip() {
+    let (fake, ep) = start().await;
+    let c = CsClient::new(&ep, opts()).unwrap();
+    let r = c.wait_job(&creds(), "deployVirtualMachine", "job-flaky").await.unwrap();
+    assert_eq!(r["virtualmachine"]["state"], "Running");
+    assert_eq!(*fake.polls.lock().unwrap().get("job-flaky").unwrap(), 2);
 }
 
 #[tokio::test]

@@ -120,7 +120,9 @@ impl CsClient {
         let http = reqwest::Client::builder()
             .timeout(opts.call_timeout)
             .connect_timeout(opts.call_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the idle timeouts of common servers (Jetty: 30 s), so we close idle connections
+            // before the server does and rarely pick a dead one.
+            .pool_idle_timeout(Duration::from_secs(20))
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .tcp_keepalive(Duration::from_secs(30))
@@ -284,6 +286,9 @@ impl CsClient {
         let mut transport_failures = 0;
         let params = [("jobid".to_string(), jobid.to_string())];
         loop {
+            // Sleep first: a job just started is practically never done, and every poll is a
+            // backend call. At least one poll happens, even with a zero deadline.
+            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
             match self.call(creds, "queryAsyncJobResult", &params).await {
                 Ok(job) => {
                     transport_failures = 0;
@@ -300,11 +305,9 @@ impl CsClient {
                 }
                 Err(e) => return Err(e),
             }
-            let now = Instant::now();
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Err(CsError::JobTimeout { command: command.to_string(), jobid: jobid.to_string() });
             }
-            tokio::time::sleep(delay.min(deadline - now)).await;
             delay = (delay * 3 / 2).min(POLL_MAX);
         }
     }
