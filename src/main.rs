@@ -16,6 +16,8 @@ enum Cmd {
     Serve(ec2bridge::server::ServeArgs),
     /// Run the CloudStack simulator alone.
     Sim(ec2bridge::sim::SimArgs),
+    /// List and remove registrations in the store.
+    Admin(ec2bridge::store::admin::AdminArgs),
 }
 
 #[tokio::main]
@@ -27,5 +29,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Serve(a) => ec2bridge::server::run(a).await,
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
+        Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
     }
 }

@@ -2,6 +2,8 @@
 //! the XML renderers. Knows nothing of CloudStack.
 
 pub mod error;
+pub mod query;
+pub mod render;
 pub mod request;
 
 pub use error::Ec2Error;
