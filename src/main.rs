@@ -18,6 +18,8 @@ enum Cmd {
     Sim(ec2bridge::sim::SimArgs),
     /// List and remove registrations in the store.
     Admin(ec2bridge::store::admin::AdminArgs),
+    /// Check the mapping table, list the supported EC2 actions.
+    Mappings(ec2bridge::mapping::cli::MappingsArgs),
 }
 
 #[tokio::main]
@@ -30,5 +32,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Serve(a) => ec2bridge::server::run(a).await,
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
+        Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
     }
 }

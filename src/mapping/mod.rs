@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod backend;
+pub mod cli;
 pub mod convert;
 pub mod cserr;
 pub mod exec;

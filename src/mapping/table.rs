@@ -381,7 +381,13 @@ impl Table {
             }
         }
         validate(&t, &errs);
-        if errs.is_empty() { Ok(t) } else { Err(errs.take()) }
+        if errs.is_empty() {
+            return Ok(t);
+        }
+        let mut all = errs.take();
+        all.sort_by(|a, b| (&a.at.file, a.at.line).cmp(&(&b.at.file, b.at.line)));
+        all.dedup();
+        Err(all)
     }
 }
 
@@ -1069,7 +1075,10 @@ fn validate(t: &Table, errs: &Errs) {
             }
         }
         if let Some(fs) = &a.filters {
-            check_filter_set(t, fs, errs);
+            // Named sets were checked above; inline ones carry the action's name.
+            if fs.name == a.name {
+                check_filter_set(t, fs, errs);
+            }
             for (param, fname) in &a.param_filters {
                 if !fs.knows(fname) {
                     errs.push(&a.at, format!("param_filters: {param} names unknown filter '{fname}'"));
