@@ -1,6 +1,8 @@
 //! Who is calling: SigV2 / SigV4 verifiers for Query requests, WS-Security for SOAP, and the
 //! credential sources that know each user's keys. The outcome is a `Principal`.
 
+pub mod wssec;
+
 use crate::cloudstack::CsCredentials;
 
 /// An authenticated caller. Every CloudStack call made for it is signed with its own keys.
