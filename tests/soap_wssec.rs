@@ -314,3 +314,33 @@ fn doctype_and_entity_bombs_are_refused() {
     assert!(read_token(&ext).is_err());
     assert!(BergshamraVerifier.verify(&ext, &read_token(&doc).unwrap(), OffsetDateTime::now_utc()).is_err());
 }
+
+#[tokio::test]
+async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
+    use ec2bridge::ec2::soap::{SoapFrontend, render_fault};
+    let Some(k) = kit("frontend") else { return };
+    let run = r#"<ns0:RunInstances xmlns:ns0="http://ec2.amazonaws.com/doc/2012-08-15/"><ns0:imageId>ami-1</ns0:imageId><ns0:minCount>1</ns0:minCount><ns0:maxCount>1</ns0:maxCount><ns0:keyName>k</ns0:keyName><ns0:groupSet><ns0:item><ns0:groupName>web</ns0:groupName></ns0:item></ns0:groupSet><ns0:userData version="1.0" encoding="base64"><ns0:data>aGk=</ns0:data></ns0:userData><ns0:instanceType>m1.small</ns0:instanceType><ns0:placement><ns0:availabilityZone>z1</ns0:availabilityZone></ns0:placement></ns0:RunInstances>"#;
+    let doc = k.sign("alice", "alice", run, &[]);
+    let reg = Registry(HashMap::from([(wssec::fingerprint(&k.cert_der("alice")), "alice".to_string())]));
+    let fe = SoapFrontend::with_bergshamra();
+    let (who, req) = fe.authenticate(&reg, doc.as_bytes(), "req-1".into()).await.unwrap();
+    assert_eq!(who, "alice");
+    assert_eq!((req.action.as_str(), req.version.as_str()), ("RunInstances", "2012-08-15"));
+    let p = &req.params;
+    assert_eq!(p.get("ImageId"), Some("ami-1"));
+    assert_eq!(p.get("SecurityGroup.1"), Some("web"));
+    assert_eq!(p.get("UserData"), Some("aGk="));
+    assert_eq!(p.get("Placement.AvailabilityZone"), Some("z1"));
+    assert_eq!(p.0.len(), 8, "{p:?}");
+
+    // The same bytes again: a replay.
+    let e = fe.authenticate(&reg, doc.as_bytes(), "req-2".into()).await.unwrap_err();
+    assert_eq!(e.code, "InvalidSecurity");
+    assert!(render_fault(&e, "req-2").contains("aws:Client.InvalidSecurity"));
+
+    // Oversized: refused before parsing.
+    let mut big = doc.clone().into_bytes();
+    big.resize(fe.max_body + 1, b' ');
+    let e = fe.authenticate(&reg, &big, "req-3".into()).await.unwrap_err();
+    assert_eq!(e.code, "InvalidSOAPRequest");
+}

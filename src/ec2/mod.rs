@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod request;
+pub mod soap;
 
 pub use error::Ec2Error;
 pub use request::{Ec2Request, Frontend, Params};
