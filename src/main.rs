@@ -16,6 +16,8 @@ enum Cmd {
     Serve(ec2bridge::server::ServeArgs),
     /// Run the CloudStack simulator alone.
     Sim(ec2bridge::sim::SimArgs),
+    /// Register CloudStack keys and an X.509 certificate with a gateway (SOAP clients).
+    Register(ec2bridge::ec2::registration::RegisterArgs),
 }
 
 #[tokio::main]
@@ -27,5 +29,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Serve(a) => ec2bridge::server::run(a).await,
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
+        Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
     }
 }

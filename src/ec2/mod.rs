@@ -2,6 +2,7 @@
 //! the XML renderers. Knows nothing of CloudStack.
 
 pub mod error;
+pub mod registration;
 pub mod request;
 pub mod soap;
 
