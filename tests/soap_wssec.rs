@@ -344,3 +344,81 @@ async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
     let e = fe.authenticate(&reg, &big, "req-3".into()).await.unwrap_err();
     assert_eq!(e.code, "InvalidSOAPRequest");
 }
+
+/// The envelope zeep (WSDL client) + xmlsec BinarySignature sends, as the real-client suite does.
+#[tokio::test]
+async fn zeep_envelopes_verify_and_flatten() {
+    use ec2bridge::ec2::soap::SoapFrontend;
+    let Some(k) = kit("zeep") else { return };
+    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wsdl/ec2-2013-10-01.wsdl");
+    let wsdl = if wsdl.exists() { wsdl } else { PathBuf::from("/work/shared/wsdl/ec2-2013-10-01.wsdl") };
+    let has_zeep =
+        Command::new(&k.python).args(["-c", "import zeep"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !has_zeep || !wsdl.exists() {
+        eprintln!("SKIP zeep_envelopes_verify_and_flatten: no zeep or no WSDL");
+        return;
+    }
+    k.identity("alice");
+    let reg = Registry(HashMap::from([(wssec::fingerprint(&k.cert_der("alice")), "alice".to_string())]));
+    let fe = SoapFrontend::with_bergshamra();
+    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        (
+            "DescribeInstances",
+            r#"{"instancesSet": {"item": [{"instanceId": "i-1"}, {"instanceId": "i-2"}]}, "filterSet": {"item": [{"name": "instance-state-name", "valueSet": {"item": [{"value": "running"}]}}]}}"#,
+            &[
+                ("InstanceId.1", "i-1"),
+                ("InstanceId.2", "i-2"),
+                ("Filter.1.Name", "instance-state-name"),
+                ("Filter.1.Value.1", "running"),
+            ],
+        ),
+        (
+            "RunInstances",
+            r#"{"imageId": "ami-1", "minCount": 1, "maxCount": 2, "groupSet": {"item": [{"groupId": "sg-1"}]}, "userData": {"data": "aGk=", "version": "1.0", "encoding": "base64"}, "placement": {"availabilityZone": "z"}, "instanceType": "m1.small"}"#,
+            &[
+                ("ImageId", "ami-1"),
+                ("MinCount", "1"),
+                ("MaxCount", "2"),
+                ("SecurityGroupId.1", "sg-1"),
+                ("UserData", "aGk="),
+                ("Placement.AvailabilityZone", "z"),
+                ("InstanceType", "m1.small"),
+            ],
+        ),
+        (
+            "DescribeImages",
+            r#"{"imagesSet": {"item": []}, "ownersSet": {"item": [{"owner": "self"}]}, "executableBySet": {"item": [{"user": "all"}]}}"#,
+            &[("Owner.1", "self"), ("ExecutableBy.1", "all")],
+        ),
+        ("CreateKeyPair", r#"{"keyName": "k1"}"#, &[("KeyName", "k1")]),
+        (
+            "CreateTags",
+            r#"{"resourcesSet": {"item": [{"resourceId": "i-1"}]}, "tagSet": {"item": [{"key": "Name", "value": "web"}]}}"#,
+            &[("ResourceId.1", "i-1"), ("Tag.1.Key", "Name"), ("Tag.1.Value", "web")],
+        ),
+    ];
+    for (i, (op, args, want)) in cases.iter().enumerate() {
+        let mut cmd = Command::new(&k.python);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/soap/zeep_sign.py"))
+            .arg("--wsdl")
+            .arg(&wsdl)
+            .arg("--key")
+            .arg(k.dir.join("alice.key"))
+            .arg("--cert")
+            .arg(k.dir.join("alice.crt"))
+            .args(["--op", op, "--args", args]);
+        if i % 2 == 1 {
+            cmd.arg("--sha256");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "zeep: {}", String::from_utf8_lossy(&out.stderr));
+        let (who, req) =
+            fe.authenticate(&reg, &out.stdout, format!("r{i}")).await.unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert_eq!(who, "alice");
+        assert_eq!((req.action.as_str(), req.version.as_str()), (*op, "2013-10-01"));
+        let got: Vec<(&str, &str)> = req.params.0.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let mut want = want.to_vec();
+        want.sort();
+        assert_eq!(got, want, "{op}");
+    }
+}

@@ -195,7 +195,9 @@ impl Flattener<'_> {
             self.next_uid += 1;
             path.push((child.name.clone(), uid));
             if child.children.is_empty() {
-                if !is_nil(child) {
+                // WSDL clients send required-but-empty lists (`<imagesSet/>`): no parameter.
+                let empty_list = child.text.trim().is_empty() && (child.name.ends_with("Set") || child.name == "item");
+                if !is_nil(child) && !empty_list {
                     let name = self.name(path);
                     if self.out.0.len() >= MAX_PARAMS {
                         return Err(Ec2Error::new("InvalidSOAPRequest", "The SOAP request has too many parameters"));
@@ -604,6 +606,8 @@ mod tests {
             ..Default::default()
         };
         assert!(flatten(PathTable::builtin(), "X", &el("X", vec![nil])).unwrap().0.is_empty());
+        let empty = el("X", vec![leaf("imagesSet", ""), el("ownersSet", vec![item(vec![])])]);
+        assert!(flatten(PathTable::builtin(), "X", &empty).unwrap().0.is_empty());
     }
 
     #[test]
