@@ -361,7 +361,8 @@ async fn zeep_envelopes_verify_and_flatten() {
     k.identity("alice");
     let reg = Registry(HashMap::from([(wssec::fingerprint(&k.cert_der("alice")), "alice".to_string())]));
     let fe = SoapFrontend::with_bergshamra();
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
         (
             "DescribeInstances",
             r#"{"instancesSet": {"item": [{"instanceId": "i-1"}, {"instanceId": "i-2"}]}, "filterSet": {"item": [{"name": "instance-state-name", "valueSet": {"item": [{"value": "running"}]}}]}}"#,
