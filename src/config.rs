@@ -1,1 +1,449 @@
 //! Configuration: one TOML file plus `EC2BRIDGE_*` environment overrides; unknown keys are errors.
+//!
+//! Precedence: command-line flags > environment > file > defaults. An environment variable
+//! `EC2BRIDGE_<SECTION>_<KEY>` (e.g. `EC2BRIDGE_SERVER_LISTEN`, `EC2BRIDGE_CLOUDSTACK_ADMIN_API_KEY`)
+//! sets `<key>` in `[<section>]`. Variables whose name does not start with a section name
+//! (`EC2BRIDGE_CONFIG`, `EC2BRIDGE_LOG`, ...) are not configuration keys and are left alone; a
+//! variable that names a section but not one of its keys is an error, like an unknown key in the
+//! file. The README's configuration reference lists every key (`KEYS` below is the same list).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub region: RegionConfig,
+    pub auth: AuthConfig,
+    pub cloudstack: CloudStackConfig,
+    pub simulator: SimulatorConfig,
+    pub store: StoreConfig,
+    pub mappings: MappingsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the EC2 endpoint listens on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger requests get `RequestEntityTooLarge` (413).
+    pub max_body_bytes: usize,
+    /// Deadline for one request, from the first byte of the body to the answer.
+    pub request_timeout_secs: u64,
+    /// After SIGINT/SIGTERM, how long in-flight requests may still run.
+    pub shutdown_grace_secs: u64,
+    /// Written once listening: JSON with the endpoint, region and (simulator) demo users.
+    pub ready_file: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 7080)),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 120,
+            shutdown_grace_secs: 20,
+            ready_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegionConfig {
+    /// The region name this gateway reports (DescribeRegions, availability zones). Default
+    /// `us-east-1`: libcloud only accepts names it knows and filters zones by region name.
+    pub name: String,
+    /// Require SigV4 credential scopes to name `name`. Off by default: clients sign with whatever
+    /// region they were configured with (boto 2 even derives it from the host name).
+    pub strict: bool,
+}
+
+impl Default for RegionConfig {
+    fn default() -> Self {
+        RegionConfig { name: "us-east-1".into(), strict: false }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Allowed difference between the client's signing time and ours (AWS: 15 minutes).
+    pub max_skew_secs: u64,
+    /// How long keys learned from CloudStack (admin lookup) are trusted before asking again.
+    pub cache_ttl_secs: u64,
+    /// How long an access key CloudStack does not know is remembered as unknown.
+    pub negative_cache_ttl_secs: u64,
+    /// Bound on the number of cached keys.
+    pub cache_max_entries: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { max_skew_secs: 900, cache_ttl_secs: 300, negative_cache_ttl_secs: 30, cache_max_entries: 10_000 }
+    }
+}
+
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudStackConfig {
+    /// Full API URL, e.g. `http://cloudstack:8080/client/api`. Unset: the built-in simulator.
+    pub endpoint: Option<String>,
+    /// Admin keys used only to look up unknown access keys (getUser).
+    pub admin_api_key: Option<String>,
+    pub admin_secret_key: Option<String>,
+    pub call_timeout_secs: u64,
+    pub job_timeout_secs: u64,
+}
+
+impl Default for CloudStackConfig {
+    fn default() -> Self {
+        CloudStackConfig {
+            endpoint: None,
+            admin_api_key: None,
+            admin_secret_key: None,
+            call_timeout_secs: 30,
+            job_timeout_secs: 600,
+        }
+    }
+}
+
+impl std::fmt::Debug for CloudStackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudStackConfig")
+            .field("endpoint", &self.endpoint)
+            .field("admin_api_key", &self.admin_api_key)
+            .field("admin_secret_key", &self.admin_secret_key.as_ref().map(|_| "<redacted>"))
+            .field("call_timeout_secs", &self.call_timeout_secs)
+            .field("job_timeout_secs", &self.job_timeout_secs)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Where the embedded simulator listens (loopback; port 0 = any free port).
+    pub listen: SocketAddr,
+    /// Near-zero job delays (tests) instead of realistic ones.
+    pub fast: bool,
+    /// Seed file; unset = the built-in seed.
+    pub seed: Option<PathBuf>,
+    /// Where the simulator keeps its generated demo keys. Unset: `$XDG_DATA_HOME/ec2bridge/sim`
+    /// (or `~/.local/share/ec2bridge/sim`); empty: keep them in memory only.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig { listen: SocketAddr::from(([127, 0, 0, 1], 0)), fast: false, seed: None, state_dir: None }
+    }
+}
+
+impl SimulatorConfig {
+    /// The state directory after applying the defaults described on `state_dir`.
+    pub fn effective_state_dir(&self) -> Option<PathBuf> {
+        match &self.state_dir {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => data_dir().map(|d| d.join("sim")),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/ec2bridge` or `~/.local/share/ec2bridge`.
+pub fn data_dir() -> Option<PathBuf> {
+    let non_empty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").and_then(non_empty) {
+        return Some(x.join("ec2bridge"));
+    }
+    std::env::var_os("HOME").and_then(non_empty).map(|h| h.join(".local/share/ec2bridge"))
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://path` or `postgres://…`.
+    pub url: Option<String>,
+    /// File holding the key that encrypts secrets at rest.
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingsConfig {
+    /// A directory of `*.toml` mapping files replacing the compiled-in table.
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Bool,
+}
+
+/// Every key, for environment overrides (`EC2BRIDGE_<SECTION>_<KEY>`). A unit test keeps it in
+/// step with the structs.
+const KEYS: &[(&str, &str, Kind)] = &[
+    ("server", "listen", Kind::Str),
+    ("server", "max_body_bytes", Kind::Int),
+    ("server", "request_timeout_secs", Kind::Int),
+    ("server", "shutdown_grace_secs", Kind::Int),
+    ("server", "ready_file", Kind::Str),
+    ("region", "name", Kind::Str),
+    ("region", "strict", Kind::Bool),
+    ("auth", "max_skew_secs", Kind::Int),
+    ("auth", "cache_ttl_secs", Kind::Int),
+    ("auth", "negative_cache_ttl_secs", Kind::Int),
+    ("auth", "cache_max_entries", Kind::Int),
+    ("cloudstack", "endpoint", Kind::Str),
+    ("cloudstack", "admin_api_key", Kind::Str),
+    ("cloudstack", "admin_secret_key", Kind::Str),
+    ("cloudstack", "call_timeout_secs", Kind::Int),
+    ("cloudstack", "job_timeout_secs", Kind::Int),
+    ("simulator", "listen", Kind::Str),
+    ("simulator", "fast", Kind::Bool),
+    ("simulator", "seed", Kind::Str),
+    ("simulator", "state_dir", Kind::Str),
+    ("store", "url", Kind::Str),
+    ("store", "key_file", Kind::Str),
+    ("mappings", "dir", Kind::Str),
+];
+
+const SECTIONS: &[&str] = &["server", "region", "auth", "cloudstack", "simulator", "store", "mappings"];
+
+impl Config {
+    /// File (if any) + the process environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Config> {
+        let mut table = match path {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                // Checked on its own first so that a mistake in the file is reported with its line.
+                if let Err(e) = toml::from_str::<Config>(&text) {
+                    bail!("invalid configuration file {}: {e}", p.display());
+                }
+                text.parse::<toml::Table>().with_context(|| format!("config file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("EC2BRIDGE_")).collect();
+        env.sort();
+        for (name, value) in env {
+            apply_env(&mut table, &name, &value)?;
+        }
+        let where_ = path.map(|p| p.display().to_string()).unwrap_or_else(|| "environment".into());
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration ({where_}): {}", e.message()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.region.name.is_empty() || !self.region.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            bail!("region.name must be letters, digits and '-' (got {:?})", self.region.name);
+        }
+        if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
+            bail!("server.max_body_bytes and server.request_timeout_secs must be positive");
+        }
+        match (&self.cloudstack.admin_api_key, &self.cloudstack.admin_secret_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                bail!("cloudstack.admin_api_key and cloudstack.admin_secret_key must be set together")
+            }
+            _ => {}
+        }
+        if let Some(e) = &self.cloudstack.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            bail!("cloudstack.endpoint must be an http:// or https:// URL (got {e:?})");
+        }
+        Ok(())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_secs)
+    }
+
+    pub fn auth_settings(&self) -> crate::auth::AuthSettings {
+        crate::auth::AuthSettings {
+            max_skew: Duration::from_secs(self.auth.max_skew_secs),
+            strict_region: self.region.strict.then(|| self.region.name.clone()),
+            ..Default::default()
+        }
+    }
+
+    pub fn cache_options(&self) -> crate::auth::credentials::CacheOptions {
+        crate::auth::credentials::CacheOptions {
+            ttl: Duration::from_secs(self.auth.cache_ttl_secs),
+            negative_ttl: Duration::from_secs(self.auth.negative_cache_ttl_secs),
+            max_entries: self.auth.cache_max_entries.max(1),
+        }
+    }
+}
+
+fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result<()> {
+    let rest = name.trim_start_matches("EC2BRIDGE_").to_ascii_lowercase();
+    let Some(section) = SECTIONS.iter().find(|s| rest.strip_prefix(*s).is_some_and(|r| r.starts_with('_'))) else {
+        return Ok(());
+    };
+    let key = &rest[section.len() + 1..];
+    let Some((_, _, kind)) = KEYS.iter().find(|(s, k, _)| s == section && *k == key) else {
+        bail!("unknown configuration key {section}.{key} (from environment variable {name})");
+    };
+    let v = match kind {
+        Kind::Str => toml::Value::String(value.to_string()),
+        Kind::Int => toml::Value::Integer(
+            value.trim().parse().with_context(|| format!("{name}: expected an integer, got {value:?}"))?,
+        ),
+        Kind::Bool => toml::Value::Boolean(match value.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => bail!("{name}: expected true or false, got {value:?}"),
+        }),
+    };
+    let sec = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(sec) = sec.as_table_mut() else { bail!("config: [{section}] must be a table") };
+    sec.insert(key.to_string(), v);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn write(text: &str) -> tempfile_path::TempPath {
+        tempfile_path::TempPath::new(text)
+    }
+
+    /// Minimal temp file helper (no extra dependency).
+    mod tempfile_path {
+        pub struct TempPath(pub std::path::PathBuf);
+        impl TempPath {
+            pub fn new(text: &str) -> Self {
+                let p = std::env::temp_dir().join(format!("ec2bridge-cfg-{}.toml", uuid::Uuid::new_v4()));
+                std::fs::write(&p, text).unwrap();
+                TempPath(p)
+            }
+        }
+        impl Drop for TempPath {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load_with_env(None, env(&[("EC2BRIDGE_LOG", "debug"), ("EC2BRIDGE_CONFIG", "x")])).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.listen.port(), 7080);
+        assert_eq!(c.region.name, "us-east-1");
+        assert!(c.cloudstack.endpoint.is_none());
+    }
+
+    #[test]
+    fn file_and_env_overrides() {
+        let f = write(
+            "[server]\nlisten = \"127.0.0.1:9000\"\nmax_body_bytes = 2048\n[region]\nname = \"zone-a\"\n\
+             [cloudstack]\nendpoint = \"http://cs:8080/client/api\"\nadmin_api_key = \"1234\"\nadmin_secret_key = \"s\"\n",
+        );
+        let c = Config::load_with_env(
+            Some(&f.0),
+            env(&[
+                ("EC2BRIDGE_SERVER_LISTEN", "127.0.0.1:9001"),
+                ("EC2BRIDGE_REGION_STRICT", "true"),
+                ("EC2BRIDGE_CLOUDSTACK_ADMIN_API_KEY", "0042"),
+                ("EC2BRIDGE_SIMULATOR_FAST", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.port(), 9001);
+        assert_eq!(c.server.max_body_bytes, 2048);
+        assert_eq!(c.region.name, "zone-a");
+        assert!(c.region.strict);
+        // A numeric-looking key stays a string.
+        assert_eq!(c.cloudstack.admin_api_key.as_deref(), Some("0042"));
+        assert!(c.simulator.fast);
+        assert_eq!(c.auth_settings().strict_region.as_deref(), Some("zone-a"));
+        assert!(!format!("{c:?}").contains("admin_secret_key: Some(\"s\")"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let f = write("[server]\nlisten = \"127.0.0.1:9000\"\nlisen = 1\n");
+        let e = Config::load_with_env(Some(&f.0), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
+        let f = write("[serverr]\n");
+        let e = Config::load_with_env(Some(&f.0), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("serverr"), "{e}");
+        let e = Config::load_with_env(None, env(&[("EC2BRIDGE_SERVER_LISTN", "x")])).unwrap_err().to_string();
+        assert!(e.contains("server.listn") && e.contains("EC2BRIDGE_SERVER_LISTN"), "{e}");
+        let e = Config::load_with_env(None, env(&[("EC2BRIDGE_AUTH_MAX_SKEW_SECS", "soon")])).unwrap_err().to_string();
+        assert!(e.contains("EC2BRIDGE_AUTH_MAX_SKEW_SECS"), "{e}");
+        let e = Config::load_with_env(None, env(&[("EC2BRIDGE_SERVER_LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(e.contains("listen") || e.contains("address"), "{e}");
+        let e = Config::load_with_env(None, env(&[("EC2BRIDGE_CLOUDSTACK_ADMIN_API_KEY", "k")])).unwrap_err();
+        assert!(e.to_string().contains("together"));
+    }
+
+    #[test]
+    fn keys_table_matches_structs() {
+        // Every listed key is accepted...
+        for (s, k, kind) in KEYS {
+            let v = match kind {
+                Kind::Str if *k == "listen" => "\"127.0.0.1:1\"".to_string(),
+                Kind::Str if *k == "endpoint" => "\"http://x/client/api\"".to_string(),
+                Kind::Str => "\"x\"".to_string(),
+                Kind::Int => "5".to_string(),
+                Kind::Bool => "true".to_string(),
+            };
+            let mut text = format!("[{s}]\n{k} = {v}\n");
+            if k.starts_with("admin_") {
+                text = "[cloudstack]\nadmin_api_key = \"a\"\nadmin_secret_key = \"b\"\n".into();
+            }
+            let t: toml::Table = text.parse().unwrap();
+            let r: Result<Config, _> = toml::Value::Table(t).try_into();
+            assert!(r.is_ok(), "{s}.{k}: {r:?}");
+        }
+        // ...and every key of a fully populated config is listed.
+        let mut c = Config::default();
+        c.server.ready_file = Some("r".into());
+        c.cloudstack = CloudStackConfig {
+            endpoint: Some("e".into()),
+            admin_api_key: Some("a".into()),
+            admin_secret_key: Some("b".into()),
+            ..Default::default()
+        };
+        c.simulator.seed = Some("s".into());
+        c.simulator.state_dir = Some("d".into());
+        c.store = StoreConfig { url: Some("u".into()), key_file: Some("k".into()) };
+        c.mappings.dir = Some("m".into());
+        let v = toml::Value::try_from(&c).unwrap();
+        let mut n = 0;
+        for (s, sec) in v.as_table().unwrap() {
+            for k in sec.as_table().unwrap().keys() {
+                assert!(KEYS.iter().any(|(a, b, _)| a == s && b == k), "{s}.{k} missing from KEYS");
+                n += 1;
+            }
+        }
+        assert_eq!(n, KEYS.len());
+    }
+}

@@ -2,12 +2,28 @@
 //! (`signatureVersion=3` + short `expires`), deadlines, async-job polling with backoff, paging,
 //! error decoding by errorcode/cserrorcode, and a TTL cache for slow-changing metadata.
 //!
-//! CONTRACT (other modules rely on these signatures; the bodies are the client work item's):
+//! CONTRACT (other modules rely on these signatures):
+//! - `CsClient::new(endpoint, opts)`; cheap to clone (clones share the pool, counter and cache).
+//! - `call` returns the object under the single top-level `*response` key, with `success` made a
+//!   JSON bool whatever form CloudStack used. Error documents become `CsError::Api`.
+//! - `list_all` pages (page/pagesize=500) and returns the items under `item_key`.
+//! - `list_cached` is `list_all` behind a per-(api key, command, params) TTL cache, for zones,
+//!   offerings, OS types and templates.
+//! - `start_job` + `wait_job` for async commands; `wait_job` never blocks a thread.
+//! - `calls()` counts HTTP requests sent to CloudStack (pages and polls included).
+//!
+//! Secrets and signatures never appear in logs or error messages: the signed URL is built here and
+//! reqwest errors are stripped of it before they are turned into text.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use dashmap::DashMap;
+use serde_json::{Map, Value};
 
+use super::signing::{java_url_encode, sign};
 use super::{CsCredentials, CsError};
 
 #[derive(Debug, Clone)]
@@ -41,52 +57,601 @@ pub struct JobStarted {
     pub id: Option<String>,
 }
 
+/// How far ahead `expires` is set. Short so a captured URL cannot be replayed for long, but with
+/// room for ordinary clock skew; below the 15 minutes CloudStack enforces when it is strict.
+pub const SIGNATURE_WINDOW: Duration = Duration::from_secs(300);
+/// CloudStack's default (and usual maximum) page size.
+pub const PAGE_SIZE: usize = 500;
+/// Upper bound of the poll interval while waiting for a job.
+pub const POLL_MAX: Duration = Duration::from_secs(2);
+/// Queries longer than this go as a POST form body (CloudStack takes 2 KB userdata by GET only).
+const MAX_GET_QUERY: usize = 2048;
+/// Refuse answers larger than this rather than exhaust memory on a broken backend.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+/// A list that never ends (a backend ignoring `page`) stops here.
+const MAX_PAGES: usize = 10_000;
+/// Consecutive transport failures tolerated while polling a job before giving up.
+const POLL_TRANSPORT_RETRIES: u32 = 3;
+/// Parameters the client sets itself; callers' copies are ignored.
+const RESERVED: [&str; 6] = ["command", "response", "apiKey", "signature", "signatureVersion", "expires"];
+
+/// Cache key: (api key, command, sorted params, item key).
+type CacheKey = (String, String, Vec<(String, String)>, String);
+
+#[derive(Default)]
+struct CacheSlot {
+    // A tokio mutex per key so that concurrent misses make one backend call, not one each.
+    entry: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Value>>)>>,
+}
+
+struct Inner {
+    endpoint: reqwest::Url,
+    http: reqwest::Client,
+    opts: ClientOptions,
+    calls: AtomicU64,
+    cache: DashMap<CacheKey, Arc<CacheSlot>>,
+}
+
 #[derive(Clone)]
 pub struct CsClient {
-    _endpoint: String,
-    _opts: ClientOptions,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsClient")
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("calls", &self.calls())
+            .finish_non_exhaustive()
+    }
 }
 
 impl CsClient {
     /// `endpoint` is the full API URL, e.g. `http://127.0.0.1:8080/client/api`.
     pub fn new(endpoint: &str, opts: ClientOptions) -> Result<Self, CsError> {
-        Ok(CsClient { _endpoint: endpoint.to_string(), _opts: opts })
+        let url = reqwest::Url::parse(endpoint)
+            .map_err(|e| CsError::Transport(format!("invalid CloudStack endpoint {endpoint:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(CsError::Transport(format!("CloudStack endpoint {endpoint:?} is not an http(s) URL")));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(CsError::Transport(format!("CloudStack endpoint {endpoint:?} must not carry a query")));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(opts.call_timeout)
+            .connect_timeout(opts.call_timeout.min(Duration::from_secs(10)))
+            // Below the idle timeouts of common servers (Jetty: 30 s), so we close idle connections
+            // before the server does and rarely pick a dead one.
+            .pool_idle_timeout(Duration::from_secs(20))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(|e| CsError::Transport(format!("cannot build HTTP client: {}", error_text(&e.without_url()))))?;
+        Ok(CsClient {
+            inner: Arc::new(Inner { endpoint: url, http, opts, calls: AtomicU64::new(0), cache: DashMap::new() }),
+        })
+    }
+
+    /// The endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        self.inner.endpoint.as_str()
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.opts
+    }
+
+    /// HTTP requests sent to CloudStack so far by this client and its clones (every page and every
+    /// job poll counts), for "backend calls per EC2 action" figures.
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
     }
 
     /// One signed call. Returns the object under the `<command>response` envelope.
+    ///
+    /// Empty values are left out (as CloudStack clients do); a repeated name keeps its last value
+    /// (as the servlet would); `command`, `response`, `apiKey`, `signature`, `signatureVersion`
+    /// and `expires` are always the client's own.
     pub async fn call(
         &self,
-        _creds: &CsCredentials,
-        _command: &str,
-        _params: &[(String, String)],
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
     ) -> Result<Value, CsError> {
-        Err(CsError::Transport("not implemented".into()))
+        let started = Instant::now();
+        let body = self.send(creds, command, params).await;
+        let out = match body {
+            Ok((status, bytes)) => decode(command, status, &bytes),
+            Err(e) => Err(e),
+        };
+        match &out {
+            Ok(_) => tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, "cloudstack call"),
+            Err(e) => {
+                tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, error = %e, "cloudstack call failed")
+            }
+        }
+        out
     }
 
     /// A list command, following pages until `count` items are collected. Returns the items under
     /// `item_key` (e.g. `virtualmachine`).
     pub async fn list_all(
         &self,
-        _creds: &CsCredentials,
-        _command: &str,
-        _params: &[(String, String)],
-        _item_key: &str,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
     ) -> Result<Vec<Value>, CsError> {
-        Err(CsError::Transport("not implemented".into()))
+        let mut base: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
+        base.push(("pagesize".into(), PAGE_SIZE.to_string()));
+        let mut items = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let mut p = base.clone();
+            p.push(("page".into(), page.to_string()));
+            let mut resp = self.call(creds, command, &p).await?;
+            let count = resp.get("count").and_then(as_u64);
+            let batch = match resp.get_mut(item_key).map(Value::take) {
+                Some(Value::Array(a)) => a,
+                // One object where a list was expected: treat it as a one-item page.
+                Some(v @ Value::Object(_)) => vec![v],
+                Some(Value::Null) | None => Vec::new(),
+                Some(_) => return Err(CsError::BadResponse(format!("{command}: `{item_key}` is not a list"))),
+            };
+            let n = batch.len();
+            items.extend(batch);
+            let done = match count {
+                Some(c) => n == 0 || items.len() as u64 >= c,
+                // Old releases leave out `count`: a short page is the last one.
+                None => n < PAGE_SIZE,
+            };
+            if done {
+                return Ok(items);
+            }
+        }
+        Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
+    }
+
+    /// `list_all` behind the metadata cache: answers from memory while younger than
+    /// `metadata_ttl`. Keyed by (api key, command, params, item key), so one user never sees another
+    /// user's view. Only for data that rarely changes (zones, offerings, OS types, templates).
+    /// Errors are not cached.
+    pub async fn list_cached(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+    ) -> Result<Arc<Vec<Value>>, CsError> {
+        let mut sorted: Vec<(String, String)> = params.to_vec();
+        sorted.sort();
+        let key: CacheKey = (creds.api_key.clone(), command.to_string(), sorted, item_key.to_string());
+        let slot = self.inner.cache.entry(key).or_default().clone();
+        let mut entry = slot.entry.lock().await;
+        if let Some((at, items)) = entry.as_ref()
+            && at.elapsed() < self.inner.opts.metadata_ttl
+        {
+            return Ok(items.clone());
+        }
+        let items = Arc::new(self.list_all(creds, command, params, item_key).await?);
+        *entry = Some((Instant::now(), items.clone()));
+        drop(entry);
+        self.prune_cache();
+        Ok(items)
+    }
+
+    /// Forget every cached list (e.g. after registering or deleting a template).
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// Forget the cached lists of one command, for every user.
+    pub fn invalidate_cached(&self, command: &str) {
+        self.inner.cache.retain(|k, _| k.1 != command);
+    }
+
+    /// Keep the cache bounded when many users come and go: drop expired entries once it grows.
+    fn prune_cache(&self) {
+        if self.inner.cache.len() <= 4096 {
+            return;
+        }
+        let ttl = self.inner.opts.metadata_ttl;
+        self.inner.cache.retain(|_, slot| match slot.entry.try_lock() {
+            Ok(e) => e.as_ref().is_some_and(|(at, _)| at.elapsed() < ttl),
+            Err(_) => true, // being filled right now
+        });
     }
 
     /// Start an async command; answers at once with its job id (and new object id).
     pub async fn start_job(
         &self,
-        _creds: &CsCredentials,
-        _command: &str,
-        _params: &[(String, String)],
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
     ) -> Result<JobStarted, CsError> {
-        Err(CsError::Transport("not implemented".into()))
+        let resp = self.call(creds, command, params).await?;
+        let jobid = resp
+            .get("jobid")
+            .and_then(as_id)
+            .ok_or_else(|| CsError::BadResponse(format!("{command}: no jobid in the answer")))?;
+        let id = resp.get("id").and_then(as_id);
+        Ok(JobStarted { jobid, id })
     }
 
     /// Poll a job to its end (backoff, deadline, never blocking a thread). Returns `jobresult`.
-    pub async fn wait_job(&self, _creds: &CsCredentials, _command: &str, _jobid: &str) -> Result<Value, CsError> {
-        Err(CsError::Transport("not implemented".into()))
+    pub async fn wait_job(&self, creds: &CsCredentials, command: &str, jobid: &str) -> Result<Value, CsError> {
+        let deadline = Instant::now() + self.inner.opts.job_timeout;
+        let mut delay = self.inner.opts.poll_initial.max(Duration::from_millis(1));
+        let mut transport_failures = 0;
+        let params = [("jobid".to_string(), jobid.to_string())];
+        loop {
+            // Sleep first: a job just started is practically never done, and every poll is a
+            // backend call. At least one poll happens, even with a zero deadline.
+            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+            match self.call(creds, "queryAsyncJobResult", &params).await {
+                Ok(job) => {
+                    transport_failures = 0;
+                    if let Some(result) = job_outcome(command, &job)? {
+                        return Ok(result);
+                    }
+                }
+                Err(CsError::Transport(e)) => {
+                    // A blip while polling must not lose a job that is still running.
+                    transport_failures += 1;
+                    if transport_failures > POLL_TRANSPORT_RETRIES {
+                        return Err(CsError::Transport(e));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(CsError::JobTimeout { command: command.to_string(), jobid: jobid.to_string() });
+            }
+            delay = (delay * 3 / 2).min(POLL_MAX);
+        }
+    }
+
+    /// Sign and send; returns HTTP status and body. Counts the call.
+    async fn send(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+    ) -> Result<(u16, bytes::Bytes), CsError> {
+        let query = signed_query(creds, command, params, time::OffsetDateTime::now_utc());
+        let inner = &*self.inner;
+        let req = if query.len() > MAX_GET_QUERY {
+            inner
+                .http
+                .post(inner.endpoint.clone())
+                .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(query)
+        } else {
+            let mut url = inner.endpoint.clone();
+            url.set_query(Some(&query));
+            inner.http.get(url)
+        };
+        inner.calls.fetch_add(1, Ordering::Relaxed);
+        let timeout = inner.opts.call_timeout;
+        let fut = async {
+            let mut resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Ok(Err(CsError::BadResponse(format!("{command}: answer larger than {MAX_BODY} bytes"))));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>(Ok((status, body.freeze())))
+        };
+        // reqwest enforces the same deadline; the outer timeout also bounds anything it does not.
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => Err(deadline_error(command, timeout)),
+            Ok(Err(e)) if e.is_timeout() => Err(deadline_error(command, timeout)),
+            Ok(Err(e)) => Err(CsError::Transport(format!(
+                "{command} to {}: {}",
+                host_of(&inner.endpoint),
+                error_text(&e.without_url())
+            ))),
+            Ok(Ok(r)) => r,
+        }
+    }
+}
+
+fn deadline_error(command: &str, timeout: Duration) -> CsError {
+    CsError::Transport(format!("{command}: no answer within {} ms", timeout.as_millis()))
+}
+
+fn host_of(url: &reqwest::Url) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("?")),
+        None => url.host_str().unwrap_or("?").to_string(),
+    }
+}
+
+/// An error and its causes on one line. Callers pass errors already stripped of URLs.
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// The complete signed query string (names and values Java-URL-encoded, so `+` goes as `%2B`).
+pub(crate) fn signed_query(
+    creds: &CsCredentials,
+    command: &str,
+    params: &[(String, String)],
+    now: time::OffsetDateTime,
+) -> String {
+    // BTreeMap: one value per name (the last, as the servlet keeps), deterministic order.
+    let mut all: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in params {
+        if !v.is_empty() && !k.is_empty() && !RESERVED.contains(&k.as_str()) {
+            all.insert(k, v);
+        }
+    }
+    let expires = format_expires(now + SIGNATURE_WINDOW);
+    all.insert("command", command);
+    all.insert("response", "json");
+    all.insert("apiKey", &creds.api_key);
+    all.insert("signatureVersion", "3");
+    all.insert("expires", &expires);
+    let signature = sign(all.iter().map(|(k, v)| (*k, *v)), &creds.secret_key);
+    let mut q = String::with_capacity(256);
+    for (k, v) in all.iter().map(|(k, v)| (*k, *v)).chain(std::iter::once(("signature", signature.as_str()))) {
+        if !q.is_empty() {
+            q.push('&');
+        }
+        q.push_str(&java_url_encode(k));
+        q.push('=');
+        q.push_str(&java_url_encode(v));
+    }
+    q
+}
+
+/// `yyyy-MM-dd'T'HH:mm:ss+0000`, the form every CloudStack release parses.
+pub(crate) fn format_expires(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Turn an HTTP answer into the envelope's content or an error, by codes only.
+fn decode(command: &str, status: u16, body: &[u8]) -> Result<Value, CsError> {
+    let doc: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) if (200..300).contains(&status) => {
+            return Err(CsError::BadResponse(format!("{command}: answer is not JSON (HTTP {status})")));
+        }
+        // Not CloudStack talking (a proxy page, a gateway timeout): the backend is unreachable.
+        Err(_) if status >= 500 => {
+            return Err(CsError::Transport(format!("{command}: HTTP {status} without a CloudStack answer")));
+        }
+        Err(_) => {
+            return Err(CsError::Api {
+                command: command.to_string(),
+                errorcode: status,
+                cserrorcode: None,
+                text: format!("HTTP {status} without a CloudStack error document"),
+            });
+        }
+    };
+    let inner = match envelope(command, doc) {
+        Some(v) => v,
+        None if (200..300).contains(&status) => {
+            return Err(CsError::BadResponse(format!("{command}: no single `*response` object in the answer")));
+        }
+        None => Value::Object(Map::new()),
+    };
+    let errorcode = inner.get("errorcode").and_then(as_u64);
+    if errorcode.is_some() || !(200..300).contains(&status) {
+        let code = errorcode.and_then(|c| u16::try_from(c).ok()).filter(|c| *c != 0).unwrap_or(status);
+        return Err(CsError::Api {
+            command: command.to_string(),
+            errorcode: code,
+            cserrorcode: inner.get("cserrorcode").and_then(as_u64).and_then(|c| u32::try_from(c).ok()),
+            text: inner.get("errortext").and_then(Value::as_str).unwrap_or_default().to_string(),
+        });
+    }
+    let mut inner = inner;
+    normalize_success(&mut inner);
+    Ok(inner)
+}
+
+/// The single top-level response object: `<command>response` if present, else the only key, else
+/// the only key ending in `response` (old releases misnamed a few).
+fn envelope(command: &str, doc: Value) -> Option<Value> {
+    let Value::Object(mut top) = doc else { return None };
+    let wanted = format!("{}response", command.to_ascii_lowercase());
+    let key = if top.contains_key(&wanted) {
+        wanted
+    } else if top.len() == 1 {
+        top.keys().next()?.clone()
+    } else {
+        let mut it = top.keys().filter(|k| k.ends_with("response"));
+        let k = it.next()?.clone();
+        if it.next().is_some() {
+            return None;
+        }
+        k
+    };
+    match top.remove(&key)? {
+        v @ Value::Object(_) => Some(v),
+        _ => None,
+    }
+}
+
+/// Old releases wrote `"success":"true"`; make it a bool so callers check one form.
+fn normalize_success(v: &mut Value) {
+    if let Some(s) = v.get_mut("success")
+        && let Some(b) = s.as_str().and_then(|t| t.trim().parse::<bool>().ok())
+    {
+        *s = Value::Bool(b);
+    }
+}
+
+/// `success` as CloudStack meant it (bool or string). None when absent.
+pub fn success_flag(v: &Value) -> Option<bool> {
+    match v.get("success")? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Decide a polled job: Ok(None) while pending, Ok(Some(jobresult)) on success.
+fn job_outcome(command: &str, job: &Value) -> Result<Option<Value>, CsError> {
+    let status = job
+        .get("jobstatus")
+        .and_then(as_u64)
+        .ok_or_else(|| CsError::BadResponse(format!("{command}: job answer without jobstatus")))?;
+    if status == 0 {
+        return Ok(None);
+    }
+    let resultcode = job.get("jobresultcode").and_then(as_u64).unwrap_or(0);
+    let mut result = job.get("jobresult").cloned().unwrap_or_else(|| Value::Object(Map::new()));
+    if status == 1 && resultcode == 0 {
+        normalize_success(&mut result);
+        return Ok(Some(result));
+    }
+    let errorcode = result
+        .get("errorcode")
+        .and_then(as_u64)
+        .filter(|c| *c != 0)
+        .or(Some(resultcode).filter(|c| *c != 0))
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(530);
+    let text = match result.get("errortext").and_then(Value::as_str) {
+        Some(t) => t.to_string(),
+        None if status == 3 => "job cancelled".to_string(),
+        None => String::new(),
+    };
+    Err(CsError::JobFailed { command: command.to_string(), errorcode, text })
+}
+
+/// A number that CloudStack may write as a JSON number or a string.
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// An id: a uuid string in modern releases, an integer in old ones.
+fn as_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn creds() -> CsCredentials {
+        CsCredentials { api_key: "sim-api-key-0001".into(), secret_key: "sim-secret-key-0001".into() }
+    }
+
+    #[test]
+    fn expires_format() {
+        let t = time::macros::datetime!(2030-01-02 03:04:05 UTC);
+        assert_eq!(format_expires(t), "2030-01-02T03:04:05+0000");
+        let t = time::macros::datetime!(2030-01-02 03:04:05 +02:00);
+        assert_eq!(format_expires(t), "2030-01-02T01:04:05+0000");
+    }
+
+    #[test]
+    fn query_is_signed_and_encoded() {
+        let now = time::macros::datetime!(2029-12-31 23:55:00 UTC);
+        let p = vec![
+            ("userdata".to_string(), "a+b c/=".to_string()),
+            ("tags[0].key".to_string(), "Name".to_string()),
+            ("empty".to_string(), String::new()),
+            ("command".to_string(), "evil".to_string()),
+        ];
+        let q = signed_query(&creds(), "listZones", &p, now);
+        assert!(q.contains("userdata=a%2Bb%20c%2F%3D"), "{q}");
+        assert!(q.contains("tags%5B0%5D.key=Name"), "{q}");
+        assert!(q.contains("command=listZones"));
+        assert!(!q.contains("evil") && !q.contains("empty="));
+        assert!(q.contains("expires=2030-01-01T00%3A00%3A00%2B0000"), "{q}");
+        assert!(!q.contains("sim-secret"));
+        // Decode as the servlet does and verify as CloudStack does.
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&q).unwrap();
+        let sig = pairs.iter().find(|(k, _)| k == "signature").unwrap().1.clone();
+        assert!(crate::cloudstack::signing::verify(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            "sim-secret-key-0001",
+            &sig
+        ));
+    }
+
+    #[test]
+    fn envelope_and_errors() {
+        let ok = decode("listZones", 200, br#"{"listzonesresponse":{"count":1,"zone":[{"id":"z"}]}}"#).unwrap();
+        assert_eq!(ok["zone"][0]["id"], "z");
+        let odd =
+            decode("revokeSecurityGroupIngress", 200, br#"{"revokesecuritygroupingress":{"jobid":"j"}}"#).unwrap();
+        assert_eq!(odd["jobid"], "j");
+        let s = decode("deleteVolume", 200, br#"{ "deletevolumeresponse" : { "success" : "true"} }"#).unwrap();
+        assert_eq!(s["success"], json!(true));
+        let e = decode(
+            "deployVirtualMachine",
+            431,
+            br#"{"deployvirtualmachineresponse":{"uuidList":[],"errorcode":431,"cserrorcode":4350,"errortext":"x"}}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, CsError::Api { errorcode: 431, cserrorcode: Some(4350), .. }), "{e:?}");
+        let e = decode("x", 432, br#"{"errorresponse":{"errorcode":432,"errortext":"Unknown API command: x"}}"#)
+            .unwrap_err();
+        assert!(matches!(e, CsError::Api { errorcode: 432, cserrorcode: None, .. }), "{e:?}");
+        assert!(matches!(decode("x", 502, b"<html>bad gateway</html>"), Err(CsError::Transport(_))));
+        assert!(matches!(decode("x", 200, b"<html/>"), Err(CsError::BadResponse(_))));
+        assert!(matches!(decode("x", 200, br#"{"aresponse":{},"bresponse":{}}"#), Err(CsError::BadResponse(_))));
+        assert!(matches!(decode("x", 200, b"[]"), Err(CsError::BadResponse(_))));
+    }
+
+    #[test]
+    fn job_outcomes() {
+        assert!(job_outcome("c", &json!({"jobstatus":0})).unwrap().is_none());
+        assert!(job_outcome("c", &json!({"jobstatus":"0"})).unwrap().is_none());
+        let r = job_outcome("c", &json!({"jobstatus":1,"jobresultcode":0,"jobresult":{"success":"true"}})).unwrap();
+        assert_eq!(r.unwrap()["success"], json!(true));
+        let e =
+            job_outcome("c", &json!({"jobstatus":2,"jobresultcode":530,"jobresult":{"errorcode":431,"errortext":"t"}}));
+        assert!(matches!(e, Err(CsError::JobFailed { errorcode: 431, .. })));
+        let e = job_outcome("c", &json!({"jobid":17177,"jobstatus":2}));
+        assert!(matches!(e, Err(CsError::JobFailed { errorcode: 530, .. })));
+        let e = job_outcome("c", &json!({"jobstatus":3,"jobresultcode":535}));
+        assert!(matches!(e, Err(CsError::JobFailed { errorcode: 535, .. })));
+        assert!(matches!(job_outcome("c", &json!({})), Err(CsError::BadResponse(_))));
+    }
+
+    #[test]
+    fn success_flag_forms() {
+        assert_eq!(success_flag(&json!({"success":true})), Some(true));
+        assert_eq!(success_flag(&json!({"success":"false"})), Some(false));
+        assert_eq!(success_flag(&json!({})), None);
     }
 }

@@ -19,6 +19,8 @@ const STATUS: &[(&str, u16)] = &[
     ("UnauthorizedOperation", 403),
     ("OptInRequired", 403),
     ("MalformedQueryString", 404),
+    ("MethodNotAllowed", 405),
+    ("RequestEntityTooLarge", 413),
     ("DryRunOperation", 412),
     ("InternalError", 500),
     ("InsufficientInstanceCapacity", 500),
@@ -63,6 +65,39 @@ impl Ec2Error {
     }
     pub fn dry_run_ok() -> Self {
         Self::new("DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
+    }
+
+    // Authentication and request-shape errors (ec2-protocol.md §2.5); wording as AWS sends it.
+    pub fn auth_failure() -> Self {
+        Self::new("AuthFailure", "AWS was not able to validate the provided access credentials")
+    }
+    pub fn signature_mismatch() -> Self {
+        Self::new(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your AWS \
+             Secret Access Key and signing method. Consult the service documentation for details.",
+        )
+    }
+    pub fn request_expired(detail: impl std::fmt::Display) -> Self {
+        Self::new("RequestExpired", format!("Request has expired. {detail}"))
+    }
+    pub fn missing_authentication_token() -> Self {
+        Self::new(
+            "MissingAuthenticationToken",
+            "The request must contain either a valid (registered) AWS access key ID or X.509 certificate.",
+        )
+    }
+    pub fn incomplete_signature(message: impl Into<String>) -> Self {
+        Self::new("IncompleteSignature", message)
+    }
+    pub fn missing_action() -> Self {
+        Self::new("MissingAction", "The request must contain the parameter Action")
+    }
+    pub fn invalid_action(action: &str) -> Self {
+        Self::new("InvalidAction", format!("The action {action} is not valid for this web service."))
+    }
+    pub fn malformed_query_string(why: impl Into<String>) -> Self {
+        Self::new("MalformedQueryString", why)
     }
 }
 

@@ -2,7 +2,9 @@
 //! the XML renderers. Knows nothing of CloudStack.
 
 pub mod error;
+pub mod query;
 pub mod registration;
+pub mod render;
 pub mod request;
 pub mod soap;
 

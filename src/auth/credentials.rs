@@ -1,0 +1,337 @@
+//! Who holds which keys. A `CredentialSource` answers "what is the secret (and CloudStack identity)
+//! of this access key?". Sources chain: the first that knows a key wins.
+//!
+//! - `MemorySource`: a fixed map, seeded from the simulator's users for the embedded default.
+//! - `CloudStackAdminSource`: asks CloudStack (`getUser&apikey=`, signed with configured admin
+//!   keys) on first use, caches the answer for a bounded time, forgets it when CloudStack rejects
+//!   the user's keys.
+//! - The store-backed source (registered keys) implements the same trait.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde_json::Value;
+
+use crate::cloudstack::{CsClient, CsCredentials, CsError};
+use crate::ec2::Ec2Error;
+
+/// What a source knows of one access key. Debug never prints secrets.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KnownUser {
+    /// The secret the client signs with (for EC2 users of CloudStack: the CloudStack secret key).
+    pub secret_key: String,
+    /// The keys every CloudStack call for this user is signed with.
+    pub cloudstack: CsCredentials,
+    /// CloudStack account name, when known.
+    pub account: Option<String>,
+}
+
+impl KnownUser {
+    /// The usual case: EC2 access/secret key = CloudStack API/secret key.
+    pub fn cloudstack_user(api_key: &str, secret_key: &str, account: Option<String>) -> Self {
+        KnownUser {
+            secret_key: secret_key.to_string(),
+            cloudstack: CsCredentials { api_key: api_key.to_string(), secret_key: secret_key.to_string() },
+            account,
+        }
+    }
+}
+
+impl std::fmt::Debug for KnownUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownUser")
+            .field("secret_key", &"<redacted>")
+            .field("cloudstack", &self.cloudstack)
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Implement `lookup` (and `forget` if the source caches) with `Box::pin(async move { .. })`.
+pub trait CredentialSource: Send + Sync {
+    /// `Ok(None)`: this source does not know the key (the next source is asked; in the end the
+    /// caller gets `AuthFailure`). `Err`: the source could not answer (e.g. CloudStack down), which
+    /// the client sees as that error (typically `Unavailable`, so SDKs retry).
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>>;
+
+    /// CloudStack said this user's keys are wrong (HTTP 401): drop any cached copy.
+    fn forget(&self, _access_key: &str) {}
+}
+
+/// Sources asked in order; the first that knows the key wins. An error from one source is returned
+/// only if no later source knows the key.
+#[derive(Default, Clone)]
+pub struct ChainSource {
+    sources: Vec<Arc<dyn CredentialSource>>,
+}
+
+impl ChainSource {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, s: Arc<dyn CredentialSource>) -> &mut Self {
+        self.sources.push(s);
+        self
+    }
+
+    pub fn with(mut self, s: Arc<dyn CredentialSource>) -> Self {
+        self.sources.push(s);
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+}
+
+impl CredentialSource for ChainSource {
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
+        Box::pin(async move {
+            let mut first_err = None;
+            for s in &self.sources {
+                match s.lookup(access_key).await {
+                    Ok(Some(u)) => return Ok(Some(u)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            first_err.map_or(Ok(None), Err)
+        })
+    }
+
+    fn forget(&self, access_key: &str) {
+        for s in &self.sources {
+            s.forget(access_key);
+        }
+    }
+}
+
+/// A fixed set of users (the simulator's seeded users, tests).
+#[derive(Default)]
+pub struct MemorySource {
+    users: std::sync::RwLock<HashMap<String, KnownUser>>,
+}
+
+impl MemorySource {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&self, access_key: &str, user: KnownUser) {
+        self.users.write().unwrap_or_else(|p| p.into_inner()).insert(access_key.to_string(), user);
+    }
+
+    pub fn from_sim_users(users: &[crate::sim::SimUser]) -> Self {
+        let s = Self::new();
+        for u in users {
+            s.insert(&u.api_key, KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())));
+        }
+        s
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl CredentialSource for MemorySource {
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
+        let found = self.users.read().unwrap_or_else(|p| p.into_inner()).get(access_key).cloned();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+}
+
+/// How long `CloudStackAdminSource` keeps answers.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// A known user's keys are re-read from CloudStack after this long (key rotation, disabling).
+    pub ttl: Duration,
+    /// An unknown key is not asked again for this long (stops floods of bogus keys reaching
+    /// CloudStack).
+    pub negative_ttl: Duration,
+    /// At most this many cached keys.
+    pub max_entries: usize,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30), max_entries: 10_000 }
+    }
+}
+
+/// Looks keys up in CloudStack with the gateway's admin keys.
+pub struct CloudStackAdminSource {
+    client: Arc<CsClient>,
+    admin: CsCredentials,
+    opts: CacheOptions,
+    cache: DashMap<String, (Instant, Option<KnownUser>)>,
+}
+
+impl CloudStackAdminSource {
+    pub fn new(client: Arc<CsClient>, admin: CsCredentials, opts: CacheOptions) -> Self {
+        CloudStackAdminSource { client, admin, opts, cache: DashMap::new() }
+    }
+
+    fn cached(&self, access_key: &str) -> Option<Option<KnownUser>> {
+        let entry = self.cache.get(access_key)?;
+        let (at, user) = entry.value();
+        let ttl = if user.is_some() { self.opts.ttl } else { self.opts.negative_ttl };
+        (at.elapsed() < ttl).then(|| user.clone())
+    }
+
+    fn store(&self, access_key: &str, user: Option<KnownUser>) {
+        if self.cache.len() >= self.opts.max_entries {
+            // Drop expired entries first; if still full, drop arbitrary ones (a cache, not a store).
+            let ttl = self.opts.ttl.max(self.opts.negative_ttl);
+            self.cache.retain(|_, (at, _)| at.elapsed() < ttl);
+            let excess = (self.cache.len() + 1).saturating_sub(self.opts.max_entries);
+            let victims: Vec<String> = self.cache.iter().take(excess).map(|e| e.key().clone()).collect();
+            for k in victims {
+                self.cache.remove(&k);
+            }
+        }
+        self.cache.insert(access_key.to_string(), (Instant::now(), user));
+    }
+
+    async fn fetch(&self, access_key: &str) -> Result<Option<KnownUser>, Ec2Error> {
+        let params = [("apikey".to_string(), access_key.to_string())];
+        let resp = match self.client.call(&self.admin, "getUser", &params).await {
+            Ok(v) => v,
+            Err(CsError::Api { errorcode: 401, .. }) => {
+                tracing::error!("CloudStack rejected the gateway's admin keys (getUser answered 401)");
+                return Err(Ec2Error::unavailable());
+            }
+            // 431 (invalid parameter) / 530 with "unable to find user": the key is unknown.
+            Err(CsError::Api { errorcode: 431 | 530, .. }) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "credential lookup in CloudStack failed");
+                return Err(Ec2Error::unavailable());
+            }
+        };
+        let Some(user) = resp.get("user").and_then(first_object) else { return Ok(None) };
+        if user.get("apikey").and_then(Value::as_str) != Some(access_key) {
+            return Ok(None);
+        }
+        if let Some(state) = user.get("state").and_then(Value::as_str)
+            && !state.eq_ignore_ascii_case("enabled")
+        {
+            return Ok(None);
+        }
+        let account = user.get("account").and_then(Value::as_str).map(str::to_string);
+        // Older releases return `secretkey` in the user object; newer ones only via getUserKeys.
+        let secret = match user.get("secretkey").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            Some(s) => s.to_string(),
+            None => {
+                let Some(id) = user.get("id").and_then(Value::as_str) else { return Ok(None) };
+                let keys =
+                    self.client.call(&self.admin, "getUserKeys", &[("id".to_string(), id.to_string())]).await.map_err(
+                        |e| {
+                            tracing::warn!(error = %e, "getUserKeys failed");
+                            Ec2Error::unavailable()
+                        },
+                    )?;
+                match keys
+                    .get("userkeys")
+                    .and_then(first_object)
+                    .and_then(|k| k.get("secretkey"))
+                    .and_then(Value::as_str)
+                {
+                    Some(s) if !s.is_empty() => s.to_string(),
+                    _ => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(KnownUser::cloudstack_user(access_key, &secret, account)))
+    }
+}
+
+/// CloudStack answers a single object either bare or as a one-element list.
+fn first_object(v: &Value) -> Option<&Value> {
+    match v {
+        Value::Array(a) => a.first(),
+        Value::Object(_) => Some(v),
+        _ => None,
+    }
+}
+
+impl CredentialSource for CloudStackAdminSource {
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
+        Box::pin(async move {
+            if let Some(hit) = self.cached(access_key) {
+                return Ok(hit);
+            }
+            let user = self.fetch(access_key).await?;
+            self.store(access_key, user.clone());
+            Ok(user)
+        })
+    }
+
+    fn forget(&self, access_key: &str) {
+        self.cache.remove(access_key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Failing;
+    impl CredentialSource for Failing {
+        fn lookup<'a>(&'a self, _k: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
+            Box::pin(async { Err(Ec2Error::unavailable()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn chain_first_known_wins_and_errors_surface_only_if_unknown() {
+        let a = MemorySource::new();
+        a.insert("k1", KnownUser::cloudstack_user("k1", "s1", Some("acct".into())));
+        let b = MemorySource::new();
+        b.insert("k1", KnownUser::cloudstack_user("k1", "other", None));
+        b.insert("k2", KnownUser::cloudstack_user("k2", "s2", None));
+        let chain = ChainSource::new().with(Arc::new(a)).with(Arc::new(Failing)).with(Arc::new(b));
+        assert_eq!(chain.lookup("k1").await.unwrap().unwrap().secret_key, "s1");
+        assert_eq!(chain.lookup("k2").await.unwrap().unwrap().secret_key, "s2");
+        assert_eq!(chain.lookup("nobody").await.unwrap_err().code, "Unavailable");
+        let only_mem = ChainSource::new().with(Arc::new(MemorySource::new()));
+        assert!(only_mem.lookup("nobody").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let u = KnownUser::cloudstack_user("k", "very-secret", None);
+        assert!(!format!("{u:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn admin_cache_bounds_and_forget() {
+        let client = Arc::new(CsClient::new("http://127.0.0.1:1/client/api", Default::default()).unwrap());
+        let admin = CsCredentials { api_key: "a".into(), secret_key: "b".into() };
+        let opts =
+            CacheOptions { ttl: Duration::from_secs(60), negative_ttl: Duration::from_millis(0), max_entries: 3 };
+        let s = CloudStackAdminSource::new(client, admin, opts);
+        s.store("neg", None);
+        // Negative answers expire at once with a zero negative TTL; positive ones are kept.
+        assert!(s.cached("neg").is_none());
+        for i in 0..10 {
+            s.store(&format!("k{i}"), Some(KnownUser::cloudstack_user("k", "s", None)));
+            assert!(s.cache.len() <= 3);
+        }
+        assert!(s.cached("k9").unwrap().is_some());
+        s.forget("k9");
+        assert!(s.cached("k9").is_none());
+    }
+}

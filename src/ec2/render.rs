@@ -1,0 +1,126 @@
+//! Response envelopes (ec2-protocol.md §3.1, §4.1, §6): the Query success document, the Query error
+//! document and the SOAP body/fault. The executor produces the inner XML; this wraps it.
+
+use super::Ec2Error;
+
+pub const CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
+pub const REQUEST_ID_HEADER: &str = "x-amzn-RequestId";
+const XML_DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+const AWS_FAULT_NS: &str = "http://webservices.amazon.com/AWSFault/2005-15-09";
+
+/// `http://ec2.amazonaws.com/doc/<version>/` (with the trailing slash libcloud needs).
+pub fn namespace(version: &str) -> String {
+    format!("http://ec2.amazonaws.com/doc/{}/", escape(version))
+}
+
+/// Escape text or attribute content.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 cannot carry at all become U+FFFD rather than a broken document.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `<ActionResponse xmlns=…><requestId>…</requestId>{inner}</ActionResponse>` without the XML
+/// declaration (shared by Query and SOAP).
+fn response_element(request_id: &str, action: &str, version: &str, inner: &str) -> String {
+    format!(
+        "<{action}Response xmlns=\"{ns}\"><requestId>{rid}</requestId>{inner}</{action}Response>",
+        ns = namespace(version),
+        rid = escape(request_id)
+    )
+}
+
+/// The Query success document. `action` must be a plain name (the Query front end checks it).
+pub fn query_success(request_id: &str, action: &str, version: &str, inner: &str) -> String {
+    format!("{XML_DECL}\n{}", response_element(request_id, action, version, inner))
+}
+
+/// The Query error document: no namespace, exactly Code then Message, `RequestID`.
+pub fn query_error(request_id: &str, err: &Ec2Error) -> String {
+    format!(
+        "{XML_DECL}\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+        escape(&err.code),
+        escape(&err.message),
+        escape(request_id)
+    )
+}
+
+/// A SOAP 1.1 envelope whose Body holds the same element as the Query answer.
+pub fn soap_success(request_id: &str, action: &str, version: &str, inner: &str) -> String {
+    format!(
+        "{XML_DECL}\n<soap:Envelope xmlns:soap=\"{SOAP_ENV}\"><soap:Body>{}</soap:Body></soap:Envelope>",
+        response_element(request_id, action, version, inner)
+    )
+}
+
+/// A SOAP fault (sent with HTTP 500): `aws:Client.<Code>` or `aws:Server.<Code>`.
+pub fn soap_fault(request_id: &str, err: &Ec2Error) -> String {
+    let class = if err.is_server() { "Server" } else { "Client" };
+    format!(
+        "{XML_DECL}\n<soap:Envelope xmlns:soap=\"{SOAP_ENV}\" xmlns:aws=\"{AWS_FAULT_NS}\"><soap:Body><soap:Fault>\
+         <faultcode>aws:{class}.{code}</faultcode><faultstring>{msg}</faultstring>\
+         <detail><aws:RequestId>{rid}</aws:RequestId></detail></soap:Fault></soap:Body></soap:Envelope>",
+        code = escape(&err.code),
+        msg = escape(&err.message),
+        rid = escape(request_id)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_envelope() {
+        let s = query_success("rid-1", "DescribeRegions", "2016-11-15", "<regionInfo/>");
+        assert_eq!(
+            s,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>rid-1</requestId><regionInfo/></DescribeRegionsResponse>"
+        );
+        let doc = roxmltree::Document::parse(&s).unwrap();
+        assert_eq!(doc.root_element().tag_name().namespace(), Some("http://ec2.amazonaws.com/doc/2016-11-15/"));
+    }
+
+    #[test]
+    fn error_document() {
+        let e = Ec2Error::new("InvalidInstanceID.NotFound", "The instance ID 'i-1a2b3c4d' does not exist");
+        assert_eq!(
+            query_error("ea96", &e),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID &apos;i-1a2b3c4d&apos; does not exist</Message></Error></Errors><RequestID>ea96</RequestID></Response>"
+        );
+        let e = Ec2Error::new("InvalidParameterValue", "Value (<a&b>\u{1}) is invalid");
+        let s = query_error("r", &e);
+        let doc = roxmltree::Document::parse(&s).unwrap();
+        let root = doc.root_element();
+        assert_eq!(root.tag_name().namespace(), None);
+        let err = root.first_element_child().unwrap().first_element_child().unwrap();
+        let kids: Vec<_> = err.children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
+        assert_eq!(kids, ["Code", "Message"]);
+        assert_eq!(err.last_element_child().unwrap().text(), Some("Value (<a&b>\u{FFFD}) is invalid"));
+    }
+
+    #[test]
+    fn soap_envelopes() {
+        let f = soap_fault("r", &Ec2Error::new("UnsupportedOperation", "nope"));
+        let doc = roxmltree::Document::parse(&f).unwrap();
+        let code = doc.descendants().find(|n| n.has_tag_name("faultcode")).unwrap();
+        assert_eq!(code.text(), Some("aws:Client.UnsupportedOperation"));
+        assert!(soap_fault("r", &Ec2Error::internal()).contains("aws:Server.InternalError"));
+        let s = soap_success("r", "DescribeRegions", "2012-08-15", "<regionInfo/>");
+        let doc = roxmltree::Document::parse(&s).unwrap();
+        let resp = doc.descendants().find(|n| n.has_tag_name("DescribeRegionsResponse")).unwrap();
+        assert_eq!(resp.tag_name().namespace(), Some("http://ec2.amazonaws.com/doc/2012-08-15/"));
+    }
+}
