@@ -10,8 +10,8 @@ use ec2bridge::auth::wssec;
 use ec2bridge::cloudstack::CsCredentials;
 use ec2bridge::ec2::Ec2Error;
 use ec2bridge::ec2::registration::{
-    BoxFuture, CERT_DELETED, CERT_OK, KEYS_OK, KeyCheck, KeyChecker, PutCertificate, RawRequest, Registration,
-    RegistrationStore, signed_url,
+    AccountOf, BoxFuture, CERT_DELETED, CERT_OK, KEYS_OK, KeyCheck, KeyChecker, PutCertificate, RawRequest,
+    Registration, RegistrationStore, signed_url,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use time::OffsetDateTime;
@@ -26,28 +26,25 @@ struct MemStore {
 }
 
 impl RegistrationStore for MemStore {
-    fn put_user_keys<'a>(&'a self, a: &'a str, s: &'a str, acct: Option<&'a str>) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn put_user_keys<'a>(&'a self, a: &'a str, s: &'a str, o: &'a AccountOf) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            self.keys.lock().unwrap().insert(a.into(), (s.into(), acct.map(Into::into)));
+            self.keys.lock().unwrap().insert(a.into(), (s.into(), Some(o.account.clone())));
             Ok(())
         })
     }
     fn user_secret<'a>(&'a self, a: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
         Box::pin(async move { Ok(self.keys.lock().unwrap().get(a).map(|(s, _)| s.clone())) })
     }
-    fn put_certificate<'a>(
-        &'a self,
-        a: &'a str,
-        fp: &'a str,
-        der: &'a [u8],
-    ) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
+    fn put_certificate<'a>(&'a self, a: &'a str, pem: &'a str) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
         Box::pin(async move {
+            let der = ec2bridge::ec2::registration::certificate_der(pem).unwrap();
+            let fp = wssec::fingerprint(&der);
             let mut c = self.certs.lock().unwrap();
-            if c.get(fp).is_some_and(|(owner, _)| owner != a) {
+            if c.get(&fp).is_some_and(|(owner, _)| owner != a) {
                 return Ok(PutCertificate::TakenByOther);
             }
             c.retain(|_, (owner, _)| owner != a);
-            c.insert(fp.into(), (a.into(), der.to_vec()));
+            c.insert(fp, (a.into(), der));
             Ok(PutCertificate::Stored)
         })
     }
@@ -70,7 +67,7 @@ impl KeyChecker for Cloud {
     fn check<'a>(&'a self, c: &'a CsCredentials) -> BoxFuture<'a, Result<KeyCheck, Ec2Error>> {
         Box::pin(async move {
             Ok(if self.0.iter().any(|(a, s)| *a == c.api_key && *s == c.secret_key) {
-                KeyCheck::Valid { account: Some("acct-1".into()) }
+                KeyCheck::Valid(AccountOf { account: "acct-1".into(), domain: "ROOT".into() })
             } else {
                 KeyCheck::Rejected
             })

@@ -317,7 +317,8 @@ fn doctype_and_entity_bombs_are_refused() {
 
 #[tokio::test]
 async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
-    use ec2bridge::ec2::soap::{SoapFrontend, render_fault};
+    use ec2bridge::ec2::render::soap_fault;
+    use ec2bridge::ec2::soap::SoapFrontend;
     let Some(k) = kit("frontend") else { return };
     let run = r#"<ns0:RunInstances xmlns:ns0="http://ec2.amazonaws.com/doc/2012-08-15/"><ns0:imageId>ami-1</ns0:imageId><ns0:minCount>1</ns0:minCount><ns0:maxCount>1</ns0:maxCount><ns0:keyName>k</ns0:keyName><ns0:groupSet><ns0:item><ns0:groupName>web</ns0:groupName></ns0:item></ns0:groupSet><ns0:userData version="1.0" encoding="base64"><ns0:data>aGk=</ns0:data></ns0:userData><ns0:instanceType>m1.small</ns0:instanceType><ns0:placement><ns0:availabilityZone>z1</ns0:availabilityZone></ns0:placement></ns0:RunInstances>"#;
     let doc = k.sign("alice", "alice", run, &[]);
@@ -336,7 +337,7 @@ async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
     // The same bytes again: a replay.
     let e = fe.authenticate(&reg, doc.as_bytes(), "req-2".into()).await.unwrap_err();
     assert_eq!(e.code, "InvalidSecurity");
-    assert!(render_fault(&e, "req-2").contains("aws:Client.InvalidSecurity"));
+    assert!(soap_fault("req-2", &e).contains("aws:Client.InvalidSecurity"));
 
     // Oversized: refused before parsing.
     let mut big = doc.clone().into_bytes();

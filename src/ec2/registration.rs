@@ -80,26 +80,85 @@ pub enum PutCertificate {
 
 /// What registration needs from the store. Secrets are handed over in clear; the store encrypts.
 pub trait RegistrationStore: Send + Sync {
+    /// Register or replace a user's keys with the CloudStack account/domain they belong to.
     fn put_user_keys<'a>(
         &'a self,
         access_key: &'a str,
         secret_key: &'a str,
-        account: Option<&'a str>,
+        owner: &'a AccountOf,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
     /// The registered secret for `access_key`.
     fn user_secret<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
-    /// Bind `der` (fingerprint = lowercase hex SHA-256 of it) to `access_key`, replacing the
-    /// user's previous certificate.
+    /// Bind the certificate (`pem`, already checked by [`certificate_der`]) to `access_key`,
+    /// replacing the user's previous one. Fingerprint: lowercase hex SHA-256 of the DER.
     fn put_certificate<'a>(
         &'a self,
         access_key: &'a str,
-        fingerprint: &'a str,
-        der: &'a [u8],
+        pem: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<PutCertificate>>;
     /// The access key a certificate is registered to.
     fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
     /// Remove the user's certificate; false if there was none.
     fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// The real store (sqlx; secrets sealed at rest).
+impl RegistrationStore for crate::store::Store {
+    fn put_user_keys<'a>(
+        &'a self,
+        access_key: &'a str,
+        secret_key: &'a str,
+        owner: &'a AccountOf,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            Ok(crate::store::Store::put_user_keys(self, access_key, secret_key, &owner.account, &owner.domain).await?)
+        })
+    }
+    fn user_secret<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(async move { Ok(self.get_user_keys(access_key).await?.map(|u| u.secret_key)) })
+    }
+    fn put_certificate<'a>(
+        &'a self,
+        access_key: &'a str,
+        pem: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
+        Box::pin(async move {
+            match crate::store::Store::put_certificate(self, access_key, pem).await {
+                Ok(_) => Ok(PutCertificate::Stored),
+                Err(crate::store::StoreError::CertificateInUse) => Ok(PutCertificate::TakenByOther),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+    fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(
+            async move { Ok(crate::store::Store::find_certificate(self, fingerprint).await?.map(|c| c.access_key)) },
+        )
+    }
+    fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(crate::store::Store::delete_certificate(self, access_key).await? > 0) })
+    }
+}
+
+/// Users registered through `SetUserKeys`, as a credential source for Query and SOAP callers.
+pub struct RegisteredUsers(pub std::sync::Arc<crate::store::Store>);
+
+impl crate::auth::CredentialSource for RegisteredUsers {
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<crate::auth::KnownUser>, Ec2Error>> {
+        Box::pin(async move {
+            match self.0.get_user_keys(access_key).await {
+                Ok(Some(u)) => {
+                    let account = (!u.account.is_empty()).then(|| u.account.clone());
+                    Ok(Some(crate::auth::KnownUser::cloudstack_user(&u.access_key, &u.secret_key, account)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => {
+                    tracing::error!(error = %e, "registered-user lookup failed");
+                    Err(Ec2Error::internal())
+                }
+            }
+        })
+    }
 }
 
 /// Registered certificates as the WS-Security lookup: identity = the access key.
@@ -117,10 +176,17 @@ impl CertificateLookup for CertsFromStore<'_> {
     }
 }
 
+/// The CloudStack account a pair of keys belongs to (empty when CloudStack did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountOf {
+    pub account: String,
+    pub domain: String,
+}
+
 /// Whether a pair of CloudStack keys works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyCheck {
-    Valid { account: Option<String> },
+    Valid(AccountOf),
     Rejected,
 }
 
@@ -134,9 +200,10 @@ impl KeyChecker for CsClient {
         Box::pin(async move {
             match self.call(creds, "listAccounts", &[("listall".to_string(), "false".to_string())]).await {
                 Ok(v) => {
-                    let account =
-                        v.get("account").and_then(|a| a.get(0)).and_then(|a| a.get("name")).and_then(|n| n.as_str());
-                    Ok(KeyCheck::Valid { account: account.map(str::to_string) })
+                    let first = v.get("account").and_then(|a| a.get(0));
+                    let field =
+                        |k: &str| first.and_then(|a| a.get(k)).and_then(|n| n.as_str()).unwrap_or("").to_string();
+                    Ok(KeyCheck::Valid(AccountOf { account: field("name"), domain: field("domain") }))
                 }
                 Err(CsError::Api { errorcode: 401 | 403 | 432, .. }) => Ok(KeyCheck::Rejected),
                 Err(CsError::Transport(_)) => Err(Ec2Error::unavailable()),
@@ -189,13 +256,13 @@ impl<'a> Registration<'a> {
                 }
                 verify_sigv2(req, &params, secret, now, self.max_skew)?;
                 let creds = CsCredentials { api_key: access.to_string(), secret_key: secret.to_string() };
-                let account = match self.keys.check(&creds).await? {
-                    KeyCheck::Valid { account } => account,
+                let owner = match self.keys.check(&creds).await? {
+                    KeyCheck::Valid(owner) => owner,
                     KeyCheck::Rejected => {
                         return Err(Ec2Error::new("AuthFailure", "CloudStack did not accept these API keys"));
                     }
                 };
-                self.store.put_user_keys(access, secret, account.as_deref()).await.map_err(store_error)?;
+                self.store.put_user_keys(access, secret, &owner).await.map_err(store_error)?;
                 tracing::info!(access_key = access, "user keys registered");
                 Ok(Reply::ok(KEYS_OK))
             }
@@ -216,7 +283,7 @@ impl<'a> Registration<'a> {
                 let pem = require(get("cert"), "cert")?;
                 let der = certificate_der(pem)?;
                 let fp = wssec::fingerprint(&der);
-                match self.store.put_certificate(&access, &fp, &der).await.map_err(store_error)? {
+                match self.store.put_certificate(&access, pem).await.map_err(store_error)? {
                     PutCertificate::Stored => {
                         tracing::info!(access_key = access, fingerprint = fp, "certificate registered");
                         Ok(Reply::ok(CERT_OK))

@@ -1,6 +1,6 @@
 //! The SOAP 1.1 front end (ec2-protocol.md §6): a WS-Security-signed envelope becomes the same
-//! [`Ec2Request`] a Query request does, and answers go back as the Query response tree inside a
-//! SOAP envelope, or as a SOAP fault.
+//! [`Ec2Request`] a Query request does. Answers go back as the Query response tree inside a SOAP
+//! envelope, or as a SOAP fault with HTTP 500 (`ec2::render::soap_success` / `soap_fault`).
 //!
 //! Only the operation element that the signature covered is read (`auth::wssec` hands over an
 //! owned copy of it). Flattening into Query parameters is generic; the few element paths whose
@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
-use quick_xml::escape::escape;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
@@ -20,25 +19,9 @@ use crate::ec2::{Ec2Error, Ec2Request, Frontend, Params};
 /// Largest SOAP request accepted (bytes). RunInstances user data (16 KiB, base64) plus a signed
 /// envelope fits many times over; anything bigger is refused before parsing.
 pub const MAX_SOAP_BODY: usize = 256 * 1024;
-/// SOAP faults travel with HTTP 500 (SOAP 1.1 §6.2; AWS SOAP docs).
-pub const FAULT_STATUS: u16 = 500;
 /// Upper bound on flattened parameters, far above any real request.
 const MAX_PARAMS: usize = 4096;
 const EC2_NS_PREFIX: &str = "http://ec2.amazonaws.com/doc/";
-
-/// Whether an HTTP request is SOAP: `text/xml` (SOAP 1.1) with a `SOAPAction` header, or a body
-/// that opens with an XML envelope. Query POSTs are `application/x-www-form-urlencoded`.
-pub fn is_soap_request(content_type: Option<&str>, has_soap_action: bool, body: &[u8]) -> bool {
-    let ct = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if ct == "application/x-www-form-urlencoded" {
-        return false;
-    }
-    if has_soap_action || ct == "text/xml" || ct == "application/soap+xml" {
-        return true;
-    }
-    let head = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<')
-}
 
 // ---------------------------------------------------------------------------------------------
 // The path table
@@ -341,38 +324,6 @@ impl SoapFrontend {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Rendering
-
-const SOAP_OPEN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>"#;
-const SOAP_CLOSE: &str = "</soapenv:Body></soapenv:Envelope>";
-
-/// The Query response tree of `req`'s version inside a SOAP envelope. `inner` is what
-/// `Executor::execute` returned: the response element's content after `<requestId>`.
-pub fn render_response(req: &Ec2Request, inner: &str) -> String {
-    format!(
-        "{SOAP_OPEN}<{a}Response xmlns=\"{EC2_NS_PREFIX}{v}/\"><requestId>{id}</requestId>{inner}</{a}Response>{SOAP_CLOSE}",
-        a = req.action,
-        v = req.version,
-        id = escape(&req.request_id),
-    )
-}
-
-/// A SOAP fault for `err` (`aws:Client.<Code>` / `aws:Server.<Code>`); send with [`FAULT_STATUS`].
-pub fn render_fault(err: &Ec2Error, request_id: &str) -> String {
-    let class = if err.is_server() { "Server" } else { "Client" };
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
-         xmlns:aws=\"http://webservices.amazon.com/AWSFault/2005-15-09\"><soapenv:Body><soapenv:Fault>\
-         <faultcode>aws:{class}.{code}</faultcode><faultstring>{msg}</faultstring>\
-         <detail><aws:RequestId>{id}</aws:RequestId></detail></soapenv:Fault>{SOAP_CLOSE}",
-        code = escape(err.code.as_ref()),
-        msg = escape(&err.message),
-        id = escape(request_id),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -622,44 +573,6 @@ mod tests {
         ] {
             assert_eq!(version_of(bad).unwrap_err().code, "InvalidSOAPRequest");
         }
-    }
-
-    #[test]
-    fn rendering() {
-        let req = Ec2Request {
-            request_id: "r-1".into(),
-            action: "DescribeVolumes".into(),
-            version: "2012-08-15".into(),
-            params: Params::new(),
-            frontend: Frontend::Soap,
-        };
-        let out = render_response(&req, "<volumeSet/>");
-        let doc = roxmltree::Document::parse(&out).unwrap();
-        let body = doc.root_element().first_element_child().unwrap();
-        assert!(body.has_tag_name((wssec::NS_SOAP11, "Body")));
-        let resp = body.first_element_child().unwrap();
-        assert!(resp.has_tag_name(("http://ec2.amazonaws.com/doc/2012-08-15/", "DescribeVolumesResponse")));
-        assert_eq!(resp.first_element_child().unwrap().text(), Some("r-1"));
-
-        let f = render_fault(
-            &Ec2Error::new("InvalidInstanceID.NotFound", "The instance ID 'i-1' <x> does not exist"),
-            "r-2",
-        );
-        let doc = roxmltree::Document::parse(&f).unwrap();
-        let code = doc.descendants().find(|n| n.has_tag_name("faultcode")).unwrap().text().unwrap();
-        assert_eq!(code, "aws:Client.InvalidInstanceID.NotFound");
-        let msg = doc.descendants().find(|n| n.has_tag_name("faultstring")).unwrap().text().unwrap();
-        assert_eq!(msg, "The instance ID 'i-1' <x> does not exist");
-        let f = render_fault(&Ec2Error::internal(), "r-3");
-        assert!(f.contains("<faultcode>aws:Server.InternalError</faultcode>"));
-    }
-
-    #[test]
-    fn soap_detection() {
-        assert!(is_soap_request(Some("text/xml; charset=utf-8"), true, b"<x/>"));
-        assert!(!is_soap_request(Some("application/x-www-form-urlencoded"), false, b"Action=X"));
-        assert!(is_soap_request(None, false, b"  <?xml version='1.0'?><x/>"));
-        assert!(!is_soap_request(None, false, b""));
     }
 
     #[test]
