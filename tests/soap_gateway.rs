@@ -83,6 +83,14 @@ fn python() -> Option<PathBuf> {
 }
 
 async fn start(name: &str) -> Option<Env> {
+    let dir = std::env::temp_dir().join(format!("ec2bridge-soapgw-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("store.db").display());
+    start_on(name, dir, &url, &generate_key_base64().unwrap()).await
+}
+
+/// A gateway on the store at `url` (opened with `key`); `dir` holds certificates.
+async fn start_on(name: &str, dir: PathBuf, url: &str, key: &str) -> Option<Env> {
     let Some(python) = python() else {
         eprintln!("SKIP {name}: no python with xmlsec (set EC2BRIDGE_VENV)");
         return None;
@@ -91,10 +99,8 @@ async fn start(name: &str) -> Option<Env> {
         eprintln!("SKIP {name}: no openssl CLI");
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("ec2bridge-soapgw-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("store.db").display());
-    let store = Arc::new(Store::open(&url, &KeySource::Base64(generate_key_base64().unwrap())).await.unwrap());
+    let store = Arc::new(Store::open(url, &KeySource::Base64(key.to_string())).await.unwrap());
     let echo = Arc::new(Echo(AtomicUsize::new(0)));
     let creds = ChainSource::new().with(Arc::new(RegisteredUsers(store.clone())));
     let mut gw = Gateway::new(echo.clone(), Arc::new(creds));
@@ -260,4 +266,48 @@ async fn register_then_soap_as_the_certificate_owner() {
     let (s, what, _) = e.soap(e.sign("alice", "alice", OP, &[])).await;
     assert_eq!((s, what.as_str()), (500, "aws:Client.AuthFailure"));
     assert_eq!(e.executed(), n);
+}
+
+/// Scale-out: two gateways on one store (PostgreSQL when EC2BRIDGE_TEST_POSTGRES_URL is set, else
+/// one SQLite file). Register through one, call SOAP through the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_on_one_gateway_call_the_other() {
+    let dir = std::env::temp_dir().join(format!("ec2bridge-soapgw-two-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = generate_key_base64().unwrap();
+    let (url, schema) = match std::env::var("EC2BRIDGE_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            use sqlx::Executor as _;
+            sqlx::any::install_default_drivers();
+            let schema = format!("ec2b_test_{}_soap{}", OffsetDateTime::now_utc().unix_timestamp(), std::process::id());
+            let pool = sqlx::AnyPool::connect(&base).await.expect("connect to the test PostgreSQL");
+            pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
+            pool.close().await;
+            let sep = if base.contains('?') { '&' } else { '?' };
+            (format!("{base}{sep}options[search_path]={schema}"), Some((base, schema)))
+        }
+        Err(_) => {
+            eprintln!("PostgreSQL part skipped: EC2BRIDGE_TEST_POSTGRES_URL not set; using one SQLite file");
+            (format!("sqlite://{}", dir.join("shared.db").display()), None)
+        }
+    };
+    let Some(one) = start_on("two-a", dir.join("a"), &url, &key).await else { return };
+    let Some(other) = start_on("two-b", dir.join("b"), &url, &key).await else { return };
+    let alice = one.identity("alice");
+    assert_eq!(one.register(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)]).await.0, 200);
+    assert_eq!(one.register(AK, SK, "SetCertificate", &[("cert", &alice)]).await.0, 200);
+    // Sign with the same identity on the other side.
+    for f in ["alice.key", "alice.crt"] {
+        std::fs::copy(dir.join("a").join(f), dir.join("b").join(f)).unwrap();
+    }
+    let (s, what, body) = other.soap(other.sign("alice", "alice", OP, &[])).await;
+    assert_eq!((s, what.as_str()), (200, "DescribeInstancesResponse"), "{body}");
+    assert!(body.contains(&format!("<caller>{AK}</caller>")));
+    assert_eq!((one.executed(), other.executed()), (0, 1));
+    if let Some((base, schema)) = schema {
+        use sqlx::Executor as _;
+        let pool = sqlx::AnyPool::connect(&base).await.unwrap();
+        let _ = pool.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
