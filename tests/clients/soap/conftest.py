@@ -52,7 +52,10 @@ def gateway(workdir):
     if not shutil.which("openssl"):
         pytest.skip("openssl CLI not found")
     ready = workdir / "ready.json"
+    # stdout is the start-up banner (it prints the simulator's demo keys on purpose); the log
+    # proper is stderr.
     log = open(workdir / "gateway.log", "wb")
+    banner = open(workdir / "banner.txt", "wb")
     env = dict(os.environ)
     env.update({
         "EC2BRIDGE_STORE_URL": "sqlite://%s" % (workdir / "store.db"),
@@ -62,7 +65,7 @@ def gateway(workdir):
     env.pop("EC2BRIDGE_CONFIG", None)
     proc = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--ready-file", str(ready), "--sim-fast"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(workdir))
+        stdout=banner, stderr=log, env=env, cwd=str(workdir))
     deadline = time.time() + 60
     while not ready.exists():
         if proc.poll() is not None:
@@ -82,6 +85,7 @@ def gateway(workdir):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+    banner.close()
 
 
 def make_identity(workdir, name):

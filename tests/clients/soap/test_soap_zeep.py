@@ -217,7 +217,7 @@ def test_attack_expired_and_missing_timestamp(wsdl, gateway, users, victim, alic
 
 def test_attack_replay(wsdl, gateway, users, alice):
     a = users["A"]
-    env = etree.tostring(envelope(wsdl, gateway, a["key"], a["cert"], "DescribeVolumes", volumeSet={"item": []}))
+    env = etree.tostring(envelope(wsdl, gateway, a["key"], a["cert"], "DescribeImages", imagesSet={"item": []}))
     first = post(gateway, env)
     assert first.status_code == 200, first.text
     assert fault_code(post(gateway, env)) == "aws:Client.InvalidSecurity"

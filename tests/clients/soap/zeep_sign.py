@@ -34,9 +34,26 @@ class Timestamp:
         return envelope
 
 
+class SignRequests:
+    """Timestamp + BinarySignature on requests. Responses are not signed (EC2's SOAP answers were
+    not either, and ec2-api-tools do not check), so nothing is verified on the way back; zeep's
+    list form of `wsse` cannot express that."""
+
+    def __init__(self, plugins):
+        self.plugins = plugins
+
+    def apply(self, envelope, headers):
+        for p in self.plugins:
+            envelope, headers = p.apply(envelope, headers)
+        return envelope, headers
+
+    def verify(self, envelope):
+        return envelope
+
+
 def wsse(key, cert, offset=0, ttl=300, timestamp=True, **kw):
     sig = BinarySignature(key, cert, **kw)
-    return [Timestamp(offset, ttl), sig] if timestamp else [sig]
+    return SignRequests([Timestamp(offset, ttl), sig] if timestamp else [sig])
 
 
 def main():
