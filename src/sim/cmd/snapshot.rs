@@ -1,0 +1,7 @@
+//! (filled in below)
+
+use super::CmdSpec;
+
+pub fn commands() -> Vec<CmdSpec> {
+    vec![]
+}
