@@ -102,9 +102,6 @@ impl SimError {
     pub fn address_capacity(text: impl Into<String>) -> Self {
         Self::new(533, Some(cs::INSUFFICIENT_ADDRESS_CAPACITY), text)
     }
-    pub fn unavailable(text: impl Into<String>) -> Self {
-        Self::new(534, Some(cs::RESOURCE_UNAVAILABLE), text)
-    }
     pub fn with_uuid(mut self, uuid: impl Into<String>) -> Self {
         self.uuids.push(uuid.into());
         self

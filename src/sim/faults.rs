@@ -93,10 +93,6 @@ impl Faults {
         self.rules.iter().filter(move |r| r.command == "*" || r.command == command)
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
     /// Total extra latency for a command.
     pub fn latency(&self, command: &str) -> Option<Duration> {
         let mut total = 0u64;

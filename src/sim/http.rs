@@ -124,6 +124,12 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
         Before::Fail(e) => return error_response(&envelope_name, &e.for_caller(is_admin)),
     }
 
+    // RSA key generation is slow: do it before taking the model lock, off the async threads.
+    let pregenerated_key = if spec.name == "createSSHKeyPair" {
+        tokio::task::spawn_blocking(|| super::keys::generate("ec2bridge-sim")).await.ok().and_then(Result::ok)
+    } else {
+        None
+    };
     let mut ctx = Ctx {
         p: Params::new(map, spec.name),
         caller,
@@ -132,6 +138,7 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
         jobid: new_uuid(),
         timers: Vec::new(),
         post,
+        pregenerated_key,
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match spec.handler {
         Handler::Read(f) => {

@@ -7,10 +7,6 @@
 //! (object JSON), `jobs` (async jobs and timers), `seed` (seed file, keys), `faults`, `keys`
 //! (SSH keys, password encryption), `cmd/*` (command handlers by area).
 
-// Areas still being filled in (volumes, snapshots, key pairs, groups, IPs, tags) use helpers
-// that are not all called yet.
-#![allow(dead_code)]
-
 mod auth;
 mod cmd;
 mod error;

@@ -50,9 +50,6 @@ impl<T: Row> Table<T> {
     pub fn seq_of(&self, uuid: &str) -> Option<u64> {
         self.by_uuid.get(uuid).copied()
     }
-    pub fn by_uuid(&self, uuid: &str) -> Option<&T> {
-        self.seq_of(uuid).and_then(|s| self.rows.get(&s))
-    }
     pub fn lookup(&self, uuid: &str) -> Lookup {
         match self.by_uuid.get(uuid) {
             Some(s) => Lookup::Live(*s),
@@ -74,12 +71,6 @@ impl<T: Row> Table<T> {
     }
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.rows.values_mut()
-    }
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
     /// Find by a predicate (small tables only).
     pub fn find(&self, f: impl Fn(&T) -> bool) -> Option<(u64, &T)> {
@@ -685,7 +676,7 @@ mod tests {
         assert_eq!(t.lookup("nope"), Lookup::Unknown);
         t.remove(7);
         assert_eq!(t.lookup("u1"), Lookup::Removed);
-        assert!(t.is_empty());
+        assert_eq!(t.iter().count(), 0);
     }
 
     #[test]

@@ -38,9 +38,6 @@ impl Obj {
         }
         self
     }
-    pub fn put(&mut self, k: &str, v: impl Into<Value>) {
-        self.0.insert(k.to_string(), v.into());
-    }
     pub fn done(self) -> Value {
         Value::Object(self.0)
     }

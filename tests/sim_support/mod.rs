@@ -174,7 +174,10 @@ pub const UBUNTU_OSTYPE: &str = "93167264-c354-49a2-9d85-a102036f6446";
 
 /// Deploy a VM and wait for it; returns the VM object.
 pub async fn deploy(cs: &Cs, extra: &[(&str, &str)]) -> Value {
-    let mut p = vec![("zoneid", ZONE1), ("templateid", UBUNTU), ("serviceofferingid", T2_MICRO)];
+    // Extra values replace the defaults: a repeated name would break the signature (the server
+    // keeps one value per name).
+    let mut p: Vec<(&str, &str)> = vec![("zoneid", ZONE1), ("templateid", UBUNTU), ("serviceofferingid", T2_MICRO)];
+    p.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     p.extend_from_slice(extra);
     let r = cs.run("deployVirtualMachine", &p).await;
     r["virtualmachine"].clone()

@@ -36,6 +36,8 @@ pub struct Ctx<'a> {
     pub timers: Vec<Timer>,
     /// Request came as POST (user data may be larger).
     pub post: bool,
+    /// createSSHKeyPair: a key pair made before the model lock was taken.
+    pub pregenerated_key: Option<super::keys::Generated>,
 }
 
 impl Ctx<'_> {
