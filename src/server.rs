@@ -27,6 +27,8 @@ use crate::auth::{AuthSettings, Principal, SignedRequest};
 use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use crate::config::Config;
 use crate::ec2::query::QueryInput;
+use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
+use crate::ec2::soap::SoapFrontend;
 use crate::ec2::{Ec2Error, Ec2Request, render};
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +66,13 @@ pub struct Gateway {
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// SOAP front end (WS-Security verifier, replay cache).
+    pub soap: Arc<SoapFrontend>,
+    /// Registered keys and certificates. Without it, SOAP and the registration actions answer
+    /// that they are unavailable.
+    pub registry: Option<Arc<dyn RegistrationStore>>,
+    /// Checks keys against CloudStack before `SetUserKeys` stores them.
+    pub key_checker: Option<Arc<dyn KeyChecker>>,
 }
 
 impl Gateway {
@@ -75,6 +84,9 @@ impl Gateway {
             auth: AuthSettings::default(),
             max_body_bytes: d.max_body_bytes,
             request_timeout: Duration::from_secs(d.request_timeout_secs),
+            soap: Arc::new(SoapFrontend::with_bergshamra()),
+            registry: None,
+            key_checker: None,
         }
     }
 }
@@ -130,11 +142,12 @@ struct Reply {
     status: StatusCode,
     body: String,
     code: Option<String>,
+    content_type: &'static str,
 }
 
 impl Reply {
     fn ok(body: String) -> Self {
-        Reply { status: StatusCode::OK, body, code: None }
+        Reply { status: StatusCode::OK, body, code: None, content_type: render::CONTENT_TYPE }
     }
 
     fn query_error(rid: &str, e: &Ec2Error) -> Self {
@@ -142,6 +155,7 @@ impl Reply {
             status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
             body: render::query_error(rid, e),
             code: Some(e.code.to_string()),
+            content_type: render::CONTENT_TYPE,
         }
     }
 
@@ -151,6 +165,7 @@ impl Reply {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             body: render::soap_fault(rid, e),
             code: Some(e.code.to_string()),
+            content_type: render::CONTENT_TYPE,
         }
     }
 }
@@ -188,9 +203,10 @@ async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             "ec2 request"
         )
     });
+    let content_type = reply.content_type;
     let mut r = Response::new(Body::from(reply.body));
     *r.status_mut() = reply.status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(render::CONTENT_TYPE));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     insert_request_id(&mut r, &rid);
     r
 }
@@ -213,7 +229,10 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
         || parts.headers.get(http::header::AUTHORIZATION).is_some();
     if parts.method == Method::POST && !query_auth && crate::ec2::query::is_soap(&parts.headers) {
         info.soap = true;
-        return handle_soap(gw, rid, &parts, body).await;
+        return handle_soap(gw, rid, &parts, body, info).await;
+    }
+    if let Some(reply) = handle_registration(gw, &parts, &body, info).await {
+        return reply;
     }
     match query(gw, rid, &parts, &body, info).await {
         Ok(xml) => Reply::ok(xml),
@@ -254,17 +273,82 @@ async fn query(
     }
 }
 
-// ---- SOAP HOOK ---------------------------------------------------------------------------------
+// ---- SOAP and registration ---------------------------------------------------------------------
 // SOAP requests (POST with Content-Type text/xml or application/soap+xml, or a SOAPAction header,
-// and no Query signature) arrive here with the whole body. The SOAP front end
-// (`crate::ec2::soap`, another work item) replaces this body: parse the envelope, verify
-// WS-Security, build `Ec2Request { frontend: Frontend::Soap, .. }`, run `gw.handler.execute`, and
-// answer `render::soap_success` (200) or `Reply::soap_fault` (500).
-async fn handle_soap(_gw: &Gateway, rid: &str, _parts: &http::request::Parts, _body: Bytes) -> Reply {
-    let e = Ec2Error::new("UnsupportedOperation", "SOAP requests are not supported yet; use the Query API.");
-    Reply::soap_fault(rid, &e)
+// and no Query signature): WS-Security against the registered certificates, the same
+// `Ec2Request` as Query, answered as a SOAP body (200) or fault (500).
+async fn handle_soap(gw: &Gateway, rid: &str, _parts: &http::request::Parts, body: Bytes, info: &mut LogInfo) -> Reply {
+    match soap(gw, rid, &body, info).await {
+        Ok(xml) => Reply::ok(xml),
+        Err(e) => Reply::soap_fault(rid, &e),
+    }
 }
-// ---- end SOAP HOOK -----------------------------------------------------------------------------
+
+async fn soap(gw: &Gateway, rid: &str, body: &Bytes, info: &mut LogInfo) -> Result<String, Ec2Error> {
+    let Some(registry) = &gw.registry else {
+        return Err(Ec2Error::new(
+            "UnsupportedOperation",
+            "SOAP requests need the registration store, which this gateway does not have; use the Query API.",
+        ));
+    };
+    let (access_key, req) = gw.soap.authenticate(&CertsFromStore(registry.as_ref()), body, rid.to_string()).await?;
+    info.action = Some(req.action.chars().take(64).collect());
+    info.access_key = Some(access_key.clone());
+    // The certificate names the user; its CloudStack keys come from the credential sources.
+    let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
+    let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
+    match gw.handler.execute(&req, &principal).await {
+        Ok(inner) => Ok(render::soap_success(rid, &req.action, &req.version, &inner)),
+        Err(e) => {
+            if e.code == "AuthFailure" {
+                gw.credentials.forget(&principal.access_key);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The registration actions (`SetUserKeys`, `SetCertificate`, ...) of the old registration script:
+/// plain-text answers, their own signature rules. `None` for every other action.
+async fn handle_registration(
+    gw: &Gateway,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    info: &mut LogInfo,
+) -> Option<Reply> {
+    let raw = if parts.method == Method::POST && crate::ec2::query::is_form(&parts.headers) {
+        std::str::from_utf8(body).ok()?
+    } else {
+        parts.uri.query().unwrap_or("")
+    };
+    // Cheap look at the Action before anything is decoded twice.
+    let action = raw.split('&').find_map(|p| p.strip_prefix("Action="))?;
+    if !registration::is_registration_action(action) {
+        return None;
+    }
+    info.action = Some(action.to_string());
+    info.access_key =
+        raw.split('&').find_map(|p| p.strip_prefix("AWSAccessKeyId=")).map(|k| k.chars().take(128).collect());
+    let text = |status: StatusCode, body: String| Reply {
+        code: (!status.is_success()).then(|| body.split(':').next().unwrap_or("").to_string()),
+        status,
+        body,
+        content_type: "text/plain; charset=utf-8",
+    };
+    let (Some(store), Some(keys)) = (&gw.registry, &gw.key_checker) else {
+        return Some(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable: registration needs the gateway's store, which is not configured".into(),
+        ));
+    };
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let req = RawRequest { method: parts.method.as_str(), host, path: parts.uri.path(), raw_params: raw };
+    let mut reg = Registration::new(store.as_ref(), keys.as_ref());
+    reg.max_skew = gw.auth.max_skew;
+    let r = reg.handle(&req, OffsetDateTime::now_utc()).await;
+    Some(text(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.body))
+}
+// ---- end SOAP and registration -----------------------------------------------------------------
 
 async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Ec2Error> {
     let too_large = || {
@@ -404,12 +488,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("CloudStack client for {cs_endpoint}: {e}"))?,
     );
 
-    // Credential sources, first match wins: simulator users, (registered keys: store work item),
-    // then CloudStack itself when admin keys are configured.
+    // Registered keys and certificates (SetUserKeys / SetCertificate, SOAP).
+    let store_cfg = crate::store::StoreConfig {
+        url: cfg.store.url.clone().unwrap_or_else(|| crate::store::DEFAULT_STORE_URL.to_string()),
+        key: None,
+        key_file: cfg.store.key_file.clone().unwrap_or_else(|| crate::store::DEFAULT_KEY_FILE.into()),
+    };
+    let store = Arc::new(
+        crate::store::Store::open_config(&store_cfg)
+            .await
+            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&store_cfg.url)))?,
+    );
+
+    // Credential sources, first match wins: simulator users, registered keys, then CloudStack
+    // itself when admin keys are configured.
     let mut chain = ChainSource::new();
     if !memory.is_empty() {
         chain.push(memory.clone());
     }
+    chain.push(Arc::new(registration::RegisteredUsers(store.clone())));
     if let (Some(ak), Some(sk)) = (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
         let admin = CsCredentials { api_key: ak.clone(), secret_key: sk.clone() };
         chain.push(Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())));
@@ -427,6 +524,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth: cfg.auth_settings(),
         max_body_bytes: cfg.server.max_body_bytes,
         request_timeout: cfg.request_timeout(),
+        soap: Arc::new(SoapFrontend::with_bergshamra()),
+        registry: Some(store.clone()),
+        key_checker: Some(client.clone()),
     });
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
