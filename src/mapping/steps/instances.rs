@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_all};
+use super::super::backend::{BoxFuture, join_limited};
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared, TokenEntry, Tombstone};
 use super::super::page;
@@ -99,7 +99,7 @@ pub fn state_change<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, R
             p.extend(prep.params.iter().cloned());
             async move { ctx.start_job(command, &p).await }
         });
-        let results = join_all(futs.collect()).await;
+        let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
         let mut started = Vec::new();
         let mut first_err = None;
         for (&i, r) in todo.iter().zip(results) {
@@ -353,7 +353,7 @@ async fn destroy_all(ctx: &Ctx<'_>, made: &[(String, String)], deploy: &str) -> 
         .await;
         (u, r)
     });
-    join_all(futs.collect())
+    join_limited(futs.collect(), ctx.ex.opts.call_concurrency)
         .await
         .into_iter()
         .filter(|(_, r)| r.is_err())
@@ -386,18 +386,11 @@ async fn launch(
     let mut base = prep.params.clone();
     // The CloudStack instance group ties the batch together for DescribeInstances.
     base.push(("group".into(), rid.clone()));
-    let sem = tokio::sync::Semaphore::new(ctx.ex.opts.deploy_concurrency.max(1));
-    let futs = (0..count).map(|_| {
-        let base = &base;
-        let sem = &sem;
-        async move {
-            let _permit = sem.acquire().await;
-            ctx.start_job(command, base).await
-        }
-    });
+    let base = &base;
+    let futs = (0..count).map(|_| async move { ctx.start_job(command, base).await });
     let mut made = Vec::new();
     let mut first_err = None;
-    for r in join_all(futs.collect()).await {
+    for r in join_limited(futs.collect(), ctx.ex.opts.deploy_concurrency).await {
         match r {
             Ok(j) => match j.id {
                 Some(id) => made.push((id, j.jobid)),
