@@ -23,11 +23,17 @@ async fn availability_zones_and_regions() {
     let xml = ex.execute(&req("DescribeAvailabilityZones", &[]), &who()).await.unwrap();
     assert_eq!(all(&xml, "zoneName"), vec!["zone1", "zone2"]);
     assert_eq!(all(&xml, "regionName"), vec!["us-east-1", "us-east-1"]);
-    assert_eq!(children(&xml, "item"), vec!["zoneName", "zoneState", "regionName", "messageSet"]);
+    assert_eq!(children(&xml, "item"), vec!["zoneName", "zoneState", "regionName", "messageSet", "zoneId", "zoneType"]);
+    // Older API versions get the older shape (WSDL 2013-10-01 has no zoneId).
+    let mut old = req("DescribeAvailabilityZones", &[]);
+    old.version = "2012-08-15".into();
+    let xml_old = ex.execute(&old, &who()).await.unwrap();
+    assert_eq!(children(&xml_old, "item"), vec!["zoneName", "zoneState", "regionName", "messageSet"]);
     assert_eq!(one(&xml, "zoneState"), "available");
     // Cached: a second request makes no backend call.
     let (r, calls) = ex.execute_counted(&req("DescribeAvailabilityZones", &[("ZoneName.1", "zone2")]), &who()).await;
     assert_eq!(calls, 0);
+    let _ = xml_old;
     assert_eq!(all(&r.unwrap(), "zoneName"), vec!["zone2"]);
     assert_eq!(cs.commands(), vec!["listZones"]);
     let xml = ex
