@@ -517,7 +517,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
-    let executor = crate::mapping::Executor::new(client.clone(), cfg.mappings.dir.as_deref())?;
+    // The executor answers DescribeRegions and zones' regionName with the configured region.
+    let listen = cfg.server.listen;
+    let region_host =
+        if listen.ip().is_unspecified() { format!("localhost:{}", listen.port()) } else { listen.to_string() };
+    let regions = vec![crate::mapping::RegionInfo { name: cfg.region.name.clone(), endpoint: region_host }];
+    let exec_opts = crate::mapping::ExecutorOptions { regions, ..Default::default() };
+    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), exec_opts)?;
     let gw = Arc::new(Gateway {
         handler: Arc::new(executor),
         credentials: Arc::new(chain),
