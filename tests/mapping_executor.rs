@@ -424,6 +424,31 @@ async fn run_instances_client_token_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(e.message, "Invalid availability zone: [zz]");
+    let e = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("SecurityGroup.1", "nosuch")],
+            ),
+            &who(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        ("InvalidGroup.NotFound", "The security group 'nosuch' does not exist")
+    );
+    let xml = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("SecurityGroup.1", "default")],
+            ),
+            &who(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "groupName"), vec!["default", "default"]);
 
     // DryRun: validated and resolved, nothing deployed.
     cs.clear_calls();
