@@ -5,7 +5,8 @@
 //!   - DescribeInstances through the gateway with 10 and 1,000 instances,
 //!   - the same CloudStack list (listVirtualMachines, all pages) directly against the simulator,
 //!   - RunInstances through the gateway,
-//! and prints requests/s, p50/p99 latency and backend calls per EC2 action.
+//!
+//! It prints requests/s, p50/p99 latency and backend calls per EC2 action.
 //!
 //! Run: `cargo run --release --example bench_gateway -- [--seconds 5] [--concurrency 32]`
 //! Results and the command that made them go in bench/README.md.
