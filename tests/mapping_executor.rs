@@ -33,7 +33,6 @@ async fn availability_zones_and_regions() {
     // Cached: a second request makes no backend call.
     let (r, calls) = ex.execute_counted(&req("DescribeAvailabilityZones", &[("ZoneName.1", "zone2")]), &who()).await;
     assert_eq!(calls, 0);
-    let _ = xml_old;
     assert_eq!(all(&r.unwrap(), "zoneName"), vec!["zone2"]);
     assert_eq!(cs.commands(), vec!["listZones"]);
     let xml = ex
