@@ -53,7 +53,11 @@ async fn api(
 }
 
 fn json_response(status: u16, body: &Value) -> Response {
-    let mut r = Response::new(Body::from(body.to_string()));
+    text_response(status, body.to_string())
+}
+
+fn text_response(status: u16, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
     r
@@ -145,6 +149,10 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
             let m = sh.read();
             f(&ctx, &m).map(Reply::Value)
         }
+        Handler::ReadRaw(f) => {
+            let m = sh.read();
+            f(&ctx, &m).map(Reply::Raw)
+        }
         Handler::Write(f) => {
             let mut m = sh.write();
             let reply = f(&mut ctx, &mut m);
@@ -186,6 +194,15 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
     };
     match reply {
         Reply::Value(v) => json_response(200, &envelope(&envelope_name, v)),
+        Reply::Raw(inner) => {
+            let mut body = String::with_capacity(inner.len() + envelope_name.len() + 8);
+            body.push_str("{\"");
+            body.push_str(&envelope_name);
+            body.push_str("\":");
+            body.push_str(&inner);
+            body.push('}');
+            text_response(200, body)
+        }
         Reply::Job(j) => {
             let body = match (spec.kind, &j.create_id) {
                 (Kind::AsyncCreate, Some(id)) => json!({"id": id, "jobid": ctx.jobid}),

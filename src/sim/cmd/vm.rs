@@ -15,12 +15,12 @@ use super::super::model::vm_state::*;
 use super::super::model::*;
 use super::super::render::*;
 use super::super::seed::new_uuid;
-use super::{CmdSpec, Ctx, Reply, create, job, read, single, write};
+use super::{CmdSpec, Ctx, Reply, create, job, read, read_raw, single, write};
 
 pub fn commands() -> Vec<CmdSpec> {
     vec![
         create("deployVirtualMachine", "org.apache.cloudstack.api.command.user.vm.DeployVMCmd", deploy),
-        read("listVirtualMachines", "org.apache.cloudstack.api.command.user.vm.ListVMsCmd", list_vms),
+        read_raw("listVirtualMachines", "org.apache.cloudstack.api.command.user.vm.ListVMsCmd", list_vms),
         job("startVirtualMachine", "org.apache.cloudstack.api.command.user.vm.StartVMCmd", start),
         job("stopVirtualMachine", "org.apache.cloudstack.api.command.user.vm.StopVMCmd", stop),
         job("rebootVirtualMachine", "org.apache.cloudstack.api.command.user.vm.RebootVMCmd", reboot),
@@ -353,9 +353,9 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     ))
 }
 
-fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<Value> {
+fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
     let p = &ctx.p;
-    let empty = || list::list(p, "virtualmachine", Vec::<()>::new(), |_| json!({}));
+    let empty = || list::paging(p).map(|_| "{}".to_string());
     let Some(id) = super::meta::id_filter(ctx, &m.vms, "id")? else { return empty() };
     let mut ids: Option<std::collections::HashSet<u64>> = None;
     let id_list = p.list("ids");
@@ -427,7 +427,7 @@ fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<Value> {
         })
         .map(|(_, v)| v)
         .collect();
-    Ok(list::respond(paging, "virtualmachine", items, |v| vm_json(m, v, false)))
+    Ok(list::respond_raw(paging, "virtualmachine", items, |w, v| write_vm(w, m, v, false)))
 }
 
 fn bad_state(verb: &str, vm: &Vm) -> SimError {
