@@ -70,6 +70,8 @@ fn envelope(name: &str, inner: Value) -> Value {
 }
 
 pub fn error_response(envelope_name: &str, e: &SimError) -> Response {
+    // 432 (unsupported action) is always answered under `errorresponse`.
+    let envelope_name = if e.code == 432 { "errorresponse" } else { envelope_name };
     let mut r = json_response(e.code, &envelope(envelope_name, e.body()));
     // Header values must be visible ASCII; CloudStack's texts are, ours too, but be safe.
     let desc: String = e.text.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' }).collect();
@@ -79,9 +81,10 @@ pub fn error_response(envelope_name: &str, e: &SimError) -> Response {
     r
 }
 
-/// A response whose body fails at once, so hyper closes the connection without an answer.
+/// A response whose body fails at once, so hyper aborts the connection instead of answering.
+/// (A limit of 0 would make the size hint exactly 0 and hyper would send an empty 200.)
 fn dropped() -> Response {
-    let body = http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b"dropped")), 0);
+    let body = http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b"dropped")), 1);
     Response::new(Body::new(body))
 }
 

@@ -544,13 +544,15 @@ impl Model {
         }
     }
 
-    /// Which accounts a list call covers: own account; admins everything with `listall=true`
-    /// (domain admins their subtree); `account`/`domainid` narrow it.
+    /// Which accounts a list call covers: own account; admins everything with `listall=true` or
+    /// an `id` (domain admins their subtree); `account`/`domainid` narrow it.
     pub fn scope(&self, caller: &Caller, p: &Params) -> SimResult<Scope> {
         if let Some(named) = self.named_accounts(caller, p)? {
             return Ok(Scope::Accounts(named));
         }
-        if p.flag("listall") {
+        // As buildACLSearchParameters: an admin asking for one `id` is not limited to its own
+        // account, just as with listall.
+        if p.flag("listall") || p.has("id") {
             if caller.is_root_admin() {
                 return Ok(Scope::All);
             }
