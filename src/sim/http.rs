@@ -20,7 +20,7 @@ use super::error::SimError;
 use super::faults::{Before, JobFault};
 use super::jobs::{self, STATUS_PENDING};
 use super::model::{ACCOUNT_ROOT_ADMIN, Caller, Job};
-use super::params::{Params, dedupe, parse_pairs};
+use super::params::{Params, dedupe, normalize_names, parse_pairs};
 use super::render::now_str;
 use super::seed::new_uuid;
 
@@ -136,6 +136,10 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
         tokio::task::spawn_blocking(|| super::keys::generate("ec2bridge-sim")).await.ok().and_then(Result::ok)
     } else {
         None
+    };
+    let map = match normalize_names(map) {
+        Ok(m) => m,
+        Err(e) => return error_response(&envelope_name, &e),
     };
     let mut ctx = Ctx {
         p: Params::new(map, spec.name),

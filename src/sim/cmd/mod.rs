@@ -16,6 +16,7 @@ mod account;
 mod ip;
 mod keypair;
 mod meta;
+mod network;
 mod secgroup;
 mod snapshot;
 mod tags;
@@ -163,6 +164,7 @@ pub fn registry() -> HashMap<&'static str, CmdSpec> {
     all.extend(secgroup::commands());
     all.extend(ip::commands());
     all.extend(tags::commands());
+    all.extend(network::commands());
     all.into_iter().map(|c| (c.name, c)).collect()
 }
 
