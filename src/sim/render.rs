@@ -79,7 +79,7 @@ pub fn zone_json(z: &Zone) -> Value {
         .set("networktype", z.networktype.clone())
         .set("securitygroupsenabled", z.securitygroupsenabled)
         .set("allocationstate", z.allocationstate.clone())
-        .set("zonetoken", format!("{}-token", &z.id[..8.min(z.id.len())]))
+        .set("zonetoken", format!("{}-token", z.id.chars().take(8).collect::<String>()))
         .set("dhcpprovider", "VirtualRouter")
         .set("localstorageenabled", z.localstorageenabled)
         .set("tags", json!([]))
@@ -277,7 +277,7 @@ pub fn write_vm(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool) {
     w.str("state", vm.state);
     w.bool("haenable", vm.haenable);
     if let Some(g) = &vm.group {
-        w.str("groupid", &format!("group-{}", &vm.id[..8]));
+        w.str("groupid", &format!("group-{}", vm.id.chars().take(8).collect::<String>()));
         w.str("group", g);
     }
     if let Some(z) = z {

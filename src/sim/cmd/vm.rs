@@ -191,14 +191,14 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let displayname = p.opt("displayname").map(str::to_string).unwrap_or_else(|| name.clone());
     let data_size_gb = match disk.map(|d| m.disk_offerings.get(d).expect("live").clone()) {
         Some(d) if d.iscustomized => match size {
-            Some(s) if s > 0 => Some(s),
+            Some(s) if (1..=super::volume::MAX_CUSTOM_GB).contains(&s) => Some(s),
             _ => return Err(SimError::invalid(format!("Disk offering {} requires size parameter.", d.id))),
         },
         Some(d) => Some(d.disksize),
         None => None,
     };
     if let Some(r) = rootdisksize
-        && r < 1
+        && !(1..=super::volume::MAX_CUSTOM_GB).contains(&r)
     {
         return Err(SimError::invalid("Root disk size should be a positive number."));
     }
