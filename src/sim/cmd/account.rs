@@ -72,8 +72,11 @@ fn list_users(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     list::list(p, "user", items, |(s, u)| user_json(m, u, admin || s == ctx.caller.user))
 }
 
+/// getUser's parameter is `userapikey` (marvin getUser: required `userapikey`); a parameter
+/// named `apikey` would collide with the authentication `apiKey`, which the server matches
+/// case-insensitively. cloudstack-api.md §7 says `apikey`; the server behaviour wins.
 fn get_user(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    let key = ctx.p.req("apikey")?;
+    let key = ctx.p.req("userapikey")?;
     match m.api_keys.get(key).and_then(|s| m.users.get(*s)) {
         Some(u) => Ok(single("user", user_json(m, u, true))),
         None => Err(SimError::invalid("Unable to find user by API key")),
