@@ -2,7 +2,7 @@
 //! of this access key?". Sources chain: the first that knows a key wins.
 //!
 //! - `MemorySource`: a fixed map, seeded from the simulator's users for the embedded default.
-//! - `CloudStackAdminSource`: asks CloudStack (`getUser&apikey=`, signed with configured admin
+//! - `CloudStackAdminSource`: asks CloudStack (`getUser&userapikey=`, signed with configured admin
 //!   keys) on first use, caches the answer for a bounded time, forgets it when CloudStack rejects
 //!   the user's keys.
 //! - The store-backed source (registered keys) implements the same trait.
@@ -207,7 +207,7 @@ impl CloudStackAdminSource {
     }
 
     async fn fetch(&self, access_key: &str) -> Result<Option<KnownUser>, Ec2Error> {
-        let params = [("apikey".to_string(), access_key.to_string())];
+        let params = [("userapikey".to_string(), access_key.to_string())];
         let resp = match self.client.call(&self.admin, "getUser", &params).await {
             Ok(v) => v,
             Err(CsError::Api { errorcode: 401, .. }) => {
