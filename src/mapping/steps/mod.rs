@@ -3,6 +3,7 @@
 //! through these registries by name; adding one is adding a row, never a `match` on actions.
 
 mod account;
+pub(crate) mod addresses;
 mod images;
 mod instances;
 
@@ -33,6 +34,13 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "start/stop/reboot/destroy each instance; answers previous and current state at once",
     ),
     ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
+    (
+        "associate_address",
+        addresses::associate,
+        no_args,
+        "enableStaticNat, moving what is in the way (AllowReassociation)",
+    ),
+    ("disassociate_address", addresses::disassociate, no_args, "disableStaticNat when the address is associated"),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -40,6 +48,7 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
+    ("address_annotations", addresses::annotations, "DescribeAddresses: association ids, PublicIp.N"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {

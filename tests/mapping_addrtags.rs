@@ -1,0 +1,257 @@
+//! End to end against the in-process simulator: Elastic IPs, tags, instance attributes, instance
+//! types, instance status, console output — as EC2 clients drive them, with the CloudStack calls
+//! each action costs.
+
+mod mapping_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ec2bridge::auth::Principal;
+use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
+use ec2bridge::ids::{Kind, ec2_id};
+use ec2bridge::mapping::Executor;
+use ec2bridge::sim::{SimHandle, SimOptions};
+use mapping_support::{all, one, req};
+
+const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
+
+async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
+    let sim = ec2bridge::sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: None,
+        fast: true,
+        state_dir: None,
+    })
+    .await
+    .expect("simulator starts");
+    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
+    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
+    let ex = Executor::new(client.clone(), None).expect("table");
+    let who = principal(&sim, "alice");
+    (sim, ex, who, client)
+}
+
+fn principal(sim: &SimHandle, name: &str) -> Principal {
+    let u = sim.user(name).expect("user").clone();
+    Principal {
+        access_key: u.api_key.clone(),
+        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
+        account: Some(u.account),
+    }
+}
+
+async fn run(ex: &Executor, who: &Principal, zone: &str) -> String {
+    let ami = ec2_id(Kind::Image, UBUNTU);
+    let xml = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[
+                    ("ImageId", &ami),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("InstanceType", "m1.small"),
+                    ("Placement.AvailabilityZone", zone),
+                ],
+            ),
+            who,
+        )
+        .await
+        .expect("RunInstances");
+    one(&xml, "instanceId")
+}
+
+async fn wait_state(ex: &Executor, who: &Principal, id: &str, state: &str) {
+    for _ in 0..500 {
+        let xml = ex.execute(&req("DescribeInstances", &[("InstanceId.1", id)]), who).await.unwrap();
+        let wrapped = format!("<r>{xml}</r>");
+        let doc = roxmltree::Document::parse(&wrapped).unwrap();
+        let name = doc
+            .descendants()
+            .find(|n| n.has_tag_name("instanceState"))
+            .and_then(|n| n.children().find(|c| c.has_tag_name("name")))
+            .and_then(|c| c.text())
+            .unwrap_or("")
+            .to_string();
+        if name == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("instance {id} never reached {state}");
+}
+
+fn code(r: Result<String, ec2bridge::ec2::Ec2Error>) -> String {
+    match r {
+        Ok(x) => panic!("expected an error, got {x}"),
+        Err(e) => e.code.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn elastic_ips_against_the_simulator() {
+    let (_sim, ex, who, _client) = start().await;
+    // Default zone of AllocateAddress is the first enabled zone (zone1).
+    let vm = run(&ex, &who, "zone1").await;
+    let vm2 = run(&ex, &who, "zone1").await;
+
+    assert_eq!(
+        code(ex.execute(&req("AllocateAddress", &[("Domain", "vpc"), ("DryRun", "true")]), &who).await),
+        "DryRunOperation"
+    );
+    assert_eq!(
+        code(ex.execute(&req("AllocateAddress", &[("Domain", "classic")]), &who).await),
+        "InvalidParameterValue"
+    );
+    let (r, c_alloc) = ex.execute_counted(&req("AllocateAddress", &[("Domain", "vpc")]), &who).await;
+    let a = r.unwrap();
+    let ip = one(&a, "publicIp");
+    let alloc = one(&a, "allocationId");
+    assert_eq!(one(&a, "domain"), "vpc");
+    assert!(alloc.starts_with("eipalloc-") && alloc.len() == 26, "{alloc}");
+    let b = ex.execute(&req("AllocateAddress", &[]), &who).await.unwrap();
+    assert_eq!(one(&b, "domain"), "standard");
+    let ip2 = one(&b, "publicIp");
+    assert_ne!(ip, ip2);
+
+    let (r, c_desc) = ex.execute_counted(&req("DescribeAddresses", &[]), &who).await;
+    let d = r.unwrap();
+    assert_eq!(all(&d, "publicIp").len(), 2, "{d}");
+    let d = ex.execute(&req("DescribeAddresses", &[("PublicIp.1", &ip)]), &who).await.unwrap();
+    assert_eq!(all(&d, "allocationId"), vec![alloc.clone()]);
+    let d = ex.execute(&req("DescribeAddresses", &[("AllocationId.1", &alloc)]), &who).await.unwrap();
+    assert_eq!(all(&d, "publicIp"), vec![ip.clone()]);
+    assert_eq!(
+        code(ex.execute(&req("DescribeAddresses", &[("PublicIp.1", "203.0.113.250")]), &who).await),
+        "InvalidAddress.NotFound"
+    );
+    assert_eq!(
+        code(ex.execute(&req("DescribeAddresses", &[("AllocationId.1", "eipalloc-0123456789abcdef0")]), &who).await),
+        "InvalidAllocationID.NotFound"
+    );
+    assert_eq!(
+        code(ex.execute(&req("DescribeAddresses", &[("AllocationId.1", "eip-1")]), &who).await),
+        "InvalidAllocationID.Malformed"
+    );
+    assert_eq!(code(ex.execute(&req("DescribeAddresses", &[("MaxResults", "5")]), &who).await), "UnknownParameter");
+
+    // Associate by allocation id.
+    wait_state(&ex, &who, &vm, "running").await;
+    let (r, c_assoc) =
+        ex.execute_counted(&req("AssociateAddress", &[("AllocationId", &alloc), ("InstanceId", &vm)]), &who).await;
+    let r = r.unwrap();
+    assert_eq!(one(&r, "return"), "true");
+    let assoc = one(&r, "associationId");
+    assert!(assoc.starts_with("eipassoc-"), "{assoc}");
+    let d = ex
+        .execute(&req("DescribeAddresses", &[("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", &vm)]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&d, "publicIp"), vec![ip.clone()]);
+    assert_eq!(one(&d, "associationId"), assoc);
+    assert!(!one(&d, "privateIpAddress").is_empty());
+    let d = ex
+        .execute(
+            &req("DescribeAddresses", &[("Filter.1.Name", "association-id"), ("Filter.1.Value.1", "eipassoc-*")]),
+            &who,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all(&d, "publicIp"), vec![ip.clone()]);
+    // The instance shows the address.
+    let i = ex.execute(&req("DescribeInstances", &[("InstanceId.1", &vm)]), &who).await.unwrap();
+    assert_eq!(one(&i, "ipAddress"), ip);
+    // Same association again: nothing to do.
+    let again = ex.execute(&req("AssociateAddress", &[("PublicIp", &ip), ("InstanceId", &vm)]), &who).await.unwrap();
+    assert_eq!(one(&again, "associationId"), assoc);
+    // The address is in use by vm: moving it needs AllowReassociation.
+    wait_state(&ex, &who, &vm2, "running").await;
+    assert_eq!(
+        code(ex.execute(&req("AssociateAddress", &[("PublicIp", &ip), ("InstanceId", &vm2)]), &who).await),
+        "InvalidIPAddress.InUse"
+    );
+    let moved = ex
+        .execute(
+            &req("AssociateAddress", &[("PublicIp", &ip), ("InstanceId", &vm2), ("AllowReassociation", "true")]),
+            &who,
+        )
+        .await
+        .unwrap();
+    let assoc2 = one(&moved, "associationId");
+    assert_ne!(assoc2, assoc, "a new association has a new id");
+    // A second address on vm2 replaces the first (EC2: the old one is disassociated).
+    ex.execute(&req("AssociateAddress", &[("PublicIp", &ip2), ("InstanceId", &vm2)]), &who).await.unwrap();
+    let d = ex.execute(&req("DescribeAddresses", &[]), &who).await.unwrap();
+    let wrapped = format!("<r>{d}</r>");
+    let doc = roxmltree::Document::parse(&wrapped).unwrap();
+    let on: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("item"))
+        .map(|n| {
+            let t = |k: &str| n.children().find(|c| c.has_tag_name(k)).and_then(|c| c.text()).unwrap_or("").to_string();
+            (t("publicIp"), t("instanceId"))
+        })
+        .collect();
+    assert!(on.contains(&(ip2.clone(), vm2.clone())), "{on:?}");
+    assert!(on.contains(&(ip.clone(), String::new())), "{on:?}");
+
+    // Disassociate by the old (stale) association id -> not found; by the current one -> done.
+    assert_eq!(
+        code(ex.execute(&req("DisassociateAddress", &[("AssociationId", &assoc)]), &who).await),
+        "InvalidAssociationID.NotFound"
+    );
+    let d = ex.execute(&req("DescribeAddresses", &[("PublicIp.1", &ip2)]), &who).await.unwrap();
+    let assoc3 = one(&d, "associationId");
+    let (r, c_disassoc) = ex.execute_counted(&req("DisassociateAddress", &[("AssociationId", &assoc3)]), &who).await;
+    assert_eq!(one(&r.unwrap(), "return"), "true");
+    // An address that is not associated: nothing to do.
+    let r = ex.execute(&req("DisassociateAddress", &[("PublicIp", &ip2)]), &who).await.unwrap();
+    assert_eq!(one(&r, "return"), "true");
+    assert_eq!(code(ex.execute(&req("DisassociateAddress", &[]), &who).await), "MissingParameter");
+    assert_eq!(
+        code(ex.execute(&req("DisassociateAddress", &[("PublicIp", &ip2), ("AssociationId", &assoc3)]), &who).await),
+        "InvalidParameterCombination"
+    );
+
+    // Release: by allocation id, and by IP.
+    assert_eq!(
+        code(ex.execute(&req("ReleaseAddress", &[("AllocationId", &alloc), ("DryRun", "true")]), &who).await),
+        "DryRunOperation"
+    );
+    let (r, c_release) = ex.execute_counted(&req("ReleaseAddress", &[("AllocationId", &alloc)]), &who).await;
+    assert_eq!(one(&r.unwrap(), "return"), "true");
+    ex.execute(&req("ReleaseAddress", &[("PublicIp", &ip2)]), &who).await.unwrap();
+    let d = ex.execute(&req("DescribeAddresses", &[]), &who).await.unwrap();
+    assert!(all(&d, "publicIp").is_empty(), "{d}");
+    assert_eq!(code(ex.execute(&req("ReleaseAddress", &[("PublicIp", &ip2)]), &who).await), "InvalidAddress.NotFound");
+    assert_eq!(
+        code(ex.execute(&req("ReleaseAddress", &[("AllocationId", &alloc)]), &who).await),
+        "InvalidAllocationID.NotFound"
+    );
+    eprintln!(
+        "backend calls: AllocateAddress={c_alloc} DescribeAddresses={c_desc} AssociateAddress={c_assoc} DisassociateAddress={c_disassoc} ReleaseAddress={c_release}"
+    );
+    assert_eq!(c_desc, 1);
+    // Zones are cached (RunInstances used them): associateIpAddress + its job.
+    assert_eq!(c_alloc, 2);
+    assert_eq!(c_assoc, 3, "address lookup, the caller's addresses, enableStaticNat");
+    assert_eq!(c_disassoc, 3, "address lookup, disableStaticNat + its job");
+    assert_eq!(c_release, 3, "address lookup, disassociateIpAddress + its job");
+}
+
+#[tokio::test]
+async fn addresses_of_other_accounts_are_not_found() {
+    let (sim, ex, who, _client) = start().await;
+    let a = ex.execute(&req("AllocateAddress", &[]), &who).await.unwrap();
+    let ip = one(&a, "publicIp");
+    let alloc = one(&a, "allocationId");
+    let bob = principal(&sim, "bob");
+    assert_eq!(code(ex.execute(&req("ReleaseAddress", &[("PublicIp", &ip)]), &bob).await), "InvalidAddress.NotFound");
+    assert_eq!(
+        code(ex.execute(&req("ReleaseAddress", &[("AllocationId", &alloc)]), &bob).await),
+        "InvalidAllocationID.NotFound"
+    );
+    let d = ex.execute(&req("DescribeAddresses", &[]), &bob).await.unwrap();
+    assert!(!all(&d, "publicIp").contains(&ip));
+}
