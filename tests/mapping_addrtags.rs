@@ -255,3 +255,176 @@ async fn addresses_of_other_accounts_are_not_found() {
     let d = ex.execute(&req("DescribeAddresses", &[]), &bob).await.unwrap();
     assert!(!all(&d, "publicIp").contains(&ip));
 }
+
+/// (resourceId, key, value) rows of a DescribeTags answer.
+fn tag_rows(xml: &str) -> Vec<(String, String, String)> {
+    let wrapped = format!("<r>{xml}</r>");
+    let doc = roxmltree::Document::parse(&wrapped).unwrap();
+    let mut v: Vec<(String, String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("item"))
+        .map(|n| {
+            let t = |k: &str| n.children().find(|c| c.has_tag_name(k)).and_then(|c| c.text()).unwrap_or("").to_string();
+            (t("resourceId"), t("key"), t("value"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn tags_against_the_simulator() {
+    let (_sim, ex, who, _client) = start().await;
+    let vm = run(&ex, &who, "zone1").await;
+    let i = ex.execute(&req("DescribeInstances", &[("InstanceId.1", &vm)]), &who).await.unwrap();
+    let sg = one(&i, "groupId");
+    let eip = one(&ex.execute(&req("AllocateAddress", &[]), &who).await.unwrap(), "allocationId");
+    let ami = ec2_id(Kind::Image, UBUNTU);
+
+    // Three kinds in one call: one createTags per kind.
+    let (r, c_create) = ex
+        .execute_counted(
+            &req(
+                "CreateTags",
+                &[
+                    ("ResourceId.1", &vm),
+                    ("ResourceId.2", &sg),
+                    ("ResourceId.3", &eip),
+                    ("Tag.1.Key", "Name"),
+                    ("Tag.1.Value", "web"),
+                    ("Tag.2.Key", "env"),
+                    ("Tag.2.Value", "prod"),
+                ],
+            ),
+            &who,
+        )
+        .await;
+    assert_eq!(one(&r.unwrap(), "return"), "true");
+    let (r, c_desc) = ex.execute_counted(&req("DescribeTags", &[]), &who).await;
+    let d = r.unwrap();
+    let rows = tag_rows(&d);
+    for id in [&vm, &sg, &eip] {
+        assert!(rows.contains(&(id.to_string(), "Name".into(), "web".into())), "{rows:?}");
+        assert!(rows.contains(&(id.to_string(), "env".into(), "prod".into())), "{rows:?}");
+    }
+    assert_eq!(all(&d, "resourceType").iter().filter(|t| *t == "elastic-ip").count(), 2);
+    // Filters: resource-type, resource-id, key, value (wildcards), tag:key.
+    let f = |n: &'static str, v: &'static str| vec![("Filter.1.Name", n), ("Filter.1.Value.1", v)];
+    let d = ex.execute(&req("DescribeTags", &f("resource-type", "instance")), &who).await.unwrap();
+    assert_eq!(tag_rows(&d).len(), 2);
+    assert!(all(&d, "resourceType").iter().all(|t| t == "instance"));
+    let d = ex
+        .execute(&req("DescribeTags", &[("Filter.1.Name", "resource-id"), ("Filter.1.Value.1", &sg)]), &who)
+        .await
+        .unwrap();
+    assert_eq!(
+        tag_rows(&d),
+        vec![(sg.clone(), "Name".into(), "web".into()), (sg.clone(), "env".into(), "prod".into())]
+    );
+    let d = ex.execute(&req("DescribeTags", &f("value", "pr*")), &who).await.unwrap();
+    assert_eq!(tag_rows(&d).len(), 3);
+    let d = ex.execute(&req("DescribeTags", &f("tag:env", "prod")), &who).await.unwrap();
+    assert_eq!(tag_rows(&d).len(), 3);
+    assert_eq!(code(ex.execute(&req("DescribeTags", &f("color", "x")), &who).await), "InvalidParameterValue");
+    // Paging: 6 tags, 5 a page.
+    let p1 = ex.execute(&req("DescribeTags", &[("MaxResults", "5")]), &who).await.unwrap();
+    assert_eq!(tag_rows(&p1).len(), 5);
+    let tok = one(&p1, "nextToken");
+    let p2 = ex.execute(&req("DescribeTags", &[("MaxResults", "5"), ("NextToken", &tok)]), &who).await.unwrap();
+    assert_eq!(tag_rows(&p2).len(), 1);
+    assert!(all(&p2, "nextToken").is_empty());
+
+    // Overwrite: an existing key gets the new value.
+    ex.execute(&req("CreateTags", &[("ResourceId.1", &vm), ("Tag.1.Key", "Name"), ("Tag.1.Value", "db")]), &who)
+        .await
+        .unwrap();
+    let d = ex
+        .execute(&req("DescribeTags", &[("Filter.1.Name", "resource-id"), ("Filter.1.Value.1", &vm)]), &who)
+        .await
+        .unwrap();
+    assert_eq!(tag_rows(&d), vec![(vm.clone(), "Name".into(), "db".into()), (vm.clone(), "env".into(), "prod".into())]);
+    // Tags show in DescribeInstances and DescribeAddresses.
+    let i = ex.execute(&req("DescribeInstances", &[("InstanceId.1", &vm)]), &who).await.unwrap();
+    assert!(all(&i, "value").contains(&"db".to_string()));
+    let a = ex
+        .execute(&req("DescribeAddresses", &[("Filter.1.Name", "tag:Name"), ("Filter.1.Value.1", "web")]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&a, "allocationId"), vec![eip.clone()]);
+
+    // Errors: bad ids, unknown ids, empty values, reserved keys, DryRun.
+    let bad = |id: &'static str| vec![("ResourceId.1", id), ("Tag.1.Key", "k"), ("Tag.1.Value", "v")];
+    assert_eq!(code(ex.execute(&req("CreateTags", &bad("foo-123")), &who).await), "InvalidID");
+    assert_eq!(
+        code(ex.execute(&req("CreateTags", &bad("i-0123456789abcdef0")), &who).await),
+        "InvalidInstanceID.NotFound"
+    );
+    assert_eq!(code(ex.execute(&req("CreateTags", &bad("sg-0123456789abcdef0")), &who).await), "InvalidGroup.NotFound");
+    assert_eq!(
+        code(ex.execute(&req("CreateTags", &[("Tag.1.Key", "k"), ("Tag.1.Value", "v")]), &who).await),
+        "MissingParameter"
+    );
+    assert_eq!(
+        code(ex.execute(&req("CreateTags", &[("ResourceId.1", &vm), ("Tag.1.Key", "k")]), &who).await),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            ex.execute(
+                &req("CreateTags", &[("ResourceId.1", &vm), ("Tag.1.Key", "aws:x"), ("Tag.1.Value", "v")]),
+                &who
+            )
+            .await
+        ),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            ex.execute(
+                &req(
+                    "CreateTags",
+                    &[("ResourceId.1", &vm), ("Tag.1.Key", "k"), ("Tag.1.Value", "v"), ("DryRun", "true")]
+                ),
+                &who
+            )
+            .await
+        ),
+        "DryRunOperation"
+    );
+    // Half-way failure: the public image is not alice's to tag; the instance's part is undone.
+    let before = tag_rows(&ex.execute(&req("DescribeTags", &[]), &who).await.unwrap());
+    let e = ex
+        .execute(
+            &req(
+                "CreateTags",
+                &[("ResourceId.1", &vm), ("ResourceId.2", &ami), ("Tag.1.Key", "Name"), ("Tag.1.Value", "x")],
+            ),
+            &who,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "UnauthorizedOperation", "{e:?}");
+    let after = tag_rows(&ex.execute(&req("DescribeTags", &[]), &who).await.unwrap());
+    assert_eq!(before, after, "nothing is left half-done");
+
+    // DeleteTags: key+value that does not match -> nothing; key only; all of a resource.
+    ex.execute(&req("DeleteTags", &[("ResourceId.1", &vm), ("Tag.1.Key", "Name"), ("Tag.1.Value", "nope")]), &who)
+        .await
+        .unwrap();
+    let (r, c_delete) = ex
+        .execute_counted(
+            &req("DeleteTags", &[("ResourceId.1", &vm), ("ResourceId.2", &sg), ("Tag.1.Key", "Name")]),
+            &who,
+        )
+        .await;
+    r.unwrap();
+    let rows = tag_rows(&ex.execute(&req("DescribeTags", &f("key", "Name")), &who).await.unwrap());
+    assert_eq!(rows, vec![(eip.clone(), "Name".into(), "web".into())]);
+    ex.execute(&req("DeleteTags", &[("ResourceId.1", &eip)]), &who).await.unwrap();
+    let rows = tag_rows(&ex.execute(&req("DescribeTags", &[]), &who).await.unwrap());
+    assert_eq!(rows, vec![(vm.clone(), "env".into(), "prod".into()), (sg.clone(), "env".into(), "prod".into())]);
+    // Deleting what is not there is no error.
+    ex.execute(&req("DeleteTags", &[("ResourceId.1", &eip), ("Tag.1.Key", "Name")]), &who).await.unwrap();
+    eprintln!("backend calls: CreateTags(3 kinds)={c_create} DescribeTags={c_desc} DeleteTags(2 kinds)={c_delete}");
+    assert_eq!(c_desc, 1);
+}

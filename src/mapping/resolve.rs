@@ -28,6 +28,7 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     ("allowed:", r_allowed, "allowed:a|b checks the value is one of a, b (InvalidParameterValue); sends nothing"),
     ("address", super::steps::addresses::r_address, "PublicIp / AllocationId / AssociationId -> the address uuid"),
     ("address:", super::steps::addresses::r_address, "address:associated: the same, nothing when not associated"),
+    ("tag_resources", super::steps::tags::r_tag_resources, "ResourceId.N of any kind -> Type:uuid, checked"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {

@@ -19,6 +19,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("instances.toml", include_str!("../../mappings/instances.toml")),
     ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
     ("addresses.toml", include_str!("../../mappings/addresses.toml")),
+    ("tags.toml", include_str!("../../mappings/tags.toml")),
 ];
 
 #[derive(Debug, Clone)]

@@ -6,6 +6,7 @@ mod account;
 pub(crate) mod addresses;
 mod images;
 mod instances;
+pub(crate) mod tags;
 
 use serde_json::Value;
 
@@ -41,6 +42,12 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "enableStaticNat, moving what is in the way (AllowReassociation)",
     ),
     ("disassociate_address", addresses::disassociate, no_args, "disableStaticNat when the address is associated"),
+    (
+        "tags_by_kind",
+        tags::by_kind,
+        tags::check_args,
+        "create/deleteTags, one call per resource type, undone on failure",
+    ),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -49,6 +56,7 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
     ("address_annotations", addresses::annotations, "DescribeAddresses: association ids, PublicIp.N"),
+    ("tag_descriptions", tags::descriptions, "DescribeTags: EC2 resource ids and types of CloudStack tags"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
