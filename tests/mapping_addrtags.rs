@@ -428,3 +428,174 @@ async fn tags_against_the_simulator() {
     eprintln!("backend calls: CreateTags(3 kinds)={c_create} DescribeTags={c_desc} DeleteTags(2 kinds)={c_delete}");
     assert_eq!(c_desc, 1);
 }
+
+#[tokio::test]
+async fn instance_types_status_console_against_the_simulator() {
+    let (_sim, ex, who, _client) = start().await;
+    let (r, c_types) = ex.execute_counted(&req("DescribeInstanceTypes", &[]), &who).await;
+    let t = r.unwrap();
+    let names = all(&t, "instanceType");
+    assert!(names.contains(&"m1.small".to_string()) && names.contains(&"t2.micro".to_string()), "{names:?}");
+    let t = ex.execute(&req("DescribeInstanceTypes", &[("InstanceType.1", "t2.medium")]), &who).await.unwrap();
+    assert_eq!(all(&t, "instanceType"), vec!["t2.medium"]);
+    assert_eq!(one(&t, "defaultVCpus"), "2");
+    assert!(!one(&t, "sizeInMiB").is_empty());
+    assert_eq!(all(&t, "item").len() >= 4, true, "string lists render as <item>text</item>: {t}");
+    assert!(t.contains("<supportedArchitectures><item>x86_64</item></supportedArchitectures>"), "{t}");
+    let t = ex
+        .execute(
+            &req("DescribeInstanceTypes", &[("Filter.1.Name", "vcpu-info.default-vcpus"), ("Filter.1.Value.1", "2")]),
+            &who,
+        )
+        .await
+        .unwrap();
+    let two = all(&t, "instanceType");
+    assert!(two.contains(&"t2.medium".to_string()) && !two.contains(&"t2.micro".to_string()), "{two:?}");
+    assert_eq!(
+        code(ex.execute(&req("DescribeInstanceTypes", &[("InstanceType.1", "x9.huge")]), &who).await),
+        "InvalidInstanceType"
+    );
+    let p1 = ex.execute(&req("DescribeInstanceTypes", &[("MaxResults", "5")]), &who).await.unwrap();
+    assert_eq!(all(&p1, "instanceType").len(), 5);
+    assert!(!one(&p1, "nextToken").is_empty());
+
+    // Status: only running instances unless IncludeAllInstances.
+    let vm = run(&ex, &who, "zone1").await;
+    wait_state(&ex, &who, &vm, "running").await;
+    let (r, c_status) = ex.execute_counted(&req("DescribeInstanceStatus", &[("InstanceId.1", &vm)]), &who).await;
+    let st = r.unwrap();
+    assert_eq!(one(&st, "instanceId"), vm);
+    assert_eq!(all(&st, "status"), vec!["ok", "passed", "ok", "passed"], "{st}");
+    let st = ex
+        .execute(
+            &req("DescribeInstanceStatus", &[("Filter.1.Name", "instance-status.status"), ("Filter.1.Value.1", "ok")]),
+            &who,
+        )
+        .await
+        .unwrap();
+    assert!(all(&st, "instanceId").contains(&vm));
+    ex.execute(&req("StopInstances", &[("InstanceId.1", &vm)]), &who).await.unwrap();
+    wait_state(&ex, &who, &vm, "stopped").await;
+    let st = ex.execute(&req("DescribeInstanceStatus", &[("InstanceId.1", &vm)]), &who).await.unwrap();
+    assert!(all(&st, "instanceId").is_empty(), "{st}");
+    let st = ex
+        .execute(&req("DescribeInstanceStatus", &[("InstanceId.1", &vm), ("IncludeAllInstances", "true")]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&st, "name")[0], "stopped");
+    assert_eq!(all(&st, "status")[0], "not-applicable");
+    assert_eq!(
+        code(ex.execute(&req("DescribeInstanceStatus", &[("InstanceId.1", "i-0123456789abcdef0")]), &who).await),
+        "InvalidInstanceID.NotFound"
+    );
+
+    // Console output: EC2's shape, base64 text saying there is none.
+    let c = ex.execute(&req("GetConsoleOutput", &[("InstanceId", &vm)]), &who).await.unwrap();
+    assert_eq!(one(&c, "instanceId"), vm);
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.decode(one(&c, "output")).unwrap();
+    assert!(String::from_utf8(text).unwrap().contains("no console log"));
+    assert_eq!(code(ex.execute(&req("GetConsoleOutput", &[]), &who).await), "MissingParameter");
+    eprintln!("backend calls: DescribeInstanceTypes={c_types} DescribeInstanceStatus(id)={c_status}");
+    assert_eq!(c_status, 1);
+}
+
+#[tokio::test]
+async fn instance_attributes_against_the_simulator() {
+    let (_sim, ex, who, _client) = start().await;
+    let ami = ec2_id(Kind::Image, UBUNTU);
+    let r = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[
+                    ("ImageId", &ami),
+                    ("MinCount", "1"),
+                    ("MaxCount", "1"),
+                    ("InstanceType", "m1.small"),
+                    ("UserData", "aGVsbG8="),
+                ],
+            ),
+            &who,
+        )
+        .await
+        .unwrap();
+    let vm = one(&r, "instanceId");
+    wait_state(&ex, &who, &vm, "running").await;
+    let attr = |a: &'static str| req("DescribeInstanceAttribute", &[("InstanceId", vm.as_str()), ("Attribute", a)]);
+    let (r, c_attr) = ex.execute_counted(&attr("instanceType"), &who).await;
+    let x = r.unwrap();
+    assert_eq!(one(&x, "instanceId"), vm);
+    assert!(x.contains("<instanceType><value>m1.small</value></instanceType>"), "{x}");
+    let x = ex.execute(&attr("userData"), &who).await.unwrap();
+    assert!(x.contains("<userData><value>aGVsbG8=</value></userData>"), "{x}");
+    let x = ex.execute(&attr("disableApiTermination"), &who).await.unwrap();
+    assert!(x.contains("<disableApiTermination><value>false</value></disableApiTermination>"), "{x}");
+    let x = ex.execute(&attr("instanceInitiatedShutdownBehavior"), &who).await.unwrap();
+    assert_eq!(one(&x, "value"), "stop");
+    let x = ex.execute(&attr("rootDeviceName"), &who).await.unwrap();
+    assert_eq!(one(&x, "value"), "/dev/sda1");
+    let x = ex.execute(&attr("kernel"), &who).await.unwrap();
+    assert!(x.contains("<kernel></kernel>"), "{x}");
+    let x = ex.execute(&attr("groupSet"), &who).await.unwrap();
+    assert!(one(&x, "groupId").starts_with("sg-"), "{x}");
+    let x = ex.execute(&attr("blockDeviceMapping"), &who).await.unwrap();
+    assert_eq!(one(&x, "deviceName"), "/dev/sda1");
+    assert!(one(&x, "volumeId").starts_with("vol-"));
+    assert_eq!(one(&x, "deleteOnTermination"), "true");
+    assert_eq!(code(ex.execute(&attr("color"), &who).await), "InvalidParameterValue");
+
+    // Modify needs a stopped instance.
+    let m = |k: &'static str, v: &'static str| req("ModifyInstanceAttribute", &[("InstanceId", vm.as_str()), (k, v)]);
+    assert_eq!(code(ex.execute(&m("InstanceType.Value", "m1.large"), &who).await), "IncorrectInstanceState");
+    assert_eq!(code(ex.execute(&m("InstanceType.Value", "x9.huge"), &who).await), "InvalidParameterValue");
+    assert_eq!(code(ex.execute(&m("Kernel.Value", "aki-12345678"), &who).await), "UnsupportedOperation");
+    assert_eq!(code(ex.execute(&m("DisableApiTermination.Value", "true"), &who).await), "UnsupportedOperation");
+    // Asking for what it already is: fine, nothing called.
+    let (r, c_noop) = ex.execute_counted(&m("DisableApiTermination.Value", "false"), &who).await;
+    assert_eq!(one(&r.unwrap(), "return"), "true");
+    assert_eq!(c_noop, 0);
+    assert_eq!(
+        code(ex.execute(&req("ModifyInstanceAttribute", &[("InstanceId", &vm)]), &who).await),
+        "MissingParameter"
+    );
+    ex.execute(&req("StopInstances", &[("InstanceId.1", &vm)]), &who).await.unwrap();
+    wait_state(&ex, &who, &vm, "stopped").await;
+    assert_eq!(
+        code(
+            ex.execute(
+                &req(
+                    "ModifyInstanceAttribute",
+                    &[("InstanceId", &vm), ("InstanceType.Value", "m1.large"), ("DryRun", "true")]
+                ),
+                &who
+            )
+            .await
+        ),
+        "DryRunOperation"
+    );
+    let (r, c_modify) = ex.execute_counted(&m("InstanceType.Value", "m1.large"), &who).await;
+    r.unwrap();
+    let x = ex.execute(&attr("instanceType"), &who).await.unwrap();
+    assert_eq!(one(&x, "value"), "m1.large");
+    // Attribute/Value form, and user data.
+    ex.execute(
+        &req("ModifyInstanceAttribute", &[("InstanceId", &vm), ("Attribute", "instanceType"), ("Value", "t2.micro")]),
+        &who,
+    )
+    .await
+    .unwrap();
+    assert_eq!(one(&ex.execute(&attr("instanceType"), &who).await.unwrap(), "value"), "t2.micro");
+    ex.execute(&m("UserData.Value", "d29ybGQ="), &who).await.unwrap();
+    assert_eq!(one(&ex.execute(&attr("userData"), &who).await.unwrap(), "value"), "d29ybGQ=");
+    assert_eq!(code(ex.execute(&m("UserData.Value", "!!not base64"), &who).await), "InvalidParameterValue");
+
+    // Reset: kernel/ramdisk/sourceDestCheck are already at their defaults; others are refused.
+    let reset = |a: &'static str| req("ResetInstanceAttribute", &[("InstanceId", vm.as_str()), ("Attribute", a)]);
+    assert_eq!(one(&ex.execute(&reset("sourceDestCheck"), &who).await.unwrap(), "return"), "true");
+    assert_eq!(code(ex.execute(&reset("userData"), &who).await), "InvalidParameterValue");
+    eprintln!(
+        "backend calls: DescribeInstanceAttribute(instanceType)={c_attr} ModifyInstanceAttribute(instanceType)={c_modify}"
+    );
+    assert_eq!(c_attr, 1);
+}

@@ -28,6 +28,11 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     ("allowed:", r_allowed, "allowed:a|b checks the value is one of a, b (InvalidParameterValue); sends nothing"),
     ("address", super::steps::addresses::r_address, "PublicIp / AllocationId / AssociationId -> the address uuid"),
     ("address:", super::steps::addresses::r_address, "address:associated: the same, nothing when not associated"),
+    (
+        "instance_attribute_change",
+        super::steps::instance_attrs::r_change,
+        "ModifyInstanceAttribute: the one change asked for, checked",
+    ),
     ("tag_resources", super::steps::tags::r_tag_resources, "ResourceId.N of any kind -> Type:uuid, checked"),
 ];
 

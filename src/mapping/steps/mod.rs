@@ -5,6 +5,7 @@
 mod account;
 pub(crate) mod addresses;
 mod images;
+pub(crate) mod instance_attrs;
 mod instances;
 pub(crate) mod tags;
 
@@ -48,6 +49,12 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         tags::check_args,
         "create/deleteTags, one call per resource type, undone on failure",
     ),
+    (
+        "instance_attribute",
+        instance_attrs::instance_attribute,
+        instance_attrs::check_args,
+        "Describe/Modify/ResetInstanceAttribute (args.op)",
+    ),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -56,6 +63,12 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
     ("address_annotations", addresses::annotations, "DescribeAddresses: association ids, PublicIp.N"),
+    (
+        "running_unless_all",
+        instance_attrs::running_unless_all,
+        "DescribeInstanceStatus: running only unless IncludeAllInstances",
+    ),
+    ("instance_type_names", instance_attrs::instance_type_names, "DescribeInstanceTypes: InstanceType.N, checked"),
     ("tag_descriptions", tags::descriptions, "DescribeTags: EC2 resource ids and types of CloudStack tags"),
 ];
 
