@@ -22,7 +22,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::auth::credentials::{BoxFuture, ChainSource, CloudStackAdminSource, CredentialSource, MemorySource};
+use crate::auth::credentials::{
+    BoxFuture, CloudStackAdminSource, CredentialSource, MemorySource, StoreSource, gateway_chain,
+};
 use crate::auth::{AuthSettings, Principal, SignedRequest};
 use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use crate::config::Config;
@@ -64,6 +66,8 @@ pub struct Gateway {
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// The store `serve` opened (registrations, certificates, id cache); None in tests that need none.
+    pub store: Option<crate::store::Store>,
 }
 
 impl Gateway {
@@ -75,6 +79,7 @@ impl Gateway {
             auth: AuthSettings::default(),
             max_body_bytes: d.max_body_bytes,
             request_timeout: Duration::from_secs(d.request_timeout_secs),
+            store: None,
         }
     }
 }
@@ -363,9 +368,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cfg.simulator.fast = true;
     }
 
+    // The store first: a store that cannot be opened (bad URL, database down, wrong key) stops
+    // start-up with the reason, before anything listens. The default SQLite file and its key file
+    // (mode 0600) are created on first start.
+    let store = crate::store::Store::open_config(&cfg.store)
+        .await
+        .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?;
+    tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
+
     // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
     let memory = Arc::new(MemorySource::new());
     let mut users = Vec::new();
+    let mut admin_keys = match (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
+        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
+        _ => None,
+    };
     let (cs_endpoint, _sim) = match &cfg.cloudstack.endpoint {
         Some(e) => (e.clone(), None),
         None => {
@@ -389,6 +406,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     is_admin: u.is_admin,
                 });
             }
+            // Users created in the simulator after start-up (createUser, registerUserKeys) are
+            // found through its admin, as with a real CloudStack.
+            if admin_keys.is_none()
+                && let Some(a) = sim.users.iter().find(|u| u.is_admin)
+            {
+                admin_keys = Some(CsCredentials { api_key: a.api_key.clone(), secret_key: a.secret_key.clone() });
+            }
             (sim.endpoint.clone(), Some(sim))
         }
     };
@@ -404,21 +428,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("CloudStack client for {cs_endpoint}: {e}"))?,
     );
 
-    // Credential sources, first match wins: simulator users, (registered keys: store work item),
-    // then CloudStack itself when admin keys are configured.
-    let mut chain = ChainSource::new();
-    if !memory.is_empty() {
-        chain.push(memory.clone());
-    }
-    if let (Some(ak), Some(sk)) = (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
-        let admin = CsCredentials { api_key: ak.clone(), secret_key: sk.clone() };
-        chain.push(Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())));
-    }
-    if chain.is_empty() {
-        tracing::warn!(
-            "no credential source: set cloudstack.admin_api_key/admin_secret_key so users' keys can be looked up"
+    // Credential sources, first match wins: registered keys (store), simulator users, then
+    // CloudStack itself through admin keys (configured, or the simulator's admin).
+    let cloudstack_source = admin_keys.map(|admin| {
+        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
+    });
+    if cloudstack_source.is_none() {
+        tracing::info!(
+            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
+             users' CloudStack keys can be looked up"
         );
     }
+    let chain = gateway_chain(
+        Some(Arc::new(StoreSource::new(store.clone()))),
+        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
+        cloudstack_source,
+    );
 
     let executor = crate::mapping::Executor::new(client.clone(), cfg.mappings.dir.as_deref())?;
     let gw = Arc::new(Gateway {
@@ -427,6 +452,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth: cfg.auth_settings(),
         max_body_bytes: cfg.server.max_body_bytes,
         request_timeout: cfg.request_timeout(),
+        store: Some(store.clone()),
     });
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
@@ -450,6 +476,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &cfg.server.ready_file {
         let _ = std::fs::remove_file(p);
     }
+    store.close().await;
     tracing::info!("ec2bridge stopped");
     Ok(())
 }
