@@ -16,6 +16,8 @@ enum Cmd {
     Serve(ec2bridge::server::ServeArgs),
     /// Run the CloudStack simulator alone.
     Sim(ec2bridge::sim::SimArgs),
+    /// Register CloudStack keys and an X.509 certificate with a gateway (SOAP clients).
+    Register(ec2bridge::ec2::registration::RegisterArgs),
     /// List and remove registrations in the store.
     Admin(ec2bridge::store::admin::AdminArgs),
 }
@@ -29,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Serve(a) => ec2bridge::server::run(a).await,
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
+        Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
     }
 }

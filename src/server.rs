@@ -29,6 +29,8 @@ use crate::auth::{AuthSettings, Principal, SignedRequest};
 use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use crate::config::Config;
 use crate::ec2::query::QueryInput;
+use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
+use crate::ec2::soap::SoapFrontend;
 use crate::ec2::{Ec2Error, Ec2Request, render};
 
 #[derive(Debug, clap::Args)]
@@ -66,8 +68,13 @@ pub struct Gateway {
     pub auth: AuthSettings,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
-    /// The store `serve` opened (registrations, certificates, id cache); None in tests that need none.
-    pub store: Option<crate::store::Store>,
+    /// SOAP front end (WS-Security verifier, replay cache).
+    pub soap: Arc<SoapFrontend>,
+    /// Registered keys and certificates. Without it, SOAP and the registration actions answer
+    /// that they are unavailable.
+    pub registry: Option<Arc<dyn RegistrationStore>>,
+    /// Checks keys against CloudStack before `SetUserKeys` stores them.
+    pub key_checker: Option<Arc<dyn KeyChecker>>,
 }
 
 impl Gateway {
@@ -79,7 +86,9 @@ impl Gateway {
             auth: AuthSettings::default(),
             max_body_bytes: d.max_body_bytes,
             request_timeout: Duration::from_secs(d.request_timeout_secs),
-            store: None,
+            soap: Arc::new(SoapFrontend::with_bergshamra()),
+            registry: None,
+            key_checker: None,
         }
     }
 }
@@ -135,11 +144,12 @@ struct Reply {
     status: StatusCode,
     body: String,
     code: Option<String>,
+    content_type: &'static str,
 }
 
 impl Reply {
     fn ok(body: String) -> Self {
-        Reply { status: StatusCode::OK, body, code: None }
+        Reply { status: StatusCode::OK, body, code: None, content_type: render::CONTENT_TYPE }
     }
 
     fn query_error(rid: &str, e: &Ec2Error) -> Self {
@@ -147,6 +157,7 @@ impl Reply {
             status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
             body: render::query_error(rid, e),
             code: Some(e.code.to_string()),
+            content_type: render::CONTENT_TYPE,
         }
     }
 
@@ -156,6 +167,7 @@ impl Reply {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             body: render::soap_fault(rid, e),
             code: Some(e.code.to_string()),
+            content_type: render::CONTENT_TYPE,
         }
     }
 }
@@ -193,9 +205,10 @@ async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             "ec2 request"
         )
     });
+    let content_type = reply.content_type;
     let mut r = Response::new(Body::from(reply.body));
     *r.status_mut() = reply.status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(render::CONTENT_TYPE));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     insert_request_id(&mut r, &rid);
     r
 }
@@ -218,7 +231,10 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
         || parts.headers.get(http::header::AUTHORIZATION).is_some();
     if parts.method == Method::POST && !query_auth && crate::ec2::query::is_soap(&parts.headers) {
         info.soap = true;
-        return handle_soap(gw, rid, &parts, body).await;
+        return handle_soap(gw, rid, &parts, body, info).await;
+    }
+    if let Some(reply) = handle_registration(gw, &parts, &body, info).await {
+        return reply;
     }
     match query(gw, rid, &parts, &body, info).await {
         Ok(xml) => Reply::ok(xml),
@@ -259,17 +275,82 @@ async fn query(
     }
 }
 
-// ---- SOAP HOOK ---------------------------------------------------------------------------------
+// ---- SOAP and registration ---------------------------------------------------------------------
 // SOAP requests (POST with Content-Type text/xml or application/soap+xml, or a SOAPAction header,
-// and no Query signature) arrive here with the whole body. The SOAP front end
-// (`crate::ec2::soap`, another work item) replaces this body: parse the envelope, verify
-// WS-Security, build `Ec2Request { frontend: Frontend::Soap, .. }`, run `gw.handler.execute`, and
-// answer `render::soap_success` (200) or `Reply::soap_fault` (500).
-async fn handle_soap(_gw: &Gateway, rid: &str, _parts: &http::request::Parts, _body: Bytes) -> Reply {
-    let e = Ec2Error::new("UnsupportedOperation", "SOAP requests are not supported yet; use the Query API.");
-    Reply::soap_fault(rid, &e)
+// and no Query signature): WS-Security against the registered certificates, the same
+// `Ec2Request` as Query, answered as a SOAP body (200) or fault (500).
+async fn handle_soap(gw: &Gateway, rid: &str, _parts: &http::request::Parts, body: Bytes, info: &mut LogInfo) -> Reply {
+    match soap(gw, rid, &body, info).await {
+        Ok(xml) => Reply::ok(xml),
+        Err(e) => Reply::soap_fault(rid, &e),
+    }
 }
-// ---- end SOAP HOOK -----------------------------------------------------------------------------
+
+async fn soap(gw: &Gateway, rid: &str, body: &Bytes, info: &mut LogInfo) -> Result<String, Ec2Error> {
+    let Some(registry) = &gw.registry else {
+        return Err(Ec2Error::new(
+            "UnsupportedOperation",
+            "SOAP requests need the registration store, which this gateway does not have; use the Query API.",
+        ));
+    };
+    let (access_key, req) = gw.soap.authenticate(&CertsFromStore(registry.as_ref()), body, rid.to_string()).await?;
+    info.action = Some(req.action.chars().take(64).collect());
+    info.access_key = Some(access_key.clone());
+    // The certificate names the user; its CloudStack keys come from the credential sources.
+    let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
+    let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
+    match gw.handler.execute(&req, &principal).await {
+        Ok(inner) => Ok(render::soap_success(rid, &req.action, &req.version, &inner)),
+        Err(e) => {
+            if e.code == "AuthFailure" {
+                gw.credentials.forget(&principal.access_key);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The registration actions (`SetUserKeys`, `SetCertificate`, ...) of the old registration script:
+/// plain-text answers, their own signature rules. `None` for every other action.
+async fn handle_registration(
+    gw: &Gateway,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    info: &mut LogInfo,
+) -> Option<Reply> {
+    let raw = if parts.method == Method::POST && crate::ec2::query::is_form(&parts.headers) {
+        std::str::from_utf8(body).ok()?
+    } else {
+        parts.uri.query().unwrap_or("")
+    };
+    // Cheap look at the Action before anything is decoded twice.
+    let action = raw.split('&').find_map(|p| p.strip_prefix("Action="))?;
+    if !registration::is_registration_action(action) {
+        return None;
+    }
+    info.action = Some(action.to_string());
+    info.access_key =
+        raw.split('&').find_map(|p| p.strip_prefix("AWSAccessKeyId=")).map(|k| k.chars().take(128).collect());
+    let text = |status: StatusCode, body: String| Reply {
+        code: (!status.is_success()).then(|| body.split(':').next().unwrap_or("").to_string()),
+        status,
+        body,
+        content_type: "text/plain; charset=utf-8",
+    };
+    let (Some(store), Some(keys)) = (&gw.registry, &gw.key_checker) else {
+        return Some(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable: registration needs the gateway's store, which is not configured".into(),
+        ));
+    };
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let req = RawRequest { method: parts.method.as_str(), host, path: parts.uri.path(), raw_params: raw };
+    let mut reg = Registration::new(store.as_ref(), keys.as_ref());
+    reg.max_skew = gw.auth.max_skew;
+    let r = reg.handle(&req, OffsetDateTime::now_utc()).await;
+    Some(text(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.body))
+}
+// ---- end SOAP and registration -----------------------------------------------------------------
 
 async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Ec2Error> {
     let too_large = || {
@@ -371,9 +452,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // The store first: a store that cannot be opened (bad URL, database down, wrong key) stops
     // start-up with the reason, before anything listens. The default SQLite file and its key file
     // (mode 0600) are created on first start.
-    let store = crate::store::Store::open_config(&cfg.store)
-        .await
-        .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?;
+    let store = Arc::new(
+        crate::store::Store::open_config(&cfg.store)
+            .await
+            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?,
+    );
     tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
 
     // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
@@ -440,7 +523,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let chain = gateway_chain(
-        Some(Arc::new(StoreSource::new(store.clone()))),
+        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
         (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
         cloudstack_source,
     );
@@ -452,7 +535,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth: cfg.auth_settings(),
         max_body_bytes: cfg.server.max_body_bytes,
         request_timeout: cfg.request_timeout(),
-        store: Some(store.clone()),
+        soap: Arc::new(SoapFrontend::with_bergshamra()),
+        registry: Some(store.clone()),
+        key_checker: Some(client.clone()),
     });
 
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)

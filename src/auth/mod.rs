@@ -15,6 +15,8 @@ use std::time::Duration;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
 
+pub mod wssec;
+
 use crate::cloudstack::CsCredentials;
 use crate::ec2::Ec2Error;
 

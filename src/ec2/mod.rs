@@ -3,8 +3,10 @@
 
 pub mod error;
 pub mod query;
+pub mod registration;
 pub mod render;
 pub mod request;
+pub mod soap;
 
 pub use error::Ec2Error;
 pub use request::{Ec2Request, Frontend, Params};

@@ -1,15 +1,60 @@
-//! The built-in CloudStack simulator. Speaks CloudStack's HTTP API; the gateway core never imports
-//! this module.
+//! The built-in CloudStack simulator. Speaks CloudStack's HTTP API (signed requests, JSON
+//! envelopes, paging, errors, async jobs, several accounts); the gateway core never imports
+//! this module. See `docs/simulator.md`.
+//!
+//! Layout: `http` (router, dispatch, envelopes), `auth` (signature check over
+//! `crate::cloudstack::signing`), `params`, `list` (paging), `error`, `model` (state), `render`
+//! (object JSON), `jobs` (async jobs and timers), `seed` (seed file, keys), `faults`, `keys`
+//! (SSH keys, password encryption), `cmd/*` (command handlers by area).
+
+mod auth;
+mod cmd;
+mod error;
+mod faults;
+mod http;
+mod jobs;
+mod keys;
+mod list;
+mod model;
+mod params;
+mod render;
+mod seed;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use anyhow::Context;
 
 #[derive(Debug, clap::Args)]
 pub struct SimArgs {
     /// Address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// Seed file (TOML); default: the built-in seeds/default.toml.
+    #[arg(long)]
+    pub seed: Option<std::path::PathBuf>,
+    /// Near-zero job delays (tests) instead of realistic ones.
+    #[arg(long)]
+    pub fast: bool,
+    /// Directory keeping generated keys between starts (default: keys live in memory only).
+    #[arg(long)]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
-pub async fn run(_args: SimArgs) -> anyhow::Result<()> {
-    anyhow::bail!("sim is not implemented yet")
+pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    let handle =
+        start(SimOptions { listen: args.listen, seed: args.seed, fast: args.fast, state_dir: args.state_dir }).await?;
+    println!("CloudStack simulator listening on {}", handle.endpoint);
+    for u in &handle.users {
+        println!(
+            "account={} domain={} user={} admin={} apikey={} secretkey={}",
+            u.account, u.domain, u.username, u.is_admin, u.api_key, u.secret_key
+        );
+    }
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
 }
 
 /// How the gateway (or a test) starts the simulator in-process.
@@ -41,8 +86,68 @@ pub struct SimHandle {
     /// `http://<addr>/client/api`
     pub endpoint: String,
     pub users: Vec<SimUser>,
+    /// Dropping the handle drops this sender, which stops the server.
+    _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
-pub async fn start(_opts: SimOptions) -> anyhow::Result<SimHandle> {
-    anyhow::bail!("sim is not implemented yet")
+impl SimHandle {
+    /// The first root administrator.
+    pub fn admin(&self) -> Option<&SimUser> {
+        self.users.iter().find(|u| u.is_admin)
+    }
+    /// A user by account name.
+    pub fn user(&self, account: &str) -> Option<&SimUser> {
+        self.users.iter().find(|u| u.account == account)
+    }
+}
+
+/// State shared by the HTTP handlers and the job tasks.
+pub(crate) struct Shared {
+    model: RwLock<model::Model>,
+    cfg: seed::SimConfig,
+    registry: HashMap<&'static str, cmd::CmdSpec>,
+}
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, model::Model> {
+        // A panicking handler is answered with 530; the state it left is still usable.
+        self.model.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, model::Model> {
+        self.model.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
+    let text = match &opts.seed {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading seed {}", p.display()))?,
+        None => seed::DEFAULT_SEED.to_string(),
+    };
+    start_with_seed(opts, &text).await
+}
+
+/// Like [`start`], with the seed given as TOML text (`opts.seed` is ignored).
+pub async fn start_with_seed(opts: SimOptions, seed_text: &str) -> anyhow::Result<SimHandle> {
+    if !opts.listen.ip().is_loopback() {
+        anyhow::bail!("the simulator listens on loopback only, not {}", opts.listen);
+    }
+    let parsed = seed::parse_seed(seed_text)?;
+    let (mut model, cfg) = seed::build(&parsed, opts.fast, opts.state_dir.as_deref())?;
+    let listener =
+        tokio::net::TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    model.region_endpoint = format!("http://{addr}/client/");
+    let users = seed::users_of(&model);
+    let shared = Arc::new(Shared { model: RwLock::new(model), cfg, registry: cmd::registry() });
+    let app = http::router(shared);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "simulator server stopped");
+        }
+    });
+    Ok(SimHandle { addr, endpoint: format!("http://{addr}/client/api"), users, _shutdown: tx })
 }

@@ -1,0 +1,568 @@
+//! Registration actions (awsapi-notes.md §6): the wire form of the old `cloudstack-aws-api-register`
+//! script, but every action verified.
+//!
+//! - `SetUserKeys` (`accesskey`, `secretkey`): SigV2-signed with that very secret, and the keys
+//!   must work against CloudStack before anything is stored.
+//! - `SetCertificate` (`cert`, PEM): SigV2-signed by the registered user; binds the X.509
+//!   certificate (by SHA-256 fingerprint) to the user for SOAP/WS-Security.
+//! - `DeleteCertificate`: SigV2-signed by the registered user.
+//! - `CloudEC2Version`: unauthenticated, the gateway version.
+//!
+//! Answers are plain text: the success lines the old script expects, else `<Code>: <message>`.
+//!
+//! Signature forms: the standard SigV2 string (decoded values re-encoded per RFC 3986, sorted)
+//! and the old script's form, the raw still-encoded pairs as sent, sorted (its `cert` value is
+//! Python `quote_plus(PEM)`, space as `+`, which the standard form would spell `%20`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::auth::wssec::{self, CertificateLookup};
+use crate::cloudstack::{CsClient, CsCredentials, CsError};
+use crate::ec2::Ec2Error;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+pub const ACTIONS: &[&str] = &["SetUserKeys", "SetCertificate", "DeleteCertificate", "CloudEC2Version"];
+
+pub const KEYS_OK: &str = "User keys set successfully";
+pub const CERT_OK: &str = "User certificate set successfully";
+pub const CERT_DELETED: &str = "User certificate deleted successfully";
+
+/// Whether `action` is one of the registration actions (handled before normal authentication).
+pub fn is_registration_action(action: &str) -> bool {
+    ACTIONS.contains(&action)
+}
+
+/// The HTTP request as it arrived: SigV2 needs the raw, still-encoded parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRequest<'a> {
+    /// `GET` or `POST`.
+    pub method: &'a str,
+    /// The `Host` header (with port, as clients sign it).
+    pub host: &'a str,
+    /// The request path as sent (e.g. `/awsapi`).
+    pub path: &'a str,
+    /// The URL query string (GET) or the form body (POST), still percent-encoded.
+    pub raw_params: &'a str,
+}
+
+/// A plain-text answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    fn ok(body: &str) -> Self {
+        Reply { status: 200, body: body.to_string() }
+    }
+    fn error(e: &Ec2Error) -> Self {
+        Reply { status: e.status(), body: format!("{}: {}", e.code, e.message) }
+    }
+}
+
+/// Outcome of binding a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutCertificate {
+    Stored,
+    /// The certificate is registered to another access key.
+    TakenByOther,
+}
+
+/// What registration needs from the store. Secrets are handed over in clear; the store encrypts.
+pub trait RegistrationStore: Send + Sync {
+    /// Register or replace a user's keys with the CloudStack account/domain they belong to.
+    fn put_user_keys<'a>(
+        &'a self,
+        access_key: &'a str,
+        secret_key: &'a str,
+        owner: &'a AccountOf,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// The registered secret for `access_key`.
+    fn user_secret<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    /// Bind the certificate (`pem`, already checked by [`certificate_der`]) to `access_key`,
+    /// replacing the user's previous one. Fingerprint: lowercase hex SHA-256 of the DER.
+    fn put_certificate<'a>(
+        &'a self,
+        access_key: &'a str,
+        pem: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PutCertificate>>;
+    /// The access key a certificate is registered to.
+    fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
+    /// Remove the user's certificate; false if there was none.
+    fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// The real store (sqlx; secrets sealed at rest).
+impl RegistrationStore for crate::store::Store {
+    fn put_user_keys<'a>(
+        &'a self,
+        access_key: &'a str,
+        secret_key: &'a str,
+        owner: &'a AccountOf,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            Ok(crate::store::Store::put_user_keys(self, access_key, secret_key, &owner.account, &owner.domain).await?)
+        })
+    }
+    fn user_secret<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(async move { Ok(self.get_user_keys(access_key).await?.map(|u| u.secret_key)) })
+    }
+    fn put_certificate<'a>(
+        &'a self,
+        access_key: &'a str,
+        pem: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
+        Box::pin(async move {
+            match crate::store::Store::put_certificate(self, access_key, pem).await {
+                Ok(_) => Ok(PutCertificate::Stored),
+                Err(crate::store::StoreError::CertificateInUse) => Ok(PutCertificate::TakenByOther),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+    fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(
+            async move { Ok(crate::store::Store::find_certificate(self, fingerprint).await?.map(|c| c.access_key)) },
+        )
+    }
+    fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(crate::store::Store::delete_certificate(self, access_key).await? > 0) })
+    }
+}
+
+/// Users registered through `SetUserKeys`, as a credential source for Query and SOAP callers.
+pub struct RegisteredUsers(pub std::sync::Arc<crate::store::Store>);
+
+impl crate::auth::CredentialSource for RegisteredUsers {
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<crate::auth::KnownUser>, Ec2Error>> {
+        Box::pin(async move {
+            match self.0.get_user_keys(access_key).await {
+                Ok(Some(u)) => {
+                    let account = (!u.account.is_empty()).then(|| u.account.clone());
+                    Ok(Some(crate::auth::KnownUser::cloudstack_user(&u.access_key, &u.secret_key, account)))
+                }
+                Ok(None) => Ok(None),
+                Err(e) => {
+                    tracing::error!(error = %e, "registered-user lookup failed");
+                    Err(Ec2Error::internal())
+                }
+            }
+        })
+    }
+}
+
+/// Registered certificates as the WS-Security lookup: identity = the access key.
+pub struct CertsFromStore<'s>(pub &'s dyn RegistrationStore);
+
+impl CertificateLookup for CertsFromStore<'_> {
+    type Identity = String;
+    fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> wssec::BoxFuture<'a, Result<Option<String>, Ec2Error>> {
+        Box::pin(async move {
+            self.0.find_certificate(fingerprint).await.map_err(|e| {
+                tracing::error!(error = %e, "certificate lookup failed");
+                Ec2Error::internal()
+            })
+        })
+    }
+}
+
+/// The CloudStack account a pair of keys belongs to (empty when CloudStack did not say).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountOf {
+    pub account: String,
+    pub domain: String,
+}
+
+/// Whether a pair of CloudStack keys works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    Valid(AccountOf),
+    Rejected,
+}
+
+pub trait KeyChecker: Send + Sync {
+    fn check<'a>(&'a self, creds: &'a CsCredentials) -> BoxFuture<'a, Result<KeyCheck, Ec2Error>>;
+}
+
+/// `listAccounts` signed with the keys: any user may call it and it names the user's account.
+impl KeyChecker for CsClient {
+    fn check<'a>(&'a self, creds: &'a CsCredentials) -> BoxFuture<'a, Result<KeyCheck, Ec2Error>> {
+        Box::pin(async move {
+            match self.call(creds, "listAccounts", &[("listall".to_string(), "false".to_string())]).await {
+                Ok(v) => {
+                    let first = v.get("account").and_then(|a| a.get(0));
+                    let field =
+                        |k: &str| first.and_then(|a| a.get(k)).and_then(|n| n.as_str()).unwrap_or("").to_string();
+                    Ok(KeyCheck::Valid(AccountOf { account: field("name"), domain: field("domain") }))
+                }
+                Err(CsError::Api { errorcode: 401 | 403 | 432, .. }) => Ok(KeyCheck::Rejected),
+                Err(CsError::Transport(_)) => Err(Ec2Error::unavailable()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "CloudStack key check failed");
+                    Err(Ec2Error::new("InternalError", "CloudStack could not check the keys"))
+                }
+            }
+        })
+    }
+}
+
+/// The registration endpoint.
+pub struct Registration<'a> {
+    pub store: &'a dyn RegistrationStore,
+    pub keys: &'a dyn KeyChecker,
+    /// Allowed clock difference for `Timestamp` / `Expires` (15 minutes).
+    pub max_skew: Duration,
+}
+
+impl<'a> Registration<'a> {
+    pub fn new(store: &'a dyn RegistrationStore, keys: &'a dyn KeyChecker) -> Self {
+        Registration { store, keys, max_skew: Duration::from_secs(15 * 60) }
+    }
+
+    /// Handle one registration action. Never logs parameter values (the secret travels here).
+    pub async fn handle(&self, req: &RawRequest<'_>, now: OffsetDateTime) -> Reply {
+        match self.run(req, now).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(code = %e.code, "registration refused");
+                Reply::error(&e)
+            }
+        }
+    }
+
+    async fn run(&self, req: &RawRequest<'_>, now: OffsetDateTime) -> Result<Reply, Ec2Error> {
+        let params = decode(req.raw_params)?;
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let action = get("Action")
+            .ok_or_else(|| Ec2Error::new("MissingAction", "The request must contain the parameter Action"))?;
+        match action {
+            "CloudEC2Version" => Ok(Reply::ok(concat!("ec2bridge ", env!("CARGO_PKG_VERSION")))),
+            "SetUserKeys" => {
+                let access = require(get("accesskey"), "accesskey")?;
+                let secret = require(get("secretkey"), "secretkey")?;
+                let signer = require(get("AWSAccessKeyId"), "AWSAccessKeyId")?;
+                if signer != access {
+                    return Err(Ec2Error::new("AuthFailure", "SetUserKeys must be signed with the keys it registers"));
+                }
+                verify_sigv2(req, &params, secret, now, self.max_skew)?;
+                let creds = CsCredentials { api_key: access.to_string(), secret_key: secret.to_string() };
+                let owner = match self.keys.check(&creds).await? {
+                    KeyCheck::Valid(owner) => owner,
+                    KeyCheck::Rejected => {
+                        return Err(Ec2Error::new("AuthFailure", "CloudStack did not accept these API keys"));
+                    }
+                };
+                self.store.put_user_keys(access, secret, &owner).await.map_err(store_error)?;
+                tracing::info!(access_key = access, "user keys registered");
+                Ok(Reply::ok(KEYS_OK))
+            }
+            "SetCertificate" | "DeleteCertificate" => {
+                let access = self.registered_signer(req, &params, now).await?;
+                if action == "DeleteCertificate" {
+                    return if self.store.delete_certificate(&access).await.map_err(store_error)? {
+                        tracing::info!(access_key = access, "certificate removed");
+                        Ok(Reply::ok(CERT_DELETED))
+                    } else {
+                        // 404 as the old gateway answered.
+                        Ok(Reply {
+                            status: 404,
+                            body: "InvalidCertificate.NotFound: No certificate is registered for this user".into(),
+                        })
+                    };
+                }
+                let pem = require(get("cert"), "cert")?;
+                let der = certificate_der(pem)?;
+                let fp = wssec::fingerprint(&der);
+                match self.store.put_certificate(&access, pem).await.map_err(store_error)? {
+                    PutCertificate::Stored => {
+                        tracing::info!(access_key = access, fingerprint = fp, "certificate registered");
+                        Ok(Reply::ok(CERT_OK))
+                    }
+                    PutCertificate::TakenByOther => Ok(Reply {
+                        status: 409,
+                        body: "InvalidCertificate.Duplicate: This certificate is already registered to another user"
+                            .into(),
+                    }),
+                }
+            }
+            other => Err(Ec2Error::new("InvalidAction", format!("The action {other} is not a registration action"))),
+        }
+    }
+
+    /// SigV2 by a user whose keys are registered; returns its access key.
+    async fn registered_signer(
+        &self,
+        req: &RawRequest<'_>,
+        params: &[(String, String)],
+        now: OffsetDateTime,
+    ) -> Result<String, Ec2Error> {
+        let access = params
+            .iter()
+            .find(|(k, _)| k == "AWSAccessKeyId")
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                Ec2Error::new("MissingAuthenticationToken", "The request must be signed (AWSAccessKeyId)")
+            })?;
+        // Time first: an expired request learns nothing about which keys exist.
+        check_time(params, now, self.max_skew)?;
+        let secret = self.store.user_secret(access).await.map_err(store_error)?.ok_or_else(|| {
+            Ec2Error::new("AuthFailure", "These keys are not registered with the gateway; run SetUserKeys first")
+        })?;
+        verify_sigv2(req, params, &secret, now, self.max_skew)?;
+        Ok(access.to_string())
+    }
+}
+
+fn store_error(e: anyhow::Error) -> Ec2Error {
+    tracing::error!(error = %e, "registration store failed");
+    Ec2Error::internal()
+}
+
+fn require<'v>(v: Option<&'v str>, name: &str) -> Result<&'v str, Ec2Error> {
+    match v {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(Ec2Error::missing_parameter(name)),
+    }
+}
+
+/// `a=1&b=x+y`: `+` is a space, `%XX` a byte; the result must be UTF-8.
+fn decode(raw: &str) -> Result<Vec<(String, String)>, Ec2Error> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
+        .map_err(|_| Ec2Error::new("MalformedQueryString", "The query string could not be decoded"))
+}
+
+/// The certificate from the PEM, checked usable for WS-Security (parses, RSA key).
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>, Ec2Error> {
+    let bad = || {
+        Ec2Error::new(
+            "InvalidParameterValue",
+            "The cert parameter must be a PEM-encoded X.509 certificate with an RSA key",
+        )
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()).map_err(|_| bad())?;
+    if pem.label != "CERTIFICATE" {
+        return Err(bad());
+    }
+    pem.parse_x509().map_err(|_| bad())?;
+    let key = bergshamra_keys::loader::load_x509_cert_der(&pem.contents).map_err(|_| bad())?;
+    if key.algorithm_name() != "RSA" {
+        return Err(bad());
+    }
+    Ok(pem.contents)
+}
+
+fn parse_time(v: &str) -> Option<OffsetDateTime> {
+    let v = v.trim();
+    OffsetDateTime::parse(v, &Rfc3339).ok().or_else(|| OffsetDateTime::parse(&format!("{v}Z"), &Rfc3339).ok())
+}
+
+fn check_time(params: &[(String, String)], now: OffsetDateTime, skew: Duration) -> Result<(), Ec2Error> {
+    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let skew = time::Duration::try_from(skew).unwrap_or(time::Duration::minutes(15));
+    match (get("Timestamp"), get("Expires")) {
+        (Some(t), None) => {
+            let t =
+                parse_time(t).ok_or_else(|| Ec2Error::invalid_value("Timestamp", t, "Expected an ISO 8601 date."))?;
+            if (now - t).abs() > skew {
+                return Err(Ec2Error::new(
+                    "RequestExpired",
+                    "Request has expired (Timestamp too far from the server's time)",
+                ));
+            }
+        }
+        (None, Some(e)) => {
+            let e = parse_time(e).ok_or_else(|| Ec2Error::invalid_value("Expires", e, "Expected an ISO 8601 date."))?;
+            if now > e + skew {
+                return Err(Ec2Error::new("RequestExpired", "Request has expired"));
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(Ec2Error::combination("The parameter Timestamp cannot be used with the parameter Expires"));
+        }
+        (None, None) => return Err(Ec2Error::missing_parameter("Timestamp")),
+    }
+    Ok(())
+}
+
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+fn hmac_b64(sha256: bool, secret: &str, data: &str) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = if sha256 {
+        let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
+        m.update(data.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    } else {
+        let mut m = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
+        m.update(data.as_bytes());
+        m.finalize().into_bytes().to_vec()
+    };
+    b64.encode(raw).into_bytes()
+}
+
+/// SigV2 over either canonical form (module docs), HmacSHA1 or HmacSHA256, with a fresh time.
+fn verify_sigv2(
+    req: &RawRequest<'_>,
+    params: &[(String, String)],
+    secret: &str,
+    now: OffsetDateTime,
+    skew: Duration,
+) -> Result<(), Ec2Error> {
+    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    match get("SignatureVersion") {
+        Some("2") => {}
+        _ => return Err(Ec2Error::new("AuthFailure", "Registration requests must use SignatureVersion=2")),
+    }
+    let sha256 = match get("SignatureMethod") {
+        Some("HmacSHA256") => true,
+        Some("HmacSHA1") => false,
+        _ => return Err(Ec2Error::new("AuthFailure", "SignatureMethod must be HmacSHA1 or HmacSHA256")),
+    };
+    let sig = require(get("Signature"), "Signature")?;
+    check_time(params, now, skew)?;
+
+    // Standard: decoded pairs, RFC 3986 re-encoded, sorted.
+    let mut std_pairs: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != "Signature")
+        .map(|(k, v)| (utf8_percent_encode(k, RFC3986).to_string(), utf8_percent_encode(v, RFC3986).to_string()))
+        .collect();
+    std_pairs.sort();
+    let standard = std_pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    // Old script: the raw pairs as sent, sorted.
+    let mut raw_pairs: Vec<&str> =
+        req.raw_params.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("Signature")).collect();
+    raw_pairs.sort_by(|a, b| a.split('=').next().cmp(&b.split('=').next()).then(a.cmp(b)));
+    let raw = raw_pairs.join("&");
+
+    let path = if req.path.is_empty() { "/" } else { req.path };
+    let hosts = [req.host.to_string(), req.host.to_ascii_lowercase()];
+    let given = sig.as_bytes();
+    for host in &hosts {
+        for query in [&standard, &raw] {
+            let sts = format!("{}\n{}\n{}\n{}", req.method, host, path, query);
+            let mac = hmac_b64(sha256, secret, &sts);
+            use subtle::ConstantTimeEq;
+            if mac.len() == given.len() && bool::from(mac.ct_eq(given)) {
+                return Ok(());
+            }
+        }
+    }
+    Err(Ec2Error::new(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side: `ec2bridge register` (same requests as scripts/cloudstack-aws-api-register)
+
+/// Register CloudStack keys and an X.509 certificate with a gateway (for SOAP clients).
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    /// CloudStack API key (= EC2 access key).
+    #[arg(short = 'a', long = "apikey")]
+    pub apikey: String,
+    /// CloudStack secret key.
+    #[arg(short = 's', long = "secretkey", env = "EC2BRIDGE_SECRET_KEY", hide_env_values = true)]
+    pub secretkey: String,
+    /// PEM X.509 certificate file to register (required unless --delete).
+    #[arg(short = 'c', long = "cert")]
+    pub cert: Option<std::path::PathBuf>,
+    /// Gateway URL, e.g. http://host:7080/awsapi
+    #[arg(short = 'u', long = "url")]
+    pub url: String,
+    /// Remove the registered certificate instead.
+    #[arg(long)]
+    pub delete: bool,
+}
+
+/// The signed GET URL for one registration action (standard SigV2, HmacSHA1, values RFC 3986
+/// encoded so both canonical forms coincide).
+pub fn signed_url(
+    base: &str,
+    apikey: &str,
+    secret: &str,
+    action: &str,
+    extra: &[(&str, &str)],
+    now: OffsetDateTime,
+) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(base).map_err(|e| anyhow::anyhow!("bad --url {base}: {e}"))?;
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        _ => anyhow::bail!("--url {base} has no host"),
+    };
+    let path = if url.path().is_empty() { "/" } else { url.path() };
+    let ts = now
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))?;
+    let mut pairs: Vec<(String, String)> = [
+        ("AWSAccessKeyId", apikey),
+        ("Action", action),
+        ("SignatureMethod", "HmacSHA1"),
+        ("SignatureVersion", "2"),
+        ("Timestamp", ts.as_str()),
+        ("Version", "2012-08-15"),
+    ]
+    .iter()
+    .chain(extra.iter())
+    .map(|(k, v)| (utf8_percent_encode(k, RFC3986).to_string(), utf8_percent_encode(v, RFC3986).to_string()))
+    .collect();
+    pairs.sort();
+    let query = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let sts = format!("GET\n{}\n{}\n{}", host.to_ascii_lowercase(), path, query);
+    let sig = String::from_utf8(hmac_b64(false, secret, &sts)).expect("base64 is ASCII");
+    let mut out = url.clone();
+    out.set_query(Some(&format!("{query}&Signature={}", utf8_percent_encode(&sig, RFC3986))));
+    Ok(out.to_string())
+}
+
+async fn send(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    let resp = client.get(url).send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!("the gateway answered {}: {}", status.as_u16(), body.trim());
+    }
+    Ok(body)
+}
+
+pub async fn run_cli(a: RegisterArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let now = OffsetDateTime::now_utc();
+    if a.delete {
+        let url = signed_url(&a.url, &a.apikey, &a.secretkey, "DeleteCertificate", &[], now)?;
+        println!("{}", send(&client, &url).await?.trim());
+        return Ok(());
+    }
+    let cert_path = a.cert.as_ref().ok_or_else(|| anyhow::anyhow!("--cert is required (or --delete)"))?;
+    let pem =
+        std::fs::read_to_string(cert_path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", cert_path.display()))?;
+    certificate_der(&pem).map_err(|e| anyhow::anyhow!("{}: {}", cert_path.display(), e.message))?;
+    let url = signed_url(
+        &a.url,
+        &a.apikey,
+        &a.secretkey,
+        "SetUserKeys",
+        &[("accesskey", &a.apikey), ("secretkey", &a.secretkey)],
+        now,
+    )?;
+    println!("{}", send(&client, &url).await?.trim());
+    let url = signed_url(&a.url, &a.apikey, &a.secretkey, "SetCertificate", &[("cert", &pem)], now)?;
+    println!("{}", send(&client, &url).await?.trim());
+    println!("User registration is successful!");
+    Ok(())
+}

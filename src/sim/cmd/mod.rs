@@ -1,0 +1,171 @@
+//! Command handlers by area, and the registry the dispatcher consults. A handler validates
+//! synchronously (errors come back at once as HTTP errors) and either answers or returns a
+//! [`JobSpec`] whose completion the job runner calls later.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::error::{SimError, SimResult};
+use super::jobs::{JobFn, Timer};
+use super::model::{Caller, Lookup, Model, Row, Table};
+use super::params::Params;
+use super::seed::SimConfig;
+
+mod account;
+mod ip;
+mod keypair;
+mod meta;
+mod secgroup;
+mod snapshot;
+mod tags;
+mod template;
+mod vm;
+mod volume;
+
+/// One request, as handlers see it.
+pub struct Ctx<'a> {
+    pub p: Params,
+    pub caller: Caller,
+    pub cfg: &'a SimConfig,
+    /// Creation time for new objects.
+    pub now: String,
+    /// Pre-allocated id of the job an async command creates.
+    pub jobid: String,
+    /// Delayed state changes that are not jobs.
+    pub timers: Vec<Timer>,
+    /// Request came as POST (user data may be larger).
+    pub post: bool,
+    /// createSSHKeyPair: a key pair made before the model lock was taken.
+    pub pregenerated_key: Option<super::keys::Generated>,
+}
+
+impl Ctx<'_> {
+    /// A required uuid parameter naming a live object of `table`. Unknown -> 431 (param
+    /// processing); removed -> 431 "not found" from the service layer.
+    pub fn need<T: Row>(&self, table: &Table<T>, name: &str, what: &str) -> SimResult<u64> {
+        let v = self.p.req(name)?;
+        match table.lookup(v) {
+            Lookup::Live(s) => Ok(s),
+            Lookup::Removed => Err(SimError::invalid(format!("Unable to find {what} with id {v}")).with_uuid(v)),
+            Lookup::Unknown => Err(SimError::bad_uuid(&self.p.cmd, name, v)),
+        }
+    }
+
+    /// An optional uuid parameter: None when absent; Some(Lookup::Live|Removed) when known.
+    pub fn find<T: Row>(&self, table: &Table<T>, name: &str) -> SimResult<Option<Lookup>> {
+        match self.p.opt(name) {
+            None => Ok(None),
+            Some(v) => match table.lookup(v) {
+                Lookup::Unknown => Err(SimError::bad_uuid(&self.p.cmd, name, v)),
+                l => Ok(Some(l)),
+            },
+        }
+    }
+
+    /// Optional live object: like `need` when present.
+    pub fn opt_live<T: Row>(&self, table: &Table<T>, name: &str, what: &str) -> SimResult<Option<u64>> {
+        if self.p.has(name) { self.need(table, name, what).map(Some) } else { Ok(None) }
+    }
+
+    pub fn job(
+        &self,
+        instance_type: &'static str,
+        instance_id: Option<String>,
+        lock: Option<String>,
+        run: JobFn,
+    ) -> Reply {
+        Reply::Job(JobSpec { instance_type, instance_id, create_id: None, lock, run })
+    }
+
+    pub fn create_job(&self, instance_type: &'static str, id: String, lock: Option<String>, run: JobFn) -> Reply {
+        Reply::Job(JobSpec { instance_type, instance_id: Some(id.clone()), create_id: Some(id), lock, run })
+    }
+}
+
+pub struct JobSpec {
+    pub instance_type: &'static str,
+    pub instance_id: Option<String>,
+    /// For async-create commands: the new object's id, answered with the jobid.
+    pub create_id: Option<String>,
+    /// Object whose job queue this job joins.
+    pub lock: Option<String>,
+    pub run: JobFn,
+}
+
+pub enum Reply {
+    Value(Value),
+    Job(JobSpec),
+}
+
+pub type ReadFn = fn(&Ctx, &Model) -> SimResult<Value>;
+pub type WriteFn = fn(&mut Ctx, &mut Model) -> SimResult<Reply>;
+
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Read(ReadFn),
+    Write(WriteFn),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sync,
+    Async,
+    AsyncCreate,
+}
+
+#[derive(Clone, Copy)]
+pub struct CmdSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub handler: Handler,
+    /// The Java command class a job reports as `cmd`.
+    pub class: &'static str,
+    /// Root admins only (others get 401 "not available").
+    pub admin_only: bool,
+}
+
+pub(crate) const fn read(name: &'static str, class: &'static str, f: ReadFn) -> CmdSpec {
+    CmdSpec { name, kind: Kind::Sync, handler: Handler::Read(f), class, admin_only: false }
+}
+pub(crate) const fn write(name: &'static str, class: &'static str, f: WriteFn) -> CmdSpec {
+    CmdSpec { name, kind: Kind::Sync, handler: Handler::Write(f), class, admin_only: false }
+}
+pub(crate) const fn job(name: &'static str, class: &'static str, f: WriteFn) -> CmdSpec {
+    CmdSpec { name, kind: Kind::Async, handler: Handler::Write(f), class, admin_only: false }
+}
+pub(crate) const fn create(name: &'static str, class: &'static str, f: WriteFn) -> CmdSpec {
+    CmdSpec { name, kind: Kind::AsyncCreate, handler: Handler::Write(f), class, admin_only: false }
+}
+pub(crate) const fn admin(mut c: CmdSpec) -> CmdSpec {
+    c.admin_only = true;
+    c
+}
+
+/// Every command the simulator knows, by its (case-sensitive) name.
+pub fn registry() -> HashMap<&'static str, CmdSpec> {
+    let mut all = Vec::new();
+    all.extend(meta::commands());
+    all.extend(account::commands());
+    all.extend(vm::commands());
+    all.extend(volume::commands());
+    all.extend(snapshot::commands());
+    all.extend(template::commands());
+    all.extend(keypair::commands());
+    all.extend(secgroup::commands());
+    all.extend(ip::commands());
+    all.extend(tags::commands());
+    all.into_iter().map(|c| (c.name, c)).collect()
+}
+
+/// `{"success":true}`.
+pub fn success() -> Value {
+    serde_json::json!({"success": true})
+}
+
+/// Wrap a single object under its name.
+pub fn single(key: &str, v: Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(key.to_string(), v);
+    Value::Object(m)
+}

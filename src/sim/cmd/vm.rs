@@ -1,0 +1,769 @@
+//! Virtual machines: deploy, list, start/stop/reboot/destroy/expunge/recover, update,
+//! change offering, passwords and user data (cloudstack-api.md §7, §9).
+
+use std::time::Duration;
+
+use base64::Engine;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::super::error::{SimError, SimResult};
+use super::super::jobs::Timer;
+use super::super::keys;
+use super::super::list;
+use super::super::model::vm_state::*;
+use super::super::model::*;
+use super::super::render::*;
+use super::super::seed::new_uuid;
+use super::{CmdSpec, Ctx, Reply, create, job, read, single, write};
+
+pub fn commands() -> Vec<CmdSpec> {
+    vec![
+        create("deployVirtualMachine", "org.apache.cloudstack.api.command.user.vm.DeployVMCmd", deploy),
+        read("listVirtualMachines", "org.apache.cloudstack.api.command.user.vm.ListVMsCmd", list_vms),
+        job("startVirtualMachine", "org.apache.cloudstack.api.command.user.vm.StartVMCmd", start),
+        job("stopVirtualMachine", "org.apache.cloudstack.api.command.user.vm.StopVMCmd", stop),
+        job("rebootVirtualMachine", "org.apache.cloudstack.api.command.user.vm.RebootVMCmd", reboot),
+        job("destroyVirtualMachine", "org.apache.cloudstack.api.command.user.vm.DestroyVMCmd", destroy),
+        job("expungeVirtualMachine", "org.apache.cloudstack.api.command.admin.vm.ExpungeVMCmd", expunge),
+        write("recoverVirtualMachine", "org.apache.cloudstack.api.command.admin.vm.RecoverVMCmd", recover),
+        write("updateVirtualMachine", "org.apache.cloudstack.api.command.user.vm.UpdateVMCmd", update),
+        write(
+            "changeServiceForVirtualMachine",
+            "org.apache.cloudstack.api.command.user.vm.UpgradeVMCmd",
+            change_service,
+        ),
+        read("getVMPassword", "org.apache.cloudstack.api.command.user.vm.GetVMPasswordCmd", get_password),
+        read("getVirtualMachineUserData", "org.apache.cloudstack.api.command.user.vm.GetVMUserDataCmd", get_userdata),
+    ]
+}
+
+fn valid_hostname(n: &str) -> bool {
+    let b = n.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+        && !b[0].is_ascii_digit()
+}
+
+fn random_password() -> String {
+    const CHARS: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut r = rand::rng();
+    (0..9).map(|_| CHARS[r.random_range(0..CHARS.len())] as char).collect()
+}
+
+/// Check base64 user data and its decoded size (2 KB by GET, 32 KB by POST).
+pub fn check_userdata(ctx: &Ctx, v: &str) -> SimResult<()> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(v.trim())
+        .map_err(|_| SimError::invalid("User data is not base64 encoded"))?;
+    if !ctx.post && decoded.len() > 2048 {
+        return Err(SimError::invalid("User data is too long for an http GET request"));
+    }
+    if decoded.len() > 32768 {
+        return Err(SimError::invalid("User data is too long for POST request"));
+    }
+    Ok(())
+}
+
+fn vm_what(vm: &Vm) -> String {
+    format!("VM instance {{\"id\":\"{}\",\"name\":\"{}\"}}", vm.id, vm.name)
+}
+
+/// The VM named by a uuid parameter, after the access check.
+pub fn vm_param(ctx: &Ctx, m: &Model, name: &str) -> SimResult<u64> {
+    let s = ctx.need(&m.vms, name, "virtual machine")?;
+    let vm = m.vms.get(s).expect("live");
+    m.check_access(&ctx.caller, vm.owner, &vm_what(vm))?;
+    Ok(s)
+}
+
+fn vm_result(m: &Model, seq: u64) -> Value {
+    match m.vms.get(seq) {
+        Some(vm) => single("virtualmachine", vm_json(m, vm, false)),
+        None => json!({}),
+    }
+}
+
+fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    let p = &ctx.p;
+    for r in ["zoneid", "serviceofferingid", "templateid"] {
+        p.req(r)?;
+    }
+    let zone = ctx.need(&m.zones, "zoneid", "zone")?;
+    let so = ctx.need(&m.service_offerings, "serviceofferingid", "service offering")?;
+    let tpl = ctx.need(&m.templates, "templateid", "template")?;
+    let disk = ctx.opt_live(&m.disk_offerings, "diskofferingid", "disk offering")?;
+    let mut sg_ids = Vec::new();
+    for v in p.list("securitygroupids") {
+        match m.security_groups.lookup(&v) {
+            Lookup::Live(s) => sg_ids.push(s),
+            _ => return Err(SimError::bad_uuid(&p.cmd, "securitygroupids", &v)),
+        }
+    }
+    for v in p.list("networkids") {
+        if !m.zones.values().any(|z| z.network_id == v) {
+            return Err(SimError::bad_uuid(&p.cmd, "networkids", &v));
+        }
+    }
+    let size = p.int("size")?;
+    let rootdisksize = p.int("rootdisksize")?;
+    let owner = m.owner_for(&ctx.caller, p)?;
+    let acct = m.account(owner).clone();
+
+    let z = m.zones.get(zone).expect("live");
+    if z.allocationstate != "Enabled" && !ctx.caller.is_root_admin() {
+        return Err(SimError::permission(format!(
+            "Cannot perform this operation, Zone is currently disabled: {}",
+            z.id
+        )));
+    }
+    let t = m.templates.get(tpl).expect("live");
+    if !(t.owner == owner || t.ispublic || t.shared_with.contains(&owner) || ctx.caller.is_root_admin()) {
+        m.check_access(&ctx.caller, t.owner, &format!("Tmpl[{}-{}]", t.id, t.name))?;
+    }
+    if !t.ready || !t.zones.contains(&zone) {
+        return Err(SimError::invalid(format!(
+            "Template {} has not been completely downloaded to zone {}",
+            t.id, z.id
+        )));
+    }
+    let keypair = match p.opt("keypair") {
+        Some(name) => match m.keypairs.find(|k| k.owner == owner && k.name == name) {
+            Some((_, k)) => Some(k.clone()),
+            None => return Err(SimError::invalid(format!("A key pair with name '{name}' was not found."))),
+        },
+        None => None,
+    };
+    let sg_names = p.list("securitygroupnames");
+    if !sg_ids.is_empty() && !sg_names.is_empty() {
+        return Err(SimError::invalid(
+            "securitygroupids parameter is mutually exclusive with securitygroupnames parameter",
+        ));
+    }
+    for s in &sg_ids {
+        let g = m.security_groups.get(*s).expect("live");
+        m.check_access(&ctx.caller, g.owner, &format!("SecurityGroup {}", g.id))?;
+        if g.owner != owner {
+            return Err(SimError::permission(format!("Security group {} does not belong to the VM's account", g.id)));
+        }
+    }
+    for n in &sg_names {
+        match m.security_groups.find(|g| g.owner == owner && &g.name == n) {
+            Some((s, _)) => sg_ids.push(s),
+            None => return Err(SimError::invalid(format!("Unable to find group by name {n}"))),
+        }
+    }
+    if !sg_ids.is_empty() && !z.securitygroupsenabled {
+        return Err(SimError::invalid(
+            "Can't create vm with security groups; security group feature is not enabled per zone",
+        ));
+    }
+    if sg_ids.is_empty() && z.securitygroupsenabled {
+        sg_ids.extend(m.security_groups.find(|g| g.owner == owner && g.name == "default").map(|(s, _)| s));
+    }
+    sg_ids.dedup();
+    let userdata = p.opt("userdata").map(str::to_string);
+    if let Some(u) = &userdata {
+        check_userdata(ctx, u)?;
+    }
+    let id = new_uuid();
+    let name = match p.opt("name") {
+        Some(n) => {
+            if !valid_hostname(n) {
+                return Err(SimError::invalid(
+                    "Invalid name. Vm name can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the hyphen ('-'), must be between 1 and 63 characters long, and can't start or end with \"-\" and can't start with digit",
+                ));
+            }
+            if m.vms.values().any(|v| v.owner == owner && v.zone == zone && v.name.eq_ignore_ascii_case(n)) {
+                return Err(SimError::invalid(format!(
+                    "The vm with hostName {n} already exists in the network domain: cs{}cloud.internal; network={}",
+                    acct.id.get(..4).unwrap_or(""),
+                    z.network_name
+                )));
+            }
+            n.to_string()
+        }
+        None => format!("VM-{id}"),
+    };
+    let displayname = p.opt("displayname").map(str::to_string).unwrap_or_else(|| name.clone());
+    let data_size_gb = match disk.map(|d| m.disk_offerings.get(d).expect("live").clone()) {
+        Some(d) if d.iscustomized => match size {
+            Some(s) if s > 0 => Some(s),
+            _ => return Err(SimError::invalid(format!("Disk offering {} requires size parameter.", d.id))),
+        },
+        Some(d) => Some(d.disksize),
+        None => None,
+    };
+    if let Some(r) = rootdisksize
+        && r < 1
+    {
+        return Err(SimError::invalid("Root disk size should be a positive number."));
+    }
+    let ipaddress = match p.opt("ipaddress") {
+        Some(ip) => Some(
+            ip.parse::<std::net::Ipv4Addr>()
+                .map_err(|_| SimError::invalid(format!("Invalid format for IPv4 address: {ip}")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    if acct.vm_limit >= 0 && m.vm_count(owner) + 1 > acct.vm_limit {
+        return Err(SimError::allocation(format!(
+            "Maximum number of resources of type 'user_vm' for account name={} in domain id={} has been exceeded.",
+            acct.name, acct.domain
+        )));
+    }
+    let startvm = p.bool_or("startvm", true);
+    let password = t.passwordenabled.then(random_password);
+    let encrypted_password = match (&password, &keypair) {
+        (Some(pw), Some(k)) => keys::encrypt_password(&k.public_key, pw),
+        _ => None,
+    };
+    let template_size = t.size;
+    let hypervisor = t.hypervisor.clone();
+    let group = p.opt("group").map(str::to_string);
+    let capacity = z.capacity_vms;
+
+    // Create the rows now: the VM is listed (Starting, with its jobid) while the job runs.
+    let (ip, netmask, gateway) = m.next_guest_ip(zone);
+    let ip = ipaddress.unwrap_or(ip);
+    let mac = m.next_mac();
+    let seq = m.next_seq();
+    let state = if startvm { STARTING } else { STOPPED };
+    let final_state = if startvm { RUNNING } else { STOPPED };
+    m.vms.insert(
+        seq,
+        Vm {
+            id: id.clone(),
+            name,
+            displayname,
+            owner,
+            zone,
+            template: tpl,
+            offering: so,
+            state,
+            planned: final_state,
+            created: ctx.now.clone(),
+            password,
+            encrypted_password,
+            keypair: keypair.map(|k| k.name),
+            security_groups: sg_ids,
+            userdata,
+            nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
+            public_ip: None,
+            group,
+            haenable: false,
+            hypervisor,
+            diskoffering: disk,
+            tags: Vec::new(),
+            expunge_at: None,
+        },
+    );
+    let root_seq = m.next_seq();
+    m.volumes.insert(
+        root_seq,
+        Volume {
+            id: new_uuid(),
+            name: format!("ROOT-{seq}"),
+            owner,
+            zone,
+            kind: "ROOT",
+            vm: Some(seq),
+            deviceid: Some(0),
+            size: rootdisksize.map(|g| g << 30).unwrap_or(template_size),
+            state: "Allocated",
+            diskoffering: None,
+            serviceoffering: Some(so),
+            created: ctx.now.clone(),
+            attached: Some(ctx.now.clone()),
+            template: Some(tpl),
+            snapshot: None,
+            tags: Vec::new(),
+        },
+    );
+    let data_seq = data_size_gb.map(|gb| {
+        let s = m.next_seq();
+        m.volumes.insert(
+            s,
+            Volume {
+                id: new_uuid(),
+                name: format!("DATA-{seq}"),
+                owner,
+                zone,
+                kind: "DATADISK",
+                vm: Some(seq),
+                deviceid: Some(1),
+                size: gb << 30,
+                state: "Allocated",
+                diskoffering: disk,
+                serviceoffering: None,
+                created: ctx.now.clone(),
+                attached: Some(ctx.now.clone()),
+                template: None,
+                snapshot: None,
+                tags: Vec::new(),
+            },
+        );
+        s
+    });
+    let vm_id = id.clone();
+    Ok(ctx.create_job(
+        "VirtualMachine",
+        id.clone(),
+        Some(id),
+        Box::new(move |m, env| {
+            let running_in_zone = m
+                .vms
+                .values()
+                .filter(|v| v.zone == zone && v.state != DESTROYED && v.state != EXPUNGING && v.id != vm_id)
+                .count() as i64;
+            let fail = env.fail.take().or_else(|| {
+                (capacity >= 0 && running_in_zone >= capacity).then(|| {
+                    SimError::capacity(format!("Unable to create a deployment for VM instance {{\"id\":\"{vm_id}\"}}"))
+                })
+            });
+            let vm = m.vms.get_mut(seq).ok_or_else(|| SimError::internal("VM vanished during deploy"))?;
+            if let Some(e) = fail {
+                vm.state = ERROR;
+                vm.planned = ERROR;
+                vm.password = None;
+                return Err(e);
+            }
+            if vm.state == STARTING || vm.state == STOPPED {
+                vm.state = final_state;
+            }
+            if startvm {
+                for v in [Some(root_seq), data_seq].into_iter().flatten() {
+                    if let Some(v) = m.volumes.get_mut(v) {
+                        v.state = "Ready";
+                    }
+                }
+            }
+            let vm = m.vms.get(seq).expect("just updated");
+            let result = single("virtualmachine", vm_json(m, vm, true));
+            // The clear password is shown once, in this result.
+            if let Some(vm) = m.vms.get_mut(seq) {
+                vm.password = None;
+            }
+            Ok(result)
+        }),
+    ))
+}
+
+fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<Value> {
+    let p = &ctx.p;
+    let empty = || list::list(p, "virtualmachine", Vec::<()>::new(), |_| json!({}));
+    let Some(id) = super::meta::id_filter(ctx, &m.vms, "id")? else { return empty() };
+    let mut ids: Option<std::collections::HashSet<u64>> = None;
+    let id_list = p.list("ids");
+    if !id_list.is_empty() {
+        let mut set = std::collections::HashSet::new();
+        for v in &id_list {
+            match m.vms.lookup(v) {
+                Lookup::Live(s) => {
+                    set.insert(s);
+                }
+                Lookup::Removed => {}
+                Lookup::Unknown => return Err(SimError::bad_uuid(&p.cmd, "ids", v)),
+            }
+        }
+        ids = Some(set);
+    }
+    let zone = match ctx.find(&m.zones, "zoneid")? {
+        Some(Lookup::Live(s)) => Some(s),
+        Some(_) => return empty(),
+        None => None,
+    };
+    let template = match ctx.find(&m.templates, "templateid")? {
+        Some(Lookup::Live(s)) => Some(s),
+        Some(_) => return empty(),
+        None => None,
+    };
+    let offering = match ctx.find(&m.service_offerings, "serviceofferingid")? {
+        Some(Lookup::Live(s)) => Some(s),
+        Some(_) => return empty(),
+        None => None,
+    };
+    let network = p.opt("networkid");
+    if let Some(n) = network
+        && !m.zones.values().any(|z| z.network_id == n)
+    {
+        return Err(SimError::bad_uuid(&p.cmd, "networkid", n));
+    }
+    let paging = list::paging(p)?;
+    let scope = m.scope(&ctx.caller, p)?;
+    let name = p.opt("name").map(str::to_lowercase);
+    let state = p.opt("state");
+    let kw = p.opt("keyword");
+    let keypair = p.opt("keypair");
+    let group = p.opt("group");
+    let tags = p.tags();
+    let show_destroyed = ctx.caller.is_admin() || ctx.cfg.settings.allow_user_view_destroyed_vm;
+    let items: Vec<&Vm> = m
+        .vms
+        .iter()
+        .filter(|(s, v)| {
+            scope.sees(v.owner)
+                && id.is_none_or(|i| i == *s)
+                && ids.as_ref().is_none_or(|set| set.contains(s))
+                && (show_destroyed || (v.state != DESTROYED && v.state != EXPUNGING))
+                && match state {
+                    None => true,
+                    Some(st) if st.eq_ignore_ascii_case("present") => v.state != DESTROYED && v.state != EXPUNGING,
+                    Some(st) => v.state.eq_ignore_ascii_case(st),
+                }
+                && name.as_ref().is_none_or(|n| v.name.to_lowercase().contains(n.as_str()))
+                && zone.is_none_or(|z| v.zone == z)
+                && template.is_none_or(|t| v.template == t)
+                && offering.is_none_or(|o| v.offering == o)
+                && network.is_none_or(|n| m.zones.get(v.zone).is_some_and(|z| z.network_id == n))
+                && keypair.is_none_or(|k| v.keypair.as_deref() == Some(k))
+                && group.is_none_or(|g| v.group.as_deref() == Some(g))
+                && keyword_match(kw, &[&v.name, &v.displayname])
+                && tags_match(&v.tags, &tags)
+        })
+        .map(|(_, v)| v)
+        .collect();
+    Ok(list::respond(paging, "virtualmachine", items, |v| vm_json(m, v, false)))
+}
+
+fn bad_state(verb: &str, vm: &Vm) -> SimError {
+    SimError::invalid(format!("Unable to {verb} VM {} as it is in state {}", vm.id, vm.planned))
+}
+
+/// Queue a state change: transitional state now (if the VM is idle), final state when the job
+/// runs. `allowed` lists the planned states the operation accepts; `noop` those where it is a
+/// no-op success.
+fn transition(
+    ctx: &mut Ctx,
+    m: &mut Model,
+    verb: &str,
+    allowed: &[&str],
+    noop: &[&str],
+    transitional: &'static str,
+    done: &'static str,
+) -> SimResult<Reply> {
+    let seq = vm_param(ctx, m, "id")?;
+    let vm = m.vms.get(seq).expect("live");
+    let id = vm.id.clone();
+    let is_noop = noop.contains(&vm.planned);
+    if !is_noop && !allowed.contains(&vm.planned) {
+        return Err(bad_state(verb, vm));
+    }
+    let idle = m.pending_job(&id).is_none();
+    let vm = m.vms.get_mut(seq).expect("live");
+    if !is_noop {
+        if idle {
+            vm.state = transitional;
+        }
+        vm.planned = done;
+    }
+    let verb = verb.to_string();
+    Ok(ctx.job(
+        "VirtualMachine",
+        Some(id.clone()),
+        Some(id),
+        Box::new(move |m, env| {
+            let vm = m
+                .vms
+                .get_mut(seq)
+                .ok_or_else(|| SimError::internal(format!("Failed to {verb} VM: it no longer exists")))?;
+            if is_noop {
+                return Ok(vm_result(m, seq));
+            }
+            if let Some(e) = env.fail.take() {
+                // Back to where it was before the transition.
+                let before = if done == RUNNING && verb == "reboot" {
+                    RUNNING
+                } else if done == RUNNING {
+                    STOPPED
+                } else {
+                    RUNNING
+                };
+                vm.state = before;
+                vm.planned = before;
+                return Err(e);
+            }
+            if vm.state == DESTROYED || vm.state == EXPUNGING {
+                return Err(SimError::internal(format!("Failed to {verb} VM: it is {}", vm.state)));
+            }
+            vm.state = done;
+            if done == RUNNING {
+                for v in m.volumes.values_mut().filter(|v| v.vm == Some(seq) && v.state == "Allocated") {
+                    v.state = "Ready";
+                }
+            }
+            Ok(vm_result(m, seq))
+        }),
+    ))
+}
+
+fn start(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    transition(ctx, m, "start", &[STOPPED, ERROR], &[RUNNING], STARTING, RUNNING)
+}
+
+fn stop(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    // `forced` changes nothing observable here.
+    let _ = ctx.p.flag("forced");
+    transition(ctx, m, "stop", &[RUNNING, ERROR], &[STOPPED], STOPPING, STOPPED)
+}
+
+fn reboot(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    let seq = vm_param(ctx, m, "id")?;
+    let vm = m.vms.get(seq).expect("live");
+    if vm.planned != RUNNING {
+        return Err(SimError::invalid(format!("Unable to reboot VM {} as it is not in Running state", vm.id)));
+    }
+    // A reboot is Running before and after; the job is what clients wait on.
+    transition(ctx, m, "reboot", &[RUNNING], &[], RUNNING, RUNNING)
+}
+
+/// Remove a VM for good: ROOT volumes go, data volumes are detached, static NAT is released.
+pub fn expunge_now(m: &mut Model, seq: u64) {
+    let Some(vm) = m.vms.get(seq) else { return };
+    let id = vm.id.clone();
+    let roots: Vec<u64> =
+        m.volumes.iter().filter(|(_, v)| v.vm == Some(seq) && v.kind == "ROOT").map(|(s, _)| s).collect();
+    for r in roots {
+        m.volumes.remove(r);
+    }
+    for v in m.volumes.values_mut().filter(|v| v.vm == Some(seq)) {
+        v.vm = None;
+        v.deviceid = None;
+        v.attached = None;
+    }
+    for ip in m.public_ips.values_mut().filter(|i| i.vm == Some(seq)) {
+        ip.vm = None;
+    }
+    m.busy.remove(&id);
+    m.vms.remove(seq);
+}
+
+/// Destroyed -> (delay) Expunging -> (short) gone, unless recovered meanwhile.
+fn expunge_timer(seq: u64, token: u64, delay: Duration, step: Duration) -> Timer {
+    Timer {
+        delay,
+        run: Box::new(move |m, next| {
+            let Some(vm) = m.vms.get_mut(seq) else { return };
+            if vm.expunge_at != Some(token) || vm.state != DESTROYED {
+                return;
+            }
+            vm.state = EXPUNGING;
+            vm.planned = EXPUNGING;
+            next.push(Timer { delay: step, run: Box::new(move |m, _| expunge_now(m, seq)) });
+        }),
+    }
+}
+
+fn may_expunge(ctx: &Ctx) -> bool {
+    ctx.caller.is_admin() || ctx.cfg.settings.allow_user_expunge
+}
+
+fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    let seq = vm_param(ctx, m, "id")?;
+    let expunge = ctx.p.flag("expunge");
+    if expunge && !may_expunge(ctx) {
+        return Err(SimError::permission(
+            "Parameter expunge can be passed by Admin only. Or when the allow.user.expunge.recover.vm key is set.",
+        ));
+    }
+    let mut data_volumes = Vec::new();
+    for v in ctx.p.list("volumeids") {
+        match m.volumes.lookup(&v) {
+            Lookup::Live(s) => {
+                let vol = m.volumes.get(s).expect("live");
+                if vol.vm != Some(seq) || vol.kind != "DATADISK" {
+                    return Err(SimError::invalid(format!(
+                        "Please specify volumes that are attached to the VM as data disks: {v}"
+                    )));
+                }
+                data_volumes.push(s);
+            }
+            _ => return Err(SimError::bad_uuid(&ctx.p.cmd, "volumeids", &v)),
+        }
+    }
+    let vm = m.vms.get(seq).expect("live");
+    if vm.planned == DESTROYED || vm.planned == EXPUNGING {
+        if expunge {
+            // Already destroyed: expunge is what is left to do.
+        } else {
+            return Err(SimError::invalid(format!("Unable to destroy VM {} as it is in state {}", vm.id, vm.planned)));
+        }
+    }
+    let id = vm.id.clone();
+    let vm = m.vms.get_mut(seq).expect("live");
+    let before = vm.planned;
+    vm.planned = if expunge { EXPUNGING } else { DESTROYED };
+    let token: u64 = rand::random();
+    let delay = ctx.cfg.expunge_delay();
+    let step = ctx.cfg.job_delay("expungeVirtualMachine");
+    Ok(ctx.job(
+        "VirtualMachine",
+        Some(id.clone()),
+        Some(id),
+        Box::new(move |m, env| {
+            let vm =
+                m.vms.get_mut(seq).ok_or_else(|| SimError::internal("Failed to destroy vm: it no longer exists"))?;
+            if let Some(e) = env.fail.take() {
+                vm.planned = before;
+                return Err(e);
+            }
+            vm.state = if expunge { EXPUNGING } else { DESTROYED };
+            vm.planned = vm.state;
+            vm.expunge_at = Some(token);
+            for ip in m.public_ips.values_mut().filter(|i| i.vm == Some(seq)) {
+                ip.vm = None;
+            }
+            if let Some(vm) = m.vms.get_mut(seq) {
+                vm.public_ip = None;
+            }
+            for v in m.volumes.values_mut().filter(|v| v.vm == Some(seq) && v.kind == "ROOT") {
+                v.state = "Destroy";
+            }
+            for d in &data_volumes {
+                m.volumes.remove(*d);
+            }
+            let result = vm_result(m, seq);
+            if expunge {
+                env.timers.push(Timer { delay: step, run: Box::new(move |m, _| expunge_now(m, seq)) });
+            } else {
+                env.timers.push(expunge_timer(seq, token, delay, step));
+            }
+            Ok(result)
+        }),
+    ))
+}
+
+fn expunge(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    if !may_expunge(ctx) {
+        return Err(SimError::not_available("expungeVirtualMachine"));
+    }
+    let seq = vm_param(ctx, m, "id")?;
+    let vm = m.vms.get(seq).expect("live");
+    if vm.planned != DESTROYED {
+        return Err(SimError::invalid(format!(
+            "Please specify a VM that is in Destroyed state; VM {} is {}",
+            vm.id, vm.planned
+        )));
+    }
+    let id = vm.id.clone();
+    m.vms.get_mut(seq).expect("live").planned = EXPUNGING;
+    Ok(ctx.job(
+        "VirtualMachine",
+        Some(id.clone()),
+        Some(id),
+        Box::new(move |m, env| {
+            if let Some(e) = env.fail.take() {
+                if let Some(vm) = m.vms.get_mut(seq) {
+                    vm.planned = DESTROYED;
+                }
+                return Err(e);
+            }
+            expunge_now(m, seq);
+            Ok(super::success())
+        }),
+    ))
+}
+
+fn recover(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    if !may_expunge(ctx) {
+        return Err(SimError::not_available("recoverVirtualMachine"));
+    }
+    let seq = vm_param(ctx, m, "id")?;
+    let vm = m.vms.get(seq).expect("live");
+    if vm.state != DESTROYED || m.pending_job(&vm.id).is_some() {
+        return Err(SimError::invalid(format!("Unable to recover VM {} as it is not in Destroyed state", vm.id)));
+    }
+    let vm = m.vms.get_mut(seq).expect("live");
+    vm.state = STOPPED;
+    vm.planned = STOPPED;
+    vm.expunge_at = None;
+    for v in m.volumes.values_mut().filter(|v| v.vm == Some(seq) && v.kind == "ROOT") {
+        v.state = "Ready";
+    }
+    Ok(Reply::Value(vm_result(m, seq)))
+}
+
+fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    let seq = vm_param(ctx, m, "id")?;
+    if let Some(u) = ctx.p.opt("userdata") {
+        check_userdata(ctx, u)?;
+    }
+    let name = ctx.p.opt("name");
+    if let Some(n) = name {
+        let vm = m.vms.get(seq).expect("live");
+        if !valid_hostname(n) {
+            return Err(SimError::invalid(
+                "Invalid name. Vm name can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the hyphen ('-'), must be between 1 and 63 characters long, and can't start or end with \"-\" and can't start with digit",
+            ));
+        }
+        if vm.planned != STOPPED && n != vm.name {
+            return Err(SimError::invalid("Vm has to be stopped to change its name"));
+        }
+    }
+    let haenable = ctx.p.opt_bool("haenable");
+    let vm = m.vms.get_mut(seq).expect("live");
+    if let Some(d) = ctx.p.opt("displayname") {
+        vm.displayname = d.to_string();
+    }
+    if let Some(u) = ctx.p.opt("userdata") {
+        vm.userdata = Some(u.trim().to_string());
+    }
+    if let Some(g) = ctx.p.opt("group") {
+        vm.group = Some(g.to_string());
+    }
+    if let Some(h) = haenable {
+        vm.haenable = h;
+    }
+    if let Some(n) = name {
+        vm.name = n.to_string();
+    }
+    Ok(Reply::Value(vm_result(m, seq)))
+}
+
+fn change_service(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    ctx.p.req("id")?;
+    ctx.p.req("serviceofferingid")?;
+    let seq = vm_param(ctx, m, "id")?;
+    let so = ctx.need(&m.service_offerings, "serviceofferingid", "service offering")?;
+    let vm = m.vms.get(seq).expect("live");
+    if vm.state != STOPPED || vm.planned != STOPPED {
+        return Err(SimError::invalid(format!(
+            "Unable to upgrade virtual machine {} in state {}; make sure the virtual machine is stopped",
+            vm.id, vm.state
+        )));
+    }
+    if vm.offering == so {
+        let name = &m.service_offerings.get(so).expect("live").name;
+        return Err(SimError::invalid(format!(
+            "Not upgrading vm {} since it already has the requested service offering ({name})",
+            vm.id
+        )));
+    }
+    m.vms.get_mut(seq).expect("live").offering = so;
+    for v in m.volumes.values_mut().filter(|v| v.vm == Some(seq) && v.kind == "ROOT") {
+        v.serviceoffering = Some(so);
+    }
+    Ok(Reply::Value(vm_result(m, seq)))
+}
+
+fn get_password(ctx: &Ctx, m: &Model) -> SimResult<Value> {
+    let seq = vm_param(ctx, m, "id")?;
+    let vm = m.vms.get(seq).expect("live");
+    match &vm.encrypted_password {
+        Some(enc) => Ok(single("password", json!({"encryptedpassword": enc}))),
+        None => Err(SimError::invalid(format!("No password for Instance with ID '{}' found.", vm.id))),
+    }
+}
+
+fn get_userdata(ctx: &Ctx, m: &Model) -> SimResult<Value> {
+    let seq = vm_param(ctx, m, "virtualmachineid")?;
+    let vm = m.vms.get(seq).expect("live");
+    Ok(single(
+        "virtualmachineuserdata",
+        Obj::new().set("virtualmachineid", vm.id.clone()).opt("userdata", vm.userdata.clone()).done(),
+    ))
+}

@@ -1,0 +1,174 @@
+//! Fault injection, configured in the seed (`[[faults]]`) and applied by the dispatcher and the
+//! job runner, never by command code: per-command latency, error rate or forced error code,
+//! dropped connections, and jobs that fail or never finish.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Deserialize;
+
+use super::error::SimError;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// Command name as sent (`deployVirtualMachine`), or `*` for every command.
+    pub command: String,
+    /// Extra latency before answering: fixed, or uniform in [latency_ms, latency_max_ms].
+    pub latency_ms: Option<u64>,
+    pub latency_max_ms: Option<u64>,
+    /// Answer with this error (HTTP status = errorcode) ...
+    pub error_code: Option<u16>,
+    pub error_text: Option<String>,
+    /// ... with this probability (default 1.0 when `error_code` is set).
+    pub error_rate: Option<f64>,
+    /// Close the connection without an answer with this probability.
+    pub drop_rate: Option<f64>,
+    /// For async commands: `fail` (jobstatus 2) or `hang` (stays at jobstatus 0 forever).
+    pub job: Option<JobFaultKind>,
+    /// Probability of the job fault (default 1.0).
+    pub job_rate: Option<f64>,
+    pub job_error_code: Option<u16>,
+    pub job_error_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobFaultKind {
+    Fail,
+    Hang,
+}
+
+/// What to do to one request before running it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Before {
+    Proceed,
+    Drop,
+    Fail(SimError),
+}
+
+/// What to do to one job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobFault {
+    None,
+    Fail(SimError),
+    Hang,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    pub rules: Vec<FaultRule>,
+}
+
+fn roll(rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 {
+        return false;
+    }
+    rand::rng().random_bool(rate)
+}
+
+impl Faults {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for r in &self.rules {
+            for (name, v) in [("error_rate", r.error_rate), ("drop_rate", r.drop_rate), ("job_rate", r.job_rate)] {
+                if let Some(v) = v {
+                    anyhow::ensure!((0.0..=1.0).contains(&v), "fault for {}: {name} must be in 0..1", r.command);
+                }
+            }
+            if let Some(c) = r.error_code.or(r.job_error_code) {
+                anyhow::ensure!(
+                    (400..600).contains(&c),
+                    "fault for {}: error code {c} is not an HTTP error",
+                    r.command
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn matching<'a>(&'a self, command: &'a str) -> impl Iterator<Item = &'a FaultRule> + 'a {
+        self.rules.iter().filter(move |r| r.command == "*" || r.command == command)
+    }
+
+    /// Total extra latency for a command.
+    pub fn latency(&self, command: &str) -> Option<Duration> {
+        let mut total = 0u64;
+        for r in self.matching(command) {
+            if let Some(lo) = r.latency_ms {
+                let hi = r.latency_max_ms.unwrap_or(lo).max(lo);
+                total += if hi > lo { rand::rng().random_range(lo..=hi) } else { lo };
+            }
+        }
+        (total > 0).then(|| Duration::from_millis(total))
+    }
+
+    pub fn before(&self, command: &str) -> Before {
+        for r in self.matching(command) {
+            if r.drop_rate.is_some_and(roll) {
+                return Before::Drop;
+            }
+            if let Some(code) = r.error_code
+                && roll(r.error_rate.unwrap_or(1.0))
+            {
+                return Before::Fail(SimError::of_code(code, r.error_text.as_deref()));
+            }
+        }
+        Before::Proceed
+    }
+
+    pub fn job(&self, command: &str) -> JobFault {
+        for r in self.matching(command) {
+            if let Some(kind) = r.job
+                && roll(r.job_rate.unwrap_or(1.0))
+            {
+                return match kind {
+                    JobFaultKind::Hang => JobFault::Hang,
+                    JobFaultKind::Fail => JobFault::Fail(SimError::of_code(
+                        r.job_error_code.unwrap_or(530),
+                        Some(r.job_error_text.as_deref().unwrap_or("Job failed (injected fault)")),
+                    )),
+                };
+            }
+        }
+        JobFault::None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_apply_by_command() {
+        let f = Faults {
+            rules: vec![
+                FaultRule { command: "deployVirtualMachine".into(), error_code: Some(533), ..Default::default() },
+                FaultRule { command: "stopVirtualMachine".into(), job: Some(JobFaultKind::Fail), ..Default::default() },
+                FaultRule {
+                    command: "rebootVirtualMachine".into(),
+                    job: Some(JobFaultKind::Hang),
+                    ..Default::default()
+                },
+                FaultRule { command: "listZones".into(), drop_rate: Some(1.0), ..Default::default() },
+                FaultRule { command: "*".into(), latency_ms: Some(5), ..Default::default() },
+            ],
+        };
+        f.validate().unwrap();
+        match f.before("deployVirtualMachine") {
+            Before::Fail(e) => assert_eq!((e.code, e.cs), (533, Some(4325))),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f.before("listZones"), Before::Drop);
+        assert_eq!(f.before("listVolumes"), Before::Proceed);
+        assert!(matches!(f.job("stopVirtualMachine"), JobFault::Fail(e) if e.code == 530));
+        assert_eq!(f.job("rebootVirtualMachine"), JobFault::Hang);
+        assert_eq!(f.job("startVirtualMachine"), JobFault::None);
+        assert_eq!(f.latency("anything"), Some(Duration::from_millis(5)));
+        let bad =
+            Faults { rules: vec![FaultRule { command: "x".into(), error_rate: Some(2.0), ..Default::default() }] };
+        assert!(bad.validate().is_err());
+    }
+}

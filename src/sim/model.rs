@@ -1,0 +1,691 @@
+//! The simulator's in-memory state: one table per resource kind, keyed by an internal sequence
+//! number (CloudStack's database id) with a uuid index, plus the set of removed uuids so that an
+//! expunged object gives an empty list while a never-seen uuid gives 431 (cloudstack-api.md §4).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde_json::Value;
+
+use super::error::{SimError, SimResult};
+use super::params::Params;
+
+/// Something stored in a [`Table`].
+pub trait Row {
+    fn uuid(&self) -> &str;
+}
+
+/// Result of resolving a uuid against one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Live(u64),
+    /// Existed once (expunged/deleted): lists answer empty, actions say "not found".
+    Removed,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table<T> {
+    rows: BTreeMap<u64, T>,
+    by_uuid: HashMap<String, u64>,
+    removed: HashSet<String>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Table { rows: BTreeMap::new(), by_uuid: HashMap::new(), removed: HashSet::new() }
+    }
+}
+
+impl<T: Row> Table<T> {
+    pub fn insert(&mut self, seq: u64, row: T) {
+        self.by_uuid.insert(row.uuid().to_string(), seq);
+        self.rows.insert(seq, row);
+    }
+    pub fn get(&self, seq: u64) -> Option<&T> {
+        self.rows.get(&seq)
+    }
+    pub fn get_mut(&mut self, seq: u64) -> Option<&mut T> {
+        self.rows.get_mut(&seq)
+    }
+    pub fn seq_of(&self, uuid: &str) -> Option<u64> {
+        self.by_uuid.get(uuid).copied()
+    }
+    pub fn lookup(&self, uuid: &str) -> Lookup {
+        match self.by_uuid.get(uuid) {
+            Some(s) => Lookup::Live(*s),
+            None if self.removed.contains(uuid) => Lookup::Removed,
+            None => Lookup::Unknown,
+        }
+    }
+    pub fn remove(&mut self, seq: u64) -> Option<T> {
+        let row = self.rows.remove(&seq)?;
+        self.by_uuid.remove(row.uuid());
+        self.removed.insert(row.uuid().to_string());
+        Some(row)
+    }
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &T)> {
+        self.rows.iter().map(|(k, v)| (*k, v))
+    }
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &T> {
+        self.rows.values()
+    }
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.rows.values_mut()
+    }
+    /// Find by a predicate (small tables only).
+    pub fn find(&self, f: impl Fn(&T) -> bool) -> Option<(u64, &T)> {
+        self.rows.iter().find(|(_, v)| f(v)).map(|(k, v)| (*k, v))
+    }
+}
+
+macro_rules! row {
+    ($($t:ty),*) => {$(impl Row for $t { fn uuid(&self) -> &str { &self.id } })*};
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub id: String,
+    pub name: String,
+    /// `ROOT`, `ROOT/dev`.
+    pub path: String,
+    pub parent: Option<u64>,
+    pub created: String,
+}
+
+/// Account types as CloudStack numbers them.
+pub const ACCOUNT_USER: u8 = 0;
+pub const ACCOUNT_ROOT_ADMIN: u8 = 1;
+pub const ACCOUNT_DOMAIN_ADMIN: u8 = 2;
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub domain: u64,
+    pub kind: u8,
+    pub state: String,
+    /// -1 = unlimited.
+    pub vm_limit: i64,
+    pub ip_limit: i64,
+    pub volume_limit: i64,
+    pub snapshot_limit: i64,
+    pub template_limit: i64,
+    pub created: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub account: u64,
+    pub api_key: String,
+    pub secret_key: String,
+    pub firstname: String,
+    pub lastname: String,
+    pub email: String,
+    pub state: String,
+    pub created: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub networktype: String,
+    pub securitygroupsenabled: bool,
+    pub allocationstate: String,
+    pub dns1: String,
+    pub internaldns1: String,
+    pub localstorageenabled: bool,
+    pub network_id: String,
+    pub network_name: String,
+    /// Guest network: first three octets of a /16 or /24 style base (e.g. 10.1.0.0/16).
+    pub guest_base: [u8; 4],
+    pub guest_prefix: u8,
+    pub next_guest: u32,
+    /// Public IP pool, in order; an address is free when no PublicIp row holds it.
+    pub public_pool: Vec<String>,
+    pub vlan_id: String,
+    pub capacity_vms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OsType {
+    pub id: String,
+    pub description: String,
+    pub category_id: String,
+    pub category_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceOffering {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    pub cpunumber: i64,
+    pub cpuspeed: i64,
+    pub memory: i64,
+    pub storagetype: String,
+    pub offerha: bool,
+    pub created: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiskOffering {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    /// GB; 0 for customized.
+    pub disksize: i64,
+    pub iscustomized: bool,
+    pub storagetype: String,
+    pub created: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    pub owner: u64,
+    pub ispublic: bool,
+    pub isfeatured: bool,
+    pub isextractable: bool,
+    pub passwordenabled: bool,
+    pub sshkeyenabled: bool,
+    pub isdynamicallyscalable: bool,
+    pub format: String,
+    pub ostype: u64,
+    pub hypervisor: String,
+    /// Bytes.
+    pub size: i64,
+    pub templatetype: String,
+    pub zones: Vec<u64>,
+    pub cross_zones: bool,
+    pub ready: bool,
+    pub status: String,
+    pub created: String,
+    pub bootable: bool,
+    pub checksum: Option<String>,
+    pub source_template: Option<String>,
+    /// Accounts granted launch permission (updateTemplatePermissions).
+    pub shared_with: Vec<u64>,
+    pub tags: Vec<Tag>,
+}
+
+pub mod vm_state {
+    pub const STARTING: &str = "Starting";
+    pub const RUNNING: &str = "Running";
+    pub const STOPPING: &str = "Stopping";
+    pub const STOPPED: &str = "Stopped";
+    pub const DESTROYED: &str = "Destroyed";
+    pub const EXPUNGING: &str = "Expunging";
+    pub const ERROR: &str = "Error";
+}
+
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub id: String,
+    pub ip: String,
+    pub netmask: String,
+    pub gateway: String,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Vm {
+    pub id: String,
+    pub name: String,
+    pub displayname: String,
+    pub owner: u64,
+    pub zone: u64,
+    pub template: u64,
+    pub offering: u64,
+    pub state: &'static str,
+    /// The state once every queued job has run; what new requests are validated against.
+    pub planned: &'static str,
+    pub created: String,
+    /// Clear password: returned once in the deploy job result.
+    pub password: Option<String>,
+    /// base64 RSA/PKCS#1 v1.5 with the key pair's public key (getVMPassword).
+    pub encrypted_password: Option<String>,
+    pub keypair: Option<String>,
+    pub security_groups: Vec<u64>,
+    /// base64 as sent.
+    pub userdata: Option<String>,
+    pub nic: Nic,
+    pub public_ip: Option<u64>,
+    pub group: Option<String>,
+    pub haenable: bool,
+    pub hypervisor: String,
+    pub diskoffering: Option<u64>,
+    pub tags: Vec<Tag>,
+    /// For Destroyed VMs: when the expunger takes it (ms since sim start).
+    pub expunge_at: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub id: String,
+    pub name: String,
+    pub owner: u64,
+    pub zone: u64,
+    /// `ROOT` or `DATADISK`.
+    pub kind: &'static str,
+    pub vm: Option<u64>,
+    pub deviceid: Option<i64>,
+    /// Bytes.
+    pub size: i64,
+    pub state: &'static str,
+    pub diskoffering: Option<u64>,
+    /// ROOT volumes: the VM's service offering.
+    pub serviceoffering: Option<u64>,
+    pub created: String,
+    pub attached: Option<String>,
+    pub template: Option<u64>,
+    pub snapshot: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: String,
+    pub name: String,
+    pub owner: u64,
+    pub volume_id: String,
+    pub volume_name: String,
+    pub volume_type: &'static str,
+    pub volume_size: i64,
+    pub zone: u64,
+    pub state: &'static str,
+    pub created: String,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub id: String,
+    pub name: String,
+    pub owner: u64,
+    pub fingerprint: String,
+    /// OpenSSH one-line public key.
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub protocol: String,
+    pub startport: Option<i64>,
+    pub endport: Option<i64>,
+    pub icmptype: Option<i64>,
+    pub icmpcode: Option<i64>,
+    pub cidr: Option<String>,
+    /// (account name, group name) for group-to-group rules.
+    pub group: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub owner: u64,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublicIp {
+    pub id: String,
+    pub ip: String,
+    pub zone: u64,
+    pub owner: u64,
+    pub state: &'static str,
+    pub allocated: String,
+    pub vm: Option<u64>,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub account: u64,
+    pub user: u64,
+    pub cmd: &'static str,
+    pub status: u8,
+    pub result_code: u16,
+    pub result: Option<Value>,
+    pub instance_type: &'static str,
+    pub instance_id: Option<String>,
+    pub created: String,
+    pub completed: Option<String>,
+}
+
+row!(
+    Domain,
+    Account,
+    User,
+    Zone,
+    OsType,
+    ServiceOffering,
+    DiskOffering,
+    Template,
+    Vm,
+    Volume,
+    Snapshot,
+    KeyPair,
+    SecurityGroup,
+    PublicIp,
+    Job
+);
+
+/// Who is calling, resolved from the API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user: u64,
+    pub account: u64,
+    pub domain: u64,
+    pub kind: u8,
+}
+
+impl Caller {
+    pub fn is_root_admin(&self) -> bool {
+        self.kind == ACCOUNT_ROOT_ADMIN
+    }
+    pub fn is_admin(&self) -> bool {
+        self.kind == ACCOUNT_ROOT_ADMIN || self.kind == ACCOUNT_DOMAIN_ADMIN
+    }
+}
+
+/// Which accounts' resources a list call covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    All,
+    Accounts(HashSet<u64>),
+}
+
+impl Scope {
+    pub fn sees(&self, owner: u64) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Accounts(s) => s.contains(&owner),
+        }
+    }
+}
+
+/// Where a security-group rule lives, for revoke by rule id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleRef {
+    pub group: u64,
+    pub ingress: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    next_seq: u64,
+    pub domains: Table<Domain>,
+    pub accounts: Table<Account>,
+    pub users: Table<User>,
+    pub zones: Table<Zone>,
+    pub os_types: Table<OsType>,
+    pub service_offerings: Table<ServiceOffering>,
+    pub disk_offerings: Table<DiskOffering>,
+    pub templates: Table<Template>,
+    pub vms: Table<Vm>,
+    pub volumes: Table<Volume>,
+    pub snapshots: Table<Snapshot>,
+    pub keypairs: Table<KeyPair>,
+    pub security_groups: Table<SecurityGroup>,
+    pub public_ips: Table<PublicIp>,
+    pub jobs: Table<Job>,
+    /// Security-group rule id -> its group; removed rule ids kept for the 431/empty distinction.
+    pub rules: HashMap<String, RuleRef>,
+    pub removed_rules: HashSet<String>,
+    /// api key -> user seq.
+    pub api_keys: HashMap<String, u64>,
+    /// Per-object job queue (object uuid -> job ids, front = running): jobs on one object run
+    /// in order, and the front job's id is shown on the object while it runs.
+    pub busy: HashMap<String, VecDeque<String>>,
+    /// Counter for MAC addresses.
+    pub next_mac: u32,
+    pub region_endpoint: String,
+}
+
+impl Model {
+    pub fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    pub fn account(&self, seq: u64) -> &Account {
+        self.accounts.get(seq).expect("account of a live row exists")
+    }
+    pub fn domain(&self, seq: u64) -> &Domain {
+        self.domains.get(seq).expect("domain of a live row exists")
+    }
+
+    /// The job id shown on an object while a job on it is pending.
+    pub fn pending_job(&self, uuid: &str) -> Option<&str> {
+        self.busy.get(uuid).and_then(|q| q.front()).map(|s| s.as_str())
+    }
+
+    /// Is `domain` inside `ancestor` (or equal)?
+    pub fn domain_within(&self, mut domain: u64, ancestor: u64) -> bool {
+        loop {
+            if domain == ancestor {
+                return true;
+            }
+            match self.domains.get(domain).and_then(|d| d.parent) {
+                Some(p) => domain = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// The `account`/`domainid` pair (or `domainid` alone) an admin names, as account seqs.
+    fn named_accounts(&self, caller: &Caller, p: &Params) -> SimResult<Option<HashSet<u64>>> {
+        let domain = match p.opt("domainid") {
+            Some(d) => match self.domains.lookup(d) {
+                Lookup::Live(s) => Some(s),
+                _ => return Err(SimError::bad_uuid(&p.cmd, "domainid", d)),
+            },
+            None => None,
+        };
+        let account = p.opt("account");
+        if domain.is_none() && account.is_none() {
+            return Ok(None);
+        }
+        let domain = domain.unwrap_or(caller.domain);
+        let privileged = caller.is_root_admin()
+            || (caller.kind == ACCOUNT_DOMAIN_ADMIN && self.domain_within(domain, caller.domain));
+        let foreign = domain != caller.domain || account.is_some_and(|a| a != self.account(caller.account).name);
+        if !privileged && foreign {
+            let me = self.account(caller.account);
+            return Err(SimError::permission(format!(
+                "Account Acct[{}-{}] does not have permission to operate within domain id={}",
+                me.id,
+                me.name,
+                self.domain(domain).id
+            )));
+        }
+        match account {
+            Some(name) => {
+                let found = self.accounts.find(|a| a.domain == domain && a.name == name);
+                match found {
+                    Some((s, _)) => Ok(Some(HashSet::from([s]))),
+                    None => Err(SimError::invalid(format!(
+                        "Unable to find account {name} in domain id={}",
+                        self.domain(domain).id
+                    ))),
+                }
+            }
+            None => {
+                let recursive = p.flag("isrecursive");
+                Ok(Some(
+                    self.accounts
+                        .iter()
+                        .filter(
+                            |(_, a)| if recursive { self.domain_within(a.domain, domain) } else { a.domain == domain },
+                        )
+                        .map(|(s, _)| s)
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// Which accounts a list call covers: own account; admins everything with `listall=true`
+    /// (domain admins their subtree); `account`/`domainid` narrow it.
+    pub fn scope(&self, caller: &Caller, p: &Params) -> SimResult<Scope> {
+        if let Some(named) = self.named_accounts(caller, p)? {
+            return Ok(Scope::Accounts(named));
+        }
+        if p.flag("listall") {
+            if caller.is_root_admin() {
+                return Ok(Scope::All);
+            }
+            if caller.kind == ACCOUNT_DOMAIN_ADMIN {
+                return Ok(Scope::Accounts(
+                    self.accounts
+                        .iter()
+                        .filter(|(_, a)| self.domain_within(a.domain, caller.domain))
+                        .map(|(s, _)| s)
+                        .collect(),
+                ));
+            }
+        }
+        Ok(Scope::Accounts(HashSet::from([caller.account])))
+    }
+
+    /// The account a create acts for: the caller, or (admins) `account`+`domainid`.
+    pub fn owner_for(&self, caller: &Caller, p: &Params) -> SimResult<u64> {
+        if p.has("account")
+            && p.has("domainid")
+            && let Some(set) = self.named_accounts(caller, p)?
+            && let Some(s) = set.into_iter().next()
+        {
+            return Ok(s);
+        }
+        Ok(caller.account)
+    }
+
+    /// PermissionDenied unless the caller may act on an object owned by `owner`.
+    pub fn check_access(&self, caller: &Caller, owner: u64, what: &str) -> SimResult<()> {
+        if caller.account == owner || caller.is_root_admin() {
+            return Ok(());
+        }
+        let o = self.account(owner);
+        if caller.kind == ACCOUNT_DOMAIN_ADMIN && self.domain_within(o.domain, caller.domain) {
+            return Ok(());
+        }
+        let me = self.account(caller.account);
+        Err(SimError::permission(format!(
+            "Acct[{}-{}] does not have permission to operate with resource {what}",
+            me.id, me.name
+        )))
+    }
+
+    /// Running or queued VMs counted against the account's `user_vm` limit.
+    pub fn vm_count(&self, account: u64) -> i64 {
+        self.vms
+            .values()
+            .filter(|v| v.owner == account && v.state != vm_state::DESTROYED && v.state != vm_state::EXPUNGING)
+            .count() as i64
+    }
+
+    pub fn ip_count(&self, account: u64) -> i64 {
+        self.public_ips.values().filter(|i| i.owner == account).count() as i64
+    }
+
+    pub fn next_mac(&mut self) -> String {
+        self.next_mac += 1;
+        let n = self.next_mac;
+        format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", (n >> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+    }
+
+    /// Next guest IP of a zone's network (skips .0 and the gateway .1).
+    pub fn next_guest_ip(&mut self, zone: u64) -> (String, String, String) {
+        let z = self.zones.get_mut(zone).expect("zone exists");
+        let base = u32::from_be_bytes(z.guest_base);
+        let host_bits = 32 - z.guest_prefix as u32;
+        let size = if host_bits >= 32 { u32::MAX } else { 1u32 << host_bits };
+        z.next_guest += 1;
+        // Wrap inside the network, avoiding network, gateway and broadcast addresses.
+        let usable = size.saturating_sub(3).max(1);
+        let host = 2 + (z.next_guest - 1) % usable;
+        let ip = std::net::Ipv4Addr::from(base.wrapping_add(host));
+        let gw = std::net::Ipv4Addr::from(base.wrapping_add(1));
+        let mask = if host_bits >= 32 { 0 } else { u32::MAX << host_bits };
+        (ip.to_string(), std::net::Ipv4Addr::from(mask).to_string(), gw.to_string())
+    }
+
+    /// Every taggable object: (canonical type, uuid, owner, tags).
+    pub fn taggable(&self) -> impl Iterator<Item = (&'static str, &str, u64, &Vec<Tag>)> {
+        let vms = self.vms.values().map(|v| ("UserVm", v.id.as_str(), v.owner, &v.tags));
+        let vols = self.volumes.values().map(|v| ("Volume", v.id.as_str(), v.owner, &v.tags));
+        let snaps = self.snapshots.values().map(|v| ("Snapshot", v.id.as_str(), v.owner, &v.tags));
+        let tmpls = self.templates.values().map(|v| ("Template", v.id.as_str(), v.owner, &v.tags));
+        let sgs = self.security_groups.values().map(|v| ("SecurityGroup", v.id.as_str(), v.owner, &v.tags));
+        let ips = self.public_ips.values().map(|v| ("PublicIpAddress", v.id.as_str(), v.owner, &v.tags));
+        vms.chain(vols).chain(snaps).chain(tmpls).chain(sgs).chain(ips)
+    }
+}
+
+/// Do an object's tags satisfy every `tags[i].key/value` filter?
+pub fn tags_match(tags: &[Tag], filter: &[(String, Option<String>)]) -> bool {
+    filter.iter().all(|(k, v)| tags.iter().any(|t| &t.key == k && v.as_ref().is_none_or(|v| &t.value == v)))
+}
+
+/// CloudStack's `keyword`: a case-insensitive substring of name or display name.
+pub fn keyword_match(keyword: Option<&str>, fields: &[&str]) -> bool {
+    match keyword {
+        None => true,
+        Some(k) => {
+            let k = k.to_lowercase();
+            fields.iter().any(|f| f.to_lowercase().contains(&k))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lookup_distinguishes_removed() {
+        let mut t: Table<KeyPair> = Table::default();
+        let kp = KeyPair {
+            id: "u1".into(),
+            name: "k".into(),
+            owner: 1,
+            fingerprint: String::new(),
+            public_key: String::new(),
+        };
+        t.insert(7, kp);
+        assert_eq!(t.lookup("u1"), Lookup::Live(7));
+        assert_eq!(t.lookup("nope"), Lookup::Unknown);
+        t.remove(7);
+        assert_eq!(t.lookup("u1"), Lookup::Removed);
+        assert_eq!(t.iter().count(), 0);
+    }
+
+    #[test]
+    fn tag_and_keyword_filters() {
+        let tags = vec![Tag { key: "Name".into(), value: "web".into(), customer: None }];
+        assert!(tags_match(&tags, &[("Name".into(), Some("web".into()))]));
+        assert!(tags_match(&tags, &[("Name".into(), None)]));
+        assert!(!tags_match(&tags, &[("Name".into(), Some("db".into()))]));
+        assert!(keyword_match(Some("EB"), &["web1"]));
+        assert!(!keyword_match(Some("x"), &["web1", "w"]));
+    }
+}

@@ -1,0 +1,457 @@
+//! JSON of each object as CloudStack lists it (cloudstack-api.md §8): absent values left out,
+//! dates `yyyy-MM-dd'T'HH:mm:ssZ`, sizes in bytes (volumes, templates), GB (disk offerings),
+//! MB (memory), booleans and numbers as JSON literals.
+
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::format_description::FormatItem;
+use time::macros::format_description;
+
+use super::model::*;
+
+const DATE: &[FormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]");
+
+pub fn fmt_date(t: OffsetDateTime) -> String {
+    t.format(DATE).unwrap_or_default()
+}
+
+pub fn now_str() -> String {
+    fmt_date(OffsetDateTime::now_utc())
+}
+
+/// A JSON object builder that skips `None`.
+#[derive(Default)]
+pub struct Obj(Map<String, Value>);
+
+impl Obj {
+    pub fn new() -> Self {
+        Obj(Map::new())
+    }
+    pub fn set(mut self, k: &str, v: impl Into<Value>) -> Self {
+        self.0.insert(k.to_string(), v.into());
+        self
+    }
+    pub fn opt<V: Into<Value>>(mut self, k: &str, v: Option<V>) -> Self {
+        if let Some(v) = v {
+            self.0.insert(k.to_string(), v.into());
+        }
+        self
+    }
+    pub fn done(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+fn owner_fields(m: &Model, o: Obj, owner: u64) -> Obj {
+    let a = m.account(owner);
+    let d = m.domain(a.domain);
+    o.set("account", a.name.clone()).set("domainid", d.id.clone()).set("domain", d.name.clone())
+}
+
+pub fn tag_json(m: &Model, rtype: &str, rid: &str, owner: u64, t: &Tag) -> Value {
+    let o = Obj::new()
+        .set("key", t.key.clone())
+        .set("value", t.value.clone())
+        .set("resourcetype", rtype)
+        .set("resourceid", rid);
+    owner_fields(m, o, owner).opt("customer", t.customer.clone()).done()
+}
+
+fn tags_json(m: &Model, rtype: &str, rid: &str, owner: u64, tags: &[Tag]) -> Value {
+    Value::Array(tags.iter().map(|t| tag_json(m, rtype, rid, owner, t)).collect())
+}
+
+fn pending(m: &Model, o: Obj, uuid: &str) -> Obj {
+    match m.pending_job(uuid) {
+        Some(j) => o.set("jobid", j).set("jobstatus", 0),
+        None => o,
+    }
+}
+
+pub fn zone_json(z: &Zone) -> Value {
+    Obj::new()
+        .set("id", z.id.clone())
+        .set("name", z.name.clone())
+        .set("description", z.description.clone())
+        .set("dns1", z.dns1.clone())
+        .set("internaldns1", z.internaldns1.clone())
+        .set("networktype", z.networktype.clone())
+        .set("securitygroupsenabled", z.securitygroupsenabled)
+        .set("allocationstate", z.allocationstate.clone())
+        .set("zonetoken", format!("{}-token", &z.id[..8.min(z.id.len())]))
+        .set("dhcpprovider", "VirtualRouter")
+        .set("localstorageenabled", z.localstorageenabled)
+        .set("tags", json!([]))
+        .done()
+}
+
+pub fn ostype_json(o: &OsType) -> Value {
+    json!({"id": o.id, "description": o.description, "oscategoryid": o.category_id, "oscategoryname": o.category_name, "isuserdefined": false})
+}
+
+pub fn service_offering_json(s: &ServiceOffering) -> Value {
+    json!({
+        "id": s.id, "name": s.name, "displaytext": s.displaytext, "cpunumber": s.cpunumber,
+        "cpuspeed": s.cpuspeed, "memory": s.memory, "created": s.created, "storagetype": s.storagetype,
+        "offerha": s.offerha, "limitcpuuse": false, "isvolatile": false, "issystem": false,
+        "defaultuse": false, "iscustomized": false, "provisioningtype": "thin"
+    })
+}
+
+pub fn disk_offering_json(d: &DiskOffering) -> Value {
+    json!({
+        "id": d.id, "name": d.name, "displaytext": d.displaytext, "disksize": d.disksize,
+        "iscustomized": d.iscustomized, "storagetype": d.storagetype, "created": d.created,
+        "provisioningtype": "thin", "displayoffering": true
+    })
+}
+
+pub fn template_json(m: &Model, t: &Template, zone: Option<u64>, show_status: bool) -> Value {
+    let ost = m.os_types.get(t.ostype);
+    let mut o = Obj::new()
+        .set("id", t.id.clone())
+        .set("name", t.name.clone())
+        .set("displaytext", t.displaytext.clone())
+        .set("ispublic", t.ispublic)
+        .set("isfeatured", t.isfeatured)
+        .set("isready", t.ready)
+        .set("passwordenabled", t.passwordenabled)
+        .set("sshkeyenabled", t.sshkeyenabled)
+        .set("isdynamicallyscalable", t.isdynamicallyscalable)
+        .set("format", t.format.clone())
+        .opt("ostypeid", ost.map(|o| o.id.clone()))
+        .opt("ostypename", ost.map(|o| o.description.clone()))
+        .set("accountid", m.account(t.owner).id.clone())
+        .set("size", t.size)
+        .set("templatetype", t.templatetype.clone())
+        .set("hypervisor", t.hypervisor.clone())
+        .set("created", t.created.clone())
+        .set("crossZones", t.cross_zones)
+        .set("isextractable", t.isextractable)
+        .set("bootable", t.bootable)
+        .opt("checksum", t.checksum.clone())
+        .opt("sourcetemplateid", t.source_template.clone());
+    o = owner_fields(m, o, t.owner);
+    if let Some(z) = zone.and_then(|z| m.zones.get(z)) {
+        o = o.set("zoneid", z.id.clone()).set("zonename", z.name.clone());
+    }
+    if show_status {
+        o = o.set("status", t.status.clone());
+    }
+    o = o.set("tags", tags_json(m, "Template", &t.id, t.owner, &t.tags));
+    pending(m, o, &t.id).done()
+}
+
+pub fn sg_brief(sg: &SecurityGroup) -> Value {
+    json!({"id": sg.id, "name": sg.name, "description": sg.description})
+}
+
+pub fn vm_json(m: &Model, vm: &Vm, with_password: bool) -> Value {
+    let z = m.zones.get(vm.zone);
+    let t = m.templates.get(vm.template);
+    let so = m.service_offerings.get(vm.offering);
+    let mut o = Obj::new()
+        .set("id", vm.id.clone())
+        .set("name", vm.name.clone())
+        .set("displayname", vm.displayname.clone())
+        .set("created", vm.created.clone())
+        .set("state", vm.state)
+        .set("haenable", vm.haenable)
+        .opt("groupid", vm.group.as_ref().map(|_| format!("group-{}", &vm.id[..8])))
+        .opt("group", vm.group.clone())
+        .opt("zoneid", z.map(|z| z.id.clone()))
+        .opt("zonename", z.map(|z| z.name.clone()))
+        .opt("templateid", t.map(|t| t.id.clone()))
+        .opt("templatename", t.map(|t| t.name.clone()))
+        .opt("templatedisplaytext", t.map(|t| t.displaytext.clone()))
+        .set("passwordenabled", t.is_some_and(|t| t.passwordenabled))
+        .opt("serviceofferingid", so.map(|s| s.id.clone()))
+        .opt("serviceofferingname", so.map(|s| s.name.clone()))
+        .opt("cpunumber", so.map(|s| s.cpunumber))
+        .opt("cpuspeed", so.map(|s| s.cpuspeed))
+        .opt("memory", so.map(|s| s.memory))
+        .set("cpuused", if vm.state == vm_state::RUNNING { "1.78%" } else { "0%" })
+        .set("networkkbsread", 0)
+        .set("networkkbswrite", 0)
+        .set("diskkbsread", 0)
+        .set("diskkbswrite", 0)
+        .opt("guestosid", t.and_then(|t| m.os_types.get(t.ostype)).map(|o| o.id.clone()))
+        .opt("ostypeid", t.and_then(|t| m.os_types.get(t.ostype)).map(|o| o.id.clone()))
+        .set("rootdeviceid", 0)
+        .set("rootdevicetype", "ROOT")
+        .set("hypervisor", vm.hypervisor.clone())
+        .opt("keypair", vm.keypair.clone())
+        .opt("keypairs", vm.keypair.clone())
+        .set("displayvm", true)
+        .set("isdynamicallyscalable", t.is_some_and(|t| t.isdynamicallyscalable))
+        .opt("diskofferingid", vm.diskoffering.and_then(|d| m.disk_offerings.get(d)).map(|d| d.id.clone()))
+        .opt("diskofferingname", vm.diskoffering.and_then(|d| m.disk_offerings.get(d)).map(|d| d.name.clone()));
+    o = owner_fields(m, o, vm.owner);
+    if with_password {
+        o = o.opt("password", vm.password.clone());
+    }
+    if let Some(ip) = vm.public_ip.and_then(|i| m.public_ips.get(i)) {
+        o = o.set("publicip", ip.ip.clone()).set("publicipid", ip.id.clone());
+    }
+    let sgs: Vec<Value> = vm.security_groups.iter().filter_map(|s| m.security_groups.get(*s)).map(sg_brief).collect();
+    o = o.set("securitygroup", Value::Array(sgs)).set("affinitygroup", json!([]));
+    if let Some(z) = z {
+        let nic = json!({
+            "id": vm.nic.id, "networkid": z.network_id, "networkname": z.network_name,
+            "netmask": vm.nic.netmask, "gateway": vm.nic.gateway, "ipaddress": vm.nic.ip,
+            "isolationuri": "ec2://untagged", "broadcasturi": "vlan://untagged",
+            "traffictype": "Guest", "type": "Shared", "isdefault": true, "macaddress": vm.nic.mac,
+            "deviceid": "0"
+        });
+        o = o.set("nic", json!([nic]));
+    }
+    o = o.set("tags", tags_json(m, "UserVm", &vm.id, vm.owner, &vm.tags));
+    pending(m, o, &vm.id).done()
+}
+
+pub fn volume_json(m: &Model, v: &Volume) -> Value {
+    let z = m.zones.get(v.zone);
+    let vm = v.vm.and_then(|s| m.vms.get(s));
+    let dof = v.diskoffering.and_then(|d| m.disk_offerings.get(d));
+    let mut o = Obj::new()
+        .set("id", v.id.clone())
+        .set("name", v.name.clone())
+        .opt("zoneid", z.map(|z| z.id.clone()))
+        .opt("zonename", z.map(|z| z.name.clone()))
+        .set("type", v.kind)
+        .opt("deviceid", vm.and(v.deviceid))
+        .opt("virtualmachineid", vm.map(|x| x.id.clone()))
+        .opt("vmname", vm.map(|x| x.name.clone()))
+        .opt("vmdisplayname", vm.map(|x| x.displayname.clone()))
+        .opt("vmstate", vm.map(|x| x.state))
+        .set("size", v.size)
+        .set("created", v.created.clone())
+        .opt("attached", vm.and(v.attached.clone()))
+        .set("state", v.state)
+        .set("storagetype", "shared")
+        .set("hypervisor", "KVM")
+        .opt("diskofferingid", dof.map(|d| d.id.clone()))
+        .opt("diskofferingname", dof.map(|d| d.name.clone()))
+        .opt("diskofferingdisplaytext", dof.map(|d| d.displaytext.clone()))
+        .opt("serviceofferingid", v.serviceoffering.and_then(|s| m.service_offerings.get(s)).map(|s| s.id.clone()))
+        .opt("serviceofferingname", v.serviceoffering.and_then(|s| m.service_offerings.get(s)).map(|s| s.name.clone()))
+        .opt("storage", (v.state != "Allocated").then_some("sim-primary"))
+        .set("destroyed", false)
+        .set("isextractable", true)
+        .set("displayvolume", true)
+        .opt("snapshotid", v.snapshot.clone())
+        .opt("templateid", v.template.and_then(|t| m.templates.get(t)).map(|t| t.id.clone()))
+        .set("provisioningtype", "thin");
+    o = owner_fields(m, o, v.owner);
+    o = o.set("tags", tags_json(m, "Volume", &v.id, v.owner, &v.tags));
+    pending(m, o, &v.id).done()
+}
+
+pub fn snapshot_json(m: &Model, s: &Snapshot) -> Value {
+    let z = m.zones.get(s.zone);
+    let mut o = Obj::new()
+        .set("id", s.id.clone())
+        .set("name", s.name.clone())
+        .set("snapshottype", "MANUAL")
+        .set("volumeid", s.volume_id.clone())
+        .set("volumename", s.volume_name.clone())
+        .set("volumetype", s.volume_type)
+        .set("created", s.created.clone())
+        .set("intervaltype", "MANUAL")
+        .set("state", s.state)
+        .opt("zoneid", z.map(|z| z.id.clone()))
+        .set("revertable", false)
+        .set("physicalsize", s.volume_size)
+        .set("virtualsize", s.volume_size);
+    o = owner_fields(m, o, s.owner);
+    o = o.set("tags", tags_json(m, "Snapshot", &s.id, s.owner, &s.tags));
+    pending(m, o, &s.id).done()
+}
+
+pub fn keypair_json(m: &Model, k: &KeyPair) -> Value {
+    let o = Obj::new().set("id", k.id.clone()).set("name", k.name.clone()).set("fingerprint", k.fingerprint.clone());
+    owner_fields(m, o, k.owner).done()
+}
+
+pub fn rule_json(r: &Rule) -> Value {
+    let mut o = Obj::new()
+        .set("ruleid", r.id.clone())
+        .set("protocol", r.protocol.clone())
+        .opt("startport", r.startport)
+        .opt("endport", r.endport)
+        .opt("icmptype", r.icmptype)
+        .opt("icmpcode", r.icmpcode)
+        .opt("cidr", r.cidr.clone());
+    if let Some((acct, group)) = &r.group {
+        o = o.set("account", acct.clone()).set("securitygroupname", group.clone());
+    }
+    o.set("tags", json!([])).done()
+}
+
+/// A security group; `only` limits the rules shown (authorize's job result shows the new ones).
+pub fn sg_json(m: &Model, sg: &SecurityGroup, only: Option<(&[Rule], bool)>) -> Value {
+    let (ingress, egress): (Vec<Value>, Vec<Value>) = match only {
+        None => (sg.ingress.iter().map(rule_json).collect(), sg.egress.iter().map(rule_json).collect()),
+        Some((rules, true)) => (rules.iter().map(rule_json).collect(), Vec::new()),
+        Some((rules, false)) => (Vec::new(), rules.iter().map(rule_json).collect()),
+    };
+    let vms: Vec<Value> = m
+        .vms
+        .values()
+        .filter(|v| v.security_groups.iter().any(|s| m.security_groups.get(*s).is_some_and(|g| g.id == sg.id)))
+        .map(|v| json!(v.id))
+        .collect();
+    let mut o =
+        Obj::new().set("id", sg.id.clone()).set("name", sg.name.clone()).set("description", sg.description.clone());
+    o = owner_fields(m, o, sg.owner);
+    o = o
+        .set("ingressrule", Value::Array(ingress))
+        .set("egressrule", Value::Array(egress))
+        .set("virtualmachinecount", vms.len())
+        .set("virtualmachineids", Value::Array(vms))
+        .set("tags", tags_json(m, "SecurityGroup", &sg.id, sg.owner, &sg.tags));
+    o.done()
+}
+
+pub fn ip_json(m: &Model, ip: &PublicIp) -> Value {
+    let z = m.zones.get(ip.zone);
+    let vm = ip.vm.and_then(|s| m.vms.get(s));
+    let mut o = Obj::new()
+        .set("id", ip.id.clone())
+        .set("ipaddress", ip.ip.clone())
+        .set("allocated", ip.allocated.clone())
+        .opt("zoneid", z.map(|z| z.id.clone()))
+        .opt("zonename", z.map(|z| z.name.clone()))
+        .set("issourcenat", false)
+        .set("isstaticnat", vm.is_some())
+        .set("issystem", false)
+        .set("isportable", false)
+        .set("forvirtualnetwork", true)
+        .opt("vlanid", z.map(|z| z.vlan_id.clone()))
+        .set("vlanname", "vlan://untagged")
+        .opt("associatednetworkid", z.map(|z| z.network_id.clone()))
+        .opt("associatednetworkname", z.map(|z| z.network_name.clone()))
+        .opt("networkid", z.map(|z| z.network_id.clone()))
+        .set("state", ip.state)
+        .opt("purpose", vm.map(|_| "StaticNat"))
+        .opt("virtualmachineid", vm.map(|v| v.id.clone()))
+        .opt("virtualmachinename", vm.map(|v| v.name.clone()))
+        .opt("virtualmachinedisplayname", vm.map(|v| v.displayname.clone()))
+        .opt("vmipaddress", vm.map(|v| v.nic.ip.clone()))
+        .set("fordisplay", true);
+    o = owner_fields(m, o, ip.owner);
+    o = o.set("tags", tags_json(m, "PublicIpAddress", &ip.id, ip.owner, &ip.tags));
+    pending(m, o, &ip.id).done()
+}
+
+/// A user; `secrets` = the caller may see the keys (itself or an admin).
+pub fn user_json(m: &Model, u: &User, secrets: bool) -> Value {
+    let a = m.account(u.account);
+    let d = m.domain(a.domain);
+    Obj::new()
+        .set("id", u.id.clone())
+        .set("username", u.username.clone())
+        .set("firstname", u.firstname.clone())
+        .set("lastname", u.lastname.clone())
+        .set("email", u.email.clone())
+        .set("created", u.created.clone())
+        .set("state", u.state.clone())
+        .set("account", a.name.clone())
+        .set("accounttype", a.kind)
+        .set("roletype", role_type(a.kind))
+        .set("accountid", a.id.clone())
+        .set("domainid", d.id.clone())
+        .set("domain", d.name.clone())
+        .opt("apikey", secrets.then(|| u.api_key.clone()))
+        .opt("secretkey", secrets.then(|| u.secret_key.clone()))
+        .set("timezone", "UTC")
+        .set("isdefault", false)
+        .set("iscallerchilddomain", false)
+        .done()
+}
+
+pub fn role_type(kind: u8) -> &'static str {
+    match kind {
+        ACCOUNT_ROOT_ADMIN => "Admin",
+        ACCOUNT_DOMAIN_ADMIN => "DomainAdmin",
+        _ => "User",
+    }
+}
+
+fn limit(v: i64) -> Value {
+    if v < 0 { json!("Unlimited") } else { json!(v.to_string()) }
+}
+
+fn available(limit_v: i64, used: i64) -> Value {
+    if limit_v < 0 { json!("Unlimited") } else { json!((limit_v - used).max(0).to_string()) }
+}
+
+pub fn account_json(m: &Model, seq: u64, a: &Account, secrets: bool) -> Value {
+    let d = m.domain(a.domain);
+    let users: Vec<Value> = m.users.values().filter(|u| u.account == seq).map(|u| user_json(m, u, secrets)).collect();
+    let vmtotal = m.vm_count(seq);
+    let iptotal = m.ip_count(seq);
+    let voltotal = m.volumes.values().filter(|v| v.owner == seq).count() as i64;
+    Obj::new()
+        .set("id", a.id.clone())
+        .set("name", a.name.clone())
+        .set("accounttype", a.kind)
+        .set("roletype", role_type(a.kind))
+        .set("domainid", d.id.clone())
+        .set("domain", d.name.clone())
+        .set("domainpath", d.path.clone())
+        .set("state", a.state.clone())
+        .set("created", a.created.clone())
+        .set("isdefault", false)
+        .set("vmlimit", limit(a.vm_limit))
+        .set("vmtotal", vmtotal)
+        .set("vmavailable", available(a.vm_limit, vmtotal))
+        .set("iplimit", limit(a.ip_limit))
+        .set("iptotal", iptotal)
+        .set("ipavailable", available(a.ip_limit, iptotal))
+        .set("volumelimit", limit(a.volume_limit))
+        .set("volumetotal", voltotal)
+        .set("volumeavailable", available(a.volume_limit, voltotal))
+        .set("snapshotlimit", limit(a.snapshot_limit))
+        .set("templatelimit", limit(a.template_limit))
+        .set("user", Value::Array(users))
+        .done()
+}
+
+pub fn job_json(m: &Model, j: &Job) -> Value {
+    let mut o = Obj::new()
+        .set("jobid", j.id.clone())
+        .set("accountid", m.accounts.get(j.account).map(|a| a.id.clone()).unwrap_or_default())
+        .set("userid", m.users.get(j.user).map(|u| u.id.clone()).unwrap_or_default())
+        .set("cmd", j.cmd)
+        .set("jobstatus", j.status)
+        .set("jobprocstatus", 0)
+        .set("jobresultcode", j.result_code)
+        .set("jobinstancetype", j.instance_type)
+        .opt("jobinstanceid", j.instance_id.clone())
+        .set("created", j.created.clone())
+        .opt("completed", j.completed.clone());
+    if let Some(r) = &j.result {
+        o = o.set("jobresulttype", "object").set("jobresult", r.clone());
+    }
+    o.done()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn date_format() {
+        assert_eq!(fmt_date(datetime!(2013-09-05 06:19:59 -4)), "2013-09-05T06:19:59-0400");
+        assert_eq!(fmt_date(datetime!(2030-01-01 00:00:00 UTC)), "2030-01-01T00:00:00+0000");
+    }
+
+    #[test]
+    fn obj_skips_none() {
+        let v = Obj::new().set("a", 1).opt::<i32>("b", None).opt("c", Some(true)).done();
+        assert_eq!(v, json!({"a":1,"c":true}));
+    }
+}

@@ -1,0 +1,39 @@
+//! The simulator over real HTTP: transport, signatures, envelopes, errors, paging.
+
+mod sim_support;
+
+use sim_support::*;
+
+#[tokio::test]
+async fn list_zones_get_and_post() {
+    let h = start_fast().await;
+    let mut cs = Cs::of(&h, "alice");
+    let z = cs.ok("listZones", &[]).await;
+    assert_eq!(z["count"], 2);
+    assert_eq!(z["zone"][0]["name"], "zone1");
+    cs.post = true;
+    let z = cs.ok("listZones", &[("name", "zone2")]).await;
+    assert_eq!(z["count"], 1);
+    assert_eq!(z["zone"][0]["id"], ZONE2);
+}
+
+#[tokio::test]
+async fn deploy_and_lifecycle() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    let vm = deploy(&cs, &[("name", "web1")]).await;
+    assert_eq!(vm["state"], "Running");
+    assert_eq!(vm["name"], "web1");
+    let id = vm["id"].as_str().unwrap().to_string();
+    let r = cs.run("stopVirtualMachine", &[("id", &id)]).await;
+    assert_eq!(r["virtualmachine"]["state"], "Stopped");
+    let r = cs.run("startVirtualMachine", &[("id", &id)]).await;
+    assert_eq!(r["virtualmachine"]["state"], "Running");
+    let r = cs.run("rebootVirtualMachine", &[("id", &id)]).await;
+    assert_eq!(r["virtualmachine"]["state"], "Running");
+    let r = cs.run("destroyVirtualMachine", &[("id", &id)]).await;
+    assert_eq!(r["virtualmachine"]["state"], "Destroyed");
+    // Users never see Destroyed VMs.
+    let l = cs.ok("listVirtualMachines", &[("id", &id)]).await;
+    assert_eq!(l, serde_json::json!({}));
+}

@@ -1,0 +1,390 @@
+//! Registration actions: signature rules, CloudStack key check before storing, the old script's
+//! quote_plus form, and the two clients (scripts/cloudstack-aws-api-register and
+//! `ec2bridge register`) against a small HTTP server in front of the handler.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use ec2bridge::auth::wssec;
+use ec2bridge::cloudstack::CsCredentials;
+use ec2bridge::ec2::Ec2Error;
+use ec2bridge::ec2::registration::{
+    AccountOf, BoxFuture, CERT_DELETED, CERT_OK, KEYS_OK, KeyCheck, KeyChecker, PutCertificate, RawRequest,
+    Registration, RegistrationStore, signed_url,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use time::OffsetDateTime;
+
+const AK: &str = "Xk3Ab-apikey_0123456789";
+const SK: &str = "s3cr3t-SECRET_key-abcdefghijklmnop";
+
+#[derive(Default)]
+struct MemStore {
+    keys: Mutex<HashMap<String, (String, Option<String>)>>,
+    certs: Mutex<HashMap<String, (String, Vec<u8>)>>, // fingerprint -> (access key, der)
+}
+
+impl RegistrationStore for MemStore {
+    fn put_user_keys<'a>(&'a self, a: &'a str, s: &'a str, o: &'a AccountOf) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.keys.lock().unwrap().insert(a.into(), (s.into(), Some(o.account.clone())));
+            Ok(())
+        })
+    }
+    fn user_secret<'a>(&'a self, a: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(async move { Ok(self.keys.lock().unwrap().get(a).map(|(s, _)| s.clone())) })
+    }
+    fn put_certificate<'a>(&'a self, a: &'a str, pem: &'a str) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
+        Box::pin(async move {
+            let der = ec2bridge::ec2::registration::certificate_der(pem).unwrap();
+            let fp = wssec::fingerprint(&der);
+            let mut c = self.certs.lock().unwrap();
+            if c.get(&fp).is_some_and(|(owner, _)| owner != a) {
+                return Ok(PutCertificate::TakenByOther);
+            }
+            c.retain(|_, (owner, _)| owner != a);
+            c.insert(fp, (a.into(), der));
+            Ok(PutCertificate::Stored)
+        })
+    }
+    fn find_certificate<'a>(&'a self, fp: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
+        Box::pin(async move { Ok(self.certs.lock().unwrap().get(fp).map(|(a, _)| a.clone())) })
+    }
+    fn delete_certificate<'a>(&'a self, a: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            let mut c = self.certs.lock().unwrap();
+            let n = c.len();
+            c.retain(|_, (owner, _)| owner != a);
+            Ok(c.len() != n)
+        })
+    }
+}
+
+/// CloudStack stand-in: accepts exactly the listed key pairs.
+struct Cloud(Vec<(String, String)>);
+impl KeyChecker for Cloud {
+    fn check<'a>(&'a self, c: &'a CsCredentials) -> BoxFuture<'a, Result<KeyCheck, Ec2Error>> {
+        Box::pin(async move {
+            Ok(if self.0.iter().any(|(a, s)| *a == c.api_key && *s == c.secret_key) {
+                KeyCheck::Valid(AccountOf { account: "acct-1".into(), domain: "ROOT".into() })
+            } else {
+                KeyCheck::Rejected
+            })
+        })
+    }
+}
+
+fn cloud() -> Cloud {
+    Cloud(vec![(AK.into(), SK.into()), ("other-key".into(), "other-secret".into())])
+}
+
+const HOST: &str = "gw.example:7080";
+const PATH: &str = "/awsapi";
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// The request as `signed_url` (standard SigV2) builds it.
+fn std_query(ak: &str, sk: &str, action: &str, extra: &[(&str, &str)], t: OffsetDateTime) -> String {
+    let url = signed_url(&format!("http://{HOST}{PATH}"), ak, sk, action, extra, t).unwrap();
+    url.split_once('?').unwrap().1.to_string()
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    t.format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap()
+}
+
+/// The old Python 2 script's exact form: build order, raw accesskey/secretkey, quote_plus(cert).
+fn old_script_query(ak: &str, sk: &str, action: &str, extra_raw: &str, t: OffsetDateTime) -> String {
+    let q = format!(
+        "AWSAccessKeyId={ak}&Action={action}&SignatureMethod=HmacSHA1&SignatureVersion=2&Timestamp={}&Version=2010-11-15{extra_raw}",
+        ts(t)
+    );
+    let sts = format!("GET\n{HOST}\n{PATH}\n{q}");
+    let mut m = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(sk.as_bytes()).unwrap();
+    m.update(sts.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
+    let sig: String = serde_urlencoded::to_string([("Signature", sig)]).unwrap();
+    format!("{q}&{sig}")
+}
+
+async fn call(reg: &Registration<'_>, query: &str) -> (u16, String) {
+    let r = reg.handle(&RawRequest { method: "GET", host: HOST, path: PATH, raw_params: query }, now()).await;
+    (r.status, r.body)
+}
+
+fn make_cert(dir: &std::path::Path, name: &str, alg: &str) -> Option<String> {
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "2", "-subj", &format!("/CN={name}"), "-newkey", alg, "-keyout"])
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt")))
+        .output()
+        .ok()?;
+    out.status.success().then(|| std::fs::read_to_string(dir.join(format!("{name}.crt"))).unwrap())
+}
+
+fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ec2bridge-reg-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    ec2bridge::ec2::registration::certificate_der(pem).unwrap()
+}
+
+#[tokio::test]
+async fn set_user_keys_is_verified_and_checked_against_cloudstack() {
+    let store = MemStore::default();
+    let cs = cloud();
+    let reg = Registration::new(&store, &cs);
+    let (s, b) = call(&reg, "Action=CloudEC2Version").await;
+    assert_eq!(s, 200);
+    assert!(b.starts_with("ec2bridge "));
+
+    // Signed with another secret than the one it registers.
+    let q = std_query(AK, "not-the-secret", "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], now());
+    let (s, b) = call(&reg, &q).await;
+    assert_eq!((s, b.split(':').next().unwrap()), (403, "SignatureDoesNotMatch"));
+    assert!(!b.contains(SK), "secret echoed: {b}");
+    // Signed with the secret, but by another access key.
+    let q = std_query("other-key", SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], now());
+    assert_eq!(call(&reg, &q).await.0, 401);
+    // Self-consistent but unknown to CloudStack.
+    let q = std_query(
+        "made-up",
+        "made-up-secret",
+        "SetUserKeys",
+        &[("accesskey", "made-up"), ("secretkey", "made-up-secret")],
+        now(),
+    );
+    let (s, b) = call(&reg, &q).await;
+    assert_eq!(s, 401, "{b}");
+    assert!(b.contains("CloudStack"));
+    // Old timestamp.
+    let old = now() - time::Duration::hours(1);
+    let q = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], old);
+    assert_eq!(call(&reg, &q).await.1.split(':').next(), Some("RequestExpired"));
+    // Missing secretkey.
+    let q = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK)], now());
+    assert_eq!(call(&reg, &q).await.0, 400);
+    assert!(store.keys.lock().unwrap().is_empty(), "nothing stored by refused requests");
+
+    let q = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], now());
+    assert_eq!(call(&reg, &q).await, (200, KEYS_OK.to_string()));
+    assert_eq!(store.keys.lock().unwrap().get(AK), Some(&(SK.to_string(), Some("acct-1".to_string()))));
+
+    // The old script's raw form works too.
+    let store = MemStore::default();
+    let reg = Registration::new(&store, &cs);
+    let q = old_script_query(AK, SK, "SetUserKeys", &format!("&accesskey={AK}&secretkey={SK}"), now());
+    assert_eq!(call(&reg, &q).await, (200, KEYS_OK.to_string()));
+}
+
+#[tokio::test]
+async fn certificates_bind_only_for_the_registered_signer() {
+    let dir = tmpdir("certs");
+    let (Some(pem), Some(pem2)) = (make_cert(&dir, "alice", "rsa:2048"), make_cert(&dir, "bob", "rsa:2048")) else {
+        eprintln!("SKIP certificates_bind_only_for_the_registered_signer: no openssl CLI");
+        return;
+    };
+    let store = MemStore::default();
+    let cs = cloud();
+    let reg = Registration::new(&store, &cs);
+    let fp = wssec::fingerprint(&der_of(&pem));
+
+    // Not registered yet.
+    let q = std_query(AK, SK, "SetCertificate", &[("cert", &pem)], now());
+    let (s, b) = call(&reg, &q).await;
+    assert_eq!(s, 401, "{b}");
+    assert!(store.certs.lock().unwrap().is_empty());
+
+    let q = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], now());
+    assert_eq!(call(&reg, &q).await.0, 200);
+    // Wrong secret.
+    let q = std_query(AK, "guess", "SetCertificate", &[("cert", &pem)], now());
+    assert_eq!(call(&reg, &q).await.0, 403);
+    // Not a certificate.
+    let q = std_query(
+        AK,
+        SK,
+        "SetCertificate",
+        &[("cert", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")],
+        now(),
+    );
+    assert_eq!(call(&reg, &q).await.0, 400);
+    assert!(store.certs.lock().unwrap().is_empty());
+
+    // The old script's form: quote_plus(PEM), spaces as '+'.
+    let cert_raw = serde_urlencoded::to_string([("cert", pem.as_str())]).unwrap();
+    assert!(cert_raw.contains("BEGIN+CERTIFICATE"));
+    let q = old_script_query(AK, SK, "SetCertificate", &format!("&{cert_raw}"), now());
+    assert_eq!(call(&reg, &q).await, (200, CERT_OK.to_string()));
+    assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+
+    // Another user cannot take it over.
+    let q = std_query(
+        "other-key",
+        "other-secret",
+        "SetUserKeys",
+        &[("accesskey", "other-key"), ("secretkey", "other-secret")],
+        now(),
+    );
+    assert_eq!(call(&reg, &q).await.0, 200);
+    let q = std_query("other-key", "other-secret", "SetCertificate", &[("cert", &pem)], now());
+    assert_eq!(call(&reg, &q).await.0, 409);
+    assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+
+    // Replacing one's own certificate drops the old one.
+    let q = std_query(AK, SK, "SetCertificate", &[("cert", &pem2)], now());
+    assert_eq!(call(&reg, &q).await.0, 200);
+    assert_eq!(store.find_certificate(&fp).await.unwrap(), None);
+
+    // Delete: signed by the owner only.
+    let q = std_query(AK, "guess", "DeleteCertificate", &[], now());
+    assert_eq!(call(&reg, &q).await.0, 403);
+    let q = std_query(AK, SK, "DeleteCertificate", &[], now());
+    assert_eq!(call(&reg, &q).await, (200, CERT_DELETED.to_string()));
+    assert_eq!(call(&reg, &q).await.0, 404);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn non_rsa_certificates_are_refused() {
+    let dir = tmpdir("ec");
+    let Some(pem) = make_cert(&dir, "ec", "ec:/dev/null").or_else(|| {
+        let p = dir.join("p256.pem");
+        std::process::Command::new("openssl").args(["ecparam", "-name", "prime256v1", "-out"]).arg(&p).output().ok()?;
+        make_cert(&dir, "ec", &format!("ec:{}", p.display()))
+    }) else {
+        eprintln!("SKIP non_rsa_certificates_are_refused: no openssl CLI");
+        return;
+    };
+    let e = ec2bridge::ec2::registration::certificate_der(&pem).unwrap_err();
+    assert_eq!(e.code, "InvalidParameterValue");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two clients against an HTTP front for the handler.
+
+async fn serve(store: Arc<MemStore>) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::extract::{Request, State};
+    let app = axum::Router::new().route(
+        PATH,
+        axum::routing::get(|State(store): State<Arc<MemStore>>, req: Request| async move {
+            let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+            let cs = cloud();
+            let reg = Registration::new(store.as_ref(), &cs);
+            let raw = RawRequest {
+                method: "GET",
+                host: &host,
+                path: req.uri().path(),
+                raw_params: req.uri().query().unwrap_or(""),
+            };
+            let r = reg.handle(&raw, OffsetDateTime::now_utc()).await;
+            (http::StatusCode::from_u16(r.status).unwrap(), r.body)
+        }),
+    );
+    let app = app.with_state(store);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}{PATH}", l.local_addr().unwrap().port());
+    (url, tokio::spawn(async move { axum::serve(l, app).await.unwrap() }))
+}
+
+/// Run a client process off the runtime threads (the server answers it meanwhile).
+trait OutputAsync {
+    async fn output_async(self) -> std::process::Output;
+}
+impl OutputAsync for &mut std::process::Command {
+    async fn output_async(self) -> std::process::Output {
+        let mut cmd = std::process::Command::new(self.get_program());
+        cmd.args(self.get_args());
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    }
+}
+
+fn python() -> Option<String> {
+    let p = std::env::var("EC2BRIDGE_VENV").map(|v| format!("{v}/bin/python")).unwrap_or_else(|_| "python3".into());
+    std::process::Command::new(&p).arg("--version").output().ok().filter(|o| o.status.success()).map(|_| p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_and_cli_register_against_the_gateway() {
+    let dir = tmpdir("clients");
+    let Some(pem) = make_cert(&dir, "alice", "rsa:2048") else {
+        eprintln!("SKIP script_and_cli_register_against_the_gateway: no openssl CLI");
+        return;
+    };
+    let store = Arc::new(MemStore::default());
+    let (url, server) = serve(store.clone()).await;
+    let cert = dir.join("alice.crt");
+    let fp = wssec::fingerprint(&der_of(&pem));
+
+    if let Some(py) = python() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cloudstack-aws-api-register");
+        let out = std::process::Command::new(&py)
+            .arg(script)
+            .args(["-a", AK, "-s", SK, "-c"])
+            .arg(&cert)
+            .args(["-u", &url])
+            .output_async()
+            .await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "script: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), [KEYS_OK, CERT_OK, "User registration is successful!"]);
+        assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+        // Wrong secret: clear error, non-zero exit, nothing changed.
+        let out = std::process::Command::new(&py)
+            .arg(script)
+            .args(["--apikey", AK, "--secretkey", "wrong", "--cert"])
+            .arg(&cert)
+            .args(["--url", &url])
+            .output_async()
+            .await;
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Self-consistent (signed with the secret it sends), so CloudStack is the judge.
+        assert!(err.contains("401") && err.contains("CloudStack did not accept"), "{err}");
+        assert_eq!(store.keys.lock().unwrap().get(AK).map(|k| k.0.as_str()), Some(SK));
+        let out = std::process::Command::new(&py)
+            .arg(script)
+            .args(["-a", AK, "-s", SK, "-u", &url, "--delete"])
+            .output_async()
+            .await;
+        assert!(out.status.success());
+        assert_eq!(store.find_certificate(&fp).await.unwrap(), None);
+    } else {
+        eprintln!("SKIP script part: no python3");
+    }
+
+    let bin = env!("CARGO_BIN_EXE_ec2bridge");
+    let out = std::process::Command::new(bin)
+        .args(["register", "--apikey", AK, "--secretkey", SK, "--cert"])
+        .arg(&cert)
+        .args(["--url", &url])
+        .output_async()
+        .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "cli: {stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(CERT_OK));
+    assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+    let out = std::process::Command::new(bin)
+        .args(["register", "-a", AK, "-s", SK, "-u", &url, "--delete"])
+        .output_async()
+        .await;
+    assert!(out.status.success());
+    assert_eq!(store.find_certificate(&fp).await.unwrap(), None);
+    // Second delete: 404, non-zero exit.
+    let out = std::process::Command::new(bin)
+        .args(["register", "-a", AK, "-s", SK, "-u", &url, "--delete"])
+        .output_async()
+        .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    server.abort();
+    let _ = std::fs::remove_dir_all(dir);
+}
