@@ -41,13 +41,15 @@ async fn fake_api(State(cs): State<Arc<FakeCs>>, RawQuery(q): RawQuery, body: By
         (axum::http::StatusCode::from_u16(status).unwrap(), [("content-type", "application/json")], v.to_string())
             .into_response()
     };
-    if get("apiKey").as_deref() != Some(ADMIN_KEY) {
+    // CloudStack matches `apiKey` case-insensitively: a second spelling makes the caller unknown.
+    let api_keys = params.iter().filter(|(k, _)| k.eq_ignore_ascii_case("apikey")).count();
+    if api_keys != 1 || get("apiKey").as_deref() != Some(ADMIN_KEY) {
         return json_answer(401, json!({"getuserresponse": {"errorcode": 401, "errortext": "unable to verify user"}}));
     }
     if get("command").as_deref() != Some("getUser") {
         return json_answer(432, json!({"errorresponse": {"errorcode": 432, "errortext": "Unknown API command"}}));
     }
-    let key = get("apikey").unwrap_or_default();
+    let key = get("userapikey").unwrap_or_default();
     *cs.asked.lock().unwrap().entry(key.clone()).or_default() += 1;
     match cs.users.get(key.as_str()) {
         Some(secret) => json_answer(
@@ -291,4 +293,35 @@ async fn serve_refuses_to_start_without_its_store() {
     .await;
     s.stop().await;
     assert!(!dir.0.join("data/ec2bridge/store.key").exists());
+}
+
+/// What `serve` relies on with the built-in simulator: its admin user can look up any user's keys
+/// (getUser), so users the seeded memory source does not know still authenticate.
+#[tokio::test]
+async fn simulator_admin_finds_users_through_get_user() {
+    use ec2bridge::auth::credentials::{CacheOptions, CloudStackAdminSource, CredentialSource};
+    use ec2bridge::cloudstack::{CsClient, CsCredentials};
+    let sim = ec2bridge::sim::start(ec2bridge::sim::SimOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: None,
+        fast: true,
+        state_dir: None,
+    })
+    .await
+    .unwrap();
+    let admin = sim.users.iter().find(|u| u.is_admin).expect("the simulator seeds an admin");
+    let client = Arc::new(CsClient::new(&sim.endpoint, Default::default()).unwrap());
+    let src = CloudStackAdminSource::new(
+        client,
+        CsCredentials { api_key: admin.api_key.clone(), secret_key: admin.secret_key.clone() },
+        CacheOptions::default(),
+    );
+    let plain: Vec<_> = sim.users.iter().filter(|u| !u.is_admin).collect();
+    assert!(!plain.is_empty());
+    for u in plain {
+        let found = src.lookup(&u.api_key).await.unwrap().unwrap_or_else(|| panic!("{} not found", u.account));
+        assert_eq!(found.secret_key, u.secret_key);
+        assert_eq!(found.account.as_deref(), Some(u.account.as_str()));
+    }
+    assert!(src.lookup("no-such-api-key").await.unwrap().is_none());
 }

@@ -263,7 +263,10 @@ impl CloudStackAdminSource {
     }
 
     async fn fetch(&self, access_key: &str) -> Result<Option<KnownUser>, Ec2Error> {
-        let params = [("apikey".to_string(), access_key.to_string())];
+        // `userapikey`, as CloudStack (4.3+) names it: `apikey` would collide with the admin's own
+        // `apiKey`, which CloudStack matches case-insensitively (the server would then check the
+        // admin's signature against the user's key and answer 401).
+        let params = [("userapikey".to_string(), access_key.to_string())];
         let resp = match self.client.call(&self.admin, "getUser", &params).await {
             Ok(v) => v,
             Err(CsError::Api { errorcode: 401, .. }) => {

@@ -73,7 +73,12 @@ fn list_users(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 }
 
 fn get_user(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    let key = ctx.p.req("apikey")?;
+    // CloudStack names the parameter `userapikey` (4.3+); a parameter spelled `apikey` collides with
+    // the caller's own `apiKey`, which CloudStack matches case-insensitively.
+    let key = match ctx.p.opt("userapikey") {
+        Some(k) => k,
+        None => ctx.p.req("apikey")?,
+    };
     match m.api_keys.get(key).and_then(|s| m.users.get(*s)) {
         Some(u) => Ok(single("user", user_json(m, u, true))),
         None => Err(SimError::invalid("Unable to find user by API key")),
