@@ -78,6 +78,78 @@ pub fn is_well_formed(kind: Kind, id: &str) -> bool {
         && hexpart.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A boxed future, so the id cache trait stays object-safe (a database-backed cache is async).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The reverse direction of the id scheme: EC2 id -> CloudStack uuid. Every id the gateway renders
+/// is recorded; a miss is answered by listing the caller's resources (the executor does that) and
+/// recording them. The in-memory implementation is the default; the store can back it with its
+/// database so that several gateways (and restarts) share it.
+pub trait IdCache: Send + Sync {
+    /// The uuid behind `ec2_id`, if known.
+    fn lookup<'a>(&'a self, ec2_id: &'a str) -> BoxFuture<'a, Option<String>>;
+    /// Remember `(kind, ec2 id, uuid)` triples.
+    fn record<'a>(&'a self, entries: Vec<(Kind, String, String)>) -> BoxFuture<'a, ()>;
+}
+
+/// In-memory id cache (dashmap). Bounded: when it grows past `capacity` it starts over, which
+/// costs at most one rebuilding list call per kind.
+pub struct MemoryIdCache {
+    map: dashmap::DashMap<String, String>,
+    capacity: usize,
+}
+
+impl MemoryIdCache {
+    pub fn new(capacity: usize) -> Self {
+        MemoryIdCache { map: dashmap::DashMap::new(), capacity: capacity.max(1) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, ec2_id: &str) -> Option<String> {
+        self.map.get(ec2_id).map(|v| v.value().clone())
+    }
+
+    pub fn insert(&self, ec2_id: String, uuid: String) {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&ec2_id) {
+            self.map.clear();
+        }
+        self.map.insert(ec2_id, uuid);
+    }
+}
+
+impl Default for MemoryIdCache {
+    fn default() -> Self {
+        Self::new(1_000_000)
+    }
+}
+
+impl IdCache for MemoryIdCache {
+    fn lookup<'a>(&'a self, ec2_id: &'a str) -> BoxFuture<'a, Option<String>> {
+        let v = self.get(ec2_id);
+        Box::pin(async move { v })
+    }
+
+    fn record<'a>(&'a self, entries: Vec<(Kind, String, String)>) -> BoxFuture<'a, ()> {
+        for (_, id, uuid) in entries {
+            self.insert(id, uuid);
+        }
+        Box::pin(async {})
+    }
+}
+
+/// Which kind an EC2 id names, from its prefix (`i-` -> instance, ...).
+pub fn kind_of(id: &str) -> Option<Kind> {
+    let (prefix, _) = id.split_once('-')?;
+    Kind::ALL.into_iter().find(|k| k.prefix() == prefix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +164,19 @@ mod tests {
         assert!(!is_well_formed(Kind::Instance, "i-XYZ"));
         assert!(!is_well_formed(Kind::Image, &id));
         assert!(is_well_formed(Kind::Image, "ami-1234abcd"));
+    }
+
+    #[test]
+    fn memory_cache_records_and_bounds() {
+        let c = MemoryIdCache::new(2);
+        c.insert("i-1".into(), "u1".into());
+        c.insert("i-2".into(), "u2".into());
+        assert_eq!(c.get("i-1").as_deref(), Some("u1"));
+        c.insert("i-3".into(), "u3".into());
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.get("i-3").as_deref(), Some("u3"));
+        assert_eq!(kind_of("ami-12345678"), Some(Kind::Image));
+        assert_eq!(kind_of("sg-1"), Some(Kind::SecurityGroup));
+        assert_eq!(kind_of("nope"), None);
     }
 }

@@ -20,6 +20,8 @@ enum Cmd {
     Register(ec2bridge::ec2::registration::RegisterArgs),
     /// List and remove registrations in the store.
     Admin(ec2bridge::store::admin::AdminArgs),
+    /// Check the mapping table, list the supported EC2 actions.
+    Mappings(ec2bridge::mapping::cli::MappingsArgs),
 }
 
 #[tokio::main]
@@ -33,5 +35,6 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
         Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
+        Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
     }
 }

@@ -3,24 +3,180 @@
 //! CONTRACT: the front ends call `Executor::execute`, which returns the *inner* XML of the
 //! `<ActionResponse>` element (everything after `<requestId>`); the front end adds the envelope
 //! (Query document or SOAP body) with the namespace of the request's version.
+//!
+//! Layout: `table` loads and validates the TOML (`toml_src` keeps file/line), `expr` parses value
+//! expressions, `convert` holds the named converters, `resolve` the named resolvers, `filter`
+//! and `page` do EC2 filters and paging, `render` writes shapes as XML, `steps` holds the named
+//! Rust steps, `exec` runs the pipeline, `cserr` maps CloudStack errors by code.
+
+pub mod actions;
+pub mod backend;
+pub mod cli;
+pub mod convert;
+pub mod cserr;
+pub mod exec;
+pub mod expr;
+pub mod filter;
+pub mod page;
+pub mod render;
+pub mod resolve;
+pub mod steps;
+pub mod table;
+pub mod toml_src;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::auth::Principal;
 use crate::cloudstack::CsClient;
 use crate::ec2::{Ec2Error, Ec2Request};
+use crate::ids::{IdCache, MemoryIdCache};
+
+pub use backend::Backend;
+pub use exec::{ExecutorOptions, RegionInfo};
+pub use table::Table;
+pub use toml_src::LoadError;
 
 pub struct Executor {
-    _backend: Arc<CsClient>,
+    inner: Arc<exec::Inner>,
+}
+
+/// Per-action counters since start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionStats {
+    pub action: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub backend_calls: u64,
+}
+
+fn load_table(dir: Option<&std::path::Path>) -> anyhow::Result<Table> {
+    Table::load(dir).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("the mapping table has {} problem(s):\n{}", errs.len(), lines.join("\n"))
+    })
 }
 
 impl Executor {
     /// The compiled-in table, or a directory of `*.toml` overriding it.
-    pub fn new(backend: Arc<CsClient>, _table_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        Ok(Executor { _backend: backend })
+    pub fn new(backend: Arc<CsClient>, table_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        Self::with_backend(backend, table_dir, ExecutorOptions::default())
     }
 
-    pub async fn execute(&self, req: &Ec2Request, _who: &Principal) -> Result<String, Ec2Error> {
-        Err(Ec2Error::new("InvalidAction", format!("The action {} is not valid for this web service.", req.action)))
+    /// Same, with options (regions, cache lifetimes, RunInstances limits).
+    pub fn with_options(
+        backend: Arc<CsClient>,
+        table_dir: Option<&std::path::Path>,
+        opts: ExecutorOptions,
+    ) -> anyhow::Result<Self> {
+        Self::with_backend(backend, table_dir, opts)
+    }
+
+    /// Any backend (tests use canned answers).
+    pub fn with_backend(
+        backend: Arc<dyn Backend>,
+        table_dir: Option<&std::path::Path>,
+        opts: ExecutorOptions,
+    ) -> anyhow::Result<Self> {
+        let table = load_table(table_dir)?;
+        Ok(Executor {
+            inner: Arc::new(exec::Inner {
+                table,
+                backend,
+                ids: Arc::new(MemoryIdCache::default()),
+                opts,
+                meta: Default::default(),
+                tombstones: Default::default(),
+                tokens: Default::default(),
+                counters: Default::default(),
+            }),
+        })
+    }
+
+    /// Back the EC2 id -> uuid cache by something else (the store). Call before sharing.
+    pub fn with_id_cache(mut self, cache: Arc<dyn IdCache>) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| anyhow::anyhow!("executor already shared"))?;
+        inner.ids = cache;
+        Ok(self)
+    }
+
+    pub fn table(&self) -> &Table {
+        &self.inner.table
+    }
+
+    pub async fn execute(&self, req: &Ec2Request, who: &Principal) -> Result<String, Ec2Error> {
+        self.execute_counted(req, who).await.0
+    }
+
+    /// `execute`, also answering how many CloudStack calls the request made.
+    pub async fn execute_counted(&self, req: &Ec2Request, who: &Principal) -> (Result<String, Ec2Error>, u32) {
+        let inner = &*self.inner;
+        let Some(action) = inner.table.actions.get(&req.action) else {
+            let e = if actions::is_ec2_action(&req.action) {
+                Ec2Error::new(
+                    "UnsupportedOperation",
+                    format!("The action {} is not supported by this gateway.", req.action),
+                )
+            } else {
+                Ec2Error::new("InvalidAction", format!("The action {} is not valid for this web service.", req.action))
+            };
+            return (Err(e), 0);
+        };
+        let region = inner.opts.regions.first();
+        let vars = convert::Vars {
+            region: region.map(|r| r.name.clone()).unwrap_or_default(),
+            endpoint: region.map(|r| r.endpoint.clone()).unwrap_or_default(),
+            account: who.account.clone(),
+            regions: serde_json::Value::Array(
+                inner
+                    .opts
+                    .regions
+                    .iter()
+                    .map(|r| serde_json::json!({ "name": r.name, "endpoint": r.endpoint }))
+                    .collect(),
+            ),
+            version: req.version.clone(),
+            params: req.params.clone(),
+        };
+        let err_ids = action
+            .ids
+            .as_ref()
+            .map(|i| req.params.list(&i.param).into_iter().map(str::to_string).collect())
+            .unwrap_or_default();
+        let ctx = exec::Ctx {
+            ex: inner,
+            req,
+            who,
+            action,
+            vars,
+            calls: Default::default(),
+            ids_seen: Default::default(),
+            err_ids,
+        };
+        let r = exec::run(&ctx).await;
+        let calls = ctx.calls.load(Ordering::Relaxed);
+        let c = inner.counters.entry(action.name.clone()).or_default().clone();
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.backend_calls.fetch_add(calls as u64, Ordering::Relaxed);
+        if r.is_err() {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        (r, calls)
+    }
+
+    pub fn stats(&self) -> Vec<ActionStats> {
+        let mut v: Vec<ActionStats> = self
+            .inner
+            .counters
+            .iter()
+            .map(|e| ActionStats {
+                action: e.key().clone(),
+                requests: e.value().requests.load(Ordering::Relaxed),
+                errors: e.value().errors.load(Ordering::Relaxed),
+                backend_calls: e.value().backend_calls.load(Ordering::Relaxed),
+            })
+            .collect();
+        v.sort_by(|a, b| a.action.cmp(&b.action));
+        v
     }
 }

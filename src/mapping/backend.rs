@@ -1,0 +1,118 @@
+//! The executor's view of CloudStack: the four client operations behind a trait, so that the
+//! executor runs against `CsClient` in production and against canned answers in unit tests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use serde_json::Value;
+
+use crate::cloudstack::{CsClient, CsCredentials, CsError, JobStarted};
+pub use crate::ids::BoxFuture;
+
+pub trait Backend: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Value, CsError>>;
+
+    fn list_all<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Value>, CsError>>;
+
+    fn start_job<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<JobStarted, CsError>>;
+
+    fn wait_job<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        jobid: &'a str,
+    ) -> BoxFuture<'a, Result<Value, CsError>>;
+}
+
+impl Backend for CsClient {
+    fn call<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<Value, CsError>> {
+        Box::pin(CsClient::call(self, creds, command, params))
+    }
+
+    fn list_all<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
+        Box::pin(CsClient::list_all(self, creds, command, params, item_key))
+    }
+
+    fn start_job<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+    ) -> BoxFuture<'a, Result<JobStarted, CsError>> {
+        Box::pin(CsClient::start_job(self, creds, command, params))
+    }
+
+    fn wait_job<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        jobid: &'a str,
+    ) -> BoxFuture<'a, Result<Value, CsError>> {
+        Box::pin(CsClient::wait_job(self, creds, command, jobid))
+    }
+}
+
+/// Run futures concurrently on the current task and collect their outputs in order (a small
+/// `join_all`, so that concurrent backend calls can borrow the request context).
+pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => out[i] = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future finished")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let futs: Vec<_> = (0..5u64)
+            .map(|i| async move {
+                tokio::time::sleep(std::time::Duration::from_millis(10 * (5 - i))).await;
+                i
+            })
+            .collect();
+        assert_eq!(join_all(futs).await, vec![0, 1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,103 @@
+//! `ec2bridge mappings check [DIR]` and `ec2bridge mappings list [DIR]`.
+
+use std::path::PathBuf;
+
+use super::table::{Returns, Table};
+
+#[derive(Debug, clap::Args)]
+pub struct MappingsArgs {
+    #[command(subcommand)]
+    pub cmd: MappingsCmd,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum MappingsCmd {
+    /// Validate the table: the compiled-in files overlaid by DIR (same file name replaces,
+    /// other *.toml files are added). Problems are printed as file:line: message.
+    Check { dir: Option<PathBuf> },
+    /// Print every supported EC2 action and the CloudStack command(s) behind it.
+    List {
+        dir: Option<PathBuf>,
+        /// Markdown table (for the README).
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
+    match args.cmd {
+        MappingsCmd::Check { dir } => match Table::load(dir.as_deref()) {
+            Ok(t) => {
+                println!(
+                    "ok: {} actions, {} shapes, {} filter sets, {} error rules from {} files",
+                    t.actions.len(),
+                    t.shapes.len(),
+                    t.filter_sets.len(),
+                    t.errors.len(),
+                    t.files.len()
+                );
+                Ok(())
+            }
+            Err(errs) => {
+                for e in &errs {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} problem(s) in the mapping table", errs.len());
+                std::process::exit(1)
+            }
+        },
+        MappingsCmd::List { dir, markdown } => {
+            let t = Table::load(dir.as_deref()).map_err(|errs| {
+                for e in &errs {
+                    eprintln!("{e}");
+                }
+                anyhow::anyhow!("{} problem(s) in the mapping table; run `ec2bridge mappings check`", errs.len())
+            })?;
+            print!("{}", list(&t, markdown));
+            Ok(())
+        }
+    }
+}
+
+/// One line per action: name, CloudStack commands, how it completes.
+pub fn list(t: &Table, markdown: bool) -> String {
+    let mut out = String::new();
+    if markdown {
+        out.push_str("| EC2 action | CloudStack command(s) | notes |\n|---|---|---|\n");
+    }
+    let width = t.actions.keys().map(|k| k.len()).max().unwrap_or(0);
+    for a in t.actions.values() {
+        let cmds = a.commands();
+        let cmds = if cmds.is_empty() { "(none: answered by the gateway)".to_string() } else { cmds.join(", ") };
+        let mut notes = Vec::new();
+        if let Some(s) = &a.step {
+            notes.push(format!("step {s}"));
+        }
+        if let Some(c) = &a.call {
+            notes.push(
+                format!("{:?}", c.completion)
+                    .to_lowercase()
+                    .replace("asynccreate", "async-create")
+                    .replace("asyncwait", "async-wait"),
+            );
+        }
+        if a.page.is_some() {
+            notes.push("paged".into());
+        }
+        if let Some(f) = &a.filters {
+            notes.push(format!("{} filters", f.fields.len() + if f.tags.is_some() { 3 } else { 0 }));
+        }
+        if matches!(a.returns, Returns::True) {
+            notes.push("returns true".into());
+        }
+        if let Some(d) = &a.doc {
+            notes.push(d.clone());
+        }
+        if markdown {
+            out.push_str(&format!("| {} | {} | {} |\n", a.name, cmds, notes.join("; ")));
+        } else {
+            out.push_str(&format!("{:width$}  {}  [{}]\n", a.name, cmds, notes.join("; ")));
+        }
+    }
+    out
+}

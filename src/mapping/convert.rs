@@ -1,0 +1,353 @@
+//! Named converters (CloudStack value -> EC2 value), context variables, and expression evaluation.
+//! Converters are looked up by name when the table loads, so a typo is a load error.
+
+use std::sync::Mutex;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::expr::{Expr, Term};
+use super::table::Table;
+use crate::ec2::Params;
+use crate::ids::{self, Kind};
+
+/// Values an expression can read with `$name`.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    pub region: String,
+    pub endpoint: String,
+    pub account: Option<String>,
+    /// `[{name, endpoint}]` for DescribeRegions.
+    pub regions: Value,
+    pub version: String,
+    pub params: Params,
+}
+
+pub fn var_known(name: &str) -> bool {
+    matches!(name, "region" | "endpoint" | "account" | "regions" | "version")
+        || name.strip_prefix("param.").is_some_and(|p| !p.is_empty())
+}
+
+impl Vars {
+    pub fn get(&self, name: &str) -> Option<Value> {
+        match name {
+            "region" => Some(Value::String(self.region.clone())),
+            "endpoint" => Some(Value::String(self.endpoint.clone())),
+            "account" => self.account.clone().map(Value::String),
+            "regions" => Some(self.regions.clone()),
+            "version" => Some(Value::String(self.version.clone())),
+            _ => name.strip_prefix("param.").and_then(|p| self.params.get(p)).map(|v| Value::String(v.to_string())),
+        }
+    }
+}
+
+/// What converters may use while a response is rendered.
+pub struct Env<'a> {
+    pub table: &'a Table,
+    pub vars: &'a Vars,
+    /// Ids rendered so far, for the reverse cache.
+    pub ids: &'a Mutex<Vec<(Kind, String, String)>>,
+}
+
+type ConvFn = fn(&Value, &str, &Env<'_>) -> Option<Value>;
+
+/// name (or `name:` prefix) -> converter.
+const CONVERTERS: &[(&str, ConvFn, &str)] = &[
+    ("id:", conv_id, "CloudStack uuid -> EC2 id of the kind (id:instance, id:image, ...); records the id"),
+    ("map:", conv_map, "look the value up in [map.NAME]; unmatched and no \"*\" -> no value"),
+    ("iso8601", conv_iso8601, "CloudStack date -> 2016-11-15T12:00:00.000Z"),
+    ("gib", conv_gib, "bytes -> whole GiB (rounded up)"),
+    ("mib_to_gib", conv_mib_gib, "MiB -> GiB (rounded up)"),
+    ("base64", conv_base64, "text -> base64"),
+    ("lower", conv_lower, "lower case"),
+    ("upper", conv_upper, "upper case"),
+    ("bool", conv_bool, "true/\"true\" -> true, anything else -> false"),
+    ("not", conv_not, "boolean negation"),
+    ("arch", conv_arch, "OS type text -> i386 or x86_64"),
+    ("platform", conv_platform, "OS type text -> windows, or no value"),
+    ("nonempty", conv_nonempty, "empty string -> no value"),
+    ("string", conv_string, "any scalar -> its text"),
+];
+
+pub fn describe() -> Vec<(&'static str, &'static str)> {
+    CONVERTERS.iter().map(|(n, _, d)| (*n, *d)).collect()
+}
+
+fn lookup(name: &str) -> Option<(ConvFn, &str)> {
+    for (n, f, _) in CONVERTERS {
+        if let Some(pfx) = n.strip_suffix(':') {
+            if let Some(arg) = name.strip_prefix(pfx).and_then(|r| r.strip_prefix(':')) {
+                return Some((*f, arg));
+            }
+        } else if *n == name {
+            return Some((*f, ""));
+        }
+    }
+    None
+}
+
+/// Load-time check of a converter name.
+pub fn check(name: &str, t: &Table) -> Result<(), String> {
+    let Some((_, arg)) = lookup(name) else {
+        let known: Vec<&str> = CONVERTERS.iter().map(|(n, _, _)| *n).collect();
+        return Err(format!("unknown converter '{name}' (known: {})", known.join(", ")));
+    };
+    if name.starts_with("id:") && Kind::from_name(arg).is_none() {
+        return Err(format!("unknown id kind '{arg}' in converter '{name}'"));
+    }
+    if name.starts_with("map:") && !t.maps.contains_key(arg) {
+        return Err(format!("unknown map '{arg}' in converter '{name}' (declare [map.{arg}])"));
+    }
+    Ok(())
+}
+
+fn present(v: &Value) -> bool {
+    !(v.is_null() || v.as_str() == Some(""))
+}
+
+/// Evaluate an expression against `item`: all values of the first alternative that has any.
+pub fn eval(e: &Expr, item: &Value, env: &Env<'_>) -> Vec<Value> {
+    for alt in &e.alts {
+        let base: Vec<Value> = match &alt.term {
+            Term::Const(c) => vec![Value::String(c.clone())],
+            Term::Var(v) => env.vars.get(v).into_iter().collect(),
+            Term::Path(p) => p.eval(item).into_iter().cloned().collect(),
+        };
+        let mut out = Vec::new();
+        for v in base {
+            let mut cur = Some(v);
+            for c in &alt.convs {
+                cur = match (cur, lookup(&c.name)) {
+                    (Some(v), Some((f, arg))) => f(&v, arg, env),
+                    _ => None,
+                };
+            }
+            if let Some(v) = cur
+                && present(&v)
+            {
+                out.push(v);
+            }
+        }
+        if !out.is_empty() {
+            return out;
+        }
+    }
+    Vec::new()
+}
+
+/// The first value as text.
+pub fn eval_text(e: &Expr, item: &Value, env: &Env<'_>) -> Option<String> {
+    eval(e, item, env).first().map(super::expr::scalar_text)
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn conv_id(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {
+    let kind = Kind::from_name(arg)?;
+    let uuid = text(v)?;
+    let id = ids::ec2_id(kind, &uuid);
+    if let Ok(mut l) = env.ids.lock() {
+        l.push((kind, id.clone(), uuid));
+    }
+    Some(Value::String(id))
+}
+
+fn conv_map(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {
+    let m = env.table.maps.get(arg)?;
+    m.get(&text(v)?).map(|s| Value::String(s.to_string()))
+}
+
+/// CloudStack dates (`2014-03-06T15:39:44-0600`, also `Z`, `+00:00` and fractions) -> EC2's
+/// `2014-03-06T21:39:44.000Z`.
+pub fn iso8601(s: &str) -> Option<String> {
+    use time::{PrimitiveDateTime, UtcOffset, macros::format_description};
+    let s = s.trim();
+    if s.len() < 19 || !s.is_char_boundary(19) {
+        return None;
+    }
+    let (head, mut rest) = s.split_at(19);
+    let dt =
+        PrimitiveDateTime::parse(head, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")).ok()?;
+    let mut nanos: u32 = 0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
+        rest = &r[digits.len()..];
+        let mut d = digits.clone();
+        d.truncate(9);
+        while d.len() < 9 {
+            d.push('0');
+        }
+        nanos = d.parse().ok()?;
+    }
+    let offset = match rest {
+        "" | "Z" | "z" => UtcOffset::UTC,
+        o => {
+            let sign = match o.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = o[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let h: i8 = digits[..2].parse().ok()?;
+            let m: i8 = digits[2..].parse().ok()?;
+            UtcOffset::from_hms(sign * h, sign * m, 0).ok()?
+        }
+    };
+    let t = dt.replace_nanosecond(nanos).ok()?.assume_offset(offset).to_offset(UtcOffset::UTC);
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    ))
+}
+
+/// Now, as CloudStack writes dates (for documents the gateway makes up itself).
+pub fn cloudstack_now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+fn conv_iso8601(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    iso8601(v.as_str()?).map(Value::String)
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn conv_gib(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    let b = number(v)?;
+    if b < 0.0 {
+        return None;
+    }
+    Some(Value::from((b / (1u64 << 30) as f64).ceil() as u64))
+}
+
+fn conv_mib_gib(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    let m = number(v)?;
+    if m < 0.0 {
+        return None;
+    }
+    Some(Value::from((m / 1024.0).ceil() as u64))
+}
+
+fn conv_base64(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    Some(Value::String(base64::engine::general_purpose::STANDARD.encode(text(v)?)))
+}
+
+fn conv_lower(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    Some(Value::String(text(v)?.to_lowercase()))
+}
+
+fn conv_upper(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    Some(Value::String(text(v)?.to_uppercase()))
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+fn conv_bool(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    Some(Value::String(truthy(v).to_string()))
+}
+
+fn conv_not(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    Some(Value::String((!truthy(v)).to_string()))
+}
+
+fn conv_arch(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    let t = text(v)?.to_lowercase();
+    let is32 =
+        (t.contains("32-bit") || t.contains("32 bit") || t.contains("i386") || t.contains("i686")) && !t.contains("64");
+    Some(Value::String(if is32 { "i386" } else { "x86_64" }.into()))
+}
+
+fn conv_platform(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    text(v)?.to_lowercase().contains("windows").then(|| Value::String("windows".into()))
+}
+
+fn conv_nonempty(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    present(v).then(|| v.clone())
+}
+
+fn conv_string(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    text(v).map(Value::String)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso8601("2014-03-06T15:39:44-0600").unwrap(), "2014-03-06T21:39:44.000Z");
+        assert_eq!(iso8601("2014-03-06T15:39:44+0000").unwrap(), "2014-03-06T15:39:44.000Z");
+        assert_eq!(iso8601("2014-03-06T15:39:44Z").unwrap(), "2014-03-06T15:39:44.000Z");
+        assert_eq!(iso8601("2014-03-06T15:39:44.5+01:30").unwrap(), "2014-03-06T14:09:44.500Z");
+        assert_eq!(iso8601("2014-12-31T23:30:00-0100").unwrap(), "2015-01-01T00:30:00.000Z");
+        assert!(iso8601("yesterday").is_none());
+        assert!(iso8601("2014-03-06T15:39:44+06").is_none());
+        assert!(iso8601("2014-03-06T15:39:4ü").is_none());
+    }
+
+    #[test]
+    fn scalars() {
+        let t = Table::default();
+        let vars = Vars::default();
+        let ids = Mutex::new(Vec::new());
+        let env = Env { table: &t, vars: &vars, ids: &ids };
+        assert_eq!(conv_gib(&json!(1073741824u64), "", &env), Some(json!(1)));
+        assert_eq!(conv_gib(&json!(1073741825u64), "", &env), Some(json!(2)));
+        assert_eq!(conv_gib(&json!("21474836480"), "", &env), Some(json!(20)));
+        assert_eq!(conv_base64(&json!("hello"), "", &env), Some(json!("aGVsbG8=")));
+        assert_eq!(conv_bool(&json!("TRUE"), "", &env), Some(json!("true")));
+        assert_eq!(conv_arch(&json!("CentOS 5.3 (32-bit)"), "", &env), Some(json!("i386")));
+        assert_eq!(conv_arch(&json!("Ubuntu 20.04 (64-bit)"), "", &env), Some(json!("x86_64")));
+        assert_eq!(conv_platform(&json!("Windows Server 2019"), "", &env), Some(json!("windows")));
+        let id = conv_id(&json!("19253fbf-abb7-4013-a8a1-97df3b93f206"), "instance", &env).unwrap();
+        assert!(id.as_str().unwrap().starts_with("i-"));
+        assert_eq!(ids.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn converter_names_are_checked() {
+        let t = Table::default();
+        assert!(check("iso8601", &t).is_ok());
+        assert!(check("id:instance", &t).is_ok());
+        assert!(check("id:bogus", &t).unwrap_err().contains("bogus"));
+        assert!(check("map:nope", &t).unwrap_err().contains("[map.nope]"));
+        assert!(check("iso8061", &t).unwrap_err().contains("unknown converter"));
+    }
+}

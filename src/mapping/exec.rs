@@ -1,0 +1,563 @@
+//! The executor's request pipeline: validate -> resolve -> (DryRun) -> produce (call / step) ->
+//! after-list steps -> id check -> filter -> page -> before-render steps -> render.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use serde_json::Value;
+
+use super::backend::{Backend, join_all};
+use super::convert::{Env, Vars};
+use super::expr::scalar_text;
+use super::filter::FilterSet;
+use super::table::{Action, CallSpec, Completion, IdsBackend, ParamSource, Returns, Table};
+use super::{cserr, page, render, resolve, steps};
+use crate::auth::Principal;
+use crate::cloudstack::{CsCredentials, CsError, JobStarted};
+use crate::ec2::request::Filter;
+use crate::ec2::{Ec2Error, Ec2Request};
+use crate::ids::{self, IdCache, Kind};
+
+/// A region this gateway answers for.
+#[derive(Debug, Clone)]
+pub struct RegionInfo {
+    pub name: String,
+    /// `host[:port]` clients reach the gateway at (boto 2 builds connections from it).
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The first one is this gateway's region (regionName of its zones).
+    pub regions: Vec<RegionInfo>,
+    /// How long zones, offerings and key pair lists are reused.
+    pub metadata_ttl: Duration,
+    /// How long a terminated instance stays visible in DescribeInstances (EC2: about an hour).
+    pub tombstone_ttl: Duration,
+    /// How long a RunInstances ClientToken is remembered.
+    pub token_ttl: Duration,
+    /// Upper bound on instances one RunInstances call deploys.
+    pub max_run_count: i64,
+    /// Deploy calls in flight at once for one RunInstances.
+    pub deploy_concurrency: usize,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            regions: vec![RegionInfo { name: "us-east-1".into(), endpoint: "127.0.0.1:7080".into() }],
+            metadata_ttl: Duration::from_secs(60),
+            tombstone_ttl: Duration::from_secs(3600),
+            token_ttl: Duration::from_secs(24 * 3600),
+            max_run_count: 100,
+            deploy_concurrency: 8,
+        }
+    }
+}
+
+/// A terminated instance, remembered so that DescribeInstances keeps showing it (CloudStack
+/// hides destroyed VMs from their owners at once).
+#[derive(Debug, Clone)]
+pub struct Tombstone {
+    pub owner: String,
+    pub vm: Value,
+    pub since: Instant,
+}
+
+/// An earlier RunInstances with the same ClientToken.
+#[derive(Debug, Clone)]
+pub struct TokenEntry {
+    pub fingerprint: String,
+    pub doc: Value,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+pub struct ActionCounters {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub backend_calls: AtomicU64,
+}
+
+pub struct Inner {
+    pub table: Table,
+    pub backend: Arc<dyn Backend>,
+    pub ids: Arc<dyn IdCache>,
+    pub opts: ExecutorOptions,
+    pub meta: DashMap<String, (Instant, Arc<Vec<Value>>)>,
+    pub tombstones: DashMap<String, Tombstone>,
+    pub tokens: DashMap<(String, String), Arc<tokio::sync::Mutex<Option<TokenEntry>>>>,
+    pub counters: DashMap<String, Arc<ActionCounters>>,
+}
+
+/// Resolved inputs of one request.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// CloudStack parameters made from the action's `params`.
+    pub params: Vec<(String, String)>,
+    /// A parameter with several values: one call per value.
+    pub fanout: Option<(String, Vec<String>)>,
+    /// Requested ids: (EC2 id, uuid), in request order.
+    pub ids: Vec<(String, String)>,
+}
+
+/// Everything one request needs; handed to resolvers and steps.
+pub struct Ctx<'a> {
+    pub ex: &'a Inner,
+    pub req: &'a Ec2Request,
+    pub who: &'a Principal,
+    pub action: &'a Action,
+    pub vars: Vars,
+    pub calls: AtomicU32,
+    pub ids_seen: Mutex<Vec<(Kind, String, String)>>,
+    /// EC2 ids named in the request (for error messages).
+    pub err_ids: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn creds(&self) -> &CsCredentials {
+        &self.who.cloudstack
+    }
+
+    pub fn env(&self) -> Env<'_> {
+        Env { table: &self.ex.table, vars: &self.vars, ids: &self.ids_seen }
+    }
+
+    pub fn err(&self, e: CsError) -> Ec2Error {
+        if !matches!(e, CsError::Api { .. } | CsError::JobFailed { .. }) {
+            tracing::warn!(action = %self.action.name, error = %e, "backend failure");
+        }
+        cserr::map(&self.ex.table, &e, &self.err_ids)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub async fn call(&self, command: &str, params: &[(String, String)]) -> Result<Value, Ec2Error> {
+        self.count();
+        tracing::debug!(command, "cloudstack call");
+        self.ex.backend.call(self.creds(), command, params).await.map_err(|e| self.err(e))
+    }
+
+    pub async fn list(&self, command: &str, params: &[(String, String)], items: &str) -> Result<Vec<Value>, Ec2Error> {
+        self.count();
+        tracing::debug!(command, "cloudstack list");
+        self.ex.backend.list_all(self.creds(), command, params, items).await.map_err(|e| self.err(e))
+    }
+
+    fn meta_key(&self, command: &str, params: &[(String, String)]) -> String {
+        let mut k = format!("{}\u{0}{command}", self.who.cloudstack.api_key);
+        for (n, v) in params {
+            k.push('\u{0}');
+            k.push_str(n);
+            k.push('=');
+            k.push_str(v);
+        }
+        k
+    }
+
+    /// A list that rarely changes (zones, offerings), reused for `metadata_ttl`.
+    pub async fn list_cached(
+        &self,
+        command: &str,
+        params: &[(String, String)],
+        items: &str,
+    ) -> Result<Arc<Vec<Value>>, Ec2Error> {
+        let key = self.meta_key(command, params);
+        if let Some(e) = self.ex.meta.get(&key)
+            && e.0.elapsed() < self.ex.opts.metadata_ttl
+        {
+            return Ok(e.1.clone());
+        }
+        self.list_refresh(command, params, items).await
+    }
+
+    /// Fetch a cached list anew (after a miss that a new object may explain).
+    pub async fn list_refresh(
+        &self,
+        command: &str,
+        params: &[(String, String)],
+        items: &str,
+    ) -> Result<Arc<Vec<Value>>, Ec2Error> {
+        let key = self.meta_key(command, params);
+        let fresh = Arc::new(self.list(command, params, items).await?);
+        if self.ex.meta.len() > 10_000 {
+            self.ex.meta.clear();
+        }
+        self.ex.meta.insert(key, (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// The first cached item `pred` accepts; on a miss the list is fetched once more.
+    pub async fn find_cached(
+        &self,
+        command: &str,
+        params: &[(String, String)],
+        items: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Option<Value>, Ec2Error> {
+        let l = self.list_cached(command, params, items).await?;
+        if let Some(v) = l.iter().find(|v| pred(v)) {
+            return Ok(Some(v.clone()));
+        }
+        let l = self.list_refresh(command, params, items).await?;
+        Ok(l.iter().find(|v| pred(v)).cloned())
+    }
+
+    pub async fn start_job(&self, command: &str, params: &[(String, String)]) -> Result<JobStarted, Ec2Error> {
+        self.count();
+        tracing::debug!(command, "cloudstack async command");
+        self.ex.backend.start_job(self.creds(), command, params).await.map_err(|e| self.err(e))
+    }
+
+    pub async fn wait_job(&self, command: &str, jobid: &str) -> Result<Value, Ec2Error> {
+        self.count();
+        self.ex.backend.wait_job(self.creds(), command, jobid).await.map_err(|e| self.err(e))
+    }
+
+    /// EC2 ids -> uuids, in order. Malformed -> `<Kind>.Malformed`; unknown after one rebuild of
+    /// the cache from the caller's own listing -> `<Kind>.NotFound` naming every missing id.
+    pub async fn resolve_ids(&self, kind: Kind, ec2_ids: &[String]) -> Result<Vec<String>, Ec2Error> {
+        let Some(spec) = self.ex.table.kinds.get(&kind) else {
+            tracing::error!(kind = kind.name(), "no [kind] entry in the mapping table");
+            return Err(Ec2Error::internal());
+        };
+        for id in ec2_ids {
+            if !ids::is_well_formed(kind, id) {
+                return Err(Ec2Error::new(spec.malformed_code.clone(), spec.malformed_msg.replace("{id}", id)));
+            }
+        }
+        let mut out: Vec<Option<String>> = Vec::with_capacity(ec2_ids.len());
+        for id in ec2_ids {
+            out.push(self.ex.ids.lookup(id).await);
+        }
+        if out.iter().any(Option::is_none) && !spec.list.is_empty() {
+            let mut found = std::collections::HashMap::new();
+            let mut record = Vec::new();
+            for l in &spec.list {
+                for item in self.list(&l.command, &l.params, &l.items).await? {
+                    if let Some(u) = spec.id_path.eval(&item).first().map(|v| scalar_text(v)) {
+                        let e = ids::ec2_id(kind, &u);
+                        found.insert(e.clone(), u.clone());
+                        record.push((kind, e, u));
+                    }
+                }
+            }
+            self.ex.ids.record(record).await;
+            for (slot, id) in out.iter_mut().zip(ec2_ids) {
+                if slot.is_none() {
+                    *slot = found.get(id).cloned();
+                }
+            }
+        }
+        let missing: Vec<&str> =
+            ec2_ids.iter().zip(&out).filter(|(_, u)| u.is_none()).map(|(i, _)| i.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(not_found(spec, &missing));
+        }
+        Ok(out.into_iter().map(|u| u.unwrap_or_default()).collect())
+    }
+
+    /// Tombstones of this caller.
+    pub fn tombstones(&self) -> Vec<(String, Tombstone)> {
+        let ttl = self.ex.opts.tombstone_ttl;
+        self.ex
+            .tombstones
+            .iter()
+            .filter(|e| e.value().owner == self.who.cloudstack.api_key && e.value().since.elapsed() < ttl)
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect()
+    }
+}
+
+pub fn not_found(spec: &super::table::KindSpec, missing: &[&str]) -> Ec2Error {
+    let tmpl = if missing.len() == 1 { &spec.not_found_one } else { &spec.not_found_many };
+    Ec2Error::new(spec.not_found_code.clone(), tmpl.replace("{ids}", &missing.join(", ")).replace("{id}", missing[0]))
+}
+
+fn present(params: &crate::ec2::Params, name: &str) -> bool {
+    params.0.keys().any(|k| k == name || k.strip_prefix(name).is_some_and(|r| r.starts_with('.')))
+}
+
+/// Run one request through the pipeline.
+pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
+    let a = ctx.action;
+    let p = &ctx.req.params;
+    for r in &a.required {
+        p.require(r)?;
+    }
+    for group in &a.exclusive {
+        let given: Vec<&String> = group.iter().filter(|n| present(p, n)).collect();
+        if given.len() > 1 {
+            return Err(Ec2Error::combination(format!(
+                "The parameter {} cannot be used with the parameter {}",
+                given[0], given[1]
+            )));
+        }
+    }
+    // Ids: shape checks first (cheap), lookups after the other validation.
+    let mut req_ids: Vec<String> = Vec::new();
+    if let Some(ids) = &a.ids {
+        for v in p.list(&ids.param).into_iter().chain(p.get(&ids.param)) {
+            if !req_ids.iter().any(|x| x == v) {
+                req_ids.push(v.to_string());
+            }
+        }
+        if ids.required && req_ids.is_empty() {
+            return Err(Ec2Error::missing_parameter(&ids.param));
+        }
+    }
+    let fp = page::fingerprint(&a.name, &ctx.who.access_key, p);
+    let ids_wire = a.ids.as_ref().filter(|_| !req_ids.is_empty()).map(|i| i.wire.as_str());
+    let pg = page::read(p, a.page.as_ref(), ids_wire, &fp)?;
+    let mut filters = p.filters()?;
+    match &a.filters {
+        Some(fs) => {
+            fs.check(&filters)?;
+            for (param, name) in &a.param_filters {
+                let values: Vec<String> = p.list(param).into_iter().map(str::to_string).collect();
+                if !values.is_empty() {
+                    filters.push(Filter { name: name.clone(), values });
+                }
+            }
+        }
+        None => {
+            if let Some(f) = filters.first() {
+                return Err(Ec2Error::new("InvalidParameterValue", format!("The filter '{}' is invalid", f.name)));
+            }
+        }
+    }
+    let mut prep = resolve_params(ctx).await?;
+    if let Some(ids) = &a.ids
+        && !req_ids.is_empty()
+    {
+        let uuids = ctx.resolve_ids(ids.kind, &req_ids).await?;
+        prep.ids = req_ids.iter().cloned().zip(uuids).collect();
+    }
+    if p.dry_run()? {
+        return Err(Ec2Error::dry_run_ok());
+    }
+    let produced = if let Some(step) = &a.step {
+        steps::run(step, ctx, &prep).await?
+    } else if let Some(call) = &a.call {
+        produce_call(ctx, call, &prep).await?
+    } else if let Some(var) = &a.items_from {
+        ctx.vars.get(var).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    let env = ctx.env();
+    let mut out = String::new();
+    match &a.returns {
+        Returns::True => out.push_str("<return>true</return>"),
+        Returns::Object { shape } => {
+            let shape = ctx.ex.table.shapes.get(shape).ok_or_else(Ec2Error::internal)?;
+            let obj = match produced {
+                Value::Array(mut v) if !v.is_empty() => v.swap_remove(0),
+                other => other,
+            };
+            render::fields(&mut out, shape, &obj, &env);
+        }
+        Returns::List { element, shape } => {
+            let mut items = match produced {
+                Value::Array(v) => v,
+                Value::Null => Vec::new(),
+                other => vec![other],
+            };
+            if let Some(d) = &a.dedupe {
+                let mut seen = HashSet::new();
+                items.retain(|it| seen.insert(d.eval(it).first().map(|v| scalar_text(v)).unwrap_or_default()));
+            }
+            for s in &a.after_list {
+                items = steps::transform(s, ctx, &prep, items).await?;
+            }
+            if let Some(ids) = &a.ids
+                && !prep.ids.is_empty()
+            {
+                let have: HashSet<String> =
+                    items.iter().filter_map(|it| ids.path.eval(it).first().map(|v| scalar_text(v))).collect();
+                let missing: Vec<&str> =
+                    prep.ids.iter().filter(|(_, u)| !have.contains(u)).map(|(e, _)| e.as_str()).collect();
+                if !missing.is_empty() {
+                    let spec = ctx.ex.table.kinds.get(&ids.kind).ok_or_else(Ec2Error::internal)?;
+                    return Err(not_found(spec, &missing));
+                }
+                if ids.backend == IdsBackend::Filter {
+                    let want: HashSet<&str> = prep.ids.iter().map(|(_, u)| u.as_str()).collect();
+                    items
+                        .retain(|it| ids.path.eval(it).first().is_some_and(|v| want.contains(scalar_text(v).as_str())));
+                }
+            }
+            if let Some(fs) = &a.filters {
+                items.retain(|it| FilterSet::matches(fs, it, &filters, &env));
+            }
+            let (mut items, next) = page::apply(items, &pg, &fp);
+            for s in &a.before_render {
+                items = steps::transform(s, ctx, &prep, items).await?;
+            }
+            let shape = ctx.ex.table.shapes.get(shape).ok_or_else(Ec2Error::internal)?;
+            render::list(&mut out, element, shape, items.iter(), &env);
+            if let Some(t) = next {
+                render::element(&mut out, "nextToken", &t);
+            }
+        }
+    }
+    let seen = std::mem::take(&mut *ctx.ids_seen.lock().unwrap_or_else(|e| e.into_inner()));
+    if !seen.is_empty() {
+        ctx.ex.ids.record(seen).await;
+    }
+    Ok(out)
+}
+
+/// The action's `params` -> CloudStack parameters, through the resolvers.
+pub async fn resolve_params(ctx: &Ctx<'_>) -> Result<Prepared, Ec2Error> {
+    let p = &ctx.req.params;
+    let mut prep = Prepared::default();
+    for spec in &ctx.action.params {
+        let (inputs, ec2_name): (Vec<Option<String>>, &str) = match &spec.source {
+            ParamSource::Const(c) => (vec![Some(c.clone())], spec.cs_name.as_str()),
+            ParamSource::One(name) => {
+                let v = p.get(name).filter(|v| !v.is_empty()).map(str::to_string).or_else(|| spec.default.clone());
+                (vec![v], name.as_str())
+            }
+            ParamSource::List(prefix) => {
+                let mut l: Vec<Option<String>> = p.list(prefix).into_iter().map(|v| Some(v.to_string())).collect();
+                if l.is_empty()
+                    && let Some(d) = &spec.default
+                {
+                    l.push(Some(d.clone()));
+                }
+                (l, prefix.as_str())
+            }
+            ParamSource::Members { prefix, fields } => {
+                for (i, m) in p.members(prefix).iter().enumerate() {
+                    for (cs_key, member) in fields {
+                        if let Some(v) = m.get(member) {
+                            prep.params.push((format!("{}[{i}].{cs_key}", spec.cs_name), v.to_string()));
+                        }
+                    }
+                }
+                continue;
+            }
+            ParamSource::None => (vec![None], spec.cs_name.as_str()),
+        };
+        let mut values = Vec::new();
+        for input in inputs {
+            let mut cur = vec![input];
+            for via in &spec.via {
+                let mut next = Vec::new();
+                for c in cur {
+                    next.extend(resolve::apply(ctx, via, c, ec2_name).await?.into_iter().map(Some));
+                }
+                cur = next;
+            }
+            values.extend(cur.into_iter().flatten());
+        }
+        if values.is_empty() {
+            continue;
+        }
+        if spec.fanout {
+            prep.fanout = Some((spec.cs_name.clone(), values));
+        } else {
+            prep.params.push((spec.cs_name.clone(), values.join(&spec.join)));
+        }
+    }
+    Ok(prep)
+}
+
+type CsParams = Vec<(String, String)>;
+
+/// The generic call stage: one call, one per id (`each`), or one per fan-out value.
+pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let a = ctx.action;
+    let mut sets: Vec<Vec<(String, String)>> = vec![prep.params.clone()];
+    if let Some(ids) = &a.ids
+        && !prep.ids.is_empty()
+    {
+        match ids.backend {
+            IdsBackend::List => {
+                let joined = prep.ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",");
+                sets[0].push((ids.cs_param.clone(), joined));
+            }
+            IdsBackend::Each => {
+                sets = prep
+                    .ids
+                    .iter()
+                    .map(|(_, u)| {
+                        let mut s = prep.params.clone();
+                        s.push((ids.cs_param.clone(), u.clone()));
+                        s
+                    })
+                    .collect();
+            }
+            IdsBackend::Filter => {}
+        }
+    }
+    let mut combos: Vec<(CsParams, Option<String>)> = Vec::new();
+    for s in sets {
+        match &prep.fanout {
+            Some((name, values)) => {
+                for v in values {
+                    let mut s2 = s.clone();
+                    s2.push((name.clone(), v.clone()));
+                    combos.push((s2, Some(v.clone())));
+                }
+            }
+            None => combos.push((s, None)),
+        }
+    }
+    let futs = combos.iter().map(|(params, _)| one_call(ctx, call, params));
+    let results = join_all(futs.collect()).await;
+    let mut values = Vec::new();
+    for (r, (_, fan)) in results.into_iter().zip(&combos) {
+        let v = r?;
+        match (call.items.is_some(), v) {
+            (true, Value::Array(items)) => {
+                for mut it in items {
+                    if let (Some(f), Some(o)) = (fan, it.as_object_mut()) {
+                        o.insert("_fanout".into(), Value::String(f.clone()));
+                    }
+                    values.push(it);
+                }
+            }
+            (_, v) => values.push(v),
+        }
+    }
+    if call.items.is_none() && values.len() == 1 {
+        return Ok(values.swap_remove(0));
+    }
+    Ok(Value::Array(values))
+}
+
+async fn one_call(ctx: &Ctx<'_>, call: &CallSpec, params: &[(String, String)]) -> Result<Value, Ec2Error> {
+    let pick = |v: Value| match &call.result {
+        Some(k) => v.get(k).cloned().unwrap_or(v),
+        None => v,
+    };
+    match call.completion {
+        Completion::Sync => match &call.items {
+            Some(items) if call.cache => {
+                Ok(Value::Array(ctx.list_cached(&call.command, params, items).await?.as_ref().clone()))
+            }
+            Some(items) => Ok(Value::Array(ctx.list(&call.command, params, items).await?)),
+            None => Ok(pick(ctx.call(&call.command, params).await?)),
+        },
+        Completion::Async | Completion::AsyncCreate => {
+            let j = ctx.start_job(&call.command, params).await?;
+            let mut o = serde_json::Map::new();
+            if let Some(id) = j.id {
+                o.insert("id".into(), Value::String(id));
+            }
+            o.insert("jobid".into(), Value::String(j.jobid));
+            Ok(Value::Object(o))
+        }
+        Completion::AsyncWait => {
+            let j = ctx.start_job(&call.command, params).await?;
+            Ok(pick(ctx.wait_job(&call.command, &j.jobid).await?))
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Shapes -> EC2 XML. Fields come out in the order the shape declares them (= WSDL order);
+//! absent optional fields are left out, `always` fields are rendered empty.
+
+use serde_json::Value;
+
+use super::convert::{self, Env};
+use super::expr::scalar_text;
+use super::table::{FieldKind, Shape};
+
+/// XML text escaping; characters XML 1.0 cannot carry are dropped.
+pub fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+}
+
+pub fn element(out: &mut String, name: &str, text: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+    escape_into(out, text);
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// Render the fields of `shape` for `item` (no wrapper element).
+pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
+    for f in &shape.fields {
+        if let Some(since) = &f.since
+            && env.vars.version.as_str() < since.as_str()
+        {
+            continue;
+        }
+        if let Some(w) = &f.when
+            && convert::eval(w, item, env).is_empty()
+        {
+            continue;
+        }
+        match &f.kind {
+            FieldKind::Value(e) => match convert::eval(e, item, env).first() {
+                Some(v) => element(out, &f.name, &scalar_text(v)),
+                None if f.always => {
+                    out.push('<');
+                    out.push_str(&f.name);
+                    out.push_str("/>");
+                }
+                None => {}
+            },
+            FieldKind::Nested { shape, from } => {
+                let Some(sub) = env.table.shapes.get(shape) else { continue };
+                match convert::eval(from, item, env).first() {
+                    Some(v) => {
+                        open(out, &f.name);
+                        fields(out, sub, v, env);
+                        close(out, &f.name);
+                    }
+                    None if f.always => {
+                        out.push('<');
+                        out.push_str(&f.name);
+                        out.push_str("/>");
+                    }
+                    None => {}
+                }
+            }
+            FieldKind::List { from, shape } => {
+                let Some(sub) = env.table.shapes.get(shape) else { continue };
+                let values = convert::eval(from, item, env);
+                let items: Vec<&Value> = values
+                    .iter()
+                    .flat_map(|v| match v.as_array() {
+                        Some(a) => a.iter().collect::<Vec<_>>(),
+                        None => vec![v],
+                    })
+                    .collect();
+                if items.is_empty() && !f.always {
+                    continue;
+                }
+                list(out, &f.name, sub, items.into_iter(), env);
+            }
+        }
+    }
+}
+
+fn open(out: &mut String, name: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+}
+
+fn close(out: &mut String, name: &str) {
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+/// `<name><item>...</item>...</name>`; `<name/>` when empty.
+pub fn list<'v>(out: &mut String, name: &str, shape: &Shape, items: impl Iterator<Item = &'v Value>, env: &Env<'_>) {
+    let mut items = items.peekable();
+    if items.peek().is_none() {
+        out.push('<');
+        out.push_str(name);
+        out.push_str("/>");
+        return;
+    }
+    open(out, name);
+    for it in items {
+        out.push_str("<item>");
+        fields(out, shape, it, env);
+        out.push_str("</item>");
+    }
+    close(out, name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        let mut s = String::new();
+        element(&mut s, "a", "x<y & \"z\"\u{1}");
+        assert_eq!(s, "<a>x&lt;y &amp; &quot;z&quot;</a>");
+    }
+}

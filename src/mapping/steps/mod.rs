@@ -1,0 +1,107 @@
+//! Named Rust steps, for what the table cannot say. An action names its step (`step = "..."`,
+//! with `args`), or transforms of the item list (`after_list`, `before_render`). Steps are found
+//! through these registries by name; adding one is adding a row, never a `match` on actions.
+
+mod account;
+mod images;
+mod instances;
+
+use serde_json::Value;
+
+use super::backend::BoxFuture;
+use super::exec::{Ctx, Prepared};
+use crate::ec2::Ec2Error;
+
+/// Produces the action's result document (rendered by the action's `returns`).
+pub type RunFn = for<'a> fn(&'a Ctx<'a>, &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>>;
+/// Rewrites the list of items (after the list call, or after paging before rendering).
+pub type TransformFn = for<'a> fn(&'a Ctx<'a>, &'a Prepared, Vec<Value>) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>>;
+/// Load-time check of a step's `args`.
+pub type ArgCheck = fn(&Value) -> Result<(), String>;
+
+const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
+    (
+        "run_instances",
+        instances::run_instances,
+        instances::check_run_args,
+        "deploy MinCount..MaxCount VMs concurrently, roll back below MinCount, tags, ClientToken",
+    ),
+    (
+        "instance_state_change",
+        instances::state_change,
+        instances::check_state_change_args,
+        "start/stop/reboot/destroy each instance; answers previous and current state at once",
+    ),
+    ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
+];
+
+const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
+    ("instance_tombstones", instances::tombstones, "show terminating/terminated instances CloudStack hides"),
+    ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
+    ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
+    ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
+];
+
+pub fn describe() -> Vec<(&'static str, &'static str)> {
+    STEPS.iter().map(|(n, _, _, d)| (*n, *d)).chain(TRANSFORMS.iter().map(|(n, _, d)| (*n, *d))).collect()
+}
+
+fn no_args(v: &Value) -> Result<(), String> {
+    if v.is_null() { Ok(()) } else { Err("this step takes no args".into()) }
+}
+
+pub fn check_step(name: &str, args: &Value) -> Result<(), String> {
+    match STEPS.iter().find(|(n, _, _, _)| *n == name) {
+        Some((_, _, check, _)) => check(args).map_err(|m| format!("step {name}: {m}")),
+        None => {
+            let known: Vec<&str> = STEPS.iter().map(|(n, _, _, _)| *n).collect();
+            Err(format!("unknown step '{name}' (known: {})", known.join(", ")))
+        }
+    }
+}
+
+pub fn is_transform(name: &str) -> bool {
+    TRANSFORMS.iter().any(|(n, _, _)| *n == name)
+}
+
+pub fn transform_names() -> Vec<&'static str> {
+    TRANSFORMS.iter().map(|(n, _, _)| *n).collect()
+}
+
+pub async fn run(name: &str, ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    match STEPS.iter().find(|(n, _, _, _)| *n == name) {
+        Some((_, f, _, _)) => f(ctx, prep).await,
+        None => Err(Ec2Error::internal()),
+    }
+}
+
+pub async fn transform(name: &str, ctx: &Ctx<'_>, prep: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    match TRANSFORMS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, f, _)) => f(ctx, prep, items).await,
+        None => Err(Ec2Error::internal()),
+    }
+}
+
+/// `args.key` as a list of strings (a string counts as a one-element list).
+pub(crate) fn arg_strs(args: &Value, key: &str) -> Vec<String> {
+    match args.get(key) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn check_keys(args: &Value, allowed: &[&str], required: &[&str]) -> Result<(), String> {
+    let Some(o) = args.as_object() else { return Err("args must be a table".into()) };
+    for k in o.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(format!("unknown args key '{k}' (expected one of: {})", allowed.join(", ")));
+        }
+    }
+    for r in required {
+        if !o.contains_key(*r) {
+            return Err(format!("args needs '{r}'"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1188 @@
+//! The mapping table: typed model, loading (compiled-in files overlaid by a directory) and
+//! validation. Every problem is reported with its file and line; a table with problems is never
+//! used. The format is documented in docs/mappings.md.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path as FsPath;
+
+use super::expr::{Expr, Path};
+use super::toml_src::{self, At, Errs, LoadError, Node, V};
+use super::{convert, filter::FilterSet, resolve, steps};
+use crate::ids::Kind;
+
+/// The compiled-in table: one file per EC2 area.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("cloudstack.toml", include_str!("../../mappings/cloudstack.toml")),
+    ("common.toml", include_str!("../../mappings/common.toml")),
+    ("regions.toml", include_str!("../../mappings/regions.toml")),
+    ("images.toml", include_str!("../../mappings/images.toml")),
+    ("instances.toml", include_str!("../../mappings/instances.toml")),
+    ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
+];
+
+#[derive(Debug, Clone)]
+pub struct CommandInfo {
+    pub name: String,
+    /// Item key of a list command's answer (`virtualmachine`).
+    pub items: Option<String>,
+    pub is_async: bool,
+    /// Async create: answers `id` + `jobid`.
+    pub creates: bool,
+    /// Object key of a sync answer or of an async job's result.
+    pub result: Option<String>,
+    pub at: At,
+}
+
+/// Known fields of a CloudStack object (for validating paths), and which fields nest objects.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectInfo {
+    pub fields: Vec<String>,
+    pub nested: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValueMap {
+    pub entries: HashMap<String, String>,
+    pub default: Option<String>,
+}
+
+impl ValueMap {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.entries.get(k).or(self.default.as_ref()).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KindSpec {
+    pub kind: Kind,
+    /// Calls whose union lists every resource of this kind the caller may see.
+    pub list: Vec<ListCall>,
+    /// Path of the uuid in a listed item.
+    pub id_path: Path,
+    pub malformed_code: String,
+    pub malformed_msg: String,
+    pub not_found_code: String,
+    pub not_found_one: String,
+    pub not_found_many: String,
+    pub at: At,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListCall {
+    pub command: String,
+    pub items: String,
+    pub params: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ErrorRule {
+    pub commands: Vec<String>,
+    pub errorcode: Option<u16>,
+    pub cserrorcode: Option<u32>,
+    /// Also (or only) for failed async jobs.
+    pub on_job: bool,
+    pub on_api: bool,
+    pub code: String,
+    pub message: String,
+    pub at: At,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdsBackend {
+    /// One list call, uuids comma-joined into the `as` parameter (`ids`).
+    List,
+    /// One call per id, uuid in the `as` parameter (`id`), run concurrently.
+    Each,
+    /// No parameter: the list is filtered by id after the call.
+    Filter,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdsSpec {
+    pub param: String,
+    pub kind: Kind,
+    pub backend: IdsBackend,
+    pub cs_param: String,
+    pub required: bool,
+    /// Path of the uuid in a result item.
+    pub path: Path,
+    /// Wire name of the id list in EC2 messages (`instancesSet`).
+    pub wire: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    Sync,
+    Async,
+    AsyncCreate,
+    AsyncWait,
+}
+
+#[derive(Debug, Clone)]
+pub struct CallSpec {
+    pub command: String,
+    pub completion: Completion,
+    pub items: Option<String>,
+    pub result: Option<String>,
+    pub cache: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum ParamSource {
+    Const(String),
+    /// One EC2 parameter (`Placement.AvailabilityZone`).
+    One(String),
+    /// An EC2 list (`SecurityGroup` -> `SecurityGroup.1`, ...).
+    List(String),
+    /// Structured members (`Tag.N.Key`) rendered as a CloudStack map (`tags[i].key`).
+    Members {
+        prefix: String,
+        fields: Vec<(String, String)>,
+    },
+    /// No EC2 input: the resolver makes the value from the request.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub cs_name: String,
+    pub source: ParamSource,
+    pub via: Vec<String>,
+    pub default: Option<String>,
+    pub join: String,
+    /// Several values -> one CloudStack call per value (results united).
+    pub fanout: bool,
+    pub at: At,
+}
+
+#[derive(Debug, Clone)]
+pub struct PageSpec {
+    pub min: i64,
+    pub max: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum Returns {
+    List { element: String, shape: String },
+    Object { shape: String },
+    True,
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub name: String,
+    pub at: At,
+    pub doc: Option<String>,
+    pub required: Vec<String>,
+    pub exclusive: Vec<Vec<String>>,
+    pub ids: Option<IdsSpec>,
+    pub params: Vec<ParamSpec>,
+    pub call: Option<CallSpec>,
+    pub items_from: Option<String>,
+    pub step: Option<String>,
+    pub args: serde_json::Value,
+    pub after_list: Vec<String>,
+    pub before_render: Vec<String>,
+    pub filters: Option<FilterSet>,
+    pub param_filters: Vec<(String, String)>,
+    pub page: Option<PageSpec>,
+    pub dedupe: Option<Path>,
+    pub returns: Returns,
+    pub uses: Vec<String>,
+}
+
+impl Action {
+    /// The CloudStack commands behind this action (for `mappings list`).
+    pub fn commands(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.call {
+            out.push(c.command.clone());
+        }
+        if let Some(c) = self.args.get("command").and_then(|v| v.as_str()) {
+            out.push(c.to_string());
+        }
+        for u in &self.uses {
+            if !out.contains(u) {
+                out.push(u.clone());
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    Value(Expr),
+    Nested { shape: String, from: Expr },
+    List { from: Expr, shape: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+    /// Render even when there is no value (empty element / empty list).
+    pub always: bool,
+    /// Only for requests of this API version or later.
+    pub since: Option<String>,
+    /// Rendered only when this expression yields a value.
+    pub when: Option<Expr>,
+    pub at: At,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub name: String,
+    pub source: Option<String>,
+    pub fields: Vec<Field>,
+    pub at: At,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub actions: BTreeMap<String, Action>,
+    pub shapes: HashMap<String, Shape>,
+    pub maps: HashMap<String, ValueMap>,
+    pub filter_sets: HashMap<String, FilterSet>,
+    pub kinds: HashMap<Kind, KindSpec>,
+    pub errors: Vec<ErrorRule>,
+    pub commands: HashMap<String, CommandInfo>,
+    pub objects: HashMap<String, ObjectInfo>,
+    /// Which files the table was read from.
+    pub files: Vec<String>,
+}
+
+impl Table {
+    /// The compiled-in table.
+    pub fn builtin() -> Result<Table, Vec<LoadError>> {
+        let files: Vec<(String, String)> = BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        Table::from_sources(&files)
+    }
+
+    /// The compiled-in table overlaid by `dir`: a file there replaces the built-in file of the same
+    /// name, other `*.toml` files are added.
+    pub fn load(dir: Option<&FsPath>) -> Result<Table, Vec<LoadError>> {
+        let mut files: Vec<(String, String)> = BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        if let Some(dir) = dir {
+            let at = At { file: dir.display().to_string().into(), line: 0 };
+            let rd = std::fs::read_dir(dir)
+                .map_err(|e| vec![LoadError { at: at.clone(), message: format!("cannot read directory: {e}") }])?;
+            let mut names: Vec<std::path::PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            names.sort();
+            for p in names {
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    vec![LoadError { at: At { file: p.display().to_string().into(), line: 0 }, message: e.to_string() }]
+                })?;
+                let base = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                let shown = p.display().to_string();
+                match files
+                    .iter_mut()
+                    .find(|(n, _)| std::path::Path::new(n).file_name().is_some_and(|f| f == base.as_str()))
+                {
+                    Some(slot) => *slot = (shown, text),
+                    None => files.push((shown, text)),
+                }
+            }
+        }
+        Table::from_sources(&files)
+    }
+
+    /// Build and validate a table from `(file name, text)` pairs.
+    pub fn from_sources(files: &[(String, String)]) -> Result<Table, Vec<LoadError>> {
+        let errs = Errs::default();
+        let mut roots = Vec::new();
+        for (name, text) in files {
+            match toml_src::parse(name, text) {
+                Ok(n) => roots.push(n),
+                Err(e) => errs.0.borrow_mut().push(e),
+            }
+        }
+        let mut t = Table { files: files.iter().map(|(n, _)| n.clone()).collect(), ..Default::default() };
+        // Definitions first (commands, objects, maps, shapes, filters, kinds), then actions,
+        // which refer to them.
+        let mut sections: HashMap<&str, Vec<(&String, &Node)>> = HashMap::new();
+        for root in &roots {
+            let Some(top) = errs.tab(root, "a mapping file") else { continue };
+            for (k, n) in top {
+                match k.as_str() {
+                    "command" | "object" | "map" | "shape" | "filters" | "kind" | "action" => {
+                        let Some(entries) = errs.tab(n, &format!("[{k}]")) else { continue };
+                        for (name, body) in entries {
+                            sections.entry(k.as_str()).or_default().push((name, body));
+                        }
+                    }
+                    "error" => match &n.v {
+                        V::Arr(items) => {
+                            for it in items {
+                                read_error_rule(&mut t, it, &errs);
+                            }
+                        }
+                        _ => errs.push(&n.at, "error rules are written as [[error]] tables"),
+                    },
+                    other => errs.push(
+                        &n.at,
+                        format!(
+                            "unknown section '{other}' (expected command, object, map, shape, filters, kind, action, error)"
+                        ),
+                    ),
+                }
+            }
+        }
+        let sec = |k: &str| sections.get(k).cloned().unwrap_or_default();
+        let mut seen: HashMap<String, At> = HashMap::new();
+        let mut dup = |sect: &str, name: &str, at: &At| {
+            let key = format!("{sect}.{name}");
+            if let Some(prev) = seen.get(&key) {
+                errs.push(at, format!("{sect} '{name}' is defined twice (first at {prev})"));
+                true
+            } else {
+                seen.insert(key, at.clone());
+                false
+            }
+        };
+        for (name, n) in sec("command") {
+            if !dup("command", name, &n.at) {
+                read_command(&mut t, name, n, &errs);
+            }
+        }
+        for (name, n) in sec("object") {
+            if !dup("object", name, &n.at) {
+                read_object(&mut t, name, n, &errs);
+            }
+        }
+        for (name, n) in sec("map") {
+            if !dup("map", name, &n.at) {
+                read_map(&mut t, name, n, &errs);
+            }
+        }
+        for (name, n) in sec("shape") {
+            if !dup("shape", name, &n.at) {
+                read_shape(&mut t, name, n, &errs);
+            }
+        }
+        for (name, n) in sec("filters") {
+            if !dup("filters", name, &n.at)
+                && let Some(fs) = read_filter_set(name, n, &errs)
+            {
+                t.filter_sets.insert(name.clone(), fs);
+            }
+        }
+        for (name, n) in sec("kind") {
+            if !dup("kind", name, &n.at) {
+                read_kind(&mut t, name, n, &errs);
+            }
+        }
+        for (name, n) in sec("action") {
+            if !dup("action", name, &n.at) {
+                read_action(&mut t, name, n, &errs);
+            }
+        }
+        validate(&t, &errs);
+        if errs.is_empty() {
+            return Ok(t);
+        }
+        let mut all = errs.take();
+        all.sort_by(|a, b| (&a.at.file, a.at.line).cmp(&(&b.at.file, b.at.line)));
+        all.dedup();
+        Err(all)
+    }
+}
+
+fn read_command(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
+    let Some(tab) = errs.tab(n, &format!("command {name}")) else { return };
+    errs.only(tab, &["items", "async", "creates", "result"], &format!("command {name}"));
+    let s = |k: &str| toml_src::get(tab, k).and_then(|v| errs.str(v, k)).map(str::to_string);
+    let b = |k: &str| toml_src::get(tab, k).and_then(|v| errs.bool(v, k)).unwrap_or(false);
+    let creates = b("creates");
+    t.commands.insert(
+        name.to_string(),
+        CommandInfo {
+            name: name.to_string(),
+            items: s("items"),
+            is_async: b("async") || creates,
+            creates,
+            result: s("result"),
+            at: n.at.clone(),
+        },
+    );
+}
+
+fn read_object(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
+    let Some(tab) = errs.tab(n, &format!("object {name}")) else { return };
+    errs.only(tab, &["fields", "nested"], &format!("object {name}"));
+    let mut o = ObjectInfo::default();
+    if let Some(f) = toml_src::get(tab, "fields") {
+        for s in errs.strs(f, "fields") {
+            o.fields.extend(s.split_whitespace().map(str::to_string));
+        }
+    }
+    if let Some(nn) = toml_src::get(tab, "nested")
+        && let Some(nt) = errs.tab(nn, "nested")
+    {
+        for (k, v) in nt {
+            if let Some(s) = errs.str(v, "nested object name") {
+                o.nested.insert(k.clone(), s.to_string());
+            }
+        }
+    }
+    t.objects.insert(name.to_string(), o);
+}
+
+fn read_map(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
+    let Some(tab) = errs.tab(n, &format!("map {name}")) else { return };
+    let mut m = ValueMap { entries: HashMap::new(), default: None };
+    for (k, v) in tab {
+        let val = match &v.v {
+            V::Str(s) => s.clone(),
+            V::Int(i) => i.to_string(),
+            V::Bool(b) => b.to_string(),
+            _ => {
+                errs.push(&v.at, format!("map values must be strings, numbers or booleans, not a {}", v.type_name()));
+                continue;
+            }
+        };
+        if k == "*" {
+            m.default = Some(val);
+        } else {
+            m.entries.insert(k.clone(), val);
+        }
+    }
+    t.maps.insert(name.to_string(), m);
+}
+
+fn parse_expr(s: &str, at: &At, errs: &Errs) -> Option<Expr> {
+    match Expr::parse(s) {
+        Ok(e) => Some(e),
+        Err(m) => {
+            errs.push(at, m);
+            None
+        }
+    }
+}
+
+fn read_shape(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
+    let Some(tab) = errs.tab(n, &format!("shape {name}")) else { return };
+    let mut shape = Shape { name: name.to_string(), source: None, fields: Vec::new(), at: n.at.clone() };
+    for (k, v) in tab {
+        if k == "_source" {
+            shape.source = errs.str(v, "_source").map(str::to_string);
+            continue;
+        }
+        let field = match &v.v {
+            V::Str(s) => parse_expr(s, &v.at, errs).map(|e| Field {
+                name: k.clone(),
+                kind: FieldKind::Value(e),
+                always: false,
+                since: None,
+                when: None,
+                at: v.at.clone(),
+            }),
+            V::Tab(ft) => {
+                let what = format!("field {name}.{k}");
+                errs.only(ft, &["value", "shape", "from", "list", "always", "since", "when"], &what);
+                let g = |key: &str| toml_src::get(ft, key);
+                let always = g("always").and_then(|x| errs.bool(x, "always")).unwrap_or(false);
+                let since = g("since").and_then(|x| errs.str(x, "since")).map(str::to_string);
+                if let Some(s) = &since
+                    && !is_version(s)
+                {
+                    errs.push(&v.at, format!("since = '{s}' is not an API version (YYYY-MM-DD)"));
+                }
+                let when = g("when").and_then(|x| errs.str(x, "when")).and_then(|s| parse_expr(s, &v.at, errs));
+                let shape_ref = g("shape").and_then(|x| errs.str(x, "shape")).map(str::to_string);
+                let kind = if let Some(list) = g("list") {
+                    let from = errs.str(list, "list").and_then(|s| parse_expr(s, &v.at, errs));
+                    match (from, shape_ref) {
+                        (Some(from), Some(shape)) => Some(FieldKind::List { from, shape }),
+                        (_, None) => {
+                            errs.push(&v.at, format!("{what}: a list needs shape = \"...\" for its items"));
+                            None
+                        }
+                        _ => None,
+                    }
+                } else if let Some(shape) = shape_ref {
+                    let from = g("from").and_then(|x| errs.str(x, "from")).unwrap_or(".");
+                    parse_expr(from, &v.at, errs).map(|from| FieldKind::Nested { shape, from })
+                } else if let Some(val) = g("value") {
+                    errs.str(val, "value").and_then(|s| parse_expr(s, &v.at, errs)).map(FieldKind::Value)
+                } else {
+                    errs.push(&v.at, format!("{what} needs value, shape or list"));
+                    None
+                };
+                kind.map(|kind| Field { name: k.clone(), kind, always, since, when, at: v.at.clone() })
+            }
+            _ => {
+                errs.push(&v.at, format!("field {name}.{k} must be a string or a table, not a {}", v.type_name()));
+                None
+            }
+        };
+        if let Some(f) = field {
+            if !valid_element(&f.name) {
+                errs.push(&f.at, format!("'{}' is not a valid XML element name", f.name));
+            }
+            shape.fields.push(f);
+        }
+    }
+    t.shapes.insert(name.to_string(), shape);
+}
+
+fn is_version(s: &str) -> bool {
+    s.len() == 10 && s.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
+}
+
+fn valid_element(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' || ch == '.')
+}
+
+fn read_filter_set(name: &str, n: &Node, errs: &Errs) -> Option<FilterSet> {
+    let tab = errs.tab(n, &format!("filters {name}"))?;
+    errs.only(tab, &["source", "tags", "fields"], &format!("filters {name}"));
+    let source = toml_src::get(tab, "source").and_then(|x| errs.str(x, "source")).map(str::to_string);
+    let tags = toml_src::get(tab, "tags").and_then(|x| errs.str(x, "tags")).and_then(|s| match Path::parse(s) {
+        Ok(p) => Some(p),
+        Err(m) => {
+            errs.push(&n.at, m);
+            None
+        }
+    });
+    let mut fields = Vec::new();
+    if let Some(f) = toml_src::get(tab, "fields")
+        && let Some(ft) = errs.tab(f, "fields")
+    {
+        for (k, v) in ft {
+            if let Some(e) = errs.str(v, "filter expression").and_then(|s| parse_expr(s, &v.at, errs)) {
+                fields.push((k.clone(), e, v.at.clone()));
+            }
+        }
+    }
+    Some(FilterSet { name: name.to_string(), source, tags, fields, at: n.at.clone() })
+}
+
+fn read_list_call(n: &Node, errs: &Errs, t: &Table) -> Option<ListCall> {
+    let tab = errs.tab(n, "list call")?;
+    errs.only(tab, &["command", "params", "items"], "list call");
+    let command = toml_src::get(tab, "command").and_then(|x| errs.str(x, "command"))?.to_string();
+    let items = toml_src::get(tab, "items")
+        .and_then(|x| errs.str(x, "items"))
+        .map(str::to_string)
+        .or_else(|| t.commands.get(&command).and_then(|c| c.items.clone()));
+    let Some(items) = items else {
+        errs.push(&n.at, format!("{command}: unknown list command (declare it in [command] with items = ...)"));
+        return None;
+    };
+    let mut params = Vec::new();
+    if let Some(p) = toml_src::get(tab, "params")
+        && let Some(pt) = errs.tab(p, "params")
+    {
+        for (k, v) in pt {
+            if let Some(s) = errs.str(v, "parameter value") {
+                params.push((k.clone(), s.to_string()));
+            }
+        }
+    }
+    Some(ListCall { command, items, params })
+}
+
+fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
+    let Some(kind) = Kind::from_name(name) else {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        errs.push(&n.at, format!("unknown kind '{name}' (known: {})", names.join(", ")));
+        return;
+    };
+    let Some(tab) = errs.tab(n, &format!("kind {name}")) else { return };
+    errs.only(tab, &["list", "id", "malformed", "not_found"], &format!("kind {name}"));
+    let mut list = Vec::new();
+    if let Some(l) = toml_src::get(tab, "list") {
+        match &l.v {
+            V::Arr(items) => list.extend(items.iter().filter_map(|i| read_list_call(i, errs, t))),
+            V::Tab(_) => list.extend(read_list_call(l, errs, t)),
+            _ => errs.push(&l.at, "list must be a table or an array of tables"),
+        }
+    }
+    let id_path = toml_src::get(tab, "id")
+        .and_then(|x| errs.str(x, "id"))
+        .and_then(|s| Path::parse(s).map_err(|m| errs.push(&n.at, m)).ok())
+        .unwrap_or_else(|| Path::parse("id").expect("static"));
+    let sub = |k: &str, keys: &[&str]| -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        if let Some(x) = toml_src::get(tab, k)
+            && let Some(xt) = errs.tab(x, k)
+        {
+            errs.only(xt, keys, k);
+            for (kk, vv) in xt {
+                if let Some(s) = errs.str(vv, kk) {
+                    out.insert(kk.clone(), s.to_string());
+                }
+            }
+        }
+        out
+    };
+    let m = sub("malformed", &["code", "message"]);
+    let nf = sub("not_found", &["code", "one", "many"]);
+    let default_mal = format!("Invalid{}ID.Malformed", camel(name));
+    let default_nf = format!("Invalid{}ID.NotFound", camel(name));
+    t.kinds.insert(
+        kind,
+        KindSpec {
+            kind,
+            list,
+            id_path,
+            malformed_code: m.get("code").cloned().unwrap_or(default_mal),
+            malformed_msg: m.get("message").cloned().unwrap_or_else(|| "Invalid id: \"{id}\"".into()),
+            not_found_code: nf.get("code").cloned().unwrap_or(default_nf),
+            not_found_one: nf.get("one").cloned().unwrap_or_else(|| format!("The {name} ID '{{ids}}' does not exist")),
+            not_found_many: nf.get("many").cloned().unwrap_or_else(|| format!("The {name} IDs '{{ids}}' do not exist")),
+            at: n.at.clone(),
+        },
+    );
+}
+
+fn camel(s: &str) -> String {
+    s.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+fn read_error_rule(t: &mut Table, n: &Node, errs: &Errs) {
+    let Some(tab) = errs.tab(n, "[[error]]") else { return };
+    errs.only(tab, &["commands", "errorcode", "cserrorcode", "on", "code", "message"], "[[error]]");
+    let commands = toml_src::get(tab, "commands").map(|c| errs.strs(c, "commands")).unwrap_or_else(|| vec!["*".into()]);
+    let errorcode = toml_src::get(tab, "errorcode").and_then(|x| errs.int(x, "errorcode")).map(|v| v as u16);
+    let cserrorcode = toml_src::get(tab, "cserrorcode").and_then(|x| errs.int(x, "cserrorcode")).map(|v| v as u32);
+    let on = toml_src::get(tab, "on").and_then(|x| errs.str(x, "on")).unwrap_or("any");
+    let (on_api, on_job) = match on {
+        "any" => (true, true),
+        "api" => (true, false),
+        "job" => (false, true),
+        other => {
+            errs.push(&n.at, format!("on = '{other}': expected any, api or job"));
+            (true, true)
+        }
+    };
+    let Some(code) = toml_src::get(tab, "code").and_then(|x| errs.str(x, "code")) else {
+        errs.push(&n.at, "an error rule needs code = \"<EC2 error code>\"");
+        return;
+    };
+    let message = toml_src::get(tab, "message").and_then(|x| errs.str(x, "message")).unwrap_or("{text}").to_string();
+    t.errors.push(ErrorRule {
+        commands,
+        errorcode,
+        cserrorcode,
+        on_job,
+        on_api,
+        code: code.to_string(),
+        message,
+        at: n.at.clone(),
+    });
+}
+
+fn read_param(cs_name: &str, n: &Node, errs: &Errs) -> Option<ParamSpec> {
+    let mut p = ParamSpec {
+        cs_name: cs_name.to_string(),
+        source: ParamSource::None,
+        via: Vec::new(),
+        default: None,
+        join: ",".into(),
+        fanout: false,
+        at: n.at.clone(),
+    };
+    match &n.v {
+        V::Str(s) => {
+            if let Some(c) = s.strip_prefix('=') {
+                p.source = ParamSource::Const(c.to_string());
+            } else {
+                let mut it = s.split('|').map(str::trim);
+                let head = it.next().unwrap_or("");
+                if head.is_empty() {
+                    errs.push(&n.at, format!("parameter {cs_name}: empty EC2 parameter name"));
+                    return None;
+                }
+                p.source = ParamSource::One(head.to_string());
+                p.via = it.map(str::to_string).collect();
+            }
+        }
+        V::Tab(tab) => {
+            let what = format!("parameter {cs_name}");
+            errs.only(tab, &["from", "list", "value", "members", "fields", "via", "default", "join", "fanout"], &what);
+            let g = |k: &str| toml_src::get(tab, k);
+            let sources = ["from", "list", "value", "members"].iter().filter(|k| g(k).is_some()).count();
+            if sources > 1 {
+                errs.push(&n.at, format!("{what}: give only one of from, list, value, members"));
+            }
+            if let Some(v) = g("value") {
+                p.source = ParamSource::Const(errs.str(v, "value")?.to_string());
+            } else if let Some(v) = g("from") {
+                p.source = ParamSource::One(errs.str(v, "from")?.to_string());
+            } else if let Some(v) = g("list") {
+                p.source = ParamSource::List(errs.str(v, "list")?.to_string());
+            } else if let Some(v) = g("members") {
+                let prefix = errs.str(v, "members")?.to_string();
+                let mut fields = Vec::new();
+                match g("fields").map(|f| (f, f.as_tab())) {
+                    Some((_, Some(ft))) => {
+                        for (k, v) in ft {
+                            if let Some(s) = errs.str(v, "member field") {
+                                fields.push((k.clone(), s.to_string()));
+                            }
+                        }
+                    }
+                    Some((f, None)) => errs.push(&f.at, "fields must be a table { cloudstack_key = \"Ec2Member\" }"),
+                    None => errs.push(&n.at, format!("{what}: members needs fields = {{ key = \"Key\", ... }}")),
+                }
+                p.source = ParamSource::Members { prefix, fields };
+            }
+            if let Some(v) = g("via") {
+                p.via = errs.strs(v, "via");
+            }
+            p.default = g("default").and_then(|v| errs.str(v, "default")).map(str::to_string);
+            if let Some(j) = g("join").and_then(|v| errs.str(v, "join")) {
+                p.join = j.to_string();
+            }
+            p.fanout = g("fanout").and_then(|v| errs.bool(v, "fanout")).unwrap_or(false);
+            if matches!(p.source, ParamSource::None) && p.via.is_empty() {
+                errs.push(&n.at, format!("{what}: needs from, list, value, members or via"));
+            }
+        }
+        _ => {
+            errs.push(&n.at, format!("parameter {cs_name} must be a string or a table, not a {}", n.type_name()));
+            return None;
+        }
+    }
+    Some(p)
+}
+
+fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
+    let Some(tab) = errs.tab(n, &format!("action {name}")) else { return };
+    let what = format!("action {name}");
+    errs.only(
+        tab,
+        &[
+            "doc",
+            "required",
+            "exclusive",
+            "ids",
+            "params",
+            "call",
+            "items_from",
+            "step",
+            "args",
+            "after_list",
+            "before_render",
+            "filters",
+            "param_filters",
+            "page",
+            "dedupe",
+            "returns",
+            "uses",
+        ],
+        &what,
+    );
+    let g = |k: &str| toml_src::get(tab, k);
+    let strs = |k: &str| g(k).map(|v| errs.strs(v, k)).unwrap_or_default();
+    let mut exclusive = Vec::new();
+    if let Some(x) = g("exclusive") {
+        match &x.v {
+            V::Arr(groups) => {
+                for grp in groups {
+                    let names = errs.strs(grp, "exclusive group");
+                    if names.len() < 2 {
+                        errs.push(&grp.at, "an exclusive group names at least two parameters");
+                    }
+                    exclusive.push(names);
+                }
+            }
+            _ => errs.push(&x.at, "exclusive is an array of arrays of parameter names"),
+        }
+    }
+    let ids = g("ids").and_then(|x| read_ids(x, t, errs));
+    let mut params = Vec::new();
+    if let Some(p) = g("params")
+        && let Some(pt) = errs.tab(p, "params")
+    {
+        for (k, v) in pt {
+            params.extend(read_param(k, v, errs));
+        }
+    }
+    let call = g("call").and_then(|c| read_call(c, t, errs));
+    let items_from = g("items_from").and_then(|x| errs.str(x, "items_from")).map(str::to_string);
+    let step = g("step").and_then(|x| errs.str(x, "step")).map(str::to_string);
+    let args = g("args").map(Node::to_json).unwrap_or(serde_json::Value::Null);
+    let filters = g("filters").and_then(|f| match &f.v {
+        V::Str(s) => match t.filter_sets.get(s) {
+            Some(fs) => Some(fs.clone()),
+            None => {
+                errs.push(&f.at, format!("unknown filter set '{s}'"));
+                None
+            }
+        },
+        V::Tab(_) => read_filter_set(name, f, errs),
+        _ => {
+            errs.push(&f.at, "filters is the name of a [filters.X] set or an inline filter set");
+            None
+        }
+    });
+    let mut param_filters = Vec::new();
+    if let Some(pf) = g("param_filters")
+        && let Some(pt) = errs.tab(pf, "param_filters")
+    {
+        for (k, v) in pt {
+            if let Some(s) = errs.str(v, "filter name") {
+                param_filters.push((k.clone(), s.to_string()));
+            }
+        }
+    }
+    let page = g("page").and_then(|p| {
+        let pt = errs.tab(p, "page")?;
+        errs.only(pt, &["min", "max"], "page");
+        let min = toml_src::get(pt, "min").and_then(|x| errs.int(x, "min")).unwrap_or(5);
+        let max = toml_src::get(pt, "max").and_then(|x| errs.int(x, "max")).unwrap_or(1000);
+        if min < 1 || max < min {
+            errs.push(&p.at, format!("page range {min}..{max} is empty"));
+        }
+        Some(PageSpec { min, max })
+    });
+    let dedupe = g("dedupe")
+        .and_then(|x| errs.str(x, "dedupe"))
+        .and_then(|s| Path::parse(s).map_err(|m| errs.push(&n.at, m)).ok());
+    let returns = match g("returns") {
+        None => {
+            errs.push(&n.at, format!("{what} needs returns = {{ ... }}"));
+            Returns::True
+        }
+        Some(r) => read_returns(r, errs),
+    };
+    let action = Action {
+        name: name.to_string(),
+        at: n.at.clone(),
+        doc: g("doc").and_then(|x| errs.str(x, "doc")).map(str::to_string),
+        required: strs("required"),
+        exclusive,
+        ids,
+        params,
+        call,
+        items_from,
+        step,
+        args,
+        after_list: strs("after_list"),
+        before_render: strs("before_render"),
+        filters,
+        param_filters,
+        page,
+        dedupe,
+        returns,
+        uses: strs("uses"),
+    };
+    if action.call.is_none() && action.items_from.is_none() && action.step.is_none() {
+        errs.push(&n.at, format!("{what} needs call, items_from or step"));
+    }
+    if action.call.is_some() && action.items_from.is_some() {
+        errs.push(&n.at, format!("{what}: call and items_from exclude each other"));
+    }
+    t.actions.insert(name.to_string(), action);
+}
+
+fn read_returns(r: &Node, errs: &Errs) -> Returns {
+    let Some(rt) = errs.tab(r, "returns") else { return Returns::True };
+    errs.only(rt, &["list", "shape", "return"], "returns");
+    let s = |k: &str| toml_src::get(rt, k).and_then(|x| errs.str(x, k)).map(str::to_string);
+    if let Some(ret) = toml_src::get(rt, "return") {
+        if errs.bool(ret, "return") != Some(true) {
+            errs.push(&ret.at, "return = true is the only form");
+        }
+        return Returns::True;
+    }
+    match (s("list"), s("shape")) {
+        (Some(element), Some(shape)) => Returns::List { element, shape },
+        (None, Some(shape)) => Returns::Object { shape },
+        _ => {
+            errs.push(
+                &r.at,
+                "returns needs { list = \"xSet\", shape = \"X\" }, { shape = \"X\" } or { return = true }",
+            );
+            Returns::True
+        }
+    }
+}
+
+fn read_ids(x: &Node, t: &Table, errs: &Errs) -> Option<IdsSpec> {
+    let it = errs.tab(x, "ids")?;
+    errs.only(it, &["param", "kind", "backend", "as", "required", "path", "wire"], "ids");
+    let s = |k: &str| toml_src::get(it, k).and_then(|v| errs.str(v, k)).map(str::to_string);
+    let Some(param) = s("param") else {
+        errs.push(&x.at, "ids needs param = \"InstanceId\"");
+        return None;
+    };
+    let kind_name = s("kind").unwrap_or_default();
+    let Some(kind) = Kind::from_name(&kind_name) else {
+        errs.push(&x.at, format!("ids: unknown kind '{kind_name}'"));
+        return None;
+    };
+    let (backend, default_as) = match s("backend").as_deref().unwrap_or("list") {
+        "list" | "ids" => (IdsBackend::List, "ids"),
+        "each" | "id" => (IdsBackend::Each, "id"),
+        "filter" => (IdsBackend::Filter, ""),
+        other => {
+            errs.push(&x.at, format!("ids: backend '{other}' (expected list, each or filter)"));
+            (IdsBackend::Filter, "")
+        }
+    };
+    let _ = t;
+    let path = s("path")
+        .map(|p| Path::parse(&p).map_err(|m| errs.push(&x.at, m)).unwrap_or_default())
+        .unwrap_or_else(|| Path::parse("id").expect("static"));
+    let wire = s("wire").unwrap_or_else(|| {
+        let mut w = param.clone();
+        if let Some(f) = w.get_mut(0..1) {
+            f.make_ascii_lowercase();
+        }
+        w + "Set"
+    });
+    Some(IdsSpec {
+        cs_param: s("as").unwrap_or_else(|| default_as.to_string()),
+        param,
+        kind,
+        backend,
+        required: toml_src::get(it, "required").and_then(|v| errs.bool(v, "required")).unwrap_or(false),
+        path,
+        wire,
+    })
+}
+
+fn read_call(c: &Node, t: &Table, errs: &Errs) -> Option<CallSpec> {
+    let ct = errs.tab(c, "call")?;
+    errs.only(ct, &["command", "completion", "items", "result", "cache"], "call");
+    let s = |k: &str| toml_src::get(ct, k).and_then(|v| errs.str(v, k)).map(str::to_string);
+    let Some(command) = s("command") else {
+        errs.push(&c.at, "call needs command = \"...\"");
+        return None;
+    };
+    let info = t.commands.get(&command);
+    if info.is_none() {
+        errs.push(&c.at, format!("unknown CloudStack command '{command}' (declare it in cloudstack.toml [command])"));
+    }
+    let completion = match s("completion").as_deref() {
+        None => match info {
+            Some(i) if i.creates => Completion::AsyncCreate,
+            Some(i) if i.is_async => Completion::AsyncWait,
+            _ => Completion::Sync,
+        },
+        Some("sync") => Completion::Sync,
+        Some("async") => Completion::Async,
+        Some("async-create") => Completion::AsyncCreate,
+        Some("async-wait") => Completion::AsyncWait,
+        Some(other) => {
+            errs.push(&c.at, format!("completion '{other}' (expected sync, async, async-create, async-wait)"));
+            Completion::Sync
+        }
+    };
+    if let Some(i) = info {
+        let ok = match completion {
+            Completion::Sync => !i.is_async,
+            Completion::AsyncCreate => i.creates,
+            Completion::Async | Completion::AsyncWait => i.is_async,
+        };
+        if !ok {
+            errs.push(&c.at, format!("completion {completion:?} does not fit {command} (async = {})", i.is_async));
+        }
+    }
+    Some(CallSpec {
+        items: s("items").or_else(|| info.and_then(|i| i.items.clone())),
+        result: s("result").or_else(|| info.and_then(|i| i.result.clone())),
+        cache: toml_src::get(ct, "cache").and_then(|v| errs.bool(v, "cache")).unwrap_or(false),
+        command,
+        completion,
+    })
+}
+
+/// Cross-reference checks once everything is read.
+fn validate(t: &Table, errs: &Errs) {
+    for shape in t.shapes.values() {
+        for f in &shape.fields {
+            let exprs: Vec<&Expr> = match &f.kind {
+                FieldKind::Value(e) => vec![e],
+                FieldKind::Nested { shape: s, from } | FieldKind::List { from, shape: s } => {
+                    if !t.shapes.contains_key(s) {
+                        errs.push(&f.at, format!("unknown shape '{s}'"));
+                    }
+                    vec![from]
+                }
+            };
+            for e in exprs.into_iter().chain(f.when.iter()) {
+                check_expr(t, e, shape.source.as_deref(), &f.at, errs);
+            }
+        }
+        if let Some(src) = &shape.source
+            && !t.objects.contains_key(src)
+        {
+            errs.push(&shape.at, format!("unknown CloudStack object '{src}' in _source"));
+        }
+    }
+    for fs in t.filter_sets.values() {
+        check_filter_set(t, fs, errs);
+    }
+    for k in t.kinds.values() {
+        for l in &k.list {
+            if !t.commands.contains_key(&l.command) {
+                errs.push(&k.at, format!("unknown CloudStack command '{}'", l.command));
+            }
+        }
+    }
+    for r in &t.errors {
+        for c in &r.commands {
+            if c != "*" && !t.commands.contains_key(c) {
+                errs.push(&r.at, format!("unknown CloudStack command '{c}'"));
+            }
+        }
+    }
+    for a in t.actions.values() {
+        if !super::actions::is_ec2_action(&a.name) {
+            errs.push(&a.at, format!("'{}' is not an EC2 action name", a.name));
+        }
+        if let Some(ids) = &a.ids
+            && !t.kinds.contains_key(&ids.kind)
+        {
+            errs.push(&a.at, format!("ids: kind '{}' has no [kind.{}] entry", ids.kind.name(), ids.kind.name()));
+        }
+        for p in &a.params {
+            for v in &p.via {
+                if let Err(m) = resolve::check(v, t) {
+                    errs.push(&p.at, m);
+                }
+            }
+            if p.fanout && a.call.as_ref().is_none_or(|c| c.items.is_none()) {
+                errs.push(&p.at, "fanout only works with a list call");
+            }
+        }
+        if let Some(s) = &a.step
+            && let Err(m) = steps::check_step(s, &a.args)
+        {
+            errs.push(&a.at, m);
+        }
+        for s in a.after_list.iter().chain(a.before_render.iter()) {
+            if !steps::is_transform(s) {
+                errs.push(
+                    &a.at,
+                    format!("unknown transform step '{s}' (known: {})", steps::transform_names().join(", ")),
+                );
+            }
+        }
+        if let Some(fs) = &a.filters {
+            // Named sets were checked above; inline ones carry the action's name.
+            if fs.name == a.name {
+                check_filter_set(t, fs, errs);
+            }
+            for (param, fname) in &a.param_filters {
+                if !fs.knows(fname) {
+                    errs.push(&a.at, format!("param_filters: {param} names unknown filter '{fname}'"));
+                }
+            }
+        } else if !a.param_filters.is_empty() {
+            errs.push(&a.at, "param_filters needs filters");
+        }
+        if let Some(v) = &a.items_from
+            && !convert::var_known(v)
+        {
+            errs.push(&a.at, format!("items_from: unknown variable '${v}'"));
+        }
+        let shape = match &a.returns {
+            Returns::List { shape, .. } | Returns::Object { shape } => Some(shape),
+            Returns::True => None,
+        };
+        if let Some(s) = shape
+            && !t.shapes.contains_key(s)
+        {
+            errs.push(&a.at, format!("returns: unknown shape '{s}'"));
+        }
+        let is_list = matches!(a.returns, Returns::List { .. });
+        if (a.page.is_some() || a.filters.is_some()) && !is_list {
+            errs.push(&a.at, "filters and page need returns = { list = ..., shape = ... }");
+        }
+        for u in &a.uses {
+            if !t.commands.contains_key(u) {
+                errs.push(&a.at, format!("uses: unknown CloudStack command '{u}'"));
+            }
+        }
+    }
+}
+
+fn check_filter_set(t: &Table, fs: &FilterSet, errs: &Errs) {
+    if let Some(src) = &fs.source
+        && !t.objects.contains_key(src)
+    {
+        errs.push(&fs.at, format!("unknown CloudStack object '{src}' in source"));
+    }
+    for (_, e, at) in &fs.fields {
+        check_expr(t, e, fs.source.as_deref(), at, errs);
+    }
+}
+
+fn check_expr(t: &Table, e: &Expr, source: Option<&str>, at: &At, errs: &Errs) {
+    for c in e.convs() {
+        if let Err(m) = convert::check(&c.name, t) {
+            errs.push(at, m);
+        }
+    }
+    for v in e.vars() {
+        if !convert::var_known(v) {
+            errs.push(at, format!("unknown variable '${v}'"));
+        }
+    }
+    if let Some(src) = source {
+        for p in e.paths() {
+            if let Err(m) = check_path(t, src, p) {
+                errs.push(at, m);
+            }
+        }
+    }
+}
+
+/// Walk a path through the declared CloudStack object fields. Names starting with `_` are
+/// annotations added by steps and are not checked.
+fn check_path(t: &Table, source: &str, p: &Path) -> Result<(), String> {
+    let mut obj = source.to_string();
+    for seg in &p.segs {
+        if seg.name.starts_with('_') {
+            return Ok(());
+        }
+        let Some(info) = t.objects.get(&obj) else { return Ok(()) };
+        if let Some(next) = info.nested.get(&seg.name) {
+            obj = next.clone();
+            continue;
+        }
+        if !info.fields.iter().any(|f| f == &seg.name) {
+            return Err(format!("'{}' is not a field of CloudStack {obj} (path '{}')", seg.name, path_text(p)));
+        }
+        // A scalar field: nothing below it to check.
+        return Ok(());
+    }
+    Ok(())
+}
+
+fn path_text(p: &Path) -> String {
+    p.names().collect::<Vec<_>>().join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_table_loads() {
+        let t = match Table::builtin() {
+            Ok(t) => t,
+            Err(errs) => panic!("{}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
+        };
+        assert!(t.actions.contains_key("RunInstances"));
+        let inst = &t.shapes["Instance"];
+        let names: Vec<&str> = inst.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(&names[..4], &["instanceId", "imageId", "instanceState", "privateDnsName"]);
+    }
+}

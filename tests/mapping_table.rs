@@ -1,0 +1,89 @@
+//! The table loader: validation with file and line, overlay directories, `mappings list`.
+
+use ec2bridge::mapping::Table;
+use ec2bridge::mapping::cli;
+
+fn builtin_with(extra: &[(&str, &str)]) -> Result<Table, Vec<String>> {
+    let mut files: Vec<(String, String)> =
+        ec2bridge::mapping::table::BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+    for (n, t) in extra {
+        match files.iter_mut().find(|(f, _)| f == n) {
+            Some(slot) => slot.1 = t.to_string(),
+            None => files.push((n.to_string(), t.to_string())),
+        }
+    }
+    Table::from_sources(&files).map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+}
+
+#[test]
+fn builtin_table_is_valid_and_listed() {
+    let t = Table::builtin().expect("built-in table");
+    let listing = cli::list(&t, false);
+    for a in [
+        "DescribeRegions",
+        "DescribeAvailabilityZones",
+        "DescribeAccountAttributes",
+        "DescribeImages",
+        "RunInstances",
+        "DescribeInstances",
+        "StartInstances",
+        "StopInstances",
+        "RebootInstances",
+        "TerminateInstances",
+    ] {
+        assert!(listing.lines().any(|l| l.starts_with(a)), "{a} missing from:\n{listing}");
+    }
+    assert!(listing.contains("deployVirtualMachine"));
+    let md = cli::list(&t, true);
+    assert!(md.starts_with("| EC2 action |"));
+}
+
+#[test]
+fn problems_name_file_and_line() {
+    let extra = "\n[action.DescribeKeyPairs]\ncall = { command = \"listSSHKeyPairs\" }\nfilters = { source = \"sshkeypair\", fields = { \"key-name\" = \"nmae\", \"fingerprint\" = \"fingerprint|md5\" } }\nreturns = { list = \"keySet\", shape = \"KeyPair\" }\n\n[shape.KeyPair]\n_source = \"sshkeypair\"\nkeyName = \"name\"\nkeyFingerprint = { value = \"fingerprint\", since = \"2016\" }\n";
+    let errs = builtin_with(&[("keys.toml", extra)]).unwrap_err();
+    let joined = errs.join("\n");
+    assert!(joined.contains("keys.toml:4: 'nmae' is not a field of CloudStack sshkeypair"), "{joined}");
+    assert!(joined.contains("keys.toml:4: unknown converter 'md5'"), "{joined}");
+    assert!(joined.contains("keys.toml:10: since = '2016' is not an API version"), "{joined}");
+    assert_eq!(errs.len(), 3, "{joined}");
+}
+
+#[test]
+fn syntax_and_structure_errors() {
+    let errs = builtin_with(&[("x.toml", "[action.DescribeTags\n")]).unwrap_err();
+    assert!(errs[0].starts_with("x.toml:1: TOML syntax"), "{errs:?}");
+    let errs = builtin_with(&[("x.toml", "[actoin.DescribeTags]\nreturns = { return = true }\n")]).unwrap_err();
+    assert!(errs[0].starts_with("x.toml:1: unknown section 'actoin'"), "{errs:?}");
+    let errs = builtin_with(&[("x.toml", "[action.RunInstances]\nstep = \"run_instances\"\nargs = { command = \"deployVirtualMachine\" }\nreturns = { return = true }\n")]).unwrap_err();
+    assert!(
+        errs.iter().any(|e| e.contains("action 'RunInstances' is defined twice (first at instances.toml:")),
+        "{errs:?}"
+    );
+    let errs = builtin_with(&[("x.toml", "[action.DescribeTags]\ncall = { command = \"listTags\", completion = \"async-wait\" }\nreturnz = 1\nreturns = { list = \"tagSet\", shape = \"Tag\" }\nparams.resourceid = \"ResourceId|id:volume\"\n")]).unwrap_err();
+    let joined = errs.join("\n");
+    assert!(joined.contains("x.toml:2: completion AsyncWait does not fit listTags"), "{joined}");
+    assert!(joined.contains("x.toml:3: unknown key 'returnz'"), "{joined}");
+    assert!(joined.contains("x.toml:5: resolver 'id:volume' needs a [kind.volume] entry"), "{joined}");
+}
+
+#[test]
+fn overlay_directory_replaces_by_file_name() {
+    let dir = std::env::temp_dir().join(format!("ec2bridge-mapping-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Drop RebootInstances by replacing instances.toml with a copy without it.
+    let orig = ec2bridge::mapping::table::BUILTIN.iter().find(|(n, _)| *n == "instances.toml").unwrap().1;
+    let start = orig.find("[action.RebootInstances]").unwrap();
+    let end = orig[start..].find("[action.TerminateInstances]").unwrap() + start;
+    let trimmed = format!("{}{}", &orig[..start], &orig[end..]);
+    std::fs::write(dir.join("instances.toml"), trimmed).unwrap();
+    std::fs::write(dir.join("notes.txt"), "ignored").unwrap();
+    let t = Table::load(Some(&dir)).expect("overlay loads");
+    assert!(!t.actions.contains_key("RebootInstances"));
+    assert!(t.actions.contains_key("TerminateInstances"));
+    assert!(t.actions.contains_key("DescribeImages"));
+    std::fs::write(dir.join("broken.toml"), "[shape.X]\na = \"b|nope\"\n").unwrap();
+    let errs = Table::load(Some(&dir)).unwrap_err();
+    assert!(errs[0].to_string().ends_with("broken.toml:2: unknown converter 'nope' (known: id:, map:, iso8601, gib, mib_to_gib, base64, lower, upper, bool, not, arch, platform, nonempty, string)"), "{errs:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}
