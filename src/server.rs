@@ -528,7 +528,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cloudstack_source,
     );
 
-    let executor = crate::mapping::Executor::new(client.clone(), cfg.mappings.dir.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let endpoint = endpoint_url(addr);
+
+    // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
+    // connections from it), so it is made once the port is known. Its id cache lives in the store,
+    // shared by every gateway on the same database and kept across restarts.
+    let opts = crate::mapping::ExecutorOptions {
+        regions: vec![crate::mapping::RegionInfo {
+            name: cfg.region.name.clone(),
+            endpoint: endpoint.trim_start_matches("http://").to_string(),
+        }],
+        ..Default::default()
+    };
+    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
+        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
     let gw = Arc::new(Gateway {
         handler: Arc::new(executor),
         credentials: Arc::new(chain),
@@ -540,11 +557,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         key_checker: Some(client.clone()),
     });
 
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let endpoint = endpoint_url(addr);
     let ready = ReadyInfo {
         endpoint: endpoint.clone(),
         region: cfg.region.name.clone(),

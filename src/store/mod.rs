@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod cert;
 pub mod crypto;
+pub mod idcache;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
 
 pub use cert::{ParsedCertificate, fingerprint_der};
 pub use crypto::{KeySource, SecretBox, generate_key_base64};
+pub use idcache::StoreIdCache;
 
 use crate::ids::Kind;
 

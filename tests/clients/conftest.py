@@ -12,7 +12,6 @@ Fixtures:
   for what clients refuse to send (old timestamps, HmacSHA1, missing Action, ...).
 - `gateway_log()`: the gateway's stderr log so far; `secrets_used`: the set of every secret
   signed with (good and bad), for the log scan.
-- `executor`: "real" or "stub" (the mapping executor not merged yet).
 
 The binary comes from $EC2BRIDGE_BIN (default <repo>/target/debug/ec2bridge). A failing test gets
 the tail of the gateway log attached to its report.
@@ -32,7 +31,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from harness import iso8601, parse_error, sigv2_encode, sigv2_sign, sigv2_string_to_sign  # noqa: E402
+from harness import iso8601, sigv2_encode, sigv2_sign, sigv2_string_to_sign  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = os.environ.get("EC2BRIDGE_BIN", str(REPO / "target" / "debug" / "ec2bridge"))
@@ -63,7 +62,9 @@ def _tail(path, limit=6000):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.failed and "log" in _GATEWAY:
+    # Only for tests running against this gateway (a suite may override `gateway` with its own).
+    gw = getattr(item, "funcargs", {}).get("gateway")
+    if rep.failed and "log" in _GATEWAY and isinstance(gw, dict) and gw.get("log") == _GATEWAY["log"]:
         rep.sections.append(("ec2bridge gateway log (tail)", _tail(_GATEWAY["log"])))
 
 
@@ -147,20 +148,6 @@ def secrets_used():
     """Every secret signed with so far (the fixtures add theirs); add others with `.add`. The
     log scan at the end of a suite checks that none of them reached the gateway log."""
     return SECRETS_USED
-
-
-@pytest.fixture(scope="session")
-def executor(raw_sigv2):
-    """"real" when the mapping executor answers DescribeRegions, "stub" while it is the
-    placeholder that answers every action InvalidAction/UnsupportedOperation. Tests that need
-    the real executor fall back to "authentication passed" on "stub" and say so."""
-    r = raw_sigv2({"Action": "DescribeRegions"})
-    if r.status_code == 200:
-        return "real"
-    code = parse_error(r)[0]
-    if code in ("InvalidAction", "UnsupportedOperation"):
-        return "stub"
-    pytest.fail("DescribeRegions probe answered %s %s: %s" % (r.status_code, code, r.text[:500]))
 
 
 @pytest.fixture(scope="session")

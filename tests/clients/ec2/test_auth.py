@@ -1,11 +1,7 @@
 """Authentication and the Query front door as real clients see them: boto3 (SigV4 header), the
 AWS CLI, a botocore presigned URL (SigV4 query) and exact SigV2 requests (HmacSHA256/HmacSHA1,
 GET and POST), the authentication errors with their HTTP status, MissingAction/InvalidAction, the
-error document's shape, both `/` and `/awsapi`, and no secret in the gateway log.
-
-Where a test needs the mapping executor (DescribeRegions answering), it asserts the real answer;
-while the executor is the placeholder (`executor == "stub"`) it falls back to "authentication
-passed" and says so in a STUB-FALLBACK branch."""
+error document's shape, both `/` and `/awsapi`, and no secret in the gateway log."""
 import datetime
 import re
 import xml.etree.ElementTree as ET
@@ -14,7 +10,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from harness import AUTH_CODES, local_name, parse_error, sigv2_sign, sigv2_string_to_sign
+from harness import local_name, parse_error, sigv2_sign, sigv2_string_to_sign
 
 NOW = lambda: datetime.datetime.now(datetime.timezone.utc)  # noqa: E731
 STATUS = {"AuthFailure": 401, "SignatureDoesNotMatch": 403, "RequestExpired": 400, "MissingAction": 400,
@@ -29,12 +25,6 @@ def client_error(call):
     return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"], r
 
 
-def assert_authenticated_stub(code, status):
-    """STUB-FALLBACK: the placeholder executor refuses every action, after authentication."""
-    assert code not in AUTH_CODES, code
-    assert code in ("InvalidAction", "UnsupportedOperation") and status == 400, (code, status)
-
-
 def assert_regions_document(resp, region):
     assert resp.status_code == 200, resp.text[:1000]
     root = ET.fromstring(resp.content)
@@ -42,14 +32,6 @@ def assert_regions_document(resp, region):
     assert root.tag.startswith("{http://ec2.amazonaws.com/doc/"), root.tag
     names = [e.text for e in root.iter() if local_name(e.tag) == "regionName"]
     assert region in names, resp.text[:1000]
-
-
-def check_regions_or_stub(resp, executor, region):
-    if executor == "real":
-        assert_regions_document(resp, region)
-    else:
-        code, _, _ = parse_error(resp)
-        assert_authenticated_stub(code, resp.status_code)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -81,60 +63,51 @@ def test_sigv2_signer_matches_golden_vectors():
 # Good requests
 
 
-def test_describe_regions_boto3(boto3_client, gateway, executor):
-    ec2 = boto3_client()
-    if executor == "real":
-        r = ec2.describe_regions()
-        assert r["ResponseMetadata"]["HTTPStatusCode"] == 200
-        assert gateway["region"] in [x["RegionName"] for x in r["Regions"]], r
-        assert r["ResponseMetadata"]["RequestId"]
-    else:
-        code, status, _ = client_error(ec2.describe_regions)
-        assert_authenticated_stub(code, status)
+def test_describe_regions_boto3(boto3_client, gateway):
+    r = boto3_client().describe_regions()
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert gateway["region"] in [x["RegionName"] for x in r["Regions"]], r
+    # The region's endpoint is this gateway (boto 2 builds its connections from it).
+    mine = [x for x in r["Regions"] if x["RegionName"] == gateway["region"]][0]
+    assert mine["Endpoint"] == gateway["endpoint"].split("://", 1)[1], mine
+    assert r["ResponseMetadata"]["RequestId"]
 
 
-def test_describe_regions_aws_cli(aws_cli, gateway, executor):
+def test_describe_regions_aws_cli(aws_cli, gateway):
     rc, out, err = aws_cli("ec2", "describe-regions")
-    if executor == "real":
-        assert rc == 0, err
-        assert gateway["region"] in [x["RegionName"] for x in out["Regions"]], out
-    else:
-        # STUB-FALLBACK
-        assert rc != 0
-        assert not any(c in err for c in AUTH_CODES), err
-        assert "InvalidAction" in err or "UnsupportedOperation" in err, err
+    assert rc == 0, err
+    assert gateway["region"] in [x["RegionName"] for x in out["Regions"]], out
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("signature_method", ["HmacSHA256", "HmacSHA1"])
-def test_sigv2_requests_accepted(raw_sigv2, gateway, executor, method, signature_method):
+def test_sigv2_requests_accepted(raw_sigv2, gateway, method, signature_method):
     r = raw_sigv2({"Action": "DescribeRegions"}, method=method, signature_method=signature_method)
-    check_regions_or_stub(r, executor, gateway["region"])
+    assert_regions_document(r, gateway["region"])
 
 
-def test_sigv2_expires_instead_of_timestamp(raw_sigv2, gateway, executor):
+def test_sigv2_expires_instead_of_timestamp(raw_sigv2, gateway):
     r = raw_sigv2({"Action": "DescribeRegions"}, expires=NOW() + datetime.timedelta(minutes=5),
                   version="2012-08-15")
-    check_regions_or_stub(r, executor, gateway["region"])
+    assert_regions_document(r, gateway["region"])
+    assert ET.fromstring(r.content).tag == "{http://ec2.amazonaws.com/doc/2012-08-15/}DescribeRegionsResponse"
 
 
-def test_sigv2_special_characters_in_values(raw_sigv2, gateway, executor):
+def test_sigv2_special_characters_in_values(raw_sigv2, gateway):
     # Space, '*', '~', '+', '/', '=', '&' and non-ASCII must be signed exactly as §2.2 says.
-    r = raw_sigv2({"Action": "DescribeRegions", "RegionName.1": gateway["region"],
-                   "Filter.1.Name": "region-name", "Filter.1.Value.1": "a b*c~d/e+f=g&h\u00fc"})
-    if executor == "real":
-        # The filter matches nothing; authentication and parsing passed.
-        assert r.status_code == 200, r.text[:1000]
-    else:
-        assert_authenticated_stub(parse_error(r)[0], r.status_code)
+    r = raw_sigv2({"Action": "DescribeRegions", "Filter.1.Name": "region-name",
+                   "Filter.1.Value.1": "a b*c~d/e+f=g&h\u00fc"})
+    assert r.status_code == 200, r.text[:1000]
+    # The filter matches no region: the value arrived intact and was applied.
+    assert [e for e in ET.fromstring(r.content).iter() if local_name(e.tag) == "regionName"] == []
 
 
-def test_botocore_presigned_url(boto3_client, gateway, executor):
+def test_botocore_presigned_url(boto3_client, gateway):
     ec2 = boto3_client()
     # HttpMethod="GET": a URL to GET.
     url = ec2.generate_presigned_url("describe_regions", Params={}, ExpiresIn=300, HttpMethod="GET")
     assert "X-Amz-Signature=" in url
-    check_regions_or_stub(requests.get(url, timeout=60), executor, gateway["region"])
+    assert_regions_document(requests.get(url, timeout=60), gateway["region"])
     # The same URL with one signature character changed is refused.
     sig_at = url.index("X-Amz-Signature=") + len("X-Amz-Signature=")
     bad = url[:sig_at] + ("0" if url[sig_at] != "0" else "1") + url[sig_at + 1:]
@@ -143,23 +116,20 @@ def test_botocore_presigned_url(boto3_client, gateway, executor):
     # By default botocore signs EC2 URLs for the operation's method, POST (empty body); a GET of
     # such a URL is not what was signed, on AWS too (ec2-protocol.md §2.3).
     url = ec2.generate_presigned_url("describe_regions", Params={}, ExpiresIn=300)
-    check_regions_or_stub(requests.post(url, timeout=60), executor, gateway["region"])
+    assert_regions_document(requests.post(url, timeout=60), gateway["region"])
     r = requests.get(url, timeout=60)
     assert (r.status_code, parse_error(r)[0]) == (403, "SignatureDoesNotMatch"), r.text
 
 
-def test_awsapi_path_works_like_root(boto3_client, raw_sigv2, aws_cli, gateway, executor):
+def test_awsapi_path_works_like_root(boto3_client, raw_sigv2, aws_cli, gateway):
     ec2 = boto3_client(endpoint=gateway["endpoint"] + "/awsapi")
-    if executor == "real":
-        assert gateway["region"] in [x["RegionName"] for x in ec2.describe_regions()["Regions"]]
-    else:
-        assert_authenticated_stub(*client_error(ec2.describe_regions)[:2])
-    check_regions_or_stub(raw_sigv2({"Action": "DescribeRegions"}, path="/awsapi"), executor, gateway["region"])
+    assert gateway["region"] in [x["RegionName"] for x in ec2.describe_regions()["Regions"]]
+    assert_regions_document(raw_sigv2({"Action": "DescribeRegions"}, path="/awsapi"), gateway["region"])
+    assert_regions_document(raw_sigv2({"Action": "DescribeRegions"}, path="/awsapi", method="POST"),
+                            gateway["region"])
     rc, out, err = aws_cli("ec2", "describe-regions", endpoint=gateway["endpoint"] + "/awsapi")
-    if executor == "real":
-        assert rc == 0, err
-    else:
-        assert rc != 0 and not any(c in err for c in AUTH_CODES), err
+    assert rc == 0, err
+    assert gateway["region"] in [x["RegionName"] for x in out["Regions"]]
     # A wrong secret on /awsapi is refused just the same.
     code, status, _ = client_error(boto3_client(endpoint=gateway["endpoint"] + "/awsapi",
                                                 secret="wrong-secret-awsapi").describe_regions)
@@ -273,7 +243,7 @@ def test_error_document_shape(raw_sigv2, gateway, boto3_client):
     assert resp["ResponseMetadata"]["RequestId"] == resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
 
 
-def test_every_answer_has_a_request_id(raw_sigv2, gateway, executor):
+def test_every_answer_has_a_request_id(raw_sigv2, gateway):
     ids = set()
     for r in (raw_sigv2({"Action": "DescribeRegions"}), raw_sigv2({"Action": "DescribeRegions"}),
               requests.get(gateway["endpoint"] + "/healthz", timeout=60)):
