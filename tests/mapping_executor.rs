@@ -23,7 +23,12 @@ async fn availability_zones_and_regions() {
     let xml = ex.execute(&req("DescribeAvailabilityZones", &[]), &who()).await.unwrap();
     assert_eq!(all(&xml, "zoneName"), vec!["zone1", "zone2"]);
     assert_eq!(all(&xml, "regionName"), vec!["us-east-1", "us-east-1"]);
-    assert_eq!(children(&xml, "item"), vec!["zoneName", "zoneState", "regionName", "messageSet"]);
+    assert_eq!(children(&xml, "item"), vec!["zoneName", "zoneState", "regionName", "messageSet", "zoneId", "zoneType"]);
+    // Older API versions get the older shape (WSDL 2013-10-01 has no zoneId).
+    let mut old = req("DescribeAvailabilityZones", &[]);
+    old.version = "2012-08-15".into();
+    let xml_old = ex.execute(&old, &who()).await.unwrap();
+    assert_eq!(children(&xml_old, "item"), vec!["zoneName", "zoneState", "regionName", "messageSet"]);
     assert_eq!(one(&xml, "zoneState"), "available");
     // Cached: a second request makes no backend call.
     let (r, calls) = ex.execute_counted(&req("DescribeAvailabilityZones", &[("ZoneName.1", "zone2")]), &who()).await;
@@ -418,6 +423,31 @@ async fn run_instances_client_token_and_errors() {
         .await
         .unwrap_err();
     assert_eq!(e.message, "Invalid availability zone: [zz]");
+    let e = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("SecurityGroup.1", "nosuch")],
+            ),
+            &who(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code.as_ref(), e.message.as_str()),
+        ("InvalidGroup.NotFound", "The security group 'nosuch' does not exist")
+    );
+    let xml = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("SecurityGroup.1", "default")],
+            ),
+            &who(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "groupName"), vec!["default", "default"]);
 
     // DryRun: validated and resolved, nothing deployed.
     cs.clear_calls();

@@ -37,3 +37,18 @@ async fn deploy_and_lifecycle() {
     let l = cs.ok("listVirtualMachines", &[("id", &id)]).await;
     assert_eq!(l, serde_json::json!({}));
 }
+
+#[tokio::test]
+async fn parameter_names_are_matched_lowercased() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    // camelCase names (as libcloud sends them) reach the command; the command name itself is
+    // case-sensitive.
+    let r = cs
+        .run("deployVirtualMachine", &[("zoneId", ZONE1), ("templateId", UBUNTU), ("serviceOfferingId", T2_MICRO)])
+        .await;
+    assert_eq!(r["virtualmachine"]["zoneid"], ZONE1);
+    // Two `[` in a name: 430 malformed parameter.
+    let e = cs.err("listZones", &[("a[0][1]", "x")], 430).await;
+    assert_eq!(e["cserrorcode"], 9999);
+}

@@ -2,7 +2,7 @@
 //! of this access key?". Sources chain: the first that knows a key wins.
 //!
 //! - `MemorySource`: a fixed map, seeded from the simulator's users for the embedded default.
-//! - `CloudStackAdminSource`: asks CloudStack (`getUser&apikey=`, signed with configured admin
+//! - `CloudStackAdminSource`: asks CloudStack (`getUser&userapikey=`, signed with configured admin
 //!   keys) on first use, caches the answer for a bounded time, forgets it when CloudStack rejects
 //!   the user's keys.
 //! - `StoreSource`: keys registered in the store (`SetUserKeys`, `ec2bridge register`).

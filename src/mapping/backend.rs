@@ -101,6 +101,22 @@ pub async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
     out.into_iter().map(|o| o.expect("every future finished")).collect()
 }
 
+/// `join_all` with at most `limit` of the futures running at once (backend politeness: one EC2
+/// request naming a thousand instances must not open a thousand CloudStack calls at once).
+pub async fn join_limited<F: Future>(futs: Vec<F>, limit: usize) -> Vec<F::Output> {
+    let sem = tokio::sync::Semaphore::new(limit.max(1));
+    let sem = &sem;
+    join_all(
+        futs.into_iter()
+            .map(|f| async move {
+                let _permit = sem.acquire().await;
+                f.await
+            })
+            .collect(),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +130,25 @@ mod tests {
             })
             .collect();
         assert_eq!(join_all(futs).await, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn join_limited_bounds_concurrency() {
+        let running = std::sync::atomic::AtomicUsize::new(0);
+        let peak = std::sync::atomic::AtomicUsize::new(0);
+        let futs: Vec<_> = (0..20)
+            .map(|i| {
+                let (running, peak) = (&running, &peak);
+                async move {
+                    let now = running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    i
+                }
+            })
+            .collect();
+        assert_eq!(join_limited(futs, 4).await, (0..20).collect::<Vec<_>>());
+        assert!(peak.load(std::sync::atomic::Ordering::SeqCst) <= 4);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use serde_json::Value;
 
-use super::backend::{Backend, join_all};
+use super::backend::{Backend, join_limited};
 use super::convert::{Env, Vars};
 use super::expr::scalar_text;
 use super::filter::FilterSet;
@@ -43,6 +43,8 @@ pub struct ExecutorOptions {
     pub max_run_count: i64,
     /// Deploy calls in flight at once for one RunInstances.
     pub deploy_concurrency: usize,
+    /// Other CloudStack calls in flight at once for one EC2 request (per-id commands).
+    pub call_concurrency: usize,
 }
 
 impl Default for ExecutorOptions {
@@ -54,6 +56,7 @@ impl Default for ExecutorOptions {
             token_ttl: Duration::from_secs(24 * 3600),
             max_run_count: 100,
             deploy_concurrency: 8,
+            call_concurrency: 16,
         }
     }
 }
@@ -511,7 +514,7 @@ pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Re
         }
     }
     let futs = combos.iter().map(|(params, _)| one_call(ctx, call, params));
-    let results = join_all(futs.collect()).await;
+    let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
     let mut values = Vec::new();
     for (r, (_, fan)) in results.into_iter().zip(&combos) {
         let v = r?;

@@ -20,6 +20,7 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     ("zone", r_zone, "availability zone name -> zone id; absent -> the first enabled zone"),
     ("offering", r_offering, "instance type -> service offering id (offering named like the type)"),
     ("keypair", r_keypair, "key pair name, checked to exist (InvalidKeyPair.NotFound)"),
+    ("security_group_name", r_group_name, "security group name, checked to exist (InvalidGroup.NotFound)"),
     ("bool", r_bool, "true / false, checked"),
     ("int", r_int, "an integer, checked"),
     ("base64", r_base64, "base64 text, checked and passed on unchanged"),
@@ -125,6 +126,21 @@ fn r_keypair<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str
         match k {
             Some(_) => Ok(vec![name]),
             None => Err(Ec2Error::new("InvalidKeyPair.NotFound", format!("The key pair '{name}' does not exist"))),
+        }
+    })
+}
+
+fn r_group_name<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        let Some(name) = input else { return Ok(Vec::new()) };
+        let g = ctx
+            .find_cached("listSecurityGroups", &[], "securitygroup", |g| {
+                field(g, "name").as_deref() == Some(name.as_str())
+            })
+            .await?;
+        match g {
+            Some(_) => Ok(vec![name]),
+            None => Err(Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{name}' does not exist"))),
         }
     })
 }

@@ -50,7 +50,8 @@ fn num(s: &str) -> Option<u32> {
 /// `Z`, `+hh:mm`, `+hhmm`, `+hh`, or the legacy `Z+hhmm` (a literal Z followed by an offset).
 pub fn parse_expires(s: &str) -> Option<OffsetDateTime> {
     let s = s.trim();
-    if s.len() < 20 || !s.is_char_boundary(19) {
+    // Every accepted form is ASCII; checking first keeps the byte slicing below safe.
+    if s.len() < 20 || !s.is_ascii() {
         return None;
     }
     let (dt, mut rest) = s.split_at(19);

@@ -20,7 +20,7 @@ use super::error::SimError;
 use super::faults::{Before, JobFault};
 use super::jobs::{self, STATUS_PENDING};
 use super::model::{ACCOUNT_ROOT_ADMIN, Caller, Job};
-use super::params::{Params, dedupe, parse_pairs};
+use super::params::{Params, dedupe, normalize_names, parse_pairs};
 use super::render::now_str;
 use super::seed::new_uuid;
 
@@ -53,7 +53,11 @@ async fn api(
 }
 
 fn json_response(status: u16, body: &Value) -> Response {
-    let mut r = Response::new(Body::from(body.to_string()));
+    text_response(status, body.to_string())
+}
+
+fn text_response(status: u16, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
     r
@@ -66,6 +70,8 @@ fn envelope(name: &str, inner: Value) -> Value {
 }
 
 pub fn error_response(envelope_name: &str, e: &SimError) -> Response {
+    // 432 (unsupported action) is always answered under `errorresponse`.
+    let envelope_name = if e.code == 432 { "errorresponse" } else { envelope_name };
     let mut r = json_response(e.code, &envelope(envelope_name, e.body()));
     // Header values must be visible ASCII; CloudStack's texts are, ours too, but be safe.
     let desc: String = e.text.chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' }).collect();
@@ -75,9 +81,10 @@ pub fn error_response(envelope_name: &str, e: &SimError) -> Response {
     r
 }
 
-/// A response whose body fails at once, so hyper closes the connection without an answer.
+/// A response whose body fails at once, so hyper aborts the connection instead of answering.
+/// (A limit of 0 would make the size hint exactly 0 and hyper would send an empty 200.)
 fn dropped() -> Response {
-    let body = http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b"dropped")), 0);
+    let body = http_body_util::Limited::new(http_body_util::Full::new(Bytes::from_static(b"dropped")), 1);
     Response::new(Body::new(body))
 }
 
@@ -130,6 +137,10 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
     } else {
         None
     };
+    let map = match normalize_names(map) {
+        Ok(m) => m,
+        Err(e) => return error_response(&envelope_name, &e),
+    };
     let mut ctx = Ctx {
         p: Params::new(map, spec.name),
         caller,
@@ -144,6 +155,10 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
         Handler::Read(f) => {
             let m = sh.read();
             f(&ctx, &m).map(Reply::Value)
+        }
+        Handler::ReadRaw(f) => {
+            let m = sh.read();
+            f(&ctx, &m).map(Reply::Raw)
         }
         Handler::Write(f) => {
             let mut m = sh.write();
@@ -186,6 +201,15 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
     };
     match reply {
         Reply::Value(v) => json_response(200, &envelope(&envelope_name, v)),
+        Reply::Raw(inner) => {
+            let mut body = String::with_capacity(inner.len() + envelope_name.len() + 8);
+            body.push_str("{\"");
+            body.push_str(&envelope_name);
+            body.push_str("\":");
+            body.push_str(&inner);
+            body.push('}');
+            text_response(200, body)
+        }
         Reply::Job(j) => {
             let body = match (spec.kind, &j.create_id) {
                 (Kind::AsyncCreate, Some(id)) => json!({"id": id, "jobid": ctx.jobid}),

@@ -116,3 +116,50 @@ pub fn finish(m: &mut Model, jobid: &str, lock: Option<&str>, outcome: SimResult
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::model::Job;
+
+    fn job(m: &mut Model, id: &str) {
+        let seq = m.next_seq();
+        m.jobs.insert(
+            seq,
+            Job {
+                id: id.into(),
+                account: 1,
+                user: 1,
+                cmd: "x",
+                status: STATUS_PENDING,
+                result_code: 0,
+                result: None,
+                instance_type: "VirtualMachine",
+                instance_id: None,
+                created: now_str(),
+                completed: None,
+            },
+        );
+    }
+
+    #[test]
+    fn transitions_and_queue_release() {
+        let mut m = Model::default();
+        job(&mut m, "j1");
+        job(&mut m, "j2");
+        m.busy.entry("vm".into()).or_default().extend(["j1".to_string(), "j2".to_string()]);
+        assert_eq!(m.pending_job("vm"), Some("j1"));
+        finish(&mut m, "j1", Some("vm"), Ok(serde_json::json!({"virtualmachine": {}})));
+        let j1 = m.jobs.get(m.jobs.seq_of("j1").unwrap()).unwrap();
+        assert_eq!((j1.status, j1.result_code), (STATUS_SUCCEEDED, 0));
+        assert!(j1.completed.is_some());
+        // The next job on the object is now the one shown.
+        assert_eq!(m.pending_job("vm"), Some("j2"));
+        finish(&mut m, "j2", Some("vm"), Err(SimError::of_code(534, Some("down"))));
+        let j2 = m.jobs.get(m.jobs.seq_of("j2").unwrap()).unwrap();
+        assert_eq!((j2.status, j2.result_code), (STATUS_FAILED, 534));
+        assert_eq!(j2.result, Some(serde_json::json!({"errorcode": 534, "errortext": "down"})));
+        assert_eq!(m.pending_job("vm"), None);
+        assert!(m.busy.is_empty());
+    }
+}

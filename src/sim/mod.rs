@@ -99,6 +99,12 @@ impl SimHandle {
     pub fn user(&self, account: &str) -> Option<&SimUser> {
         self.users.iter().find(|u| u.account == account)
     }
+    /// Keep the simulator running until the process exits, whatever happens to the handle;
+    /// returns (addr, endpoint, users).
+    pub fn detach(self) -> (std::net::SocketAddr, String, Vec<SimUser>) {
+        std::mem::forget(self._shutdown);
+        (self.addr, self.endpoint, self.users)
+    }
 }
 
 /// State shared by the HTTP handlers and the job tasks.

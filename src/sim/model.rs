@@ -544,13 +544,15 @@ impl Model {
         }
     }
 
-    /// Which accounts a list call covers: own account; admins everything with `listall=true`
-    /// (domain admins their subtree); `account`/`domainid` narrow it.
+    /// Which accounts a list call covers: own account; admins everything with `listall=true` or
+    /// an `id` (domain admins their subtree); `account`/`domainid` narrow it.
     pub fn scope(&self, caller: &Caller, p: &Params) -> SimResult<Scope> {
         if let Some(named) = self.named_accounts(caller, p)? {
             return Ok(Scope::Accounts(named));
         }
-        if p.flag("listall") {
+        // As buildACLSearchParameters: an admin asking for one `id` is not limited to its own
+        // account, just as with listall.
+        if p.flag("listall") || p.has("id") {
             if caller.is_root_admin() {
                 return Ok(Scope::All);
             }
@@ -677,6 +679,59 @@ mod tests {
         t.remove(7);
         assert_eq!(t.lookup("u1"), Lookup::Removed);
         assert_eq!(t.iter().count(), 0);
+    }
+
+    fn default_model() -> Model {
+        let seed = crate::sim::seed::parse_seed(crate::sim::seed::DEFAULT_SEED).unwrap();
+        crate::sim::seed::build(&seed, true, None).unwrap().0
+    }
+
+    fn caller(m: &Model, account: &str) -> Caller {
+        let (s, a) = m.accounts.find(|a| a.name == account).unwrap();
+        Caller { user: 0, account: s, domain: a.domain, kind: a.kind }
+    }
+
+    fn params(kv: &[(&str, &str)]) -> Params {
+        Params::new(kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), "listVirtualMachines")
+    }
+
+    #[test]
+    fn scope_and_access() {
+        let m = default_model();
+        let (alice, bob, admin) = (caller(&m, "alice"), caller(&m, "bob"), caller(&m, "admin"));
+        // Users: own account only, listall or not.
+        for p in [params(&[]), params(&[("listall", "true")]), params(&[("id", "x")])] {
+            let s = m.scope(&alice, &p).unwrap();
+            assert!(s.sees(alice.account) && !s.sees(bob.account));
+        }
+        // Admin: own by default; all with listall or an id.
+        assert!(!m.scope(&admin, &params(&[])).unwrap().sees(alice.account));
+        assert!(m.scope(&admin, &params(&[("listall", "true")])).unwrap().sees(alice.account));
+        assert!(m.scope(&admin, &params(&[("id", "x")])).unwrap().sees(bob.account));
+        // A user naming another domain: 531; an admin naming an unknown account: 431.
+        let dev = m.domain(alice.domain).id.clone();
+        assert_eq!(m.scope(&bob, &params(&[("account", "alice"), ("domainid", &dev)])).unwrap_err().code, 531);
+        assert_eq!(m.scope(&admin, &params(&[("account", "nobody"), ("domainid", &dev)])).unwrap_err().code, 431);
+        assert_eq!(m.scope(&admin, &params(&[("domainid", "not-a-domain")])).unwrap_err().code, 431);
+        let only = m.scope(&admin, &params(&[("account", "alice"), ("domainid", &dev)])).unwrap();
+        assert!(only.sees(alice.account) && !only.sees(admin.account));
+        // Acting on objects.
+        assert!(m.check_access(&alice, alice.account, "x").is_ok());
+        assert!(m.check_access(&admin, alice.account, "x").is_ok());
+        let e = m.check_access(&bob, alice.account, "VM instance x").unwrap_err();
+        assert_eq!((e.code, e.cs), (531, Some(4365)));
+    }
+
+    #[test]
+    fn guest_ips_and_macs_are_distinct() {
+        let mut m = default_model();
+        let z = m.zones.iter().next().unwrap().0;
+        let a = m.next_guest_ip(z);
+        let b = m.next_guest_ip(z);
+        assert_ne!(a.0, b.0);
+        assert_eq!(a.2, "10.1.0.1");
+        assert_eq!(a.1, "255.255.0.0");
+        assert_ne!(m.next_mac(), m.next_mac());
     }
 
     #[test]

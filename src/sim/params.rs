@@ -46,6 +46,32 @@ pub struct Params {
     pub cmd: String,
 }
 
+/// CloudStack's `BaseCmd.unpackParams`: a parameter name is lowercased before it is matched
+/// (for map parameters `name[i].field` only the part before `[`), and a name with two `[` is
+/// malformed (430). cloudstack-api.md §1 calls names case-sensitive; clients such as libcloud
+/// send `virtualMachineId`/`diskOfferingId` and work against real servers, so the server's
+/// lowercasing is what the simulator does.
+pub fn normalize_names(map: HashMap<String, String>) -> Result<HashMap<String, String>, SimError> {
+    let mut out = HashMap::with_capacity(map.len());
+    for (k, v) in map {
+        let name = match (k.find('['), k.rfind('[')) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(SimError::new(
+                    430,
+                    Some(super::error::cs::SERVER_API),
+                    format!(
+                        "Unable to decode parameter {k}; if specifying an object array, please use parameter[index].field=XXX, e.g. userGroupList[0].group=httpGroup"
+                    ),
+                ));
+            }
+            (Some(a), _) => format!("{}{}", k[..a].to_lowercase(), &k[a..]),
+            _ => k.to_lowercase(),
+        };
+        out.insert(name, v);
+    }
+    Ok(out)
+}
+
 impl Params {
     pub fn new(map: HashMap<String, String>, cmd: &str) -> Self {
         Params { map, cmd: cmd.to_ascii_lowercase() }
@@ -133,6 +159,20 @@ mod tests {
         assert_eq!(m["b"], "x y+z");
         assert_eq!(m["tags[0].key"], "Name");
         assert!(!m.contains_key(""));
+    }
+
+    #[test]
+    fn names_are_lowercased_like_unpack_params() {
+        let m: HashMap<String, String> = [("virtualMachineId", "a"), ("Tags[0].key", "k"), ("tags[1].Value", "v")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let n = normalize_names(m).unwrap();
+        assert_eq!(n["virtualmachineid"], "a");
+        assert_eq!(n["tags[0].key"], "k");
+        assert_eq!(n["tags[1].Value"], "v");
+        let bad: HashMap<String, String> = [("a[0][1]".to_string(), "x".to_string())].into_iter().collect();
+        assert_eq!(normalize_names(bad).unwrap_err().code, 430);
     }
 
     #[test]

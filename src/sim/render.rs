@@ -79,7 +79,7 @@ pub fn zone_json(z: &Zone) -> Value {
         .set("networktype", z.networktype.clone())
         .set("securitygroupsenabled", z.securitygroupsenabled)
         .set("allocationstate", z.allocationstate.clone())
-        .set("zonetoken", format!("{}-token", &z.id[..8.min(z.id.len())]))
+        .set("zonetoken", format!("{}-token", z.id.chars().take(8).collect::<String>()))
         .set("dhcpprovider", "VirtualRouter")
         .set("localstorageenabled", z.localstorageenabled)
         .set("tags", json!([]))
@@ -143,71 +143,229 @@ pub fn template_json(m: &Model, t: &Template, zone: Option<u64>, show_status: bo
     pending(m, o, &t.id).done()
 }
 
-pub fn sg_brief(sg: &SecurityGroup) -> Value {
-    json!({"id": sg.id, "name": sg.name, "description": sg.description})
+/// A small JSON writer for the hot list path (10,000 VMs): no intermediate `Value` tree.
+pub struct JsonWriter {
+    pub out: String,
+    /// Per open object/array: has it a member yet?
+    first: Vec<bool>,
 }
 
-pub fn vm_json(m: &Model, vm: &Vm, with_password: bool) -> Value {
+impl Default for JsonWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JsonWriter {
+    pub fn new() -> Self {
+        JsonWriter { out: String::with_capacity(4096), first: Vec::new() }
+    }
+    fn sep(&mut self) {
+        if let Some(f) = self.first.last_mut() {
+            if *f {
+                *f = false;
+            } else {
+                self.out.push(',');
+            }
+        }
+    }
+    fn string(&mut self, v: &str) {
+        self.out.push('"');
+        // Fast path: nothing to escape (ids, names, dates).
+        if !v.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            self.out.push_str(v);
+            self.out.push('"');
+            return;
+        }
+        for c in v.chars() {
+            match c {
+                '"' => self.out.push_str("\\\""),
+                '\\' => self.out.push_str("\\\\"),
+                '\n' => self.out.push_str("\\n"),
+                '\r' => self.out.push_str("\\r"),
+                '\t' => self.out.push_str("\\t"),
+                c if (c as u32) < 0x20 => self.out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => self.out.push(c),
+            }
+        }
+        self.out.push('"');
+    }
+    fn key(&mut self, k: &str) {
+        self.sep();
+        self.string(k);
+        self.out.push(':');
+    }
+    pub fn begin_obj(&mut self) {
+        self.sep();
+        self.out.push('{');
+        self.first.push(true);
+    }
+    pub fn end_obj(&mut self) {
+        self.first.pop();
+        self.out.push('}');
+    }
+    pub fn begin_arr_at(&mut self, k: &str) {
+        self.key(k);
+        self.out.push('[');
+        self.first.push(true);
+    }
+    pub fn end_arr(&mut self) {
+        self.first.pop();
+        self.out.push(']');
+    }
+    pub fn str(&mut self, k: &str, v: &str) {
+        self.key(k);
+        self.string(v);
+    }
+    pub fn opt_str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.str(k, v);
+        }
+    }
+    pub fn num(&mut self, k: &str, v: i64) {
+        self.key(k);
+        self.out.push_str(&v.to_string());
+    }
+    pub fn bool(&mut self, k: &str, v: bool) {
+        self.key(k);
+        self.out.push_str(if v { "true" } else { "false" });
+    }
+    /// A value already serialized.
+    pub fn raw(&mut self, k: &str, json: &str) {
+        self.key(k);
+        self.out.push_str(json);
+    }
+}
+
+fn write_tags(w: &mut JsonWriter, m: &Model, rtype: &str, rid: &str, owner: u64, tags: &[Tag]) {
+    w.begin_arr_at("tags");
+    if !tags.is_empty() {
+        let a = m.account(owner);
+        let d = m.domain(a.domain);
+        for t in tags {
+            w.begin_obj();
+            w.str("key", &t.key);
+            w.str("value", &t.value);
+            w.str("resourcetype", rtype);
+            w.str("resourceid", rid);
+            w.str("account", &a.name);
+            w.str("domainid", &d.id);
+            w.str("domain", &d.name);
+            w.opt_str("customer", t.customer.as_deref());
+            w.end_obj();
+        }
+    }
+    w.end_arr();
+}
+
+/// Append one VM object to `w` (the one renderer of a VM; `vm_json` parses its output).
+pub fn write_vm(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool) {
     let z = m.zones.get(vm.zone);
     let t = m.templates.get(vm.template);
     let so = m.service_offerings.get(vm.offering);
-    let mut o = Obj::new()
-        .set("id", vm.id.clone())
-        .set("name", vm.name.clone())
-        .set("displayname", vm.displayname.clone())
-        .set("created", vm.created.clone())
-        .set("state", vm.state)
-        .set("haenable", vm.haenable)
-        .opt("groupid", vm.group.as_ref().map(|_| format!("group-{}", &vm.id[..8])))
-        .opt("group", vm.group.clone())
-        .opt("zoneid", z.map(|z| z.id.clone()))
-        .opt("zonename", z.map(|z| z.name.clone()))
-        .opt("templateid", t.map(|t| t.id.clone()))
-        .opt("templatename", t.map(|t| t.name.clone()))
-        .opt("templatedisplaytext", t.map(|t| t.displaytext.clone()))
-        .set("passwordenabled", t.is_some_and(|t| t.passwordenabled))
-        .opt("serviceofferingid", so.map(|s| s.id.clone()))
-        .opt("serviceofferingname", so.map(|s| s.name.clone()))
-        .opt("cpunumber", so.map(|s| s.cpunumber))
-        .opt("cpuspeed", so.map(|s| s.cpuspeed))
-        .opt("memory", so.map(|s| s.memory))
-        .set("cpuused", if vm.state == vm_state::RUNNING { "1.78%" } else { "0%" })
-        .set("networkkbsread", 0)
-        .set("networkkbswrite", 0)
-        .set("diskkbsread", 0)
-        .set("diskkbswrite", 0)
-        .opt("guestosid", t.and_then(|t| m.os_types.get(t.ostype)).map(|o| o.id.clone()))
-        .opt("ostypeid", t.and_then(|t| m.os_types.get(t.ostype)).map(|o| o.id.clone()))
-        .set("rootdeviceid", 0)
-        .set("rootdevicetype", "ROOT")
-        .set("hypervisor", vm.hypervisor.clone())
-        .opt("keypair", vm.keypair.clone())
-        .opt("keypairs", vm.keypair.clone())
-        .set("displayvm", true)
-        .set("isdynamicallyscalable", t.is_some_and(|t| t.isdynamicallyscalable))
-        .opt("diskofferingid", vm.diskoffering.and_then(|d| m.disk_offerings.get(d)).map(|d| d.id.clone()))
-        .opt("diskofferingname", vm.diskoffering.and_then(|d| m.disk_offerings.get(d)).map(|d| d.name.clone()));
-    o = owner_fields(m, o, vm.owner);
+    let os = t.and_then(|t| m.os_types.get(t.ostype));
+    let a = m.account(vm.owner);
+    let d = m.domain(a.domain);
+    w.begin_obj();
+    w.str("id", &vm.id);
+    w.str("name", &vm.name);
+    w.str("displayname", &vm.displayname);
+    w.str("account", &a.name);
+    w.str("domainid", &d.id);
+    w.str("domain", &d.name);
+    w.str("created", &vm.created);
+    w.str("state", vm.state);
+    w.bool("haenable", vm.haenable);
+    if let Some(g) = &vm.group {
+        w.str("groupid", &format!("group-{}", vm.id.chars().take(8).collect::<String>()));
+        w.str("group", g);
+    }
+    if let Some(z) = z {
+        w.str("zoneid", &z.id);
+        w.str("zonename", &z.name);
+    }
+    if let Some(t) = t {
+        w.str("templateid", &t.id);
+        w.str("templatename", &t.name);
+        w.str("templatedisplaytext", &t.displaytext);
+    }
+    w.bool("passwordenabled", t.is_some_and(|t| t.passwordenabled));
     if with_password {
-        o = o.opt("password", vm.password.clone());
+        w.opt_str("password", vm.password.as_deref());
+    }
+    if let Some(so) = so {
+        w.str("serviceofferingid", &so.id);
+        w.str("serviceofferingname", &so.name);
+        w.num("cpunumber", so.cpunumber);
+        w.num("cpuspeed", so.cpuspeed);
+        w.num("memory", so.memory);
+    }
+    w.str("cpuused", if vm.state == vm_state::RUNNING { "1.78%" } else { "0%" });
+    w.num("networkkbsread", 0);
+    w.num("networkkbswrite", 0);
+    w.num("diskkbsread", 0);
+    w.num("diskkbswrite", 0);
+    if let Some(os) = os {
+        w.str("guestosid", &os.id);
+        w.str("ostypeid", &os.id);
+    }
+    w.num("rootdeviceid", 0);
+    w.str("rootdevicetype", "ROOT");
+    w.str("hypervisor", &vm.hypervisor);
+    // 4.4 clients read `keypair`, modern ones `keypairs`.
+    w.opt_str("keypair", vm.keypair.as_deref());
+    w.opt_str("keypairs", vm.keypair.as_deref());
+    w.bool("displayvm", true);
+    w.bool("isdynamicallyscalable", t.is_some_and(|t| t.isdynamicallyscalable));
+    if let Some(dof) = vm.diskoffering.and_then(|d| m.disk_offerings.get(d)) {
+        w.str("diskofferingid", &dof.id);
+        w.str("diskofferingname", &dof.name);
     }
     if let Some(ip) = vm.public_ip.and_then(|i| m.public_ips.get(i)) {
-        o = o.set("publicip", ip.ip.clone()).set("publicipid", ip.id.clone());
+        w.str("publicip", &ip.ip);
+        w.str("publicipid", &ip.id);
     }
-    let sgs: Vec<Value> = vm.security_groups.iter().filter_map(|s| m.security_groups.get(*s)).map(sg_brief).collect();
-    o = o.set("securitygroup", Value::Array(sgs)).set("affinitygroup", json!([]));
+    w.begin_arr_at("securitygroup");
+    for g in vm.security_groups.iter().filter_map(|s| m.security_groups.get(*s)) {
+        w.begin_obj();
+        w.str("id", &g.id);
+        w.str("name", &g.name);
+        w.str("description", &g.description);
+        w.end_obj();
+    }
+    w.end_arr();
+    w.raw("affinitygroup", "[]");
     if let Some(z) = z {
-        let nic = json!({
-            "id": vm.nic.id, "networkid": z.network_id, "networkname": z.network_name,
-            "netmask": vm.nic.netmask, "gateway": vm.nic.gateway, "ipaddress": vm.nic.ip,
-            "isolationuri": "ec2://untagged", "broadcasturi": "vlan://untagged",
-            "traffictype": "Guest", "type": "Shared", "isdefault": true, "macaddress": vm.nic.mac,
-            "deviceid": "0"
-        });
-        o = o.set("nic", json!([nic]));
+        w.begin_arr_at("nic");
+        w.begin_obj();
+        w.str("id", &vm.nic.id);
+        w.str("networkid", &z.network_id);
+        w.str("networkname", &z.network_name);
+        w.str("netmask", &vm.nic.netmask);
+        w.str("gateway", &vm.nic.gateway);
+        w.str("ipaddress", &vm.nic.ip);
+        w.str("isolationuri", "ec2://untagged");
+        w.str("broadcasturi", "vlan://untagged");
+        w.str("traffictype", "Guest");
+        w.str("type", "Shared");
+        w.bool("isdefault", true);
+        w.str("macaddress", &vm.nic.mac);
+        w.str("deviceid", "0");
+        w.end_obj();
+        w.end_arr();
     }
-    o = o.set("tags", tags_json(m, "UserVm", &vm.id, vm.owner, &vm.tags));
-    pending(m, o, &vm.id).done()
+    write_tags(w, m, "UserVm", &vm.id, vm.owner, &vm.tags);
+    if let Some(j) = m.pending_job(&vm.id) {
+        w.str("jobid", j);
+        w.num("jobstatus", 0);
+    }
+    w.end_obj();
+}
+
+pub fn vm_json(m: &Model, vm: &Vm, with_password: bool) -> Value {
+    let mut w = JsonWriter::new();
+    write_vm(&mut w, m, vm, with_password);
+    serde_json::from_str(&w.out).expect("the VM writer emits valid JSON")
 }
 
 pub fn volume_json(m: &Model, v: &Volume) -> Value {
@@ -453,5 +611,30 @@ mod tests {
     fn obj_skips_none() {
         let v = Obj::new().set("a", 1).opt::<i32>("b", None).opt("c", Some(true)).done();
         assert_eq!(v, json!({"a":1,"c":true}));
+    }
+}
+
+#[cfg(test)]
+mod writer_tests {
+    use super::*;
+
+    #[test]
+    fn writer_escapes_and_nests() {
+        let mut w = JsonWriter::new();
+        w.begin_obj();
+        w.str("a", "q\"b\\c\n\u{1}é");
+        w.num("n", -3);
+        w.bool("t", true);
+        w.begin_arr_at("l");
+        w.begin_obj();
+        w.end_obj();
+        w.begin_obj();
+        w.num("x", 1);
+        w.end_obj();
+        w.end_arr();
+        w.raw("o", "{}");
+        w.end_obj();
+        let v: Value = serde_json::from_str(&w.out).unwrap();
+        assert_eq!(v, json!({"a": "q\"b\\c\n\u{1}é", "n": -3, "t": true, "l": [{}, {"x": 1}], "o": {}}));
     }
 }

@@ -1,5 +1,5 @@
-//! DescribeAccountAttributes: supported-platforms from the zone network types (Basic -> EC2,
-//! Advanced -> VPC), default-vpc none, limits from the caller's account.
+//! DescribeAccountAttributes: supported-platforms from the zone network types (Basic or
+//! security-group zones -> EC2, other Advanced -> VPC), default-vpc none, limits from the caller's account.
 
 use serde_json::{Value, json};
 
@@ -42,11 +42,18 @@ pub fn attributes<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
             let values: Vec<String> = match w {
                 "supported-platforms" => {
                     let zones = ctx.list_cached("listZones", &[], "zone").await?;
+                    // Basic zones, and Advanced zones with security groups (a flat shared
+                    // network), behave like EC2-Classic; other Advanced zones like VPC.
+                    let classic = |z: &Value| {
+                        z.get("networktype").and_then(Value::as_str) == Some("Basic")
+                            || z.get("securitygroupsenabled").and_then(Value::as_bool) == Some(true)
+                    };
                     let mut v = Vec::new();
-                    for (nt, plat) in [("Basic", "EC2"), ("Advanced", "VPC")] {
-                        if zones.iter().any(|z| z.get("networktype").and_then(Value::as_str) == Some(nt)) {
-                            v.push(plat.to_string());
-                        }
+                    if zones.iter().any(classic) {
+                        v.push("EC2".to_string());
+                    }
+                    if zones.iter().any(|z| !classic(z)) {
+                        v.push("VPC".to_string());
                     }
                     v
                 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_all};
+use super::super::backend::{BoxFuture, join_limited};
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared, TokenEntry, Tombstone};
 use super::super::page;
@@ -99,7 +99,7 @@ pub fn state_change<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, R
             p.extend(prep.params.iter().cloned());
             async move { ctx.start_job(command, &p).await }
         });
-        let results = join_all(futs.collect()).await;
+        let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
         let mut started = Vec::new();
         let mut first_err = None;
         for (&i, r) in todo.iter().zip(results) {
@@ -339,12 +339,21 @@ fn param<'p>(prep: &'p Prepared, name: &str) -> Option<&'p str> {
     prep.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn destroy_all(ctx: &Ctx<'_>, uuids: &[String]) -> Vec<String> {
-    let futs = uuids.iter().map(|u| async move {
-        let r = ctx.start_job("destroyVirtualMachine", &[("id".to_string(), u.clone())]).await;
+/// Undo a launch: let each deploy job end first (CloudStack serialises work on a VM, and a VM
+/// destroyed mid-deploy could come back), then destroy every VM and wait for it, so the error
+/// answer is final. Answers the ids that could not be destroyed.
+async fn destroy_all(ctx: &Ctx<'_>, made: &[(String, String)], deploy: &str) -> Vec<String> {
+    let futs = made.iter().map(|(u, job)| async move {
+        // A failed deploy leaves the VM in Error: it is destroyed all the same.
+        let _ = ctx.wait_job(deploy, job).await;
+        let r = async {
+            let j = ctx.start_job("destroyVirtualMachine", &[("id".to_string(), u.clone())]).await?;
+            ctx.wait_job("destroyVirtualMachine", &j.jobid).await
+        }
+        .await;
         (u, r)
     });
-    join_all(futs.collect())
+    join_limited(futs.collect(), ctx.ex.opts.call_concurrency)
         .await
         .into_iter()
         .filter(|(_, r)| r.is_err())
@@ -377,21 +386,14 @@ async fn launch(
     let mut base = prep.params.clone();
     // The CloudStack instance group ties the batch together for DescribeInstances.
     base.push(("group".into(), rid.clone()));
-    let sem = tokio::sync::Semaphore::new(ctx.ex.opts.deploy_concurrency.max(1));
-    let futs = (0..count).map(|_| {
-        let base = &base;
-        let sem = &sem;
-        async move {
-            let _permit = sem.acquire().await;
-            ctx.start_job(command, base).await
-        }
-    });
+    let base = &base;
+    let futs = (0..count).map(|_| async move { ctx.start_job(command, base).await });
     let mut made = Vec::new();
     let mut first_err = None;
-    for r in join_all(futs.collect()).await {
+    for r in join_limited(futs.collect(), ctx.ex.opts.deploy_concurrency).await {
         match r {
             Ok(j) => match j.id {
-                Some(id) => made.push(id),
+                Some(id) => made.push((id, j.jobid)),
                 None => {
                     first_err.get_or_insert_with(Ec2Error::internal);
                 }
@@ -402,12 +404,13 @@ async fn launch(
         }
     }
     if (made.len() as i64) < min {
-        let left = destroy_all(ctx, &made).await;
+        let left = destroy_all(ctx, &made, command).await;
         let e = first_err.unwrap_or_else(|| Ec2Error::new("InsufficientInstanceCapacity", "Insufficient capacity."));
         return Err(with_leftovers(e, &left));
     }
     if !tags.is_empty() {
-        let mut tp = vec![("resourceids".to_string(), made.join(",")), ("resourcetype".into(), "UserVm".into())];
+        let uuids: Vec<&str> = made.iter().map(|(u, _)| u.as_str()).collect();
+        let mut tp = vec![("resourceids".to_string(), uuids.join(",")), ("resourcetype".into(), "UserVm".into())];
         for (i, (k, v)) in tags.iter().enumerate() {
             tp.push((format!("tags[{i}].key"), k.clone()));
             tp.push((format!("tags[{i}].value"), v.clone()));
@@ -418,7 +421,7 @@ async fn launch(
         }
         .await;
         if let Err(e) = r {
-            let left = destroy_all(ctx, &made).await;
+            let left = destroy_all(ctx, &made, command).await;
             return Err(with_leftovers(e, &left));
         }
     }
@@ -450,7 +453,7 @@ async fn launch(
     let instances: Vec<Value> = made
         .iter()
         .enumerate()
-        .map(|(i, id)| {
+        .map(|(i, (id, _))| {
             let mut vm = json!({
                 "id": id,
                 "templateid": param(prep, "templateid"),

@@ -72,13 +72,11 @@ fn list_users(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     list::list(p, "user", items, |(s, u)| user_json(m, u, admin || s == ctx.caller.user))
 }
 
+/// getUser's parameter is `userapikey` (marvin getUser: required `userapikey`); a parameter
+/// named `apikey` would collide with the authentication `apiKey`, which the server matches
+/// case-insensitively. cloudstack-api.md §7 says `apikey`; the server behaviour wins.
 fn get_user(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    // CloudStack names the parameter `userapikey` (4.3+); a parameter spelled `apikey` collides with
-    // the caller's own `apiKey`, which CloudStack matches case-insensitively.
-    let key = match ctx.p.opt("userapikey") {
-        Some(k) => k,
-        None => ctx.p.req("apikey")?,
-    };
+    let key = ctx.p.req("userapikey")?;
     match m.api_keys.get(key).and_then(|s| m.users.get(*s)) {
         Some(u) => Ok(single("user", user_json(m, u, true))),
         None => Err(SimError::invalid("Unable to find user by API key")),

@@ -16,6 +16,7 @@ mod account;
 mod ip;
 mod keypair;
 mod meta;
+mod network;
 mod secgroup;
 mod snapshot;
 mod tags;
@@ -95,15 +96,20 @@ pub struct JobSpec {
 
 pub enum Reply {
     Value(Value),
+    /// JSON text of the envelope's content.
+    Raw(String),
     Job(JobSpec),
 }
 
 pub type ReadFn = fn(&Ctx, &Model) -> SimResult<Value>;
+/// A read handler that answers JSON text (the inside of the envelope), for large lists.
+pub type ReadRawFn = fn(&Ctx, &Model) -> SimResult<String>;
 pub type WriteFn = fn(&mut Ctx, &mut Model) -> SimResult<Reply>;
 
 #[derive(Clone, Copy)]
 pub enum Handler {
     Read(ReadFn),
+    ReadRaw(ReadRawFn),
     Write(WriteFn),
 }
 
@@ -127,6 +133,9 @@ pub struct CmdSpec {
 
 pub(crate) const fn read(name: &'static str, class: &'static str, f: ReadFn) -> CmdSpec {
     CmdSpec { name, kind: Kind::Sync, handler: Handler::Read(f), class, admin_only: false }
+}
+pub(crate) const fn read_raw(name: &'static str, class: &'static str, f: ReadRawFn) -> CmdSpec {
+    CmdSpec { name, kind: Kind::Sync, handler: Handler::ReadRaw(f), class, admin_only: false }
 }
 pub(crate) const fn write(name: &'static str, class: &'static str, f: WriteFn) -> CmdSpec {
     CmdSpec { name, kind: Kind::Sync, handler: Handler::Write(f), class, admin_only: false }
@@ -155,6 +164,7 @@ pub fn registry() -> HashMap<&'static str, CmdSpec> {
     all.extend(secgroup::commands());
     all.extend(ip::commands());
     all.extend(tags::commands());
+    all.extend(network::commands());
     all.into_iter().map(|c| (c.name, c)).collect()
 }
 

@@ -15,12 +15,12 @@ use super::super::model::vm_state::*;
 use super::super::model::*;
 use super::super::render::*;
 use super::super::seed::new_uuid;
-use super::{CmdSpec, Ctx, Reply, create, job, read, single, write};
+use super::{CmdSpec, Ctx, Reply, create, job, read, read_raw, single, write};
 
 pub fn commands() -> Vec<CmdSpec> {
     vec![
         create("deployVirtualMachine", "org.apache.cloudstack.api.command.user.vm.DeployVMCmd", deploy),
-        read("listVirtualMachines", "org.apache.cloudstack.api.command.user.vm.ListVMsCmd", list_vms),
+        read_raw("listVirtualMachines", "org.apache.cloudstack.api.command.user.vm.ListVMsCmd", list_vms),
         job("startVirtualMachine", "org.apache.cloudstack.api.command.user.vm.StartVMCmd", start),
         job("stopVirtualMachine", "org.apache.cloudstack.api.command.user.vm.StopVMCmd", stop),
         job("rebootVirtualMachine", "org.apache.cloudstack.api.command.user.vm.RebootVMCmd", reboot),
@@ -191,14 +191,14 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let displayname = p.opt("displayname").map(str::to_string).unwrap_or_else(|| name.clone());
     let data_size_gb = match disk.map(|d| m.disk_offerings.get(d).expect("live").clone()) {
         Some(d) if d.iscustomized => match size {
-            Some(s) if s > 0 => Some(s),
+            Some(s) if (1..=super::volume::MAX_CUSTOM_GB).contains(&s) => Some(s),
             _ => return Err(SimError::invalid(format!("Disk offering {} requires size parameter.", d.id))),
         },
         Some(d) => Some(d.disksize),
         None => None,
     };
     if let Some(r) = rootdisksize
-        && r < 1
+        && !(1..=super::volume::MAX_CUSTOM_GB).contains(&r)
     {
         return Err(SimError::invalid("Root disk size should be a positive number."));
     }
@@ -353,9 +353,9 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     ))
 }
 
-fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<Value> {
+fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
     let p = &ctx.p;
-    let empty = || list::list(p, "virtualmachine", Vec::<()>::new(), |_| json!({}));
+    let empty = || list::paging(p).map(|_| "{}".to_string());
     let Some(id) = super::meta::id_filter(ctx, &m.vms, "id")? else { return empty() };
     let mut ids: Option<std::collections::HashSet<u64>> = None;
     let id_list = p.list("ids");
@@ -427,7 +427,7 @@ fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<Value> {
         })
         .map(|(_, v)| v)
         .collect();
-    Ok(list::respond(paging, "virtualmachine", items, |v| vm_json(m, v, false)))
+    Ok(list::respond_raw(paging, "virtualmachine", items, |w, v| write_vm(w, m, v, false)))
 }
 
 fn bad_state(verb: &str, vm: &Vm) -> SimError {

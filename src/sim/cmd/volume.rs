@@ -22,6 +22,9 @@ pub fn commands() -> Vec<CmdSpec> {
     ]
 }
 
+/// customdiskofferingmaxsize (listCapabilities reports it).
+pub const MAX_CUSTOM_GB: i64 = 1024;
+
 /// Most data disks a VM takes (device ids 1..=MAX_DEVICE).
 const MAX_DEVICE: i64 = 15;
 
@@ -106,8 +109,13 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             let d = m.disk_offerings.get(o).expect("live");
             let gb = if d.iscustomized {
                 match size {
-                    Some(s) if s > 0 => s,
-                    _ => return Err(SimError::invalid("This disk offering requires a custom size specified")),
+                    Some(s) if (1..=MAX_CUSTOM_GB).contains(&s) => s,
+                    Some(s) => {
+                        return Err(SimError::invalid(format!(
+                            "Volume size: {s} GB is out of allowed range. Max: {MAX_CUSTOM_GB} Min:1"
+                        )));
+                    }
+                    None => return Err(SimError::invalid("This disk offering requires a custom size specified")),
                 }
             } else {
                 if size.is_some_and(|s| s != d.disksize) {

@@ -1,0 +1,10 @@
+"""Ids fixed by seeds/default.toml, for the simulator client suites."""
+
+ZONE1 = "2d76fcb5-5dea-4162-b5e4-4e931711d6f9"
+ZONE2 = "d79ba9ee-2d54-42fb-8f4c-8b192c5e2cd4"
+UBUNTU = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19"
+CENTOS_PW = "40b189e5-4b8a-46dd-aff7-974c26626662"
+T2_MICRO = "37252c54-c789-48de-89e5-c17e3b9f005f"
+M1_SMALL = "192f504f-ddbb-4e25-90d7-b497f638b510"
+DISK_SMALL = "11e683fb-bda2-4f3a-bbe8-1636dacd7f39"
+DISK_CUSTOM = "a9eb536a-de30-43c7-b4fa-8881fc912ee2"

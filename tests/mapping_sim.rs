@@ -1,0 +1,301 @@
+//! End to end: the executor over the real CloudStack client against the in-process simulator
+//! (fast mode), the instance lifecycle as EC2 clients drive it.
+
+mod mapping_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ec2bridge::auth::Principal;
+use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
+use ec2bridge::ids::{Kind, ec2_id};
+use ec2bridge::mapping::Executor;
+use ec2bridge::sim::{SimHandle, SimOptions};
+use mapping_support::{all, one, req};
+
+const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
+
+async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
+    let sim = ec2bridge::sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed: None,
+        fast: true,
+        state_dir: None,
+    })
+    .await
+    .expect("simulator starts");
+    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
+    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
+    let ex = Executor::new(client.clone(), None).expect("table");
+    let u = sim.user("alice").expect("alice").clone();
+    let who = Principal {
+        access_key: u.api_key.clone(),
+        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
+        account: Some(u.account),
+    };
+    (sim, ex, who, client)
+}
+
+/// Poll DescribeInstances until every given instance is in `state` (as a waiter does).
+async fn wait_state(ex: &Executor, who: &Principal, ids: &[String], state: &str) -> String {
+    let mut params: Vec<(String, String)> = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        params.push((format!("InstanceId.{}", i + 1), id.clone()));
+    }
+    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for _ in 0..400 {
+        let xml = ex.execute(&req("DescribeInstances", &p), who).await.expect("DescribeInstances");
+        let names = all(&xml, "instanceState").len();
+        let wrapped = format!("<r>{xml}</r>");
+        let doc = roxmltree::Document::parse(&wrapped).unwrap();
+        let states: Vec<String> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("instanceState"))
+            .map(|n| n.children().find(|c| c.has_tag_name("name")).and_then(|c| c.text()).unwrap_or("").to_string())
+            .collect();
+        assert_eq!(names, ids.len());
+        if states.iter().all(|s| s == state) {
+            return xml;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("instances {ids:?} never reached {state}");
+}
+
+#[tokio::test]
+async fn instance_lifecycle_against_the_simulator() {
+    let (_sim, ex, who, client) = start().await;
+    let ami = ec2_id(Kind::Image, UBUNTU);
+
+    let xml = ex.execute(&req("DescribeAvailabilityZones", &[]), &who).await.unwrap();
+    assert_eq!(all(&xml, "zoneName"), vec!["zone1", "zone2"]);
+    let xml = ex
+        .execute(&req("DescribeAccountAttributes", &[("AttributeName.1", "supported-platforms")]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "attributeValue"), vec!["EC2"]);
+    let xml = ex.execute(&req("DescribeImages", &[]), &who).await.unwrap();
+    assert!(all(&xml, "imageId").contains(&ami), "{xml}");
+    let ids = all(&xml, "imageId");
+    let mut dedup = ids.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(ids.len(), dedup.len(), "one row per template");
+    let xml = ex.execute(&req("DescribeImages", &[("ImageId.1", &ami)]), &who).await.unwrap();
+    assert_eq!(one(&xml, "imageState"), "available");
+    assert_eq!(one(&xml, "name"), "Ubuntu 22.04");
+
+    // RunInstances: answered at once, pending.
+    let calls_before = client.calls();
+    let (r, calls) = ex
+        .execute_counted(
+            &req(
+                "RunInstances",
+                &[
+                    ("ImageId", &ami),
+                    ("MinCount", "2"),
+                    ("MaxCount", "2"),
+                    ("InstanceType", "t2.micro"),
+                    ("Placement.AvailabilityZone", "zone2"),
+                    ("UserData", "aGVsbG8="),
+                    ("TagSpecification.1.ResourceType", "instance"),
+                    ("TagSpecification.1.Tag.1.Key", "Name"),
+                    ("TagSpecification.1.Tag.1.Value", "web"),
+                    ("ClientToken", "lifecycle-1"),
+                ],
+            ),
+            &who,
+        )
+        .await;
+    let run = r.unwrap();
+    let http_calls = client.calls() - calls_before;
+    eprintln!("RunInstances x2 with tags: {calls} executor calls, {http_calls} HTTP requests");
+    let iids = all(&run, "instanceId");
+    assert_eq!(iids.len(), 2);
+    assert_eq!(all(&run, "name").iter().filter(|n| *n == "pending").count(), 2);
+    let rid = one(&run, "reservationId");
+
+    // Same ClientToken: the same reservation, nothing new deployed.
+    let again = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[
+                    ("ImageId", &ami),
+                    ("MinCount", "2"),
+                    ("MaxCount", "2"),
+                    ("InstanceType", "t2.micro"),
+                    ("Placement.AvailabilityZone", "zone2"),
+                    ("UserData", "aGVsbG8="),
+                    ("TagSpecification.1.ResourceType", "instance"),
+                    ("TagSpecification.1.Tag.1.Key", "Name"),
+                    ("TagSpecification.1.Tag.1.Value", "web"),
+                    ("ClientToken", "lifecycle-1"),
+                ],
+            ),
+            &who,
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, run);
+
+    let xml = wait_state(&ex, &who, &iids, "running").await;
+    assert_eq!(all(&xml, "reservationId"), vec![rid.clone()], "one reservation for the batch");
+    assert_eq!(all(&xml, "instanceType"), vec!["t2.micro"; 2]);
+    assert_eq!(all(&xml, "availabilityZone"), vec!["zone2"; 2]);
+    assert_eq!(all(&xml, "value"), vec!["web"; 2]);
+    assert_eq!(all(&xml, "privateIpAddress").len(), 2);
+    assert!(all(&xml, "launchTime")[0].ends_with(".000Z"));
+
+    // Filters against real data.
+    let xml = ex
+        .execute(
+            &req(
+                "DescribeInstances",
+                &[
+                    ("Filter.1.Name", "tag:Name"),
+                    ("Filter.1.Value.1", "w*"),
+                    ("Filter.2.Name", "availability-zone"),
+                    ("Filter.2.Value.1", "zone2"),
+                ],
+            ),
+            &who,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "instanceId").len(), 2);
+
+    // Stop one: stopping now, stopped later.
+    let xml = ex.execute(&req("StopInstances", &[("InstanceId.1", &iids[0])]), &who).await.unwrap();
+    assert_eq!(all(&xml, "name"), vec!["stopping", "running"]);
+    wait_state(&ex, &who, &iids[..1], "stopped").await;
+    let xml = ex.execute(&req("StartInstances", &[("InstanceId.1", &iids[0])]), &who).await.unwrap();
+    assert_eq!(all(&xml, "name"), vec!["pending", "stopped"]);
+    wait_state(&ex, &who, &iids[..1], "running").await;
+    let xml = ex.execute(&req("RebootInstances", &[("InstanceId.1", &iids[1])]), &who).await.unwrap();
+    assert_eq!(xml, "<return>true</return>");
+
+    // Terminate: shutting-down at once, then terminated (still listed by id).
+    let xml = ex
+        .execute(&req("TerminateInstances", &[("InstanceId.1", &iids[0]), ("InstanceId.2", &iids[1])]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "name"), vec!["shutting-down", "running", "shutting-down", "running"]);
+    wait_state(&ex, &who, &iids, "terminated").await;
+
+    // Errors through the real client.
+    let e = ex.execute(&req("DescribeInstances", &[("InstanceId.1", "i-0123456789abcdef0")]), &who).await.unwrap_err();
+    assert_eq!(e.code, "InvalidInstanceID.NotFound");
+    let e = ex
+        .execute(
+            &req("RunInstances", &[("ImageId", "ami-0123456789abcdef0"), ("MinCount", "1"), ("MaxCount", "1")]),
+            &who,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidAMIID.NotFound");
+    let e = ex
+        .execute(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("KeyName", "no-such-key")],
+            ),
+            &who,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidKeyPair.NotFound");
+}
+
+#[tokio::test]
+async fn backend_calls_per_action() {
+    let (_sim, ex, who, _client) = start().await;
+    let ami = ec2_id(Kind::Image, UBUNTU);
+    // Warm the metadata cache as a running gateway would have it.
+    ex.execute(&req("DescribeImages", &[]), &who).await.unwrap();
+    ex.execute(&req("DescribeAvailabilityZones", &[]), &who).await.unwrap();
+    let dry = [
+        ("ImageId", ami.as_str()),
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+        ("InstanceType", "m1.small"),
+        ("DryRun", "true"),
+    ];
+    assert_eq!(ex.execute(&req("RunInstances", &dry), &who).await.unwrap_err().code, "DryRunOperation");
+    let (r, c_run) = ex
+        .execute_counted(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "m1.small")],
+            ),
+            &who,
+        )
+        .await;
+    let r = r.unwrap();
+    let id = one(&r, "instanceId");
+    let (_, c_run3) = ex
+        .execute_counted(
+            &req(
+                "RunInstances",
+                &[("ImageId", &ami), ("MinCount", "3"), ("MaxCount", "3"), ("InstanceType", "m1.small")],
+            ),
+            &who,
+        )
+        .await;
+    let (_, c_desc) = ex.execute_counted(&req("DescribeInstances", &[]), &who).await;
+    let (_, c_desc_id) = ex.execute_counted(&req("DescribeInstances", &[("InstanceId.1", &id)]), &who).await;
+    let (_, c_stop) = ex.execute_counted(&req("StopInstances", &[("InstanceId.1", &id)]), &who).await;
+    let (_, c_zones) = ex.execute_counted(&req("DescribeAvailabilityZones", &[]), &who).await;
+    let (_, c_images) = ex.execute_counted(&req("DescribeImages", &[]), &who).await;
+    eprintln!(
+        "backend calls: RunInstances(1)={c_run} RunInstances(3)={c_run3} DescribeInstances={c_desc} DescribeInstances(id)={c_desc_id} StopInstances={c_stop} DescribeAvailabilityZones={c_zones} DescribeImages={c_images}"
+    );
+    assert_eq!(c_run, 1);
+    assert_eq!(c_run3, 3);
+    assert_eq!(c_desc, 1);
+    assert_eq!(c_desc_id, 1);
+    assert_eq!(c_stop, 2);
+    assert_eq!(c_zones, 0);
+    assert_eq!(c_images, 3);
+    let stats = ex.stats();
+    let run = stats.iter().find(|s| s.action == "RunInstances").unwrap();
+    // The DryRun above counts too: it resolved the instance type (one call).
+    assert_eq!((run.requests, run.backend_calls), (3, 5));
+}
+
+#[tokio::test]
+async fn min_count_rollback_against_the_simulator() {
+    let (sim, ex, who, _client) = start().await;
+    let ami = ec2_id(Kind::Image, UBUNTU);
+    // alice may run 20 VMs: asking for at least 21 cannot be met; nothing may be left behind.
+    let (e, calls) = ex
+        .execute_counted(&req("RunInstances", &[("ImageId", &ami), ("MinCount", "21"), ("MaxCount", "25")]), &who)
+        .await;
+    let e = e.unwrap_err();
+    eprintln!("rollback: {calls} calls, {e:?}");
+    assert_eq!(e.code, "InstanceLimitExceeded", "{e:?}");
+    assert!(!e.message.contains("left behind"), "{e:?}");
+    // CloudStack keeps destroyed VMs hidden from their owner: none of alice's are visible.
+    let xml = ex
+        .execute(
+            &req(
+                "DescribeInstances",
+                &[
+                    ("Filter.1.Name", "instance-state-name"),
+                    ("Filter.1.Value.1", "pending"),
+                    ("Filter.1.Value.2", "running"),
+                ],
+            ),
+            &who,
+        )
+        .await
+        .unwrap();
+    assert!(all(&xml, "instanceId").is_empty(), "{xml}");
+    // Within the limit, MaxCount above it: EC2 launches as many as it can.
+    let xml = ex
+        .execute(&req("RunInstances", &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "25")]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "instanceId").len(), 20);
+    drop(sim);
+}
