@@ -165,14 +165,10 @@ pub fn data_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").and_then(non_empty).map(|h| h.join(".local/share/ec2bridge"))
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `sqlite://path` or `postgres://…`.
-    pub url: Option<String>,
-    /// File holding the key that encrypts secrets at rest.
-    pub key_file: Option<PathBuf>,
-}
+/// `[store]`: registered keys and certificates, the id cache (see `store::StoreConfig`: `url`,
+/// `key`, `key_file`). Default: `store.db` + `store.key` in the data directory; `serve` creates
+/// both on first start (the key file with mode 0600).
+pub use crate::store::StoreConfig;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -212,6 +208,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("simulator", "seed", Kind::Str),
     ("simulator", "state_dir", Kind::Str),
     ("store", "url", Kind::Str),
+    ("store", "key", Kind::Str),
     ("store", "key_file", Kind::Str),
     ("mappings", "dir", Kind::Str),
 ];
@@ -270,6 +267,11 @@ impl Config {
             && !(e.starts_with("http://") || e.starts_with("https://"))
         {
             bail!("cloudstack.endpoint must be an http:// or https:// URL (got {e:?})");
+        }
+        // Checked here so a typo is reported at start-up, naming the key (never the URL's password).
+        crate::store::normalize_url(&self.store.url).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+        if self.store.key.is_none() && self.store.key_file.as_os_str().is_empty() {
+            bail!("store.key_file must not be empty (or set store.key)");
         }
         Ok(())
     }
@@ -405,6 +407,41 @@ mod tests {
     }
 
     #[test]
+    fn store_section_file_and_env() {
+        let d = Config::default();
+        assert!(d.store.url.starts_with("sqlite://") && d.store.url.ends_with("store.db"), "{}", d.store.url);
+        assert!(d.store.key_file.ends_with("store.key") && d.store.key.is_none());
+        let f = write("[store]\nurl = \"sqlite:///var/lib/e/s.db\"\nkey_file = \"/var/lib/e/k\"\n");
+        let c = Config::load_with_env(Some(&f.0), env(&[])).unwrap();
+        assert_eq!(
+            (c.store.url.as_str(), c.store.key_file.to_str()),
+            ("sqlite:///var/lib/e/s.db", Some("/var/lib/e/k"))
+        );
+        let c = Config::load_with_env(
+            Some(&f.0),
+            env(&[
+                ("EC2BRIDGE_STORE_URL", "postgres://u:pw@db/ec2"),
+                ("EC2BRIDGE_STORE_KEY", "a2V5"),
+                ("EC2BRIDGE_STORE_KEY_FILE", "/k2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.store.url, "postgres://u:pw@db/ec2");
+        assert_eq!(c.store.key.as_deref(), Some("a2V5"));
+        assert_eq!(c.store.key_file.to_str(), Some("/k2"));
+        assert!(matches!(c.store.key_source(), crate::store::KeySource::Base64(_)));
+        // A bad URL is refused at load time, naming the key and hiding the password.
+        let e = Config::load_with_env(None, env(&[("EC2BRIDGE_STORE_URL", "mysql://u:hunter2@h/db")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.url") && !e.contains("hunter2"), "{e}");
+        let e = Config::load_with_env(None, env(&[("EC2BRIDGE_STORE_KEYFILE", "x")])).unwrap_err().to_string();
+        assert!(e.contains("store.keyfile"), "{e}");
+        let f = write("[store]\nkey_file = \"\"\n");
+        assert!(Config::load_with_env(Some(&f.0), env(&[])).unwrap_err().to_string().contains("key_file"));
+    }
+
+    #[test]
     fn keys_table_matches_structs() {
         // Every listed key is accepted...
         for (s, k, kind) in KEYS {
@@ -434,7 +471,7 @@ mod tests {
         };
         c.simulator.seed = Some("s".into());
         c.simulator.state_dir = Some("d".into());
-        c.store = StoreConfig { url: Some("u".into()), key_file: Some("k".into()) };
+        c.store = StoreConfig { url: "u".into(), key: Some("k".into()), key_file: "f".into() };
         c.mappings.dir = Some("m".into());
         let v = toml::Value::try_from(&c).unwrap();
         let mut n = 0;

@@ -22,7 +22,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::auth::credentials::{BoxFuture, ChainSource, CloudStackAdminSource, CredentialSource, MemorySource};
+use crate::auth::credentials::{
+    BoxFuture, CloudStackAdminSource, CredentialSource, MemorySource, StoreSource, gateway_chain,
+};
 use crate::auth::{AuthSettings, Principal, SignedRequest};
 use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use crate::config::Config;
@@ -447,9 +449,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cfg.simulator.fast = true;
     }
 
+    // The store first: a store that cannot be opened (bad URL, database down, wrong key) stops
+    // start-up with the reason, before anything listens. The default SQLite file and its key file
+    // (mode 0600) are created on first start.
+    let store = Arc::new(
+        crate::store::Store::open_config(&cfg.store)
+            .await
+            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?,
+    );
+    tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
+
     // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
     let memory = Arc::new(MemorySource::new());
     let mut users = Vec::new();
+    let mut admin_keys = match (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
+        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
+        _ => None,
+    };
     let (cs_endpoint, _sim) = match &cfg.cloudstack.endpoint {
         Some(e) => (e.clone(), None),
         None => {
@@ -473,6 +489,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     is_admin: u.is_admin,
                 });
             }
+            // Users created in the simulator after start-up (createUser, registerUserKeys) are
+            // found through its admin, as with a real CloudStack.
+            if admin_keys.is_none()
+                && let Some(a) = sim.users.iter().find(|u| u.is_admin)
+            {
+                admin_keys = Some(CsCredentials { api_key: a.api_key.clone(), secret_key: a.secret_key.clone() });
+            }
             (sim.endpoint.clone(), Some(sim))
         }
     };
@@ -488,42 +511,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("CloudStack client for {cs_endpoint}: {e}"))?,
     );
 
-    // Registered keys and certificates (SetUserKeys / SetCertificate, SOAP).
-    let store_cfg = crate::store::StoreConfig {
-        url: cfg.store.url.clone().unwrap_or_else(|| crate::store::DEFAULT_STORE_URL.to_string()),
-        key: None,
-        key_file: cfg.store.key_file.clone().unwrap_or_else(|| crate::store::DEFAULT_KEY_FILE.into()),
-    };
-    let store = Arc::new(
-        crate::store::Store::open_config(&store_cfg)
-            .await
-            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&store_cfg.url)))?,
-    );
-
-    // Credential sources, first match wins: simulator users, registered keys, then CloudStack
-    // itself when admin keys are configured.
-    let mut chain = ChainSource::new();
-    if !memory.is_empty() {
-        chain.push(memory.clone());
-    }
-    chain.push(Arc::new(registration::RegisteredUsers(store.clone())));
-    if let (Some(ak), Some(sk)) = (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
-        let admin = CsCredentials { api_key: ak.clone(), secret_key: sk.clone() };
-        chain.push(Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())));
-    }
-    if chain.is_empty() {
-        tracing::warn!(
-            "no credential source: set cloudstack.admin_api_key/admin_secret_key so users' keys can be looked up"
+    // Credential sources, first match wins: registered keys (store), simulator users, then
+    // CloudStack itself through admin keys (configured, or the simulator's admin).
+    let cloudstack_source = admin_keys.map(|admin| {
+        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
+    });
+    if cloudstack_source.is_none() {
+        tracing::info!(
+            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
+             users' CloudStack keys can be looked up"
         );
     }
+    let chain = gateway_chain(
+        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
+        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
+        cloudstack_source,
+    );
 
-    // The executor answers DescribeRegions and zones' regionName with the configured region.
-    let listen = cfg.server.listen;
-    let region_host =
-        if listen.ip().is_unspecified() { format!("localhost:{}", listen.port()) } else { listen.to_string() };
-    let regions = vec![crate::mapping::RegionInfo { name: cfg.region.name.clone(), endpoint: region_host }];
-    let exec_opts = crate::mapping::ExecutorOptions { regions, ..Default::default() };
-    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), exec_opts)?;
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let endpoint = endpoint_url(addr);
+
+    // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
+    // connections from it), so it is made once the port is known. Its id cache lives in the store,
+    // shared by every gateway on the same database and kept across restarts.
+    let opts = crate::mapping::ExecutorOptions {
+        regions: vec![crate::mapping::RegionInfo {
+            name: cfg.region.name.clone(),
+            endpoint: endpoint.trim_start_matches("http://").to_string(),
+        }],
+        ..Default::default()
+    };
+    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
+        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
     let gw = Arc::new(Gateway {
         handler: Arc::new(executor),
         credentials: Arc::new(chain),
@@ -535,11 +557,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         key_checker: Some(client.clone()),
     });
 
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let endpoint = endpoint_url(addr);
     let ready = ReadyInfo {
         endpoint: endpoint.clone(),
         region: cfg.region.name.clone(),
@@ -556,6 +573,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &cfg.server.ready_file {
         let _ = std::fs::remove_file(p);
     }
+    store.close().await;
     tracing::info!("ec2bridge stopped");
     Ok(())
 }

@@ -5,7 +5,11 @@
 //! - `CloudStackAdminSource`: asks CloudStack (`getUser&userapikey=`, signed with configured admin
 //!   keys) on first use, caches the answer for a bounded time, forgets it when CloudStack rejects
 //!   the user's keys.
-//! - The store-backed source (registered keys) implements the same trait.
+//! - `StoreSource`: keys registered in the store (`SetUserKeys`, `ec2bridge register`).
+//!
+//! `gateway_chain` puts them in the order `serve` uses: registered keys first (a user who
+//! registered keys is served with them whatever else knows the key), then the simulator's seeded
+//! users, then CloudStack.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -154,6 +158,58 @@ impl CredentialSource for MemorySource {
     }
 }
 
+/// Keys registered in the store. Read on every lookup, not cached, so that a registration made
+/// through another gateway sharing the database is seen at once (one indexed query).
+#[derive(Clone)]
+pub struct StoreSource {
+    store: crate::store::Store,
+}
+
+impl StoreSource {
+    pub fn new(store: crate::store::Store) -> Self {
+        StoreSource { store }
+    }
+}
+
+impl CredentialSource for StoreSource {
+    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
+        Box::pin(async move {
+            match self.store.get_user_keys(access_key).await {
+                Ok(Some(k)) => {
+                    let account = (!k.account.is_empty()).then_some(k.account);
+                    Ok(Some(KnownUser::cloudstack_user(&k.access_key, &k.secret_key, account)))
+                }
+                Ok(None) => Ok(None),
+                // The row exists but the key cannot open it: the store key was changed. Not the
+                // client's fault, and not something a retry fixes.
+                Err(e @ crate::store::StoreError::Decrypt { .. }) => {
+                    tracing::error!(error = %e, "registered key unusable");
+                    Err(Ec2Error::internal())
+                }
+                Err(e) => {
+                    // Database unreachable or busy: SDKs retry `Unavailable`.
+                    tracing::warn!(error = %e, "credential lookup in the store failed");
+                    Err(Ec2Error::unavailable())
+                }
+            }
+        })
+    }
+}
+
+/// The credential chain `serve` uses, first match wins: registered keys (store), the simulator's
+/// seeded users, then CloudStack's own user table through admin keys. Absent sources are skipped.
+pub fn gateway_chain(
+    store: Option<Arc<dyn CredentialSource>>,
+    seeded: Option<Arc<dyn CredentialSource>>,
+    cloudstack: Option<Arc<dyn CredentialSource>>,
+) -> ChainSource {
+    let mut chain = ChainSource::new();
+    for s in [store, seeded, cloudstack].into_iter().flatten() {
+        chain.push(s);
+    }
+    chain
+}
+
 /// How long `CloudStackAdminSource` keeps answers.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
@@ -207,6 +263,9 @@ impl CloudStackAdminSource {
     }
 
     async fn fetch(&self, access_key: &str) -> Result<Option<KnownUser>, Ec2Error> {
+        // `userapikey`, as CloudStack (4.3+) names it: `apikey` would collide with the admin's own
+        // `apiKey`, which CloudStack matches case-insensitively (the server would then check the
+        // admin's signature against the user's key and answer 401).
         let params = [("userapikey".to_string(), access_key.to_string())];
         let resp = match self.client.call(&self.admin, "getUser", &params).await {
             Ok(v) => v,
@@ -308,6 +367,67 @@ mod tests {
         assert_eq!(chain.lookup("nobody").await.unwrap_err().code, "Unavailable");
         let only_mem = ChainSource::new().with(Arc::new(MemorySource::new()));
         assert!(only_mem.lookup("nobody").await.unwrap().is_none());
+    }
+
+    /// Counts lookups, knows every key (stands in for CloudStack's user table).
+    struct Everyone(std::sync::atomic::AtomicUsize);
+    impl CredentialSource for Everyone {
+        fn lookup<'a>(&'a self, k: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move { Ok(Some(KnownUser::cloudstack_user(k, "from-cloudstack", None))) })
+        }
+    }
+
+    async fn memory_store() -> crate::store::Store {
+        let key = crate::store::KeySource::Base64(crate::store::generate_key_base64().unwrap());
+        crate::store::Store::open("sqlite::memory:", &key).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn store_source_reads_registered_keys() {
+        let store = memory_store().await;
+        store.put_user_keys("AKREG", "reg/secret+1", "acct-a", "ROOT").await.unwrap();
+        store.put_user_keys("AKNOACCT", "s2", "", "ROOT").await.unwrap();
+        let src = StoreSource::new(store.clone());
+        let u = src.lookup("AKREG").await.unwrap().unwrap();
+        assert_eq!(u.secret_key, "reg/secret+1");
+        assert_eq!((u.cloudstack.api_key.as_str(), u.cloudstack.secret_key.as_str()), ("AKREG", "reg/secret+1"));
+        assert_eq!(u.account.as_deref(), Some("acct-a"));
+        assert_eq!(src.lookup("AKNOACCT").await.unwrap().unwrap().account, None);
+        assert!(src.lookup("AKNOBODY").await.unwrap().is_none());
+        // Re-registration is seen at once (no cache).
+        store.put_user_keys("AKREG", "rotated", "acct-a", "ROOT").await.unwrap();
+        assert_eq!(src.lookup("AKREG").await.unwrap().unwrap().secret_key, "rotated");
+        store.delete_user("AKREG").await.unwrap();
+        assert!(src.lookup("AKREG").await.unwrap().is_none());
+        // A store that cannot answer is a retryable server error, never "unknown key".
+        store.close().await;
+        assert_eq!(src.lookup("AKNOACCT").await.unwrap_err().code, "Unavailable");
+    }
+
+    #[tokio::test]
+    async fn gateway_chain_order_store_then_seeded_then_cloudstack() {
+        let store = memory_store().await;
+        store.put_user_keys("AKBOTH", "registered", "reg", "ROOT").await.unwrap();
+        let seeded = MemorySource::new();
+        seeded.insert("AKBOTH", KnownUser::cloudstack_user("AKBOTH", "seeded", None));
+        seeded.insert("AKSEED", KnownUser::cloudstack_user("AKSEED", "seeded", None));
+        let cs = Arc::new(Everyone(Default::default()));
+        let chain = gateway_chain(
+            Some(Arc::new(StoreSource::new(store.clone()))),
+            Some(Arc::new(seeded)),
+            Some(cs.clone() as Arc<dyn CredentialSource>),
+        );
+        let calls = || cs.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(chain.lookup("AKBOTH").await.unwrap().unwrap().secret_key, "registered");
+        assert_eq!(chain.lookup("AKSEED").await.unwrap().unwrap().secret_key, "seeded");
+        assert_eq!(calls(), 0, "CloudStack must not be asked for keys an earlier source knows");
+        assert_eq!(chain.lookup("AKOTHER").await.unwrap().unwrap().secret_key, "from-cloudstack");
+        assert_eq!(calls(), 1);
+        // Absent sources are skipped.
+        let only_cs = gateway_chain(None, None, Some(cs.clone() as Arc<dyn CredentialSource>));
+        assert_eq!(only_cs.lookup("AKBOTH").await.unwrap().unwrap().secret_key, "from-cloudstack");
+        assert!(gateway_chain(None, None, None).is_empty());
     }
 
     #[test]

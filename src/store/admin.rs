@@ -2,16 +2,18 @@
 
 use std::path::PathBuf;
 
-use super::{DEFAULT_KEY_FILE, DEFAULT_STORE_URL, KeySource, Store, sqlite_path};
+use super::{KeySource, Store, StoreConfig, sqlite_path};
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
-    /// Store URL: `sqlite://file.db`, a file path, or `postgres://...`.
-    #[arg(long, env = "EC2BRIDGE_STORE_URL", default_value = DEFAULT_STORE_URL, hide_env_values = true)]
-    pub store: String,
-    /// Store key file (must exist; the admin commands never create a key).
-    #[arg(long, env = "EC2BRIDGE_STORE_KEY_FILE", default_value = DEFAULT_KEY_FILE, hide_env_values = true)]
-    pub store_key_file: PathBuf,
+    /// Store URL: `sqlite://file.db`, a file path, or `postgres://...` [default: the one `serve`
+    /// uses, store.db in $XDG_DATA_HOME/ec2bridge or ~/.local/share/ec2bridge]
+    #[arg(long, env = "EC2BRIDGE_STORE_URL", hide_env_values = true)]
+    pub store: Option<String>,
+    /// Store key file (must exist; the admin commands never create a key) [default: store.key
+    /// beside the default store]
+    #[arg(long, env = "EC2BRIDGE_STORE_KEY_FILE", hide_env_values = true)]
+    pub store_key_file: Option<PathBuf>,
     /// The store key itself (base64), instead of the key file.
     #[arg(long, env = "EC2BRIDGE_STORE_KEY", hide_env_values = true)]
     pub store_key: Option<String>,
@@ -33,18 +35,21 @@ pub enum AdminCmd {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    // Same defaults as `serve` (`[store]` unset).
+    let defaults = StoreConfig::default();
+    let url = args.store.clone().unwrap_or(defaults.url);
     // An admin command must not create an empty store (or a new key) by mistake.
-    if let Some(path) = sqlite_path(&args.store).or_else(|| {
-        (!args.store.contains("://") && !args.store.starts_with("sqlite:")).then(|| PathBuf::from(&args.store))
-    }) && !path.exists()
+    if let Some(path) =
+        sqlite_path(&url).or_else(|| (!url.contains("://") && !url.starts_with("sqlite:")).then(|| PathBuf::from(&url)))
+        && !path.exists()
     {
         anyhow::bail!("no store at {} (use --store or EC2BRIDGE_STORE_URL)", path.display());
     }
     let key = match &args.store_key {
         Some(k) => KeySource::Base64(k.clone()),
-        None => KeySource::ExistingFile(args.store_key_file.clone()),
+        None => KeySource::ExistingFile(args.store_key_file.clone().unwrap_or(defaults.key_file)),
     };
-    let store = Store::open(&args.store, &key).await?;
+    let store = Store::open(&url, &key).await?;
     let mut out = String::new();
     match args.cmd {
         AdminCmd::Users => {

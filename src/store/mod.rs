@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod cert;
 pub mod crypto;
+pub mod idcache;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
 
 pub use cert::{ParsedCertificate, fingerprint_der};
 pub use crypto::{KeySource, SecretBox, generate_key_base64};
+pub use idcache::StoreIdCache;
 
 use crate::ids::Kind;
 
@@ -64,7 +66,7 @@ pub enum Backend {
 }
 
 /// The `[store]` section of the configuration. Debug never prints the key or a database password.
-#[derive(Clone, serde::Deserialize)]
+#[derive(Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// `sqlite://path/to/file.db`, `sqlite::memory:`, a plain file path, or `postgres://...`.
@@ -75,12 +77,23 @@ pub struct StoreConfig {
     pub key_file: PathBuf,
 }
 
+/// Used only when no data directory can be found (no `$XDG_DATA_HOME`, no `$HOME`).
 pub const DEFAULT_STORE_URL: &str = "sqlite://ec2bridge-data/store.db";
 pub const DEFAULT_KEY_FILE: &str = "ec2bridge-data/store.key";
 
 impl Default for StoreConfig {
+    /// `store.db` and `store.key` in the data directory (`$XDG_DATA_HOME/ec2bridge` or
+    /// `~/.local/share/ec2bridge`, beside the simulator's state), so `serve` and `admin` find the
+    /// same store whatever directory they are started from.
     fn default() -> Self {
-        StoreConfig { url: DEFAULT_STORE_URL.into(), key: None, key_file: DEFAULT_KEY_FILE.into() }
+        match crate::config::data_dir() {
+            Some(dir) => StoreConfig {
+                url: format!("sqlite://{}", dir.join("store.db").display()),
+                key: None,
+                key_file: dir.join("store.key"),
+            },
+            None => StoreConfig { url: DEFAULT_STORE_URL.into(), key: None, key_file: DEFAULT_KEY_FILE.into() },
+        }
     }
 }
 
