@@ -18,6 +18,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("images.toml", include_str!("../../mappings/images.toml")),
     ("instances.toml", include_str!("../../mappings/instances.toml")),
     ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
+    ("volumes.toml", include_str!("../../mappings/volumes.toml")),
+    ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
 ];
 
 #[derive(Debug, Clone)]
@@ -331,6 +333,9 @@ impl Table {
                 }
             }
         }
+        // Rules that name commands come before rules for every command (stable otherwise), so
+        // an area file loaded after common.toml can still refine its catch-all rules.
+        t.errors.sort_by_key(|r| r.commands.iter().any(|c| c == "*"));
         let sec = |k: &str| sections.get(k).cloned().unwrap_or_default();
         let mut seen: HashMap<String, At> = HashMap::new();
         let mut dup = |sect: &str, name: &str, at: &At| {

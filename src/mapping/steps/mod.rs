@@ -5,6 +5,7 @@
 mod account;
 mod images;
 mod instances;
+mod volumes;
 
 use serde_json::Value;
 
@@ -33,6 +34,21 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "start/stop/reboot/destroy each instance; answers previous and current state at once",
     ),
     ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
+    (
+        "create_volume",
+        volumes::create_volume,
+        no_args,
+        "createVolume (custom disk offering or snapshot), ClientToken, tags with undo",
+    ),
+    (
+        "delete_volume",
+        volumes::delete_volume,
+        no_args,
+        "listVolumes for the state (VolumeInUse / IncorrectState), deleteVolume",
+    ),
+    ("attach_volume", volumes::attach_volume, no_args, "listVolumes for the state, attachVolume (not waited for)"),
+    ("detach_volume", volumes::detach_volume, no_args, "listVolumes for the attachment, detachVolume (not waited for)"),
+    ("create_snapshot", volumes::create_snapshot, no_args, "listVolumes (Ready, size), createSnapshot, tags with undo"),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -40,6 +56,9 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
+    ("volume_states", volumes::volume_states, "volume _status and _attachments (EBS status, attachment status)"),
+    ("snapshot_owners", volumes::snapshot_owners, "apply DescribeSnapshots Owner.N"),
+    ("snapshot_sizes", volumes::snapshot_sizes, "_volumesize for snapshots without virtualsize (one listVolumes)"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
