@@ -495,6 +495,45 @@ pub fn create_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a
     })
 }
 
+pub fn delete_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+    Box::pin(async move {
+        let kind = ctx.ex.table.kinds.get(&Kind::Snapshot).ok_or_else(Ec2Error::internal)?;
+        let lc = kind.list.first().ok_or_else(Ec2Error::internal)?;
+        // listSnapshots takes one id; with several, one listing of everything is cheaper.
+        let mut params = lc.params.clone();
+        if let [(_, u)] = prep.ids.as_slice() {
+            params.push(("id".into(), u.clone()));
+        }
+        let snaps = ctx.list(&lc.command, &params, &lc.items).await?;
+        let missing: Vec<&str> = prep
+            .ids
+            .iter()
+            .filter(|(_, u)| !snaps.iter().any(|x| s(x, "id") == Some(u.as_str())))
+            .map(|(e, _)| e.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(super::super::exec::not_found(kind, &missing));
+        }
+        for (ec2, u) in &prep.ids {
+            let st = snaps.iter().find(|x| s(x, "id") == Some(u.as_str())).and_then(|x| s(x, "state"));
+            if !matches!(st, Some("BackedUp") | Some("Error")) {
+                return Err(Ec2Error::new(
+                    "IncorrectState",
+                    format!("The snapshot '{ec2}' is still being created and cannot be deleted yet."),
+                ));
+            }
+        }
+        let futs = prep
+            .ids
+            .iter()
+            .map(|(_, u)| async move { ctx.start_job("deleteSnapshot", &[("id".to_string(), u.clone())]).await });
+        for r in join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await {
+            r?;
+        }
+        Ok(Value::Null)
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // DescribeSnapshots transforms
 
