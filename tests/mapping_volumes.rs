@@ -349,10 +349,13 @@ async fn volume_and_snapshot_lifecycle() {
     assert_eq!(code, "InvalidSnapshot.NotFound");
 }
 
+/// (action, parameters, expected error code)
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test]
 async fn volume_errors_and_dry_run() {
     let (_sim, ex, who, client) = start().await;
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("CreateVolume", vec![("Size", "10")], "MissingParameter"),
         ("CreateVolume", vec![("AvailabilityZone", "zone1")], "MissingParameter"),
         ("CreateVolume", vec![("Size", "0"), ("AvailabilityZone", "zone1")], "InvalidParameterValue"),
