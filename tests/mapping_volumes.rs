@@ -229,6 +229,9 @@ async fn volume_and_snapshot_lifecycle() {
         let xml = run(&ex, &who, "DescribeSnapshots", &[("Filter.1.Name", name), ("Filter.1.Value.1", value)]).await;
         assert_eq!(all(&xml, "snapshotId"), vec![snap.clone()], "filter {name}");
     }
+    let (r, calls) = ex.execute_counted(&req("DescribeSnapshots", &[("SnapshotId.1", &snap)]), &who).await;
+    assert_eq!(all(&r.unwrap(), "snapshotId"), vec![snap.clone()]);
+    assert_eq!(calls, 1, "one listSnapshots, sizes from virtualsize");
     let xml = run(&ex, &who, "DescribeSnapshots", &[("Owner.1", "self")]).await;
     assert_eq!(all(&xml, "snapshotId"), vec![snap.clone()]);
     let xml = run(&ex, &who, "DescribeSnapshots", &[("Owner.1", "amazon")]).await;
