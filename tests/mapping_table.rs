@@ -60,11 +60,11 @@ fn syntax_and_structure_errors() {
         errs.iter().any(|e| e.contains("action 'RunInstances' is defined twice (first at instances.toml:")),
         "{errs:?}"
     );
-    let errs = builtin_with(&[("x.toml", "[action.DescribeSpotPriceHistory]\ncall = { command = \"listTags\", completion = \"async-wait\" }\nreturnz = 1\nreturns = { list = \"tagSet\", shape = \"Tag\" }\nparams.resourceid = \"ResourceId|id:volume\"\n")]).unwrap_err();
+    let errs = builtin_with(&[("x.toml", "[action.DescribeSpotPriceHistory]\ncall = { command = \"listTags\", completion = \"async-wait\" }\nreturnz = 1\nreturns = { list = \"tagSet\", shape = \"Tag\" }\nparams.resourceid = \"ResourceId|id:disk\"\n")]).unwrap_err();
     let joined = errs.join("\n");
     assert!(joined.contains("x.toml:2: completion AsyncWait does not fit listTags"), "{joined}");
     assert!(joined.contains("x.toml:3: unknown key 'returnz'"), "{joined}");
-    assert!(joined.contains("x.toml:5: resolver 'id:volume' needs a [kind.volume] entry"), "{joined}");
+    assert!(joined.contains("x.toml:5: unknown id kind 'disk' in resolver 'id:disk'"), "{joined}");
 }
 
 #[test]

@@ -22,6 +22,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("tags.toml", include_str!("../../mappings/tags.toml")),
     ("instance_attributes.toml", include_str!("../../mappings/instance_attributes.toml")),
     ("instance_types.toml", include_str!("../../mappings/instance_types.toml")),
+    ("volumes.toml", include_str!("../../mappings/volumes.toml")),
+    ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
 ];
 
 #[derive(Debug, Clone)]

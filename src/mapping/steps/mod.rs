@@ -8,6 +8,7 @@ mod images;
 pub(crate) mod instance_attrs;
 mod instances;
 pub(crate) mod tags;
+mod volumes;
 
 use serde_json::Value;
 
@@ -55,6 +56,27 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         instance_attrs::check_args,
         "Describe/Modify/ResetInstanceAttribute (args.op)",
     ),
+    (
+        "create_volume",
+        volumes::create_volume,
+        no_args,
+        "createVolume (custom disk offering or snapshot), ClientToken, tags with undo",
+    ),
+    (
+        "delete_volume",
+        volumes::delete_volume,
+        no_args,
+        "listVolumes for the state (VolumeInUse / IncorrectState), deleteVolume",
+    ),
+    ("attach_volume", volumes::attach_volume, no_args, "listVolumes for the state, attachVolume (not waited for)"),
+    ("detach_volume", volumes::detach_volume, no_args, "listVolumes for the attachment, detachVolume (not waited for)"),
+    (
+        "delete_snapshot",
+        volumes::delete_snapshot,
+        no_args,
+        "listSnapshots for the state, deleteSnapshot (not waited for)",
+    ),
+    ("create_snapshot", volumes::create_snapshot, no_args, "listVolumes (Ready, size), createSnapshot, tags with undo"),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -70,6 +92,9 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ),
     ("instance_type_names", instance_attrs::instance_type_names, "DescribeInstanceTypes: InstanceType.N, checked"),
     ("tag_descriptions", tags::descriptions, "DescribeTags: EC2 resource ids and types of CloudStack tags"),
+    ("volume_states", volumes::volume_states, "volume _status and _attachments (EBS status, attachment status)"),
+    ("snapshot_owners", volumes::snapshot_owners, "apply DescribeSnapshots Owner.N"),
+    ("snapshot_sizes", volumes::snapshot_sizes, "_volumesize for snapshots without virtualsize (one listVolumes)"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
