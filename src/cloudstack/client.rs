@@ -281,14 +281,16 @@ impl CsClient {
 
     /// Poll a job to its end (backoff, deadline, never blocking a thread). Returns `jobresult`.
     pub async fn wait_job(&self, creds: &CsCredentials, command: &str, jobid: &str) -> Result<Value, CsError> {
-        let deadline = Instant::now() + self.inner.opts.job_timeout;
+        // checked: a configured timeout of u64::MAX seconds means "no deadline", not a panic.
+        let deadline = Instant::now().checked_add(self.inner.opts.job_timeout);
+        let remaining = || deadline.map_or(POLL_MAX, |d| d.saturating_duration_since(Instant::now()));
         let mut delay = self.inner.opts.poll_initial.max(Duration::from_millis(1));
         let mut transport_failures = 0;
         let params = [("jobid".to_string(), jobid.to_string())];
         loop {
             // Sleep first: a job just started is practically never done, and every poll is a
             // backend call. At least one poll happens, even with a zero deadline.
-            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(delay.min(remaining())).await;
             match self.call(creds, "queryAsyncJobResult", &params).await {
                 Ok(job) => {
                     transport_failures = 0;
@@ -305,10 +307,10 @@ impl CsClient {
                 }
                 Err(e) => return Err(e),
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(CsError::JobTimeout { command: command.to_string(), jobid: jobid.to_string() });
             }
-            delay = (delay * 3 / 2).min(POLL_MAX);
+            delay = (delay.saturating_mul(3) / 2).min(POLL_MAX);
         }
     }
 
