@@ -263,16 +263,18 @@ async fn query(
         crate::auth::authenticate(&signed, gw.credentials.as_ref(), &gw.auth, OffsetDateTime::now_utc()).await?;
     info.access_key = Some(principal.access_key.clone());
     let req = input.to_request(rid.to_string())?;
-    match gw.handler.execute(&req, &principal).await {
-        Ok(inner) => Ok(render::query_success(rid, &req.action, &req.version, &inner)),
-        Err(e) => {
-            // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
-            if e.code == "AuthFailure" {
-                gw.credentials.forget(&principal.access_key);
-            }
-            Err(e)
-        }
+    let inner = execute(gw, &req, &principal).await?;
+    Ok(render::query_success(rid, &req.action, &req.version, &inner))
+}
+
+/// Run an authenticated request (both front ends).
+async fn execute(gw: &Gateway, req: &Ec2Request, principal: &Principal) -> Result<String, Ec2Error> {
+    let out = gw.handler.execute(req, principal).await;
+    // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
+    if out.as_ref().is_err_and(|e| e.code == "AuthFailure") {
+        gw.credentials.forget(&principal.access_key);
     }
+    out
 }
 
 // ---- SOAP and registration ---------------------------------------------------------------------
@@ -299,15 +301,8 @@ async fn soap(gw: &Gateway, rid: &str, body: &Bytes, info: &mut LogInfo) -> Resu
     // The certificate names the user; its CloudStack keys come from the credential sources.
     let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
     let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
-    match gw.handler.execute(&req, &principal).await {
-        Ok(inner) => Ok(render::soap_success(rid, &req.action, &req.version, &inner)),
-        Err(e) => {
-            if e.code == "AuthFailure" {
-                gw.credentials.forget(&principal.access_key);
-            }
-            Err(e)
-        }
-    }
+    let inner = execute(gw, &req, &principal).await?;
+    Ok(render::soap_success(rid, &req.action, &req.version, &inner))
 }
 
 /// The registration actions (`SetUserKeys`, `SetCertificate`, ...) of the old registration script:
@@ -391,13 +386,24 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
-/// One demo user as the ready file lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One demo user as the ready file lists it. Debug never prints the secret key.
+#[derive(Clone, serde::Serialize)]
 pub struct ReadyUser {
     pub account: String,
     pub access_key: String,
     pub secret_key: String,
     pub is_admin: bool,
+}
+
+impl std::fmt::Debug for ReadyUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyUser")
+            .field("account", &self.account)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("is_admin", &self.is_admin)
+            .finish()
+    }
 }
 
 /// The JSON written to `--ready-file` once the gateway listens.
