@@ -514,7 +514,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
         )
-        .map_err(|e| anyhow::anyhow!("CloudStack client for {cs_endpoint}: {e}"))?,
+        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
     );
 
     // Credential sources, first match wins: registered keys (store), simulator users, then
@@ -566,7 +566,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ready = ReadyInfo {
         endpoint: endpoint.clone(),
         region: cfg.region.name.clone(),
-        cloudstack_endpoint: cs_endpoint.clone(),
+        // A password in the endpoint's userinfo stays out of the banner and the ready file.
+        cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
         simulator: _sim.is_some(),
         users,
     };
@@ -574,7 +575,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &cfg.server.ready_file {
         write_ready_file(p, &ready)?;
     }
-    tracing::info!(%addr, cloudstack = %cs_endpoint, region = %cfg.region.name, "ec2bridge listening");
+    let cs_shown = crate::store::redact_url(&cs_endpoint);
+    tracing::info!(%addr, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
     serve(listener, gw, shutdown_signal(), Duration::from_secs(cfg.server.shutdown_grace_secs)).await?;
     if let Some(p) = &cfg.server.ready_file {
         let _ = std::fs::remove_file(p);

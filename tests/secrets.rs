@@ -58,4 +58,10 @@ async fn transport_errors_carry_no_signed_url() {
     let e = c.call(&creds, "listZones", &[("name".into(), "x".into())]).await.unwrap_err().to_string();
     assert!(!e.contains("signature") && !e.contains("apiKey") && !e.contains(SECRET), "{e}");
     assert_eq!(c.calls(), 1);
+
+    // A password in the endpoint's userinfo: not in construction errors, not in Debug.
+    let e = CsClient::new(&format!("http://u:{SECRET}@127.0.0.1:1/client/api?x=1"), Default::default()).unwrap_err();
+    assert!(!e.to_string().contains(SECRET), "{e}");
+    let c = CsClient::new(&format!("http://u:{SECRET}@127.0.0.1:1/client/api"), Default::default()).unwrap();
+    assert!(!format!("{c:?}").contains(SECRET));
 }

@@ -100,7 +100,7 @@ pub struct CsClient {
 impl std::fmt::Debug for CsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsClient")
-            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("endpoint", &crate::store::redact_url(self.inner.endpoint.as_str()))
             .field("calls", &self.calls())
             .finish_non_exhaustive()
     }
@@ -109,13 +109,15 @@ impl std::fmt::Debug for CsClient {
 impl CsClient {
     /// `endpoint` is the full API URL, e.g. `http://127.0.0.1:8080/client/api`.
     pub fn new(endpoint: &str, opts: ClientOptions) -> Result<Self, CsError> {
+        // Messages show the endpoint without a userinfo password.
+        let shown = crate::store::redact_url(endpoint);
         let url = reqwest::Url::parse(endpoint)
-            .map_err(|e| CsError::Transport(format!("invalid CloudStack endpoint {endpoint:?}: {e}")))?;
+            .map_err(|e| CsError::Transport(format!("invalid CloudStack endpoint {shown:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(CsError::Transport(format!("CloudStack endpoint {endpoint:?} is not an http(s) URL")));
+            return Err(CsError::Transport(format!("CloudStack endpoint {shown:?} is not an http(s) URL")));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(CsError::Transport(format!("CloudStack endpoint {endpoint:?} must not carry a query")));
+            return Err(CsError::Transport(format!("CloudStack endpoint {shown:?} must not carry a query")));
         }
         let http = reqwest::Client::builder()
             .timeout(opts.call_timeout)
