@@ -8,6 +8,17 @@ use ec2bridge::sim::SimUser;
 
 const SECRET: &str = "s3cr3t-VALUE-never-shown";
 
+/// `ec2bridge register --delete` against a port nothing listens on.
+fn register_args() -> RegisterArgs {
+    RegisterArgs {
+        apikey: "AK".into(),
+        secretkey: SECRET.into(),
+        cert: None,
+        url: "http://127.0.0.1:1/awsapi".into(),
+        delete: true,
+    }
+}
+
 #[test]
 fn debug_impls_redact() {
     let sim = SimUser {
@@ -19,13 +30,7 @@ fn debug_impls_redact() {
         is_admin: false,
     };
     let ready = ReadyUser { account: "a".into(), access_key: "AK".into(), secret_key: SECRET.into(), is_admin: true };
-    let reg = RegisterArgs {
-        apikey: "AK".into(),
-        secretkey: SECRET.into(),
-        cert: None,
-        url: "http://127.0.0.1:1/awsapi".into(),
-        delete: true,
-    };
+    let reg = register_args();
     let creds = CsCredentials { api_key: "AK".into(), secret_key: SECRET.into() };
     let mut h = http::HeaderMap::new();
     h.insert("authorization", format!("AWS4-HMAC-SHA256 Signature={SECRET}").parse().unwrap());
@@ -41,13 +46,7 @@ fn debug_impls_redact() {
 #[tokio::test]
 async fn transport_errors_carry_no_signed_url() {
     // Registration client: the URL holds the signature (and for SetUserKeys the secret key).
-    let reg = RegisterArgs {
-        apikey: "AK".into(),
-        secretkey: SECRET.into(),
-        cert: None,
-        url: "http://127.0.0.1:1/awsapi".into(),
-        delete: true,
-    };
+    let reg = register_args();
     let e = run_cli(reg).await.unwrap_err().to_string();
     assert!(e.contains("cannot reach the gateway"), "{e}");
     assert!(!e.contains("Signature") && !e.contains(SECRET) && !e.contains("AWSAccessKeyId"), "{e}");
