@@ -176,6 +176,13 @@ async fn create_image_from_running_and_stopped_instances() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(vm_state(&env, &alice, &iid).await, "stopped");
 
+    // One listing per templatefilter, however many ids are asked for.
+    let (r, calls) =
+        env.ex.execute_counted(&req("DescribeImages", &[("ImageId.1", &ami), ("ImageId.2", &ami2)]), &alice).await;
+    assert_eq!(all(&r.unwrap(), "imageId").len(), 2);
+    eprintln!("DescribeImages (2 ids): {calls} backend calls");
+    assert!(calls <= 3, "{calls}");
+
     // Launch from the new image.
     let xml = ok(&env, &alice, "RunInstances", &[("ImageId", &ami2), ("MinCount", "1"), ("MaxCount", "1")]).await;
     assert_eq!(one(&xml, "imageId"), ami2);
