@@ -47,6 +47,12 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
             continue;
         }
         match &f.kind {
+            // `_text`: the value is the element's text itself (lists of plain strings).
+            FieldKind::Value(e) if f.name == "_text" => {
+                if let Some(v) = convert::eval(e, item, env).first() {
+                    escape_into(out, &scalar_text(v));
+                }
+            }
             FieldKind::Value(e) => match convert::eval(e, item, env).first() {
                 Some(v) => element(out, &f.name, &scalar_text(v)),
                 None if f.always => {

@@ -25,6 +25,15 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     ("int", r_int, "an integer, checked"),
     ("base64", r_base64, "base64 text, checked and passed on unchanged"),
     ("templatefilters", r_templatefilters, "Owner.N / ExecutableBy.N -> listTemplates templatefilter values"),
+    ("allowed:", r_allowed, "allowed:a|b checks the value is one of a, b (InvalidParameterValue); sends nothing"),
+    ("address", super::steps::addresses::r_address, "PublicIp / AllocationId / AssociationId -> the address uuid"),
+    ("address:", super::steps::addresses::r_address, "address:associated: the same, nothing when not associated"),
+    (
+        "instance_attribute_change",
+        super::steps::instance_attrs::r_change,
+        "ModifyInstanceAttribute: the one change asked for, checked",
+    ),
+    ("tag_resources", super::steps::tags::r_tag_resources, "ResourceId.N of any kind -> Type:uuid, checked"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
@@ -194,5 +203,17 @@ fn r_templatefilters<'a>(ctx: &'a Ctx<'a>, _: Option<String>, _: &'a str, _: &'a
             vec!["self", "executable", "sharedexecutable"]
         };
         Ok(v.into_iter().map(str::to_string).collect())
+    })
+}
+
+/// A check only: the EC2 value must be one of the `|`-separated words; nothing goes to CloudStack.
+fn r_allowed<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        match input {
+            Some(v) if !arg.split('|').any(|a| a == v) => {
+                Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace('|', ", "))))
+            }
+            _ => Ok(Vec::new()),
+        }
     })
 }

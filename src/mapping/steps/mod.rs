@@ -3,8 +3,11 @@
 //! through these registries by name; adding one is adding a row, never a `match` on actions.
 
 mod account;
+pub(crate) mod addresses;
 mod images;
+pub(crate) mod instance_attrs;
 mod instances;
+pub(crate) mod tags;
 
 use serde_json::Value;
 
@@ -58,6 +61,25 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "description / launch permissions, undone on a half-way failure",
     ),
     ("reset_image_attribute", images::reset_attribute, no_args, "launchPermission back to private, shared with nobody"),
+    (
+        "associate_address",
+        addresses::associate,
+        no_args,
+        "enableStaticNat, moving what is in the way (AllowReassociation)",
+    ),
+    ("disassociate_address", addresses::disassociate, no_args, "disableStaticNat when the address is associated"),
+    (
+        "tags_by_kind",
+        tags::by_kind,
+        tags::check_args,
+        "create/deleteTags, one call per resource type, undone on failure",
+    ),
+    (
+        "instance_attribute",
+        instance_attrs::instance_attribute,
+        instance_attrs::check_args,
+        "Describe/Modify/ResetInstanceAttribute (args.op)",
+    ),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -65,6 +87,14 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
+    ("address_annotations", addresses::annotations, "DescribeAddresses: association ids, PublicIp.N"),
+    (
+        "running_unless_all",
+        instance_attrs::running_unless_all,
+        "DescribeInstanceStatus: running only unless IncludeAllInstances",
+    ),
+    ("instance_type_names", instance_attrs::instance_type_names, "DescribeInstanceTypes: InstanceType.N, checked"),
+    ("tag_descriptions", tags::descriptions, "DescribeTags: EC2 resource ids and types of CloudStack tags"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
