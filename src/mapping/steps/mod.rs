@@ -38,6 +38,31 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
     ),
     ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
     (
+        "create_image",
+        images::create_image,
+        no_args,
+        "template from the instance's ROOT volume; a running VM is stopped and started again",
+    ),
+    (
+        "register_image",
+        images::register_image,
+        images::check_register_args,
+        "registerTemplate from ImageLocation; format, hypervisor, OS type and zone from defaults",
+    ),
+    (
+        "describe_image_attribute",
+        images::describe_attribute,
+        no_args,
+        "one image attribute (description, launchPermission, ...)",
+    ),
+    (
+        "modify_image_attribute",
+        images::modify_attribute,
+        no_args,
+        "description / launch permissions, undone on a half-way failure",
+    ),
+    ("reset_image_attribute", images::reset_attribute, no_args, "launchPermission back to private, shared with nobody"),
+    (
         "associate_address",
         addresses::associate,
         no_args,
