@@ -337,9 +337,6 @@ impl Table {
                 }
             }
         }
-        // Rules that name commands come before rules for every command (stable otherwise), so
-        // an area file loaded after common.toml can still refine its catch-all rules.
-        t.errors.sort_by_key(|r| r.commands.iter().any(|c| c == "*"));
         let sec = |k: &str| sections.get(k).cloned().unwrap_or_default();
         let mut seen: HashMap<String, At> = HashMap::new();
         let mut dup = |sect: &str, name: &str, at: &At| {
