@@ -18,6 +18,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("images.toml", include_str!("../../mappings/images.toml")),
     ("instances.toml", include_str!("../../mappings/instances.toml")),
     ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
+    ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
 ];
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,8 @@
 mod account;
 mod images;
 mod instances;
+mod keypairs;
+mod security_groups;
 
 use serde_json::Value;
 
@@ -33,6 +35,29 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "start/stop/reboot/destroy each instance; answers previous and current state at once",
     ),
     ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
+    (
+        "create_security_group",
+        security_groups::create,
+        no_args,
+        "createSecurityGroup; reserved/duplicate names; TagSpecification (undone on failure)",
+    ),
+    ("delete_security_group", security_groups::delete, no_args, "deleteSecurityGroup by GroupId or GroupName"),
+    (
+        "authorize_security_group",
+        security_groups::authorize,
+        security_groups::check_rule_args,
+        "one authorize call per permission; duplicates refused; a failure revokes the earlier ones",
+    ),
+    (
+        "revoke_security_group",
+        security_groups::revoke,
+        security_groups::check_rule_args,
+        "match permissions against the group's rules, revoke them by rule id",
+    ),
+    ("create_key_pair", keypairs::create, no_args, "createSSHKeyPair; duplicate names"),
+    ("import_key_pair", keypairs::import, no_args, "registerSSHKeyPair from base64 OpenSSH material; format check"),
+    ("delete_key_pair", keypairs::delete, no_args, "deleteSSHKeyPair by KeyName or KeyPairId; absent is success"),
+    ("password_data", keypairs::password_data, no_args, "getVMPassword; not available yet -> empty passwordData"),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -40,6 +65,17 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
+    (
+        "security_group_permissions",
+        security_groups::permissions,
+        "CloudStack rules -> EC2 permissions (_ingress, _egress)",
+    ),
+    (
+        "security_group_selection",
+        security_groups::select,
+        "GroupId.N / GroupName.N: keep those groups (either); unknown -> InvalidGroup.NotFound",
+    ),
+    ("key_pair_names", keypairs::names, "KeyName.N: keep those key pairs; unknown -> InvalidKeyPair.NotFound"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
