@@ -30,6 +30,10 @@ pub struct FaultRule {
     pub job_rate: Option<f64>,
     pub job_error_code: Option<u16>,
     pub job_error_text: Option<String>,
+    /// Slow jobs: extra time before the job runs, fixed or uniform in
+    /// [job_delay_ms, job_delay_max_ms]; applies with `--fast` too.
+    pub job_delay_ms: Option<u64>,
+    pub job_delay_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -78,7 +82,8 @@ impl Faults {
                     anyhow::ensure!((0.0..=1.0).contains(&v), "fault for {}: {name} must be in 0..1", r.command);
                 }
             }
-            if let Some(c) = r.error_code.or(r.job_error_code) {
+            // Both codes are checked: the answer's HTTP status and the failed job's errorcode.
+            for c in [r.error_code, r.job_error_code].into_iter().flatten() {
                 anyhow::ensure!(
                     (400..600).contains(&c),
                     "fault for {}: error code {c} is not an HTTP error",
@@ -93,16 +98,26 @@ impl Faults {
         self.rules.iter().filter(move |r| r.command == "*" || r.command == command)
     }
 
-    /// Total extra latency for a command.
-    pub fn latency(&self, command: &str) -> Option<Duration> {
+    /// Sum over the matching rules of a fixed or uniform [lo, hi] delay.
+    fn delay(&self, command: &str, range: impl Fn(&FaultRule) -> (Option<u64>, Option<u64>)) -> Option<Duration> {
         let mut total = 0u64;
         for r in self.matching(command) {
-            if let Some(lo) = r.latency_ms {
-                let hi = r.latency_max_ms.unwrap_or(lo).max(lo);
-                total += if hi > lo { rand::rng().random_range(lo..=hi) } else { lo };
+            if let (Some(lo), hi) = range(r) {
+                let hi = hi.unwrap_or(lo).max(lo);
+                total = total.saturating_add(if hi > lo { rand::rng().random_range(lo..=hi) } else { lo });
             }
         }
         (total > 0).then(|| Duration::from_millis(total))
+    }
+
+    /// Total extra latency before a command answers.
+    pub fn latency(&self, command: &str) -> Option<Duration> {
+        self.delay(command, |r| (r.latency_ms, r.latency_max_ms))
+    }
+
+    /// Total extra time before a command's job runs.
+    pub fn job_delay(&self, command: &str) -> Option<Duration> {
+        self.delay(command, |r| (r.job_delay_ms, r.job_delay_max_ms))
     }
 
     pub fn before(&self, command: &str) -> Before {
@@ -167,8 +182,29 @@ mod tests {
         assert_eq!(f.job("rebootVirtualMachine"), JobFault::Hang);
         assert_eq!(f.job("startVirtualMachine"), JobFault::None);
         assert_eq!(f.latency("anything"), Some(Duration::from_millis(5)));
+        assert_eq!(f.job_delay("anything"), None);
+        let slow = Faults {
+            rules: vec![FaultRule {
+                command: "attachVolume".into(),
+                job_delay_ms: Some(100),
+                job_delay_max_ms: Some(200),
+                ..Default::default()
+            }],
+        };
+        let d = slow.job_delay("attachVolume").unwrap();
+        assert!((Duration::from_millis(100)..=Duration::from_millis(200)).contains(&d));
+        assert_eq!(slow.job_delay("detachVolume"), None);
         let bad =
             Faults { rules: vec![FaultRule { command: "x".into(), error_rate: Some(2.0), ..Default::default() }] };
         assert!(bad.validate().is_err());
+        let bad_job_code = Faults {
+            rules: vec![FaultRule {
+                command: "x".into(),
+                error_code: Some(533),
+                job_error_code: Some(200),
+                ..Default::default()
+            }],
+        };
+        assert!(bad_job_code.validate().is_err());
     }
 }

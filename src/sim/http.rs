@@ -216,7 +216,7 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
                 _ => json!({"jobid": ctx.jobid}),
             };
             let fault: JobFault = sh.cfg.faults.job(spec.name);
-            let delay = sh.cfg.job_delay(spec.name);
+            let delay = sh.cfg.job_delay(spec.name) + sh.cfg.faults.job_delay(spec.name).unwrap_or_default();
             jobs::spawn_job(sh.clone(), ctx.jobid.clone(), j.lock, delay, fault, j.run);
             json_response(200, &envelope(&envelope_name, body))
         }

@@ -28,6 +28,20 @@ pub struct JobEnv {
     pub timers: Vec<Timer>,
 }
 
+impl JobEnv {
+    /// The injected failure, if any: `undo` puts the object back where it was before the job,
+    /// then the job fails with the injected error.
+    pub fn injected(&mut self, undo: impl FnOnce()) -> SimResult<()> {
+        match self.fail.take() {
+            Some(e) => {
+                undo();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 pub type JobFn = Box<dyn FnOnce(&mut Model, &mut JobEnv) -> SimResult<Value> + Send + Sync>;
 
 pub const STATUS_PENDING: u8 = 0;

@@ -11,7 +11,16 @@ use super::params::Params;
 
 /// Something stored in a [`Table`].
 pub trait Row {
+    /// What CloudStack calls it in "Unable to find <kind> with id <uuid>".
+    const KIND: &'static str;
     fn uuid(&self) -> &str;
+}
+
+/// A row that belongs to an account, for access checks.
+pub trait Owned: Row {
+    fn owner(&self) -> u64;
+    /// How PermissionDenied texts name it (`VM instance {"id":…,"name":…}`).
+    fn what(&self) -> String;
 }
 
 /// Result of resolving a uuid against one table.
@@ -28,11 +37,13 @@ pub struct Table<T> {
     rows: BTreeMap<u64, T>,
     by_uuid: HashMap<String, u64>,
     removed: HashSet<String>,
+    /// seq -> uuid of removed rows, so a job whose object went away can name it.
+    removed_seq: HashMap<u64, String>,
 }
 
 impl<T> Default for Table<T> {
     fn default() -> Self {
-        Table { rows: BTreeMap::new(), by_uuid: HashMap::new(), removed: HashSet::new() }
+        Table { rows: BTreeMap::new(), by_uuid: HashMap::new(), removed: HashSet::new(), removed_seq: HashMap::new() }
     }
 }
 
@@ -61,7 +72,41 @@ impl<T: Row> Table<T> {
         let row = self.rows.remove(&seq)?;
         self.by_uuid.remove(row.uuid());
         self.removed.insert(row.uuid().to_string());
+        self.removed_seq.insert(seq, row.uuid().to_string());
         Some(row)
+    }
+
+    /// "Unable to find <kind> with id <uuid>" for a row that is not (or no longer) there.
+    fn not_found(&self, seq: u64) -> String {
+        match self.removed_seq.get(&seq) {
+            Some(u) => format!("Unable to find {} with id {u}", T::KIND),
+            None => format!("Unable to find {}", T::KIND),
+        }
+    }
+
+    /// A row request validation needs: a missing one is CloudStack's 431 (InvalidParameterValue)
+    /// rather than a panic, answered before anything changes.
+    pub fn live(&self, seq: u64) -> SimResult<&T> {
+        self.rows.get(&seq).ok_or_else(|| SimError::invalid(self.not_found(seq)))
+    }
+    pub fn live_mut(&mut self, seq: u64) -> SimResult<&mut T> {
+        if !self.rows.contains_key(&seq) {
+            return Err(SimError::invalid(self.not_found(seq)));
+        }
+        self.rows.get_mut(&seq).ok_or_else(|| SimError::invalid(String::new()))
+    }
+
+    /// A row a job completion works on. It may have been removed while the job was queued
+    /// (expunged VM, deleted group): the job then fails with 530, as CloudStack's job does when
+    /// its object is gone.
+    pub fn in_job(&self, seq: u64) -> SimResult<&T> {
+        self.rows.get(&seq).ok_or_else(|| SimError::internal(self.not_found(seq)))
+    }
+    pub fn in_job_mut(&mut self, seq: u64) -> SimResult<&mut T> {
+        if !self.rows.contains_key(&seq) {
+            return Err(SimError::internal(self.not_found(seq)));
+        }
+        self.rows.get_mut(&seq).ok_or_else(|| SimError::internal(String::new()))
     }
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (u64, &T)> {
         self.rows.iter().map(|(k, v)| (*k, v))
@@ -79,7 +124,10 @@ impl<T: Row> Table<T> {
 }
 
 macro_rules! row {
-    ($($t:ty),*) => {$(impl Row for $t { fn uuid(&self) -> &str { &self.id } })*};
+    ($($t:ty => $kind:literal),*) => {$(impl Row for $t {
+        const KIND: &'static str = $kind;
+        fn uuid(&self) -> &str { &self.id }
+    })*};
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +343,31 @@ pub struct Volume {
     pub tags: Vec<Tag>,
 }
 
+impl Volume {
+    /// The ROOT volume of VM `vm_seq` (device 0, sized `size` bytes, created with the VM): the
+    /// one shape deploy and the seed's generated VMs share.
+    pub fn root(vm_seq: u64, vm: &Vm, size: i64, state: &'static str) -> Volume {
+        Volume {
+            id: super::seed::new_uuid(),
+            name: format!("ROOT-{vm_seq}"),
+            owner: vm.owner,
+            zone: vm.zone,
+            kind: "ROOT",
+            vm: Some(vm_seq),
+            deviceid: Some(0),
+            size,
+            state,
+            diskoffering: None,
+            serviceoffering: Some(vm.offering),
+            created: vm.created.clone(),
+            attached: Some(vm.created.clone()),
+            template: Some(vm.template),
+            snapshot: None,
+            tags: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub id: String,
@@ -372,22 +445,39 @@ pub struct Job {
 }
 
 row!(
-    Domain,
-    Account,
-    User,
-    Zone,
-    OsType,
-    ServiceOffering,
-    DiskOffering,
-    Template,
-    Vm,
-    Volume,
-    Snapshot,
-    KeyPair,
-    SecurityGroup,
-    PublicIp,
-    Job
+    Domain => "domain",
+    Account => "account",
+    User => "user",
+    Zone => "zone",
+    OsType => "OS type",
+    ServiceOffering => "service offering",
+    DiskOffering => "disk offering",
+    Template => "template",
+    Vm => "virtual machine",
+    Volume => "volume",
+    Snapshot => "snapshot",
+    KeyPair => "SSH key pair",
+    SecurityGroup => "security group",
+    PublicIp => "IP address",
+    Job => "async job"
 );
+
+macro_rules! owned {
+    ($($t:ty: $owner:ident, |$x:ident| $what:expr;)*) => {$(impl Owned for $t {
+        fn owner(&self) -> u64 { self.$owner }
+        fn what(&self) -> String { let $x = self; $what }
+    })*};
+}
+
+owned! {
+    Vm: owner, |v| format!("VM instance {{\"id\":\"{}\",\"name\":\"{}\"}}", v.id, v.name);
+    Volume: owner, |v| format!("Volume {{\"id\":\"{}\",\"name\":\"{}\"}}", v.id, v.name);
+    Snapshot: owner, |s| format!("Snapshot {}", s.id);
+    Template: owner, |t| format!("Tmpl[{}-{}]", t.id, t.name);
+    SecurityGroup: owner, |g| format!("SecurityGroup {{\"id\":\"{}\",\"name\":\"{}\"}}", g.id, g.name);
+    PublicIp: owner, |i| format!("IPAddress {{\"id\":\"{}\",\"address\":\"{}\"}}", i.id, i.ip);
+    Job: account, |j| format!("AsyncJob {}", j.id);
+}
 
 /// Who is calling, resolved from the API key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -597,6 +687,11 @@ impl Model {
         )))
     }
 
+    /// PermissionDenied unless the caller may act on `row`.
+    pub fn check_owned<T: Owned>(&self, caller: &Caller, row: &T) -> SimResult<()> {
+        self.check_access(caller, row.owner(), &row.what())
+    }
+
     /// Running or queued VMs counted against the account's `user_vm` limit.
     pub fn vm_count(&self, account: u64) -> i64 {
         self.vms
@@ -616,8 +711,8 @@ impl Model {
     }
 
     /// Next guest IP of a zone's network (skips .0 and the gateway .1).
-    pub fn next_guest_ip(&mut self, zone: u64) -> (String, String, String) {
-        let z = self.zones.get_mut(zone).expect("zone exists");
+    pub fn next_guest_ip(&mut self, zone: u64) -> SimResult<(String, String, String)> {
+        let z = self.zones.live_mut(zone)?;
         let base = u32::from_be_bytes(z.guest_base);
         let host_bits = 32 - z.guest_prefix as u32;
         let size = if host_bits >= 32 { u32::MAX } else { 1u32 << host_bits };
@@ -628,7 +723,7 @@ impl Model {
         let ip = std::net::Ipv4Addr::from(base.wrapping_add(host));
         let gw = std::net::Ipv4Addr::from(base.wrapping_add(1));
         let mask = if host_bits >= 32 { 0 } else { u32::MAX << host_bits };
-        (ip.to_string(), std::net::Ipv4Addr::from(mask).to_string(), gw.to_string())
+        Ok((ip.to_string(), std::net::Ipv4Addr::from(mask).to_string(), gw.to_string()))
     }
 
     /// Every taggable object: (canonical type, uuid, owner, tags).
@@ -726,8 +821,8 @@ mod tests {
     fn guest_ips_and_macs_are_distinct() {
         let mut m = default_model();
         let z = m.zones.iter().next().unwrap().0;
-        let a = m.next_guest_ip(z);
-        let b = m.next_guest_ip(z);
+        let a = m.next_guest_ip(z).unwrap();
+        let b = m.next_guest_ip(z).unwrap();
         assert_ne!(a.0, b.0);
         assert_eq!(a.2, "10.1.0.1");
         assert_eq!(a.1, "255.255.0.0");

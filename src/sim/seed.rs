@@ -679,6 +679,7 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
     ensure!(!owners.is_empty(), "generate: no accounts to own the VMs");
     ensure!(g.vms <= MAX_GENERATED_VMS, "generate: at most {MAX_GENERATED_VMS} VMs");
     let zones: Vec<u64> = m.zones.iter().map(|(s, _)| s).collect();
+    ensure!(!zones.is_empty(), "generate: needs a zone");
     let offerings: Vec<u64> = m.service_offerings.iter().map(|(s, _)| s).collect();
     ensure!(!offerings.is_empty(), "generate: needs a service offering");
     let now = now_str();
@@ -693,62 +694,41 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
             .context("generate: needs a ready template in every zone")?;
         let offering = offerings[i % offerings.len()];
         let default_sg = m.security_groups.find(|g| g.owner == owner && g.name == "default").map(|(s, _)| s);
-        let (ip, netmask, gateway) = m.next_guest_ip(zone);
+        let (ip, netmask, gateway) = m.next_guest_ip(zone)?;
         let mac = m.next_mac();
         let seq = m.next_seq();
         let name = format!("gen-{:05}", i + 1);
         let id = new_uuid();
         let tsize = m.templates.get(template).map(|t| t.size).unwrap_or(0);
-        m.vms.insert(
-            seq,
-            Vm {
-                id: id.clone(),
-                name: name.clone(),
-                displayname: name,
-                owner,
-                zone,
-                template,
-                offering,
-                state: vm_state::RUNNING,
-                planned: vm_state::RUNNING,
-                created: now.clone(),
-                password: None,
-                encrypted_password: None,
-                keypair: None,
-                security_groups: default_sg.into_iter().collect(),
-                userdata: None,
-                nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
-                public_ip: None,
-                group: None,
-                haenable: false,
-                hypervisor: "KVM".into(),
-                diskoffering: None,
-                tags: Vec::new(),
-                expunge_at: None,
-            },
-        );
+        let vm = Vm {
+            id: id.clone(),
+            name: name.clone(),
+            displayname: name,
+            owner,
+            zone,
+            template,
+            offering,
+            state: vm_state::RUNNING,
+            planned: vm_state::RUNNING,
+            created: now.clone(),
+            password: None,
+            encrypted_password: None,
+            keypair: None,
+            security_groups: default_sg.into_iter().collect(),
+            userdata: None,
+            nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
+            public_ip: None,
+            group: None,
+            haenable: false,
+            hypervisor: "KVM".into(),
+            diskoffering: None,
+            tags: Vec::new(),
+            expunge_at: None,
+        };
+        let root = Volume::root(seq, &vm, tsize, "Ready");
+        m.vms.insert(seq, vm);
         let vs = m.next_seq();
-        m.volumes.insert(
-            vs,
-            Volume {
-                id: new_uuid(),
-                name: format!("ROOT-{seq}"),
-                owner,
-                zone,
-                kind: "ROOT",
-                vm: Some(seq),
-                deviceid: Some(0),
-                size: tsize,
-                state: "Ready",
-                diskoffering: None,
-                serviceoffering: Some(offering),
-                created: now.clone(),
-                attached: Some(now.clone()),
-                template: Some(template),
-                snapshot: None,
-                tags: Vec::new(),
-            },
-        );
+        m.volumes.insert(vs, root);
     }
     Ok(())
 }

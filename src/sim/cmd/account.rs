@@ -7,7 +7,6 @@ use super::super::error::{SimError, SimResult};
 use super::super::list;
 use super::super::model::{Model, keyword_match};
 use super::super::render::*;
-use super::meta::id_filter;
 use super::{CmdSpec, Ctx, admin, read, single};
 
 pub fn commands() -> Vec<CmdSpec> {
@@ -21,7 +20,7 @@ pub fn commands() -> Vec<CmdSpec> {
 
 fn list_accounts(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.accounts, "id")? else {
+    let Some(id) = ctx.filter(&m.accounts, "id")? else {
         return list::list(p, "account", Vec::<()>::new(), |_| json!({}));
     };
     let scope = m.scope(&ctx.caller, p)?;
@@ -47,7 +46,7 @@ fn list_accounts(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 
 fn list_users(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.users, "id")? else {
+    let Some(id) = ctx.filter(&m.users, "id")? else {
         return list::list(p, "user", Vec::<()>::new(), |_| json!({}));
     };
     let scope = m.scope(&ctx.caller, p)?;
@@ -85,7 +84,7 @@ fn get_user(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 
 fn list_domains(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.domains, "id")? else {
+    let Some(id) = ctx.filter(&m.domains, "id")? else {
         return list::list(p, "domain", Vec::<()>::new(), |_| json!({}));
     };
     let name = p.opt("name");

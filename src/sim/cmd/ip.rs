@@ -30,19 +30,12 @@ pub fn commands() -> Vec<CmdSpec> {
     ]
 }
 
-fn ip_what(ip: &PublicIp) -> String {
-    format!("IPAddress {{\"id\":\"{}\",\"address\":\"{}\"}}", ip.id, ip.ip)
-}
-
 fn ip_param(ctx: &Ctx, m: &Model, name: &str) -> SimResult<u64> {
-    let s = ctx.need(&m.public_ips, name, "IP address")?;
-    let ip = m.public_ips.get(s).expect("live");
-    m.check_access(&ctx.caller, ip.owner, &ip_what(ip))?;
-    Ok(s)
+    ctx.owned(m, &m.public_ips, name)
 }
 
 fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
-    let zone = ctx.opt_live(&m.zones, "zoneid", "zone")?;
+    let zone = ctx.opt_live(&m.zones, "zoneid")?;
     let network = match ctx.p.opt("networkid") {
         Some(n) => Some(
             m.zones
@@ -70,7 +63,7 @@ fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             acct.name, acct.domain
         )));
     }
-    let z = m.zones.get(zone).expect("live");
+    let z = m.zones.live(zone)?;
     let used: std::collections::HashSet<&str> =
         m.public_ips.values().filter(|i| i.zone == zone).map(|i| i.ip.as_str()).collect();
     let Some(addr) = z.public_pool.iter().find(|a| !used.contains(a.as_str())).cloned() else {
@@ -99,13 +92,11 @@ fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         id.clone(),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
+            env.injected(|| {
                 m.public_ips.remove(seq);
-                return Err(e);
-            }
-            let ip = m.public_ips.get_mut(seq).ok_or_else(|| SimError::internal("IP vanished"))?;
-            ip.state = "Allocated";
-            Ok(single("ipaddress", ip_json(m, m.public_ips.get(seq).expect("live"))))
+            })?;
+            m.public_ips.in_job_mut(seq)?.state = "Allocated";
+            Ok(single("ipaddress", ip_json(m, m.public_ips.in_job(seq)?)))
         }),
     ))
 }
@@ -121,7 +112,7 @@ fn release_nat(m: &mut Model, ip: u64) {
 
 fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = ip_param(ctx, m, "id")?;
-    let ip = m.public_ips.get(s).expect("live");
+    let ip = m.public_ips.live(s)?;
     if ip.state != "Allocated" {
         return Err(SimError::invalid(format!(
             "Unable to release IP address {} as it is in state {}",
@@ -129,18 +120,14 @@ fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         )));
     }
     let id = ip.id.clone();
-    m.public_ips.get_mut(s).expect("live").state = "Releasing";
+    m.public_ips.live_mut(s)?.state = "Releasing";
     Ok(ctx.job(
         "IpAddress",
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                if let Some(ip) = m.public_ips.get_mut(s) {
-                    ip.state = "Allocated";
-                }
-                return Err(e);
-            }
+            let ip = m.public_ips.in_job_mut(s)?;
+            env.injected(|| ip.state = "Allocated")?;
             release_nat(m, s);
             m.public_ips.remove(s);
             Ok(success())
@@ -151,12 +138,8 @@ fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 fn list_ips(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
     let empty = || list::list(p, "publicipaddress", Vec::<()>::new(), |_| json!({}));
-    let Some(id) = super::meta::id_filter(ctx, &m.public_ips, "id")? else { return empty() };
-    let zone = match ctx.find(&m.zones, "zoneid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
+    let Some(id) = ctx.filter(&m.public_ips, "id")? else { return empty() };
+    let Some(zone) = ctx.filter(&m.zones, "zoneid")? else { return empty() };
     let paging = list::paging(p)?;
     let scope = m.scope(&ctx.caller, p)?;
     let addr = p.opt("ipaddress");
@@ -189,8 +172,8 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     ctx.p.req("virtualmachineid")?;
     let s = ip_param(ctx, m, "ipaddressid")?;
     let v = vm_param(ctx, m, "virtualmachineid")?;
-    let ip = m.public_ips.get(s).expect("live");
-    let vm = m.vms.get(v).expect("live");
+    let ip = m.public_ips.live(s)?;
+    let vm = m.vms.live(v)?;
     if ip.state != "Allocated" {
         return Err(SimError::invalid(format!(
             "Unable to enable static nat for the ipAddress id={} as it's not in Allocated state",
@@ -203,7 +186,7 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     if ip.owner != vm.owner {
         return Err(SimError::permission(format!(
             "Entity {} and entity VM {} belong to different accounts",
-            ip_what(ip),
+            ip.what(),
             vm.id
         )));
     }
@@ -213,32 +196,30 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             ip.id
         )));
     }
-    if let Some(other) = ip.vm
-        && other != v
-    {
-        let o = m.vms.get(other).map(|x| x.id.clone()).unwrap_or_default();
-        return Err(SimError::conflict(format!(
-            "Failed to enable static nat for the ip address id={} as it's already assigned to vm id={o}",
-            ip.id
-        )));
-    }
-    if let Some(other) = vm.public_ip
-        && other != s
-    {
-        let o = m.public_ips.get(other).map(|x| x.id.clone()).unwrap_or_default();
-        return Err(SimError::conflict(format!(
-            "Failed to enable static nat for the ip address id={} and vm id={} as the vm is already associated with another public ip address id={o}",
-            ip.id, vm.id
-        )));
-    }
-    m.public_ips.get_mut(s).expect("live").vm = Some(v);
-    m.vms.get_mut(v).expect("live").public_ip = Some(s);
+    // Either side already paired with something else is a rule conflict (537).
+    let taken = |other: Option<u64>, this: u64, other_id: &dyn Fn(u64) -> Option<String>, what: String| match other {
+        Some(o) if o != this => Err(SimError::conflict(format!(
+            "Failed to enable static nat for the ip address id={} {what}{}",
+            ip.id,
+            other_id(o).unwrap_or_default()
+        ))),
+        _ => Ok(()),
+    };
+    taken(ip.vm, v, &|o| m.vms.get(o).map(|x| x.id.clone()), "as it's already assigned to vm id=".into())?;
+    taken(
+        vm.public_ip,
+        s,
+        &|o| m.public_ips.get(o).map(|x| x.id.clone()),
+        format!("and vm id={} as the vm is already associated with another public ip address id=", vm.id),
+    )?;
+    m.public_ips.live_mut(s)?.vm = Some(v);
+    m.vms.live_mut(v)?.public_ip = Some(s);
     Ok(Reply::Value(success()))
 }
 
 fn disable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = ip_param(ctx, m, "ipaddressid")?;
-    let ip = m.public_ips.get(s).expect("live");
+    let ip = m.public_ips.live(s)?;
     if ip.vm.is_none() {
         return Err(SimError::invalid("Specified IP address id is not associated with any vm Id"));
     }
@@ -248,9 +229,8 @@ fn disable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
-            }
+            env.injected(|| ())?;
+            m.public_ips.in_job(s)?;
             release_nat(m, s);
             Ok(success())
         }),

@@ -42,8 +42,7 @@ fn create(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         None => keys::generate(&name).map_err(|e| SimError::internal(format!("Failed to generate key pair: {e}")))?,
     };
     let seq = insert(m, owner, &name, generated.fingerprint, generated.public_line);
-    let k = m.keypairs.get(seq).expect("just inserted");
-    let mut v = keypair_json(m, k);
+    let mut v = keypair_json(m, m.keypairs.live(seq)?);
     v["privatekey"] = json!(generated.private_pem);
     Ok(Reply::Value(single("keypair", v)))
 }
@@ -63,12 +62,12 @@ fn register(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         )));
     }
     let seq = insert(m, owner, &name, fingerprint, public_key);
-    Ok(Reply::Value(single("keypair", keypair_json(m, m.keypairs.get(seq).expect("just inserted")))))
+    Ok(Reply::Value(single("keypair", keypair_json(m, m.keypairs.live(seq)?))))
 }
 
 fn list_keypairs(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = super::meta::id_filter(ctx, &m.keypairs, "id")? else {
+    let Some(id) = ctx.filter(&m.keypairs, "id")? else {
         return list::list(p, "sshkeypair", Vec::<()>::new(), |_| json!({}));
     };
     let scope = m.scope(&ctx.caller, p)?;

@@ -38,23 +38,9 @@ pub fn commands() -> Vec<CmdSpec> {
     ]
 }
 
-/// The live row a list command's optional `id` names: Err for an unknown uuid, Ok(None) for a
-/// removed one (empty list), Ok(Some(Some(seq))) for a live one, Ok(Some(None)) when absent.
-pub fn id_filter<T: super::super::model::Row>(
-    ctx: &Ctx,
-    table: &super::super::model::Table<T>,
-    name: &str,
-) -> SimResult<Option<Option<u64>>> {
-    match ctx.find(table, name)? {
-        None => Ok(Some(None)),
-        Some(Lookup::Live(s)) => Ok(Some(Some(s))),
-        Some(_) => Ok(None),
-    }
-}
-
 fn list_zones(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.zones, "id")? else {
+    let Some(id) = ctx.filter(&m.zones, "id")? else {
         return list::list(p, "zone", Vec::<()>::new(), |_| json!({}));
     };
     let name = p.opt("name");
@@ -80,14 +66,14 @@ fn list_zones(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 
 fn list_service_offerings(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.service_offerings, "id")? else {
+    let Some(id) = ctx.filter(&m.service_offerings, "id")? else {
         return list::list(p, "serviceoffering", Vec::<()>::new(), |_| json!({}));
     };
     // With virtualmachineid: the offerings the VM could change to (all but its own).
     let vm_offering = match ctx.find(&m.vms, "virtualmachineid")? {
         Some(Lookup::Live(s)) => {
-            let vm = m.vms.get(s).expect("live");
-            m.check_access(&ctx.caller, vm.owner, &format!("VM instance {}", vm.id))?;
+            let vm = m.vms.live(s)?;
+            m.check_owned(&ctx.caller, vm)?;
             Some(vm.offering)
         }
         _ => None,
@@ -113,7 +99,7 @@ fn list_service_offerings(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 
 fn list_disk_offerings(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.disk_offerings, "id")? else {
+    let Some(id) = ctx.filter(&m.disk_offerings, "id")? else {
         return list::list(p, "diskoffering", Vec::<()>::new(), |_| json!({}));
     };
     let name = p.opt("name");
@@ -133,7 +119,7 @@ fn list_disk_offerings(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 
 fn list_os_types(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let Some(id) = id_filter(ctx, &m.os_types, "id")? else {
+    let Some(id) = ctx.filter(&m.os_types, "id")? else {
         return list::list(p, "ostype", Vec::<()>::new(), |_| json!({}));
     };
     let cat = p.opt("oscategoryid");
@@ -197,10 +183,7 @@ fn list_regions(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 }
 
 fn query_job(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    let seq = ctx.need(&m.jobs, "jobid", "async job")?;
-    let job = m.jobs.get(seq).expect("live");
-    m.check_access(&ctx.caller, job.account, &format!("AsyncJob {}", job.id))?;
-    Ok(job_json(m, job))
+    Ok(job_json(m, m.jobs.live(ctx.owned(m, &m.jobs, "jobid")?)?))
 }
 
 fn list_jobs(ctx: &Ctx, m: &Model) -> SimResult<Value> {

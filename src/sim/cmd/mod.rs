@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::{SimError, SimResult};
 use super::jobs::{JobFn, Timer};
-use super::model::{Caller, Lookup, Model, Row, Table};
+use super::model::{Caller, Lookup, Model, Owned, Row, Table};
 use super::params::Params;
 use super::seed::SimConfig;
 
@@ -44,13 +44,20 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// A required uuid parameter naming a live object of `table`. Unknown -> 431 (param
     /// processing); removed -> 431 "not found" from the service layer.
-    pub fn need<T: Row>(&self, table: &Table<T>, name: &str, what: &str) -> SimResult<u64> {
+    pub fn need<T: Row>(&self, table: &Table<T>, name: &str) -> SimResult<u64> {
         let v = self.p.req(name)?;
         match table.lookup(v) {
             Lookup::Live(s) => Ok(s),
-            Lookup::Removed => Err(SimError::invalid(format!("Unable to find {what} with id {v}")).with_uuid(v)),
+            Lookup::Removed => Err(SimError::invalid(format!("Unable to find {} with id {v}", T::KIND)).with_uuid(v)),
             Lookup::Unknown => Err(SimError::bad_uuid(&self.p.cmd, name, v)),
         }
+    }
+
+    /// A required uuid parameter naming a live object the caller may act on (531 otherwise).
+    pub fn owned<T: Owned>(&self, m: &Model, table: &Table<T>, name: &str) -> SimResult<u64> {
+        let s = self.need(table, name)?;
+        m.check_owned(&self.caller, table.live(s)?)?;
+        Ok(s)
     }
 
     /// An optional uuid parameter: None when absent; Some(Lookup::Live|Removed) when known.
@@ -64,9 +71,19 @@ impl Ctx<'_> {
         }
     }
 
+    /// A list command's optional uuid filter: Err for an unknown uuid, Ok(None) for a removed
+    /// one (the list is empty), Ok(Some(Some(seq))) for a live one, Ok(Some(None)) when absent.
+    pub fn filter<T: Row>(&self, table: &Table<T>, name: &str) -> SimResult<Option<Option<u64>>> {
+        match self.find(table, name)? {
+            None => Ok(Some(None)),
+            Some(Lookup::Live(s)) => Ok(Some(Some(s))),
+            Some(_) => Ok(None),
+        }
+    }
+
     /// Optional live object: like `need` when present.
-    pub fn opt_live<T: Row>(&self, table: &Table<T>, name: &str, what: &str) -> SimResult<Option<u64>> {
-        if self.p.has(name) { self.need(table, name, what).map(Some) } else { Ok(None) }
+    pub fn opt_live<T: Row>(&self, table: &Table<T>, name: &str) -> SimResult<Option<u64>> {
+        if self.p.has(name) { self.need(table, name).map(Some) } else { Ok(None) }
     }
 
     pub fn job(

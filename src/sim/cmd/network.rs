@@ -39,10 +39,8 @@ fn network_json(z: &Zone) -> Value {
 
 fn list_networks(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
-    let zone = match ctx.find(&m.zones, "zoneid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return list::list(p, "network", Vec::<()>::new(), |_| json!({})),
-        None => None,
+    let Some(zone) = ctx.filter(&m.zones, "zoneid")? else {
+        return list::list(p, "network", Vec::<()>::new(), |_| json!({}));
     };
     let id = p.opt("id");
     if let Some(i) = id

@@ -50,10 +50,6 @@ pub fn commands() -> Vec<CmdSpec> {
     ]
 }
 
-fn sg_what(g: &SecurityGroup) -> String {
-    format!("SecurityGroup {{\"id\":\"{}\",\"name\":\"{}\"}}", g.id, g.name)
-}
-
 fn create(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let name = ctx.p.req("name")?.to_string();
     let owner = m.owner_for(&ctx.caller, &ctx.p)?;
@@ -78,18 +74,14 @@ fn create(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             tags: Vec::new(),
         },
     );
-    Ok(Reply::Value(single("securitygroup", sg_json(m, m.security_groups.get(seq).expect("just inserted"), None))))
+    Ok(Reply::Value(single("securitygroup", sg_json(m, m.security_groups.live(seq)?, None))))
 }
 
 fn list_groups(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
     let empty = || list::list(p, "securitygroup", Vec::<()>::new(), |_| json!({}));
-    let Some(id) = super::meta::id_filter(ctx, &m.security_groups, "id")? else { return empty() };
-    let vm = match ctx.find(&m.vms, "virtualmachineid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
+    let Some(id) = ctx.filter(&m.security_groups, "id")? else { return empty() };
+    let Some(vm) = ctx.filter(&m.vms, "virtualmachineid")? else { return empty() };
     let paging = list::paging(p)?;
     let scope = m.scope(&ctx.caller, p)?;
     let name = p.opt("securitygroupname");
@@ -123,7 +115,7 @@ fn group_param(ctx: &Ctx, m: &Model, id_name: &str, name_name: &str) -> SimResul
         (None, None) => {
             return Err(SimError::invalid(format!("Either {id_name} or {name_name} is required by the API")));
         }
-        (Some(_), None) => ctx.need(&m.security_groups, id_name, "security group")?,
+        (Some(_), None) => ctx.need(&m.security_groups, id_name)?,
         (None, Some(n)) => {
             let owner = m.owner_for(&ctx.caller, &ctx.p)?;
             m.security_groups
@@ -132,14 +124,13 @@ fn group_param(ctx: &Ctx, m: &Model, id_name: &str, name_name: &str) -> SimResul
                 .ok_or_else(|| SimError::invalid(format!("Unable to find security group by name {n}")))?
         }
     };
-    let g = m.security_groups.get(s).expect("live");
-    m.check_access(&ctx.caller, g.owner, &sg_what(g))?;
+    m.check_owned(&ctx.caller, m.security_groups.live(s)?)?;
     Ok(s)
 }
 
 fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = group_param(ctx, m, "id", "name")?;
-    let g = m.security_groups.get(s).expect("live");
+    let g = m.security_groups.live(s)?;
     if g.name == "default" {
         return Err(SimError::invalid("The network default group can't be deleted"));
     }
@@ -160,7 +151,7 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::in_use("Cannot delete group when there are security rules that allow this group")
             .with_uuid(g.id.clone()));
     }
-    let g = m.security_groups.remove(s).expect("live");
+    let Some(g) = m.security_groups.remove(s) else { return Err(SimError::invalid("Unable to find security group")) };
     for r in g.ingress.iter().chain(g.egress.iter()) {
         m.rules.remove(&r.id);
         m.removed_rules.insert(r.id.clone());
@@ -272,17 +263,16 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
 fn authorize(ctx: &mut Ctx, m: &mut Model, ingress: bool) -> SimResult<Reply> {
     let s = group_param(ctx, m, "securitygroupid", "securitygroupname")?;
     let rules = requested_rules(ctx, m)?;
-    let id = m.security_groups.get(s).expect("live").id.clone();
+    let id = m.security_groups.live(s)?.id.clone();
     let direction = if ingress { "ingress" } else { "egress" };
     Ok(ctx.job(
         "SecurityGroup",
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
-            }
-            let g = m.security_groups.get_mut(s).ok_or_else(|| SimError::internal("security group vanished"))?;
+            env.injected(|| ())?;
+            // The group may have been deleted while the job was queued: the job fails (530).
+            let g = m.security_groups.in_job_mut(s)?;
             let list = if ingress { &mut g.ingress } else { &mut g.egress };
             // Existing identical rules are skipped, as CloudStack does.
             let new: Vec<Rule> = rules.into_iter().filter(|r| !list.iter().any(|x| same_rule(x, r))).collect();
@@ -293,7 +283,7 @@ fn authorize(ctx: &mut Ctx, m: &mut Model, ingress: bool) -> SimResult<Reply> {
             for r in &new {
                 m.rules.insert(r.id.clone(), RuleRef { group: s, ingress });
             }
-            let g = m.security_groups.get(s).expect("live");
+            let g = m.security_groups.in_job(s)?;
             Ok(single("securitygroup", sg_json(m, g, Some((&new, ingress)))))
         }),
     ))
@@ -320,21 +310,18 @@ fn revoke(ctx: &mut Ctx, m: &mut Model, ingress: bool) -> SimResult<Reply> {
     if r.ingress != ingress {
         return Err(SimError::invalid(format!("Unable to find {direction} rule with id {rule_id}")));
     }
-    let g = m.security_groups.get(r.group).expect("rule's group is live");
-    m.check_access(&ctx.caller, g.owner, &sg_what(g))?;
+    let g = m.security_groups.live(r.group)?;
+    m.check_owned(&ctx.caller, g)?;
     let gid = g.id.clone();
     Ok(ctx.job(
         "SecurityGroup",
         Some(gid.clone()),
         Some(gid),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
-            }
-            if let Some(g) = m.security_groups.get_mut(r.group) {
-                let list = if ingress { &mut g.ingress } else { &mut g.egress };
-                list.retain(|x| x.id != rule_id);
-            }
+            env.injected(|| ())?;
+            let g = m.security_groups.in_job_mut(r.group)?;
+            let list = if ingress { &mut g.ingress } else { &mut g.egress };
+            list.retain(|x| x.id != rule_id);
             m.rules.remove(&rule_id);
             m.removed_rules.insert(rule_id);
             Ok(success())

@@ -18,9 +18,7 @@ pub fn commands() -> Vec<CmdSpec> {
 }
 
 fn create_snapshot(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
-    let vs = ctx.need(&m.volumes, "volumeid", "volume")?;
-    let vol = m.volumes.get(vs).expect("live");
-    m.check_access(&ctx.caller, vol.owner, &super::volume::vol_what(vol))?;
+    let vol = m.volumes.live(ctx.owned(m, &m.volumes, "volumeid")?)?;
     if vol.state != "Ready" {
         return Err(SimError::invalid(format!(
             "VolumeId: {} is not in Ready state but {}. Cannot take snapshot.",
@@ -63,13 +61,10 @@ fn create_snapshot(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         id.clone(),
         Some(id),
         Box::new(move |m, env| {
-            let s = m.snapshots.get_mut(seq).ok_or_else(|| SimError::internal("snapshot vanished"))?;
-            if let Some(e) = env.fail.take() {
-                s.state = "Error";
-                return Err(e);
-            }
+            let s = m.snapshots.in_job_mut(seq)?;
+            env.injected(|| s.state = "Error")?;
             s.state = "BackedUp";
-            Ok(single("snapshot", snapshot_json(m, m.snapshots.get(seq).expect("live"))))
+            Ok(single("snapshot", snapshot_json(m, m.snapshots.in_job(seq)?)))
         }),
     ))
 }
@@ -77,17 +72,13 @@ fn create_snapshot(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 fn list_snapshots(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
     let empty = || list::list(p, "snapshot", Vec::<()>::new(), |_| json!({}));
-    let Some(id) = super::meta::id_filter(ctx, &m.snapshots, "id")? else { return empty() };
+    let Some(id) = ctx.filter(&m.snapshots, "id")? else { return empty() };
     // A volume that existed (even if deleted since) filters by its uuid.
     let volume = match ctx.find(&m.volumes, "volumeid")? {
         Some(_) => p.opt("volumeid"),
         None => None,
     };
-    let zone = match ctx.find(&m.zones, "zoneid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
+    let Some(zone) = ctx.filter(&m.zones, "zoneid")? else { return empty() };
     let paging = list::paging(p)?;
     let scope = m.scope(&ctx.caller, p)?;
     let name = p.opt("name");
@@ -115,9 +106,8 @@ fn list_snapshots(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 }
 
 fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
-    let s = ctx.need(&m.snapshots, "id", "snapshot")?;
-    let snap = m.snapshots.get(s).expect("live");
-    m.check_access(&ctx.caller, snap.owner, &format!("Snapshot {}", snap.id))?;
+    let s = ctx.owned(m, &m.snapshots, "id")?;
+    let snap = m.snapshots.live(s)?;
     if snap.state != "BackedUp" && snap.state != "Error" {
         return Err(SimError::invalid(format!("Can't delete snapshot {} with state {}", snap.id, snap.state)));
     }
@@ -127,9 +117,8 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
-            }
+            env.injected(|| ())?;
+            m.snapshots.in_job(s)?;
             m.snapshots.remove(s);
             Ok(success())
         }),

@@ -98,30 +98,20 @@ fn create(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         pairs.push((k, v));
     }
     let customer = ctx.p.opt("customer").map(str::to_string);
-    Ok(ctx.job(
-        "None",
-        None,
-        None,
-        Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
+    let pairs_copy = pairs.clone();
+    Ok(tag_job(
+        ctx,
+        rtype,
+        ids,
+        // All or nothing: a key already on a resource fails the whole job.
+        Box::new(move |id, existing| match pairs.iter().find(|(k, _)| existing.iter().any(|t| &t.key == k)) {
+            Some((k, _)) => Err(SimError::internal(format!("tag {k} already on {rtype} with id {id}"))),
+            None => Ok(()),
+        }),
+        Box::new(move |existing| {
+            for (k, v) in &pairs_copy {
+                existing.push(Tag { key: k.clone(), value: v.clone(), customer: customer.clone() });
             }
-            // All or nothing: a key already on a resource fails the whole job.
-            for id in &ids {
-                if let Some((_, existing)) = target(m, rtype, id)
-                    && let Some((k, _)) = pairs.iter().find(|(k, _)| existing.iter().any(|t| &t.key == k))
-                {
-                    return Err(SimError::internal(format!("tag {k} already on {rtype} with id {id}")));
-                }
-            }
-            for id in &ids {
-                if let Some((_, existing)) = target(m, rtype, id) {
-                    for (k, v) in &pairs {
-                        existing.push(Tag { key: k.clone(), value: v.clone(), customer: customer.clone() });
-                    }
-                }
-            }
-            Ok(success())
         }),
     ))
 }
@@ -129,28 +119,49 @@ fn create(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let (rtype, ids) = resources(ctx, m)?;
     let filter = ctx.p.tags();
-    Ok(ctx.job(
+    Ok(tag_job(
+        ctx,
+        rtype,
+        ids,
+        Box::new(|_, _| Ok(())),
+        Box::new(move |existing| {
+            if filter.is_empty() {
+                existing.clear();
+            } else {
+                existing
+                    .retain(|t| !filter.iter().any(|(k, v)| &t.key == k && v.as_ref().is_none_or(|v| &t.value == v)));
+            }
+        }),
+    ))
+}
+
+type TagCheck = Box<dyn Fn(&str, &[Tag]) -> SimResult<()> + Send + Sync>;
+type TagApply = Box<dyn FnMut(&mut Vec<Tag>) + Send + Sync>;
+
+/// The job of createTags/deleteTags: all or nothing. A resource removed while the job was
+/// queued, or a `check` failing on any resource, fails the job (530) before any tag changes;
+/// then `apply` runs on every resource's tags.
+fn tag_job(ctx: &Ctx, rtype: &'static str, ids: Vec<String>, check: TagCheck, mut apply: TagApply) -> Reply {
+    ctx.job(
         "None",
         None,
         None,
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
+            env.injected(|| ())?;
+            for id in &ids {
+                let Some((_, existing)) = target(m, rtype, id) else {
+                    return Err(SimError::internal(format!("Unable to find resource by id {id} and type {rtype}")));
+                };
+                check(id, existing)?;
             }
             for id in &ids {
                 if let Some((_, existing)) = target(m, rtype, id) {
-                    if filter.is_empty() {
-                        existing.clear();
-                    } else {
-                        existing.retain(|t| {
-                            !filter.iter().any(|(k, v)| &t.key == k && v.as_ref().is_none_or(|v| &t.value == v))
-                        });
-                    }
+                    apply(existing);
                 }
             }
             Ok(success())
         }),
-    ))
+    )
 }
 
 fn list_tags(ctx: &Ctx, m: &Model) -> SimResult<Value> {

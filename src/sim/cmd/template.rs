@@ -31,16 +31,9 @@ pub fn commands() -> Vec<CmdSpec> {
     ]
 }
 
-fn tmpl_what(t: &Template) -> String {
-    format!("Tmpl[{}-{}]", t.id, t.name)
-}
-
 /// A template the caller owns (or administers).
 fn own_template(ctx: &Ctx, m: &Model, name: &str) -> SimResult<u64> {
-    let s = ctx.need(&m.templates, name, "template")?;
-    let t = m.templates.get(s).expect("live");
-    m.check_access(&ctx.caller, t.owner, &tmpl_what(t))?;
-    Ok(s)
+    ctx.owned(m, &m.templates, name)
 }
 
 fn template_limit(m: &Model, owner: u64) -> SimResult<()> {
@@ -60,9 +53,9 @@ fn create_template(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     for r in ["displaytext", "name", "ostypeid"] {
         p.req(r)?;
     }
-    let ostype = ctx.need(&m.os_types, "ostypeid", "OS type")?;
-    let volume = ctx.opt_live(&m.volumes, "volumeid", "volume")?;
-    let snapshot = ctx.opt_live(&m.snapshots, "snapshotid", "snapshot")?;
+    let ostype = ctx.need(&m.os_types, "ostypeid")?;
+    let volume = ctx.opt_live(&m.volumes, "volumeid")?;
+    let snapshot = ctx.opt_live(&m.snapshots, "snapshotid")?;
     if let Some(v) = ctx.find(&m.vms, "virtualmachineid")?
         && !matches!(v, Lookup::Live(_))
     {
@@ -82,8 +75,8 @@ fn create_template(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             )));
         }
         (Some(v), None) => {
-            let vol = m.volumes.get(v).expect("live");
-            m.check_access(&ctx.caller, vol.owner, &super::volume::vol_what(vol))?;
+            let vol = m.volumes.live(v)?;
+            m.check_owned(&ctx.caller, vol)?;
             if let Some(vm) = vol.vm.and_then(|s| m.vms.get(s))
                 && (vm.state != vm_state::STOPPED || vm.planned != vm_state::STOPPED)
             {
@@ -101,8 +94,8 @@ fn create_template(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             (vol.owner, vol.zone, vol.size, vol.template.and_then(|t| m.templates.get(t)).map(|t| t.id.clone()))
         }
         (None, Some(s)) => {
-            let snap = m.snapshots.get(s).expect("live");
-            m.check_access(&ctx.caller, snap.owner, &format!("Snapshot {}", snap.id))?;
+            let snap = m.snapshots.live(s)?;
+            m.check_owned(&ctx.caller, snap)?;
             if snap.state != "BackedUp" {
                 return Err(SimError::invalid(format!(
                     "Snapshot {} is not in BackedUp state yet and can't be used for template creation",
@@ -153,14 +146,13 @@ fn create_template(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         id.clone(),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
+            env.injected(|| {
                 m.templates.remove(seq);
-                return Err(e);
-            }
-            let t = m.templates.get_mut(seq).ok_or_else(|| SimError::internal("template vanished"))?;
+            })?;
+            let t = m.templates.in_job_mut(seq)?;
             t.ready = true;
             t.status = "Download Complete".into();
-            let t = m.templates.get(seq).expect("live");
+            let t = m.templates.in_job(seq)?;
             Ok(single("template", template_json(m, t, t.zones.first().copied(), true)))
         }),
     ))
@@ -174,11 +166,11 @@ fn register(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     for r in ["displaytext", "format", "hypervisor", "name", "ostypeid", "url", "zoneid"] {
         p.req(r)?;
     }
-    let ostype = ctx.need(&m.os_types, "ostypeid", "OS type")?;
+    let ostype = ctx.need(&m.os_types, "ostypeid")?;
     let zones: Vec<u64> = if p.req("zoneid")? == "-1" {
         m.zones.iter().map(|(s, _)| s).collect()
     } else {
-        vec![ctx.need(&m.zones, "zoneid", "zone")?]
+        vec![ctx.need(&m.zones, "zoneid")?]
     };
     let format = p.req("format")?.to_ascii_uppercase();
     if !FORMATS.contains(&format.as_str()) {
@@ -243,23 +235,19 @@ fn register(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             }
         }),
     });
-    let t = m.templates.get(seq).expect("just inserted");
+    let t = m.templates.live(seq)?;
     let rows: Vec<Value> = zones.iter().map(|z| template_json(m, t, Some(*z), true)).collect();
     Ok(Reply::Value(json!({"count": rows.len(), "template": rows})))
 }
 
 fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = own_template(ctx, m, "id")?;
-    let zone = ctx.opt_live(&m.zones, "zoneid", "zone")?;
-    let t = m.templates.get(s).expect("live");
+    let zone = ctx.opt_live(&m.zones, "zoneid")?;
+    let t = m.templates.live(s)?;
     if let Some(z) = zone
         && !t.zones.contains(&z)
     {
-        return Err(SimError::invalid(format!(
-            "Template {} is not available in zone {}",
-            t.id,
-            m.zones.get(z).expect("live").id
-        )));
+        return Err(SimError::invalid(format!("Template {} is not available in zone {}", t.id, m.zones.live(z)?.id)));
     }
     let id = t.id.clone();
     Ok(ctx.job(
@@ -267,10 +255,8 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
-            }
-            let Some(t) = m.templates.get_mut(s) else { return Ok(success()) };
+            env.injected(|| ())?;
+            let t = m.templates.in_job_mut(s)?;
             match zone {
                 Some(z) => {
                     t.zones.retain(|x| *x != z);
@@ -291,7 +277,7 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = own_template(ctx, m, "id")?;
     let ostype = match ctx.p.opt("ostypeid") {
-        Some(_) => Some(ctx.need(&m.os_types, "ostypeid", "OS type")?),
+        Some(_) => Some(ctx.need(&m.os_types, "ostypeid")?),
         None => None,
     };
     let p = &ctx.p;
@@ -304,7 +290,7 @@ fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         }
         f => f.map(str::to_ascii_uppercase),
     };
-    let t = m.templates.get_mut(s).expect("live");
+    let t = m.templates.live_mut(s)?;
     if let Some(v) = p.opt("name") {
         t.name = v.to_string();
     }
@@ -329,13 +315,12 @@ fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     if let Some(v) = p.opt_bool("bootable") {
         t.bootable = v;
     }
-    let t = m.templates.get(s).expect("live");
+    let t = m.templates.live(s)?;
     Ok(Reply::Value(single("template", template_json(m, t, t.zones.first().copied(), true))))
 }
 
 fn list_permissions(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    let s = own_template(ctx, m, "id")?;
-    let t = m.templates.get(s).expect("live");
+    let t = m.templates.live(own_template(ctx, m, "id")?)?;
     let accounts: Vec<Value> = t.shared_with.iter().filter_map(|a| m.accounts.get(*a)).map(|a| json!(a.name)).collect();
     Ok(single(
         "templatepermission",
@@ -358,7 +343,7 @@ fn update_permissions(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             "Invalid operation on accounts or projects: {o}, valid operations are add, remove and reset"
         )));
     }
-    let t = m.templates.get(s).expect("live");
+    let t = m.templates.live(s)?;
     let owner = m.account(t.owner);
     let mut resolved = Vec::new();
     for a in &accounts {
@@ -379,7 +364,7 @@ fn update_permissions(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     }
     let (ispublic, isfeatured, isextractable) =
         (p.opt_bool("ispublic"), p.opt_bool("isfeatured"), p.opt_bool("isextractable"));
-    let t = m.templates.get_mut(s).expect("live");
+    let t = m.templates.live_mut(s)?;
     match op.as_deref() {
         Some("add") => {
             for a in resolved {
@@ -457,12 +442,8 @@ fn list_templates(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
     let filter = parse_filter(ctx)?;
     let empty = || list::list(p, "template", Vec::<()>::new(), |_| json!({}));
-    let Some(id) = super::meta::id_filter(ctx, &m.templates, "id")? else { return empty() };
-    let zone = match ctx.find(&m.zones, "zoneid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
+    let Some(id) = ctx.filter(&m.templates, "id")? else { return empty() };
+    let Some(zone) = ctx.filter(&m.zones, "zoneid")? else { return empty() };
     let paging = list::paging(p)?;
     // "self" means the caller's account, or the accounts an admin names / lists all of.
     let scope = m.scope(&ctx.caller, p)?;

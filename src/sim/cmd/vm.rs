@@ -68,16 +68,9 @@ pub fn check_userdata(ctx: &Ctx, v: &str) -> SimResult<()> {
     Ok(())
 }
 
-fn vm_what(vm: &Vm) -> String {
-    format!("VM instance {{\"id\":\"{}\",\"name\":\"{}\"}}", vm.id, vm.name)
-}
-
 /// The VM named by a uuid parameter, after the access check.
 pub fn vm_param(ctx: &Ctx, m: &Model, name: &str) -> SimResult<u64> {
-    let s = ctx.need(&m.vms, name, "virtual machine")?;
-    let vm = m.vms.get(s).expect("live");
-    m.check_access(&ctx.caller, vm.owner, &vm_what(vm))?;
-    Ok(s)
+    ctx.owned(m, &m.vms, name)
 }
 
 fn vm_result(m: &Model, seq: u64) -> Value {
@@ -92,10 +85,10 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     for r in ["zoneid", "serviceofferingid", "templateid"] {
         p.req(r)?;
     }
-    let zone = ctx.need(&m.zones, "zoneid", "zone")?;
-    let so = ctx.need(&m.service_offerings, "serviceofferingid", "service offering")?;
-    let tpl = ctx.need(&m.templates, "templateid", "template")?;
-    let disk = ctx.opt_live(&m.disk_offerings, "diskofferingid", "disk offering")?;
+    let zone = ctx.need(&m.zones, "zoneid")?;
+    let so = ctx.need(&m.service_offerings, "serviceofferingid")?;
+    let tpl = ctx.need(&m.templates, "templateid")?;
+    let disk = ctx.opt_live(&m.disk_offerings, "diskofferingid")?;
     let mut sg_ids = Vec::new();
     for v in p.list("securitygroupids") {
         match m.security_groups.lookup(&v) {
@@ -113,14 +106,14 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let owner = m.owner_for(&ctx.caller, p)?;
     let acct = m.account(owner).clone();
 
-    let z = m.zones.get(zone).expect("live");
+    let z = m.zones.live(zone)?;
     if z.allocationstate != "Enabled" && !ctx.caller.is_root_admin() {
         return Err(SimError::permission(format!(
             "Cannot perform this operation, Zone is currently disabled: {}",
             z.id
         )));
     }
-    let t = m.templates.get(tpl).expect("live");
+    let t = m.templates.live(tpl)?;
     if !(t.owner == owner || t.ispublic || t.shared_with.contains(&owner) || ctx.caller.is_root_admin()) {
         m.check_access(&ctx.caller, t.owner, &format!("Tmpl[{}-{}]", t.id, t.name))?;
     }
@@ -144,8 +137,8 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         ));
     }
     for s in &sg_ids {
-        let g = m.security_groups.get(*s).expect("live");
-        m.check_access(&ctx.caller, g.owner, &format!("SecurityGroup {}", g.id))?;
+        let g = m.security_groups.live(*s)?;
+        m.check_owned(&ctx.caller, g)?;
         if g.owner != owner {
             return Err(SimError::permission(format!("Security group {} does not belong to the VM's account", g.id)));
         }
@@ -189,7 +182,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         None => format!("VM-{id}"),
     };
     let displayname = p.opt("displayname").map(str::to_string).unwrap_or_else(|| name.clone());
-    let data_size_gb = match disk.map(|d| m.disk_offerings.get(d).expect("live").clone()) {
+    let data_size_gb = match disk.map(|d| m.disk_offerings.live(d).cloned()).transpose()? {
         Some(d) if d.iscustomized => match size {
             Some(s) if (1..=super::volume::MAX_CUSTOM_GB).contains(&s) => Some(s),
             _ => return Err(SimError::invalid(format!("Disk offering {} requires size parameter.", d.id))),
@@ -222,68 +215,47 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         (Some(pw), Some(k)) => keys::encrypt_password(&k.public_key, pw),
         _ => None,
     };
-    let template_size = t.size;
+    let root_size = rootdisksize.map(|g| g << 30).unwrap_or(t.size);
     let hypervisor = t.hypervisor.clone();
     let group = p.opt("group").map(str::to_string);
     let capacity = z.capacity_vms;
 
     // Create the rows now: the VM is listed (Starting, with its jobid) while the job runs.
-    let (ip, netmask, gateway) = m.next_guest_ip(zone);
+    let (ip, netmask, gateway) = m.next_guest_ip(zone)?;
     let ip = ipaddress.unwrap_or(ip);
     let mac = m.next_mac();
     let seq = m.next_seq();
     let state = if startvm { STARTING } else { STOPPED };
     let final_state = if startvm { RUNNING } else { STOPPED };
-    m.vms.insert(
-        seq,
-        Vm {
-            id: id.clone(),
-            name,
-            displayname,
-            owner,
-            zone,
-            template: tpl,
-            offering: so,
-            state,
-            planned: final_state,
-            created: ctx.now.clone(),
-            password,
-            encrypted_password,
-            keypair: keypair.map(|k| k.name),
-            security_groups: sg_ids,
-            userdata,
-            nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
-            public_ip: None,
-            group,
-            haenable: false,
-            hypervisor,
-            diskoffering: disk,
-            tags: Vec::new(),
-            expunge_at: None,
-        },
-    );
+    let vm = Vm {
+        id: id.clone(),
+        name,
+        displayname,
+        owner,
+        zone,
+        template: tpl,
+        offering: so,
+        state,
+        planned: final_state,
+        created: ctx.now.clone(),
+        password,
+        encrypted_password,
+        keypair: keypair.map(|k| k.name),
+        security_groups: sg_ids,
+        userdata,
+        nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
+        public_ip: None,
+        group,
+        haenable: false,
+        hypervisor,
+        diskoffering: disk,
+        tags: Vec::new(),
+        expunge_at: None,
+    };
+    let root = Volume::root(seq, &vm, root_size, "Allocated");
+    m.vms.insert(seq, vm);
     let root_seq = m.next_seq();
-    m.volumes.insert(
-        root_seq,
-        Volume {
-            id: new_uuid(),
-            name: format!("ROOT-{seq}"),
-            owner,
-            zone,
-            kind: "ROOT",
-            vm: Some(seq),
-            deviceid: Some(0),
-            size: rootdisksize.map(|g| g << 30).unwrap_or(template_size),
-            state: "Allocated",
-            diskoffering: None,
-            serviceoffering: Some(so),
-            created: ctx.now.clone(),
-            attached: Some(ctx.now.clone()),
-            template: Some(tpl),
-            snapshot: None,
-            tags: Vec::new(),
-        },
-    );
+    m.volumes.insert(root_seq, root);
     let data_seq = data_size_gb.map(|gb| {
         let s = m.next_seq();
         m.volumes.insert(
@@ -325,7 +297,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
                     SimError::capacity(format!("Unable to create a deployment for VM instance {{\"id\":\"{vm_id}\"}}"))
                 })
             });
-            let vm = m.vms.get_mut(seq).ok_or_else(|| SimError::internal("VM vanished during deploy"))?;
+            let vm = m.vms.in_job_mut(seq)?;
             if let Some(e) = fail {
                 vm.state = ERROR;
                 vm.planned = ERROR;
@@ -342,8 +314,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
                     }
                 }
             }
-            let vm = m.vms.get(seq).expect("just updated");
-            let result = single("virtualmachine", vm_json(m, vm, true));
+            let result = single("virtualmachine", vm_json(m, m.vms.in_job(seq)?, true));
             // The clear password is shown once, in this result.
             if let Some(vm) = m.vms.get_mut(seq) {
                 vm.password = None;
@@ -356,7 +327,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
     let p = &ctx.p;
     let empty = || list::paging(p).map(|_| "{}".to_string());
-    let Some(id) = super::meta::id_filter(ctx, &m.vms, "id")? else { return empty() };
+    let Some(id) = ctx.filter(&m.vms, "id")? else { return empty() };
     let mut ids: Option<std::collections::HashSet<u64>> = None;
     let id_list = p.list("ids");
     if !id_list.is_empty() {
@@ -372,21 +343,9 @@ fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
         }
         ids = Some(set);
     }
-    let zone = match ctx.find(&m.zones, "zoneid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
-    let template = match ctx.find(&m.templates, "templateid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
-    let offering = match ctx.find(&m.service_offerings, "serviceofferingid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
+    let Some(zone) = ctx.filter(&m.zones, "zoneid")? else { return empty() };
+    let Some(template) = ctx.filter(&m.templates, "templateid")? else { return empty() };
+    let Some(offering) = ctx.filter(&m.service_offerings, "serviceofferingid")? else { return empty() };
     let network = p.opt("networkid");
     if let Some(n) = network
         && !m.zones.values().any(|z| z.network_id == n)
@@ -447,14 +406,14 @@ fn transition(
     done: &'static str,
 ) -> SimResult<Reply> {
     let seq = vm_param(ctx, m, "id")?;
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(seq)?;
     let id = vm.id.clone();
     let is_noop = noop.contains(&vm.planned);
     if !is_noop && !allowed.contains(&vm.planned) {
         return Err(bad_state(verb, vm));
     }
     let idle = m.pending_job(&id).is_none();
-    let vm = m.vms.get_mut(seq).expect("live");
+    let vm = m.vms.live_mut(seq)?;
     if !is_noop {
         if idle {
             vm.state = transitional;
@@ -467,14 +426,11 @@ fn transition(
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            let vm = m
-                .vms
-                .get_mut(seq)
-                .ok_or_else(|| SimError::internal(format!("Failed to {verb} VM: it no longer exists")))?;
+            let vm = m.vms.in_job_mut(seq)?;
             if is_noop {
                 return Ok(vm_result(m, seq));
             }
-            if let Some(e) = env.fail.take() {
+            env.injected(|| {
                 // Back to where it was before the transition.
                 let before = if done == RUNNING && verb == "reboot" {
                     RUNNING
@@ -485,8 +441,7 @@ fn transition(
                 };
                 vm.state = before;
                 vm.planned = before;
-                return Err(e);
-            }
+            })?;
             if vm.state == DESTROYED || vm.state == EXPUNGING {
                 return Err(SimError::internal(format!("Failed to {verb} VM: it is {}", vm.state)));
             }
@@ -513,7 +468,7 @@ fn stop(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 
 fn reboot(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let seq = vm_param(ctx, m, "id")?;
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(seq)?;
     if vm.planned != RUNNING {
         return Err(SimError::invalid(format!("Unable to reboot VM {} as it is not in Running state", vm.id)));
     }
@@ -574,7 +529,7 @@ fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     for v in ctx.p.list("volumeids") {
         match m.volumes.lookup(&v) {
             Lookup::Live(s) => {
-                let vol = m.volumes.get(s).expect("live");
+                let vol = m.volumes.live(s)?;
                 if vol.vm != Some(seq) || vol.kind != "DATADISK" {
                     return Err(SimError::invalid(format!(
                         "Please specify volumes that are attached to the VM as data disks: {v}"
@@ -585,7 +540,7 @@ fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             _ => return Err(SimError::bad_uuid(&ctx.p.cmd, "volumeids", &v)),
         }
     }
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(seq)?;
     if vm.planned == DESTROYED || vm.planned == EXPUNGING {
         if expunge {
             // Already destroyed: expunge is what is left to do.
@@ -594,7 +549,7 @@ fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         }
     }
     let id = vm.id.clone();
-    let vm = m.vms.get_mut(seq).expect("live");
+    let vm = m.vms.live_mut(seq)?;
     let before = vm.planned;
     vm.planned = if expunge { EXPUNGING } else { DESTROYED };
     let token: u64 = rand::random();
@@ -605,12 +560,8 @@ fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            let vm =
-                m.vms.get_mut(seq).ok_or_else(|| SimError::internal("Failed to destroy vm: it no longer exists"))?;
-            if let Some(e) = env.fail.take() {
-                vm.planned = before;
-                return Err(e);
-            }
+            let vm = m.vms.in_job_mut(seq)?;
+            env.injected(|| vm.planned = before)?;
             vm.state = if expunge { EXPUNGING } else { DESTROYED };
             vm.planned = vm.state;
             vm.expunge_at = Some(token);
@@ -642,7 +593,7 @@ fn expunge(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::not_available("expungeVirtualMachine"));
     }
     let seq = vm_param(ctx, m, "id")?;
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(seq)?;
     if vm.planned != DESTROYED {
         return Err(SimError::invalid(format!(
             "Please specify a VM that is in Destroyed state; VM {} is {}",
@@ -650,18 +601,14 @@ fn expunge(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         )));
     }
     let id = vm.id.clone();
-    m.vms.get_mut(seq).expect("live").planned = EXPUNGING;
+    m.vms.live_mut(seq)?.planned = EXPUNGING;
     Ok(ctx.job(
         "VirtualMachine",
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                if let Some(vm) = m.vms.get_mut(seq) {
-                    vm.planned = DESTROYED;
-                }
-                return Err(e);
-            }
+            let vm = m.vms.in_job_mut(seq)?;
+            env.injected(|| vm.planned = DESTROYED)?;
             expunge_now(m, seq);
             Ok(super::success())
         }),
@@ -673,11 +620,11 @@ fn recover(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::not_available("recoverVirtualMachine"));
     }
     let seq = vm_param(ctx, m, "id")?;
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(seq)?;
     if vm.state != DESTROYED || m.pending_job(&vm.id).is_some() {
         return Err(SimError::invalid(format!("Unable to recover VM {} as it is not in Destroyed state", vm.id)));
     }
-    let vm = m.vms.get_mut(seq).expect("live");
+    let vm = m.vms.live_mut(seq)?;
     vm.state = STOPPED;
     vm.planned = STOPPED;
     vm.expunge_at = None;
@@ -694,7 +641,7 @@ fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     }
     let name = ctx.p.opt("name");
     if let Some(n) = name {
-        let vm = m.vms.get(seq).expect("live");
+        let vm = m.vms.live(seq)?;
         if !valid_hostname(n) {
             return Err(SimError::invalid(
                 "Invalid name. Vm name can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the hyphen ('-'), must be between 1 and 63 characters long, and can't start or end with \"-\" and can't start with digit",
@@ -705,7 +652,7 @@ fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         }
     }
     let haenable = ctx.p.opt_bool("haenable");
-    let vm = m.vms.get_mut(seq).expect("live");
+    let vm = m.vms.live_mut(seq)?;
     if let Some(d) = ctx.p.opt("displayname") {
         vm.displayname = d.to_string();
     }
@@ -728,8 +675,8 @@ fn change_service(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     ctx.p.req("id")?;
     ctx.p.req("serviceofferingid")?;
     let seq = vm_param(ctx, m, "id")?;
-    let so = ctx.need(&m.service_offerings, "serviceofferingid", "service offering")?;
-    let vm = m.vms.get(seq).expect("live");
+    let so = ctx.need(&m.service_offerings, "serviceofferingid")?;
+    let vm = m.vms.live(seq)?;
     if vm.state != STOPPED || vm.planned != STOPPED {
         return Err(SimError::invalid(format!(
             "Unable to upgrade virtual machine {} in state {}; make sure the virtual machine is stopped",
@@ -737,13 +684,13 @@ fn change_service(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         )));
     }
     if vm.offering == so {
-        let name = &m.service_offerings.get(so).expect("live").name;
+        let name = &m.service_offerings.live(so)?.name;
         return Err(SimError::invalid(format!(
             "Not upgrading vm {} since it already has the requested service offering ({name})",
             vm.id
         )));
     }
-    m.vms.get_mut(seq).expect("live").offering = so;
+    m.vms.live_mut(seq)?.offering = so;
     for v in m.volumes.values_mut().filter(|v| v.vm == Some(seq) && v.kind == "ROOT") {
         v.serviceoffering = Some(so);
     }
@@ -751,8 +698,7 @@ fn change_service(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 }
 
 fn get_password(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    let seq = vm_param(ctx, m, "id")?;
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(vm_param(ctx, m, "id")?)?;
     match &vm.encrypted_password {
         Some(enc) => Ok(single("password", json!({"encryptedpassword": enc}))),
         None => Err(SimError::invalid(format!("No password for Instance with ID '{}' found.", vm.id))),
@@ -760,8 +706,7 @@ fn get_password(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 }
 
 fn get_userdata(ctx: &Ctx, m: &Model) -> SimResult<Value> {
-    let seq = vm_param(ctx, m, "virtualmachineid")?;
-    let vm = m.vms.get(seq).expect("live");
+    let vm = m.vms.live(vm_param(ctx, m, "virtualmachineid")?)?;
     Ok(single(
         "virtualmachineuserdata",
         Obj::new().set("virtualmachineid", vm.id.clone()).opt("userdata", vm.userdata.clone()).done(),

@@ -28,15 +28,8 @@ pub const MAX_CUSTOM_GB: i64 = 1024;
 /// Most data disks a VM takes (device ids 1..=MAX_DEVICE).
 const MAX_DEVICE: i64 = 15;
 
-pub fn vol_what(v: &Volume) -> String {
-    format!("Volume {{\"id\":\"{}\",\"name\":\"{}\"}}", v.id, v.name)
-}
-
 fn volume_param(ctx: &Ctx, m: &Model, name: &str) -> SimResult<u64> {
-    let s = ctx.need(&m.volumes, name, "volume")?;
-    let v = m.volumes.get(s).expect("live");
-    m.check_access(&ctx.caller, v.owner, &vol_what(v))?;
-    Ok(s)
+    ctx.owned(m, &m.volumes, name)
 }
 
 fn volume_result(m: &Model, seq: u64) -> Value {
@@ -58,24 +51,22 @@ fn free_device(m: &Model, vm: u64, wanted: Option<i64>) -> SimResult<i64> {
                 return Err(SimError::invalid(format!("deviceId should be between 1 and {MAX_DEVICE}")));
             }
             if used.contains(&d) {
-                return Err(SimError::invalid(format!(
-                    "deviceId {d} is used by VM {}",
-                    m.vms.get(vm).expect("live").id
-                )));
+                return Err(SimError::invalid(format!("deviceId {d} is used by VM {}", m.vms.live(vm)?.id)));
             }
             Ok(d)
         }
-        None => (1..=MAX_DEVICE).find(|d| !used.contains(d)).ok_or_else(|| {
-            SimError::invalid(format!(
+        None => match (1..=MAX_DEVICE).find(|d| !used.contains(d)) {
+            Some(d) => Ok(d),
+            None => Err(SimError::invalid(format!(
                 "VM {} already has the maximum number of data disks",
-                m.vms.get(vm).expect("live").id
-            ))
-        }),
+                m.vms.live(vm)?.id
+            ))),
+        },
     }
 }
 
 fn attachable_vm(m: &Model, vm: u64) -> SimResult<()> {
-    let v = m.vms.get(vm).expect("live");
+    let v = m.vms.live(vm)?;
     if v.planned != RUNNING && v.planned != STOPPED {
         return Err(SimError::invalid("Please specify a VM that is either running or stopped."));
     }
@@ -84,9 +75,9 @@ fn attachable_vm(m: &Model, vm: u64) -> SimResult<()> {
 
 fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let p = &ctx.p;
-    let offering = ctx.opt_live(&m.disk_offerings, "diskofferingid", "disk offering")?;
-    let snapshot = ctx.opt_live(&m.snapshots, "snapshotid", "snapshot")?;
-    let zone = ctx.opt_live(&m.zones, "zoneid", "zone")?;
+    let offering = ctx.opt_live(&m.disk_offerings, "diskofferingid")?;
+    let snapshot = ctx.opt_live(&m.snapshots, "snapshotid")?;
+    let zone = ctx.opt_live(&m.zones, "zoneid")?;
     let vm = match p.opt("virtualmachineid") {
         Some(_) => Some(vm_param(ctx, m, "virtualmachineid")?),
         None => None,
@@ -106,7 +97,7 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         }
         (Some(o), None) => {
             let zone = zone.ok_or_else(|| SimError::invalid("Please specify zone ID to create a volume"))?;
-            let d = m.disk_offerings.get(o).expect("live");
+            let d = m.disk_offerings.live(o)?;
             let gb = if d.iscustomized {
                 match size {
                     Some(s) if (1..=MAX_CUSTOM_GB).contains(&s) => s,
@@ -126,8 +117,8 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             (zone, gb << 30, None)
         }
         (None, Some(s)) => {
-            let snap = m.snapshots.get(s).expect("live");
-            m.check_access(&ctx.caller, snap.owner, &format!("Snapshot {}", snap.id))?;
+            let snap = m.snapshots.live(s)?;
+            m.check_owned(&ctx.caller, snap)?;
             if snap.state != "BackedUp" {
                 return Err(SimError::invalid(format!(
                     "Snapshot id={} is not in BackedUp state yet and can't be used for volume creation",
@@ -139,7 +130,7 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     };
     if let Some(v) = vm {
         attachable_vm(m, v)?;
-        let vmz = m.vms.get(v).expect("live");
+        let vmz = m.vms.live(v)?;
         if vmz.zone != zone {
             return Err(SimError::invalid("Please specify a VM that is in the same zone as the volume."));
         }
@@ -183,16 +174,15 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         id.clone(),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
+            env.injected(|| {
                 m.volumes.remove(seq);
-                return Err(e);
-            }
-            // Attach now if asked (and still possible).
+            })?;
+            // Attach now if asked (and still possible: the VM may have gone meanwhile).
             let device = match vm {
-                Some(v) if m.vms.get(v).is_some() => free_device(m, v, None).ok(),
+                Some(v) if attachable_vm(m, v).is_ok() => free_device(m, v, None).ok(),
                 _ => None,
             };
-            let vol = m.volumes.get_mut(seq).ok_or_else(|| SimError::internal("volume vanished"))?;
+            let vol = m.volumes.in_job_mut(seq)?;
             if from_snapshot.is_some() {
                 vol.state = "Ready";
             }
@@ -210,17 +200,9 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 fn list_volumes(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let p = &ctx.p;
     let empty = || list::list(p, "volume", Vec::<()>::new(), |_| json!({}));
-    let Some(id) = super::meta::id_filter(ctx, &m.volumes, "id")? else { return empty() };
-    let vm = match ctx.find(&m.vms, "virtualmachineid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
-    let zone = match ctx.find(&m.zones, "zoneid")? {
-        Some(Lookup::Live(s)) => Some(s),
-        Some(_) => return empty(),
-        None => None,
-    };
+    let Some(id) = ctx.filter(&m.volumes, "id")? else { return empty() };
+    let Some(vm) = ctx.filter(&m.vms, "virtualmachineid")? else { return empty() };
+    let Some(zone) = ctx.filter(&m.zones, "zoneid")? else { return empty() };
     let mut ids = None;
     for v in p.list("ids") {
         match m.volumes.lookup(&v) {
@@ -266,7 +248,7 @@ fn attach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let vs = volume_param(ctx, m, "id")?;
     let vm = vm_param(ctx, m, "virtualmachineid")?;
     let deviceid = ctx.p.int("deviceid")?;
-    let vol = m.volumes.get(vs).expect("live");
+    let vol = m.volumes.live(vs)?;
     if vol.kind == "ROOT" {
         return Err(SimError::invalid("Please specify a volume with the valid type: DATADISK"));
     }
@@ -277,11 +259,11 @@ fn attach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::invalid(format!("Volume {} is in state {} and cannot be attached", vol.id, vol.state)));
     }
     attachable_vm(m, vm)?;
-    let v = m.vms.get(vm).expect("live");
+    let v = m.vms.live(vm)?;
     if v.owner != vol.owner {
         return Err(SimError::permission(format!(
             "Entity {} and entity {} belong to different accounts",
-            vol_what(vol),
+            vol.what(),
             v.id
         )));
     }
@@ -291,7 +273,7 @@ fn attach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let device = free_device(m, vm, deviceid)?;
     let id = vol.id.clone();
     let before = vol.state;
-    let vol = m.volumes.get_mut(vs).expect("live");
+    let vol = m.volumes.live_mut(vs)?;
     // Reserve the device now so concurrent attaches cannot take it.
     vol.vm = Some(vm);
     vol.deviceid = Some(device);
@@ -302,12 +284,19 @@ fn attach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            let vol = m.volumes.get_mut(vs).ok_or_else(|| SimError::internal("volume vanished"))?;
-            if let Some(e) = env.fail.take() {
+            // The VM may have been destroyed or expunged while the attach was queued.
+            let vm_gone = attachable_vm(m, vm).err();
+            let vol = m.volumes.in_job_mut(vs)?;
+            let undo = |vol: &mut Volume| {
                 vol.vm = None;
                 vol.deviceid = None;
                 vol.state = before;
-                return Err(e);
+            };
+            env.injected(|| undo(vol))?;
+            if vol.vm != Some(vm) || vm_gone.is_some() {
+                undo(vol);
+                let why = vm_gone.map_or_else(|| "the VM no longer exists".to_string(), |e| e.text);
+                return Err(SimError::internal(format!("Failed to attach volume {}: {why}", vol.id)));
             }
             vol.state = "Ready";
             vol.attached = Some(now);
@@ -330,7 +319,7 @@ fn detach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     } else {
         return Err(SimError::invalid("Please provide either a volume id, or a tuple(device id, instance id)"));
     };
-    let vol = m.volumes.get(vs).expect("live");
+    let vol = m.volumes.live(vs)?;
     if vol.kind == "ROOT" {
         return Err(SimError::invalid("Please specify a data volume; a ROOT volume cannot be detached"));
     }
@@ -347,10 +336,8 @@ fn detach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(id.clone()),
         Some(id),
         Box::new(move |m, env| {
-            if let Some(e) = env.fail.take() {
-                return Err(e);
-            }
-            let vol = m.volumes.get_mut(vs).ok_or_else(|| SimError::internal("volume vanished"))?;
+            env.injected(|| ())?;
+            let vol = m.volumes.in_job_mut(vs)?;
             vol.vm = None;
             vol.deviceid = None;
             vol.attached = None;
@@ -362,7 +349,7 @@ fn detach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 
 fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let vs = volume_param(ctx, m, "id")?;
-    let vol = m.volumes.get(vs).expect("live");
+    let vol = m.volumes.live(vs)?;
     if vol.vm.is_some() {
         return Err(SimError::invalid("Please specify a volume that is not attached to any VM."));
     }
