@@ -136,18 +136,7 @@ async fn security_group_deleted_while_rule_jobs_are_pending() {
     let (admin, _h) = start().await;
     let g = admin.ok("createSecurityGroup", &[("name", "racy")]).await;
     let gid = s(&g["securitygroup"]["id"]);
-    let auth = admin
-        .ok(
-            "authorizeSecurityGroupIngress",
-            &[
-                ("securitygroupid", &gid),
-                ("protocol", "tcp"),
-                ("startport", "22"),
-                ("endport", "22"),
-                ("cidrlist", "0.0.0.0/0"),
-            ],
-        )
-        .await;
+    let auth = admin.ok("authorizeSecurityGroupIngress", &tcp_ingress(&gid, "22", "0.0.0.0/0")).await;
     assert_eq!(admin.ok("deleteSecurityGroup", &[("id", &gid)]).await, json!({"success": true}));
     let j = admin.wait(&s(&auth["jobid"])).await;
     assert_failed(&j, 530);
@@ -156,18 +145,7 @@ async fn security_group_deleted_while_rule_jobs_are_pending() {
     // Revoke queued, then the group (and its rule) deleted.
     let g = admin.ok("createSecurityGroup", &[("name", "racy2")]).await;
     let gid = s(&g["securitygroup"]["id"]);
-    let r = admin
-        .run(
-            "authorizeSecurityGroupIngress",
-            &[
-                ("securitygroupid", &gid),
-                ("protocol", "tcp"),
-                ("startport", "80"),
-                ("endport", "80"),
-                ("cidrlist", "0.0.0.0/0"),
-            ],
-        )
-        .await;
+    let r = admin.run("authorizeSecurityGroupIngress", &tcp_ingress(&gid, "80", "0.0.0.0/0")).await;
     let rule = s(&r["securitygroup"]["ingressrule"][0]["ruleid"]);
     let revoke = admin.ok("revokeSecurityGroupIngress", &[("id", &rule)]).await;
     assert_eq!(admin.ok("deleteSecurityGroup", &[("id", &gid)]).await, json!({"success": true}));

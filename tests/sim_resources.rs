@@ -211,34 +211,12 @@ async fn security_groups_and_rules() {
     let e = cs.err("createSecurityGroup", &[("name", "web")], 431).await;
     assert_eq!(e["errortext"], "Unable to create security group, a group with name web already exists.");
 
-    let r = cs
-        .run(
-            "authorizeSecurityGroupIngress",
-            &[
-                ("securitygroupid", &gid),
-                ("protocol", "tcp"),
-                ("startport", "22"),
-                ("endport", "22"),
-                ("cidrlist", "0.0.0.0/0,10.0.0.0/8"),
-            ],
-        )
-        .await;
+    let r = cs.run("authorizeSecurityGroupIngress", &tcp_ingress(&gid, "22", "0.0.0.0/0,10.0.0.0/8")).await;
     let rules = r["securitygroup"]["ingressrule"].as_array().unwrap().clone();
     assert_eq!(rules.len(), 2);
     assert_eq!(rules[0]["startport"], 22);
     // Same rule again: the job fails (nothing new).
-    let again = cs
-        .ok(
-            "authorizeSecurityGroupIngress",
-            &[
-                ("securitygroupid", &gid),
-                ("protocol", "tcp"),
-                ("startport", "22"),
-                ("endport", "22"),
-                ("cidrlist", "0.0.0.0/0"),
-            ],
-        )
-        .await;
+    let again = cs.ok("authorizeSecurityGroupIngress", &tcp_ingress(&gid, "22", "0.0.0.0/0")).await;
     let j = cs.wait(&s(&again["jobid"])).await;
     assert_eq!(j["jobstatus"], 2);
     assert_eq!(j["jobresult"]["errorcode"], 530);

@@ -182,3 +182,8 @@ pub async fn deploy(cs: &Cs, extra: &[(&str, &str)]) -> Value {
     let r = cs.run("deployVirtualMachine", &p).await;
     r["virtualmachine"].clone()
 }
+
+/// Parameters of an ingress rule for one TCP port from `cidrs`.
+pub fn tcp_ingress<'a>(gid: &'a str, port: &'a str, cidrs: &'a str) -> [(&'static str, &'a str); 5] {
+    [("securitygroupid", gid), ("protocol", "tcp"), ("startport", port), ("endport", port), ("cidrlist", cidrs)]
+}

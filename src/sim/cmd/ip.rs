@@ -89,8 +89,7 @@ fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     );
     Ok(ctx.create_job(
         "IpAddress",
-        id.clone(),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| {
                 m.public_ips.remove(seq);
@@ -121,10 +120,9 @@ fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     }
     let id = ip.id.clone();
     m.public_ips.live_mut(s)?.state = "Releasing";
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "IpAddress",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             let ip = m.public_ips.in_job_mut(s)?;
             env.injected(|| ip.state = "Allocated")?;
@@ -224,10 +222,9 @@ fn disable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::invalid("Specified IP address id is not associated with any vm Id"));
     }
     let id = ip.id.clone();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "IpAddress",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| ())?;
             m.public_ips.in_job(s)?;

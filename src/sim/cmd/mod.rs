@@ -96,8 +96,20 @@ impl Ctx<'_> {
         Reply::Job(JobSpec { instance_type, instance_id, create_id: None, lock, run })
     }
 
-    pub fn create_job(&self, instance_type: &'static str, id: String, lock: Option<String>, run: JobFn) -> Reply {
-        Reply::Job(JobSpec { instance_type, instance_id: Some(id.clone()), create_id: Some(id), lock, run })
+    /// A job on one object: it joins that object's queue and names it as `jobinstanceid`.
+    pub fn object_job(&self, instance_type: &'static str, id: String, run: JobFn) -> Reply {
+        self.job(instance_type, Some(id.clone()), Some(id), run)
+    }
+
+    /// The job of an async create: `id` (the new object) is answered with the jobid.
+    pub fn create_job(&self, instance_type: &'static str, id: String, run: JobFn) -> Reply {
+        Reply::Job(JobSpec {
+            instance_type,
+            instance_id: Some(id.clone()),
+            create_id: Some(id.clone()),
+            lock: Some(id),
+            run,
+        })
     }
 }
 

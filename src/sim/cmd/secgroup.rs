@@ -265,10 +265,9 @@ fn authorize(ctx: &mut Ctx, m: &mut Model, ingress: bool) -> SimResult<Reply> {
     let rules = requested_rules(ctx, m)?;
     let id = m.security_groups.live(s)?.id.clone();
     let direction = if ingress { "ingress" } else { "egress" };
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "SecurityGroup",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| ())?;
             // The group may have been deleted while the job was queued: the job fails (530).
@@ -313,10 +312,9 @@ fn revoke(ctx: &mut Ctx, m: &mut Model, ingress: bool) -> SimResult<Reply> {
     let g = m.security_groups.live(r.group)?;
     m.check_owned(&ctx.caller, g)?;
     let gid = g.id.clone();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "SecurityGroup",
-        Some(gid.clone()),
-        Some(gid),
+        gid,
         Box::new(move |m, env| {
             env.injected(|| ())?;
             let g = m.security_groups.in_job_mut(r.group)?;

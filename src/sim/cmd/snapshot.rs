@@ -58,8 +58,7 @@ fn create_snapshot(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     m.snapshots.insert(seq, snap);
     Ok(ctx.create_job(
         "Snapshot",
-        id.clone(),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             let s = m.snapshots.in_job_mut(seq)?;
             env.injected(|| s.state = "Error")?;
@@ -112,10 +111,9 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::invalid(format!("Can't delete snapshot {} with state {}", snap.id, snap.state)));
     }
     let id = snap.id.clone();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "Snapshot",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| ())?;
             m.snapshots.in_job(s)?;

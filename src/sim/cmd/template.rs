@@ -143,8 +143,7 @@ fn create_template(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     );
     Ok(ctx.create_job(
         "Template",
-        id.clone(),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| {
                 m.templates.remove(seq);
@@ -250,10 +249,9 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::invalid(format!("Template {} is not available in zone {}", t.id, m.zones.live(z)?.id)));
     }
     let id = t.id.clone();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "Template",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| ())?;
             let t = m.templates.in_job_mut(s)?;

@@ -284,8 +284,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let vm_id = id.clone();
     Ok(ctx.create_job(
         "VirtualMachine",
-        id.clone(),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             let running_in_zone = m
                 .vms
@@ -421,10 +420,9 @@ fn transition(
         vm.planned = done;
     }
     let verb = verb.to_string();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "VirtualMachine",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             let vm = m.vms.in_job_mut(seq)?;
             if is_noop {
@@ -555,10 +553,9 @@ fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let token: u64 = rand::random();
     let delay = ctx.cfg.expunge_delay();
     let step = ctx.cfg.job_delay("expungeVirtualMachine");
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "VirtualMachine",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             let vm = m.vms.in_job_mut(seq)?;
             env.injected(|| vm.planned = before)?;
@@ -602,10 +599,9 @@ fn expunge(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     }
     let id = vm.id.clone();
     m.vms.live_mut(seq)?.planned = EXPUNGING;
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "VirtualMachine",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             let vm = m.vms.in_job_mut(seq)?;
             env.injected(|| vm.planned = DESTROYED)?;

@@ -171,8 +171,7 @@ fn create_volume(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let now = ctx.now.clone();
     Ok(ctx.create_job(
         "Volume",
-        id.clone(),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| {
                 m.volumes.remove(seq);
@@ -279,10 +278,9 @@ fn attach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     vol.deviceid = Some(device);
     vol.state = "Attaching";
     let now = ctx.now.clone();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "Volume",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             // The VM may have been destroyed or expunged while the attach was queued.
             let vm_gone = attachable_vm(m, vm).err();
@@ -331,10 +329,9 @@ fn detach(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     }
     attachable_vm(m, vm)?;
     let id = vol.id.clone();
-    Ok(ctx.job(
+    Ok(ctx.object_job(
         "Volume",
-        Some(id.clone()),
-        Some(id),
+        id,
         Box::new(move |m, env| {
             env.injected(|| ())?;
             let vol = m.volumes.in_job_mut(vs)?;
