@@ -21,6 +21,10 @@ pub struct Ec2Request {
     /// authentication parameters.
     pub params: Params,
     pub frontend: Frontend,
+    /// `host[:port]` the client addressed (its `Host` header, or the gateway's configured public
+    /// endpoint), set by the server. DescribeRegions reports it as this region's endpoint, since
+    /// boto 2 builds its connections from `regionEndpoint`. `None`: the configured endpoint.
+    pub host: Option<String>,
 }
 
 /// Flat EC2 Query parameters, decoded. Names are case-sensitive as on EC2.

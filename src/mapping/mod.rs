@@ -123,16 +123,23 @@ impl Executor {
             return (Err(e), 0);
         };
         let region = inner.opts.regions.first();
+        // This gateway's own endpoint is the host the client reached it by, when the front end
+        // knows it (boto 2 connects to regionEndpoint); other regions keep their configured one.
+        let own_endpoint = |r: &RegionInfo| req.host.clone().unwrap_or_else(|| r.endpoint.clone());
         let vars = convert::Vars {
             region: region.map(|r| r.name.clone()).unwrap_or_default(),
-            endpoint: region.map(|r| r.endpoint.clone()).unwrap_or_default(),
+            endpoint: region.map(own_endpoint).unwrap_or_default(),
             account: who.account.clone(),
             regions: serde_json::Value::Array(
                 inner
                     .opts
                     .regions
                     .iter()
-                    .map(|r| serde_json::json!({ "name": r.name, "endpoint": r.endpoint }))
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let endpoint = if i == 0 { own_endpoint(r) } else { r.endpoint.clone() };
+                        serde_json::json!({ "name": r.name, "endpoint": endpoint })
+                    })
                     .collect(),
             ),
             version: req.version.clone(),

@@ -308,6 +308,7 @@ pub fn req(action: &str, params: &[(&str, &str)]) -> Ec2Request {
         version: "2016-11-15".into(),
         params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Params>(),
         frontend: Frontend::Query,
+        host: None,
     }
 }
 

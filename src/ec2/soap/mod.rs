@@ -235,7 +235,7 @@ pub fn to_request(table: &PathTable, verified: &VerifiedEnvelope, request_id: St
     }
     let version = version_of(op.namespace.as_deref())?;
     let params = flatten(table, &op.name, op)?;
-    Ok(Ec2Request { request_id, action: op.name.clone(), version, params, frontend: Frontend::Soap })
+    Ok(Ec2Request { request_id, action: op.name.clone(), version, params, frontend: Frontend::Soap, host: None })
 }
 
 // ---------------------------------------------------------------------------------------------
