@@ -49,6 +49,10 @@ async fn availability_zones_and_regions() {
         .unwrap_err();
     assert_eq!((e.code.as_ref(), e.message.as_str()), ("InvalidParameterValue", "The filter 'bogus' is invalid"));
 
+    // A bare list parameter is its one value (libcloud sends `KeyName=` for DescribeKeyPairs).
+    let xml = ex.execute(&req("DescribeAvailabilityZones", &[("ZoneName", "zone1")]), &who()).await.unwrap();
+    assert_eq!(all(&xml, "zoneName"), vec!["zone1"]);
+
     let xml = ex.execute(&req("DescribeRegions", &[]), &who()).await.unwrap();
     assert_eq!(
         xml,

@@ -305,7 +305,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
     // Ids: shape checks first (cheap), lookups after the other validation.
     let mut req_ids: Vec<String> = Vec::new();
     if let Some(ids) = &a.ids {
-        for v in p.list(&ids.param).into_iter().chain(p.get(&ids.param)) {
+        for v in p.list(&ids.param) {
             if !req_ids.iter().any(|x| x == v) {
                 req_ids.push(v.to_string());
             }
