@@ -446,6 +446,25 @@ async fn launch(
     {
         groups.push(json!({ "name": "default" }));
     }
+    // EC2 always names a group by id (groupId is required; libcloud reads it): complete names and
+    // ids from the security group list the name check just cached.
+    if !groups.is_empty()
+        && let Ok(known) = ctx.list_cached("listSecurityGroups", &[], "securitygroup").await
+    {
+        for g in groups.iter_mut() {
+            let found = known.iter().find(|k| {
+                (g.get("id").is_some() && k.get("id") == g.get("id"))
+                    || (g.get("name").is_some() && k.get("name") == g.get("name"))
+            });
+            if let (Some(k), Some(obj)) = (found, g.as_object_mut()) {
+                for f in ["id", "name"] {
+                    if let Some(v) = k.get(f) {
+                        obj.insert(f.into(), v.clone());
+                    }
+                }
+            }
+        }
+    }
     let default_type = args.get("default_type").and_then(Value::as_str).unwrap_or("m1.small");
     let itype = ctx.req.params.get("InstanceType").filter(|t| !t.is_empty()).unwrap_or(default_type);
     let created = cloudstack_now();
