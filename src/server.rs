@@ -275,16 +275,18 @@ async fn query(
     info.access_key = Some(principal.access_key.clone());
     let mut req = input.to_request(rid.to_string())?;
     req.host = gw.client_host(parts);
-    match gw.handler.execute(&req, &principal).await {
-        Ok(inner) => Ok(render::query_success(rid, &req.action, &req.version, &inner)),
-        Err(e) => {
-            // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
-            if e.code == "AuthFailure" {
-                gw.credentials.forget(&principal.access_key);
-            }
-            Err(e)
-        }
+    let inner = execute(gw, &req, &principal).await?;
+    Ok(render::query_success(rid, &req.action, &req.version, &inner))
+}
+
+/// Run an authenticated request (both front ends).
+async fn execute(gw: &Gateway, req: &Ec2Request, principal: &Principal) -> Result<String, Ec2Error> {
+    let out = gw.handler.execute(req, principal).await;
+    // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
+    if out.as_ref().is_err_and(|e| e.code == "AuthFailure") {
+        gw.credentials.forget(&principal.access_key);
     }
+    out
 }
 
 // ---- SOAP and registration ---------------------------------------------------------------------
@@ -318,15 +320,8 @@ async fn soap(
     // The certificate names the user; its CloudStack keys come from the credential sources.
     let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
     let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
-    match gw.handler.execute(&req, &principal).await {
-        Ok(inner) => Ok(render::soap_success(rid, &req.action, &req.version, &inner)),
-        Err(e) => {
-            if e.code == "AuthFailure" {
-                gw.credentials.forget(&principal.access_key);
-            }
-            Err(e)
-        }
-    }
+    let inner = execute(gw, &req, &principal).await?;
+    Ok(render::soap_success(rid, &req.action, &req.version, &inner))
 }
 
 /// The registration actions (`SetUserKeys`, `SetCertificate`, ...) of the old registration script:
@@ -410,13 +405,24 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
-/// One demo user as the ready file lists it.
-#[derive(Debug, Clone, serde::Serialize)]
+/// One demo user as the ready file lists it. Debug never prints the secret key.
+#[derive(Clone, serde::Serialize)]
 pub struct ReadyUser {
     pub account: String,
     pub access_key: String,
     pub secret_key: String,
     pub is_admin: bool,
+}
+
+impl std::fmt::Debug for ReadyUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyUser")
+            .field("account", &self.account)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("is_admin", &self.is_admin)
+            .finish()
+    }
 }
 
 /// The JSON written to `--ready-file` once the gateway listens.
@@ -527,7 +533,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 ..Default::default()
             },
         )
-        .map_err(|e| anyhow::anyhow!("CloudStack client for {cs_endpoint}: {e}"))?,
+        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
     );
 
     // Credential sources, first match wins: registered keys (store), simulator users, then
@@ -581,7 +587,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let ready = ReadyInfo {
         endpoint: endpoint.clone(),
         region: cfg.region.name.clone(),
-        cloudstack_endpoint: cs_endpoint.clone(),
+        // A password in the endpoint's userinfo stays out of the banner and the ready file.
+        cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
         simulator: _sim.is_some(),
         users,
     };
@@ -589,7 +596,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(p) = &cfg.server.ready_file {
         write_ready_file(p, &ready)?;
     }
-    tracing::info!(%addr, cloudstack = %cs_endpoint, region = %cfg.region.name, "ec2bridge listening");
+    let cs_shown = crate::store::redact_url(&cs_endpoint);
+    tracing::info!(%addr, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
     serve(listener, gw, shutdown_signal(), Duration::from_secs(cfg.server.shutdown_grace_secs)).await?;
     if let Some(p) = &cfg.server.ready_file {
         let _ = std::fs::remove_file(p);

@@ -60,11 +60,11 @@ fn syntax_and_structure_errors() {
         errs.iter().any(|e| e.contains("action 'RunInstances' is defined twice (first at instances.toml:")),
         "{errs:?}"
     );
-    let errs = builtin_with(&[("x.toml", "[action.DescribeTags]\ncall = { command = \"listTags\", completion = \"async-wait\" }\nreturnz = 1\nreturns = { list = \"tagSet\", shape = \"Tag\" }\nparams.resourceid = \"ResourceId|id:volume\"\n")]).unwrap_err();
+    let errs = builtin_with(&[("x.toml", "[action.DescribeSpotPriceHistory]\ncall = { command = \"listTags\", completion = \"async-wait\" }\nreturnz = 1\nreturns = { list = \"tagSet\", shape = \"Tag\" }\nparams.resourceid = \"ResourceId|id:disk\"\n")]).unwrap_err();
     let joined = errs.join("\n");
     assert!(joined.contains("x.toml:2: completion AsyncWait does not fit listTags"), "{joined}");
     assert!(joined.contains("x.toml:3: unknown key 'returnz'"), "{joined}");
-    assert!(joined.contains("x.toml:5: resolver 'id:volume' needs a [kind.volume] entry"), "{joined}");
+    assert!(joined.contains("x.toml:5: unknown id kind 'disk' in resolver 'id:disk'"), "{joined}");
 }
 
 #[test]
@@ -84,6 +84,9 @@ fn overlay_directory_replaces_by_file_name() {
     assert!(t.actions.contains_key("DescribeImages"));
     std::fs::write(dir.join("broken.toml"), "[shape.X]\na = \"b|nope\"\n").unwrap();
     let errs = Table::load(Some(&dir)).unwrap_err();
-    assert!(errs[0].to_string().ends_with("broken.toml:2: unknown converter 'nope' (known: id:, map:, iso8601, gib, mib_to_gib, base64, lower, upper, bool, not, arch, platform, nonempty, string)"), "{errs:?}");
+    assert!(
+        errs[0].to_string().contains("broken.toml:2: unknown converter 'nope' (known: id:, map:, iso8601, gib,"),
+        "{errs:?}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

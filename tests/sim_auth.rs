@@ -3,6 +3,7 @@
 
 mod sim_support;
 
+use ec2bridge::cloudstack::signing::golden;
 use serde_json::json;
 use sim_support::*;
 
@@ -48,34 +49,14 @@ async fn golden_vectors_over_http() {
     let h = start_seed(Some(GOLDEN_SEED)).await;
     let cs = Cs::of(&h, "golden");
     // listZones vector: no signatureVersion, signature from the doc.
-    let a = cs
-        .send_raw(&pairs(&[
-            ("command", "listZones"),
-            ("response", "json"),
-            ("apiKey", "sim-api-key-0001"),
-            ("signature", "kB7Jd41dOcbmI5WmLPr1AmlWVVc="),
-        ]))
-        .await;
+    let signed = |p: &[(&'static str, &'static str)], sig: &'static str| {
+        pairs(&p.iter().copied().chain([("signature", sig)]).collect::<Vec<_>>())
+    };
+    let a = cs.send_raw(&signed(golden::LIST_ZONES, golden::LIST_ZONES_SIGNATURE)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.inner()["count"], 1);
     // deploy vector with signatureVersion=3 and expires 2030, exactly as the doc signs it.
-    let a = cs
-        .send_raw(&pairs(&[
-            ("command", "deployVirtualMachine"),
-            ("response", "json"),
-            ("zoneid", "1128bd56-b4d9-4ac6-a7b9-c715b187ce11"),
-            ("templateid", "a17b40d6-83e4-4f2a-9ef0-dce6af575789"),
-            ("serviceofferingid", "71004023-bb72-4a97-b1e9-bc66dfce9470"),
-            ("displayname", "web server #1 (test)"),
-            ("userdata", "I2Nsb3VkLWNvbmZpZwo="),
-            ("tags[0].key", "Name"),
-            ("tags[0].value", "a/b"),
-            ("signatureVersion", "3"),
-            ("expires", "2030-01-01T00:00:00+0000"),
-            ("apiKey", "sim-api-key-0001"),
-            ("signature", "2/wSQl5qT/fEKUdLCIhdgKaoUNo="),
-        ]))
-        .await;
+    let a = cs.send_raw(&signed(golden::DEPLOY, golden::DEPLOY_SIGNATURE)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let id = a.inner()["id"].as_str().unwrap().to_string();
     let job = cs.wait(a.inner()["jobid"].as_str().unwrap()).await;

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ec2bridge::auth::Principal;
-use ec2bridge::auth::credentials::{BoxFuture, ChainSource};
+use ec2bridge::auth::credentials::{BoxFuture, ChainSource, StoreSource};
 use ec2bridge::cloudstack::CsCredentials;
-use ec2bridge::ec2::registration::{AccountOf, KeyCheck, KeyChecker, RegisteredUsers, signed_url};
+use ec2bridge::ec2::registration::{AccountOf, KeyCheck, KeyChecker, signed_url};
 use ec2bridge::ec2::render::escape;
 use ec2bridge::ec2::{Ec2Error, Ec2Request};
 use ec2bridge::server::{Ec2Handler, Gateway, serve};
@@ -102,7 +102,7 @@ async fn start_on(name: &str, dir: PathBuf, url: &str, key: &str) -> Option<Env>
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(Store::open(url, &KeySource::Base64(key.to_string())).await.unwrap());
     let echo = Arc::new(Echo(AtomicUsize::new(0)));
-    let creds = ChainSource::new().with(Arc::new(RegisteredUsers(store.clone())));
+    let creds = ChainSource::new().with(Arc::new(StoreSource::new(store.as_ref().clone())));
     let mut gw = Gateway::new(echo.clone(), Arc::new(creds));
     gw.registry = Some(store);
     gw.key_checker = Some(Arc::new(Cloud));

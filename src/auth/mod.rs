@@ -33,8 +33,9 @@ pub struct Principal {
 }
 
 /// What the Query verifiers see of an HTTP request. Parameters are already decoded (`+` and
-/// `%XX`); the path is as it arrived on the wire.
-#[derive(Debug, Clone, Copy)]
+/// `%XX`); the path is as it arrived on the wire. Debug shows parameter and header names only
+/// (values carry signatures).
+#[derive(Clone, Copy)]
 pub struct SignedRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
@@ -45,6 +46,20 @@ pub struct SignedRequest<'a> {
     pub form: &'a [(String, String)],
     /// The raw body, for the SigV4 payload hash.
     pub body: &'a [u8],
+}
+
+impl std::fmt::Debug for SignedRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |p: &[(String, String)]| p.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        f.debug_struct("SignedRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>())
+            .field("query", &names(self.query))
+            .field("form", &names(self.form))
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> SignedRequest<'a> {
@@ -185,6 +200,12 @@ where
         out.push_str(v);
     }
     out
+}
+
+/// `t + d`, or `None` when that is beyond the representable calendar (a client may send year 9999;
+/// plain `+` would panic).
+pub(crate) fn later(t: OffsetDateTime, d: Duration) -> Option<OffsetDateTime> {
+    time::Duration::try_from(d).ok().and_then(|d| t.checked_add(d))
 }
 
 /// Constant-time equality of two byte strings (length is not secret).

@@ -22,14 +22,23 @@ pub enum Validity {
     Expires(OffsetDateTime),
 }
 
-/// The SigV2 parameters of one request, parsed but not yet verified.
-#[derive(Debug)]
+/// The SigV2 parameters of one request, parsed but not yet verified. Debug leaves out the signature.
 pub struct V2Auth<'a> {
     pub access_key: &'a str,
     pub method: Method,
     pub validity: Validity,
     validity_text: &'a str,
     signature: &'a str,
+}
+
+impl std::fmt::Debug for V2Auth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V2Auth")
+            .field("access_key", &self.access_key)
+            .field("method", &self.method)
+            .field("validity", &self.validity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> V2Auth<'a> {
@@ -64,39 +73,65 @@ impl<'a> V2Auth<'a> {
                 return Err(Ec2Error::incomplete_signature("The request must contain the parameter SignatureMethod"));
             }
         };
-        let (validity, validity_text) = match (req.param("Timestamp"), req.param("Expires")) {
-            (Some(_), Some(_)) => {
-                return Err(Ec2Error::combination("The parameter Timestamp cannot be used with the parameter Expires"));
-            }
-            (Some(t), None) => (Validity::Timestamp(parse_time("Timestamp", t)?), t),
-            (None, Some(e)) => (Validity::Expires(parse_time("Expires", e)?), e),
-            (None, None) => return Err(Ec2Error::missing_parameter("Timestamp")),
-        };
+        let (validity, validity_text) = validity_of(req.param("Timestamp"), req.param("Expires"))?;
         Ok(V2Auth { access_key, method, validity, validity_text, signature })
     }
 
-    /// AWS: too old, too far in the future (Timestamp), or past its Expires, each with 15 minutes
-    /// of allowed clock skew.
     pub fn check_time(&self, now: OffsetDateTime, settings: &AuthSettings) -> Result<(), Ec2Error> {
-        let skew = settings.max_skew;
-        match self.validity {
-            Validity::Timestamp(t) => {
-                if (now - t).unsigned_abs() > skew {
-                    return Err(Ec2Error::request_expired(format_args!("Timestamp date is {}", self.validity_text)));
-                }
-            }
-            Validity::Expires(e) => {
-                if now > e + skew {
-                    return Err(Ec2Error::request_expired(format_args!("Expires date is {}", self.validity_text)));
-                }
-            }
-        }
-        Ok(())
+        check_validity(self.validity, self.validity_text, now, settings.max_skew)
     }
 
     pub fn verify(&self, req: &SignedRequest<'_>, secret: &str) -> Result<(), Ec2Error> {
         let expected = sign(self.method, secret, &string_to_sign(req));
         if ct_eq(expected.as_bytes(), self.signature.as_bytes()) { Ok(()) } else { Err(Ec2Error::signature_mismatch()) }
+    }
+}
+
+/// The request's `Timestamp` or `Expires` (exactly one of them), parsed; with its text.
+pub(crate) fn validity_of<'a>(
+    timestamp: Option<&'a str>,
+    expires: Option<&'a str>,
+) -> Result<(Validity, &'a str), Ec2Error> {
+    match (timestamp, expires) {
+        (Some(_), Some(_)) => {
+            Err(Ec2Error::combination("The parameter Timestamp cannot be used with the parameter Expires"))
+        }
+        (Some(t), None) => Ok((Validity::Timestamp(parse_time("Timestamp", t)?), t)),
+        (None, Some(e)) => Ok((Validity::Expires(parse_time("Expires", e)?), e)),
+        (None, None) => Err(Ec2Error::missing_parameter("Timestamp")),
+    }
+}
+
+/// AWS: too old, too far in the future (Timestamp), or past its Expires, each with `skew` (15
+/// minutes) of allowed clock difference. `text` is the value as sent, for the message.
+pub(crate) fn check_validity(
+    validity: Validity,
+    text: &str,
+    now: OffsetDateTime,
+    skew: std::time::Duration,
+) -> Result<(), Ec2Error> {
+    let text = truncate(text);
+    match validity {
+        Validity::Timestamp(t) => {
+            if (now - t).unsigned_abs() > skew {
+                return Err(Ec2Error::request_expired(format_args!("Timestamp date is {text}")));
+            }
+        }
+        Validity::Expires(e) => {
+            // A far-future Expires (year 9999) has no representable end: not expired.
+            if super::later(e, skew).is_some_and(|end| now > end) {
+                return Err(Ec2Error::request_expired(format_args!("Expires date is {text}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Client text quoted in an error message, bounded.
+pub(crate) fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
     }
 }
 

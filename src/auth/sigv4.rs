@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
+use super::sigv2::truncate;
 use super::{AuthSettings, SignedRequest, canonical_query, ct_eq, uri_encode_path};
 use crate::ec2::Ec2Error;
 
@@ -30,8 +31,7 @@ impl Scope<'_> {
     }
 }
 
-/// A SigV4 request, parsed but not yet verified.
-#[derive(Debug)]
+/// A SigV4 request, parsed but not yet verified. Debug leaves out the signature.
 pub struct V4Auth<'a> {
     pub access_key: &'a str,
     pub scope: Scope<'a>,
@@ -44,6 +44,19 @@ pub struct V4Auth<'a> {
     /// `X-Amz-Expires` of a presigned request.
     pub expires: Option<u64>,
     signature: String,
+}
+
+impl std::fmt::Debug for V4Auth<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V4Auth")
+            .field("access_key", &self.access_key)
+            .field("scope", &self.scope)
+            .field("signed_headers", &self.signed_headers)
+            .field("amz_date", &self.amz_date)
+            .field("presigned", &self.presigned)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> V4Auth<'a> {
@@ -157,14 +170,14 @@ impl<'a> V4Auth<'a> {
         if access_key.is_empty() || region.is_empty() || service.is_empty() {
             return Err(Ec2Error::incomplete_signature("Credential has an empty access key, region or service."));
         }
-        if date != &amz_date[..8] {
+        let day = amz_date.get(..8).unwrap_or_default();
+        if date != day {
             return Err(Ec2Error::new(
                 "SignatureDoesNotMatch",
                 format!(
                     "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: \
-                     '{}' != '{}', from '{amz_date}'.",
+                     '{}' != '{day}', from '{amz_date}'.",
                     truncate(date),
-                    &amz_date[..8]
                 ),
             ));
         }
@@ -204,7 +217,7 @@ impl<'a> V4Auth<'a> {
                         self.amz_date
                     )));
                 }
-                if now > self.time + Duration::from_secs(e) {
+                if super::later(self.time, Duration::from_secs(e)).is_some_and(|end| now > end) {
                     return Err(Ec2Error::request_expired(format_args!(
                         "The presigned URL signed at {} expired after {e} seconds (server time {now_s}).",
                         self.amz_date
@@ -279,14 +292,6 @@ impl<'a> V4Auth<'a> {
     }
 }
 
-/// Keep client-controlled text short in error messages.
-fn truncate(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
 /// `YYYYMMDDThhmmssZ` -> (time, the same text).
 fn parse_amz_date(v: &str, name: &str) -> Result<(OffsetDateTime, String), Ec2Error> {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -306,7 +311,8 @@ fn parse_http_date(v: &str) -> Result<(OffsetDateTime, String), Ec2Error> {
 
 pub fn format_amz_date(t: OffsetDateTime) -> String {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
-    t.to_offset(time::UtcOffset::UTC).format(fmt).unwrap_or_default()
+    // checked: converting a year-9999 time with a negative offset to UTC would panic.
+    t.checked_to_offset(time::UtcOffset::UTC).and_then(|t| t.format(fmt).ok()).unwrap_or_default()
 }
 
 /// The canonical URI(s) to try. botocore and the other SDKs sign non-S3 paths by encoding the
@@ -402,7 +408,7 @@ pub fn sign_authorization(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> String {
-    let scope = Scope { date: &amz_date[..8], region, service };
+    let scope = Scope { date: amz_date.get(..8).unwrap_or(amz_date), region, service };
     let mut hm = http::HeaderMap::new();
     for (k, v) in headers {
         if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_str(v)) {

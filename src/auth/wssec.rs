@@ -368,7 +368,8 @@ fn check_signed_info(doc: &Document<'_>, signature: NodeId) -> Result<usize, WsS
 }
 
 fn owned(doc: &Document<'_>, id: NodeId) -> XmlElement {
-    let el = doc.element(id).expect("caller passes element ids");
+    // Callers pass element ids; anything else becomes an empty element, never a panic.
+    let Some(el) = doc.element(id) else { return XmlElement::default() };
     let mut out = XmlElement {
         namespace: el.name.namespace_uri.as_deref().map(str::to_string),
         name: el.name.local_name.to_string(),

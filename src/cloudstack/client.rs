@@ -100,7 +100,7 @@ pub struct CsClient {
 impl std::fmt::Debug for CsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsClient")
-            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("endpoint", &crate::store::redact_url(self.inner.endpoint.as_str()))
             .field("calls", &self.calls())
             .finish_non_exhaustive()
     }
@@ -109,13 +109,15 @@ impl std::fmt::Debug for CsClient {
 impl CsClient {
     /// `endpoint` is the full API URL, e.g. `http://127.0.0.1:8080/client/api`.
     pub fn new(endpoint: &str, opts: ClientOptions) -> Result<Self, CsError> {
+        // Messages show the endpoint without a userinfo password.
+        let shown = crate::store::redact_url(endpoint);
         let url = reqwest::Url::parse(endpoint)
-            .map_err(|e| CsError::Transport(format!("invalid CloudStack endpoint {endpoint:?}: {e}")))?;
+            .map_err(|e| CsError::Transport(format!("invalid CloudStack endpoint {shown:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(CsError::Transport(format!("CloudStack endpoint {endpoint:?} is not an http(s) URL")));
+            return Err(CsError::Transport(format!("CloudStack endpoint {shown:?} is not an http(s) URL")));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(CsError::Transport(format!("CloudStack endpoint {endpoint:?} must not carry a query")));
+            return Err(CsError::Transport(format!("CloudStack endpoint {shown:?} must not carry a query")));
         }
         let http = reqwest::Client::builder()
             .timeout(opts.call_timeout)
@@ -281,14 +283,16 @@ impl CsClient {
 
     /// Poll a job to its end (backoff, deadline, never blocking a thread). Returns `jobresult`.
     pub async fn wait_job(&self, creds: &CsCredentials, command: &str, jobid: &str) -> Result<Value, CsError> {
-        let deadline = Instant::now() + self.inner.opts.job_timeout;
+        // checked: a configured timeout of u64::MAX seconds means "no deadline", not a panic.
+        let deadline = Instant::now().checked_add(self.inner.opts.job_timeout);
+        let remaining = || deadline.map_or(POLL_MAX, |d| d.saturating_duration_since(Instant::now()));
         let mut delay = self.inner.opts.poll_initial.max(Duration::from_millis(1));
         let mut transport_failures = 0;
         let params = [("jobid".to_string(), jobid.to_string())];
         loop {
             // Sleep first: a job just started is practically never done, and every poll is a
             // backend call. At least one poll happens, even with a zero deadline.
-            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(delay.min(remaining())).await;
             match self.call(creds, "queryAsyncJobResult", &params).await {
                 Ok(job) => {
                     transport_failures = 0;
@@ -305,10 +309,10 @@ impl CsClient {
                 }
                 Err(e) => return Err(e),
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(CsError::JobTimeout { command: command.to_string(), jobid: jobid.to_string() });
             }
-            delay = (delay * 3 / 2).min(POLL_MAX);
+            delay = (delay.saturating_mul(3) / 2).min(POLL_MAX);
         }
     }
 

@@ -72,40 +72,52 @@ where
     expected.as_bytes().ct_eq(signature.as_bytes()).into()
 }
 
+/// The documented golden vectors (cloudstack-api.md §2), shared by the signer's, the simulator's
+/// and the HTTP tests: parameters without `signature`, the secret, the expected signature.
+pub mod golden {
+    pub const SECRET: &str = "sim-secret-key-0001";
+    pub const API_KEY: &str = "sim-api-key-0001";
+    pub const LIST_ZONES: &[(&str, &str)] = &[("command", "listZones"), ("response", "json"), ("apiKey", API_KEY)];
+    pub const LIST_ZONES_SIGNATURE: &str = "kB7Jd41dOcbmI5WmLPr1AmlWVVc=";
+    /// `signatureVersion=3` with `expires` in 2030.
+    pub const DEPLOY: &[(&str, &str)] = &[
+        ("command", "deployVirtualMachine"),
+        ("response", "json"),
+        ("zoneid", "1128bd56-b4d9-4ac6-a7b9-c715b187ce11"),
+        ("templateid", "a17b40d6-83e4-4f2a-9ef0-dce6af575789"),
+        ("serviceofferingid", "71004023-bb72-4a97-b1e9-bc66dfce9470"),
+        ("displayname", "web server #1 (test)"),
+        ("userdata", "I2Nsb3VkLWNvbmZpZwo="),
+        ("tags[0].key", "Name"),
+        ("tags[0].value", "a/b"),
+        ("signatureVersion", "3"),
+        ("expires", "2030-01-01T00:00:00+0000"),
+        ("apiKey", API_KEY),
+    ];
+    pub const DEPLOY_SIGNATURE: &str = "2/wSQl5qT/fEKUdLCIhdgKaoUNo=";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn golden_vector_list_zones() {
-        let p = [("command", "listZones"), ("response", "json"), ("apiKey", "sim-api-key-0001")];
-        assert_eq!(string_to_sign(p), "apikey=sim-api-key-0001&command=listzones&response=json");
-        assert_eq!(sign(p, "sim-secret-key-0001"), "kB7Jd41dOcbmI5WmLPr1AmlWVVc=");
+        let p = golden::LIST_ZONES.iter().copied();
+        assert_eq!(string_to_sign(p.clone()), "apikey=sim-api-key-0001&command=listzones&response=json");
+        assert_eq!(sign(p, golden::SECRET), golden::LIST_ZONES_SIGNATURE);
     }
 
     #[test]
     fn golden_vector_deploy() {
-        let p = [
-            ("command", "deployVirtualMachine"),
-            ("response", "json"),
-            ("zoneid", "1128bd56-b4d9-4ac6-a7b9-c715b187ce11"),
-            ("templateid", "a17b40d6-83e4-4f2a-9ef0-dce6af575789"),
-            ("serviceofferingid", "71004023-bb72-4a97-b1e9-bc66dfce9470"),
-            ("displayname", "web server #1 (test)"),
-            ("userdata", "I2Nsb3VkLWNvbmZpZwo="),
-            ("tags[0].key", "Name"),
-            ("tags[0].value", "a/b"),
-            ("signatureVersion", "3"),
-            ("expires", "2030-01-01T00:00:00+0000"),
-            ("apiKey", "sim-api-key-0001"),
-        ];
+        let p = golden::DEPLOY.iter().copied();
         assert_eq!(
-            string_to_sign(p),
+            string_to_sign(p.clone()),
             "apikey=sim-api-key-0001&command=deployvirtualmachine&displayname=web%20server%20%231%20%28test%29&expires=2030-01-01t00%3a00%3a00%2b0000&response=json&serviceofferingid=71004023-bb72-4a97-b1e9-bc66dfce9470&signatureversion=3&tags[0].key=name&tags[0].value=a%2fb&templateid=a17b40d6-83e4-4f2a-9ef0-dce6af575789&userdata=i2nsb3vklwnvbmzpzwo%3d&zoneid=1128bd56-b4d9-4ac6-a7b9-c715b187ce11"
         );
-        assert_eq!(sign(p, "sim-secret-key-0001"), "2/wSQl5qT/fEKUdLCIhdgKaoUNo=");
-        assert!(verify(p, "sim-secret-key-0001", "2/wSQl5qT/fEKUdLCIhdgKaoUNo="));
-        assert!(!verify(p, "sim-secret-key-0002", "2/wSQl5qT/fEKUdLCIhdgKaoUNo="));
+        assert_eq!(sign(p.clone(), golden::SECRET), golden::DEPLOY_SIGNATURE);
+        assert!(verify(p.clone(), golden::SECRET, golden::DEPLOY_SIGNATURE));
+        assert!(!verify(p, "sim-secret-key-0002", golden::DEPLOY_SIGNATURE));
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl Ec2Error {
         Self::new("MissingParameter", format!("The request must contain the parameter {name}"))
     }
     pub fn invalid_value(param: &str, value: &str, why: &str) -> Self {
+        // The value is the client's: quote a bounded prefix, not a 100 KB parameter.
+        let value = match value.char_indices().nth(256) {
+            Some((i, _)) => format!("{}...", &value[..i]),
+            None => value.to_string(),
+        };
         Self::new(
             "InvalidParameterValue",
             format!("Value ({value}) for parameter {param} is invalid. {why}").trim_end().to_string(),

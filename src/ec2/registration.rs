@@ -14,21 +14,16 @@
 //! and the old script's form, the raw still-encoded pairs as sent, sorted (its `cert` value is
 //! Python `quote_plus(PEM)`, space as `+`, which the standard form would spell `%20`).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::auth::wssec::{self, CertificateLookup};
+use crate::auth::{canonical_query, ct_eq, sigv2, uri_encode};
 use crate::cloudstack::{CsClient, CsCredentials, CsError};
 use crate::ec2::Ec2Error;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::auth::credentials::BoxFuture;
 
 pub const ACTIONS: &[&str] = &["SetUserKeys", "SetCertificate", "DeleteCertificate", "CloudEC2Version"];
 
@@ -137,27 +132,6 @@ impl RegistrationStore for crate::store::Store {
     }
     fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move { Ok(crate::store::Store::delete_certificate(self, access_key).await? > 0) })
-    }
-}
-
-/// Users registered through `SetUserKeys`, as a credential source for Query and SOAP callers.
-pub struct RegisteredUsers(pub std::sync::Arc<crate::store::Store>);
-
-impl crate::auth::CredentialSource for RegisteredUsers {
-    fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<crate::auth::KnownUser>, Ec2Error>> {
-        Box::pin(async move {
-            match self.0.get_user_keys(access_key).await {
-                Ok(Some(u)) => {
-                    let account = (!u.account.is_empty()).then(|| u.account.clone());
-                    Ok(Some(crate::auth::KnownUser::cloudstack_user(&u.access_key, &u.secret_key, account)))
-                }
-                Ok(None) => Ok(None),
-                Err(e) => {
-                    tracing::error!(error = %e, "registered-user lookup failed");
-                    Err(Ec2Error::internal())
-                }
-            }
-        })
     }
 }
 
@@ -362,53 +336,11 @@ pub fn certificate_der(pem: &str) -> Result<Vec<u8>, Ec2Error> {
     Ok(pem.contents)
 }
 
-fn parse_time(v: &str) -> Option<OffsetDateTime> {
-    let v = v.trim();
-    OffsetDateTime::parse(v, &Rfc3339).ok().or_else(|| OffsetDateTime::parse(&format!("{v}Z"), &Rfc3339).ok())
-}
-
+/// `Timestamp` / `Expires` as the Query SigV2 verifier checks them.
 fn check_time(params: &[(String, String)], now: OffsetDateTime, skew: Duration) -> Result<(), Ec2Error> {
     let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let skew = time::Duration::try_from(skew).unwrap_or(time::Duration::minutes(15));
-    match (get("Timestamp"), get("Expires")) {
-        (Some(t), None) => {
-            let t =
-                parse_time(t).ok_or_else(|| Ec2Error::invalid_value("Timestamp", t, "Expected an ISO 8601 date."))?;
-            if (now - t).abs() > skew {
-                return Err(Ec2Error::new(
-                    "RequestExpired",
-                    "Request has expired (Timestamp too far from the server's time)",
-                ));
-            }
-        }
-        (None, Some(e)) => {
-            let e = parse_time(e).ok_or_else(|| Ec2Error::invalid_value("Expires", e, "Expected an ISO 8601 date."))?;
-            if now > e + skew {
-                return Err(Ec2Error::new("RequestExpired", "Request has expired"));
-            }
-        }
-        (Some(_), Some(_)) => {
-            return Err(Ec2Error::combination("The parameter Timestamp cannot be used with the parameter Expires"));
-        }
-        (None, None) => return Err(Ec2Error::missing_parameter("Timestamp")),
-    }
-    Ok(())
-}
-
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
-fn hmac_b64(sha256: bool, secret: &str, data: &str) -> Vec<u8> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let raw = if sha256 {
-        let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
-        m.update(data.as_bytes());
-        m.finalize().into_bytes().to_vec()
-    } else {
-        let mut m = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(secret.as_bytes()).expect("any key length");
-        m.update(data.as_bytes());
-        m.finalize().into_bytes().to_vec()
-    };
-    b64.encode(raw).into_bytes()
+    let (validity, text) = sigv2::validity_of(get("Timestamp"), get("Expires"))?;
+    sigv2::check_validity(validity, text, now, skew)
 }
 
 /// SigV2 over either canonical form (module docs), HmacSHA1 or HmacSHA256, with a fresh time.
@@ -424,22 +356,17 @@ fn verify_sigv2(
         Some("2") => {}
         _ => return Err(Ec2Error::new("AuthFailure", "Registration requests must use SignatureVersion=2")),
     }
-    let sha256 = match get("SignatureMethod") {
-        Some("HmacSHA256") => true,
-        Some("HmacSHA1") => false,
+    let method = match get("SignatureMethod") {
+        Some("HmacSHA256") => sigv2::Method::HmacSha256,
+        Some("HmacSHA1") => sigv2::Method::HmacSha1,
         _ => return Err(Ec2Error::new("AuthFailure", "SignatureMethod must be HmacSHA1 or HmacSHA256")),
     };
     let sig = require(get("Signature"), "Signature")?;
     check_time(params, now, skew)?;
 
     // Standard: decoded pairs, RFC 3986 re-encoded, sorted.
-    let mut std_pairs: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| k != "Signature")
-        .map(|(k, v)| (utf8_percent_encode(k, RFC3986).to_string(), utf8_percent_encode(v, RFC3986).to_string()))
-        .collect();
-    std_pairs.sort();
-    let standard = std_pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let standard =
+        canonical_query(params.iter().filter(|(k, _)| k != "Signature").map(|(k, v)| (k.as_str(), v.as_str())));
     // Old script: the raw pairs as sent, sorted.
     let mut raw_pairs: Vec<&str> =
         req.raw_params.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("Signature")).collect();
@@ -452,9 +379,7 @@ fn verify_sigv2(
     for host in &hosts {
         for query in [&standard, &raw] {
             let sts = format!("{}\n{}\n{}\n{}", req.method, host, path, query);
-            let mac = hmac_b64(sha256, secret, &sts);
-            use subtle::ConstantTimeEq;
-            if mac.len() == given.len() && bool::from(mac.ct_eq(given)) {
+            if ct_eq(sigv2::sign(method, secret, &sts).as_bytes(), given) {
                 return Ok(());
             }
         }
@@ -469,7 +394,7 @@ fn verify_sigv2(
 // Client side: `ec2bridge register` (same requests as scripts/cloudstack-aws-api-register)
 
 /// Register CloudStack keys and an X.509 certificate with a gateway (for SOAP clients).
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct RegisterArgs {
     /// CloudStack API key (= EC2 access key).
     #[arg(short = 'a', long = "apikey")]
@@ -486,6 +411,19 @@ pub struct RegisterArgs {
     /// Remove the registered certificate instead.
     #[arg(long)]
     pub delete: bool,
+}
+
+/// Debug never prints the secret key.
+impl std::fmt::Debug for RegisterArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterArgs")
+            .field("apikey", &self.apikey)
+            .field("secretkey", &"<redacted>")
+            .field("cert", &self.cert)
+            .field("url", &self.url)
+            .field("delete", &self.delete)
+            .finish()
+    }
 }
 
 /// The signed GET URL for one registration action (standard SigV2, HmacSHA1, values RFC 3986
@@ -509,29 +447,26 @@ pub fn signed_url(
         .replace_nanosecond(0)
         .unwrap_or(now)
         .format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))?;
-    let mut pairs: Vec<(String, String)> = [
+    let base_params = [
         ("AWSAccessKeyId", apikey),
         ("Action", action),
         ("SignatureMethod", "HmacSHA1"),
         ("SignatureVersion", "2"),
         ("Timestamp", ts.as_str()),
         ("Version", "2012-08-15"),
-    ]
-    .iter()
-    .chain(extra.iter())
-    .map(|(k, v)| (utf8_percent_encode(k, RFC3986).to_string(), utf8_percent_encode(v, RFC3986).to_string()))
-    .collect();
-    pairs.sort();
-    let query = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    ];
+    let query = canonical_query(base_params.iter().chain(extra.iter()).copied());
     let sts = format!("GET\n{}\n{}\n{}", host.to_ascii_lowercase(), path, query);
-    let sig = String::from_utf8(hmac_b64(false, secret, &sts)).expect("base64 is ASCII");
+    let sig = sigv2::sign(sigv2::Method::HmacSha1, secret, &sts);
     let mut out = url.clone();
-    out.set_query(Some(&format!("{query}&Signature={}", utf8_percent_encode(&sig, RFC3986))));
+    out.set_query(Some(&format!("{query}&Signature={}", uri_encode(&sig))));
     Ok(out.to_string())
 }
 
 async fn send(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
-    let resp = client.get(url).send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway: {e}"))?;
+    // The URL carries the signature (and for SetUserKeys the secret key): never in a message.
+    let resp =
+        client.get(url).send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway: {}", e.without_url()))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {

@@ -17,6 +17,14 @@ pub fn namespace(version: &str) -> String {
 /// Escape text or attribute content.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+/// Append `s` escaped for XML text or attribute content. Characters XML 1.0 cannot carry at all
+/// (C0 controls other than tab/newline/CR, U+FFFE, U+FFFF) are dropped rather than breaking the
+/// document. The one escaper of the gateway (the mapping renderer uses it too).
+pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -24,12 +32,11 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all become U+FFFD rather than a broken document.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
         }
     }
-    out
 }
 
 /// `<ActionResponse xmlns=…><requestId>…</requestId>{inner}</ActionResponse>` without the XML
@@ -108,7 +115,7 @@ mod tests {
         let err = root.first_element_child().unwrap().first_element_child().unwrap();
         let kids: Vec<_> = err.children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
         assert_eq!(kids, ["Code", "Message"]);
-        assert_eq!(err.last_element_child().unwrap().text(), Some("Value (<a&b>\u{FFFD}) is invalid"));
+        assert_eq!(err.last_element_child().unwrap().text(), Some("Value (<a&b>) is invalid"));
     }
 
     #[test]

@@ -58,6 +58,7 @@ const CONVERTERS: &[(&str, ConvFn, &str)] = &[
     ("iso8601", conv_iso8601, "CloudStack date -> 2016-11-15T12:00:00.000Z"),
     ("gib", conv_gib, "bytes -> whole GiB (rounded up)"),
     ("mib_to_gib", conv_mib_gib, "MiB -> GiB (rounded up)"),
+    ("mhz_to_ghz", conv_mhz_ghz, "MHz -> GHz (two decimals at most: 2000 -> 2, 2400 -> 2.4)"),
     ("base64", conv_base64, "text -> base64"),
     ("lower", conv_lower, "lower case"),
     ("upper", conv_upper, "upper case"),
@@ -248,6 +249,15 @@ fn conv_gib(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
         return None;
     }
     Some(Value::from((b / (1u64 << 30) as f64).ceil() as u64))
+}
+
+fn conv_mhz_ghz(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    let m = number(v)?;
+    if m <= 0.0 {
+        return None;
+    }
+    let g = (m / 10.0).round() / 100.0;
+    serde_json::Number::from_f64(g).map(Value::Number)
 }
 
 fn conv_mib_gib(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {

@@ -1,5 +1,5 @@
 //! CloudStack failures -> EC2 errors, by errorcode/cserrorcode and command through the `[[error]]`
-//! rules of the table (first match wins). CloudStack's English text is never matched; it may be
+//! rules of the table (first match wins; rules naming the command before `*` rules). CloudStack's English text is never matched; it may be
 //! quoted in the message where a rule says `{text}`.
 
 use super::table::Table;
@@ -19,11 +19,12 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
         }
         CsError::BadResponse(_) => return Ec2Error::internal(),
     };
-    for r in &t.errors {
+    // Rules naming the command win over `*` rules wherever they are written, so that an area's
+    // file can carry its own command's rules although common.toml's generic rules load first.
+    let specific = t.errors.iter().filter(|r| r.commands.iter().any(|c| c.eq_ignore_ascii_case(command)));
+    let generic = t.errors.iter().filter(|r| r.commands.iter().any(|c| c == "*"));
+    for r in specific.chain(generic) {
         if (is_job && !r.on_job) || (!is_job && !r.on_api) {
-            continue;
-        }
-        if !r.commands.iter().any(|c| c == "*" || c.eq_ignore_ascii_case(command)) {
             continue;
         }
         if r.errorcode.is_some_and(|c| c != errorcode) {

@@ -7,21 +7,7 @@ use super::convert::{self, Env};
 use super::expr::scalar_text;
 use super::table::{FieldKind, Shape};
 
-/// XML text escaping; characters XML 1.0 cannot carry are dropped.
-pub fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-}
+pub use crate::ec2::render::escape_into;
 
 pub fn element(out: &mut String, name: &str, text: &str) {
     out.push('<');
@@ -47,6 +33,12 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
             continue;
         }
         match &f.kind {
+            // `_text`: the value is the element's text itself (lists of plain strings).
+            FieldKind::Value(e) if f.name == "_text" => {
+                if let Some(v) = convert::eval(e, item, env).first() {
+                    escape_into(out, &scalar_text(v));
+                }
+            }
             FieldKind::Value(e) => match convert::eval(e, item, env).first() {
                 Some(v) => element(out, &f.name, &scalar_text(v)),
                 None if f.always => {

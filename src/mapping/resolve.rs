@@ -25,6 +25,19 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     ("int", r_int, "an integer, checked"),
     ("base64", r_base64, "base64 text, checked and passed on unchanged"),
     ("templatefilters", r_templatefilters, "Owner.N / ExecutableBy.N -> listTemplates templatefilter values"),
+    ("allowed:", r_allowed, "allowed:a|b checks the value is one of a, b (InvalidParameterValue); sends nothing"),
+    ("address", super::steps::addresses::r_address, "PublicIp / AllocationId / AssociationId -> the address uuid"),
+    ("address:", super::steps::addresses::r_address, "address:associated: the same, nothing when not associated"),
+    (
+        "instance_attribute_change",
+        super::steps::instance_attrs::r_change,
+        "ModifyInstanceAttribute: the one change asked for, checked",
+    ),
+    ("tag_resources", super::steps::tags::r_tag_resources, "ResourceId.N of any kind -> Type:uuid, checked"),
+    ("zone_named", r_zone_named, "availability zone name -> zone id; unknown -> InvalidZone.NotFound"),
+    ("int_range:", r_int_range, "an integer within MIN..MAX (int_range:1..16384), checked"),
+    ("one_of:", r_one_of, "one of the listed values (one_of:a,b,c), checked"),
+    ("device", r_device, "EC2 device name (/dev/sdf, /dev/xvdf, xvdf) -> CloudStack device id (5)"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
@@ -49,6 +62,14 @@ pub fn check(name: &str, t: &Table) -> Result<(), String> {
         let known: Vec<&str> = RESOLVERS.iter().map(|(n, _, _)| *n).collect();
         return Err(format!("unknown resolver '{name}' (known: {})", known.join(", ")));
     };
+    if let Some(r) = name.strip_prefix("int_range:")
+        && int_range(r).is_none()
+    {
+        return Err(format!("resolver '{name}': expected int_range:MIN..MAX"));
+    }
+    if name.starts_with("one_of:") && arg.is_empty() {
+        return Err(format!("resolver '{name}': expected one_of:a,b,c"));
+    }
     if name.starts_with("id:") {
         match Kind::from_name(arg) {
             None => return Err(format!("unknown id kind '{arg}' in resolver '{name}'")),
@@ -195,4 +216,103 @@ fn r_templatefilters<'a>(ctx: &'a Ctx<'a>, _: Option<String>, _: &'a str, _: &'a
         };
         Ok(v.into_iter().map(str::to_string).collect())
     })
+}
+
+/// A check only: the EC2 value must be one of the `|`-separated words; nothing goes to CloudStack.
+fn r_allowed<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        match input {
+            Some(v) if !arg.split('|').any(|a| a == v) => {
+                Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace('|', ", "))))
+            }
+            _ => Ok(Vec::new()),
+        }
+    })
+}
+fn r_zone_named<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        let Some(name) = input else { return Ok(Vec::new()) };
+        let zone =
+            ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str())).await?;
+        match zone.and_then(|z| field(&z, "id")) {
+            Some(id) => Ok(vec![id]),
+            None => Err(Ec2Error::new("InvalidZone.NotFound", format!("The zone '{name}' does not exist."))),
+        }
+    })
+}
+
+fn int_range(arg: &str) -> Option<(i64, i64)> {
+    let (lo, hi) = arg.split_once("..")?;
+    let (lo, hi) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo <= hi).then_some((lo, hi))
+}
+
+fn r_int_range<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        let Some(v) = input else { return Ok(Vec::new()) };
+        let (lo, hi) = int_range(arg).ok_or_else(Ec2Error::internal)?;
+        match v.trim().parse::<i64>() {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(vec![n.to_string()]),
+            Ok(_) => Err(Ec2Error::invalid_value(param, &v, &format!("It must be between {lo} and {hi}."))),
+            Err(_) => Err(Ec2Error::invalid_value(param, &v, "Expected an integer.")),
+        }
+    })
+}
+
+fn r_one_of<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        let Some(v) = input else { return Ok(Vec::new()) };
+        if arg.split(',').any(|a| a.trim() == v) {
+            Ok(vec![v])
+        } else {
+            Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace(',', ", "))))
+        }
+    })
+}
+
+/// `/dev/sdb`..`/dev/sdz`, `/dev/xvdb`..`/dev/xvdz` (also without `/dev/`): the letter's place
+/// after `a` is the CloudStack device id (`a` is the root disk, device 0).
+pub fn device_id(dev: &str) -> Option<u32> {
+    let d = dev.strip_prefix("/dev/").unwrap_or(dev);
+    let l = d.strip_prefix("xvd").or_else(|| d.strip_prefix("sd"))?;
+    let mut cs = l.chars();
+    let c = cs.next()?;
+    (cs.next().is_none() && ('b'..='z').contains(&c)).then(|| c as u32 - 'a' as u32)
+}
+
+fn r_device<'a>(_: &'a Ctx<'a>, input: Option<String>, _: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
+    Box::pin(async move {
+        let Some(v) = input else { return Ok(Vec::new()) };
+        match device_id(&v) {
+            Some(n) => Ok(vec![n.to_string()]),
+            None => Err(Ec2Error::invalid_value(
+                param,
+                &v,
+                &format!("{v} is not a valid EBS device name (expected /dev/sd[b-z] or /dev/xvd[b-z])."),
+            )),
+        }
+    })
+}
+
+#[cfg(test)]
+mod volume_resolver_tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(device_id("/dev/sdb"), Some(1));
+        assert_eq!(device_id("/dev/xvdf"), Some(5));
+        assert_eq!(device_id("xvdz"), Some(25));
+        assert_eq!(device_id("sdc"), Some(2));
+        for bad in ["/dev/sda", "/dev/sda1", "/dev/sdf1", "/dev/hdb", "", "/dev/", "/dev/sdé", "/dev/xvd"] {
+            assert_eq!(device_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(int_range("1..16384"), Some((1, 16384)));
+        assert_eq!(int_range("5..1"), None);
+        assert_eq!(int_range("x"), None);
+    }
 }

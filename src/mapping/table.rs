@@ -18,6 +18,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("images.toml", include_str!("../../mappings/images.toml")),
     ("instances.toml", include_str!("../../mappings/instances.toml")),
     ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
+    ("addresses.toml", include_str!("../../mappings/addresses.toml")),
+    ("tags.toml", include_str!("../../mappings/tags.toml")),
+    ("instance_attributes.toml", include_str!("../../mappings/instance_attributes.toml")),
+    ("instance_types.toml", include_str!("../../mappings/instance_types.toml")),
+    ("volumes.toml", include_str!("../../mappings/volumes.toml")),
+    ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
 ];
 
 #[derive(Debug, Clone)]

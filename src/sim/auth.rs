@@ -136,32 +136,20 @@ mod tests {
 
     #[test]
     fn golden_vectors_verify() {
+        use signing::golden;
         let now = datetime!(2026-01-01 00:00:00 UTC);
-        let mut p = params(&[("command", "listZones"), ("response", "json"), ("apiKey", "sim-api-key-0001")]);
-        p.insert("signature".into(), "kB7Jd41dOcbmI5WmLPr1AmlWVVc=".into());
-        assert!(verify_request(&p, "sim-secret-key-0001", now));
+        let mut p = params(golden::LIST_ZONES);
+        p.insert("signature".into(), golden::LIST_ZONES_SIGNATURE.into());
+        assert!(verify_request(&p, golden::SECRET, now));
         assert!(!verify_request(&p, "sim-secret-key-0002", now));
-        let mut d = params(&[
-            ("command", "deployVirtualMachine"),
-            ("response", "json"),
-            ("zoneid", "1128bd56-b4d9-4ac6-a7b9-c715b187ce11"),
-            ("templateid", "a17b40d6-83e4-4f2a-9ef0-dce6af575789"),
-            ("serviceofferingid", "71004023-bb72-4a97-b1e9-bc66dfce9470"),
-            ("displayname", "web server #1 (test)"),
-            ("userdata", "I2Nsb3VkLWNvbmZpZwo="),
-            ("tags[0].key", "Name"),
-            ("tags[0].value", "a/b"),
-            ("signatureVersion", "3"),
-            ("expires", "2030-01-01T00:00:00+0000"),
-            ("apiKey", "sim-api-key-0001"),
-            ("signature", "2/wSQl5qT/fEKUdLCIhdgKaoUNo="),
-        ]);
-        assert!(verify_request(&d, "sim-secret-key-0001", now));
+        let mut d = params(golden::DEPLOY);
+        d.insert("signature".into(), golden::DEPLOY_SIGNATURE.into());
+        assert!(verify_request(&d, golden::SECRET, now));
         // Expired: same signature, server clock after `expires`.
-        assert!(!verify_request(&d, "sim-secret-key-0001", datetime!(2030-01-01 00:00:01 UTC)));
+        assert!(!verify_request(&d, golden::SECRET, datetime!(2030-01-01 00:00:01 UTC)));
         // Any changed value breaks it.
         d.insert("displayname".into(), "web server #2 (test)".into());
-        assert!(!verify_request(&d, "sim-secret-key-0001", now));
+        assert!(!verify_request(&d, golden::SECRET, now));
     }
 
     #[test]

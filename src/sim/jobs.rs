@@ -42,7 +42,9 @@ pub fn spawn_timers(shared: &Arc<Shared>, timers: Vec<Timer>) {
             let mut next = Vec::new();
             {
                 let mut m = shared.write();
-                (t.run)(&mut m, &mut next);
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (t.run)(&mut m, &mut next))).is_err() {
+                    tracing::error!("simulator timer panicked");
+                }
             }
             spawn_timers(&shared, next);
         });
@@ -82,7 +84,13 @@ pub fn spawn_job(
             let mut m = shared.write();
             let mut env =
                 JobEnv { fail: if let JobFault::Fail(e) = fault { Some(e) } else { None }, timers: Vec::new() };
-            let outcome = (run)(&mut m, &mut env);
+            // A panicking completion fails its job (530) instead of leaving it, and every job
+            // queued behind it on the same object, pending forever.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (run)(&mut m, &mut env)))
+                .unwrap_or_else(|_| {
+                    tracing::error!(jobid = %jobid, "simulator job panicked");
+                    Err(SimError::internal("Internal error"))
+                });
             finish(&mut m, &jobid, lock.as_deref(), outcome);
             env.timers
         };

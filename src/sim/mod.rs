@@ -70,8 +70,8 @@ pub struct SimOptions {
     pub state_dir: Option<std::path::PathBuf>,
 }
 
-/// A seeded user as the simulator knows it.
-#[derive(Debug, Clone)]
+/// A seeded user as the simulator knows it. Debug never prints the secret key.
+#[derive(Clone)]
 pub struct SimUser {
     pub account: String,
     pub domain: String,
@@ -79,6 +79,19 @@ pub struct SimUser {
     pub api_key: String,
     pub secret_key: String,
     pub is_admin: bool,
+}
+
+impl std::fmt::Debug for SimUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimUser")
+            .field("account", &self.account)
+            .field("domain", &self.domain)
+            .field("username", &self.username)
+            .field("api_key", &self.api_key)
+            .field("secret_key", &"<redacted>")
+            .field("is_admin", &self.is_admin)
+            .finish()
+    }
 }
 
 pub struct SimHandle {

@@ -274,6 +274,11 @@ impl SimConfig {
     }
 }
 
+/// Largest template or disk size a seed may declare (1 PiB): byte sizes stay far inside i64.
+const MAX_SIZE_GB: i64 = 1 << 20;
+/// Upper bound of `[generate] vms`: a typo must not exhaust memory.
+const MAX_GENERATED_VMS: usize = 1_000_000;
+
 pub fn parse_seed(text: &str) -> anyhow::Result<Seed> {
     let seed: Seed = toml::from_str(text).context("seed file is not valid")?;
     Ok(seed)
@@ -572,6 +577,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
     }
     for d in &seed.disk_offerings {
         ensure!(d.customized || d.size_gb > 0, "disk offering {}: size_gb must be positive unless customized", d.name);
+        ensure!(d.size_gb <= MAX_SIZE_GB, "disk offering {}: size_gb must be at most {MAX_SIZE_GB}", d.name);
         let s = m.next_seq();
         m.disk_offerings.insert(
             s,
@@ -587,6 +593,8 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
         );
     }
     for t in &seed.templates {
+        let size_gb = t.size_gb.unwrap_or(10);
+        ensure!((0..=MAX_SIZE_GB).contains(&size_gb), "template {}: size_gb must be 0..{MAX_SIZE_GB}", t.name);
         let ostype = *ostype_by_name
             .get(&t.ostype)
             .with_context(|| format!("template {}: unknown ostype {}", t.name, t.ostype))?;
@@ -619,7 +627,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 format: t.format.clone().unwrap_or_else(|| "QCOW2".into()),
                 ostype,
                 hypervisor: t.hypervisor.clone().unwrap_or_else(|| "KVM".into()),
-                size: t.size_gb.unwrap_or(10) * (1 << 30),
+                size: size_gb << 30,
                 templatetype: "USER".into(),
                 cross_zones: t.zones.is_empty(),
                 zones,
@@ -669,6 +677,7 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
             .collect::<anyhow::Result<_>>()?
     };
     ensure!(!owners.is_empty(), "generate: no accounts to own the VMs");
+    ensure!(g.vms <= MAX_GENERATED_VMS, "generate: at most {MAX_GENERATED_VMS} VMs");
     let zones: Vec<u64> = m.zones.iter().map(|(s, _)| s).collect();
     let offerings: Vec<u64> = m.service_offerings.iter().map(|(s, _)| s).collect();
     ensure!(!offerings.is_empty(), "generate: needs a service offering");

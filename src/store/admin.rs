@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{KeySource, Store, StoreConfig, sqlite_path};
 
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct AdminArgs {
     /// Store URL: `sqlite://file.db`, a file path, or `postgres://...` [default: the one `serve`
     /// uses, store.db in $XDG_DATA_HOME/ec2bridge or ~/.local/share/ec2bridge]
@@ -19,6 +19,18 @@ pub struct AdminArgs {
     pub store_key: Option<String>,
     #[command(subcommand)]
     pub cmd: AdminCmd,
+}
+
+/// Debug never prints the store key or a URL's password.
+impl std::fmt::Debug for AdminArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminArgs")
+            .field("store", &self.store.as_deref().map(super::redact_url))
+            .field("store_key_file", &self.store_key_file)
+            .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
+            .field("cmd", &self.cmd)
+            .finish()
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]

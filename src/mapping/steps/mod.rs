@@ -3,8 +3,12 @@
 //! through these registries by name; adding one is adding a row, never a `match` on actions.
 
 mod account;
+pub(crate) mod addresses;
 mod images;
+pub(crate) mod instance_attrs;
 mod instances;
+pub(crate) mod tags;
+mod volumes;
 
 use serde_json::Value;
 
@@ -33,6 +37,71 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "start/stop/reboot/destroy each instance; answers previous and current state at once",
     ),
     ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
+    (
+        "create_image",
+        images::create_image,
+        no_args,
+        "template from the instance's ROOT volume; a running VM is stopped and started again",
+    ),
+    (
+        "register_image",
+        images::register_image,
+        images::check_register_args,
+        "registerTemplate from ImageLocation; format, hypervisor, OS type and zone from defaults",
+    ),
+    (
+        "describe_image_attribute",
+        images::describe_attribute,
+        no_args,
+        "one image attribute (description, launchPermission, ...)",
+    ),
+    (
+        "modify_image_attribute",
+        images::modify_attribute,
+        no_args,
+        "description / launch permissions, undone on a half-way failure",
+    ),
+    ("reset_image_attribute", images::reset_attribute, no_args, "launchPermission back to private, shared with nobody"),
+    (
+        "associate_address",
+        addresses::associate,
+        no_args,
+        "enableStaticNat, moving what is in the way (AllowReassociation)",
+    ),
+    ("disassociate_address", addresses::disassociate, no_args, "disableStaticNat when the address is associated"),
+    (
+        "tags_by_kind",
+        tags::by_kind,
+        tags::check_args,
+        "create/deleteTags, one call per resource type, undone on failure",
+    ),
+    (
+        "instance_attribute",
+        instance_attrs::instance_attribute,
+        instance_attrs::check_args,
+        "Describe/Modify/ResetInstanceAttribute (args.op)",
+    ),
+    (
+        "create_volume",
+        volumes::create_volume,
+        no_args,
+        "createVolume (custom disk offering or snapshot), ClientToken, tags with undo",
+    ),
+    (
+        "delete_volume",
+        volumes::delete_volume,
+        no_args,
+        "listVolumes for the state (VolumeInUse / IncorrectState), deleteVolume",
+    ),
+    ("attach_volume", volumes::attach_volume, no_args, "listVolumes for the state, attachVolume (not waited for)"),
+    ("detach_volume", volumes::detach_volume, no_args, "listVolumes for the attachment, detachVolume (not waited for)"),
+    (
+        "delete_snapshot",
+        volumes::delete_snapshot,
+        no_args,
+        "listSnapshots for the state, deleteSnapshot (not waited for)",
+    ),
+    ("create_snapshot", volumes::create_snapshot, no_args, "listVolumes (Ready, size), createSnapshot, tags with undo"),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -40,6 +109,17 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
     ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
     ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
+    ("address_annotations", addresses::annotations, "DescribeAddresses: association ids, PublicIp.N"),
+    (
+        "running_unless_all",
+        instance_attrs::running_unless_all,
+        "DescribeInstanceStatus: running only unless IncludeAllInstances",
+    ),
+    ("instance_type_names", instance_attrs::instance_type_names, "DescribeInstanceTypes: InstanceType.N, checked"),
+    ("tag_descriptions", tags::descriptions, "DescribeTags: EC2 resource ids and types of CloudStack tags"),
+    ("volume_states", volumes::volume_states, "volume _status and _attachments (EBS status, attachment status)"),
+    ("snapshot_owners", volumes::snapshot_owners, "apply DescribeSnapshots Owner.N"),
+    ("snapshot_sizes", volumes::snapshot_sizes, "_volumesize for snapshots without virtualsize (one listVolumes)"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {

@@ -17,6 +17,7 @@ pub fn commands() -> Vec<CmdSpec> {
         create("createTemplate", "org.apache.cloudstack.api.command.user.template.CreateTemplateCmd", create_template),
         write("registerTemplate", "org.apache.cloudstack.api.command.user.template.RegisterTemplateCmd", register),
         job("deleteTemplate", "org.apache.cloudstack.api.command.user.template.DeleteTemplateCmd", delete),
+        write("updateTemplate", "org.apache.cloudstack.api.command.user.template.UpdateTemplateCmd", update),
         read(
             "listTemplatePermissions",
             "org.apache.cloudstack.api.command.user.template.ListTemplatePermissionsCmd",
@@ -284,6 +285,52 @@ fn delete(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             Ok(success())
         }),
     ))
+}
+
+/// updateTemplate: the owner (or an admin) changes names and flags; answers the template.
+fn update(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    let s = own_template(ctx, m, "id")?;
+    let ostype = match ctx.p.opt("ostypeid") {
+        Some(_) => Some(ctx.need(&m.os_types, "ostypeid", "OS type")?),
+        None => None,
+    };
+    let p = &ctx.p;
+    let format = match p.opt("format") {
+        Some(f) if !FORMATS.contains(&f.to_ascii_uppercase().as_str()) => {
+            return Err(SimError::invalid(format!(
+                "Image format is incorrect {f}. Supported formats are {}",
+                FORMATS.join(", ")
+            )));
+        }
+        f => f.map(str::to_ascii_uppercase),
+    };
+    let t = m.templates.get_mut(s).expect("live");
+    if let Some(v) = p.opt("name") {
+        t.name = v.to_string();
+    }
+    if let Some(v) = p.opt("displaytext") {
+        t.displaytext = v.to_string();
+    }
+    if let Some(o) = ostype {
+        t.ostype = o;
+    }
+    if let Some(f) = format {
+        t.format = f;
+    }
+    if let Some(v) = p.opt_bool("passwordenabled") {
+        t.passwordenabled = v;
+    }
+    if let Some(v) = p.opt_bool("sshkeyenabled") {
+        t.sshkeyenabled = v;
+    }
+    if let Some(v) = p.opt_bool("isdynamicallyscalable") {
+        t.isdynamicallyscalable = v;
+    }
+    if let Some(v) = p.opt_bool("bootable") {
+        t.bootable = v;
+    }
+    let t = m.templates.get(s).expect("live");
+    Ok(Reply::Value(single("template", template_json(m, t, t.zones.first().copied(), true))))
 }
 
 fn list_permissions(ctx: &Ctx, m: &Model) -> SimResult<Value> {

@@ -1,0 +1,338 @@
+//! Tags: EC2 resource ids of any kind -> CloudStack (resource type, uuid) (the `tag_resources`
+//! resolver), Create/DeleteTags as one call per resource type (`tags_by_kind`), and the
+//! DescribeTags annotations (`tag_descriptions`).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{Value, json};
+
+use super::super::backend::{BoxFuture, join_limited};
+use super::super::exec::{Ctx, Prepared};
+use super::super::expr::scalar_text;
+use super::check_keys;
+use crate::ec2::Ec2Error;
+use crate::ids::{self, Kind};
+
+/// EC2 kind <-> CloudStack resource type <-> EC2 resource-type name.
+const TYPES: &[(Kind, &str, &str)] = &[
+    (Kind::Instance, "UserVm", "instance"),
+    (Kind::Image, "Template", "image"),
+    (Kind::Volume, "Volume", "volume"),
+    (Kind::Snapshot, "Snapshot", "snapshot"),
+    (Kind::SecurityGroup, "SecurityGroup", "security-group"),
+    (Kind::Address, "PublicIpAddress", "elastic-ip"),
+];
+
+/// CloudStack resource type -> (kind, EC2 resource type); ISOs are images too.
+fn from_cloudstack(t: &str) -> Option<(Kind, &'static str)> {
+    if t.eq_ignore_ascii_case("ISO") {
+        return Some((Kind::Image, "image"));
+    }
+    TYPES.iter().find(|(_, cs, _)| cs.eq_ignore_ascii_case(t)).map(|(k, _, e)| (*k, *e))
+}
+
+fn kind_of(id: &str) -> Option<(Kind, &'static str)> {
+    let prefix = id.split_once('-')?.0;
+    TYPES.iter().find(|(k, _, _)| k.prefix() == prefix).map(|(k, cs, _)| (*k, *cs))
+}
+
+/// Resolver `tag_resources`: `ResourceId.N` -> `Type:uuid` values. Every id is checked (its
+/// kind's Malformed / NotFound); one listing at most per kind whose ids the cache lacks.
+pub fn r_tag_resources<'a>(
+    ctx: &'a Ctx<'a>,
+    _: Option<String>,
+    _: &'a str,
+    _: &'a str,
+) -> BoxFuture<'a, Result<Vec<String>, Ec2Error>> {
+    Box::pin(async move {
+        let p = &ctx.req.params;
+        let mut asked: Vec<&str> = p.list("ResourceId").into_iter().chain(p.get("ResourceId")).collect();
+        let mut seen = HashSet::new();
+        asked.retain(|a| seen.insert(*a));
+        if asked.is_empty() {
+            return Err(Ec2Error::missing_parameter("ResourceId"));
+        }
+        if asked.len() > 1000 {
+            return Err(Ec2Error::new("InvalidParameterValue", "At most 1000 resource ids may be given."));
+        }
+        let mut groups: BTreeMap<&'static str, (Kind, Vec<String>)> = BTreeMap::new();
+        for id in &asked {
+            let Some((kind, cs)) = kind_of(id) else {
+                return Err(Ec2Error::new("InvalidID", format!("The ID '{id}' is not valid")));
+            };
+            if !ids::is_well_formed(kind, id) {
+                return Err(Ec2Error::new("InvalidID", format!("The ID '{id}' is not valid")));
+            }
+            groups.entry(cs).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
+        }
+        let mut out = Vec::new();
+        for (cs, (kind, ids)) in groups {
+            if !ctx.ex.table.kinds.contains_key(&kind) {
+                return Err(Ec2Error::new(
+                    "InvalidID",
+                    format!("The ID '{}' is not valid: this gateway has no {} resources", ids[0], kind.name()),
+                ));
+            }
+            let uuids = ctx.resolve_ids(kind, &ids).await?;
+            out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
+        }
+        Ok(out)
+    })
+}
+
+pub fn check_args(args: &Value) -> Result<(), String> {
+    check_keys(args, &["command"], &["command"])?;
+    match args.get("command").and_then(Value::as_str) {
+        Some("createTags" | "deleteTags") => Ok(()),
+        _ => Err("args.command must be createTags or deleteTags".into()),
+    }
+}
+
+/// The requested tags: (key, value if given).
+fn requested(ctx: &Ctx<'_>, create: bool) -> Result<Vec<(String, Option<String>)>, Ec2Error> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for m in ctx.req.params.members("Tag") {
+        let key = m.get("Key").unwrap_or_default().to_string();
+        let value = m.get("Value").map(str::to_string);
+        if create {
+            if key.is_empty() {
+                return Err(Ec2Error::new("InvalidParameterValue", "Tag keys must not be empty."));
+            }
+            if key.len() > 127 || value.as_deref().is_some_and(|v| v.len() > 255) {
+                return Err(Ec2Error::new(
+                    "InvalidParameterValue",
+                    format!("Tag '{key}': keys are at most 127 and values at most 255 characters long."),
+                ));
+            }
+            if key.to_ascii_lowercase().starts_with("aws:") {
+                return Err(Ec2Error::new("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved."));
+            }
+            if value.as_deref().unwrap_or("").is_empty() {
+                return Err(Ec2Error::new(
+                    "InvalidParameterValue",
+                    format!(
+                        "Tag '{key}' has an empty value; the cloud behind this gateway cannot store empty tag values."
+                    ),
+                ));
+            }
+        }
+        // A later Tag.N with the same key wins.
+        out.retain(|(k, _)| *k != key);
+        out.push((key, value));
+    }
+    if create && out.is_empty() {
+        return Err(Ec2Error::missing_parameter("Tag.1.Key"));
+    }
+    if out.len() > 50 {
+        return Err(Ec2Error::new("TagLimitExceeded", "At most 50 tags may be given."));
+    }
+    Ok(out)
+}
+
+#[derive(Clone)]
+struct TagRow {
+    uuid: String,
+    key: String,
+    value: String,
+}
+
+fn tag_params(resourcetype: &str, uuids: &[&str], tags: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut p =
+        vec![("resourcetype".to_string(), resourcetype.to_string()), ("resourceids".to_string(), uuids.join(","))];
+    for (i, (k, v)) in tags.iter().enumerate() {
+        p.push((format!("tags[{i}].key"), k.to_string()));
+        p.push((format!("tags[{i}].value"), v.to_string()));
+    }
+    p
+}
+
+async fn run_job(ctx: &Ctx<'_>, command: &str, params: Vec<(String, String)>) -> Result<(), Ec2Error> {
+    let j = ctx.start_job(command, &params).await?;
+    ctx.wait_job(command, &j.jobid).await.map(|_| ())
+}
+
+/// Distinct (key, value) pairs of rows, and the resources they are on.
+fn pairs_of(rows: &[TagRow]) -> (Vec<(&str, &str)>, Vec<&str>) {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut uuids: Vec<&str> = Vec::new();
+    for r in rows {
+        if !pairs.contains(&(r.key.as_str(), r.value.as_str())) {
+            pairs.push((&r.key, &r.value));
+        }
+        if !uuids.contains(&r.uuid.as_str()) {
+            uuids.push(&r.uuid);
+        }
+    }
+    (pairs, uuids)
+}
+
+/// What one resource type's part of the request did, for undoing it.
+#[derive(Default)]
+struct Done {
+    removed: Vec<TagRow>,
+    created: Vec<(String, String)>,
+}
+
+/// The tags on these resources now (one listTags; resourceid narrows it when there is one).
+async fn existing(ctx: &Ctx<'_>, rtype: &str, uuids: &[String]) -> Result<Vec<TagRow>, Ec2Error> {
+    let mut p = vec![("listall".to_string(), "true".to_string()), ("resourcetype".to_string(), rtype.to_string())];
+    if uuids.len() == 1 {
+        p.push(("resourceid".into(), uuids[0].clone()));
+    }
+    let want: HashSet<&str> = uuids.iter().map(String::as_str).collect();
+    Ok(ctx
+        .list("listTags", &p, "tag")
+        .await?
+        .iter()
+        .filter_map(|t| {
+            let uuid = t.get("resourceid").map(scalar_text)?;
+            want.contains(uuid.as_str()).then(|| TagRow {
+                uuid,
+                key: t.get("key").map(scalar_text).unwrap_or_default(),
+                value: t.get("value").map(scalar_text).unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
+async fn one_type(
+    ctx: &Ctx<'_>,
+    create: bool,
+    rtype: &str,
+    uuids: &[String],
+    tags: &[(String, Option<String>)],
+    done: &std::sync::Mutex<Done>,
+) -> Result<(), Ec2Error> {
+    let now = existing(ctx, rtype, uuids).await?;
+    let matches = |r: &TagRow| {
+        tags.iter().any(|(k, v)| {
+            *k == r.key
+                && match v {
+                    // Create: a key there with another value is replaced; the same value stays.
+                    _ if create => v.as_deref() != Some(r.value.as_str()),
+                    Some(v) => *v == r.value,
+                    None => true,
+                }
+        })
+    };
+    let remove: Vec<TagRow> =
+        if !create && tags.is_empty() { now.clone() } else { now.iter().filter(|r| matches(r)).cloned().collect() };
+    if !remove.is_empty() {
+        let (pairs, on) = pairs_of(&remove);
+        run_job(ctx, "deleteTags", tag_params(rtype, &on, &pairs)).await?;
+        done.lock().unwrap_or_else(|e| e.into_inner()).removed = remove;
+    }
+    if create {
+        // Resources that already carry key=value exactly need nothing; CloudStack would refuse
+        // to add it twice, so such pairs go in a call of their own only for the others.
+        let mut calls: BTreeMap<Vec<&str>, Vec<(&str, &str)>> = BTreeMap::new();
+        for (k, v) in tags {
+            let v = v.as_deref().unwrap_or_default();
+            let on: Vec<&str> = uuids
+                .iter()
+                .map(String::as_str)
+                .filter(|u| !now.iter().any(|r| r.uuid == *u && r.key == *k && r.value == v))
+                .collect();
+            if !on.is_empty() {
+                calls.entry(on).or_default().push((k, v));
+            }
+        }
+        for (on, pairs) in calls {
+            run_job(ctx, "createTags", tag_params(rtype, &on, &pairs)).await?;
+            let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
+            for u in &on {
+                d.created.extend(pairs.iter().map(|(k, _)| (u.to_string(), k.to_string())));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Undo one type's part: delete the tags it created, put back the ones it removed (best
+/// effort, logged).
+async fn undo(ctx: &Ctx<'_>, rtype: &str, d: Done) {
+    let mut failed = false;
+    if !d.created.is_empty() {
+        // The created tags are deleted by key on their resources.
+        let mut by_res: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (u, k) in &d.created {
+            by_res.entry(u).or_default().push(k);
+        }
+        for (u, keys) in by_res {
+            let mut p =
+                vec![("resourcetype".to_string(), rtype.to_string()), ("resourceids".to_string(), u.to_string())];
+            for (i, k) in keys.iter().enumerate() {
+                p.push((format!("tags[{i}].key"), k.to_string()));
+            }
+            failed |= run_job(ctx, "deleteTags", p).await.is_err();
+        }
+    }
+    let mut by_res: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for r in &d.removed {
+        by_res.entry(&r.uuid).or_default().push((&r.key, &r.value));
+    }
+    for (u, pairs) in by_res {
+        failed |= run_job(ctx, "createTags", tag_params(rtype, &[u], &pairs)).await.is_err();
+    }
+    if failed {
+        tracing::warn!(action = %ctx.action.name, resourcetype = rtype, "could not undo all tag changes");
+    }
+}
+
+/// CreateTags / DeleteTags: one part per CloudStack resource type, run together; when one part
+/// fails the others are undone and the first error is the answer.
+pub fn by_kind<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+    Box::pin(async move {
+        let create = ctx.action.args.get("command").and_then(Value::as_str) == Some("createTags");
+        let tags = requested(ctx, create)?;
+        let resources = prep.params.iter().find(|(k, _)| k == "_resources").map(|(_, v)| v.as_str()).unwrap_or("");
+        let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for r in resources.split(',').filter(|r| !r.is_empty()) {
+            let (t, u) = r.split_once(':').ok_or_else(Ec2Error::internal)?;
+            groups.entry(t).or_default().push(u.to_string());
+        }
+        let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
+            groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
+        let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
+        let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
+        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()).cloned() {
+            for (t, _, d) in parts {
+                let d = d.into_inner().unwrap_or_else(|e| e.into_inner());
+                undo(ctx, t, d).await;
+            }
+            return Err(e);
+        }
+        Ok(Value::Null)
+    })
+}
+
+/// DescribeTags: EC2 resource id and type of each tag (tags of resources EC2 has no kind for are
+/// left out), `_tags` so that `tag:<key>` filters work on a tag itself; the ids are remembered.
+pub fn descriptions<'a>(
+    ctx: &'a Ctx<'a>,
+    _: &'a Prepared,
+    items: Vec<Value>,
+) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
+    Box::pin(async move {
+        let mut out = Vec::with_capacity(items.len());
+        let mut record = Vec::new();
+        for mut it in items {
+            let Some((kind, ec2_type)) = it.get("resourcetype").map(scalar_text).and_then(|t| from_cloudstack(&t))
+            else {
+                continue;
+            };
+            let Some(uuid) = it.get("resourceid").map(scalar_text).filter(|u| !u.is_empty()) else { continue };
+            let id = ids::ec2_id(kind, &uuid);
+            record.push((kind, id.clone(), uuid));
+            let pair = json!([{ "key": it.get("key").cloned().unwrap_or(Value::Null), "value": it.get("value").cloned().unwrap_or(Value::Null) }]);
+            if let Some(o) = it.as_object_mut() {
+                o.insert("_resourceid".into(), Value::String(id));
+                o.insert("_resourcetype".into(), Value::String(ec2_type.into()));
+                o.insert("_tags".into(), pair);
+            }
+            out.push(it);
+        }
+        ctx.ex.ids.record(record).await;
+        Ok(out)
+    })
+}
