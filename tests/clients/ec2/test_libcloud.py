@@ -221,19 +221,20 @@ def test_volumes_and_snapshots(driver, sigver, image, size):
     try:
         assert vol.id.startswith("vol-") and vol.size == 1
 
-        def vol_state(want):
+        def vol_state(want, attachment=None):
             deadline = time.time() + 60
             while True:
                 v = [v for v in driver.list_volumes() if v.id == vol.id][0]
-                if v.extra["state"] == want:
+                if v.extra["state"] == want and v.extra.get("attachment_status") == attachment:
                     return v
-                assert time.time() < deadline, "%s still %s" % (vol.id, v.extra["state"])
+                assert time.time() < deadline, "%s still %s" % (vol.id, v.extra)
                 time.sleep(0.3)
 
         vol_state("available")
         wait_node(driver, node.id, NodeState.RUNNING)
         assert driver.attach_volume(node, vol, "/dev/sdf") is True
-        vol_state("in-use")
+        v = vol_state("in-use", "attached")
+        assert (v.extra["instance_id"], v.extra["device"]) == (node.id, "/dev/sdf")
         assert driver.detach_volume(vol) is True
         vol_state("available")
         snap = driver.create_volume_snapshot(vol, "lc-snap")
