@@ -3,6 +3,7 @@ session's gateway. Skipped, saying why, when `node` or the installed SDK is miss
 runs `npm ci` in tests/clients/js whenever node is present)."""
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 
@@ -33,6 +34,6 @@ def test_aws_sdk_js_v3(gateway, user, secrets_used):
                        timeout=300)
     report = p.stdout[-8000:] + p.stderr[-4000:]
     assert p.returncode == 0, report
-    # node's TAP summary: every test ran and passed (none skipped or cancelled).
-    assert "# fail 0" in p.stdout and "# cancelled 0" in p.stdout, report
-    assert "# pass 5" in p.stdout, report
+    # node's TAP summary: every test ran and passed (none failed, skipped or cancelled).
+    counts = dict(re.findall(r"^# (tests|pass|fail|cancelled|skipped) (\d+)$", p.stdout, re.M))
+    assert int(counts.get("tests", 0)) >= 5 and counts.get("pass") == counts["tests"], (counts, report)
