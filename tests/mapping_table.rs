@@ -41,11 +41,12 @@ fn builtin_table_is_valid_and_listed() {
 #[test]
 fn problems_name_file_and_line() {
     let extra = "\n[action.DescribeKeyPairs]\ncall = { command = \"listSSHKeyPairs\" }\nfilters = { source = \"sshkeypair\", fields = { \"key-name\" = \"nmae\", \"fingerprint\" = \"fingerprint|md5\" } }\nreturns = { list = \"keySet\", shape = \"KeyPair\" }\n\n[shape.KeyPair]\n_source = \"sshkeypair\"\nkeyName = \"name\"\nkeyFingerprint = { value = \"fingerprint\", since = \"2016\" }\n";
-    let errs = builtin_with(&[("keys.toml", extra)]).unwrap_err();
+    // Replaces the built-in keypairs.toml (same name), so DescribeKeyPairs is defined once.
+    let errs = builtin_with(&[("keypairs.toml", extra)]).unwrap_err();
     let joined = errs.join("\n");
-    assert!(joined.contains("keys.toml:4: 'nmae' is not a field of CloudStack sshkeypair"), "{joined}");
-    assert!(joined.contains("keys.toml:4: unknown converter 'md5'"), "{joined}");
-    assert!(joined.contains("keys.toml:10: since = '2016' is not an API version"), "{joined}");
+    assert!(joined.contains("keypairs.toml:4: 'nmae' is not a field of CloudStack sshkeypair"), "{joined}");
+    assert!(joined.contains("keypairs.toml:4: unknown converter 'md5'"), "{joined}");
+    assert!(joined.contains("keypairs.toml:10: since = '2016' is not an API version"), "{joined}");
     assert_eq!(errs.len(), 3, "{joined}");
 }
 

@@ -146,6 +146,19 @@ impl<'a> Ctx<'a> {
         self.ex.backend.call(self.creds(), command, params).await.map_err(|e| self.err(e))
     }
 
+    /// A call whose CloudStack failure the caller inspects itself (e.g. a 431 that means "absent").
+    pub async fn call_raw(&self, command: &str, params: &[(String, String)]) -> Result<Value, CsError> {
+        self.count();
+        tracing::debug!(command, "cloudstack call");
+        self.ex.backend.call(self.creds(), command, params).await
+    }
+
+    /// Drop this caller's cached lists of `command` (after a create or delete changed them).
+    pub fn forget_cached(&self, command: &str) {
+        let prefix = self.meta_key(command, &[]);
+        self.ex.meta.retain(|k, _| !k.starts_with(&prefix));
+    }
+
     pub async fn list(&self, command: &str, params: &[(String, String)], items: &str) -> Result<Vec<Value>, Ec2Error> {
         self.count();
         tracing::debug!(command, "cloudstack list");

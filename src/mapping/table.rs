@@ -24,6 +24,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("instance_types.toml", include_str!("../../mappings/instance_types.toml")),
     ("volumes.toml", include_str!("../../mappings/volumes.toml")),
     ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
+    ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
 ];
 
 #[derive(Debug, Clone)]

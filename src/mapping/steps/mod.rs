@@ -7,6 +7,8 @@ pub(crate) mod addresses;
 mod images;
 pub(crate) mod instance_attrs;
 mod instances;
+mod keypairs;
+mod security_groups;
 pub(crate) mod tags;
 mod volumes;
 
@@ -102,6 +104,29 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "listSnapshots for the state, deleteSnapshot (not waited for)",
     ),
     ("create_snapshot", volumes::create_snapshot, no_args, "listVolumes (Ready, size), createSnapshot, tags with undo"),
+    (
+        "create_security_group",
+        security_groups::create,
+        no_args,
+        "createSecurityGroup; reserved/duplicate names; TagSpecification (undone on failure)",
+    ),
+    ("delete_security_group", security_groups::delete, no_args, "deleteSecurityGroup by GroupId or GroupName"),
+    (
+        "authorize_security_group",
+        security_groups::authorize,
+        security_groups::check_rule_args,
+        "one authorize call per permission; duplicates refused; a failure revokes the earlier ones",
+    ),
+    (
+        "revoke_security_group",
+        security_groups::revoke,
+        security_groups::check_rule_args,
+        "match permissions against the group's rules, revoke them by rule id",
+    ),
+    ("create_key_pair", keypairs::create, no_args, "createSSHKeyPair; duplicate names"),
+    ("import_key_pair", keypairs::import, no_args, "registerSSHKeyPair from base64 OpenSSH material; format check"),
+    ("delete_key_pair", keypairs::delete, no_args, "deleteSSHKeyPair by KeyName or KeyPairId; absent is success"),
+    ("password_data", keypairs::password_data, no_args, "getVMPassword; not available yet -> empty passwordData"),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
@@ -120,6 +145,17 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("volume_states", volumes::volume_states, "volume _status and _attachments (EBS status, attachment status)"),
     ("snapshot_owners", volumes::snapshot_owners, "apply DescribeSnapshots Owner.N"),
     ("snapshot_sizes", volumes::snapshot_sizes, "_volumesize for snapshots without virtualsize (one listVolumes)"),
+    (
+        "security_group_permissions",
+        security_groups::permissions,
+        "CloudStack rules -> EC2 permissions (_ingress, _egress)",
+    ),
+    (
+        "security_group_selection",
+        security_groups::select,
+        "GroupId.N / GroupName.N: keep those groups (either); unknown -> InvalidGroup.NotFound",
+    ),
+    ("key_pair_names", keypairs::names, "KeyName.N: keep those key pairs; unknown -> InvalidKeyPair.NotFound"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {

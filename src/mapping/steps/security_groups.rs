@@ -1,0 +1,696 @@
+//! Security group steps: create (reserved name, duplicate, TagSpecification with rollback),
+//! delete (by id or name), authorize / revoke ingress and egress rules (EC2 permissions <->
+//! CloudStack rules, one CloudStack rule per CIDR or group), and the DescribeSecurityGroups
+//! transforms that group CloudStack rules into EC2 `IpPermission`s.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::super::backend::{BoxFuture, join_limited};
+use super::super::exec::{Ctx, Prepared};
+use super::super::expr::scalar_text;
+use super::check_keys;
+use crate::cloudstack::CsError;
+use crate::ec2::{Ec2Error, Params};
+use crate::ids::{self, Kind};
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).filter(|x| !x.is_null()).map(scalar_text)
+}
+
+/// `TagSpecification.N` entries for `resource_type` as (key, value) pairs.
+pub(crate) fn tag_specs(p: &Params, resource_type: &str) -> Result<Vec<(String, String)>, Ec2Error> {
+    let mut tags = Vec::new();
+    for spec in p.members("TagSpecification") {
+        let rt = spec.get("ResourceType").unwrap_or("");
+        if rt != resource_type {
+            return Err(Ec2Error::invalid_value(
+                "TagSpecification.ResourceType",
+                rt,
+                &format!("Only {resource_type} tags can be given here."),
+            ));
+        }
+        for t in spec.members("Tag") {
+            let k = t.get("Key").unwrap_or("");
+            if k.is_empty() {
+                return Err(Ec2Error::missing_parameter("TagSpecification.N.Tag.M.Key"));
+            }
+            if k.len() > 128 || k.starts_with("aws:") {
+                return Err(Ec2Error::invalid_value("TagSpecification.N.Tag.M.Key", k, "Invalid tag key."));
+            }
+            tags.push((k.to_string(), t.get("Value").unwrap_or("").to_string()));
+        }
+    }
+    Ok(tags)
+}
+
+/// createTags on one CloudStack object, waited for.
+pub(crate) async fn create_tags(
+    ctx: &Ctx<'_>,
+    cs_type: &str,
+    uuid: &str,
+    tags: &[(String, String)],
+) -> Result<(), Ec2Error> {
+    let mut tp = vec![("resourceids".to_string(), uuid.to_string()), ("resourcetype".into(), cs_type.to_string())];
+    for (i, (k, v)) in tags.iter().enumerate() {
+        tp.push((format!("tags[{i}].key"), k.clone()));
+        tp.push((format!("tags[{i}].value"), v.clone()));
+    }
+    let j = ctx.start_job("createTags", &tp).await?;
+    ctx.wait_job("createTags", &j.jobid).await.map(|_| ())
+}
+
+fn is_param_error(e: &CsError) -> bool {
+    matches!(e, CsError::Api { errorcode: 431, .. })
+}
+
+fn not_found(name: &str) -> Ec2Error {
+    Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{name}' does not exist"))
+}
+
+/// Every security group the caller owns (one call; also feeds the id cache).
+async fn list_groups(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
+    let groups = ctx.list("listSecurityGroups", &[], "securitygroup").await?;
+    let rec: Vec<(Kind, String, String)> = groups
+        .iter()
+        .filter_map(|g| s(g, "id"))
+        .map(|u| (Kind::SecurityGroup, ids::ec2_id(Kind::SecurityGroup, &u), u))
+        .collect();
+    ctx.ex.ids.record(rec).await;
+    Ok(groups)
+}
+
+/// The group named by `GroupId` or `GroupName` in `groups`.
+fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error> {
+    let id = p.get("GroupId").filter(|v| !v.is_empty());
+    let name = p.get("GroupName").filter(|v| !v.is_empty());
+    match (id, name) {
+        (Some(id), _) => {
+            if !ids::is_well_formed(Kind::SecurityGroup, id) {
+                return Err(Ec2Error::new(
+                    "InvalidGroupId.Malformed",
+                    format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
+                ));
+            }
+            groups
+                .iter()
+                .find(|g| s(g, "id").is_some_and(|u| ids::ec2_id(Kind::SecurityGroup, &u) == id))
+                .ok_or_else(|| not_found(id))
+        }
+        (None, Some(n)) => groups.iter().find(|g| s(g, "name").as_deref() == Some(n)).ok_or_else(|| not_found(n)),
+        (None, None) => {
+            Err(Ec2Error::new("MissingParameter", "The request must contain the parameter GroupName or GroupId"))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create / Delete
+
+pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+    Box::pin(async move {
+        let p = &ctx.req.params;
+        let name = p.require("GroupName")?;
+        let desc = p.require("GroupDescription")?;
+        for (param, v) in [("GroupName", name), ("GroupDescription", desc)] {
+            if v.len() > 255 || v.chars().any(|c| c.is_control()) {
+                return Err(Ec2Error::invalid_value(param, v, "Up to 255 printable characters are allowed."));
+            }
+        }
+        if name.starts_with("sg-") {
+            return Err(Ec2Error::invalid_value("GroupName", name, "Group names may not be in the format sg-*."));
+        }
+        if name.eq_ignore_ascii_case("default") {
+            return Err(Ec2Error::new("InvalidGroup.Reserved", "The security group 'default' is reserved"));
+        }
+        let tags = tag_specs(p, "security-group")?;
+        let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
+        let made = match ctx.call_raw("createSecurityGroup", &params).await {
+            Ok(v) => v.get("securitygroup").cloned().unwrap_or(v),
+            Err(e) if is_param_error(&e) => {
+                // CloudStack says 431 for both a taken name and other bad input: ask which.
+                let q = [("securitygroupname".to_string(), name.to_string())];
+                if !ctx.list("listSecurityGroups", &q, "securitygroup").await?.is_empty() {
+                    return Err(Ec2Error::new(
+                        "InvalidGroup.Duplicate",
+                        format!("The security group '{name}' already exists"),
+                    ));
+                }
+                return Err(ctx.err(e));
+            }
+            Err(e) => return Err(ctx.err(e)),
+        };
+        let uuid = s(&made, "id").ok_or_else(Ec2Error::internal)?;
+        ctx.forget_cached("listSecurityGroups");
+        if !tags.is_empty()
+            && let Err(e) = create_tags(ctx, "SecurityGroup", &uuid, &tags).await
+        {
+            // Undo: a failed create leaves nothing behind.
+            if let Err(e2) = ctx.call("deleteSecurityGroup", &[("id".into(), uuid.clone())]).await {
+                tracing::warn!(error = %e2, "could not remove a security group after its tags failed");
+            }
+            return Err(e);
+        }
+        Ok(made)
+    })
+}
+
+pub fn delete<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+    Box::pin(async move {
+        let p = &ctx.req.params;
+        let groups = list_groups(ctx).await?;
+        let g = pick_group(p, &groups)?;
+        let uuid = s(g, "id").ok_or_else(Ec2Error::internal)?;
+        let ec2 = ids::ec2_id(Kind::SecurityGroup, &uuid);
+        if s(g, "name").as_deref() == Some("default") {
+            return Err(Ec2Error::new(
+                "CannotDelete",
+                format!("the specified group: \"{ec2}\" name: \"default\" cannot be deleted by a user"),
+            ));
+        }
+        match ctx.call_raw("deleteSecurityGroup", &[("id".into(), uuid)]).await {
+            Ok(_) => {}
+            Err(CsError::Api { errorcode: 536, .. }) => {
+                return Err(Ec2Error::new("DependencyViolation", format!("resource {ec2} has a dependent object")));
+            }
+            Err(e) => return Err(ctx.err(e)),
+        }
+        ctx.forget_cached("listSecurityGroups");
+        Ok(Value::Null)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Permissions
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Cidr(String),
+    /// (account, group name)
+    Group(String, String),
+}
+
+/// One CloudStack rule's worth of an EC2 permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Atom {
+    /// CloudStack protocol: tcp, udp, icmp, all, or a number.
+    protocol: String,
+    from: Option<i64>,
+    to: Option<i64>,
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+struct Perm {
+    protocol: String,
+    from: Option<i64>,
+    to: Option<i64>,
+    cidrs: Vec<String>,
+    groups: Vec<(String, String)>,
+}
+
+impl Perm {
+    fn atoms(&self) -> Vec<Atom> {
+        let base = |source| Atom { protocol: self.protocol.clone(), from: self.from, to: self.to, source };
+        self.cidrs
+            .iter()
+            .map(|c| base(Source::Cidr(c.clone())))
+            .chain(self.groups.iter().map(|(a, n)| base(Source::Group(a.clone(), n.clone()))))
+            .collect()
+    }
+
+    fn describe(a: &Atom) -> String {
+        let peer = match &a.source {
+            Source::Cidr(c) => c.clone(),
+            Source::Group(acct, n) => format!("{acct}/{n}"),
+        };
+        let proto = if a.protocol == "all" { "ALL".to_string() } else { a.protocol.to_uppercase() };
+        match (a.from, a.to) {
+            (Some(f), Some(t)) => format!("peer: {peer}, {proto}, from port: {f}, to port: {t}, ALLOW"),
+            _ => format!("peer: {peer}, {proto}, ALLOW"),
+        }
+    }
+}
+
+/// EC2 IpProtocol -> CloudStack protocol (names for tcp/udp/icmp, `all` for -1).
+fn cs_protocol(v: &str, param: &str) -> Result<String, Ec2Error> {
+    let l = v.trim().to_ascii_lowercase();
+    Ok(match l.as_str() {
+        "tcp" | "6" => "tcp".into(),
+        "udp" | "17" => "udp".into(),
+        "icmp" | "1" => "icmp".into(),
+        "-1" | "all" => "all".into(),
+        n => match n.parse::<u16>() {
+            Ok(x) if x <= 255 => x.to_string(),
+            _ => {
+                return Err(Ec2Error::invalid_value(param, v, "Unknown protocol."));
+            }
+        },
+    })
+}
+
+/// CloudStack rule protocol -> EC2 ipProtocol.
+fn ec2_protocol(cs: &str) -> String {
+    match cs.to_ascii_lowercase().as_str() {
+        "all" | "" | "-1" => "-1".into(),
+        "6" => "tcp".into(),
+        "17" => "udp".into(),
+        "1" => "icmp".into(),
+        other => other.into(),
+    }
+}
+
+fn int_param(p: &Params, name: &str, shown: &str) -> Result<Option<i64>, Ec2Error> {
+    match p.get(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Ec2Error::new("InvalidParameterValue", format!("Invalid value '{v}' for {shown}."))),
+    }
+}
+
+fn valid_cidr(c: &str) -> bool {
+    let Some((ip, prefix)) = c.split_once('/') else { return false };
+    ip.parse::<std::net::Ipv4Addr>().is_ok() && prefix.parse::<u8>().is_ok_and(|p| p <= 32) && !prefix.starts_with('+')
+}
+
+/// Ports by protocol: tcp/udp need 0..65535 with from <= to; icmp takes type/code (-1 = any);
+/// everything else covers every port.
+fn check_ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> Result<(Option<i64>, Option<i64>), Ec2Error> {
+    let malformed = |m: String| Ec2Error::new("InvalidPermission.Malformed", m);
+    match protocol {
+        "tcp" | "udp" => {
+            let (Some(f), Some(t)) = (from, to) else {
+                return Err(malformed(format!("Invalid {protocol} port range: FromPort and ToPort are required.")));
+            };
+            if !(0..=65535).contains(&f) || !(0..=65535).contains(&t) || f > t {
+                return Err(malformed(format!("Invalid {protocol} port range: {f}-{t}.")));
+            }
+            Ok((Some(f), Some(t)))
+        }
+        "icmp" => {
+            let (f, t) = (from.unwrap_or(-1), to.unwrap_or(-1));
+            if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
+                return Err(malformed(format!("Invalid ICMP type/code: {f}/{t}.")));
+            }
+            Ok((Some(f), Some(t)))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
+/// The permissions of the request: `IpPermissions.N` or the old flat form.
+fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Perm>, Ec2Error> {
+    let mut raw: Vec<(Params, String)> = p
+        .members("IpPermissions")
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (m, format!("IpPermissions.{}.", i + 1)))
+        .collect();
+    if raw.is_empty() {
+        // Flat form: IpProtocol FromPort ToPort CidrIp SourceSecurityGroupName/OwnerId.
+        let flat_keys = ["IpProtocol", "FromPort", "ToPort", "CidrIp", "SourceSecurityGroupName"];
+        if !flat_keys.iter().any(|k| p.get(k).is_some()) {
+            return Err(Ec2Error::missing_parameter("IpPermissions"));
+        }
+        let mut m = Params::new();
+        m.insert("IpProtocol", p.get("IpProtocol").unwrap_or("-1"));
+        for (from, to) in [("FromPort", "FromPort"), ("ToPort", "ToPort"), ("CidrIp", "IpRanges.1.CidrIp")] {
+            if let Some(v) = p.get(from) {
+                m.insert(to, v);
+            }
+        }
+        if let Some(n) = p.get("SourceSecurityGroupName") {
+            m.insert("Groups.1.GroupName", n);
+            if let Some(o) = p.get("SourceSecurityGroupOwnerId") {
+                m.insert("Groups.1.UserId", o);
+            }
+        }
+        raw.push((m, String::new()));
+    }
+    let mut out = Vec::new();
+    for (m, pfx) in raw {
+        let proto_param = format!("{pfx}IpProtocol");
+        let protocol =
+            cs_protocol(m.require("IpProtocol").map_err(|_| Ec2Error::missing_parameter(&proto_param))?, &proto_param)?;
+        let from = int_param(&m, "FromPort", &format!("{pfx}FromPort"))?;
+        let to = int_param(&m, "ToPort", &format!("{pfx}ToPort"))?;
+        let (from, to) = check_ports(&protocol, from, to)?;
+        let mut cidrs = Vec::new();
+        for r in m.members("IpRanges") {
+            let c = r.get("CidrIp").unwrap_or("");
+            if !valid_cidr(c) {
+                return Err(Ec2Error::new(
+                    "InvalidParameterValue",
+                    format!("Value ({c}) for parameter cidrIp is invalid. This is not a valid CIDR block."),
+                ));
+            }
+            cidrs.push(c.to_string());
+        }
+        if !m.members("Ipv6Ranges").is_empty() || !m.members("PrefixListIds").is_empty() {
+            return Err(Ec2Error::new(
+                "InvalidParameterValue",
+                "IPv6 ranges and prefix lists are not supported by this cloud.",
+            ));
+        }
+        let mut pairs = Vec::new();
+        for g in m.members("Groups") {
+            let pair = match (g.get("GroupId").filter(|v| !v.is_empty()), g.get("GroupName").filter(|v| !v.is_empty()))
+            {
+                (Some(id), _) => {
+                    if !ids::is_well_formed(Kind::SecurityGroup, id) {
+                        return Err(Ec2Error::new(
+                            "InvalidGroupId.Malformed",
+                            format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
+                        ));
+                    }
+                    let found = groups
+                        .iter()
+                        .find(|x| s(x, "id").is_some_and(|u| ids::ec2_id(Kind::SecurityGroup, &u) == id))
+                        .ok_or_else(|| not_found(id))?;
+                    (
+                        s(found, "account").unwrap_or_else(|| own_account.to_string()),
+                        s(found, "name").unwrap_or_default(),
+                    )
+                }
+                (None, Some(name)) => match g.get("UserId").filter(|v| !v.is_empty() && *v != own_account) {
+                    // Another account's group: CloudStack checks it.
+                    Some(acct) => (acct.to_string(), name.to_string()),
+                    None => {
+                        let found = groups
+                            .iter()
+                            .find(|x| s(x, "name").as_deref() == Some(name))
+                            .ok_or_else(|| not_found(name))?;
+                        (s(found, "account").unwrap_or_else(|| own_account.to_string()), name.to_string())
+                    }
+                },
+                (None, None) => {
+                    return Err(Ec2Error::missing_parameter(&format!("{pfx}Groups.N.GroupId")));
+                }
+            };
+            pairs.push(pair);
+        }
+        if cidrs.is_empty() && pairs.is_empty() {
+            // Never widen a rule to every address by default.
+            return Err(Ec2Error::missing_parameter(&format!("{pfx}IpRanges or {pfx}Groups")));
+        }
+        out.push(Perm { protocol, from, to, cidrs, groups: pairs });
+    }
+    Ok(out)
+}
+
+/// A CloudStack rule as an atom (ports by protocol, as the request side normalises them).
+fn rule_atom(r: &Value) -> Option<(String, Atom)> {
+    let ruleid = s(r, "ruleid")?;
+    let protocol = match ec2_protocol(&s(r, "protocol").unwrap_or_default()).as_str() {
+        "-1" => "all".to_string(),
+        p => p.to_string(),
+    };
+    let int = |k: &str| r.get(k).and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|x| x.parse().ok())));
+    let (from, to) = match protocol.as_str() {
+        "tcp" | "udp" => (int("startport"), int("endport")),
+        "icmp" => (int("icmptype").or(Some(-1)), int("icmpcode").or(Some(-1))),
+        _ => (None, None),
+    };
+    let source = match (s(r, "cidr"), s(r, "securitygroupname")) {
+        (Some(c), _) if !c.is_empty() => Source::Cidr(c),
+        (_, Some(n)) => Source::Group(s(r, "account").unwrap_or_default(), n),
+        _ => return None,
+    };
+    Some((ruleid, Atom { protocol, from, to, source }))
+}
+
+fn rules_of(g: &Value, ingress: bool) -> Vec<(String, Atom)> {
+    let key = if ingress { "ingressrule" } else { "egressrule" };
+    g.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(rule_atom).collect()).unwrap_or_default()
+}
+
+pub fn check_rule_args(args: &Value) -> Result<(), String> {
+    check_keys(args, &["direction"], &["direction"])?;
+    match args.get("direction").and_then(Value::as_str) {
+        Some("ingress" | "egress") => Ok(()),
+        _ => Err("args.direction is ingress or egress".into()),
+    }
+}
+
+fn direction(ctx: &Ctx<'_>) -> (bool, &'static str) {
+    let ingress = ctx.action.args.get("direction").and_then(Value::as_str) != Some("egress");
+    (ingress, if ingress { "Ingress" } else { "Egress" })
+}
+
+fn cs_rule_params(group_uuid: &str, perm: &Perm) -> Vec<(String, String)> {
+    let mut p =
+        vec![("securitygroupid".to_string(), group_uuid.to_string()), ("protocol".into(), perm.protocol.clone())];
+    match perm.protocol.as_str() {
+        "tcp" | "udp" => {
+            p.push(("startport".into(), perm.from.unwrap_or(0).to_string()));
+            p.push(("endport".into(), perm.to.unwrap_or(0).to_string()));
+        }
+        "icmp" => {
+            p.push(("icmptype".into(), perm.from.unwrap_or(-1).to_string()));
+            p.push(("icmpcode".into(), perm.to.unwrap_or(-1).to_string()));
+        }
+        _ => {}
+    }
+    if !perm.cidrs.is_empty() {
+        p.push(("cidrlist".into(), perm.cidrs.join(",")));
+    }
+    for (i, (acct, name)) in perm.groups.iter().enumerate() {
+        p.push((format!("usersecuritygrouplist[{i}].account"), acct.clone()));
+        p.push((format!("usersecuritygrouplist[{i}].group"), name.clone()));
+    }
+    p
+}
+
+async fn revoke_rules(ctx: &Ctx<'_>, command: &str, rule_ids: &[String]) -> Vec<Result<(), Ec2Error>> {
+    let futs = rule_ids.iter().map(|id| async move {
+        let j = ctx.start_job(command, &[("id".into(), id.clone())]).await?;
+        ctx.wait_job(command, &j.jobid).await.map(|_| ())
+    });
+    join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await
+}
+
+/// Authorize: one CloudStack call per permission, in order; a failure revokes what the earlier
+/// calls of this request added.
+pub fn authorize<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+    Box::pin(async move {
+        let p = &ctx.req.params;
+        let (ingress, dir) = direction(ctx);
+        let groups = list_groups(ctx).await?;
+        let g = pick_group(p, &groups)?;
+        let uuid = s(g, "id").ok_or_else(Ec2Error::internal)?;
+        let own = s(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
+        let perms = read_perms(p, &groups, &own)?;
+        let existing = rules_of(g, ingress);
+        for perm in &perms {
+            for a in perm.atoms() {
+                if existing.iter().any(|(_, e)| *e == a) {
+                    return Err(Ec2Error::new(
+                        "InvalidPermission.Duplicate",
+                        format!("the specified rule \"{}\" already exists", Perm::describe(&a)),
+                    ));
+                }
+            }
+        }
+        let command = format!("authorizeSecurityGroup{dir}");
+        let revoke = format!("revokeSecurityGroup{dir}");
+        let mut added: Vec<String> = Vec::new();
+        for perm in &perms {
+            let r = async {
+                let j = ctx.start_job(&command, &cs_rule_params(&uuid, perm)).await?;
+                ctx.wait_job(&command, &j.jobid).await
+            }
+            .await;
+            match r {
+                Ok(v) => {
+                    let sg = v.get("securitygroup").unwrap_or(&v);
+                    for (id, _) in rules_of(sg, ingress) {
+                        if !existing.iter().any(|(e, _)| *e == id) && !added.contains(&id) {
+                            added.push(id);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let left: Vec<&String> = revoke_rules(ctx, &revoke, &added)
+                        .await
+                        .iter()
+                        .zip(&added)
+                        .filter(|(r, _)| r.is_err())
+                        .map(|(_, id)| id)
+                        .collect();
+                    if !left.is_empty() {
+                        tracing::warn!(rules = ?left, "rules of a failed authorize could not be revoked");
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Value::Null)
+    })
+}
+
+/// Revoke: every permission must match existing rules (by protocol, ports, CIDR / group);
+/// the matching rules are revoked by id.
+pub fn revoke<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+    Box::pin(async move {
+        let p = &ctx.req.params;
+        let (ingress, dir) = direction(ctx);
+        let groups = list_groups(ctx).await?;
+        let g = pick_group(p, &groups)?;
+        let own = s(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
+        let perms = read_perms(p, &groups, &own)?;
+        let existing = rules_of(g, ingress);
+        let mut todo: Vec<String> = Vec::new();
+        for perm in &perms {
+            for a in perm.atoms() {
+                match existing.iter().find(|(_, e)| *e == a) {
+                    Some((id, _)) => {
+                        if !todo.contains(id) {
+                            todo.push(id.clone())
+                        }
+                    }
+                    None => {
+                        return Err(Ec2Error::new(
+                            "InvalidPermission.NotFound",
+                            "The specified rule does not exist in this security group.",
+                        ));
+                    }
+                }
+            }
+        }
+        let command = format!("revokeSecurityGroup{dir}");
+        for r in revoke_rules(ctx, &command, &todo).await {
+            r?;
+        }
+        Ok(Value::Null)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// DescribeSecurityGroups transforms
+
+/// `_ingress` / `_egress`: the group's rules as EC2 permissions, one per (protocol, ports), each
+/// holding its CIDRs and groups. Filters and the shape read these.
+pub fn permissions<'a>(
+    _: &'a Ctx<'a>,
+    _: &'a Prepared,
+    mut items: Vec<Value>,
+) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
+    Box::pin(async move {
+        // (account, name) -> uuid, for the groupId of group pairs.
+        let by_name: HashMap<(String, String), String> = items
+            .iter()
+            .filter_map(|g| Some(((s(g, "account").unwrap_or_default(), s(g, "name")?), s(g, "id")?)))
+            .collect();
+        for g in items.iter_mut() {
+            let mut out = Vec::new();
+            for ingress in [true, false] {
+                let mut perms: Vec<Value> = Vec::new();
+                for (_, a) in rules_of(g, ingress) {
+                    let proto = ec2_protocol(&a.protocol);
+                    let idx = perms.iter().position(|x| {
+                        x["protocol"] == json!(proto)
+                            && x.get("fromport") == a.from.map(Value::from).as_ref()
+                            && x.get("toport") == a.to.map(Value::from).as_ref()
+                    });
+                    let idx = idx.unwrap_or_else(|| {
+                        let mut o = json!({"protocol": proto, "groups": [], "ranges": []});
+                        if let (Some(f), Some(t)) = (a.from, a.to) {
+                            o["fromport"] = json!(f);
+                            o["toport"] = json!(t);
+                        }
+                        perms.push(o);
+                        perms.len() - 1
+                    });
+                    match a.source {
+                        Source::Cidr(c) => {
+                            if let Some(r) = perms[idx]["ranges"].as_array_mut() {
+                                r.push(json!({"cidr": c}));
+                            }
+                        }
+                        Source::Group(acct, name) => {
+                            let mut pair = json!({"userid": acct, "groupname": name});
+                            if let Some(u) = by_name.get(&(acct, name)) {
+                                pair["groupid"] = json!(u);
+                            }
+                            if let Some(r) = perms[idx]["groups"].as_array_mut() {
+                                r.push(pair);
+                            }
+                        }
+                    }
+                }
+                out.push(Value::Array(perms));
+            }
+            if let Some(o) = g.as_object_mut() {
+                o.insert("_egress".into(), out.pop().unwrap_or(Value::Null));
+                o.insert("_ingress".into(), out.pop().unwrap_or(Value::Null));
+            }
+        }
+        Ok(items)
+    })
+}
+
+/// Keep only the items whose `field` is one of the request's `param.N` values; a value with no
+/// item is `code` "... '<value>' does not exist".
+pub(crate) fn keep_named(
+    items: Vec<Value>,
+    wanted: &[&str],
+    field: &str,
+    code: &'static str,
+    what: &str,
+) -> Result<Vec<Value>, Ec2Error> {
+    if wanted.is_empty() {
+        return Ok(items);
+    }
+    if let Some(missing) = wanted.iter().find(|w| !items.iter().any(|i| s(i, field).as_deref() == Some(**w))) {
+        return Err(Ec2Error::new(code, format!("The {what} '{missing}' does not exist")));
+    }
+    Ok(items.into_iter().filter(|i| s(i, field).is_some_and(|v| wanted.contains(&v.as_str()))).collect())
+}
+
+/// DescribeSecurityGroups `GroupId.N` and `GroupName.N` (one listing serves both; a group
+/// named either way is described; any unknown one -> InvalidGroup.NotFound).
+pub fn select<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
+    Box::pin(async move {
+        let p = &ctx.req.params;
+        let want_ids = p.list("GroupId");
+        let want_names = p.list("GroupName");
+        if want_ids.is_empty() && want_names.is_empty() {
+            return Ok(items);
+        }
+        for id in &want_ids {
+            if !ids::is_well_formed(Kind::SecurityGroup, id) {
+                return Err(Ec2Error::new(
+                    "InvalidGroupId.Malformed",
+                    format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
+                ));
+            }
+        }
+        let ec2 = |g: &Value| s(g, "id").map(|u| ids::ec2_id(Kind::SecurityGroup, &u)).unwrap_or_default();
+        let missing: Vec<&str> = want_ids
+            .iter()
+            .filter(|id| !items.iter().any(|g| ec2(g) == **id))
+            .chain(want_names.iter().filter(|n| !items.iter().any(|g| s(g, "name").as_deref() == Some(**n))))
+            .copied()
+            .collect();
+        match missing.as_slice() {
+            [] => {}
+            [one] => return Err(not_found(one)),
+            many => {
+                return Err(Ec2Error::new(
+                    "InvalidGroup.NotFound",
+                    format!("The security groups '{}' do not exist", many.join(", ")),
+                ));
+            }
+        }
+        Ok(items
+            .into_iter()
+            .filter(|g| {
+                want_ids.contains(&ec2(g).as_str()) || s(g, "name").is_some_and(|n| want_names.contains(&n.as_str()))
+            })
+            .collect())
+    })
+}
