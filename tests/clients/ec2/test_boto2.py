@@ -3,7 +3,7 @@
 path='/')`. boto 2 signs EC2 with SigV4 and derives the scope's region and service from the host
 name (`127.0.0.1` -> `0/127`, `localhost` -> `localhost/localhost`), sends API version 2014-10-01
 (the answer's namespace must echo it), and builds connections from DescribeRegions'
-regionEndpoint. Areas other branches are adding are skipped (with the reason) until merged."""
+regionEndpoint."""
 import time
 import urllib.parse
 import uuid
@@ -15,8 +15,6 @@ boto = pytest.importorskip("boto", reason="boto 2 is not installed in the test v
 from boto.ec2.connection import EC2Connection  # noqa: E402
 from boto.ec2.regioninfo import RegionInfo  # noqa: E402
 from boto.exception import EC2ResponseError  # noqa: E402
-
-from gw_actions import need  # noqa: E402
 
 BOTO2_VERSION = "2014-10-01"
 
@@ -176,10 +174,9 @@ def test_errors(connect, conn):
     assert (e.status, e.error_code) == (403, "SignatureDoesNotMatch")
 
 
-# ---- areas added by other branches -----------------------------------------------------------
+# ---- key pairs, security groups, volumes, snapshots, addresses, tags ---------------------------
 
 def test_key_pairs(conn):
-    need("CreateKeyPair", "DescribeKeyPairs", "DeleteKeyPair", "ImportKeyPair")
     name = "boto2-%s" % uuid.uuid4().hex[:8]
     kp = conn.create_key_pair(name)
     try:
@@ -201,8 +198,6 @@ def test_key_pairs(conn):
 
 
 def test_security_groups(conn):
-    need("CreateSecurityGroup", "DescribeSecurityGroups", "AuthorizeSecurityGroupIngress",
-         "RevokeSecurityGroupIngress", "DeleteSecurityGroup")
     name = "boto2-%s" % uuid.uuid4().hex[:8]
     sg = conn.create_security_group(name, "boto 2 test group")
     try:
@@ -235,8 +230,6 @@ def wait_volume(conn, vid, want, timeout=60):
 
 
 def test_volumes_and_snapshots(conn, image_id):
-    need("CreateVolume", "DescribeVolumes", "AttachVolume", "DetachVolume", "DeleteVolume", "CreateSnapshot",
-         "DescribeSnapshots", "DeleteSnapshot")
     zone = conn.get_all_zones()[0].name
     inst = conn.run_instances(image_id, instance_type="t2.micro", placement=zone).instances[0]
     vol = conn.create_volume(2, zone)
@@ -271,7 +264,6 @@ def test_volumes_and_snapshots(conn, image_id):
 
 
 def test_addresses(conn, image_id):
-    need("AllocateAddress", "DescribeAddresses", "AssociateAddress", "DisassociateAddress", "ReleaseAddress")
     inst = conn.run_instances(image_id, instance_type="t2.micro").instances[0]
     addr = conn.allocate_address()
     try:
@@ -289,7 +281,6 @@ def test_addresses(conn, image_id):
 
 
 def test_tags(conn, image_id):
-    need("CreateTags", "DescribeTags", "DeleteTags")
     inst = conn.run_instances(image_id, instance_type="t2.micro").instances[0]
     try:
         assert conn.create_tags([inst.id], {"Name": "boto2 web", "env": "test"}) is True

@@ -5,8 +5,7 @@ when asked. libcloud only finds elements in exactly `http://ec2.amazonaws.com/do
 reads the first state name of TerminateInstancesResponse (currentState must come first), wants
 `<return>true</return>` for reboots, and parses errors as un-namespaced `Response/Errors/Error` with
 exactly Code and Message (auth codes -> InvalidCredsError, InvalidKeyPair.NotFound ->
-KeyPairDoesNotExistError with the name taken from single quotes). Areas other branches are adding
-are skipped (with the reason) until merged."""
+KeyPairDoesNotExistError with the name taken from single quotes)."""
 import time
 import urllib.parse
 import uuid
@@ -19,8 +18,6 @@ from libcloud.common.types import InvalidCredsError  # noqa: E402
 from libcloud.compute.drivers.ec2 import NAMESPACE  # noqa: E402
 from libcloud.compute.providers import get_driver  # noqa: E402
 from libcloud.compute.types import KeyPairDoesNotExistError, NodeState, Provider  # noqa: E402
-
-from gw_actions import need  # noqa: E402
 
 UNKNOWN_KEY = "AKIDEC2BRIDGENOSUCHUSER"
 
@@ -139,7 +136,6 @@ def test_node_lifecycle(driver, image, size, sigver):
 
 
 def test_list_nodes(driver, image, size):
-    need("DescribeAddresses")
     node = driver.create_node(name="lc-list", image=image, size=size)
     try:
         wait_node(driver, node.id, NodeState.RUNNING)
@@ -173,7 +169,6 @@ def test_errors(driver, make_driver, sigver, image, size):
 
 
 def test_key_pairs(driver, sigver, image, size):
-    need("CreateKeyPair", "DescribeKeyPairs", "DeleteKeyPair", "ImportKeyPair")
     name = "lc-%s-%s" % (sigver, uuid.uuid4().hex[:8])
     kp = driver.create_key_pair(name)
     try:
@@ -199,7 +194,6 @@ def test_key_pairs(driver, sigver, image, size):
 
 
 def test_security_groups(driver, sigver):
-    need("CreateSecurityGroup", "DescribeSecurityGroups", "AuthorizeSecurityGroupIngress", "DeleteSecurityGroup")
     name = "lc-%s-%s" % (sigver, uuid.uuid4().hex[:8])
     created = driver.ex_create_security_group(name, "libcloud test group")
     try:
@@ -213,8 +207,6 @@ def test_security_groups(driver, sigver):
 
 
 def test_volumes_and_snapshots(driver, sigver, image, size):
-    need("CreateVolume", "DescribeVolumes", "AttachVolume", "DetachVolume", "DeleteVolume",
-         "CreateSnapshot", "DescribeSnapshots", "DeleteSnapshot")
     loc = driver.list_locations()[0]
     vol = driver.create_volume(1, "lc-vol-%s" % sigver, location=loc)
     node = driver.create_node(name="lc-vol", image=image, size=size, location=loc)
