@@ -3,38 +3,14 @@
 
 mod mapping_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ec2bridge::auth::Principal;
-use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use ec2bridge::sim::{SimHandle, SimOptions};
-use mapping_support::{all, one, req};
+use mapping_support::{all, one, req, sim_env};
 
 const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
-
-async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
-    let sim = ec2bridge::sim::start(SimOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        seed: None,
-        fast: true,
-        state_dir: None,
-    })
-    .await
-    .expect("simulator starts");
-    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
-    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
-    let ex = Executor::new(client.clone(), None).expect("table");
-    let u = sim.user("alice").expect("alice").clone();
-    let who = Principal {
-        access_key: u.api_key.clone(),
-        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
-        account: Some(u.account),
-    };
-    (sim, ex, who, client)
-}
 
 /// Poll DescribeInstances until every given instance is in `state` (as a waiter does).
 async fn wait_state(ex: &Executor, who: &Principal, ids: &[String], state: &str) -> String {
@@ -64,7 +40,7 @@ async fn wait_state(ex: &Executor, who: &Principal, ids: &[String], state: &str)
 
 #[tokio::test]
 async fn instance_lifecycle_against_the_simulator() {
-    let (_sim, ex, who, client) = start().await;
+    let (_sim, ex, who, client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
 
     let xml = ex.execute(&req("DescribeAvailabilityZones", &[]), &who).await.unwrap();
@@ -209,7 +185,7 @@ async fn instance_lifecycle_against_the_simulator() {
 
 #[tokio::test]
 async fn backend_calls_per_action() {
-    let (_sim, ex, who, _client) = start().await;
+    let (_sim, ex, who, _client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
     // Warm the metadata cache as a running gateway would have it.
     ex.execute(&req("DescribeImages", &[]), &who).await.unwrap();
@@ -271,7 +247,7 @@ async fn backend_calls_per_action() {
 
 #[tokio::test]
 async fn min_count_rollback_against_the_simulator() {
-    let (sim, ex, who, _client) = start().await;
+    let (sim, ex, who, _client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
     // alice may run 20 VMs: asking for at least 21 cannot be met; nothing may be left behind.
     let (e, calls) = ex
