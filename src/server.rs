@@ -89,7 +89,7 @@ impl Gateway {
             auth: AuthSettings::default(),
             max_body_bytes: d.max_body_bytes,
             request_timeout: Duration::from_secs(d.request_timeout_secs),
-            soap: Arc::new(SoapFrontend::with_bergshamra()),
+            soap: Arc::new(SoapFrontend::with_bergshamra().with_paths(crate::mapping::builtin_soap_paths())),
             registry: None,
             key_checker: None,
             public_endpoint: None,
@@ -572,13 +572,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
         .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
+    // SOAP element paths come from the same (possibly overridden) mapping table.
+    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
     let gw = Arc::new(Gateway {
         handler: Arc::new(executor),
         credentials: Arc::new(chain),
         auth: cfg.auth_settings(),
         max_body_bytes: cfg.server.max_body_bytes,
         request_timeout: cfg.request_timeout(),
-        soap: Arc::new(SoapFrontend::with_bergshamra()),
+        soap: Arc::new(soap),
         registry: Some(store.clone()),
         key_checker: Some(client.clone()),
         public_endpoint: cfg.region.endpoint.clone(),

@@ -24,7 +24,7 @@ pub struct Vars {
 }
 
 pub fn var_known(name: &str) -> bool {
-    matches!(name, "region" | "endpoint" | "account" | "regions" | "version")
+    matches!(name, "region" | "endpoint" | "account" | "regions" | "version" | "now")
         || name.strip_prefix("param.").is_some_and(|p| !p.is_empty())
 }
 
@@ -36,6 +36,19 @@ impl Vars {
             "account" => self.account.clone().map(Value::String),
             "regions" => Some(self.regions.clone()),
             "version" => Some(Value::String(self.version.clone())),
+            // The time of the answer, for required timestamps CloudStack has no value for.
+            "now" => {
+                let t = time::OffsetDateTime::now_utc();
+                Some(Value::String(format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+                    t.year(),
+                    t.month() as u8,
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                )))
+            }
             _ => name.strip_prefix("param.").and_then(|p| self.params.get(p)).map(|v| Value::String(v.to_string())),
         }
     }

@@ -50,6 +50,18 @@ pub struct ActionStats {
     pub backend_calls: u64,
 }
 
+/// The compiled-in table's SOAP element paths, for a gateway built without an executor's table
+/// (`Gateway::new`, tests). Loaded once.
+pub fn builtin_soap_paths() -> Arc<crate::ec2::soap::PathTable> {
+    static P: std::sync::OnceLock<Arc<crate::ec2::soap::PathTable>> = std::sync::OnceLock::new();
+    P.get_or_init(|| match Table::builtin() {
+        Ok(t) => Arc::new(t.soap_paths()),
+        // The built-in table is tested to load; generic flattening is the safe fallback.
+        Err(_) => Arc::new(crate::ec2::soap::PathTable::generic()),
+    })
+    .clone()
+}
+
 fn load_table(dir: Option<&std::path::Path>) -> anyhow::Result<Table> {
     Table::load(dir).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
