@@ -87,8 +87,10 @@ pub fn describe() -> Vec<(&'static str, &'static str)> {
     CONVERTERS.iter().map(|(n, _, d)| (*n, *d)).collect()
 }
 
-fn lookup(name: &str) -> Option<(ConvFn, &str)> {
-    for (n, f, _) in CONVERTERS {
+/// Find `name` in a registry of named functions: an entry `"x"` matches `x` exactly, an entry
+/// `"x:"` matches `x:<arg>` and yields the argument. Shared by converters and resolvers.
+pub(crate) fn lookup_named<'n, F: Copy>(registry: &[(&str, F, &str)], name: &'n str) -> Option<(F, &'n str)> {
+    for (n, f, _) in registry {
         if let Some(pfx) = n.strip_suffix(':') {
             if let Some(arg) = name.strip_prefix(pfx).and_then(|r| r.strip_prefix(':')) {
                 return Some((*f, arg));
@@ -98,6 +100,10 @@ fn lookup(name: &str) -> Option<(ConvFn, &str)> {
         }
     }
     None
+}
+
+fn lookup(name: &str) -> Option<(ConvFn, &str)> {
+    lookup_named(CONVERTERS, name)
 }
 
 /// Load-time check of a converter name.
