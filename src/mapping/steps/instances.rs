@@ -237,13 +237,16 @@ pub fn group_reservations<'a>(
                     o.entry("_launchindex").or_insert(Value::from(i));
                 }
             }
-            let first = vms.first().cloned().unwrap_or(Value::Null);
-            out.push(json!({
-                "reservationid": rid,
-                "ownerid": first.get("account").cloned().unwrap_or(Value::Null),
-                "groups": first.get("securitygroup").cloned().unwrap_or(json!([])),
-                "instances": vms,
-            }));
+            // Built by hand: `json!` would serialize (deep-copy) every instance.
+            let first = vms.first();
+            let ownerid = first.and_then(|f| f.get("account")).cloned().unwrap_or(Value::Null);
+            let groups = first.and_then(|f| f.get("securitygroup")).cloned().unwrap_or_else(|| json!([]));
+            let mut r = serde_json::Map::new();
+            r.insert("reservationid".into(), Value::String(rid));
+            r.insert("ownerid".into(), ownerid);
+            r.insert("groups".into(), groups);
+            r.insert("instances".into(), Value::Array(vms));
+            out.push(Value::Object(r));
         }
         Ok(out)
     })
