@@ -138,6 +138,10 @@ impl IdCache for MemoryIdCache {
 
     fn record<'a>(&'a self, entries: Vec<(Kind, String, String)>) -> BoxFuture<'a, ()> {
         for (_, id, uuid) in entries {
+            // Most ids are re-sightings: a shared read lock answers them without a write.
+            if self.map.get(&id).is_some_and(|v| *v == uuid) {
+                continue;
+            }
             self.insert(id, uuid);
         }
         Box::pin(async {})
