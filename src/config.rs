@@ -62,11 +62,15 @@ pub struct RegionConfig {
     /// Require SigV4 credential scopes to name `name`. Off by default: clients sign with whatever
     /// region they were configured with (boto 2 even derives it from the host name).
     pub strict: bool,
+    /// `host[:port]` clients reach this gateway at, reported as the region's endpoint
+    /// (DescribeRegions; boto 2 connects to it). Unset: the `Host` each request was sent to. Set it
+    /// behind a proxy whose clients must be sent to a public name.
+    pub endpoint: Option<String>,
 }
 
 impl Default for RegionConfig {
     fn default() -> Self {
-        RegionConfig { name: "us-east-1".into(), strict: false }
+        RegionConfig { name: "us-east-1".into(), strict: false, endpoint: None }
     }
 }
 
@@ -194,6 +198,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "ready_file", Kind::Str),
     ("region", "name", Kind::Str),
     ("region", "strict", Kind::Bool),
+    ("region", "endpoint", Kind::Str),
     ("auth", "max_skew_secs", Kind::Int),
     ("auth", "cache_ttl_secs", Kind::Int),
     ("auth", "negative_cache_ttl_secs", Kind::Int),
@@ -253,6 +258,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.region.name.is_empty() || !self.region.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             bail!("region.name must be letters, digits and '-' (got {:?})", self.region.name);
+        }
+        if let Some(e) = &self.region.endpoint
+            && !crate::ec2::query::valid_host(e)
+        {
+            bail!("region.endpoint must be host[:port], without scheme or path (got {e:?})");
         }
         if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
             bail!("server.max_body_bytes and server.request_timeout_secs must be positive");
@@ -385,7 +395,18 @@ mod tests {
         assert_eq!(c.cloudstack.admin_api_key.as_deref(), Some("0042"));
         assert!(c.simulator.fast);
         assert_eq!(c.auth_settings().strict_region.as_deref(), Some("zone-a"));
+        assert_eq!(c.region.endpoint, None);
         assert!(!format!("{c:?}").contains("admin_secret_key: Some(\"s\")"));
+    }
+
+    #[test]
+    fn region_endpoint_is_a_host() {
+        let c = Config::load_with_env(None, env(&[("EC2BRIDGE_REGION_ENDPOINT", "ec2.example.org:443")])).unwrap();
+        assert_eq!(c.region.endpoint.as_deref(), Some("ec2.example.org:443"));
+        for bad in ["http://ec2.example.org", "ec2.example.org/api", ""] {
+            let e = Config::load_with_env(None, env(&[("EC2BRIDGE_REGION_ENDPOINT", bad)])).unwrap_err().to_string();
+            assert!(e.contains("region.endpoint"), "{e}");
+        }
     }
 
     #[test]
@@ -463,6 +484,7 @@ mod tests {
         // ...and every key of a fully populated config is listed.
         let mut c = Config::default();
         c.server.ready_file = Some("r".into());
+        c.region.endpoint = Some("h".into());
         c.cloudstack = CloudStackConfig {
             endpoint: Some("e".into()),
             admin_api_key: Some("a".into()),

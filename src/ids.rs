@@ -67,8 +67,18 @@ pub fn ec2_id(kind: Kind, uuid: &str) -> String {
     h.update(kind.name().as_bytes());
     h.update(b":");
     h.update(uuid.as_bytes());
-    let digest = hex::encode(h.finalize());
-    format!("{}-{}", kind.prefix(), &digest[..17])
+    let digest = h.finalize();
+    // One allocation: the prefix, '-', then the first 17 hex digits of the digest.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(kind.prefix().len() + 18);
+    id.push_str(kind.prefix());
+    id.push('-');
+    for b in &digest[..9] {
+        id.push(HEX[usize::from(b >> 4)] as char);
+        id.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    id.truncate(kind.prefix().len() + 18);
+    id
 }
 
 /// True when `id` has the shape of an id of `kind`: the prefix, then 8 or 17 lowercase hex digits.
@@ -138,6 +148,10 @@ impl IdCache for MemoryIdCache {
 
     fn record<'a>(&'a self, entries: Vec<(Kind, String, String)>) -> BoxFuture<'a, ()> {
         for (_, id, uuid) in entries {
+            // Most ids are re-sightings: a shared read lock answers them without a write.
+            if self.map.get(&id).is_some_and(|v| *v == uuid) {
+                continue;
+            }
             self.insert(id, uuid);
         }
         Box::pin(async {})
@@ -164,6 +178,14 @@ mod tests {
         assert!(!is_well_formed(Kind::Instance, "i-XYZ"));
         assert!(!is_well_formed(Kind::Image, &id));
         assert!(is_well_formed(Kind::Image, "ami-1234abcd"));
+    }
+
+    #[test]
+    fn id_is_the_digest_prefix() {
+        let mut h = Sha256::new();
+        h.update(b"volume:abc");
+        let full = hex::encode(h.finalize());
+        assert_eq!(ec2_id(Kind::Volume, "abc"), format!("vol-{}", &full[..17]));
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Gateway {
     pub registry: Option<Arc<dyn RegistrationStore>>,
     /// Checks keys against CloudStack before `SetUserKeys` stores them.
     pub key_checker: Option<Arc<dyn KeyChecker>>,
+    /// `host[:port]` to report as this gateway's endpoint (config `region.endpoint`) instead of
+    /// the Host each request was sent to.
+    pub public_endpoint: Option<String>,
 }
 
 impl Gateway {
@@ -86,10 +89,18 @@ impl Gateway {
             auth: AuthSettings::default(),
             max_body_bytes: d.max_body_bytes,
             request_timeout: Duration::from_secs(d.request_timeout_secs),
-            soap: Arc::new(SoapFrontend::with_bergshamra()),
+            soap: Arc::new(SoapFrontend::with_bergshamra().with_paths(crate::mapping::builtin_soap_paths())),
             registry: None,
             key_checker: None,
+            public_endpoint: None,
         }
+    }
+}
+
+impl Gateway {
+    /// The endpoint this request reached us by: the configured public one, else its Host.
+    fn client_host(&self, parts: &http::request::Parts) -> Option<String> {
+        self.public_endpoint.clone().or_else(|| crate::ec2::query::client_host(&parts.headers, &parts.uri))
     }
 }
 
@@ -262,7 +273,8 @@ async fn query(
     let principal =
         crate::auth::authenticate(&signed, gw.credentials.as_ref(), &gw.auth, OffsetDateTime::now_utc()).await?;
     info.access_key = Some(principal.access_key.clone());
-    let req = input.to_request(rid.to_string())?;
+    let mut req = input.to_request(rid.to_string())?;
+    req.host = gw.client_host(parts);
     let inner = execute(gw, &req, &principal).await?;
     Ok(render::query_success(rid, &req.action, &req.version, &inner))
 }
@@ -281,21 +293,28 @@ async fn execute(gw: &Gateway, req: &Ec2Request, principal: &Principal) -> Resul
 // SOAP requests (POST with Content-Type text/xml or application/soap+xml, or a SOAPAction header,
 // and no Query signature): WS-Security against the registered certificates, the same
 // `Ec2Request` as Query, answered as a SOAP body (200) or fault (500).
-async fn handle_soap(gw: &Gateway, rid: &str, _parts: &http::request::Parts, body: Bytes, info: &mut LogInfo) -> Reply {
-    match soap(gw, rid, &body, info).await {
+async fn handle_soap(gw: &Gateway, rid: &str, parts: &http::request::Parts, body: Bytes, info: &mut LogInfo) -> Reply {
+    match soap(gw, rid, parts, &body, info).await {
         Ok(xml) => Reply::ok(xml),
         Err(e) => Reply::soap_fault(rid, &e),
     }
 }
 
-async fn soap(gw: &Gateway, rid: &str, body: &Bytes, info: &mut LogInfo) -> Result<String, Ec2Error> {
+async fn soap(
+    gw: &Gateway,
+    rid: &str,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    info: &mut LogInfo,
+) -> Result<String, Ec2Error> {
     let Some(registry) = &gw.registry else {
         return Err(Ec2Error::new(
             "UnsupportedOperation",
             "SOAP requests need the registration store, which this gateway does not have; use the Query API.",
         ));
     };
-    let (access_key, req) = gw.soap.authenticate(&CertsFromStore(registry.as_ref()), body, rid.to_string()).await?;
+    let (access_key, mut req) = gw.soap.authenticate(&CertsFromStore(registry.as_ref()), body, rid.to_string()).await?;
+    req.host = gw.client_host(parts);
     info.action = Some(req.action.chars().take(64).collect());
     info.access_key = Some(access_key.clone());
     // The certificate names the user; its CloudStack keys come from the credential sources.
@@ -541,26 +560,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let endpoint = endpoint_url(addr);
 
     // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
-    // connections from it), so it is made once the port is known. Its id cache lives in the store,
+    // connections from it): each request's Host, or region.endpoint; the bound address only when
+    // a request has neither, so it is made once the port is known. Its id cache lives in the store,
     // shared by every gateway on the same database and kept across restarts.
     let opts = crate::mapping::ExecutorOptions {
         regions: vec![crate::mapping::RegionInfo {
             name: cfg.region.name.clone(),
-            endpoint: endpoint.trim_start_matches("http://").to_string(),
+            endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| endpoint.trim_start_matches("http://").to_string()),
         }],
         ..Default::default()
     };
     let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
         .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
+    // SOAP element paths come from the same (possibly overridden) mapping table.
+    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
     let gw = Arc::new(Gateway {
         handler: Arc::new(executor),
         credentials: Arc::new(chain),
         auth: cfg.auth_settings(),
         max_body_bytes: cfg.server.max_body_bytes,
         request_timeout: cfg.request_timeout(),
-        soap: Arc::new(SoapFrontend::with_bergshamra()),
+        soap: Arc::new(soap),
         registry: Some(store.clone()),
         key_checker: Some(client.clone()),
+        public_endpoint: cfg.region.endpoint.clone(),
     });
 
     let ready = ReadyInfo {

@@ -32,6 +32,9 @@ impl Ec2Handler for Echo {
                 s.push_str(&format!("<item><name>{}</name><value>{}</value></item>", escape(k), escape(v)));
             }
             s.push_str("</params>");
+            if let Some(h) = &req.host {
+                s.push_str(&format!("<host>{}</host>", escape(h)));
+            }
             Ok(s)
         })
     }
@@ -62,12 +65,17 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(None).await
+}
+
+async fn start_with(public_endpoint: Option<&str>) -> Server {
     let mem = MemorySource::new();
     mem.insert(AK, KnownUser::cloudstack_user(AK, SK, Some("acct".into())));
     let creds = Arc::new(Counting { inner: mem, forgotten: AtomicUsize::new(0) });
     let mut gw = Gateway::new(Arc::new(Echo), creds.clone());
     gw.max_body_bytes = 4096;
     gw.request_timeout = Duration::from_millis(700);
+    gw.public_endpoint = public_endpoint.map(str::to_string);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -130,6 +138,11 @@ impl Answer {
 
     fn code(&self) -> String {
         self.doc().descendants().find(|n| n.has_tag_name("Code")).and_then(|n| n.text()).unwrap_or("").to_string()
+    }
+
+    /// The `host[:port]` the handler was told the client used.
+    fn host(&self) -> Option<String> {
+        self.doc().descendants().find(|n| n.has_tag_name("host")).map(|n| n.text().unwrap_or("").to_string())
     }
 
     fn param(&self, name: &str) -> Option<String> {
@@ -239,6 +252,22 @@ async fn sigv2_get_with_plus_spaces_and_version_echo() {
     assert_eq!(a.param("RegionName.1").as_deref(), Some("a b"));
     assert_eq!(a.param("Signature"), None);
     assert_eq!(a.param("Timestamp"), None);
+}
+
+#[tokio::test]
+async fn handler_learns_the_host_the_client_used() {
+    // SigV4 (Host signed) and SigV2 (Host in the string to sign): the handler gets that Host, which
+    // DescribeRegions reports as regionEndpoint.
+    let s = start().await;
+    let a = s.post_v4("/", DESCRIBE, SK, &now_amz()).await;
+    assert_eq!((a.status, a.host()), (200, Some(s.host.clone())), "{}", a.body);
+    let ts = iso(OffsetDateTime::now_utc());
+    let a = s.get_v2("/", &[("Action", "DescribeRegions"), ("Version", "2014-10-01")], AK, SK, &ts).await;
+    assert_eq!((a.status, a.host()), (200, Some(s.host.clone())), "{}", a.body);
+    // Behind a proxy the configured public endpoint wins.
+    let s = start_with(Some("ec2.example.org:443")).await;
+    let a = s.post_v4("/", DESCRIBE, SK, &now_amz()).await;
+    assert_eq!((a.status, a.host().as_deref()), (200, Some("ec2.example.org:443")), "{}", a.body);
 }
 
 #[tokio::test]

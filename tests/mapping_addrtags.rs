@@ -4,42 +4,14 @@
 
 mod mapping_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ec2bridge::auth::Principal;
-use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use ec2bridge::sim::{SimHandle, SimOptions};
-use mapping_support::{all, one, req};
+use mapping_support::{all, one, req, sim_env, sim_principal};
 
 const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
-
-async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
-    let sim = ec2bridge::sim::start(SimOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        seed: None,
-        fast: true,
-        state_dir: None,
-    })
-    .await
-    .expect("simulator starts");
-    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
-    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
-    let ex = Executor::new(client.clone(), None).expect("table");
-    let who = principal(&sim, "alice");
-    (sim, ex, who, client)
-}
-
-fn principal(sim: &SimHandle, name: &str) -> Principal {
-    let u = sim.user(name).expect("user").clone();
-    Principal {
-        access_key: u.api_key.clone(),
-        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
-        account: Some(u.account),
-    }
-}
 
 async fn run(ex: &Executor, who: &Principal, zone: &str) -> String {
     let ami = ec2_id(Kind::Image, UBUNTU);
@@ -91,7 +63,7 @@ fn code(r: Result<String, ec2bridge::ec2::Ec2Error>) -> String {
 
 #[tokio::test]
 async fn elastic_ips_against_the_simulator() {
-    let (_sim, ex, who, _client) = start().await;
+    let (_sim, ex, who, _client) = sim_env().await;
     // Default zone of AllocateAddress is the first enabled zone (zone1).
     let vm = run(&ex, &who, "zone1").await;
     let vm2 = run(&ex, &who, "zone1").await;
@@ -242,11 +214,11 @@ async fn elastic_ips_against_the_simulator() {
 
 #[tokio::test]
 async fn addresses_of_other_accounts_are_not_found() {
-    let (sim, ex, who, _client) = start().await;
+    let (sim, ex, who, _client) = sim_env().await;
     let a = ex.execute(&req("AllocateAddress", &[]), &who).await.unwrap();
     let ip = one(&a, "publicIp");
     let alloc = one(&a, "allocationId");
-    let bob = principal(&sim, "bob");
+    let bob = sim_principal(&sim, "bob");
     assert_eq!(code(ex.execute(&req("ReleaseAddress", &[("PublicIp", &ip)]), &bob).await), "InvalidAddress.NotFound");
     assert_eq!(
         code(ex.execute(&req("ReleaseAddress", &[("AllocationId", &alloc)]), &bob).await),
@@ -274,7 +246,7 @@ fn tag_rows(xml: &str) -> Vec<(String, String, String)> {
 
 #[tokio::test]
 async fn tags_against_the_simulator() {
-    let (_sim, ex, who, _client) = start().await;
+    let (_sim, ex, who, _client) = sim_env().await;
     let vm = run(&ex, &who, "zone1").await;
     let i = ex.execute(&req("DescribeInstances", &[("InstanceId.1", &vm)]), &who).await.unwrap();
     let sg = one(&i, "groupId");
@@ -431,7 +403,7 @@ async fn tags_against_the_simulator() {
 
 #[tokio::test]
 async fn instance_types_status_console_against_the_simulator() {
-    let (_sim, ex, who, _client) = start().await;
+    let (_sim, ex, who, _client) = sim_env().await;
     let (r, c_types) = ex.execute_counted(&req("DescribeInstanceTypes", &[]), &who).await;
     let t = r.unwrap();
     let names = all(&t, "instanceType");
@@ -502,7 +474,7 @@ async fn instance_types_status_console_against_the_simulator() {
 
 #[tokio::test]
 async fn instance_attributes_against_the_simulator() {
-    let (_sim, ex, who, _client) = start().await;
+    let (_sim, ex, who, _client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
     let r = ex
         .execute(

@@ -49,11 +49,23 @@ async fn availability_zones_and_regions() {
         .unwrap_err();
     assert_eq!((e.code.as_ref(), e.message.as_str()), ("InvalidParameterValue", "The filter 'bogus' is invalid"));
 
+    // A bare list parameter is its one value (libcloud sends `KeyName=` for DescribeKeyPairs).
+    let xml = ex.execute(&req("DescribeAvailabilityZones", &[("ZoneName", "zone1")]), &who()).await.unwrap();
+    assert_eq!(all(&xml, "zoneName"), vec!["zone1"]);
+
     let xml = ex.execute(&req("DescribeRegions", &[]), &who()).await.unwrap();
     assert_eq!(
         xml,
         "<regionInfo><item><regionName>us-east-1</regionName><regionEndpoint>127.0.0.1:7080</regionEndpoint></item></regionInfo>"
     );
+    // The host the client addressed wins over the configured endpoint, also for the endpoint filter.
+    let mut r = req("DescribeRegions", &[]);
+    r.host = Some("gw.example:8788".into());
+    let xml = ex.execute(&r, &who()).await.unwrap();
+    assert_eq!(all(&xml, "regionEndpoint"), vec!["gw.example:8788"]);
+    let mut r = req("DescribeRegions", &[("Filter.1.Name", "endpoint"), ("Filter.1.Value.1", "gw.example:8788")]);
+    r.host = Some("gw.example:8788".into());
+    assert_eq!(all(&ex.execute(&r, &who()).await.unwrap(), "regionName"), vec!["us-east-1"]);
     let xml = ex.execute(&req("DescribeRegions", &[("RegionName.1", "nowhere")]), &who()).await.unwrap();
     assert_eq!(xml, "<regionInfo/>");
 }

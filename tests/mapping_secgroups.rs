@@ -3,48 +3,20 @@
 
 mod mapping_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use ec2bridge::auth::Principal;
-use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use ec2bridge::ec2::Ec2Error;
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use ec2bridge::sim::{SimHandle, SimOptions};
-use mapping_support::{all, one, req};
+use mapping_support::{all, one, req, sim_env, sim_principal};
 
 const RSA_PUB: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDguOriAzxINxvyLf9qrepqX6YYT8eNZhywEvdGTF8vHQ2peoK4PhSerKZR4igDR9wpZGxZ7xRYzNdjl0ZGb96gj/QXlckEmvmGnrgMURMuCybdDfS+uSUOjb9w15I2Re3FgYfKtqI24jMvatoUcKtWELCk4wtP9gM8W2KBo/nXiXdY935pSWTTdLS4Y3Uo3/aZg93gYMLomBZRBicQjF2tNhGtGDy3YCIecZBB/HBXQ+8rwsXn7tQ0EFDUPatkdSX6ukBPAHveQxpFXE2yum70ePHZY2vX80XQOFTONp/7MYWCZ1AXh0f8cC0qE52QWv6/NSBzJNX5eZ4/PJCwFI51 test@ec2bridge";
 const ED_PUB: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF0o2omdWbuViKbXgjB0AQZaDRU9uTtixO4+URFbKdet test2@ec2bridge";
 /// MD5 of RSA_PUB's blob (ssh-keygen -l -E md5).
 const RSA_FP: &str = "84:71:e4:c8:ac:74:10:31:6d:b6:e2:17:a2:0d:94:30";
 const CENTOS_PW: &str = "40b189e5-4b8a-46dd-aff7-974c26626662";
-
-async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
-    let sim = ec2bridge::sim::start(SimOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        seed: None,
-        fast: true,
-        state_dir: None,
-    })
-    .await
-    .expect("simulator starts");
-    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
-    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
-    let ex = Executor::new(client.clone(), None).expect("table");
-    let who = principal(&sim, "alice");
-    (sim, ex, who, client)
-}
-
-fn principal(sim: &SimHandle, name: &str) -> Principal {
-    let u = sim.user(name).expect("user").clone();
-    Principal {
-        access_key: u.api_key.clone(),
-        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
-        account: Some(u.account),
-    }
-}
 
 async fn run(ex: &Executor, who: &Principal, action: &str, p: &[(&str, &str)]) -> Result<String, Ec2Error> {
     ex.execute(&req(action, p), who).await
@@ -79,7 +51,7 @@ type Perm = (String, String, String, Vec<String>, Vec<String>);
 
 #[tokio::test]
 async fn security_group_lifecycle() {
-    let (sim, ex, who, client) = start().await;
+    let (sim, ex, who, client) = sim_env().await;
 
     // Create, with tags; reserved and duplicate names.
     let xml = run(
@@ -370,14 +342,14 @@ async fn security_group_lifecycle() {
     assert_eq!(code(&ex, &who, "DescribeSecurityGroups", &[("GroupId.1", &web)]).await, "InvalidGroup.NotFound");
     let _ = inst;
     // Another account sees none of alice's groups.
-    let bob = principal(&sim, "bob");
+    let bob = sim_principal(&sim, "bob");
     assert_eq!(code(&ex, &bob, "DescribeSecurityGroups", &[("GroupId.1", &db)]).await, "InvalidGroup.NotFound");
 }
 
 #[tokio::test]
 async fn key_pairs_and_password_data() {
     use rsa::pkcs1::DecodeRsaPrivateKey;
-    let (_sim, ex, who, client) = start().await;
+    let (_sim, ex, who, client) = sim_env().await;
 
     let xml = run(&ex, &who, "CreateKeyPair", &[("KeyName", "k1")]).await.unwrap();
     assert_eq!(one(&xml, "keyName"), "k1");

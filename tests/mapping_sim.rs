@@ -3,38 +3,14 @@
 
 mod mapping_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ec2bridge::auth::Principal;
-use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use ec2bridge::sim::{SimHandle, SimOptions};
-use mapping_support::{all, one, req};
+use mapping_support::{all, one, req, sim_env};
 
 const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
-
-async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
-    let sim = ec2bridge::sim::start(SimOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        seed: None,
-        fast: true,
-        state_dir: None,
-    })
-    .await
-    .expect("simulator starts");
-    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
-    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
-    let ex = Executor::new(client.clone(), None).expect("table");
-    let u = sim.user("alice").expect("alice").clone();
-    let who = Principal {
-        access_key: u.api_key.clone(),
-        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
-        account: Some(u.account),
-    };
-    (sim, ex, who, client)
-}
 
 /// Poll DescribeInstances until every given instance is in `state` (as a waiter does).
 async fn wait_state(ex: &Executor, who: &Principal, ids: &[String], state: &str) -> String {
@@ -64,7 +40,7 @@ async fn wait_state(ex: &Executor, who: &Principal, ids: &[String], state: &str)
 
 #[tokio::test]
 async fn instance_lifecycle_against_the_simulator() {
-    let (_sim, ex, who, client) = start().await;
+    let (_sim, ex, who, client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
 
     let xml = ex.execute(&req("DescribeAvailabilityZones", &[]), &who).await.unwrap();
@@ -209,7 +185,7 @@ async fn instance_lifecycle_against_the_simulator() {
 
 #[tokio::test]
 async fn backend_calls_per_action() {
-    let (_sim, ex, who, _client) = start().await;
+    let (_sim, ex, who, _client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
     // Warm the metadata cache as a running gateway would have it.
     ex.execute(&req("DescribeImages", &[]), &who).await.unwrap();
@@ -233,6 +209,10 @@ async fn backend_calls_per_action() {
         .await;
     let r = r.unwrap();
     let id = one(&r, "instanceId");
+    // The default group, by id as well as name (reservation and instance groupSet).
+    let gids = all(&r, "groupId");
+    assert!(gids.len() == 2 && gids.iter().all(|g| g.starts_with("sg-")), "{r}");
+    assert_eq!(all(&r, "groupName"), vec!["default", "default"]);
     let (_, c_run3) = ex
         .execute_counted(
             &req(
@@ -250,7 +230,9 @@ async fn backend_calls_per_action() {
     eprintln!(
         "backend calls: RunInstances(1)={c_run} RunInstances(3)={c_run3} DescribeInstances={c_desc} DescribeInstances(id)={c_desc_id} StopInstances={c_stop} DescribeAvailabilityZones={c_zones} DescribeImages={c_images}"
     );
-    assert_eq!(c_run, 1);
+    // The first RunInstances also lists the account's security groups (group ids for the answer);
+    // later ones reuse that list.
+    assert_eq!(c_run, 2);
     assert_eq!(c_run3, 3);
     assert_eq!(c_desc, 1);
     assert_eq!(c_desc_id, 1);
@@ -260,12 +242,12 @@ async fn backend_calls_per_action() {
     let stats = ex.stats();
     let run = stats.iter().find(|s| s.action == "RunInstances").unwrap();
     // The DryRun above counts too: it resolved the instance type (one call).
-    assert_eq!((run.requests, run.backend_calls), (3, 5));
+    assert_eq!((run.requests, run.backend_calls), (3, 6));
 }
 
 #[tokio::test]
 async fn min_count_rollback_against_the_simulator() {
-    let (sim, ex, who, _client) = start().await;
+    let (sim, ex, who, _client) = sim_env().await;
     let ami = ec2_id(Kind::Image, UBUNTU);
     // alice may run 20 VMs: asking for at least 21 cannot be met; nothing may be left behind.
     let (e, calls) = ex

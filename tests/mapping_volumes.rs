@@ -3,38 +3,15 @@
 
 mod mapping_support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ec2bridge::auth::Principal;
-use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials};
+use ec2bridge::cloudstack::CsCredentials;
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use ec2bridge::sim::{SimHandle, SimOptions};
-use mapping_support::{all, children, one, req};
+use mapping_support::{all, children, one, req, sim_env};
 
 const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
-
-async fn start() -> (SimHandle, Executor, Principal, Arc<CsClient>) {
-    let sim = ec2bridge::sim::start(SimOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        seed: None,
-        fast: true,
-        state_dir: None,
-    })
-    .await
-    .expect("simulator starts");
-    let opts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
-    let client = Arc::new(CsClient::new(&sim.endpoint, opts).expect("client"));
-    let ex = Executor::new(client.clone(), None).expect("table");
-    let u = sim.user("alice").expect("alice").clone();
-    let who = Principal {
-        access_key: u.api_key.clone(),
-        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
-        account: Some(u.account),
-    };
-    (sim, ex, who, client)
-}
 
 async fn run(ex: &Executor, who: &Principal, action: &str, p: &[(&str, &str)]) -> String {
     ex.execute(&req(action, p), who).await.unwrap_or_else(|e| panic!("{action}: {} {}", e.code, e.message))
@@ -90,7 +67,7 @@ async fn running_instance(ex: &Executor, who: &Principal, zone: &str) -> String 
 
 #[tokio::test]
 async fn volume_and_snapshot_lifecycle() {
-    let (_sim, ex, who, client) = start().await;
+    let (_sim, ex, who, client) = sim_env().await;
 
     // CreateVolume answers at once, creating, with its tags.
     let create = [
@@ -357,7 +334,7 @@ type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
 
 #[tokio::test]
 async fn volume_errors_and_dry_run() {
-    let (_sim, ex, who, client) = start().await;
+    let (_sim, ex, who, client) = sim_env().await;
     let cases: Vec<Case> = vec![
         ("CreateVolume", vec![("Size", "10")], "MissingParameter"),
         ("CreateVolume", vec![("AvailabilityZone", "zone1")], "MissingParameter"),

@@ -323,7 +323,7 @@ async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
     let run = r#"<ns0:RunInstances xmlns:ns0="http://ec2.amazonaws.com/doc/2012-08-15/"><ns0:imageId>ami-1</ns0:imageId><ns0:minCount>1</ns0:minCount><ns0:maxCount>1</ns0:maxCount><ns0:keyName>k</ns0:keyName><ns0:groupSet><ns0:item><ns0:groupName>web</ns0:groupName></ns0:item></ns0:groupSet><ns0:userData version="1.0" encoding="base64"><ns0:data>aGk=</ns0:data></ns0:userData><ns0:instanceType>m1.small</ns0:instanceType><ns0:placement><ns0:availabilityZone>z1</ns0:availabilityZone></ns0:placement></ns0:RunInstances>"#;
     let doc = k.sign("alice", "alice", run, &[]);
     let reg = Registry(HashMap::from([(wssec::fingerprint(&k.cert_der("alice")), "alice".to_string())]));
-    let fe = SoapFrontend::with_bergshamra();
+    let fe = SoapFrontend::with_bergshamra().with_paths(ec2bridge::mapping::builtin_soap_paths());
     let (who, req) = fe.authenticate(&reg, doc.as_bytes(), "req-1".into()).await.unwrap();
     assert_eq!(who, "alice");
     assert_eq!((req.action.as_str(), req.version.as_str()), ("RunInstances", "2012-08-15"));
@@ -361,7 +361,7 @@ async fn zeep_envelopes_verify_and_flatten() {
     }
     k.identity("alice");
     let reg = Registry(HashMap::from([(wssec::fingerprint(&k.cert_der("alice")), "alice".to_string())]));
-    let fe = SoapFrontend::with_bergshamra();
+    let fe = SoapFrontend::with_bergshamra().with_paths(ec2bridge::mapping::builtin_soap_paths());
     type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
     let cases: &[Case] = &[
         (

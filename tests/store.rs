@@ -60,8 +60,10 @@ async fn pg_db() -> Option<Db> {
     let schema = format!("ec2b_test_{now}_{}", unique());
     let pool = AnyPool::connect(&base).await.expect("connect to the test PostgreSQL");
     // Schemas left behind by crashed runs more than an hour ago.
-    for row in
-        sqlx::query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'ec2b_test_%'").fetch_all(&pool).await.unwrap()
+    for row in sqlx::query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'ec2b_test_%'")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
     {
         let name: String = row.try_get(0).unwrap();
         let born: i64 = name.split('_').nth(2).and_then(|t| t.parse().ok()).unwrap_or(now);

@@ -74,8 +74,36 @@ impl QueryInput {
             version: version.to_string(),
             params,
             frontend: Frontend::Query,
+            host: None,
         })
     }
+}
+
+/// The `host[:port]` the client addressed: the `Host` header (HTTP/1.1), else the request URI's
+/// authority (HTTP/2). `None` when absent or not a plain host name / IP literal with an optional
+/// port, so nothing odd is echoed into answers.
+pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<String> {
+    let h = match headers.get(http::header::HOST) {
+        Some(v) => v.to_str().ok()?,
+        None => uri.authority()?.as_str(),
+    };
+    valid_host(h).then(|| h.to_string())
+}
+
+/// `name`, `name:port`, `1.2.3.4:port`, `[::1]:port`: letters, digits, `.`, `-`, `_`, and the
+/// brackets/colons of an IPv6 literal; at most 255 bytes.
+pub fn valid_host(h: &str) -> bool {
+    let (name, port) = match h.rsplit_once(':') {
+        Some((n, p)) if !n.starts_with('[') || n.ends_with(']') => (n, Some(p)),
+        _ => (h, None),
+    };
+    let name_ok = if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    h.len() <= 255 && name_ok && port_ok
 }
 
 /// `YYYY-MM-DD`: it goes into the response namespace, so nothing else is let through.
@@ -161,6 +189,27 @@ mod tests {
         assert_eq!(decode_pairs(b"a=%FF").unwrap_err().status(), 404);
         // A lone % is taken literally (as browsers and most servers do).
         assert_eq!(decode_pairs(b"a=100%").unwrap()[0].1, "100%");
+    }
+
+    #[test]
+    fn client_host_from_header_or_authority() {
+        let uri: http::Uri = "/".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(client_host(&h, &uri), None);
+        h.insert("host", "gw.example:8788".parse().unwrap());
+        assert_eq!(client_host(&h, &uri).as_deref(), Some("gw.example:8788"));
+        let h2 = HeaderMap::new();
+        let abs: http::Uri = "http://10.0.0.5:7080/".parse().unwrap();
+        assert_eq!(client_host(&h2, &abs).as_deref(), Some("10.0.0.5:7080"));
+        for ok in ["localhost", "127.0.0.1:7080", "[::1]:7080", "[fe80::1]", "ec2.us-east-1.amazonaws.com", "a_b.c"] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in ["", ":80", "h:", "h:123456", "h:8a", "a b", "<x>", "h/p", "::1", "[::1", "[zz]:1", "u@h"] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        assert!(!valid_host(&"a".repeat(256)));
+        h.insert("host", "evil<x>".parse().unwrap());
+        assert_eq!(client_host(&h, &uri), None);
     }
 
     #[test]

@@ -25,6 +25,11 @@ pub fn escape(s: &str) -> String {
 /// (C0 controls other than tab/newline/CR, U+FFFE, U+FFFF) are dropped rather than breaking the
 /// document. The one escaper of the gateway (the mapping renderer uses it too).
 pub fn escape_into(out: &mut String, s: &str) {
+    // Fast path: most values (ids, names, dates) need no change. 0xEF leads U+FFFE/U+FFFF.
+    if !s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF) || b < 0x20) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -42,16 +47,34 @@ pub fn escape_into(out: &mut String, s: &str) {
 /// `<ActionResponse xmlns=…><requestId>…</requestId>{inner}</ActionResponse>` without the XML
 /// declaration (shared by Query and SOAP).
 fn response_element(request_id: &str, action: &str, version: &str, inner: &str) -> String {
-    format!(
-        "<{action}Response xmlns=\"{ns}\"><requestId>{rid}</requestId>{inner}</{action}Response>",
-        ns = namespace(version),
-        rid = escape(request_id)
-    )
+    let mut out = String::new();
+    push_response_element(&mut out, request_id, action, version, inner);
+    out
+}
+
+/// `response_element` appended to `out` (large answers are copied once, not per `format!`).
+fn push_response_element(out: &mut String, request_id: &str, action: &str, version: &str, inner: &str) {
+    out.reserve(inner.len() + 2 * action.len() + request_id.len() + 128);
+    out.push('<');
+    out.push_str(action);
+    out.push_str("Response xmlns=\"");
+    out.push_str(&namespace(version));
+    out.push_str("\"><requestId>");
+    escape_into(out, request_id);
+    out.push_str("</requestId>");
+    out.push_str(inner);
+    out.push_str("</");
+    out.push_str(action);
+    out.push_str("Response>");
 }
 
 /// The Query success document. `action` must be a plain name (the Query front end checks it).
 pub fn query_success(request_id: &str, action: &str, version: &str, inner: &str) -> String {
-    format!("{XML_DECL}\n{}", response_element(request_id, action, version, inner))
+    let mut out = String::with_capacity(XML_DECL.len() + 1);
+    out.push_str(XML_DECL);
+    out.push('\n');
+    push_response_element(&mut out, request_id, action, version, inner);
+    out
 }
 
 /// The Query error document: no namespace, exactly Code then Message, `RequestID`.

@@ -21,6 +21,10 @@ pub struct Ec2Request {
     /// authentication parameters.
     pub params: Params,
     pub frontend: Frontend,
+    /// `host[:port]` the client addressed (its `Host` header, or the gateway's configured public
+    /// endpoint), set by the server. DescribeRegions reports it as this region's endpoint, since
+    /// boto 2 builds its connections from `regionEndpoint`. `None`: the configured endpoint.
+    pub host: Option<String>,
 }
 
 /// Flat EC2 Query parameters, decoded. Names are case-sensitive as on EC2.
@@ -74,13 +78,17 @@ impl Params {
         Ok(self.bool("DryRun")?.unwrap_or(false))
     }
 
-    /// Values of `prefix.1`, `prefix.2`, ... ordered by index (EC2 list flattening).
+    /// Values of `prefix.1`, `prefix.2`, ... ordered by index (EC2 list flattening). A bare
+    /// `prefix` counts as one more value, first: EC2 accepts it and libcloud sends it
+    /// (`get_key_pair` asks `DescribeKeyPairs` with `KeyName=name`).
     pub fn list(&self, prefix: &str) -> Vec<&str> {
         let mut items: Vec<(u32, &str)> = self
             .0
             .iter()
             .filter_map(|(k, v)| {
-                let n = k.strip_prefix(prefix)?.strip_prefix('.')?;
+                let Some(n) = k.strip_prefix(prefix)?.strip_prefix('.') else {
+                    return (k == prefix).then_some((0, v.as_str()));
+                };
                 Some((n.parse().ok()?, v.as_str()))
             })
             .collect();
@@ -140,6 +148,10 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(p.list("InstanceId"), vec!["i-1", "i-2", "i-10"]);
+        // A bare name is one value, first (libcloud's get_key_pair); other names are not the list.
+        let q: Params =
+            [("KeyName.2", "k2"), ("KeyName", "k"), ("KeyNames", "x"), ("KeyName.x", "y")].into_iter().collect();
+        assert_eq!(q.list("KeyName"), vec!["k", "k2"]);
         let f = p.filters().unwrap();
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].values, vec!["running", "stopped"]);

@@ -1,12 +1,13 @@
 //! Named converters (CloudStack value -> EC2 value), context variables, and expression evaluation.
 //! Converters are looked up by name when the table loads, so a typo is a load error.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 
 use base64::Engine;
 use serde_json::Value;
 
-use super::expr::{Expr, Term};
+use super::expr::{Alt, Conv, Expr, Term};
 use super::table::Table;
 use crate::ec2::Params;
 use crate::ids::{self, Kind};
@@ -24,7 +25,7 @@ pub struct Vars {
 }
 
 pub fn var_known(name: &str) -> bool {
-    matches!(name, "region" | "endpoint" | "account" | "regions" | "version")
+    matches!(name, "region" | "endpoint" | "account" | "regions" | "version" | "now")
         || name.strip_prefix("param.").is_some_and(|p| !p.is_empty())
 }
 
@@ -36,6 +37,19 @@ impl Vars {
             "account" => self.account.clone().map(Value::String),
             "regions" => Some(self.regions.clone()),
             "version" => Some(Value::String(self.version.clone())),
+            // The time of the answer, for required timestamps CloudStack has no value for.
+            "now" => {
+                let t = time::OffsetDateTime::now_utc();
+                Some(Value::String(format!(
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
+                    t.year(),
+                    t.month() as u8,
+                    t.day(),
+                    t.hour(),
+                    t.minute(),
+                    t.second()
+                )))
+            }
             _ => name.strip_prefix("param.").and_then(|p| self.params.get(p)).map(|v| Value::String(v.to_string())),
         }
     }
@@ -74,17 +88,42 @@ pub fn describe() -> Vec<(&'static str, &'static str)> {
     CONVERTERS.iter().map(|(n, _, d)| (*n, *d)).collect()
 }
 
-fn lookup(name: &str) -> Option<(ConvFn, &str)> {
-    for (n, f, _) in CONVERTERS {
+/// Find `name` in a registry of named functions: an entry `"x"` matches `x` exactly, an entry
+/// `"x:"` matches `x:<arg>`. Answers (index in the registry, byte offset of the argument in
+/// `name`). Shared by converters and resolvers.
+pub(crate) fn registry_index<F>(registry: &[(&str, F, &str)], name: &str) -> Option<(usize, usize)> {
+    for (i, (n, _, _)) in registry.iter().enumerate() {
         if let Some(pfx) = n.strip_suffix(':') {
-            if let Some(arg) = name.strip_prefix(pfx).and_then(|r| r.strip_prefix(':')) {
-                return Some((*f, arg));
+            if name.strip_prefix(pfx).is_some_and(|r| r.starts_with(':')) {
+                return Some((i, pfx.len() + 1));
             }
         } else if *n == name {
-            return Some((*f, ""));
+            return Some((i, name.len()));
         }
     }
     None
+}
+
+/// The function and argument that `name` means in a registry (see `registry_index`).
+pub(crate) fn lookup_named<'n, F: Copy>(registry: &[(&str, F, &str)], name: &'n str) -> Option<(F, &'n str)> {
+    registry_index(registry, name).map(|(i, at)| (registry[i].1, &name[at..]))
+}
+
+/// Which converter `name` means: (index in the list, byte offset of its argument in `name`).
+pub fn resolve(name: &str) -> Option<(usize, usize)> {
+    registry_index(CONVERTERS, name)
+}
+
+fn lookup(name: &str) -> Option<(ConvFn, &str)> {
+    lookup_named(CONVERTERS, name)
+}
+
+/// The converter of a parsed `Conv` (resolved when the expression was parsed).
+fn conv_fn(c: &Conv) -> Option<(ConvFn, &str)> {
+    match c.resolved {
+        Some((i, at)) => CONVERTERS.get(i).map(|(_, f, _)| (*f, c.name.get(at..).unwrap_or(""))),
+        None => lookup(&c.name),
+    }
 }
 
 /// Load-time check of a converter name.
@@ -108,37 +147,75 @@ fn present(v: &Value) -> bool {
 
 /// Evaluate an expression against `item`: all values of the first alternative that has any.
 pub fn eval(e: &Expr, item: &Value, env: &Env<'_>) -> Vec<Value> {
+    eval_ref(e, item, env).into_iter().map(Cow::into_owned).collect()
+}
+
+/// `eval` without copying: values read straight from `item` are borrowed, only converter
+/// results and variables are owned.
+pub fn eval_ref<'v>(e: &Expr, item: &'v Value, env: &Env<'_>) -> Vec<Cow<'v, Value>> {
+    let mut out = Vec::new();
     for alt in &e.alts {
-        let base: Vec<Value> = match &alt.term {
-            Term::Const(c) => vec![Value::String(c.clone())],
-            Term::Var(v) => env.vars.get(v).into_iter().collect(),
-            Term::Path(p) => p.eval(item).into_iter().cloned().collect(),
-        };
-        let mut out = Vec::new();
-        for v in base {
-            let mut cur = Some(v);
-            for c in &alt.convs {
-                cur = match (cur, lookup(&c.name)) {
-                    (Some(v), Some((f, arg))) => f(&v, arg, env),
-                    _ => None,
-                };
-            }
-            if let Some(v) = cur
-                && present(&v)
-            {
-                out.push(v);
-            }
-        }
+        each_value(alt, item, env, &mut |v| {
+            out.push(v);
+            true
+        });
         if !out.is_empty() {
             return out;
         }
     }
-    Vec::new()
+    out
+}
+
+/// `eval(..).first()` without building the list. Converters still run over every value of the
+/// alternative that answers when one of them has side effects (`id:` records ids), exactly as
+/// `eval` would.
+pub fn eval_first<'v>(e: &Expr, item: &'v Value, env: &Env<'_>) -> Option<Cow<'v, Value>> {
+    for alt in &e.alts {
+        let effects = alt.convs.iter().any(|c| c.name.starts_with("id:"));
+        let mut first = None;
+        each_value(alt, item, env, &mut |v| {
+            if first.is_none() {
+                first = Some(v);
+            }
+            effects
+        });
+        if first.is_some() {
+            return first;
+        }
+    }
+    None
+}
+
+/// The present values of one alternative, converted, in order; `f` returns false to stop.
+fn each_value<'v>(alt: &Alt, item: &'v Value, env: &Env<'_>, f: &mut dyn FnMut(Cow<'v, Value>) -> bool) {
+    let mut one = |v: Cow<'v, Value>| -> bool {
+        let mut cur = v;
+        for c in &alt.convs {
+            cur = match conv_fn(c).and_then(|(func, arg)| func(&cur, arg, env)) {
+                Some(v) => Cow::Owned(v),
+                None => return true,
+            };
+        }
+        if present(&cur) { f(cur) } else { true }
+    };
+    match &alt.term {
+        Term::Const(c) => {
+            one(Cow::Owned(Value::String(c.clone())));
+        }
+        Term::Var(v) => {
+            if let Some(x) = env.vars.get(v) {
+                one(Cow::Owned(x));
+            }
+        }
+        Term::Path(p) => {
+            p.visit(item, &mut |x| one(Cow::Borrowed(x)));
+        }
+    }
 }
 
 /// The first value as text.
 pub fn eval_text(e: &Expr, item: &Value, env: &Env<'_>) -> Option<String> {
-    eval(e, item, env).first().map(super::expr::scalar_text)
+    eval_first(e, item, env).map(|v| super::expr::scalar_text(&v))
 }
 
 fn text(v: &Value) -> Option<String> {

@@ -318,7 +318,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
     // Ids: shape checks first (cheap), lookups after the other validation.
     let mut req_ids: Vec<String> = Vec::new();
     if let Some(ids) = &a.ids {
-        for v in p.list(&ids.param).into_iter().chain(p.get(&ids.param)) {
+        for v in p.list(&ids.param) {
             if !req_ids.iter().any(|x| x == v) {
                 req_ids.push(v.to_string());
             }
@@ -422,8 +422,11 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
             }
         }
     }
-    let seen = std::mem::take(&mut *ctx.ids_seen.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut seen = std::mem::take(&mut *ctx.ids_seen.lock().unwrap_or_else(|e| e.into_inner()));
     if !seen.is_empty() {
+        // A big listing names the same image / security group once per instance.
+        seen.sort_unstable_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
+        seen.dedup_by(|a, b| a.1 == b.1 && a.2 == b.2);
         ctx.ex.ids.record(seen).await;
     }
     Ok(out)

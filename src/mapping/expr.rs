@@ -46,6 +46,10 @@ pub enum Term {
 pub struct Conv {
     /// Full converter name as written (`id:instance`, `map:instance_state_name`, `iso8601`).
     pub name: String,
+    /// The converter this name resolves to, found once at parse time so that rendering does not
+    /// look names up per value: (index in the converter list, byte offset of the argument in
+    /// `name`). None for an unknown name (the table load reports it).
+    pub resolved: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +142,32 @@ impl Path {
 
     /// Every value the path reaches (several when a segment selects several elements).
     pub fn eval<'v>(&self, v: &'v Value) -> Vec<&'v Value> {
+        let mut out = Vec::new();
+        self.visit(v, &mut |x| {
+            out.push(x);
+            true
+        });
+        out
+    }
+
+    /// Call `f` on every value the path reaches, in `eval` order, without collecting them; `f`
+    /// returns false to stop early. Returns false when stopped.
+    pub fn visit<'v>(&self, v: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        visit_segs(&self.segs, v, f)
+    }
+
+    /// The first value the path reaches.
+    pub fn first<'v>(&self, v: &'v Value) -> Option<&'v Value> {
+        let mut found = None;
+        self.visit(v, &mut |x| {
+            found = Some(x);
+            false
+        });
+        found
+    }
+
+    #[cfg(test)]
+    fn eval_levels<'v>(&self, v: &'v Value) -> Vec<&'v Value> {
         let mut cur: Vec<&Value> = vec![v];
         for seg in &self.segs {
             let mut next = Vec::new();
@@ -176,6 +206,43 @@ impl Path {
     /// The field names along the path (for validation against CloudStack object fields).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.segs.iter().map(|s| s.name.as_str())
+    }
+}
+
+/// Depth-first walk of the segments. Expanding level by level (as `eval` did) and depth-first
+/// give the same order, so `eval` is this walk collected.
+fn visit_segs<'v>(segs: &[Seg], v: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+    let Some((seg, rest)) = segs.split_first() else { return f(v) };
+    let Some(x) = v.get(&seg.name) else { return true };
+    if x.is_null() {
+        return true;
+    }
+    match &seg.select {
+        Select::None => visit_segs(rest, x, f),
+        Select::Index(n) => match x.as_array().and_then(|a| a.get(*n)) {
+            Some(e) => visit_segs(rest, e, f),
+            None => true,
+        },
+        Select::All => match x.as_array() {
+            Some(a) => a.iter().all(|e| visit_segs(rest, e, f)),
+            None => visit_segs(rest, x, f),
+        },
+        Select::Where(conds) => {
+            let ok = |it: &Value| conds.iter().all(|(k, want)| it.get(k).is_some_and(|kv| scalar_is(kv, want)));
+            match x.as_array() {
+                Some(a) => a.iter().filter(|e| ok(e)).all(|e| visit_segs(rest, e, f)),
+                None => !ok(x) || visit_segs(rest, x, f),
+            }
+        }
+    }
+}
+
+/// `scalar_text(v) == want` without building the text for strings.
+fn scalar_is(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Bool(b) => want == if *b { "true" } else { "false" },
+        other => scalar_text(other) == want,
     }
 }
 
@@ -220,7 +287,7 @@ impl Expr {
                 if c.is_empty() {
                     return Err(format!("empty converter name in '{text}'"));
                 }
-                convs.push(Conv { name: c.to_string() });
+                convs.push(Conv { name: c.to_string(), resolved: super::convert::resolve(c) });
             }
             alts.push(Alt { term, convs });
         }
@@ -273,6 +340,33 @@ mod tests {
         assert!(Path::parse("a..b").is_err());
         assert!(Path::parse("a b").is_err());
         assert!(Path::parse("missing.x").unwrap().eval(&vm).is_empty());
+    }
+
+    #[test]
+    fn depth_first_walk_matches_level_order() {
+        let vm = json!({"nic":[{"ipaddress":"10.0.0.2","isdefault":false,"ip6":["a","b"]},
+                               {"ipaddress":"10.0.0.3","isdefault":true,"type":"Shared","ip6":["c"]},
+                               {"ipaddress":7,"isdefault":"true","ip6":null}],
+                        "sg":{"id":"x","rules":[{"p":1},{"p":2}]}, "n":null, "one":{"isdefault":true,"v":"w"}});
+        for p in [
+            "nic[].ip6[]",
+            "nic[].ip6",
+            "nic[isdefault=true].ipaddress",
+            "nic[1].ip6[0]",
+            "sg.rules[].p",
+            "sg[].rules[p=2].p",
+            "n.x",
+            "one[isdefault=true].v",
+            "one[isdefault=false].v",
+            "nic[ipaddress=7]",
+            "missing[]",
+            ".",
+            "nic[5]",
+        ] {
+            let p = Path::parse(p).unwrap();
+            assert_eq!(p.eval(&vm), p.eval_levels(&vm), "{p:?}");
+            assert_eq!(p.first(&vm), p.eval_levels(&vm).first().copied());
+        }
     }
 
     #[test]

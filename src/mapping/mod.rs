@@ -50,6 +50,18 @@ pub struct ActionStats {
     pub backend_calls: u64,
 }
 
+/// The compiled-in table's SOAP element paths, for a gateway built without an executor's table
+/// (`Gateway::new`, tests). Loaded once.
+pub fn builtin_soap_paths() -> Arc<crate::ec2::soap::PathTable> {
+    static P: std::sync::OnceLock<Arc<crate::ec2::soap::PathTable>> = std::sync::OnceLock::new();
+    P.get_or_init(|| match Table::builtin() {
+        Ok(t) => Arc::new(t.soap_paths()),
+        // The built-in table is tested to load; generic flattening is the safe fallback.
+        Err(_) => Arc::new(crate::ec2::soap::PathTable::generic()),
+    })
+    .clone()
+}
+
 fn load_table(dir: Option<&std::path::Path>) -> anyhow::Result<Table> {
     Table::load(dir).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
@@ -123,16 +135,23 @@ impl Executor {
             return (Err(e), 0);
         };
         let region = inner.opts.regions.first();
+        // This gateway's own endpoint is the host the client reached it by, when the front end
+        // knows it (boto 2 connects to regionEndpoint); other regions keep their configured one.
+        let own_endpoint = |r: &RegionInfo| req.host.clone().unwrap_or_else(|| r.endpoint.clone());
         let vars = convert::Vars {
             region: region.map(|r| r.name.clone()).unwrap_or_default(),
-            endpoint: region.map(|r| r.endpoint.clone()).unwrap_or_default(),
+            endpoint: region.map(own_endpoint).unwrap_or_default(),
             account: who.account.clone(),
             regions: serde_json::Value::Array(
                 inner
                     .opts
                     .regions
                     .iter()
-                    .map(|r| serde_json::json!({ "name": r.name, "endpoint": r.endpoint }))
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let endpoint = if i == 0 { own_endpoint(r) } else { r.endpoint.clone() };
+                        serde_json::json!({ "name": r.name, "endpoint": endpoint })
+                    })
                     .collect(),
             ),
             version: req.version.clone(),

@@ -28,59 +28,66 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
             continue;
         }
         if let Some(w) = &f.when
-            && convert::eval(w, item, env).is_empty()
+            && convert::eval_first(w, item, env).is_none()
         {
             continue;
         }
         match &f.kind {
             // `_text`: the value is the element's text itself (lists of plain strings).
             FieldKind::Value(e) if f.name == "_text" => {
-                if let Some(v) = convert::eval(e, item, env).first() {
-                    escape_into(out, &scalar_text(v));
+                if let Some(v) = convert::eval_first(e, item, env) {
+                    scalar_into(out, &v);
                 }
             }
-            FieldKind::Value(e) => match convert::eval(e, item, env).first() {
-                Some(v) => element(out, &f.name, &scalar_text(v)),
-                None if f.always => {
-                    out.push('<');
-                    out.push_str(&f.name);
-                    out.push_str("/>");
+            FieldKind::Value(e) => match convert::eval_first(e, item, env) {
+                Some(v) => {
+                    open(out, &f.name);
+                    scalar_into(out, &v);
+                    close(out, &f.name);
                 }
+                None if f.always => empty(out, &f.name),
                 None => {}
             },
             FieldKind::Nested { shape, from } => {
                 let Some(sub) = env.table.shapes.get(shape) else { continue };
-                match convert::eval(from, item, env).first() {
+                match convert::eval_first(from, item, env) {
                     Some(v) => {
                         open(out, &f.name);
-                        fields(out, sub, v, env);
+                        fields(out, sub, &v, env);
                         close(out, &f.name);
                     }
-                    None if f.always => {
-                        out.push('<');
-                        out.push_str(&f.name);
-                        out.push_str("/>");
-                    }
+                    None if f.always => empty(out, &f.name),
                     None => {}
                 }
             }
             FieldKind::List { from, shape } => {
                 let Some(sub) = env.table.shapes.get(shape) else { continue };
-                let values = convert::eval(from, item, env);
-                let items: Vec<&Value> = values
-                    .iter()
-                    .flat_map(|v| match v.as_array() {
-                        Some(a) => a.iter().collect::<Vec<_>>(),
-                        None => vec![v],
-                    })
-                    .collect();
-                if items.is_empty() && !f.always {
+                let values = convert::eval_ref(from, item, env);
+                let items = values.iter().flat_map(|v| match v.as_array() {
+                    Some(a) => a.iter(),
+                    None => std::slice::from_ref(v.as_ref()).iter(),
+                });
+                if items.clone().next().is_none() && !f.always {
                     continue;
                 }
-                list(out, &f.name, sub, items.into_iter(), env);
+                list(out, &f.name, sub, items, env);
             }
         }
     }
+}
+
+/// `escape_into(out, &scalar_text(v))` without the intermediate string for strings.
+fn scalar_into(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => escape_into(out, s),
+        other => escape_into(out, &scalar_text(other)),
+    }
+}
+
+fn empty(out: &mut String, name: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push_str("/>");
 }
 
 fn open(out: &mut String, name: &str) {
@@ -99,9 +106,7 @@ fn close(out: &mut String, name: &str) {
 pub fn list<'v>(out: &mut String, name: &str, shape: &Shape, items: impl Iterator<Item = &'v Value>, env: &Env<'_>) {
     let mut items = items.peekable();
     if items.peek().is_none() {
-        out.push('<');
-        out.push_str(name);
-        out.push_str("/>");
+        empty(out, name);
         return;
     }
     open(out, name);

@@ -45,16 +45,7 @@ pub fn describe() -> Vec<(&'static str, &'static str)> {
 }
 
 fn lookup(name: &str) -> Option<(ResolveFn, &str)> {
-    for (n, f, _) in RESOLVERS {
-        if let Some(pfx) = n.strip_suffix(':') {
-            if let Some(arg) = name.strip_prefix(pfx).and_then(|r| r.strip_prefix(':')) {
-                return Some((*f, arg));
-            }
-        } else if *n == name {
-            return Some((*f, ""));
-        }
-    }
-    None
+    super::convert::lookup_named(RESOLVERS, name)
 }
 
 pub fn check(name: &str, t: &Table) -> Result<(), String> {

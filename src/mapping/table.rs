@@ -25,6 +25,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("volumes.toml", include_str!("../../mappings/volumes.toml")),
     ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
     ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
+    ("soap.toml", include_str!("../../mappings/soap.toml")),
 ];
 
 #[derive(Debug, Clone)]
@@ -196,6 +197,16 @@ pub struct Action {
     pub dedupe: Option<Path>,
     pub returns: Returns,
     pub uses: Vec<String>,
+    /// SOAP element paths of this action whose Query names are irregular (`soap = { ... }`).
+    pub soap: Vec<SoapPath>,
+}
+
+/// One declared SOAP element path -> Query name (`"instancesSet/item/instanceId" = "InstanceId.#"`).
+#[derive(Debug, Clone)]
+pub struct SoapPath {
+    pub path: String,
+    pub query: String,
+    pub at: At,
 }
 
 impl Action {
@@ -255,6 +266,8 @@ pub struct Table {
     pub errors: Vec<ErrorRule>,
     pub commands: HashMap<String, CommandInfo>,
     pub objects: HashMap<String, ObjectInfo>,
+    /// `[soap]`: SOAP element paths irregular for every action (`mappings/soap.toml`).
+    pub soap_common: Vec<SoapPath>,
     /// Which files the table was read from.
     pub files: Vec<String>,
 }
@@ -297,6 +310,17 @@ impl Table {
         Table::from_sources(&files)
     }
 
+    /// The SOAP front end's path table: `[soap]` plus every action's `soap` entries. The table
+    /// was validated at load, so this cannot fail for a loaded table.
+    pub fn soap_paths(&self) -> crate::ec2::soap::PathTable {
+        let pair = |p: &SoapPath| (p.path.clone(), p.query.clone());
+        crate::ec2::soap::PathTable::new(
+            self.soap_common.iter().map(pair),
+            self.actions.values().map(|a| (a.name.clone(), a.soap.iter().map(pair).collect::<Vec<_>>())),
+        )
+        .unwrap_or_else(|e| unreachable!("SOAP paths are checked when the table loads: {e}"))
+    }
+
     /// Build and validate a table from `(file name, text)` pairs.
     pub fn from_sources(files: &[(String, String)]) -> Result<Table, Vec<LoadError>> {
         let errs = Errs::default();
@@ -321,6 +345,7 @@ impl Table {
                             sections.entry(k.as_str()).or_default().push((name, body));
                         }
                     }
+                    "soap" => read_soap_paths(n, "[soap]", &errs, &mut t.soap_common),
                     "error" => match &n.v {
                         V::Arr(items) => {
                             for it in items {
@@ -332,7 +357,7 @@ impl Table {
                     other => errs.push(
                         &n.at,
                         format!(
-                            "unknown section '{other}' (expected command, object, map, shape, filters, kind, action, error)"
+                            "unknown section '{other}' (expected command, object, map, shape, filters, kind, action, error, soap)"
                         ),
                     ),
                 }
@@ -789,6 +814,7 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             "dedupe",
             "returns",
             "uses",
+            "soap",
         ],
         &what,
     );
@@ -886,6 +912,13 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         dedupe,
         returns,
         uses: strs("uses"),
+        soap: {
+            let mut v = Vec::new();
+            if let Some(x) = g("soap") {
+                read_soap_paths(x, &format!("{what} soap"), errs, &mut v);
+            }
+            v
+        },
     };
     if action.call.is_none() && action.items_from.is_none() && action.step.is_none() {
         errs.push(&n.at, format!("{what} needs call, items_from or step"));
@@ -894,6 +927,24 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         errs.push(&n.at, format!("{what}: call and items_from exclude each other"));
     }
     t.actions.insert(name.to_string(), action);
+}
+
+/// `"element/path" = "Query.Name"` entries (a `[soap]` section or an action's `soap`), each
+/// checked by the SOAP front end's rules; a path given twice in one table is an error.
+fn read_soap_paths(n: &Node, what: &str, errs: &Errs, out: &mut Vec<SoapPath>) {
+    let Some(tab) = errs.tab(n, what) else { return };
+    for (path, v) in tab {
+        let Some(query) = errs.str(v, "SOAP Query name") else { continue };
+        if let Err(m) = crate::ec2::soap::check_rule(path, query) {
+            errs.push(&v.at, format!("{what}: {m}"));
+            continue;
+        }
+        if let Some(prev) = out.iter().find(|p| &p.path == path) {
+            errs.push(&v.at, format!("{what}: SOAP path \"{path}\" is declared twice (first at {})", prev.at));
+            continue;
+        }
+        out.push(SoapPath { path: path.clone(), query: query.to_string(), at: v.at.clone() });
+    }
 }
 
 fn read_returns(r: &Node, errs: &Errs) -> Returns {

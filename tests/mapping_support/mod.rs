@@ -308,6 +308,7 @@ pub fn req(action: &str, params: &[(&str, &str)]) -> Ec2Request {
         version: "2016-11-15".into(),
         params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Params>(),
         frontend: Frontend::Query,
+        host: None,
     }
 }
 
@@ -328,4 +329,37 @@ pub fn children(xml: &str, name: &str) -> Vec<String> {
     let doc = roxmltree::Document::parse(&wrapped).expect("well-formed XML");
     let n = doc.descendants().find(|n| n.has_tag_name(name)).unwrap_or_else(|| panic!("no <{name}>"));
     n.children().filter(|c| c.is_element()).map(|c| c.tag_name().name().to_string()).collect()
+}
+
+// ---- The real path: executor + CloudStack client over the in-process simulator (fast mode) ----
+
+/// Start the simulator, a CloudStack client (fast polling) and an executor; act as alice.
+pub async fn sim_env()
+-> (ec2bridge::sim::SimHandle, Executor, Principal, std::sync::Arc<ec2bridge::cloudstack::CsClient>) {
+    let sim = ec2bridge::sim::start(ec2bridge::sim::SimOptions {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        seed: None,
+        fast: true,
+        state_dir: None,
+    })
+    .await
+    .expect("simulator starts");
+    let opts = ec2bridge::cloudstack::ClientOptions {
+        poll_initial: std::time::Duration::from_millis(5),
+        ..Default::default()
+    };
+    let client = std::sync::Arc::new(ec2bridge::cloudstack::CsClient::new(&sim.endpoint, opts).expect("client"));
+    let ex = Executor::new(client.clone(), None).expect("table");
+    let who = sim_principal(&sim, "alice");
+    (sim, ex, who, client)
+}
+
+/// A seeded simulator user as the gateway's principal.
+pub fn sim_principal(sim: &ec2bridge::sim::SimHandle, name: &str) -> Principal {
+    let u = sim.user(name).expect("seeded user").clone();
+    Principal {
+        access_key: u.api_key.clone(),
+        cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
+        account: Some(u.account),
+    }
 }

@@ -3,11 +3,12 @@
 //! envelope, or as a SOAP fault with HTTP 500 (`ec2::render::soap_success` / `soap_fault`).
 //!
 //! Only the operation element that the signature covered is read (`auth::wssec` hands over an
-//! owned copy of it). Flattening into Query parameters is generic; the few element paths whose
-//! Query names are irregular are declared in `paths.toml`.
+//! owned copy of it). Flattening into Query parameters is generic; the element paths whose Query
+//! names are irregular are data in the mapping table (`mappings/soap.toml`, each action's `soap`),
+//! handed over at startup as a [`PathTable`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use sha2::{Digest as _, Sha256};
@@ -26,68 +27,122 @@ const EC2_NS_PREFIX: &str = "http://ec2.amazonaws.com/doc/";
 // ---------------------------------------------------------------------------------------------
 // The path table
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathFile {
-    common: BTreeMap<String, String>,
-    #[serde(default)]
-    action: BTreeMap<String, BTreeMap<String, String>>,
+/// What a declared path becomes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    /// A Query name; each `#` is the position of one of the path's `item` segments, in order.
+    Name(String),
+    /// `Name=value`: the element's presence sets a fixed value, whatever its text
+    /// (DescribeInstanceAttribute's `<instanceType/>` -> `Attribute=instanceType`).
+    Const { name: String, value: String },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Rule {
     segments: Vec<String>,
-    template: String,
+    target: Target,
 }
 
-/// Irregular SOAP element paths -> Query names (`paths.toml`), validated.
-#[derive(Debug)]
+/// Irregular SOAP element paths -> Query names, validated. The rules are data declared in the
+/// mapping table (`mappings/soap.toml` and each action's `soap`); this module only knows how to
+/// apply them. Without rules, flattening is purely generic.
+#[derive(Debug, Clone, Default)]
 pub struct PathTable {
     common: Vec<Rule>,
     actions: HashMap<String, Vec<Rule>>,
 }
 
-impl PathTable {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: PathFile = toml::from_str(text).map_err(|e| format!("SOAP path table: {e}"))?;
-        let rules = |m: BTreeMap<String, String>, ctx: &str| -> Result<Vec<Rule>, String> {
-            m.into_iter()
-                .map(|(path, template)| {
-                    let segments: Vec<String> = path.split('/').map(str::to_string).collect();
-                    let items = segments.iter().filter(|s| *s == "item").count();
-                    let holes = template.matches('#').count();
-                    if segments.iter().any(String::is_empty) || template.is_empty() {
-                        return Err(format!("SOAP path table [{ctx}] \"{path}\": empty path segment or name"));
-                    }
-                    if items != holes {
-                        return Err(format!(
-                            "SOAP path table [{ctx}] \"{path}\" = \"{template}\": {items} `item` segment(s) but {holes} `#`"
-                        ));
-                    }
-                    Ok(Rule { segments, template })
-                })
-                .collect()
-        };
-        let common = rules(file.common, "common")?;
-        let mut actions = HashMap::new();
-        for (name, m) in file.action {
-            let r = rules(m, &format!("action.{name}"))?;
-            actions.insert(name, r);
+fn query_name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|seg| !seg.is_empty() && (seg == "#" || seg.bytes().all(|b| b.is_ascii_alphanumeric())))
+}
+
+fn element_name_ok(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' || ch == '.')
+}
+
+fn parse_rule(path: &str, target: &str) -> Result<Rule, String> {
+    let segments: Vec<String> = path.split('/').map(str::to_string).collect();
+    if let Some(bad) = segments.iter().find(|s| !element_name_ok(s)) {
+        return Err(format!("SOAP path \"{path}\": '{bad}' is not an element name (write a/item/b)"));
+    }
+    let items = segments.iter().filter(|s| *s == "item").count();
+    let target = match target.split_once('=') {
+        Some((name, value)) => {
+            if !query_name_ok(name) || name.contains('#') || value.is_empty() {
+                return Err(format!(
+                    "SOAP path \"{path}\" = \"{target}\": a fixed value is written Name=value (no `#`)"
+                ));
+            }
+            if items > 0 {
+                return Err(format!("SOAP path \"{path}\" = \"{target}\": a fixed value cannot be used inside a list"));
+            }
+            Target::Const { name: name.to_string(), value: value.to_string() }
         }
-        Ok(PathTable { common, actions })
+        None => {
+            if !query_name_ok(target) {
+                return Err(format!(
+                    "SOAP path \"{path}\" = \"{target}\": not a Query name (Name.#.Member, letters and digits)"
+                ));
+            }
+            let holes = target.split('.').filter(|s| *s == "#").count();
+            if items != holes {
+                return Err(format!("SOAP path \"{path}\" = \"{target}\": {items} `item` segment(s) but {holes} `#`"));
+            }
+            Target::Name(target.to_string())
+        }
+    };
+    Ok(Rule { segments, target })
+}
+
+/// Checks one declaration (`"instancesSet/item/instanceId" = "InstanceId.#"`); the mapping
+/// loader reports the message with the file and line.
+pub fn check_rule(path: &str, target: &str) -> Result<(), String> {
+    parse_rule(path, target).map(|_| ())
+}
+
+impl PathTable {
+    /// No irregular paths: generic flattening only.
+    pub fn generic() -> Self {
+        PathTable::default()
     }
 
-    /// The compiled-in table.
-    pub fn builtin() -> &'static PathTable {
-        static T: OnceLock<PathTable> = OnceLock::new();
-        T.get_or_init(|| PathTable::parse(include_str!("paths.toml")).expect("built-in SOAP path table is valid"))
+    /// `common`: rules for every action; `actions`: (action, its rules), tried first.
+    pub fn new<C, A, R>(common: C, actions: A) -> Result<Self, String>
+    where
+        C: IntoIterator<Item = (String, String)>,
+        A: IntoIterator<Item = (String, R)>,
+        R: IntoIterator<Item = (String, String)>,
+    {
+        let rules = |it: &mut dyn Iterator<Item = (String, String)>| -> Result<Vec<Rule>, String> {
+            it.map(|(p, t)| parse_rule(&p, &t)).collect()
+        };
+        let common = rules(&mut common.into_iter())?;
+        let mut map = HashMap::new();
+        for (name, r) in actions {
+            let r = rules(&mut r.into_iter())?;
+            map.entry(name).or_insert_with(Vec::new).extend(r);
+        }
+        Ok(PathTable { common, actions: map })
+    }
+
+    /// Whether a declared rule (the action's or a common one) covers this element path.
+    pub fn covers(&self, action: &str, path: &[&str]) -> bool {
+        self.best(action, path).is_some()
     }
 
     fn best<'a>(&'a self, action: &str, path: &[&str]) -> Option<&'a Rule> {
         let longest = |rules: &'a [Rule]| {
             rules
                 .iter()
-                .filter(|r| r.segments.len() <= path.len() && r.segments.iter().zip(path).all(|(a, b)| a == b))
+                .filter(|r| match r.target {
+                    // A fixed value stands for one whole element, never for its descendants.
+                    Target::Const { .. } => r.segments.len() == path.len(),
+                    Target::Name(_) => r.segments.len() <= path.len(),
+                })
+                .filter(|r| r.segments.iter().zip(path).all(|(a, b)| a == b))
                 .max_by_key(|r| r.segments.len())
         };
         self.actions.get(action).and_then(|r| longest(r)).or_else(|| longest(&self.common))
@@ -135,9 +190,11 @@ impl Flattener<'_> {
         let segs: Vec<&str> = path.iter().map(|(s, _)| s.as_str()).collect();
         let mut name = String::new();
         let mut rest = 0;
-        if let Some(rule) = self.table.best(self.action, &segs) {
+        if let Some(rule) = self.table.best(self.action, &segs)
+            && let Target::Name(template) = &rule.target
+        {
             let mut uids = path[..rule.segments.len()].iter().filter(|(s, _)| s == "item").map(|(_, u)| *u);
-            for ch in rule.template.chars() {
+            for ch in template.chars() {
                 if ch == '#' {
                     let uid = uids.next().expect("table validated: one # per item");
                     let n = self.ordinal(&name, uid);
@@ -178,14 +235,25 @@ impl Flattener<'_> {
             self.next_uid += 1;
             path.push((child.name.clone(), uid));
             if child.children.is_empty() {
+                let fixed = {
+                    let segs: Vec<&str> = path.iter().map(|(s, _)| s.as_str()).collect();
+                    match self.table.best(self.action, &segs).map(|r| &r.target) {
+                        Some(Target::Const { name, value }) => Some((name.clone(), value.clone())),
+                        _ => None,
+                    }
+                };
                 // WSDL clients send required-but-empty lists (`<imagesSet/>`): no parameter.
                 let empty_list = child.text.trim().is_empty() && (child.name.ends_with("Set") || child.name == "item");
-                if !is_nil(child) && !empty_list {
-                    let name = self.name(path);
+                let param = match fixed {
+                    Some(nv) => Some(nv),
+                    None if !is_nil(child) && !empty_list => Some((self.name(path), child.text.clone())),
+                    None => None,
+                };
+                if let Some((name, value)) = param {
                     if self.out.0.len() >= MAX_PARAMS {
                         return Err(Ec2Error::new("InvalidSOAPRequest", "The SOAP request has too many parameters"));
                     }
-                    if self.out.0.insert(name.clone(), child.text.clone()).is_some() {
+                    if self.out.0.insert(name.clone(), value).is_some() {
                         return Err(Ec2Error::new(
                             "InvalidParameterValue",
                             format!("The parameter {name} appears more than once in the SOAP request"),
@@ -235,7 +303,7 @@ pub fn to_request(table: &PathTable, verified: &VerifiedEnvelope, request_id: St
     }
     let version = version_of(op.namespace.as_deref())?;
     let params = flatten(table, &op.name, op)?;
-    Ok(Ec2Request { request_id, action: op.name.clone(), version, params, frontend: Frontend::Soap })
+    Ok(Ec2Request { request_id, action: op.name.clone(), version, params, frontend: Frontend::Soap, host: None })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,14 +353,30 @@ impl ReplayCache {
 /// What the server calls for a SOAP request.
 pub struct SoapFrontend {
     verifier: Arc<dyn SoapSignatureVerifier>,
-    table: &'static PathTable,
+    table: Arc<PathTable>,
     replay: ReplayCache,
     pub max_body: usize,
 }
 
 impl SoapFrontend {
+    /// Generic flattening only; give the mapping table's paths with [`SoapFrontend::with_paths`].
     pub fn new(verifier: Arc<dyn SoapSignatureVerifier>) -> Self {
-        SoapFrontend { verifier, table: PathTable::builtin(), replay: ReplayCache::default(), max_body: MAX_SOAP_BODY }
+        SoapFrontend {
+            verifier,
+            table: Arc::new(PathTable::generic()),
+            replay: ReplayCache::default(),
+            max_body: MAX_SOAP_BODY,
+        }
+    }
+
+    /// The irregular element paths to use (`mapping::Table::soap_paths`).
+    pub fn with_paths(mut self, table: Arc<PathTable>) -> Self {
+        self.table = table;
+        self
+    }
+
+    pub fn paths(&self) -> &PathTable {
+        &self.table
     }
 
     /// With the pure-Rust verifier.
@@ -320,7 +404,7 @@ impl SoapFrontend {
         if !self.replay.first_use(&verified, now) {
             return Err(Ec2Error::new("InvalidSecurity", "This signed request has already been processed (replay)"));
         }
-        Ok((who, to_request(self.table, &verified, request_id)?))
+        Ok((who, to_request(&self.table, &verified, request_id)?))
     }
 }
 
@@ -337,27 +421,57 @@ mod tests {
     fn item(children: Vec<XmlElement>) -> XmlElement {
         el("item", children)
     }
-    fn flat(action: &str, children: Vec<XmlElement>) -> Vec<(String, String)> {
-        let op = el(action, children);
-        flatten(PathTable::builtin(), action, &op).unwrap().0.into_iter().collect()
-    }
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = p.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         v.sort();
         v
     }
 
-    #[test]
-    fn builtin_table_is_valid() {
-        let t = PathTable::builtin();
-        assert!(t.common.len() > 10);
-        assert!(PathTable::parse("[common]\n\"aSet/item/b\" = \"B\"\n").unwrap_err().contains("`#`"));
-        assert!(PathTable::parse("[common]\n[bogus]\n").is_err());
+    fn table() -> PathTable {
+        let p = |a: &str, b: &str| (a.to_string(), b.to_string());
+        PathTable::new(
+            [
+                p("instancesSet/item/instanceId", "InstanceId.#"),
+                p("filterSet/item/name", "Filter.#.Name"),
+                p("filterSet/item/valueSet/item/value", "Filter.#.Value.#"),
+            ],
+            [
+                (
+                    "RunInstances".to_string(),
+                    vec![p("groupSet/item/groupId", "SecurityGroupId.#"), p("userData/data", "UserData")],
+                ),
+                (
+                    "DescribeInstanceAttribute".to_string(),
+                    vec![p("groupSet", "Attribute=groupSet"), p("kernel", "Attribute=kernel")],
+                ),
+            ],
+        )
+        .unwrap()
     }
 
     #[test]
-    fn describe_instances_ids_and_filters() {
-        let got = flat(
+    fn rules_are_checked() {
+        assert!(check_rule("aSet/item/b", "B").unwrap_err().contains("`#`"));
+        assert!(check_rule("aSet/item/b", "B.#.#").unwrap_err().contains("`#`"));
+        assert!(check_rule("a//b", "B").is_err());
+        assert!(check_rule("a/b c", "B").is_err());
+        assert!(check_rule("a", "B-c").is_err());
+        assert!(check_rule("a", "B..C").is_err());
+        assert!(check_rule("a", "=x").is_err());
+        assert!(check_rule("a", "Attribute=").is_err());
+        assert!(check_rule("aSet/item", "Attribute=x").is_err());
+        check_rule("aSet/item/b/cSet/item/d", "B.#.D.#").unwrap();
+        check_rule("kernel", "Attribute=kernel").unwrap();
+        assert!(PathTable::new([("x/item/y".to_string(), "Y".to_string())], Vec::<(String, Vec<_>)>::new()).is_err());
+    }
+
+    #[test]
+    fn declared_generic_and_fixed_paths() {
+        let t = table();
+        let f = |action: &str, children: Vec<XmlElement>| -> Vec<(String, String)> {
+            flatten(&t, action, &el(action, children)).unwrap().0.into_iter().collect()
+        };
+        let got = f(
             "DescribeInstances",
             vec![
                 el("instancesSet", vec![item(vec![leaf("instanceId", "i-1")]), item(vec![leaf("instanceId", "i-2")])]),
@@ -365,13 +479,10 @@ mod tests {
                     "filterSet",
                     vec![
                         item(vec![
-                            leaf("name", "instance-state-name"),
-                            el(
-                                "valueSet",
-                                vec![item(vec![leaf("value", "running")]), item(vec![leaf("value", "stopped")])],
-                            ),
+                            leaf("name", "a"),
+                            el("valueSet", vec![item(vec![leaf("value", "1")]), item(vec![leaf("value", "2")])]),
                         ]),
-                        item(vec![leaf("name", "tag:Name"), el("valueSet", vec![item(vec![leaf("value", "web")])])]),
+                        item(vec![leaf("name", "b"), el("valueSet", vec![item(vec![leaf("value", "3")])])]),
                     ],
                 ),
                 leaf("maxResults", "5"),
@@ -382,183 +493,58 @@ mod tests {
             pairs(&[
                 ("InstanceId.1", "i-1"),
                 ("InstanceId.2", "i-2"),
-                ("Filter.1.Name", "instance-state-name"),
-                ("Filter.1.Value.1", "running"),
-                ("Filter.1.Value.2", "stopped"),
-                ("Filter.2.Name", "tag:Name"),
-                ("Filter.2.Value.1", "web"),
+                ("Filter.1.Name", "a"),
+                ("Filter.1.Value.1", "1"),
+                ("Filter.1.Value.2", "2"),
+                ("Filter.2.Name", "b"),
+                ("Filter.2.Value.1", "3"),
                 ("MaxResults", "5"),
             ])
         );
-    }
-
-    #[test]
-    fn run_instances_irregular_and_generic_paths() {
-        let got = flat(
-            "RunInstances",
-            vec![
-                leaf("imageId", "ami-1"),
-                leaf("minCount", "1"),
-                leaf("maxCount", "2"),
-                leaf("keyName", "k"),
-                el(
-                    "groupSet",
-                    vec![
-                        item(vec![leaf("groupId", "sg-1")]),
-                        item(vec![leaf("groupName", "web")]),
-                        item(vec![leaf("groupId", "sg-2")]),
-                    ],
-                ),
-                XmlElement {
-                    name: "userData".into(),
-                    attributes: vec![("version".into(), "1.0".into()), ("encoding".into(), "base64".into())],
-                    children: vec![leaf("data", "aGk=")],
-                    ..Default::default()
-                },
-                leaf("instanceType", "m1.small"),
-                el("placement", vec![leaf("availabilityZone", "zone1")]),
-                el(
-                    "blockDeviceMapping",
-                    vec![item(vec![leaf("deviceName", "/dev/sdb"), el("ebs", vec![leaf("volumeSize", "10")])])],
-                ),
-                el("monitoring", vec![leaf("enabled", "false")]),
-            ],
-        );
+        // Action rules first; the rest of the path generic; other actions unaffected.
+        let run = vec![
+            el("groupSet", vec![item(vec![leaf("groupId", "sg-1")]), item(vec![leaf("groupId", "sg-2")])]),
+            el("userData", vec![leaf("data", "aGk=")]),
+            el("placement", vec![leaf("availabilityZone", "z")]),
+            el("blockDeviceMapping", vec![item(vec![el("ebs", vec![leaf("volumeSize", "10")])])]),
+        ];
         assert_eq!(
-            got,
+            f("RunInstances", run.clone()),
             pairs(&[
-                ("ImageId", "ami-1"),
-                ("MinCount", "1"),
-                ("MaxCount", "2"),
-                ("KeyName", "k"),
                 ("SecurityGroupId.1", "sg-1"),
                 ("SecurityGroupId.2", "sg-2"),
-                ("SecurityGroup.1", "web"),
                 ("UserData", "aGk="),
-                ("InstanceType", "m1.small"),
-                ("Placement.AvailabilityZone", "zone1"),
-                ("BlockDeviceMapping.1.DeviceName", "/dev/sdb"),
+                ("Placement.AvailabilityZone", "z"),
                 ("BlockDeviceMapping.1.Ebs.VolumeSize", "10"),
-                ("Monitoring.Enabled", "false"),
             ])
         );
-    }
-
-    #[test]
-    fn images_tags_and_nested_lists() {
-        let got = flat(
-            "DescribeImages",
-            vec![
-                el("executableBySet", vec![item(vec![leaf("user", "self")])]),
-                el("imagesSet", vec![item(vec![leaf("imageId", "ami-1")])]),
-                el("ownersSet", vec![item(vec![leaf("owner", "amazon")]), item(vec![leaf("owner", "self")])]),
-            ],
-        );
+        assert!(f("ModifyInstanceAttribute", run).contains(&("Group.2.GroupId".to_string(), "sg-2".to_string())));
+        // A fixed value, even for an element that looks like an empty list.
         assert_eq!(
-            got,
-            pairs(&[("ExecutableBy.1", "self"), ("ImageId.1", "ami-1"), ("Owner.1", "amazon"), ("Owner.2", "self")])
+            f("DescribeInstanceAttribute", vec![leaf("instanceId", "i-1"), leaf("groupSet", "")]),
+            pairs(&[("InstanceId", "i-1"), ("Attribute", "groupSet")])
         );
-        let got = flat(
-            "CreateTags",
-            vec![
-                el(
-                    "resourcesSet",
-                    vec![item(vec![leaf("resourceId", "i-1")]), item(vec![leaf("resourceId", "vol-1")])],
-                ),
-                el(
-                    "tagSet",
-                    vec![item(vec![leaf("key", "Name"), leaf("value", "web")]), item(vec![leaf("key", "env")])],
-                ),
-            ],
-        );
+        let two = el("DescribeInstanceAttribute", vec![leaf("kernel", ""), leaf("groupSet", "")]);
+        assert_eq!(flatten(&t, "DescribeInstanceAttribute", &two).unwrap_err().code, "InvalidParameterValue");
+        // Fixed values stand for the element itself only.
         assert_eq!(
-            got,
-            pairs(&[
-                ("ResourceId.1", "i-1"),
-                ("ResourceId.2", "vol-1"),
-                ("Tag.1.Key", "Name"),
-                ("Tag.1.Value", "web"),
-                ("Tag.2.Key", "env"),
-            ])
-        );
-        // Generic nested lists: AuthorizeSecurityGroupIngress.
-        let got = flat(
-            "AuthorizeSecurityGroupIngress",
-            vec![
-                leaf("groupName", "web"),
-                el(
-                    "ipPermissions",
-                    vec![item(vec![
-                        leaf("ipProtocol", "tcp"),
-                        leaf("fromPort", "22"),
-                        leaf("toPort", "22"),
-                        el("groups", vec![item(vec![leaf("userId", "u"), leaf("groupName", "db")])]),
-                        el("ipRanges", vec![item(vec![leaf("cidrIp", "0.0.0.0/0")])]),
-                    ])],
-                ),
-            ],
-        );
-        assert_eq!(
-            got,
-            pairs(&[
-                ("GroupName", "web"),
-                ("IpPermissions.1.IpProtocol", "tcp"),
-                ("IpPermissions.1.FromPort", "22"),
-                ("IpPermissions.1.ToPort", "22"),
-                ("IpPermissions.1.Groups.1.UserId", "u"),
-                ("IpPermissions.1.Groups.1.GroupName", "db"),
-                ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
-            ])
-        );
-    }
-
-    #[test]
-    fn volumes_snapshots_keypairs() {
-        assert_eq!(
-            flat("DescribeVolumes", vec![el("volumeSet", vec![item(vec![leaf("volumeId", "vol-1")])])]),
-            pairs(&[("VolumeId.1", "vol-1")])
-        );
-        assert_eq!(
-            flat("CreateVolume", vec![leaf("size", "5"), leaf("availabilityZone", "z"), leaf("snapshotId", "snap-1")]),
-            pairs(&[("Size", "5"), ("AvailabilityZone", "z"), ("SnapshotId", "snap-1")])
-        );
-        assert_eq!(
-            flat(
-                "DescribeSnapshots",
-                vec![
-                    el("snapshotSet", vec![item(vec![leaf("snapshotId", "snap-1")])]),
-                    el("restorableBySet", vec![item(vec![leaf("user", "self")])])
-                ]
-            ),
-            pairs(&[("SnapshotId.1", "snap-1"), ("RestorableBy.1", "self")])
-        );
-        assert_eq!(
-            flat(
-                "DescribeKeyPairs",
-                vec![el("keySet", vec![item(vec![leaf("keyName", "a")]), item(vec![leaf("keyName", "b")])])]
-            ),
-            pairs(&[("KeyName.1", "a"), ("KeyName.2", "b")])
-        );
-        assert_eq!(flat("CreateKeyPair", vec![leaf("keyName", "a")]), pairs(&[("KeyName", "a")]));
-        // Per-action entries do not leak: groupSet elsewhere is generic.
-        assert_eq!(
-            flat("ModifyInstanceAttribute", vec![el("groupSet", vec![item(vec![leaf("groupId", "sg-1")])])]),
-            pairs(&[("GroupId.1", "sg-1")])
+            f("DescribeInstanceAttribute", vec![el("kernel", vec![leaf("value", "k")])]),
+            pairs(&[("Kernel.Value", "k")])
         );
     }
 
     #[test]
     fn duplicates_and_nil() {
         let op = el("X", vec![leaf("a", "1"), leaf("a", "2")]);
-        assert_eq!(flatten(PathTable::builtin(), "X", &op).unwrap_err().code, "InvalidParameterValue");
+        assert_eq!(flatten(&PathTable::generic(), "X", &op).unwrap_err().code, "InvalidParameterValue");
         let nil = XmlElement {
             name: "kernelId".into(),
             attributes: vec![("nil".into(), "true".into())],
             ..Default::default()
         };
-        assert!(flatten(PathTable::builtin(), "X", &el("X", vec![nil])).unwrap().0.is_empty());
+        assert!(flatten(&PathTable::generic(), "X", &el("X", vec![nil])).unwrap().0.is_empty());
         let empty = el("X", vec![leaf("imagesSet", ""), el("ownersSet", vec![item(vec![])])]);
-        assert!(flatten(PathTable::builtin(), "X", &empty).unwrap().0.is_empty());
+        assert!(flatten(&PathTable::generic(), "X", &empty).unwrap().0.is_empty());
     }
 
     #[test]

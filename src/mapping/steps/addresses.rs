@@ -206,7 +206,7 @@ pub fn annotations<'a>(
             }
         }
         let p = &ctx.req.params;
-        let wanted: Vec<&str> = p.list("PublicIp").into_iter().chain(p.get("PublicIp")).collect();
+        let wanted: Vec<&str> = p.list("PublicIp");
         if !wanted.is_empty() {
             let have = |ip: &str| items.iter().any(|i| i.get("ipaddress").map(scalar_text).as_deref() == Some(ip));
             if let Some(missing) = wanted.iter().find(|w| !have(w)) {

@@ -237,13 +237,16 @@ pub fn group_reservations<'a>(
                     o.entry("_launchindex").or_insert(Value::from(i));
                 }
             }
-            let first = vms.first().cloned().unwrap_or(Value::Null);
-            out.push(json!({
-                "reservationid": rid,
-                "ownerid": first.get("account").cloned().unwrap_or(Value::Null),
-                "groups": first.get("securitygroup").cloned().unwrap_or(json!([])),
-                "instances": vms,
-            }));
+            // Built by hand: `json!` would serialize (deep-copy) every instance.
+            let first = vms.first();
+            let ownerid = first.and_then(|f| f.get("account")).cloned().unwrap_or(Value::Null);
+            let groups = first.and_then(|f| f.get("securitygroup")).cloned().unwrap_or_else(|| json!([]));
+            let mut r = serde_json::Map::new();
+            r.insert("reservationid".into(), Value::String(rid));
+            r.insert("ownerid".into(), ownerid);
+            r.insert("groups".into(), groups);
+            r.insert("instances".into(), Value::Array(vms));
+            out.push(Value::Object(r));
         }
         Ok(out)
     })
@@ -445,6 +448,25 @@ async fn launch(
         && zone.as_ref().and_then(|z| z.get("securitygroupsenabled")).and_then(Value::as_bool) == Some(true)
     {
         groups.push(json!({ "name": "default" }));
+    }
+    // EC2 always names a group by id (groupId is required; libcloud reads it): complete names and
+    // ids from the security group list the name check just cached.
+    if !groups.is_empty()
+        && let Ok(known) = ctx.list_cached("listSecurityGroups", &[], "securitygroup").await
+    {
+        for g in groups.iter_mut() {
+            let found = known.iter().find(|k| {
+                (g.get("id").is_some() && k.get("id") == g.get("id"))
+                    || (g.get("name").is_some() && k.get("name") == g.get("name"))
+            });
+            if let (Some(k), Some(obj)) = (found, g.as_object_mut()) {
+                for f in ["id", "name"] {
+                    if let Some(v) = k.get(f) {
+                        obj.insert(f.into(), v.clone());
+                    }
+                }
+            }
+        }
     }
     let default_type = args.get("default_type").and_then(Value::as_str).unwrap_or("m1.small");
     let itype = ctx.req.params.get("InstanceType").filter(|t| !t.is_empty()).unwrap_or(default_type);

@@ -46,7 +46,7 @@ pub fn r_tag_resources<'a>(
 ) -> BoxFuture<'a, Result<Vec<String>, Ec2Error>> {
     Box::pin(async move {
         let p = &ctx.req.params;
-        let mut asked: Vec<&str> = p.list("ResourceId").into_iter().chain(p.get("ResourceId")).collect();
+        let mut asked: Vec<&str> = p.list("ResourceId");
         let mut seen = HashSet::new();
         asked.retain(|a| seen.insert(*a));
         if asked.is_empty() {
