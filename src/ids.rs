@@ -15,10 +15,12 @@ pub enum Kind {
     Address,
     KeyPair,
     Reservation,
+    Vpc,
+    Subnet,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Instance,
         Kind::Image,
         Kind::Volume,
@@ -27,6 +29,8 @@ impl Kind {
         Kind::Address,
         Kind::KeyPair,
         Kind::Reservation,
+        Kind::Vpc,
+        Kind::Subnet,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -39,6 +43,8 @@ impl Kind {
             Kind::Address => "eipalloc",
             Kind::KeyPair => "key",
             Kind::Reservation => "r",
+            Kind::Vpc => "vpc",
+            Kind::Subnet => "subnet",
         }
     }
 
@@ -53,6 +59,8 @@ impl Kind {
             Kind::Address => "address",
             Kind::KeyPair => "key-pair",
             Kind::Reservation => "reservation",
+            Kind::Vpc => "vpc",
+            Kind::Subnet => "subnet",
         }
     }
 

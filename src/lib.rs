@@ -13,6 +13,7 @@ pub mod config;
 pub mod ec2;
 pub mod ids;
 pub mod mapping;
+pub mod objects;
 pub mod server;
 pub mod sim;
 pub mod store;

@@ -25,6 +25,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("volumes.toml", include_str!("../../mappings/volumes.toml")),
     ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
     ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
+    ("vpc.toml", include_str!("../../mappings/vpc.toml")),
+    ("vpc_gateways.toml", include_str!("../../mappings/vpc_gateways.toml")),
     ("soap.toml", include_str!("../../mappings/soap.toml")),
 ];
 

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod cert;
 pub mod crypto;
 pub mod idcache;
+pub mod vpc;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -245,17 +246,21 @@ impl Store {
     /// Apply the migrations for this backend (idempotent; `open` already does it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // Embedded, so the binary needs no migrations directory at run time.
-        let sql = match self.backend {
-            Backend::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-            Backend::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+        let sql: [(i64, &str, &'static str); 2] = match self.backend {
+            Backend::Sqlite => [
+                (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+                (2, "vpc_objects", include_str!("../../migrations/sqlite/0002_vpc_objects.sql")),
+            ],
+            Backend::Postgres => [
+                (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+                (2, "vpc_objects", include_str!("../../migrations/postgres/0002_vpc_objects.sql")),
+            ],
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )]);
+        let migrator = Migrator::with_migrations(
+            sql.into_iter()
+                .map(|(v, name, sql)| Migration::new(v, name.into(), MigrationType::Simple, sql.into_sql_str(), false))
+                .collect(),
+        );
         migrator.run(&self.pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
@@ -570,7 +575,7 @@ fn user_aad(access_key: &str) -> Vec<u8> {
     format!("user_keys:{access_key}").into_bytes()
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc())

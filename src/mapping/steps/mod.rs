@@ -11,6 +11,7 @@ mod keypairs;
 mod security_groups;
 pub(crate) mod tags;
 mod volumes;
+pub(crate) mod vpc_objects;
 
 use serde_json::Value;
 
@@ -127,7 +128,66 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
     ("import_key_pair", keypairs::import, no_args, "registerSSHKeyPair from base64 OpenSSH material; format check"),
     ("delete_key_pair", keypairs::delete, no_args, "deleteSSHKeyPair by KeyName or KeyPairId; absent is success"),
     ("password_data", keypairs::password_data, no_args, "getVMPassword; not available yet -> empty passwordData"),
+    ("create_internet_gateway", vpc_objects::create_internet_gateway, no_args, "a store-held internet gateway, tags"),
+    ("describe_internet_gateways", vpc_objects::describe_internet_gateways, no_args, "the caller's gateways (store)"),
+    ("delete_internet_gateway", vpc_objects::delete_internet_gateway, no_args, "attached -> DependencyViolation"),
+    (
+        "attach_internet_gateway",
+        vpc_objects::attach_internet_gateway,
+        no_args,
+        "one gateway per VPC, one VPC per gateway (store claim); the VPC must exist (listVPCs)",
+    ),
+    (
+        "detach_internet_gateway",
+        vpc_objects::detach_internet_gateway,
+        no_args,
+        "not attached there -> Gateway.NotAttached",
+    ),
+    (
+        "create_dhcp_options",
+        vpc_objects::create_dhcp_options,
+        no_args,
+        "a store-held DHCP options set, checked keys/values",
+    ),
+    ("describe_dhcp_options", vpc_objects::describe_dhcp_options, no_args, "the caller's DHCP options sets (store)"),
+    ("delete_dhcp_options", vpc_objects::delete_dhcp_options, no_args, "in use by a VPC -> DependencyViolation"),
+    (
+        "associate_dhcp_options",
+        vpc_objects::associate_dhcp_options,
+        no_args,
+        "the VPC's set (or default), in the store",
+    ),
+    ("create_route_table", vpc_objects::create_route_table, no_args, "a table with the local route (VPC CIDR)"),
+    (
+        "describe_route_tables",
+        vpc_objects::describe_route_tables,
+        no_args,
+        "listVPCs: main tables made where missing, tables of deleted VPCs dropped; blackhole routes",
+    ),
+    ("delete_route_table", vpc_objects::delete_route_table, no_args, "associated or main -> DependencyViolation"),
+    ("change_route", vpc_objects::change_route, check_route_args, "Create/Replace/DeleteRoute (args.op)"),
+    (
+        "associate_route_table",
+        vpc_objects::associate_route_table,
+        no_args,
+        "one table per subnet (store claim); subnet and table in one VPC",
+    ),
+    ("disassociate_route_table", vpc_objects::disassociate_route_table, no_args, "not the main association"),
+    (
+        "replace_route_table_association",
+        vpc_objects::replace_route_table_association,
+        no_args,
+        "move a subnet's (or the main) association to another table of the VPC",
+    ),
 ];
+
+fn check_route_args(v: &Value) -> Result<(), String> {
+    check_keys(v, &["op"], &["op"])?;
+    match v["op"].as_str() {
+        Some("create" | "replace" | "delete") => Ok(()),
+        _ => Err("op must be create, replace or delete".into()),
+    }
+}
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     ("instance_tombstones", instances::tombstones, "show terminating/terminated instances CloudStack hides"),
