@@ -1,5 +1,5 @@
 //! DescribeAccountAttributes: supported-platforms from the zone network types (Basic or
-//! security-group zones -> EC2, other Advanced -> VPC), default-vpc none, limits from the caller's account.
+//! security-group zones -> EC2, other Advanced -> VPC), default-vpc (the tagged default VPC, else none), limits from the caller's account.
 
 use serde_json::{Value, json};
 
@@ -57,7 +57,12 @@ pub fn attributes<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
                     }
                     v
                 }
-                "default-vpc" => vec!["none".into()],
+                // The default VPC is found by its CloudStack tag (docs/vpc.md); a region without a
+                // VPC zone has none.
+                "default-vpc" => match super::vpc::vpc_zone(ctx).await {
+                    Ok(_) => vec![super::vpc::default_vpc_attribute(ctx).await?],
+                    Err(_) => vec!["none".into()],
+                },
                 "max-instances" => vec![limit("vmlimit")],
                 "max-elastic-ips" => vec![limit("iplimit")],
                 _ => vec!["0".into()],

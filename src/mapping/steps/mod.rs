@@ -11,6 +11,7 @@ mod keypairs;
 mod security_groups;
 pub(crate) mod tags;
 mod volumes;
+pub(crate) mod vpc;
 pub(crate) mod vpc_objects;
 
 use serde_json::Value;
@@ -179,6 +180,34 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         no_args,
         "move a subnet's (or the main) association to another table of the VPC",
     ),
+    (
+        "create_vpc",
+        vpc::create_vpc,
+        no_args,
+        "createVPC in the VPC zone (waited for), tags, main route table; undone on failure",
+    ),
+    (
+        "delete_vpc",
+        vpc::delete_vpc,
+        no_args,
+        "tiers, an attached gateway or other route tables -> DependencyViolation; deleteVPC",
+    ),
+    ("describe_vpc_attribute", vpc::describe_vpc_attribute, no_args, "enableDnsSupport / enableDnsHostnames (store)"),
+    ("modify_vpc_attribute", vpc::modify_vpc_attribute, no_args, "one DNS attribute, recorded in the store"),
+    (
+        "create_default_vpc",
+        vpc::create_default_vpc,
+        no_args,
+        "172.31.0.0/16 VPC tagged as the default, a default subnet, an attached gateway and a default route",
+    ),
+    (
+        "create_subnet",
+        vpc::create_subnet,
+        no_args,
+        "createNetwork in the VPC (tier offering, default_allow ACL); range/overlap checked first; tags",
+    ),
+    ("delete_subnet", vpc::delete_subnet, no_args, "instances in the tier -> DependencyViolation; deleteNetwork"),
+    ("modify_subnet_attribute", vpc::modify_subnet_attribute, no_args, "MapPublicIpOnLaunch (store)"),
 ];
 
 fn check_route_args(v: &Value) -> Result<(), String> {
@@ -214,6 +243,12 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         "security_group_selection",
         security_groups::select,
         "GroupId.N / GroupName.N: keep those groups (either); unknown -> InvalidGroup.NotFound",
+    ),
+    ("vpc_annotations", vpc::vpc_annotations, "DescribeVpcs: default flag, DHCP options set, visible tags"),
+    (
+        "subnet_annotations",
+        vpc::subnet_annotations,
+        "DescribeSubnets: VPC tiers only; free addresses, default-for-az, map-public-ip, visible tags",
     ),
     ("key_pair_names", keypairs::names, "KeyName.N: keep those key pairs; unknown -> InvalidKeyPair.NotFound"),
 ];

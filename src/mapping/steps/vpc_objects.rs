@@ -447,12 +447,6 @@ pub fn associate_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutur
     })
 }
 
-/// The DHCP options set of a VPC (`default` when none was associated).
-pub async fn vpc_dhcp_options(ctx: &Ctx<'_>, vpc: &str) -> Result<String, Ec2Error> {
-    let r = ctx.ex.objects.get(&owner(ctx), vpc).await.map_err(store_failed)?;
-    Ok(r.and_then(|r| s(&r.doc, "dhcpoptionsid")).unwrap_or_else(|| "default".into()))
-}
-
 // ---- route tables -------------------------------------------------------------------------------
 
 fn local_route(cidr: &str) -> Value {
@@ -899,4 +893,54 @@ mod tests {
         assert_eq!(Block::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
         assert!(well_formed("rtb", "rtb-0123456789abcdef0") && !well_formed("rtb", "rtb-XYZ"));
     }
+}
+
+/// Remove what the gateway kept for a deleted subnet: its route table association, attributes.
+pub async fn forget_subnet(ctx: &Ctx<'_>, subnet: &str) -> Result<(), Ec2Error> {
+    for _ in 0..RETRIES {
+        let mut changes = Vec::new();
+        for mut t in all(ctx, RTB).await? {
+            let before = t.doc["associations"].as_array().map_or(0, Vec::len);
+            if let Some(list) = t.doc["associations"].as_array_mut() {
+                list.retain(|a| s(a, "subnetid").as_deref() != Some(subnet));
+            }
+            if t.doc["associations"].as_array().map_or(0, Vec::len) != before {
+                changes.push(Change::Release { claim: format!("rtb-association:{subnet}"), holder: t.id.clone() });
+                changes.push(Change::Update(t));
+            }
+        }
+        if let Some(a) = ctx.ex.objects.get(&owner(ctx), subnet).await.map_err(store_failed)? {
+            changes.push(Change::Delete { id: a.id, version: a.version });
+        }
+        if changes.is_empty() || write(ctx, changes).await?.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// The default VPC's internet gateway, attached, and the `0.0.0.0/0` route to it in the main
+/// table (as EC2 makes them with a default VPC).
+pub async fn default_vpc_gateway(ctx: &Ctx<'_>, vpc: &str) -> Result<(), Ec2Error> {
+    let igw = new_id("igw");
+    let doc =
+        json!({"id": igw, "ownerid": owner(ctx), "attachments": [{"vpcid": vpc, "state": "available"}], "tags": []});
+    let rec =
+        Record { id: igw.clone(), kind: IGW.into(), owner: owner(ctx), vpc: Some(vpc.to_string()), doc, version: 0 };
+    let main = ctx
+        .ex
+        .objects
+        .holder(&format!("main-rtb:{vpc}"))
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(Ec2Error::internal)?;
+    let mut t = fetch(ctx, &RTB_ERR, RTB, &main).await?;
+    if let Some(routes) = t.doc["routes"].as_array_mut() {
+        routes.push(
+            json!({"destinationcidrblock": "0.0.0.0/0", "gatewayid": igw, "origin": "CreateRoute", "state": "active"}),
+        );
+    }
+    let claim = Change::Claim { claim: format!("igw-attachment:{vpc}"), holder: igw.clone() };
+    write(ctx, vec![Change::Insert(rec), claim, Change::Update(t)]).await?.map_err(store_failed)?;
+    Ok(())
 }
