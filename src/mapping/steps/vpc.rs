@@ -331,7 +331,9 @@ pub fn modify_vpc_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<
         let id = p.require("VpcId")?;
         let given: Vec<(&str, &str)> = VPC_ATTRIBUTES
             .iter()
-            .filter(|(n, _, _)| p.get(&format!("{n}.Value")).is_some() || p.get(&capitalized(n)).is_some())
+            .filter(|(n, _, _)| {
+                p.get(&format!("{}.Value", capitalized(n))).is_some() || p.get(&capitalized(n)).is_some()
+            })
             .map(|(n, k, _)| (*n, *k))
             .collect();
         let [(name, key)] = given.as_slice() else {
