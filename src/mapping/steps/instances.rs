@@ -304,6 +304,8 @@ pub fn run_instances<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
             ));
         }
         let tags = tag_specs(ctx)?;
+        // Subnets, private addresses and network interfaces (docs/vpc.md).
+        let prep = &super::vpc::placement(ctx, prep).await?;
         let token = p.get("ClientToken").filter(|t| !t.is_empty());
         let Some(token) = token else { return launch(ctx, prep, max.min(cap), min, &tags, None).await };
         if token.len() > 64 {

@@ -244,6 +244,11 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         security_groups::select,
         "GroupId.N / GroupName.N: keep those groups (either); unknown -> InvalidGroup.NotFound",
     ),
+    (
+        "instance_vpc",
+        vpc::instance_annotations,
+        "DescribeInstances: vpcId, subnetId, network interfaces of instances on VPC tiers",
+    ),
     ("vpc_annotations", vpc::vpc_annotations, "DescribeVpcs: default flag, DHCP options set, visible tags"),
     (
         "subnet_annotations",

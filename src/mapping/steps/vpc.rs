@@ -652,3 +652,190 @@ pub async fn default_vpc_attribute(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
         .map(|u| ids::ec2_id(Kind::Vpc, &u))
         .unwrap_or_else(|| "none".into()))
 }
+
+// ---- instances in subnets -----------------------------------------------------------------------
+
+fn reserved_in(block: &Block, ip: u32) -> bool {
+    // EC2 reserves the first four addresses and the last one of every subnet.
+    ip < block.base + 4 || u64::from(ip) == u64::from(block.base) + block.size() - 1
+}
+
+/// RunInstances placement in a VPC: `SubnetId` (or `NetworkInterface.1.SubnetId`) -> the tier
+/// (`networkids`, its zone), `PrivateIpAddress` (or the interface's) -> `ipaddress`, checked
+/// against EC2's rules. Without a subnet, a VPC-only zone (named by `Placement`) means the
+/// default subnet. In a security-group zone nothing changes. Answers the new parameters.
+pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Prepared, Ec2Error> {
+    let p = &ctx.req.params;
+    let nic = p.members("NetworkInterface").into_iter().next();
+    if let Some(n) = &nic {
+        if n.get("DeviceIndex").is_some_and(|d| d != "0") || p.members("NetworkInterface").len() > 1 {
+            return Err(Ec2Error::new(
+                "UnsupportedOperation",
+                "Only one network interface (device index 0) per instance is supported by this cloud.",
+            ));
+        }
+        if n.get("NetworkInterfaceId").is_some() {
+            return Err(Ec2Error::new(
+                "UnsupportedOperation",
+                "Attaching an existing network interface is not supported by this cloud.",
+            ));
+        }
+        if n.get("SubnetId").is_some() && p.get("SubnetId").is_some() {
+            return Err(Ec2Error::combination(
+                "Network interfaces and an instance-level subnet ID may not be specified on the same request",
+            ));
+        }
+    }
+    let subnet = p.get("SubnetId").or_else(|| nic.as_ref().and_then(|n| n.get("SubnetId")));
+    let private_ip = p.get("PrivateIpAddress").or_else(|| nic.as_ref().and_then(|n| n.get("PrivateIpAddress")));
+    let nic_groups: Vec<String> =
+        nic.as_ref().map(|n| n.list("SecurityGroupId").into_iter().map(str::to_string).collect()).unwrap_or_default();
+    let mut out = prep.clone();
+    let zone_param = out.params.iter().find(|(k, _)| k == "zoneid").map(|(_, v)| v.clone());
+    let tier = match subnet {
+        Some(sid) => Some(objects::cs_subnet(ctx, sid).await?),
+        None => {
+            // A VPC-only zone: the default subnet of the default VPC there.
+            let zones = ctx.list_cached("listZones", &[], "zone").await?;
+            let zone = zones.iter().find(|z| s(z, "id") == zone_param);
+            let vpc_only = zone.is_some_and(|z| {
+                z["securitygroupsenabled"] != true && s(z, "networktype").as_deref() == Some("Advanced")
+            });
+            if !vpc_only {
+                if private_ip.is_some() || !nic_groups.is_empty() {
+                    return Err(Ec2Error::new(
+                        "InvalidParameterCombination",
+                        "PrivateIpAddress and network interfaces need a SubnetId in this availability zone.",
+                    ));
+                }
+                return Ok(out);
+            }
+            let Some(vpc) = default_vpc(ctx).await? else {
+                return Err(Ec2Error::new("VPCIdNotSpecified", "No default VPC for this user"));
+            };
+            let vpc_uuid = s(&vpc, "id").unwrap_or_default();
+            let tiers = ctx
+                .list("listNetworks", &[("vpcid".into(), vpc_uuid), ("listall".into(), "true".into())], "network")
+                .await?;
+            let t = tiers
+                .into_iter()
+                .find(|t| has_tag(t, DEFAULT_SUBNET_TAG) && s(t, "zoneid") == zone_param)
+                .ok_or_else(|| {
+                    Ec2Error::new(
+                        "MissingInput",
+                        "No subnets found for the default VPC. Use CreateSubnet to create a subnet.",
+                    )
+                })?;
+            Some(t)
+        }
+    };
+    let Some(tier) = tier else { return Ok(out) };
+    let tier_zone = s(&tier, "zoneid").unwrap_or_default();
+    if p.get("Placement.AvailabilityZone").is_some() && zone_param.as_deref() != Some(tier_zone.as_str()) {
+        return Err(Ec2Error::new(
+            "InvalidParameterValue",
+            "The availability zone of the subnet and Placement.AvailabilityZone differ.",
+        ));
+    }
+    // Security groups of a VPC are not CloudStack security groups: this cloud cannot place them yet.
+    let groups =
+        out.params.iter().any(|(k, _)| k == "securitygroupids" || k == "securitygroupnames") || !nic_groups.is_empty();
+    if groups {
+        return Err(Ec2Error::new(
+            "UnsupportedOperation",
+            "Security groups for instances in a VPC are not supported by this gateway yet; launch without SecurityGroupIds.",
+        ));
+    }
+    if let Some(ip) = private_ip {
+        let block = s(&tier, "cidr").and_then(|c| Block::parse(&c)).ok_or_else(Ec2Error::internal)?;
+        let addr: std::net::Ipv4Addr =
+            ip.parse().map_err(|_| Ec2Error::invalid_value("PrivateIpAddress", ip, "Not an IPv4 address."))?;
+        let a = u32::from(addr);
+        if !block.contains(a) {
+            return Err(Ec2Error::new(
+                "InvalidParameterValue",
+                format!("Address {ip} does not fall within the subnet's address range"),
+            ));
+        }
+        if reserved_in(&block, a) {
+            return Err(Ec2Error::new(
+                "InvalidParameterValue",
+                format!("Address {ip} is in subnet's reserved address range"),
+            ));
+        }
+        out.params.push(("ipaddress".into(), ip.to_string()));
+    }
+    if nic.as_ref().and_then(|n| n.get("AssociatePublicIpAddress")).is_some_and(|v| v == "true") {
+        return Err(Ec2Error::new(
+            "UnsupportedOperation",
+            "AssociatePublicIpAddress is not supported by this gateway yet; allocate and associate an Elastic IP.",
+        ));
+    }
+    out.params.retain(|(k, _)| k != "zoneid" && k != "securitygroupids" && k != "securitygroupnames");
+    out.params.push(("zoneid".into(), tier_zone));
+    out.params.push(("networkids".into(), s(&tier, "id").unwrap_or_default()));
+    Ok(out)
+}
+
+/// DescribeInstances: `_vpcid`, `_subnetid` and `_interfaces` for instances whose default NIC is on
+/// a VPC tier (one cached listNetworks, fetched again when a NIC names a network it lacks).
+pub fn instance_annotations<'a>(
+    ctx: &'a Ctx<'a>,
+    _: &'a Prepared,
+    mut items: Vec<Value>,
+) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
+    Box::pin(async move {
+        let zones = ctx.list_cached("listZones", &[], "zone").await?;
+        let vpc_zone_ids: Vec<String> = zones
+            .iter()
+            .filter(|z| z["securitygroupsenabled"] != true && s(z, "networktype").as_deref() == Some("Advanced"))
+            .filter_map(|z| s(z, "id"))
+            .collect();
+        if vpc_zone_ids.is_empty() || !items.iter().any(|v| s(v, "zoneid").is_some_and(|z| vpc_zone_ids.contains(&z))) {
+            return Ok(items);
+        }
+        let params = [("listall".to_string(), "true".to_string())];
+        let mut nets = ctx.list_cached("listNetworks", &params, "network").await?;
+        let known = |nets: &Vec<Value>, id: &str| nets.iter().any(|n| s(n, "id").as_deref() == Some(id));
+        let wanted: Vec<String> = items
+            .iter()
+            .flat_map(|v| v["nic"].as_array().cloned().unwrap_or_default())
+            .filter_map(|n| s(&n, "networkid"))
+            .collect();
+        if wanted.iter().any(|w| !known(&nets, w)) {
+            nets = ctx.list_refresh("listNetworks", &params, "network").await?;
+        }
+        for vm in items.iter_mut() {
+            let nics = vm["nic"].as_array().cloned().unwrap_or_default();
+            let mut interfaces = Vec::new();
+            for nic in &nics {
+                let Some(net) = s(nic, "networkid")
+                    .and_then(|id| nets.iter().find(|n| s(n, "id").as_deref() == Some(&id)).cloned())
+                else {
+                    continue;
+                };
+                let Some(vpc) = s(&net, "vpcid") else { continue };
+                let nic_uuid = s(nic, "id").unwrap_or_default();
+                let eni = format!("eni-{}", &ids::ec2_id(Kind::Subnet, &format!("nic:{nic_uuid}"))[7..]);
+                interfaces.push(json!({
+                    "id": eni,
+                    "subnetid": ids::ec2_id(Kind::Subnet, &s(&net, "id").unwrap_or_default()),
+                    "vpcid": ids::ec2_id(Kind::Vpc, &vpc),
+                    "macaddress": nic["macaddress"],
+                    "ipaddress": nic["ipaddress"],
+                    "isdefault": nic["isdefault"],
+                    "deviceindex": nic.get("deviceid").cloned().unwrap_or(json!(0)),
+                    "attachmentid": format!("eni-attach-{}", &eni[4..]),
+                    "ownerid": vm["account"],
+                }));
+            }
+            let primary = interfaces.iter().find(|i| i["isdefault"] == true).or(interfaces.first()).cloned();
+            if let (Some(pri), Some(o)) = (primary, vm.as_object_mut()) {
+                o.insert("_vpcid".into(), pri["vpcid"].clone());
+                o.insert("_subnetid".into(), pri["subnetid"].clone());
+                o.insert("_interfaces".into(), Value::Array(interfaces));
+            }
+        }
+        Ok(items)
+    })
+}

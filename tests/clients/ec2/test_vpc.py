@@ -256,3 +256,52 @@ def test_default_vpc(ec2, boto3_client, gateway, user):
     assert c.describe_vpc_attribute(VpcId=vid, Attribute="enableDnsHostnames")["EnableDnsHostnames"] == {"Value": True}
     # The gateway's marker tags never show.
     assert not [t for t in c.describe_tags()["Tags"] if t["Key"].startswith("ec2bridge:")]
+
+
+def ubuntu(ec2):
+    return ec2.describe_images(Filters=[{"Name": "name", "Values": ["Ubuntu*"]}])["Images"][0]["ImageId"]
+
+
+def test_instances_in_a_subnet(ec2, vpc):
+    vid = vpc["VpcId"]
+    sid = ec2.create_subnet(VpcId=vid, CidrBlock="10.20.5.0/24")["Subnet"]["SubnetId"]
+    # EC2's address rules, checked before anything is deployed.
+    for ip, why in [("10.20.6.10", "does not fall within"), ("10.20.5.2", "reserved"), ("10.20.5.255", "reserved")]:
+        code, msg = error_of(lambda: ec2.run_instances(ImageId=ubuntu(ec2), MinCount=1, MaxCount=1,
+                                                      InstanceType="m1.small", SubnetId=sid, PrivateIpAddress=ip))
+        assert code == "InvalidParameterValue" and why in msg, (ip, msg)
+    r = ec2.run_instances(ImageId=ubuntu(ec2), MinCount=1, MaxCount=1, InstanceType="m1.small",
+                          SubnetId=sid, PrivateIpAddress="10.20.5.10")
+    iid = r["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid])
+    i = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert i["VpcId"] == vid and i["SubnetId"] == sid and i["PrivateIpAddress"] == "10.20.5.10"
+    eni = i["NetworkInterfaces"][0]
+    assert eni["NetworkInterfaceId"].startswith("eni-") and eni["SubnetId"] == sid and eni["VpcId"] == vid
+    assert eni["PrivateIpAddress"] == "10.20.5.10" and eni["Attachment"]["DeviceIndex"] == 0
+    for name, value in [("vpc-id", vid), ("subnet-id", sid), ("private-ip-address", "10.20.5.10"),
+                        ("network-interface.subnet-id", sid)]:
+        found = ec2.describe_instances(Filters=[{"Name": name, "Values": [value]}])["Reservations"]
+        assert [x["InstanceId"] for res in found for x in res["Instances"]] == [iid], name
+    assert ec2.describe_subnets(SubnetIds=[sid])["Subnets"][0]["AvailableIpAddressCount"] == 250
+    # A second one through NetworkInterface.0.
+    r2 = ec2.run_instances(ImageId=ubuntu(ec2), MinCount=1, MaxCount=1, InstanceType="m1.small",
+                           NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": sid}])
+    iid2 = r2["Instances"][0]["InstanceId"]
+    # Instances in the subnet: DeleteSubnet and DeleteVpc refuse and change nothing.
+    assert error_of(lambda: ec2.delete_subnet(SubnetId=sid)) == \
+        ("DependencyViolation", "The subnet '%s' has dependencies and cannot be deleted." % sid)
+    assert ec2.describe_subnets(SubnetIds=[sid])["Subnets"]
+    ec2.terminate_instances(InstanceIds=[iid, iid2])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid, iid2])
+    ec2.delete_subnet(SubnetId=sid)
+
+
+def test_classic_zone_unchanged(ec2):
+    # No subnet in the security-group zone: EC2-Classic as before (no VpcId).
+    r = ec2.run_instances(ImageId=ubuntu(ec2), MinCount=1, MaxCount=1, InstanceType="m1.small")
+    i = r["Instances"][0]
+    assert "VpcId" not in i and "SubnetId" not in i
+    got = ec2.describe_instances(InstanceIds=[i["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert "VpcId" not in got and "NetworkInterfaces" not in got
+    ec2.terminate_instances(InstanceIds=[i["InstanceId"]])
