@@ -304,10 +304,15 @@ pub fn run_instances<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
             ));
         }
         let tags = tag_specs(ctx)?;
-        // Subnets, private addresses and network interfaces (docs/vpc.md).
-        let prep = &super::vpc::placement(ctx, prep).await?;
+        // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
+        let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;
+        let prep = &prep;
         let token = p.get("ClientToken").filter(|t| !t.is_empty());
-        let Some(token) = token else { return launch(ctx, prep, max.min(cap), min, &tags, None).await };
+        let Some(token) = token else {
+            let mut doc = launch(ctx, prep, max.min(cap), min, &tags, None).await?;
+            super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
+            return Ok(doc);
+        };
         if token.len() > 64 {
             return Err(Ec2Error::invalid_value("ClientToken", token, "The token is longer than 64 characters."));
         }
@@ -327,7 +332,8 @@ pub fn run_instances<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
             }
             return Ok(e.doc.clone());
         }
-        let doc = launch(ctx, prep, max.min(cap), min, &tags, Some(token)).await?;
+        let mut doc = launch(ctx, prep, max.min(cap), min, &tags, Some(token)).await?;
+        super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
         *guard = Some(TokenEntry { fingerprint: fp, doc: doc.clone(), at: Instant::now() });
         drop(guard);
         if ctx.ex.tokens.len() > 100_000 {

@@ -13,6 +13,7 @@ pub(crate) mod tags;
 mod volumes;
 pub(crate) mod vpc;
 pub(crate) mod vpc_objects;
+pub(crate) mod vpc_sg;
 
 use serde_json::Value;
 
@@ -248,6 +249,11 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         "instance_vpc",
         vpc::instance_annotations,
         "DescribeInstances: vpcId, subnetId, network interfaces of instances on VPC tiers",
+    ),
+    (
+        "vpc_security_groups",
+        vpc_sg::describe,
+        "DescribeSecurityGroups: the VPC groups the gateway keeps (each VPC's default made where missing)",
     ),
     ("vpc_annotations", vpc::vpc_annotations, "DescribeVpcs: default flag, DHCP options set, visible tags"),
     (

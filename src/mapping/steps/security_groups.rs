@@ -124,6 +124,10 @@ pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
         if name.eq_ignore_ascii_case("default") {
             return Err(Ec2Error::new("InvalidGroup.Reserved", "The security group 'default' is reserved"));
         }
+        if let Some(vpc) = p.get("VpcId").filter(|v| !v.is_empty()) {
+            // A VPC's groups are the gateway's own (docs/vpc.md).
+            return super::vpc_sg::create(ctx, vpc, name, desc).await;
+        }
         let tags = tag_specs(p, "security-group")?;
         let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
         let made = match ctx.call_raw("createSecurityGroup", &params).await {
@@ -156,9 +160,20 @@ pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
     })
 }
 
+/// A `GroupId` that names one of the VPC security groups the gateway keeps (docs/vpc.md).
+async fn vpc_group_id(ctx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
+    match ctx.req.params.get("GroupId").filter(|v| !v.is_empty()) {
+        Some(id) => Ok(super::vpc_sg::group(ctx, id).await?.map(|_| id.to_string())),
+        None => Ok(None),
+    }
+}
+
 pub fn delete<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
     Box::pin(async move {
         let p = &ctx.req.params;
+        if let Some(id) = vpc_group_id(ctx).await? {
+            return super::vpc_sg::delete(ctx, &id).await.map(|_| Value::Null);
+        }
         let groups = list_groups(ctx).await?;
         let g = pick_group(p, &groups)?;
         let uuid = s(g, "id").ok_or_else(Ec2Error::internal)?;
@@ -479,6 +494,9 @@ pub fn authorize<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<
     Box::pin(async move {
         let p = &ctx.req.params;
         let (ingress, dir) = direction(ctx);
+        if let Some(id) = vpc_group_id(ctx).await? {
+            return super::vpc_sg::change_rules(ctx, &id, ingress, false).await.map(|_| Value::Null);
+        }
         let groups = list_groups(ctx).await?;
         let g = pick_group(p, &groups)?;
         let uuid = s(g, "id").ok_or_else(Ec2Error::internal)?;
@@ -538,6 +556,9 @@ pub fn revoke<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
     Box::pin(async move {
         let p = &ctx.req.params;
         let (ingress, dir) = direction(ctx);
+        if let Some(id) = vpc_group_id(ctx).await? {
+            return super::vpc_sg::change_rules(ctx, &id, ingress, true).await.map(|_| Value::Null);
+        }
         let groups = list_groups(ctx).await?;
         let g = pick_group(p, &groups)?;
         let own = s(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();

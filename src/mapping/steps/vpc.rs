@@ -213,6 +213,11 @@ async fn make_vpc(
         undo(ctx).await;
         return Err(e);
     }
+    if let Err(e) = super::vpc_sg::ensure_default(ctx, &vpc_id, &uuid).await {
+        let _ = objects::forget_vpc(ctx, &vpc_id).await;
+        undo(ctx).await;
+        return Err(e);
+    }
     let l = ctx.list("listVPCs", &[("id".into(), uuid.clone()), ("listall".into(), "true".into())], "vpc").await?;
     let v = l.into_iter().next().ok_or_else(Ec2Error::internal)?;
     Ok(annotate_vpc(v, markers.iter().any(|(k, _)| k == DEFAULT_VPC_TAG), "default".into()))
@@ -285,13 +290,19 @@ pub fn delete_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
         let tiers = ctx
             .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
             .await?;
-        if !tiers.is_empty() || objects::vpc_dependencies(ctx, id).await? {
+        if !tiers.is_empty()
+            || objects::vpc_dependencies(ctx, id).await?
+            || super::vpc_sg::vpc_has_groups(ctx, id).await?
+        {
             return Err(dependency("vpc", id));
         }
         let j = ctx.start_job("deleteVPC", &[("id".into(), uuid)]).await?;
         ctx.wait_job("deleteVPC", &j.jobid).await?;
         // CloudStack's side is gone; what the store kept for the VPC goes with it (a failure
         // here leaves rows that DescribeRouteTables drops when it next sees them).
+        if let Err(e) = super::vpc_sg::forget_vpc(ctx, id).await {
+            tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
+        }
         if let Err(e) = objects::forget_vpc(ctx, id).await {
             tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
         }
@@ -554,8 +565,21 @@ pub fn delete_subnet<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Res
         {
             return Err(dependency("subnet", id));
         }
-        let j = ctx.start_job("deleteNetwork", &[("id".into(), uuid)]).await?;
-        ctx.wait_job("deleteNetwork", &j.jobid).await?;
+        // CloudStack refuses to delete a tier while terminated VMs on it are not expunged yet
+        // (their NICs stay until then), and hides such VMs from their owner: try again for a
+        // while, then answer what EC2 answers for a subnet still in use.
+        let mut tries = 0;
+        loop {
+            let j = ctx.start_job("deleteNetwork", &[("id".into(), uuid.clone())]).await?;
+            match ctx.wait_job("deleteNetwork", &j.jobid).await {
+                Ok(_) => break,
+                Err(_) if tries < 15 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                Err(_) => return Err(dependency("subnet", id)),
+            }
+        }
         // EC2 drops the subnet's route table association with it.
         if let Err(e) = objects::forget_subnet(ctx, id).await {
             tracing::warn!(subnet = id, error = %e.message, "store rows of a deleted subnet left for later");
@@ -635,6 +659,7 @@ pub fn create_default_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a
                 }
             }
             let _ = objects::forget_vpc(ctx, &vpc_id).await;
+            let _ = super::vpc_sg::forget_vpc(ctx, &vpc_id).await;
             if let Ok(j) = ctx.start_job("deleteVPC", &[("id".into(), uuid.clone())]).await {
                 let _ = ctx.wait_job("deleteVPC", &j.jobid).await;
             }
@@ -664,7 +689,7 @@ fn reserved_in(block: &Block, ip: u32) -> bool {
 /// (`networkids`, its zone), `PrivateIpAddress` (or the interface's) -> `ipaddress`, checked
 /// against EC2's rules. Without a subnet, a VPC-only zone (named by `Placement`) means the
 /// default subnet. In a security-group zone nothing changes. Answers the new parameters.
-pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Prepared, Ec2Error> {
+pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Option<VpcLaunch>), Ec2Error> {
     let p = &ctx.req.params;
     let nic = p.members("NetworkInterface").into_iter().next();
     if let Some(n) = &nic {
@@ -708,7 +733,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Prepared, Ec2Er
                         "PrivateIpAddress and network interfaces need a SubnetId in this availability zone.",
                     ));
                 }
-                return Ok(out);
+                return Ok((out, None));
             }
             let Some(vpc) = default_vpc(ctx).await? else {
                 return Err(Ec2Error::new("VPCIdNotSpecified", "No default VPC for this user"));
@@ -729,7 +754,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Prepared, Ec2Er
             Some(t)
         }
     };
-    let Some(tier) = tier else { return Ok(out) };
+    let Some(tier) = tier else { return Ok((out, None)) };
     let tier_zone = s(&tier, "zoneid").unwrap_or_default();
     if p.get("Placement.AvailabilityZone").is_some() && zone_param.as_deref() != Some(tier_zone.as_str()) {
         return Err(Ec2Error::new(
@@ -737,15 +762,19 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Prepared, Ec2Er
             "The availability zone of the subnet and Placement.AvailabilityZone differ.",
         ));
     }
-    // Security groups of a VPC are not CloudStack security groups: this cloud cannot place them yet.
-    let groups =
-        out.params.iter().any(|(k, _)| k == "securitygroupids" || k == "securitygroupnames") || !nic_groups.is_empty();
-    if groups {
-        return Err(Ec2Error::new(
-            "UnsupportedOperation",
-            "Security groups for instances in a VPC are not supported by this gateway yet; launch without SecurityGroupIds.",
-        ));
+    // Security groups of a VPC are the gateway's (vpc_sg): checked here, recorded after launch.
+    if out.params.iter().any(|(k, _)| k == "securitygroupnames") {
+        return Err(Ec2Error::combination("The parameter groupName cannot be used with the parameter subnet"));
     }
+    let vpc_uuid = s(&tier, "vpcid").unwrap_or_default();
+    let vpc_id = ids::ec2_id(Kind::Vpc, &vpc_uuid);
+    let uuids: Vec<String> = out
+        .params
+        .iter()
+        .filter(|(k, _)| k == "securitygroupids")
+        .flat_map(|(_, v)| v.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let groups = super::vpc_sg::launch_groups(ctx, &uuids, &nic_groups, &vpc_id, &vpc_uuid).await?;
     if let Some(ip) = private_ip {
         let block = s(&tier, "cidr").and_then(|c| Block::parse(&c)).ok_or_else(Ec2Error::internal)?;
         let addr: std::net::Ipv4Addr =
@@ -774,7 +803,38 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Prepared, Ec2Er
     out.params.retain(|(k, _)| k != "zoneid" && k != "securitygroupids" && k != "securitygroupnames");
     out.params.push(("zoneid".into(), tier_zone));
     out.params.push(("networkids".into(), s(&tier, "id").unwrap_or_default()));
-    Ok(out)
+    let subnet = ids::ec2_id(Kind::Subnet, &s(&tier, "id").unwrap_or_default());
+    Ok((out, Some(VpcLaunch { vpc: vpc_id, subnet, groups })))
+}
+
+/// What RunInstances in a subnet must do after the deploys started.
+pub struct VpcLaunch {
+    vpc: String,
+    subnet: String,
+    groups: Vec<String>,
+}
+
+/// After RunInstances in a subnet: remember the instances' security groups (the VMs are removed
+/// again if the store cannot), and put VPC, subnet and groups into the answer.
+pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut Value) -> Result<(), Ec2Error> {
+    let Some(l) = launch else { return Ok(()) };
+    let uuids: Vec<String> = doc["instances"].as_array().into_iter().flatten().filter_map(|v| s(v, "id")).collect();
+    let ec2_ids: Vec<String> = uuids.iter().map(|u| ids::ec2_id(Kind::Instance, u)).collect();
+    if let Err(e) = super::vpc_sg::record_instances(ctx, &ec2_ids, &l.groups, &l.vpc).await {
+        for u in &uuids {
+            let _ = ctx.start_job("destroyVirtualMachine", &[("id".into(), u.clone())]).await;
+        }
+        return Err(e);
+    }
+    let by_id = super::vpc_sg::instance_groups(ctx).await?;
+    let groups = ec2_ids.first().and_then(|i| by_id.get(i)).cloned().unwrap_or_default();
+    for vm in doc["instances"].as_array_mut().into_iter().flatten() {
+        vm["securitygroup"] = Value::Array(groups.clone());
+        vm["_vpcid"] = json!(l.vpc);
+        vm["_subnetid"] = json!(l.subnet);
+    }
+    doc["groups"] = Value::Array(groups);
+    Ok(())
 }
 
 /// DescribeInstances: `_vpcid`, `_subnetid` and `_interfaces` for instances whose default NIC is on
@@ -805,6 +865,7 @@ pub fn instance_annotations<'a>(
         if wanted.iter().any(|w| !known(&nets, w)) {
             nets = ctx.list_refresh("listNetworks", &params, "network").await?;
         }
+        let vpc_groups = super::vpc_sg::instance_groups(ctx).await?;
         for vm in items.iter_mut() {
             let nics = vm["nic"].as_array().cloned().unwrap_or_default();
             let mut interfaces = Vec::new();
@@ -830,7 +891,14 @@ pub fn instance_annotations<'a>(
                 }));
             }
             let primary = interfaces.iter().find(|i| i["isdefault"] == true).or(interfaces.first()).cloned();
+            let groups = s(vm, "id").and_then(|u| vpc_groups.get(&ids::ec2_id(Kind::Instance, &u))).cloned();
+            for i in interfaces.iter_mut() {
+                i["_groups"] = Value::Array(groups.clone().unwrap_or_default());
+            }
             if let (Some(pri), Some(o)) = (primary, vm.as_object_mut()) {
+                if let Some(g) = &groups {
+                    o.insert("securitygroup".into(), Value::Array(g.clone()));
+                }
                 o.insert("_vpcid".into(), pri["vpcid"].clone());
                 o.insert("_subnetid".into(), pri["subnetid"].clone());
                 o.insert("_interfaces".into(), Value::Array(interfaces));

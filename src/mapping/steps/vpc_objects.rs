@@ -944,3 +944,85 @@ pub async fn default_vpc_gateway(ctx: &Ctx<'_>, vpc: &str) -> Result<(), Ec2Erro
     write(ctx, vec![Change::Insert(rec), claim, Change::Update(t)]).await?.map_err(store_failed)?;
     Ok(())
 }
+
+// ---- tags on the store's objects ------------------------------------------------------------
+
+/// The store kinds CreateTags/DeleteTags/DescribeTags know: (id prefix, kind, EC2 resource type).
+pub const TAGGABLE: &[(&str, &str, &str)] =
+    &[("igw", IGW, "internet-gateway"), ("rtb", RTB, "route-table"), ("dopt", DOPT, "dhcp-options")];
+
+fn kind_err(prefix: &str) -> &'static KindErr {
+    match prefix {
+        "igw" => &IGW_ERR,
+        "rtb" => &RTB_ERR,
+        _ => &DOPT_ERR,
+    }
+}
+
+/// Is `id` one of the store's taggable objects (by prefix)?
+pub fn is_store_id(id: &str) -> bool {
+    id.split_once('-').is_some_and(|(p, _)| TAGGABLE.iter().any(|(t, _, _)| *t == p))
+}
+
+/// The caller's store object behind `id`, checked (the kind's Malformed / NotFound).
+pub async fn check_store_id(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
+    let prefix = id.split_once('-').map(|(p, _)| p).unwrap_or_default();
+    let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
+    fetch(ctx, kind_err(prefix), kind, id).await.map(|_| ())
+}
+
+/// Create (replace) or delete tags on store objects, all in one batch. `tags`: (key, value);
+/// on delete a `None` value matches any value and no tags at all removes every tag.
+pub async fn change_store_tags(
+    ctx: &Ctx<'_>,
+    ids: &[String],
+    create: bool,
+    tags: &[(String, Option<String>)],
+) -> Result<(), Ec2Error> {
+    for _ in 0..RETRIES {
+        let mut changes = Vec::new();
+        for id in ids {
+            let prefix = id.split_once('-').map(|(p, _)| p).unwrap_or_default();
+            let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
+            let mut r = fetch(ctx, kind_err(prefix), kind, id).await?;
+            let mut current: Vec<Value> = r.doc["tags"].as_array().cloned().unwrap_or_default();
+            if create {
+                for (k, v) in tags {
+                    current.retain(|t| t["key"] != k.as_str());
+                    current.push(json!({"key": k, "value": v.clone().unwrap_or_default()}));
+                }
+            } else if tags.is_empty() {
+                current.clear();
+            } else {
+                current.retain(|t| {
+                    !tags
+                        .iter()
+                        .any(|(k, v)| t["key"] == k.as_str() && v.as_ref().is_none_or(|v| t["value"] == v.as_str()))
+                });
+            }
+            r.doc["tags"] = Value::Array(current);
+            changes.push(Change::Update(r));
+        }
+        if write(ctx, changes).await?.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// DescribeTags rows for the store's objects (same fields as the CloudStack tag rows after
+/// `tag_descriptions`).
+pub async fn store_tag_rows(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
+    let mut out = Vec::new();
+    for (_, kind, ec2_type) in TAGGABLE {
+        for r in all(ctx, kind).await? {
+            for t in r.doc["tags"].as_array().into_iter().flatten() {
+                out.push(json!({
+                    "key": t["key"], "value": t["value"], "_resourceid": r.id, "_resourcetype": ec2_type,
+                    "_tags": [{"key": t["key"], "value": t["value"]}],
+                }));
+            }
+        }
+    }
+    Ok(out)
+}
