@@ -60,7 +60,15 @@ pub fn attributes<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
                 // The default VPC is found by its CloudStack tag (docs/vpc.md); a region without a
                 // VPC zone has none.
                 "default-vpc" => match super::vpc::vpc_zone(ctx).await {
-                    Ok(_) => vec![super::vpc::default_vpc_attribute(ctx).await?],
+                    // A cloud that cannot list VPCs has no default one: the other attributes
+                    // are still answered.
+                    Ok(_) => match super::vpc::default_vpc_attribute(ctx).await {
+                        Ok(v) => vec![v],
+                        Err(e) => {
+                            tracing::warn!(error = %e.message, "default VPC lookup failed; answering none");
+                            vec!["none".into()]
+                        }
+                    },
                     Err(_) => vec!["none".into()],
                 },
                 "max-instances" => vec![limit("vmlimit")],

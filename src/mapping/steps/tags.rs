@@ -128,7 +128,7 @@ fn requested(ctx: &Ctx<'_>, create: bool) -> Result<Vec<(String, Option<String>)
         }
         if key.starts_with(super::vpc::MARKER_PREFIX) {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 format!("Tag keys starting with '{}' are reserved.", super::vpc::MARKER_PREFIX),
             ));
         }

@@ -12,7 +12,7 @@ use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::security_groups::{create_tags, tag_specs};
 use super::vpc_objects::{self as objects, Block, dependency, owner};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 use crate::objects::{Change, Record};
 
@@ -53,7 +53,7 @@ fn visible_tags(v: &Value) -> Value {
 
 fn cidr_value_error(cidr: &str) -> Ec2Error {
     Ec2Error::new(
-        "InvalidParameterValue",
+        Code::InvalidParameterValue,
         format!("Value ({cidr}) for parameter cidrBlock is invalid. This is not a valid CIDR block."),
     )
 }
@@ -66,7 +66,7 @@ fn refuse_unsupported(ctx: &Ctx<'_>, names: &[&str]) -> Result<(), Ec2Error> {
                 continue;
             }
             return Err(Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 format!("The parameter {n} is not supported by this cloud's VPCs."),
             ));
         }
@@ -85,7 +85,7 @@ pub async fn vpc_zone(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
                 && s(z, "allocationstate").is_none_or(|a| a == "Enabled")
         })
         .cloned()
-        .ok_or_else(|| Ec2Error::new("UnsupportedOperation", "This region has no zone that supports VPCs."))
+        .ok_or_else(|| Ec2Error::new(Code::UnsupportedOperation, "This region has no zone that supports VPCs."))
 }
 
 /// The caller's default VPC (the CloudStack VPC with the marker tag), if any.
@@ -146,7 +146,7 @@ fn vpc_block(cidr: &str) -> Result<Block, Ec2Error> {
     let private =
         ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].iter().filter_map(|p| Block::parse(p)).any(|p| b.within(&p));
     if !(16..=28).contains(&b.prefix) || !private {
-        return Err(Ec2Error::new("InvalidVpc.Range", format!("The CIDR '{cidr}' is invalid.")));
+        return Err(Ec2Error::new(Code::InvalidVpcRange, format!("The CIDR '{cidr}' is invalid.")));
     }
     Ok(b)
 }
@@ -163,7 +163,7 @@ async fn vpc_offering(ctx: &Ctx<'_>, zone: &str) -> Result<String, Ec2Error> {
         .find(|o| o["isdefault"] == true)
         .or(l.first())
         .and_then(|o| s(o, "id"))
-        .ok_or_else(|| Ec2Error::new("UnsupportedOperation", "This cloud offers no VPC offering in the VPC zone."))
+        .ok_or_else(|| Ec2Error::new(Code::UnsupportedOperation, "This cloud offers no VPC offering in the VPC zone."))
 }
 
 /// createVPC (waited for), tags, the main route table; everything undone when a later part fails.
@@ -323,7 +323,7 @@ pub fn describe_vpc_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutur
         let attr = p.require("Attribute")?;
         let Some((_, key, default)) = VPC_ATTRIBUTES.iter().find(|(n, _, _)| *n == attr) else {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 format!("Value ({attr}) for parameter attribute is invalid. Unknown attribute."),
             ));
         };
@@ -349,7 +349,7 @@ pub fn modify_vpc_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<
             .collect();
         let [(name, key)] = given.as_slice() else {
             return Err(Ec2Error::new(
-                "InvalidParameterCombination",
+                Code::InvalidParameterCombination,
                 "Exactly one attribute of EnableDnsSupport, EnableDnsHostnames and EnableNetworkAddressUsageMetrics must be given.",
             ));
         };
@@ -362,7 +362,7 @@ pub fn modify_vpc_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<
         };
         if *key == "enablenetworkaddressusagemetrics" && value {
             return Err(Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 "Network address usage metrics are not available on this cloud.",
             ));
         }
@@ -392,7 +392,9 @@ async fn tier_offering(ctx: &Ctx<'_>, zone: &str) -> Result<String, Ec2Error> {
         .find(|o| s(o, "name").as_deref() == Some("DefaultIsolatedNetworkOfferingForVpcNetworks"))
         .or(l.first())
         .and_then(|o| s(o, "id"))
-        .ok_or_else(|| Ec2Error::new("UnsupportedOperation", "This cloud offers no network offering for VPC tiers."))
+        .ok_or_else(|| {
+            Ec2Error::new(Code::UnsupportedOperation, "This cloud offers no network offering for VPC tiers.")
+        })
 }
 
 /// The ACL list a new tier gets: `default_allow`, as EC2's default network ACL allows everything
@@ -416,14 +418,14 @@ async fn make_subnet(
     let block = Block::parse(cidr_text).ok_or_else(|| cidr_value_error(cidr_text))?;
     // EC2: /16../28 inside the VPC. CloudStack: a user's tier is /22 or smaller.
     if !block.within(&vpc_block) || !(22..=28).contains(&block.prefix) {
-        return Err(Ec2Error::new("InvalidSubnet.Range", format!("The CIDR '{cidr_text}' is invalid.")));
+        return Err(Ec2Error::new(Code::InvalidSubnetRange, format!("The CIDR '{cidr_text}' is invalid.")));
     }
     let tiers = ctx
         .list("listNetworks", &[("vpcid".into(), vpc_uuid.clone()), ("listall".into(), "true".into())], "network")
         .await?;
     if tiers.iter().filter_map(|t| s(t, "cidr").and_then(|c| Block::parse(&c))).any(|t| t.overlaps(&block)) {
         return Err(Ec2Error::new(
-            "InvalidSubnet.Conflict",
+            Code::InvalidSubnetConflict,
             format!("The CIDR '{cidr_text}' conflicts with another subnet"),
         ));
     }
@@ -490,7 +492,7 @@ pub fn create_subnet<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Res
         for (param, want) in [("AvailabilityZone", &zone_name), ("AvailabilityZoneId", &zone_id)] {
             if let Some(az) = p.get(param).filter(|az| az != want) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!(
                         "Value ({az}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: {zone_name}."
                     ),
@@ -630,9 +632,10 @@ const DEFAULT_SUBNET_CIDR: &str = "172.31.0.0/22";
 
 pub fn create_default_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
     Box::pin(async move {
+        vpc_zone(ctx).await?;
         if default_vpc(ctx).await?.is_some() {
             return Err(Ec2Error::new(
-                "DefaultVpcAlreadyExists",
+                Code::DefaultVpcAlreadyExists,
                 "A Default VPC already exists for this account in this region.",
             ));
         }
@@ -695,13 +698,13 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
     if let Some(n) = &nic {
         if n.get("DeviceIndex").is_some_and(|d| d != "0") || p.members("NetworkInterface").len() > 1 {
             return Err(Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 "Only one network interface (device index 0) per instance is supported by this cloud.",
             ));
         }
         if n.get("NetworkInterfaceId").is_some() {
             return Err(Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 "Attaching an existing network interface is not supported by this cloud.",
             ));
         }
@@ -729,14 +732,14 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
             if !vpc_only {
                 if private_ip.is_some() || !nic_groups.is_empty() {
                     return Err(Ec2Error::new(
-                        "InvalidParameterCombination",
+                        Code::InvalidParameterCombination,
                         "PrivateIpAddress and network interfaces need a SubnetId in this availability zone.",
                     ));
                 }
                 return Ok((out, None));
             }
             let Some(vpc) = default_vpc(ctx).await? else {
-                return Err(Ec2Error::new("VPCIdNotSpecified", "No default VPC for this user"));
+                return Err(Ec2Error::new(Code::VpcIdNotSpecified, "No default VPC for this user"));
             };
             let vpc_uuid = s(&vpc, "id").unwrap_or_default();
             let tiers = ctx
@@ -747,7 +750,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
                 .find(|t| has_tag(t, DEFAULT_SUBNET_TAG) && s(t, "zoneid") == zone_param)
                 .ok_or_else(|| {
                     Ec2Error::new(
-                        "MissingInput",
+                        Code::MissingInput,
                         "No subnets found for the default VPC. Use CreateSubnet to create a subnet.",
                     )
                 })?;
@@ -758,7 +761,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
     let tier_zone = s(&tier, "zoneid").unwrap_or_default();
     if p.get("Placement.AvailabilityZone").is_some() && zone_param.as_deref() != Some(tier_zone.as_str()) {
         return Err(Ec2Error::new(
-            "InvalidParameterValue",
+            Code::InvalidParameterValue,
             "The availability zone of the subnet and Placement.AvailabilityZone differ.",
         ));
     }
@@ -782,13 +785,13 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
         let a = u32::from(addr);
         if !block.contains(a) {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 format!("Address {ip} does not fall within the subnet's address range"),
             ));
         }
         if reserved_in(&block, a) {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 format!("Address {ip} is in subnet's reserved address range"),
             ));
         }
@@ -796,7 +799,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
     }
     if nic.as_ref().and_then(|n| n.get("AssociatePublicIpAddress")).is_some_and(|v| v == "true") {
         return Err(Ec2Error::new(
-            "UnsupportedOperation",
+            Code::UnsupportedOperation,
             "AssociatePublicIpAddress is not supported by this gateway yet; allocate and associate an Elastic IP.",
         ));
     }
@@ -845,13 +848,11 @@ pub fn instance_annotations<'a>(
     mut items: Vec<Value>,
 ) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
     Box::pin(async move {
-        let zones = ctx.list_cached("listZones", &[], "zone").await?;
-        let vpc_zone_ids: Vec<String> = zones
-            .iter()
-            .filter(|z| z["securitygroupsenabled"] != true && s(z, "networktype").as_deref() == Some("Advanced"))
-            .filter_map(|z| s(z, "id"))
-            .collect();
-        if vpc_zone_ids.is_empty() || !items.iter().any(|v| s(v, "zoneid").is_some_and(|z| vpc_zone_ids.contains(&z))) {
+        // Only NICs on isolated networks can be on a VPC tier: the rest (EC2-Classic) costs nothing.
+        let isolated = |v: &Value| {
+            v["nic"].as_array().is_some_and(|n| n.iter().any(|n| s(n, "type").as_deref() == Some("Isolated")))
+        };
+        if !items.iter().any(isolated) {
             return Ok(items);
         }
         let params = [("listall".to_string(), "true".to_string())];

@@ -18,7 +18,7 @@ use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::security_groups::tag_specs;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 use crate::objects::{Change, Record, WriteError, new_id};
 
@@ -53,27 +53,27 @@ fn well_formed(prefix: &str, id: &str) -> bool {
 /// The malformed-id and not-found errors of each store kind (EC2's codes and messages).
 struct KindErr {
     prefix: &'static str,
-    malformed: &'static str,
-    not_found: &'static str,
+    malformed: Code,
+    not_found: Code,
     noun: &'static str,
 }
 
 const IGW_ERR: KindErr = KindErr {
     prefix: "igw",
-    malformed: "InvalidInternetGatewayId.Malformed",
-    not_found: "InvalidInternetGatewayID.NotFound",
+    malformed: Code::InvalidInternetGatewayIdMalformed,
+    not_found: Code::InvalidInternetGatewayIdNotFound,
     noun: "internetGateway",
 };
 const RTB_ERR: KindErr = KindErr {
     prefix: "rtb",
-    malformed: "InvalidRouteTableId.Malformed",
-    not_found: "InvalidRouteTableID.NotFound",
+    malformed: Code::InvalidRouteTableIdMalformed,
+    not_found: Code::InvalidRouteTableIdNotFound,
     noun: "routeTable",
 };
 const DOPT_ERR: KindErr = KindErr {
     prefix: "dopt",
-    malformed: "InvalidDhcpOptionsId.Malformed",
-    not_found: "InvalidDhcpOptionID.NotFound",
+    malformed: Code::InvalidDhcpOptionsIdMalformed,
+    not_found: Code::InvalidDhcpOptionIdNotFound,
     noun: "dhcpOption",
 };
 
@@ -86,7 +86,7 @@ fn not_found(k: &KindErr, id: &str) -> Ec2Error {
 }
 
 pub fn dependency(noun: &str, id: &str) -> Ec2Error {
-    Ec2Error::new("DependencyViolation", format!("The {noun} '{id}' has dependencies and cannot be deleted."))
+    Ec2Error::new(Code::DependencyViolation, format!("The {noun} '{id}' has dependencies and cannot be deleted."))
 }
 
 /// One object of the caller, by EC2 id (shape-checked first).
@@ -152,7 +152,7 @@ pub async fn cs_vpc(ctx: &Ctx<'_>, vpc_id: &str) -> Result<Value, Ec2Error> {
 }
 
 pub fn vpc_not_found(id: &str) -> Ec2Error {
-    Ec2Error::new("InvalidVpcID.NotFound", format!("The vpc ID '{id}' does not exist"))
+    Ec2Error::new(Code::InvalidVpcIdNotFound, format!("The vpc ID '{id}' does not exist"))
 }
 
 /// The caller's CloudStack VPC tier behind an EC2 subnet id.
@@ -160,9 +160,9 @@ pub async fn cs_subnet(ctx: &Ctx<'_>, subnet_id: &str) -> Result<Value, Ec2Error
     let uuid = ctx.resolve_ids(Kind::Subnet, &[subnet_id.to_string()]).await?.remove(0);
     let l =
         ctx.list("listNetworks", &[("id".into(), uuid.clone()), ("listall".into(), "true".into())], "network").await?;
-    l.into_iter()
-        .find(|v| s(v, "id").as_deref() == Some(uuid.as_str()) && s(v, "vpcid").is_some())
-        .ok_or_else(|| Ec2Error::new("InvalidSubnetID.NotFound", format!("The subnet ID '{subnet_id}' does not exist")))
+    l.into_iter().find(|v| s(v, "id").as_deref() == Some(uuid.as_str()) && s(v, "vpcid").is_some()).ok_or_else(|| {
+        Ec2Error::new(Code::InvalidSubnetIdNotFound, format!("The subnet ID '{subnet_id}' does not exist"))
+    })
 }
 
 /// Every VPC of the caller, as (EC2 id, CloudStack VPC).
@@ -218,7 +218,7 @@ impl std::fmt::Display for Block {
 fn destination(text: &str) -> Result<Block, Ec2Error> {
     Block::parse(text).ok_or_else(|| {
         Ec2Error::new(
-            "InvalidParameterValue",
+            Code::InvalidParameterValue,
             format!("Value ({text}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block."),
         )
     })
@@ -273,7 +273,7 @@ pub fn attach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
             let mut r = fetch(ctx, &IGW_ERR, IGW, igw).await?;
             if let Some(on) = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid")) {
                 return Err(Ec2Error::new(
-                    "Resource.AlreadyAssociated",
+                    Code::ResourceAlreadyAssociated,
                     format!("resource {igw} is already attached to network {on}"),
                 ));
             }
@@ -284,7 +284,7 @@ pub fn attach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
                 Ok(()) => return Ok(Value::Null),
                 Err(WriteError::Conflict { holder: Some(other), .. }) => {
                     return Err(Ec2Error::new(
-                        "Resource.AlreadyAssociated",
+                        Code::ResourceAlreadyAssociated,
                         format!("resource {vpc} is already attached to an internet gateway ({other})"),
                     ));
                 }
@@ -302,7 +302,7 @@ pub fn detach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
         let vpc = p.require("VpcId")?;
         if !well_formed("vpc", vpc) {
             return Err(Ec2Error::new(
-                "InvalidVpcID.Malformed",
+                Code::InvalidVpcIdMalformed,
                 format!("Invalid id: \"{vpc}\" (expecting \"vpc-...\")"),
             ));
         }
@@ -311,7 +311,7 @@ pub fn detach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
             let on = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid"));
             if on.as_deref() != Some(vpc) {
                 return Err(Ec2Error::new(
-                    "Gateway.NotAttached",
+                    Code::GatewayNotAttached,
                     format!("resource {igw} is not attached to network {vpc}"),
                 ));
             }
@@ -349,7 +349,7 @@ pub fn create_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'
             let key = m.get("Key").unwrap_or("");
             if !DHCP_KEYS.contains(&key) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Value ({key}) for parameter name is invalid. Unknown DHCP option"),
                 ));
             }
@@ -366,14 +366,14 @@ pub fn create_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'
                 };
                 if !ok {
                     return Err(Ec2Error::new(
-                        "InvalidParameterValue",
+                        Code::InvalidParameterValue,
                         format!("Value ({v}) for parameter value is invalid. Invalid {key} value"),
                     ));
                 }
             }
             if config.iter().any(|c| c["key"] == key) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Value ({key}) for parameter name is invalid. Duplicate DHCP option"),
                 ));
             }
@@ -580,7 +580,7 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
     ] {
         if p.get(unsupported).is_some() {
             return Err(Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 format!("The parameter {unsupported} is not supported by this cloud's VPCs."),
             ));
         }
@@ -592,14 +592,14 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
             let g = p.get("GatewayId").unwrap_or_default();
             if !g.starts_with("igw-") {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("The gateway ID '{g}' is not valid: only internet gateways can be route targets here"),
                 ));
             }
             fetch(ctx, &IGW_ERR, IGW, g).await?;
             if attached_gateway(ctx, table_vpc).await?.as_deref() != Some(g) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("route table {rtb} and network gateway {g} belong to different networks"),
                 ));
             }
@@ -624,7 +624,7 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
             });
             if !in_vpc {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("route table {rtb} and instance {i} belong to different networks"),
                 ));
             }
@@ -657,7 +657,7 @@ pub fn change_route<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Resu
                 && op != "create"
             {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("cannot remove local route {dest} in route table {rtb}"),
                 ));
             }
@@ -665,19 +665,19 @@ pub fn change_route<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Resu
             match (op, pos) {
                 ("create", Some(_)) => {
                     return Err(Ec2Error::new(
-                        "RouteAlreadyExists",
+                        Code::RouteAlreadyExists,
                         format!("The route identified by {dest} already exists."),
                     ));
                 }
                 ("replace", None) => {
                     return Err(Ec2Error::new(
-                        "InvalidParameterValue",
+                        Code::InvalidParameterValue,
                         format!("There is no route defined for '{dest}' in the route table. Use CreateRoute instead."),
                     ));
                 }
                 ("delete", None) => {
                     return Err(Ec2Error::new(
-                        "InvalidRoute.NotFound",
+                        Code::InvalidRouteNotFound,
                         format!("no route with destination-cidr-block {dest} in route table {rtb}"),
                     ));
                 }
@@ -707,7 +707,7 @@ pub fn change_route<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Resu
 async fn find_association(ctx: &Ctx<'_>, assoc: &str) -> Result<(Record, Value), Ec2Error> {
     if !well_formed("rtbassoc", assoc) {
         return Err(Ec2Error::new(
-            "InvalidAssociationID.Malformed",
+            Code::InvalidAssociationIdMalformed,
             format!("Invalid id: \"{assoc}\" (expecting \"rtbassoc-...\")"),
         ));
     }
@@ -716,7 +716,7 @@ async fn find_association(ctx: &Ctx<'_>, assoc: &str) -> Result<(Record, Value),
             return Ok((r, a));
         }
     }
-    Err(Ec2Error::new("InvalidAssociationID.NotFound", format!("The association ID '{assoc}' does not exist")))
+    Err(Ec2Error::new(Code::InvalidAssociationIdNotFound, format!("The association ID '{assoc}' does not exist")))
 }
 
 pub fn associate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
@@ -725,7 +725,7 @@ pub fn associate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture
         let rtb = p.require("RouteTableId")?;
         if p.get("GatewayId").is_some() {
             return Err(Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 "Gateway route tables (AssociateRouteTable GatewayId) are not supported by this cloud.",
             ));
         }
@@ -735,7 +735,7 @@ pub fn associate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture
         let tier_vpc = s(&tier, "vpcid").map(|u| ids::ec2_id(Kind::Vpc, &u));
         if tier_vpc != table.vpc {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 format!("Route table {rtb} and subnet {subnet} belong to different networks"),
             ));
         }
@@ -750,7 +750,7 @@ pub fn associate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture
                 Ok(()) => return Ok(json!({"associationid": assoc, "state": "associated"})),
                 Err(WriteError::Conflict { holder: Some(_), .. }) => {
                     return Err(Ec2Error::new(
-                        "Resource.AlreadyAssociated",
+                        Code::ResourceAlreadyAssociated,
                         format!(
                             "the specified association for route table {rtb} conflicts with an existing association"
                         ),
@@ -770,7 +770,7 @@ pub fn disassociate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFut
             let (mut r, a) = find_association(ctx, assoc).await?;
             if a["main"] == true {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("cannot disassociate the main route table association {assoc}"),
                 ));
             }
@@ -804,7 +804,7 @@ pub fn replace_route_table_association<'a>(
             let mut target = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
             if target.vpc != old.vpc {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Route table {rtb} and association {assoc} belong to different networks"),
                 ));
             }
@@ -874,25 +874,6 @@ pub async fn forget_vpc(ctx: &Ctx<'_>, vpc: &str) -> Result<(), Ec2Error> {
         write(ctx, changes).await?.map_err(store_failed)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn blocks() {
-        let b = Block::parse("10.0.0.0/16").unwrap();
-        assert_eq!(b.size(), 65536);
-        assert!(Block::parse("10.0.0.1/16").is_none());
-        assert!(Block::parse("10.0.0.0/33").is_none());
-        assert!(Block::parse("nope").is_none());
-        let s1 = Block::parse("10.0.1.0/24").unwrap();
-        assert!(s1.within(&b) && s1.overlaps(&b) && !b.within(&s1));
-        assert!(!Block::parse("10.1.0.0/24").unwrap().overlaps(&b));
-        assert_eq!(Block::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
-        assert!(well_formed("rtb", "rtb-0123456789abcdef0") && !well_formed("rtb", "rtb-XYZ"));
-    }
 }
 
 /// Remove what the gateway kept for a deleted subnet: its route table association, attributes.
@@ -1025,4 +1006,23 @@ pub async fn store_tag_rows(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks() {
+        let b = Block::parse("10.0.0.0/16").unwrap();
+        assert_eq!(b.size(), 65536);
+        assert!(Block::parse("10.0.0.1/16").is_none());
+        assert!(Block::parse("10.0.0.0/33").is_none());
+        assert!(Block::parse("nope").is_none());
+        let s1 = Block::parse("10.0.1.0/24").unwrap();
+        assert!(s1.within(&b) && s1.overlaps(&b) && !b.within(&s1));
+        assert!(!Block::parse("10.1.0.0/24").unwrap().overlaps(&b));
+        assert_eq!(Block::parse("0.0.0.0/0").unwrap().to_string(), "0.0.0.0/0");
+        assert!(well_formed("rtb", "rtb-0123456789abcdef0") && !well_formed("rtb", "rtb-XYZ"));
+    }
 }

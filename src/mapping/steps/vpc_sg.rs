@@ -18,7 +18,8 @@ use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::security_groups::tag_specs;
 use super::vpc_objects::{self as objects, owner};
-use crate::ec2::{Ec2Error, Params};
+use crate::base::{Code, Ec2Error};
+use crate::ec2::Params;
 use crate::ids::{self, Kind};
 use crate::objects::{Change, Record, WriteError};
 
@@ -36,7 +37,7 @@ fn store_failed(e: impl std::fmt::Display) -> Ec2Error {
 }
 
 fn not_found(id: &str) -> Ec2Error {
-    Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{id}' does not exist"))
+    Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{id}' does not exist"))
 }
 
 async fn write(ctx: &Ctx<'_>, changes: Vec<Change>) -> Result<bool, Ec2Error> {
@@ -108,7 +109,7 @@ pub async fn create(ctx: &Ctx<'_>, vpc_id: &str, name: &str, desc: &str) -> Resu
     let claim = Change::Claim { claim: format!("sg-name:{vpc_id}:{name}"), holder: id.clone() };
     if !write(ctx, vec![Change::Insert(g), claim]).await? {
         return Err(Ec2Error::new(
-            "InvalidGroup.Duplicate",
+            Code::InvalidGroupDuplicate,
             format!("The security group '{name}' already exists for VPC '{vpc_id}'"),
         ));
     }
@@ -121,11 +122,11 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
     let g = group(ctx, id).await?.ok_or_else(|| not_found(id))?;
     if g.doc["default"] == true {
         return Err(Ec2Error::new(
-            "CannotDelete",
+            Code::CannotDelete,
             format!("the specified group: \"{id}\" name: \"default\" cannot be deleted by a user"),
         ));
     }
-    let dependent = || Ec2Error::new("DependencyViolation", format!("resource {id} has a dependent object"));
+    let dependent = || Ec2Error::new(Code::DependencyViolation, format!("resource {id} has a dependent object"));
     // Referenced by another group's rules.
     for other in groups(ctx).await? {
         if other.id == g.id {
@@ -185,7 +186,7 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
         }
         if p.get("SourceSecurityGroupName").is_some() {
             return Err(Ec2Error::new(
-                "InvalidParameterCombination",
+                Code::InvalidParameterCombination,
                 "Security groups of a VPC are named by GroupId in IpPermissions.N.Groups.M.GroupId",
             ));
         }
@@ -217,7 +218,7 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
                 .filter(|v| !v.is_empty())
                 .map(|v| {
                     v.parse().map_err(|_| {
-                        Ec2Error::new("InvalidParameterValue", format!("Invalid value '{v}' for {pfx}{k}."))
+                        Ec2Error::new(Code::InvalidParameterValue, format!("Invalid value '{v}' for {pfx}{k}."))
                     })
                 })
                 .transpose()
@@ -228,7 +229,7 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
                 (Some(f), Some(t)) if (0..=65535).contains(&f) && (0..=65535).contains(&t) && f <= t => Some((f, t)),
                 _ => {
                     return Err(Ec2Error::new(
-                        "InvalidPermission.Malformed",
+                        Code::InvalidPermissionMalformed,
                         format!(
                             "Invalid {protocol} port range: FromPort and ToPort must be 0..65535, FromPort <= ToPort."
                         ),
@@ -239,7 +240,7 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
                 let (f, t) = (from.unwrap_or(-1), to.unwrap_or(-1));
                 if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
                     return Err(Ec2Error::new(
-                        "InvalidPermission.Malformed",
+                        Code::InvalidPermissionMalformed,
                         format!("Invalid ICMP type/code: {f}/{t}."),
                     ));
                 }
@@ -271,7 +272,7 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
             });
             let Some(b) = b else {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Value ({c}) for parameter cidrIp is invalid. This is not a valid CIDR block."),
                 ));
             };
@@ -280,7 +281,7 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
         }
         if !m.members("Ipv6Ranges").is_empty() || !m.members("PrefixListIds").is_empty() {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 "IPv6 ranges and prefix lists are not supported by this cloud.",
             ));
         }
@@ -291,8 +292,8 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
             let src = vpc_groups.iter().find(|x| x.id == gid).ok_or_else(|| not_found(gid))?;
             if src.vpc.as_deref() != Some(vpc) {
                 return Err(Ec2Error::new(
-                    "InvalidGroup.NotFound",
-                    format!("You have specified two resources that belong to different networks."),
+                    Code::InvalidGroupNotFound,
+                    "You have specified two resources that belong to different networks.",
                 ));
             }
             out.push(base(json!({
@@ -341,7 +342,7 @@ pub async fn change_rules(ctx: &Ctx<'_>, id: &str, ingress: bool, revoke: bool) 
             match (revoke, pos) {
                 (false, Some(_)) => {
                     return Err(Ec2Error::new(
-                        "InvalidPermission.Duplicate",
+                        Code::InvalidPermissionDuplicate,
                         format!("the specified rule \"{}\" already exists", describe_atom(&a)),
                     ));
                 }
@@ -351,7 +352,7 @@ pub async fn change_rules(ctx: &Ctx<'_>, id: &str, ingress: bool, revoke: bool) 
                 }
                 (true, None) => {
                     return Err(Ec2Error::new(
-                        "InvalidPermission.NotFound",
+                        Code::InvalidPermissionNotFound,
                         "The specified rule does not exist in this security group.",
                     ));
                 }
@@ -401,15 +402,22 @@ pub fn describe<'a>(
     mut items: Vec<Value>,
 ) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
     Box::pin(async move {
-        if super::vpc::vpc_zone(ctx).await.is_err() {
+        // No VPC group kept for this account (no VPC made through the gateway): EC2-Classic
+        // costs no extra call. VPCs made elsewhere get their default group when first used.
+        let kept = groups(ctx).await?;
+        if kept.is_empty() {
             return Ok(items);
         }
         let vpcs = objects::cs_vpcs(ctx).await?;
+        let mut kept = kept;
         for (id, v) in &vpcs {
-            ensure_default(ctx, id, &s(v, "id").unwrap_or_default()).await?;
+            if !kept.iter().any(|g| g.vpc.as_ref() == Some(id) && g.doc["default"] == true) {
+                ensure_default(ctx, id, &s(v, "id").unwrap_or_default()).await?;
+                kept = groups(ctx).await?;
+            }
         }
         let mut record = Vec::new();
-        for g in groups(ctx).await? {
+        for g in kept {
             if !vpcs.iter().any(|(id, _)| Some(id) == g.vpc.as_ref()) {
                 continue; // its VPC is gone (removed with it on DeleteVpc)
             }
@@ -466,13 +474,13 @@ pub async fn launch_groups(
             Some(g) if g.vpc.as_deref() == Some(vpc) => out.push(g.id.clone()),
             Some(g) => {
                 return Err(Ec2Error::new(
-                    "InvalidParameter",
+                    Code::InvalidParameter,
                     format!("Security group {} and subnet belong to different networks.", g.id),
                 ));
             }
             None => {
                 return Err(Ec2Error::new(
-                    "InvalidParameter",
+                    Code::InvalidParameter,
                     format!(
                         "Security group {} and subnet belong to different networks.",
                         ids::ec2_id(Kind::SecurityGroup, u)
@@ -486,7 +494,7 @@ pub async fn launch_groups(
             Some(g) if g.vpc.as_deref() == Some(vpc) => out.push(g.id.clone()),
             Some(_) => {
                 return Err(Ec2Error::new(
-                    "InvalidParameter",
+                    Code::InvalidParameter,
                     format!("Security group {id} and subnet belong to different networks."),
                 ));
             }
