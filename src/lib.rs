@@ -9,10 +9,10 @@
 
 pub mod auth;
 pub mod base;
+pub use base::ids;
 pub mod cloudstack;
 pub mod config;
 pub mod ec2;
-pub mod ids;
 pub mod mapping;
 pub mod server;
 pub mod sim;
