@@ -132,7 +132,7 @@ pub fn check(name: &str, t: &Table) -> Result<(), String> {
         let known: Vec<&str> = CONVERTERS.iter().map(|(n, _, _)| *n).collect();
         return Err(format!("unknown converter '{name}' (known: {})", known.join(", ")));
     };
-    if name.starts_with("id:") && !t.kinds.keys().any(|k| k.name() == arg) {
+    if name.starts_with("id:") && Kind::from_name(arg).is_none() {
         return Err(format!("unknown id kind '{arg}' in converter '{name}'"));
     }
     if name.starts_with("map:") && !t.maps.contains_key(arg) {
