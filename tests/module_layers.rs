@@ -77,12 +77,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
 
 /// Every elementary cycle, each once (starting at its smallest module).
 fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
-    fn walk(
-        g: &BTreeMap<String, BTreeSet<String>>,
-        start: &str,
-        path: &mut Vec<String>,
-        out: &mut Vec<Vec<String>>,
-    ) {
+    fn walk(g: &BTreeMap<String, BTreeSet<String>>, start: &str, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         let last = path.last().unwrap().clone();
         for next in g.get(&last).into_iter().flatten() {
             if next == start {
@@ -112,8 +107,11 @@ fn top_level_modules_form_no_cycle() {
 #[test]
 fn only_the_application_layer_imports_the_simulator() {
     let g = graph();
-    let importers: Vec<&String> =
-        g.iter().filter(|(from, to)| to.contains("sim") && !APP_LAYER.contains(&from.as_str())).map(|(f, _)| f).collect();
+    let importers: Vec<&String> = g
+        .iter()
+        .filter(|(from, to)| to.contains("sim") && !APP_LAYER.contains(&from.as_str()))
+        .map(|(f, _)| f)
+        .collect();
     assert!(importers.is_empty(), "modules importing the simulator outside the application layer: {importers:?}");
 }
 

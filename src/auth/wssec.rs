@@ -16,7 +16,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uppsala::{Document, NodeId, NodeKind};
 
@@ -91,9 +90,7 @@ pub struct SecurityToken {
 }
 
 /// SHA-256 fingerprint of a DER certificate, lowercase hex (the form the store keys on).
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
+pub use crate::base::util::certificate_fingerprint as fingerprint;
 
 /// An owned copy of the signed operation element (the Body's only child), so the SOAP front end
 /// reads exactly what was verified and never re-parses the bytes with another parser.

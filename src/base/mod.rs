@@ -4,5 +4,6 @@
 
 pub mod error;
 pub mod ids;
+pub mod util;
 
 pub use error::{Code, Ec2Error};
