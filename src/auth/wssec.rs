@@ -1,4 +1,5 @@
-//! WS-Security for SOAP requests (ec2-protocol.md §6): the X.509 BinarySecurityToken names a
+//! WS-Security for SOAP requests (docs/ec2-wire.md "SOAP and WS-Security"): the X.509
+//! BinarySecurityToken names a
 //! registered certificate, and the XML signature must verify with that certificate alone, cover
 //! exactly the Body and the Timestamp, and the Body handed on must be the very element signed.
 //!

@@ -112,7 +112,8 @@ pub fn is_form(headers: &HeaderMap) -> bool {
     }
 }
 
-/// A SOAP request: XML content type or a `SOAPAction` header (ec2-protocol.md §2.1 step 4).
+/// A SOAP request: XML content type or a `SOAPAction` header (docs/ec2-wire.md "Choosing the
+/// authentication scheme" step 4).
 pub fn is_soap(headers: &HeaderMap) -> bool {
     if headers.contains_key("soapaction") {
         return true;

@@ -1,4 +1,4 @@
-//! JSON of each object as CloudStack lists it (cloudstack-api.md §8): absent values left out,
+//! JSON of each object as CloudStack lists it (docs/cloudstack-wire.md "Objects"): absent values left out,
 //! dates `yyyy-MM-dd'T'HH:mm:ssZ`, sizes in bytes (volumes, templates), GB (disk offerings),
 //! MB (memory), booleans and numbers as JSON literals.
 
