@@ -77,9 +77,12 @@ pub struct StoreConfig {
     pub key_file: PathBuf,
 }
 
-/// Used only when no data directory can be found (no `$XDG_DATA_HOME`, no `$HOME`).
-pub const DEFAULT_STORE_URL: &str = "sqlite://ec2bridge-data/store.db";
-pub const DEFAULT_KEY_FILE: &str = "ec2bridge-data/store.key";
+/// Said when no data directory can be found (no `$XDG_DATA_HOME`, no `$HOME`) and the store was
+/// not configured: the gateway never falls back to a path in the working directory, where a key
+/// file ends up committed or shared by accident.
+pub const NO_DATA_DIR: &str = "no data directory for the store: set $XDG_DATA_HOME or $HOME, or set store.url and \
+     store.key_file (or store.key) in the configuration (EC2BRIDGE_STORE_URL, EC2BRIDGE_STORE_KEY_FILE, \
+     EC2BRIDGE_STORE_KEY)";
 
 impl Default for StoreConfig {
     /// `store.db` and `store.key` in the data directory (`$XDG_DATA_HOME/ec2bridge` or
@@ -92,7 +95,8 @@ impl Default for StoreConfig {
                 key: None,
                 key_file: dir.join("store.key"),
             },
-            None => StoreConfig { url: DEFAULT_STORE_URL.into(), key: None, key_file: DEFAULT_KEY_FILE.into() },
+            // Left empty: `open` and config validation refuse it with `NO_DATA_DIR`.
+            None => StoreConfig { url: String::new(), key: None, key_file: PathBuf::new() },
         }
     }
 }
@@ -583,7 +587,7 @@ fn now_rfc3339() -> String {
 pub fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
     let url = url.trim();
     if url.is_empty() {
-        return Err(StoreError::Config("the store URL is empty".into()));
+        return Err(StoreError::Config(format!("the store URL is empty ({NO_DATA_DIR})")));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_string()));
