@@ -299,8 +299,7 @@ async fn serve_refuses_to_start_without_its_store() {
     let loose = dir.0.join("loose.key");
     std::fs::write(&loose, format!("{a}\n")).unwrap();
     std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let (ok, err) =
-        run(&[("EC2BRIDGE_STORE_URL", &db), ("EC2BRIDGE_STORE_KEY_FILE", loose.to_str().unwrap())]);
+    let (ok, err) = run(&[("EC2BRIDGE_STORE_URL", &db), ("EC2BRIDGE_STORE_KEY_FILE", loose.to_str().unwrap())]);
     assert!(!ok && err.contains("readable by group or others"), "{err}");
     // The same key works (and a configured key creates no key file).
     let _ = std::fs::remove_dir_all(dir.0.join("data"));
