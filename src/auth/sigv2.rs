@@ -123,9 +123,6 @@ pub(crate) fn check_validity(
             }
         }
         Validity::Expires(e) => {
-            if super::later(e, skew).is_none_or(|end| now > end) {
-                return Err(Ec2Error::request_expired(format_args!("Expires date is {text}")));
-            }
             let limit = super::later(now, max_ahead).and_then(|l| super::later(l, skew));
             if limit.is_none_or(|limit| e > limit) {
                 return Err(Ec2Error::invalid_value(
@@ -133,6 +130,9 @@ pub(crate) fn check_validity(
                     text,
                     &format!("It must be at most {} seconds after the current time.", max_ahead.as_secs()),
                 ));
+            }
+            if super::later(e, skew).is_none_or(|end| now > end) {
+                return Err(Ec2Error::request_expired(format_args!("Expires date is {text}")));
             }
         }
     }
