@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use ec2bridge::auth::Principal;
 use ec2bridge::auth::credentials::{BoxFuture, ChainSource, StoreSource};
+use ec2bridge::base::{Code, Ec2Error};
 use ec2bridge::cloudstack::CsCredentials;
+use ec2bridge::ec2::Ec2Request;
 use ec2bridge::ec2::registration::{AccountOf, KeyCheck, KeyChecker, signed_url};
 use ec2bridge::ec2::render::escape;
-use ec2bridge::ec2::{Ec2Error, Ec2Request};
 use ec2bridge::server::{Ec2Handler, Gateway, serve};
 use ec2bridge::store::{KeySource, Store, generate_key_base64};
 use time::OffsetDateTime;
@@ -32,7 +33,7 @@ impl Ec2Handler for Echo {
         Box::pin(async move {
             self.0.fetch_add(1, Ordering::SeqCst);
             if req.action == "Fail" {
-                return Err(Ec2Error::new("InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist"));
+                return Err(Ec2Error::new(Code::InvalidInstanceIdNotFound, "The instance ID 'i-1' does not exist"));
             }
             let mut s = format!("<caller>{}</caller><params>", escape(&who.cloudstack.api_key));
             for (k, v) in &req.params.0 {
@@ -300,9 +301,15 @@ async fn register_on_one_gateway_call_the_other() {
     for f in ["alice.key", "alice.crt"] {
         std::fs::copy(dir.join("a").join(f), dir.join("b").join(f)).unwrap();
     }
-    let (s, what, body) = other.soap(other.sign("alice", "alice", OP, &[])).await;
+    let doc = other.sign("alice", "alice", OP, &[]);
+    let (s, what, body) = other.soap(doc.clone()).await;
     assert_eq!((s, what.as_str()), (200, "DescribeInstancesResponse"), "{body}");
     assert!(body.contains(&format!("<caller>{AK}</caller>")));
+    assert_eq!((one.executed(), other.executed()), (0, 1));
+    // Issue 14 item 9: the replay guard is the shared store, so the same envelope sent to the
+    // other gateway is a replay too (it used to be caught only by the gateway that saw it).
+    let (s, what, body) = one.soap(doc).await;
+    assert_eq!((s, what.as_str()), (500, "aws:Client.InvalidSecurity"), "{body}");
     assert_eq!((one.executed(), other.executed()), (0, 1));
     if let Some((base, schema)) = schema {
         use sqlx::Executor as _;

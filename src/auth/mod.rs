@@ -7,6 +7,7 @@
 //! the key lookup, then the signature itself.
 
 pub mod credentials;
+pub mod replay;
 pub mod sigv2;
 pub mod sigv4;
 
@@ -17,8 +18,8 @@ use time::OffsetDateTime;
 
 pub mod wssec;
 
+use crate::base::Ec2Error;
 use crate::cloudstack::CsCredentials;
-use crate::ec2::Ec2Error;
 
 pub use credentials::{CredentialSource, KnownUser};
 
