@@ -47,7 +47,7 @@ pub fn r_tag_resources<'a>(
         }
         let mut out = Vec::new();
         for (cs, (kind, ids)) in groups {
-            let uuids = ctx.resolve_ids(kind, &ids).await?;
+            let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
             out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
         }
         Ok(out)
