@@ -471,3 +471,37 @@ fn urlencoding(s: &str) -> String {
         })
         .collect()
 }
+
+/// Issue 14 item 12: an expired or not-yet-valid certificate is refused at registration (with the
+/// clock-skew tolerance of timestamps). The certificate is valid for two days from now; the
+/// gateway's clock is moved instead of the certificate's dates.
+#[tokio::test]
+async fn expired_or_not_yet_valid_certificates_are_refused() {
+    let dir = tmpdir("validity");
+    let Some(pem) = make_cert(&dir, "two-days", "rsa:2048") else {
+        eprintln!("SKIP expired_or_not_yet_valid_certificates_are_refused: no openssl CLI");
+        return;
+    };
+    let store = MemStore::default();
+    let cs = cloud();
+    let reg = Registration::new(&store, &cs);
+    let call_at = |t: OffsetDateTime, q: String| {
+        let reg = &reg;
+        async move {
+            let r = reg.handle(&RawRequest { method: "GET", host: HOST, path: PATH, raw_params: &q }, t).await;
+            (r.status, r.body)
+        }
+    };
+    for t in [now() + time::Duration::days(3), now() - time::Duration::days(1)] {
+        let keys = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], t);
+        assert_eq!(call_at(t, keys).await.0, 200);
+        let (s, b) = call_at(t, std_query(AK, SK, "SetCertificate", &[("cert", &pem)], t)).await;
+        assert_eq!(s, 400, "{t}: {b}");
+        assert!(b.starts_with("InvalidParameterValue") && b.contains("valid"), "{b}");
+        assert!(store.certs.lock().unwrap().is_empty());
+    }
+    // Within the skew tolerance of its start (a clock 10 minutes behind) and now: accepted.
+    let t = now() - time::Duration::minutes(10);
+    assert_eq!(call_at(t, std_query(AK, SK, "SetCertificate", &[("cert", &pem)], t)).await.0, 200);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -298,6 +298,9 @@ impl<'a> Registration<'a> {
                 }
                 let pem = require(get("cert"), "cert")?;
                 let der = certificate_der(pem)?;
+                wssec::check_certificate_time(&der, now, wssec::MAX_CLOCK_SKEW).map_err(|e| {
+                    Ec2Error::new(Code::InvalidParameterValue, format!("The cert parameter is not usable: {e}"))
+                })?;
                 let fp = wssec::fingerprint(&der);
                 match self.store.put_certificate(&access, pem).await.map_err(store_error)? {
                     PutCertificate::Stored => {
