@@ -58,6 +58,8 @@ fn target<'a>(m: &'a mut Model, rtype: &str, uuid: &str) -> Option<(u64, &'a mut
         "Template" | "ISO" => get!(m.templates),
         "SecurityGroup" => get!(m.security_groups),
         "PublicIpAddress" => get!(m.public_ips),
+        "Network" => get!(m.networks),
+        "Vpc" => get!(m.vpcs),
         _ => None,
     }
 }
