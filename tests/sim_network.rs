@@ -619,3 +619,243 @@ async fn nics_and_static_nat_in_a_vpc() {
     bob.err("listNics", &[("virtualmachineid", &vmid)], 531).await;
     bob.err("addIpToNic", &[("nicid", &s(&nic2["id"]))], 531).await;
 }
+
+/// Fault injection reaches the new commands through the same `[[faults]]` rules: a failed
+/// createVPC job leaves no VPC; an injected createNetwork error changes nothing.
+#[tokio::test]
+async fn faults_cover_networking_commands() {
+    let seed = default_seed_plus(
+        "[[faults]]\ncommand = \"createVPC\"\njob = \"fail\"\njob_error_code = 530\njob_error_text = \"boom\"\n\
+         [[faults]]\ncommand = \"createNetwork\"\nerror_code = 537\n",
+    );
+    let h = start_seed(Some(&seed)).await;
+    let cs = Cs::of(&h, "alice");
+    let r = cs
+        .ok(
+            "createVPC",
+            &[("name", "f"), ("zoneid", ZONE3), ("cidr", "10.0.0.0/16"), ("vpcofferingid", VPC_OFF_DEFAULT)],
+        )
+        .await;
+    let j = cs.wait(&s(&r["jobid"])).await;
+    assert_eq!(j["jobstatus"], 2);
+    assert_eq!(j["jobresult"]["errorcode"], 530);
+    assert!(cs.items("listVPCs", &[], "vpc").await.is_empty());
+    assert!(cs.items("listPublicIpAddresses", &[("issourcenat", "true")], "publicipaddress").await.is_empty());
+    cs.err("createNetwork", &[("name", "n"), ("zoneid", ZONE3), ("networkofferingid", NET_OFF_ISOLATED)], 537).await;
+    assert!(cs.items("listNetworks", &[("zoneid", ZONE3)], "network").await.is_empty());
+}
+
+#[tokio::test]
+async fn port_forwarding_and_firewall_rules() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    let vm = deploy(&cs, &[("zoneid", ZONE3)]).await;
+    let vmid = s(&vm["id"]);
+    let net = s(&vm["nic"][0]["networkid"]);
+    let ip = cs.run("associateIpAddress", &[("networkid", &net)]).await["ipaddress"].clone();
+    let ipid = s(&ip["id"]);
+    assert_eq!(ip["issourcenat"], false, "the network already has its source NAT address");
+    let pf = |pub_p: &'static str, priv_p: &'static str| {
+        vec![
+            ("ipaddressid", ipid.clone().leak() as &str),
+            ("virtualmachineid", vmid.clone().leak() as &str),
+            ("protocol", "tcp"),
+            ("publicport", pub_p),
+            ("privateport", priv_p),
+        ]
+    };
+    let r = cs.run("createPortForwardingRule", &pf("2222", "22")).await["portforwardingrule"].clone();
+    assert_eq!((r["publicport"].clone(), r["privateport"].clone()), ("2222".into(), "22".into()));
+    assert_eq!(r["virtualmachineid"], vmid.as_str());
+    assert_eq!(r["vmguestip"], vm["nic"][0]["ipaddress"]);
+    let rid = s(&r["id"]);
+    // openfirewall (default true) opened the public port.
+    let fw = cs.items("listFirewallRules", &[("ipaddressid", &ipid)], "firewallrule").await;
+    assert_eq!(fw.len(), 1);
+    assert_eq!(fw[0]["startport"], 2222);
+    // An overlapping range is a conflict (537); another protocol on the same port is fine.
+    let e = cs.err("createPortForwardingRule", &pf("2222", "23"), 537).await;
+    assert!(s(&e["errortext"]).starts_with("The range specified, 2222-2222, conflicts with rule Rule["), "{e}");
+    let mut udp = pf("2222", "22");
+    udp[2] = ("protocol", "udp");
+    cs.run("createPortForwardingRule", &udp).await;
+    let e = cs.err("createPortForwardingRule", &pf("0", "22"), 431).await;
+    assert_eq!(e["errortext"], "publicPort is an invalid value: 0");
+    // Static NAT and port forwarding exclude each other.
+    let e = cs.err("enableStaticNat", &[("ipaddressid", &ipid), ("virtualmachineid", &vmid)], 537).await;
+    assert!(s(&e["errortext"]).starts_with("There is already firewall rule specified for the ip address id="));
+    assert_eq!(cs.items("listPortForwardingRules", &[("ipaddressid", &ipid)], "portforwardingrule").await.len(), 2);
+    cs.run("deletePortForwardingRule", &[("id", &rid)]).await;
+    assert_eq!(cs.items("listPortForwardingRules", &[], "portforwardingrule").await.len(), 1);
+    assert!(
+        cs.items("listFirewallRules", &[("ipaddressid", &ipid)], "firewallrule")
+            .await
+            .iter()
+            .all(|f| f["protocol"] == "udp")
+    );
+
+    // Ingress firewall rules.
+    let f = cs
+        .run(
+            "createFirewallRule",
+            &[
+                ("ipaddressid", &ipid),
+                ("protocol", "tcp"),
+                ("startport", "80"),
+                ("endport", "90"),
+                ("cidrlist", "10.0.0.0/8"),
+            ],
+        )
+        .await["firewallrule"]
+        .clone();
+    assert_eq!(f["cidrlist"], "10.0.0.0/8");
+    let e = cs.err("createFirewallRule", &[("ipaddressid", &ipid), ("protocol", "all")], 431).await;
+    assert!(s(&e["errortext"]).starts_with("Protocol all is not supported in zone"));
+    let e = cs
+        .err(
+            "createFirewallRule",
+            &[("ipaddressid", &ipid), ("protocol", "tcp"), ("startport", "90"), ("endport", "80")],
+            431,
+        )
+        .await;
+    assert_eq!(e["errortext"], "Start port can't be bigger than end port");
+    cs.run("createFirewallRule", &[("ipaddressid", &ipid), ("protocol", "icmp")]).await;
+    let e = cs.err("createFirewallRule", &[("ipaddressid", &ipid), ("protocol", "icmp")], 431).await;
+    assert!(s(&e["errortext"]).starts_with("New rule conflicts with existing rule: Rule["));
+    cs.run("deleteFirewallRule", &[("id", &s(&f["id"]))]).await;
+
+    // Egress rules on the isolated network.
+    let eg = cs
+        .run(
+            "createEgressFirewallRule",
+            &[("networkid", &net), ("protocol", "all"), ("cidrlist", "10.1.1.0/24"), ("destcidrlist", "0.0.0.0/0")],
+        )
+        .await["firewallrule"]
+        .clone();
+    assert_eq!(eg["traffictype"], "Egress");
+    // Same source and destination CIDRs, protocol, no ports: a conflict (with other destination
+    // CIDRs it would not be).
+    let e = cs
+        .err(
+            "createEgressFirewallRule",
+            &[("networkid", &net), ("protocol", "all"), ("destcidrlist", "0.0.0.0/0")],
+            537,
+        )
+        .await;
+    assert!(s(&e["errortext"]).contains("with protocol = all and no ports"), "{e}");
+    assert_eq!(cs.items("listEgressFirewallRules", &[("networkid", &net)], "firewallrule").await.len(), 1);
+    cs.run("deleteEgressFirewallRule", &[("id", &s(&eg["id"]))]).await;
+    assert!(cs.items("listEgressFirewallRules", &[], "firewallrule").await.is_empty());
+    // Bob sees none of it; releasing the address removes its rules.
+    let bob = Cs::of(&h, "bob");
+    assert!(bob.items("listPortForwardingRules", &[], "portforwardingrule").await.is_empty());
+    bob.err("listFirewallRules", &[("ipaddressid", &ipid)], 531).await;
+    cs.run("disassociateIpAddress", &[("id", &ipid)]).await;
+    assert!(cs.items("listPortForwardingRules", &[], "portforwardingrule").await.is_empty());
+    assert!(cs.items("listFirewallRules", &[], "firewallrule").await.is_empty());
+}
+
+#[tokio::test]
+async fn site_to_site_vpn_private_gateways_and_static_routes() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    let vpc = create_vpc(&cs, "s2s", "10.30.0.0/16").await;
+    let vid = s(&vpc["id"]);
+    // Customer gateways: IKE/ESP policies, lifetimes, CIDRs, duplicates.
+    let cg_p = |name: &'static str, gw: &'static str, cidr: &'static str| {
+        vec![
+            ("name", name),
+            ("gateway", gw),
+            ("cidrlist", cidr),
+            ("ipsecpsk", "s3cret"),
+            ("ikepolicy", "aes256-sha256;modp2048"),
+            ("esppolicy", "aes256-sha256"),
+        ]
+    };
+    let cg = cs.run("createVpnCustomerGateway", &cg_p("office", "198.51.100.7", "172.16.0.0/16")).await["vpncustomergateway"].clone();
+    assert_eq!(
+        (cg["ikelifetime"].clone(), cg["esplifetime"].clone(), cg["dpd"].clone()),
+        (86400.into(), 3600.into(), false.into())
+    );
+    let cgid = s(&cg["id"]);
+    let e = cs.err("createVpnCustomerGateway", &cg_p("office", "198.51.100.8", "172.17.0.0/16"), 431).await;
+    assert_eq!(e["errortext"], "The customer gateway with name office already existed!");
+    let mut bad = cg_p("x", "198.51.100.9", "172.18.0.0/16");
+    bad[4] = ("ikepolicy", "rot13-sha1");
+    let e = cs.err("createVpnCustomerGateway", &bad, 431).await;
+    assert_eq!(e["errortext"], "The customer gateway IKE policy rot13-sha1 is invalid!");
+    let mut bad = cg_p("x", "198.51.100.9", "172.18.0.0/16");
+    bad.push(("ikelifetime", "90000"));
+    let e = cs.err("createVpnCustomerGateway", &bad, 431).await;
+    assert_eq!(e["errortext"], "The IKE lifetime 90000 of vpn connection is invalid!");
+    let overlap =
+        cs.run("createVpnCustomerGateway", &cg_p("clash", "198.51.100.10", "10.30.5.0/24")).await["vpncustomergateway"]
+            .clone();
+
+    // One VPN gateway per VPC, with the VPC's source NAT address.
+    let vg = cs.run("createVpnGateway", &[("vpcid", &vid)]).await["vpngateway"].clone();
+    let snat = cs.items("listPublicIpAddresses", &[("vpcid", &vid), ("issourcenat", "true")], "publicipaddress").await;
+    assert_eq!(vg["publicip"], snat[0]["ipaddress"]);
+    let e = cs.err("createVpnGateway", &[("vpcid", &vid)], 431).await;
+    assert!(s(&e["errortext"]).starts_with("The VPN gateway of VPC"));
+    let vgid = s(&vg["id"]);
+
+    // Connections: Pending -> Connected (passive: Disconnected); reset; overlap refused.
+    let e = cs
+        .err("createVpnConnection", &[("s2svpngatewayid", &vgid), ("s2scustomergatewayid", &s(&overlap["id"]))], 431)
+        .await;
+    assert!(s(&e["errortext"]).contains("is overlapped with VPC cidr 10.30.0.0/16"), "{e}");
+    let c = cs.run("createVpnConnection", &[("s2svpngatewayid", &vgid), ("s2scustomergatewayid", &cgid)]).await["vpnconnection"].clone();
+    assert_eq!(c["state"], "Connected");
+    assert_eq!(c["gateway"], "198.51.100.7");
+    assert_eq!(c["cidrlist"], "172.16.0.0/16");
+    let e = cs.err("createVpnConnection", &[("s2svpngatewayid", &vgid), ("s2scustomergatewayid", &cgid)], 431).await;
+    assert!(s(&e["errortext"]).ends_with("already existed!"));
+    let r = cs.run("resetVpnConnection", &[("id", &s(&c["id"]))]).await;
+    assert_eq!(r["vpnconnection"]["state"], "Connected");
+    assert_eq!(cs.items("listVpnConnections", &[("vpcid", &vid)], "vpnconnection").await.len(), 1);
+    // In use: neither gateway can go.
+    cs.err("deleteVpnCustomerGateway", &[("id", &cgid)], 431).await;
+    cs.err("deleteVpnGateway", &[("id", &vgid)], 431).await;
+    let bob = Cs::of(&h, "bob");
+    bob.err("deleteVpnConnection", &[("id", &s(&c["id"]))], 531).await;
+    assert!(bob.items("listVpnCustomerGateways", &[], "vpncustomergateway").await.is_empty());
+    cs.run("deleteVpnConnection", &[("id", &s(&c["id"]))]).await;
+    cs.run("deleteVpnGateway", &[("id", &vgid)]).await;
+    cs.run("deleteVpnCustomerGateway", &[("id", &cgid)]).await;
+    assert_eq!(cs.items("listVpnCustomerGateways", &[], "vpncustomergateway").await.len(), 1);
+
+    // Private gateways are for root admins; static routes for the VPC's owner.
+    let pg = [
+        ("vpcid", vid.as_str()),
+        ("gateway", "10.99.0.1"),
+        ("ipaddress", "10.99.0.5"),
+        ("netmask", "255.255.255.0"),
+        ("vlan", "999"),
+    ];
+    cs.err("createPrivateGateway", &pg, 401).await;
+    let admin = Cs::of(&h, "admin");
+    let g = admin.run("createPrivateGateway", &pg).await["privategateway"].clone();
+    assert_eq!(g["state"], "Ready");
+    assert_eq!(g["aclid"], ACL_DEFAULT_DENY);
+    let gid = s(&g["id"]);
+    assert_eq!(cs.items("listPrivateGateways", &[("vpcid", &vid)], "privategateway").await.len(), 1);
+    let e = cs.err("createStaticRoute", &[("gatewayid", &gid), ("cidr", "10.30.9.0/24")], 431).await;
+    assert_eq!(e["errortext"], "CIDR should be outside of VPC cidr 10.30.0.0/16");
+    let r =
+        cs.run("createStaticRoute", &[("gatewayid", &gid), ("cidr", "192.168.40.0/24")]).await["staticroute"].clone();
+    assert_eq!(r["state"], "Active");
+    assert_eq!(r["vpcid"], vid.as_str());
+    cs.err("createStaticRoute", &[("gatewayid", &gid), ("cidr", "192.168.40.128/25")], 537).await;
+    cs.run(
+        "createTags",
+        &[("resourcetype", "StaticRoute"), ("resourceids", &s(&r["id"])), ("tags[0].key", "k"), ("tags[0].value", "v")],
+    )
+    .await;
+    assert_eq!(cs.items("listStaticRoutes", &[("tags[0].key", "k")], "staticroute").await.len(), 1);
+    bob.err("deleteStaticRoute", &[("id", &s(&r["id"]))], 531).await;
+    admin.err("deletePrivateGateway", &[("id", &gid)], 431).await;
+    cs.run("deleteStaticRoute", &[("id", &s(&r["id"]))]).await;
+    admin.run("deletePrivateGateway", &[("id", &gid)]).await;
+    assert!(cs.items("listPrivateGateways", &[], "privategateway").await.is_empty());
+}

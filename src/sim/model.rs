@@ -485,6 +485,120 @@ pub struct AclItem {
     pub tags: Vec<Tag>,
 }
 
+/// What a network rule is for (FirewallRule.Purpose, with egress firewall rules apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    PortForwarding,
+    Firewall,
+    Egress,
+}
+
+impl Purpose {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Purpose::PortForwarding => "PortForwarding",
+            Purpose::Firewall | Purpose::Egress => "Firewall",
+        }
+    }
+}
+
+/// A port forwarding, ingress firewall or egress firewall rule.
+#[derive(Debug, Clone)]
+pub struct NetRule {
+    pub id: String,
+    pub purpose: Purpose,
+    pub owner: u64,
+    /// The public address (port forwarding, ingress firewall).
+    pub ip: Option<u64>,
+    pub network: Option<u64>,
+    pub protocol: String,
+    /// Public ports (port forwarding) or the rule's ports (firewall).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub private_start: Option<i64>,
+    pub private_end: Option<i64>,
+    pub vm: Option<u64>,
+    pub vm_ip: Option<String>,
+    pub icmptype: Option<i64>,
+    pub icmpcode: Option<i64>,
+    pub cidrs: Vec<String>,
+    pub dest_cidrs: Vec<String>,
+    /// A port forwarding rule's `openfirewall` rule and back.
+    pub related: Option<u64>,
+}
+
+impl Row for NetRule {
+    const KIND: &'static str = "firewall rule";
+    fn uuid(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A site-to-site VPN customer gateway (the peer's end).
+#[derive(Debug, Clone)]
+pub struct CustomerGateway {
+    pub id: String,
+    pub name: String,
+    pub owner: u64,
+    pub gateway: String,
+    pub cidrs: Vec<String>,
+    pub psk: String,
+    pub ike: String,
+    pub esp: String,
+    pub ike_lifetime: i64,
+    pub esp_lifetime: i64,
+    pub dpd: bool,
+    pub forceencap: bool,
+    pub ikeversion: String,
+    pub split: bool,
+    pub tags: Vec<Tag>,
+}
+
+/// A VPC's site-to-site VPN gateway (at most one per VPC).
+#[derive(Debug, Clone)]
+pub struct VpnGateway {
+    pub id: String,
+    pub vpc: u64,
+    pub owner: u64,
+    pub display: bool,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VpnConnection {
+    pub id: String,
+    pub vpn_gateway: u64,
+    pub customer_gateway: u64,
+    pub owner: u64,
+    /// Pending -> Connected (or Disconnected when passive); Error.
+    pub state: &'static str,
+    pub passive: bool,
+    pub created: String,
+}
+
+/// A VPC private gateway (root admins create them).
+#[derive(Debug, Clone)]
+pub struct PrivateGateway {
+    pub id: String,
+    pub vpc: u64,
+    pub owner: u64,
+    pub gateway: String,
+    pub netmask: String,
+    pub ipaddress: String,
+    pub vlan: u32,
+    pub sourcenat: bool,
+    pub acl: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticRoute {
+    pub id: String,
+    pub gateway: u64,
+    pub owner: u64,
+    pub cidr: String,
+    pub tags: Vec<Tag>,
+}
+
 /// A virtual router (of a VPC or an isolated network), as listRouters shows it.
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -685,7 +799,12 @@ row!(
     Vpc => "VPC",
     Router => "router",
     AclList => "network ACL list",
-    AclItem => "network ACL item"
+    AclItem => "network ACL item",
+    CustomerGateway => "customer gateway",
+    VpnGateway => "VPN gateway",
+    VpnConnection => "VPN connection",
+    PrivateGateway => "private gateway",
+    StaticRoute => "static route"
 );
 
 macro_rules! owned {
@@ -705,6 +824,10 @@ owned! {
     Job: account, |j| format!("AsyncJob {}", j.id);
     Network: owner, |n| format!("Network {{\"id\":\"{}\",\"name\":\"{}\"}}", n.id, n.name);
     Vpc: owner, |v| format!("VPC {{\"id\":\"{}\",\"name\":\"{}\"}}", v.id, v.name);
+    CustomerGateway: owner, |c| format!("Site2SiteCustomerGateway {}", c.id);
+    VpnGateway: owner, |g| format!("Site2SiteVpnGateway {}", g.id);
+    VpnConnection: owner, |c| format!("Site2SiteVpnConnection {}", c.id);
+    StaticRoute: owner, |r| format!("StaticRoute {}", r.id);
 }
 
 /// Who is calling, resolved from the API key.
@@ -773,6 +896,12 @@ pub struct Model {
     pub routers: Table<Router>,
     pub acls: Table<AclList>,
     pub acl_items: Table<AclItem>,
+    pub net_rules: Table<NetRule>,
+    pub customer_gateways: Table<CustomerGateway>,
+    pub vpn_gateways: Table<VpnGateway>,
+    pub vpn_connections: Table<VpnConnection>,
+    pub private_gateways: Table<PrivateGateway>,
+    pub static_routes: Table<StaticRoute>,
     /// Security-group rule id -> its group; removed rule ids kept for the 431/empty distinction.
     pub rules: HashMap<String, RuleRef>,
     pub removed_rules: HashSet<String>,
@@ -1005,6 +1134,18 @@ impl Model {
         Ok(addr.to_string())
     }
 
+    /// Remove the network rules that match (with their related rules).
+    pub fn remove_rules(&mut self, f: impl Fn(&NetRule) -> bool) {
+        let gone: Vec<u64> = self.net_rules.iter().filter(|(_, r)| f(r)).map(|(s, _)| s).collect();
+        for s in gone {
+            if let Some(r) = self.net_rules.remove(s)
+                && let Some(rel) = r.related
+            {
+                self.net_rules.remove(rel);
+            }
+        }
+    }
+
     pub fn network_count(&self, account: u64) -> i64 {
         self.networks.values().filter(|n| n.owner == account && !n.shared).count() as i64
     }
@@ -1035,7 +1176,19 @@ impl Model {
         let ips = self.public_ips.values().map(|v| ("PublicIpAddress", v.id.as_str(), v.owner, &v.tags));
         let nets = self.networks.values().map(|v| ("Network", v.id.as_str(), v.owner, &v.tags));
         let vpcs = self.vpcs.values().map(|v| ("Vpc", v.id.as_str(), v.owner, &v.tags));
-        vms.chain(vols).chain(snaps).chain(tmpls).chain(sgs).chain(ips).chain(nets).chain(vpcs)
+        let cgws = self.customer_gateways.values().map(|v| ("CustomerGateway", v.id.as_str(), v.owner, &v.tags));
+        let vgws = self.vpn_gateways.values().map(|v| ("VpnGateway", v.id.as_str(), v.owner, &v.tags));
+        let routes = self.static_routes.values().map(|v| ("StaticRoute", v.id.as_str(), v.owner, &v.tags));
+        vms.chain(vols)
+            .chain(snaps)
+            .chain(tmpls)
+            .chain(sgs)
+            .chain(ips)
+            .chain(nets)
+            .chain(vpcs)
+            .chain(cgws)
+            .chain(vgws)
+            .chain(routes)
     }
 }
 

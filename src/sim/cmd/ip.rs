@@ -217,6 +217,7 @@ fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             let ip = m.public_ips.in_job_mut(s)?;
             env.injected(|| ip.state = "Allocated")?;
             release_nat(m, s);
+            m.remove_rules(|r| r.ip == Some(s));
             m.public_ips.remove(s);
             Ok(success())
         }),
@@ -332,6 +333,10 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(g) => return Err(SimError::invalid(format!("Invalid vm ip address {g}: not an address of the vm's nic"))),
         None => None,
     };
+    // FirewallManagerImpl.detectRulesConflict: static NAT and port forwarding exclude each other.
+    if m.net_rules.values().any(|r| r.ip == Some(s) && r.purpose == Purpose::PortForwarding) {
+        return Err(SimError::conflict(format!("There is already firewall rule specified for the ip address id={s}")));
+    }
     // Either side already paired with something else is a rule conflict (537).
     let taken = |other: Option<u64>, this: u64, other_id: &dyn Fn(u64) -> Option<String>, what: String| match other {
         Some(o) if o != this => Err(SimError::conflict(format!(

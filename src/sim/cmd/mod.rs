@@ -14,6 +14,7 @@ use super::seed::SimConfig;
 
 mod account;
 mod acl;
+mod firewall;
 mod ip;
 mod keypair;
 mod meta;
@@ -26,6 +27,7 @@ mod template;
 mod vm;
 mod volume;
 mod vpc;
+mod vpn;
 
 /// One request, as handlers see it.
 pub struct Ctx<'a> {
@@ -200,6 +202,8 @@ pub fn registry() -> HashMap<&'static str, CmdSpec> {
     all.extend(vpc::commands());
     all.extend(acl::commands());
     all.extend(nic::commands());
+    all.extend(firewall::commands());
+    all.extend(vpn::commands());
     all.into_iter().map(|c| (c.name, c)).collect()
 }
 

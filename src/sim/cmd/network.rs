@@ -29,11 +29,6 @@ pub fn commands() -> Vec<CmdSpec> {
             list_network_offerings,
         ),
         read("listIpForwardingRules", "org.apache.cloudstack.api.command.user.nat.ListIpForwardingRulesCmd", list_none),
-        read(
-            "listPortForwardingRules",
-            "org.apache.cloudstack.api.command.user.firewall.ListPortForwardingRulesCmd",
-            list_none,
-        ),
     ]
 }
 
@@ -437,6 +432,7 @@ fn update_network(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 /// Remove a network with its router and addresses (its source NAT released; a tier's VPC
 /// addresses stay with the VPC).
 pub fn remove_network(m: &mut Model, s: u64) {
+    m.remove_rules(|r| r.network == Some(s));
     let ips: Vec<u64> = m.public_ips.iter().filter(|(_, i)| i.network == Some(s)).map(|(k, _)| k).collect();
     for i in ips {
         let vpc_ip = m.public_ips.get(i).is_some_and(|x| x.vpc.is_some());

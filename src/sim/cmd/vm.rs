@@ -569,7 +569,10 @@ pub fn expunge_now(m: &mut Model, seq: u64) {
     }
     for ip in m.public_ips.values_mut().filter(|i| i.vm == Some(seq)) {
         ip.vm = None;
+        ip.vm_guest_ip = None;
     }
+    // Its port forwarding rules go with it.
+    m.remove_rules(|r| r.vm == Some(seq));
     m.busy.remove(&id);
     m.vms.remove(seq);
 }

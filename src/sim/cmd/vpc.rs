@@ -252,8 +252,25 @@ fn update_vpc(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
 /// VpcManagerImpl.cleanupVpcResources, then the row: VPN connections and gateway, every
 /// address of the VPC, static routes, private gateways, its ACL lists, its router.
 pub fn remove_vpc(m: &mut Model, v: u64) {
+    let gws: Vec<u64> = m.vpn_gateways.iter().filter(|(_, g)| g.vpc == v).map(|(k, _)| k).collect();
+    for g in gws {
+        let conns: Vec<u64> = m.vpn_connections.iter().filter(|(_, c)| c.vpn_gateway == g).map(|(k, _)| k).collect();
+        for c in conns {
+            m.vpn_connections.remove(c);
+        }
+        m.vpn_gateways.remove(g);
+    }
+    let pgws: Vec<u64> = m.private_gateways.iter().filter(|(_, g)| g.vpc == v).map(|(k, _)| k).collect();
+    for g in pgws {
+        let routes: Vec<u64> = m.static_routes.iter().filter(|(_, r)| r.gateway == g).map(|(k, _)| k).collect();
+        for r in routes {
+            m.static_routes.remove(r);
+        }
+        m.private_gateways.remove(g);
+    }
     let ips: Vec<u64> = m.public_ips.iter().filter(|(_, i)| i.vpc == Some(v)).map(|(k, _)| k).collect();
     for i in ips {
+        m.remove_rules(|r| r.ip == Some(i));
         super::ip::release_nat_pub(m, i);
         m.public_ips.remove(i);
     }
