@@ -412,12 +412,11 @@ fn delete_egress(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     delete_rule(ctx, m, Purpose::Egress)
 }
 
+/// Protocol, start and end ports, ICMP type and code of a firewall rule.
+type FwFields = (String, Option<i64>, Option<i64>, Option<i64>, Option<i64>);
+
 /// The fields both firewall rule kinds share, validated (FirewallManagerImpl).
-fn fw_fields(
-    ctx: &Ctx,
-    protocols: &[&str],
-    zone: &str,
-) -> SimResult<(String, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> {
+fn fw_fields(ctx: &Ctx, protocols: &[&str], zone: &str) -> SimResult<FwFields> {
     let p = &ctx.p;
     let start = p.int("startport")?;
     let end = p.int("endport")?.or(start);
