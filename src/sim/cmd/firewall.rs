@@ -275,6 +275,11 @@ fn create_pf(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         Some(g) => return Err(SimError::invalid(format!("Invalid vm ip address {g}: not an address of the vm's nic"))),
         None => nic.ip.clone(),
     };
+    // CreatePortForwardingRuleCmd.getOpenFirewall: default true, false for VPC addresses, and
+    // refused when asked for on one.
+    if addr.vpc.is_some() && p.opt_bool("openfirewall") == Some(true) {
+        return Err(SimError::invalid("Can't have openFirewall=true when IP address belongs to VPC"));
+    }
     let open_firewall = p.bool_or("openfirewall", true) && addr.vpc.is_none();
     let owner = addr.owner;
     let vpc_ip = addr.vpc.is_some();

@@ -2,6 +2,8 @@
 libcloud's CloudStack driver (3.9.1): offerings, isolated networks, VPCs and tiers, network
 ACLs, NICs, public IPs in VPCs, with job waits and CloudStack errors."""
 
+import time
+
 import pytest
 from cs import CloudStackApiException
 from libcloud.common.types import ProviderError
@@ -129,3 +131,47 @@ def test_libcloud_networks_vpcs_acls_and_nics(sim):
     routers = admin.ex_list_routers(vpc_id=vpc.id)
     assert len(routers) == 1 and routers[0].state == "Running" and routers[0].vpc_id == vpc.id
     assert d.destroy_node(node) is True
+
+
+def test_libcloud_port_forwarding_egress_and_vpn(sim):
+    d = driver(sim, "bob")
+    zone3 = find(d.list_locations(), id=ZONE3)
+    isolated = find(d.ex_list_network_offerings(), id=NET_OFF_ISOLATED)
+    net = d.ex_create_network("pf net", "pf-net", isolated, zone3, gateway="192.168.80.1", netmask="255.255.255.0")
+    image = find(d.list_images(location=zone3), name="Ubuntu 22.04")
+    size = find(d.list_sizes(), name="t2.micro")
+    node = d.create_node(name="lc-pf-node", size=size, image=image, location=zone3, networks=[net])
+    addr = d.ex_allocate_public_ip(network_id=net.id, location=zone3)
+    rule = d.ex_create_port_forwarding_rule(node, addr, 22, 2022, "tcp")
+    rules = d.ex_list_port_forwarding_rules()
+    assert [(r.id, r.public_port, r.private_port) for r in rules] == [(rule.id, "2022", "22")]
+    # openfirewall (libcloud sends True) opened the port on the address.
+    assert [(f.start_port, f.protocol) for f in d.ex_list_firewall_rules()] == [(2022, "tcp")]
+    with pytest.raises(ProviderError) as e:
+        d.ex_create_port_forwarding_rule(node, addr, 23, 2022, "tcp")
+    assert e.value.http_code == 537
+    egress = d.ex_create_egress_firewall_rule(net.id, "192.168.80.0/24", "tcp", start_port=443, end_port=443)
+    assert [r.id for r in d.ex_list_egress_firewall_rules()] == [egress.id]
+    assert d.ex_delete_egress_firewall_rule(egress) is True
+    assert d.ex_delete_port_forwarding_rule(node, rule) is True
+    assert d.ex_list_port_forwarding_rules() == []
+
+    # Site-to-site VPN between a VPC and a customer gateway.
+    vpc_off = find(d.ex_list_vpc_offerings(), id=VPC_OFF_DEFAULT)
+    vpc = d.ex_create_vpc("10.90.0.0/16", "vpn vpc", "vpn-vpc", vpc_off, ZONE3)
+    # libcloud does not wait for createVPC's job (it takes the id of the async create); the job
+    # gives the VPC its source NAT address, which the VPN gateway needs: wait for that address.
+    for _ in range(200):
+        if any(a.vpc_id == vpc.id for a in d.ex_list_public_ips()):
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the VPC never got its source NAT address")
+    gw = d.ex_create_vpn_gateway(vpc)
+    assert gw.public_ip
+    cgw = d.ex_create_vpn_customer_gateway("172.30.0.0/16", "aes128-sha1", "203.0.113.77", "aes128-sha1;modp1536",
+                                           "psk", name="office")
+    conn = d.ex_create_vpn_connection(cgw, gw)
+    assert conn.state == "Connected" and conn.passive is False
+    assert [c.id for c in d.ex_list_vpn_connections()] == [conn.id]
+    assert d.ex_delete_vpn_connection(conn) is True
