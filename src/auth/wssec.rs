@@ -1,4 +1,5 @@
-//! WS-Security for SOAP requests (ec2-protocol.md §6): the X.509 BinarySecurityToken names a
+//! WS-Security for SOAP requests (docs/ec2-wire.md "SOAP and WS-Security"): the X.509
+//! BinarySecurityToken names a
 //! registered certificate, and the XML signature must verify with that certificate alone, cover
 //! exactly the Body and the Timestamp, and the Body handed on must be the very element signed.
 //!
@@ -16,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uppsala::{Document, NodeId, NodeKind};
 
@@ -59,6 +59,9 @@ pub enum WsSecError {
     /// The Timestamp is missing, stale, in the future, or expired.
     #[error("{0}")]
     Expired(String),
+    /// The certificate is past its notAfter or before its notBefore.
+    #[error("{0}")]
+    CertificateNotValid(String),
 }
 
 impl From<WsSecError> for Ec2Error {
@@ -70,6 +73,7 @@ impl From<WsSecError> for Ec2Error {
             WsSecError::BadSignature(_) => Code::SignatureDoesNotMatch,
             WsSecError::Policy(_) => Code::InvalidSecurity,
             WsSecError::Expired(_) => Code::RequestExpired,
+            WsSecError::CertificateNotValid(_) => Code::AuthFailure,
         };
         Ec2Error::new(code, e.to_string())
     }
@@ -90,10 +94,26 @@ pub struct SecurityToken {
     pub fingerprint: String,
 }
 
-/// SHA-256 fingerprint of a DER certificate, lowercase hex (the form the store keys on).
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
+/// The certificate's validity period holds `now`, with `skew` of clock difference either way
+/// (the tolerance used for Timestamps). Checked at registration and on every SOAP request.
+pub fn check_certificate_time(der: &[u8], now: OffsetDateTime, skew: time::Duration) -> Result<(), WsSecError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| malformed("The certificate is not a DER X.509 certificate"))?;
+    let v = cert.validity();
+    let (from, to) = (v.not_before.timestamp(), v.not_after.timestamp());
+    let t = now.unix_timestamp();
+    let skew = skew.whole_seconds();
+    if t.saturating_add(skew) < from {
+        return Err(WsSecError::CertificateNotValid("The X.509 certificate is not valid yet (notBefore)".into()));
+    }
+    if t.saturating_sub(skew) > to {
+        return Err(WsSecError::CertificateNotValid("The X.509 certificate has expired (notAfter)".into()));
+    }
+    Ok(())
 }
+
+/// SHA-256 fingerprint of a DER certificate, lowercase hex (the form the store keys on).
+pub use crate::base::util::certificate_fingerprint as fingerprint;
 
 /// An owned copy of the signed operation element (the Body's only child), so the SOAP front end
 /// reads exactly what was verified and never re-parses the bytes with another parser.
@@ -124,8 +144,23 @@ pub struct VerifiedEnvelope {
     pub created: OffsetDateTime,
     /// The signed Timestamp's `Expires`, if any (for a replay cache's retention).
     pub expires: Option<OffsetDateTime>,
-    /// `SignatureValue` as sent (whitespace removed): a replay cache's key.
-    pub signature_value: String,
+    /// The decoded `SignatureValue` bytes that were verified.
+    pub signature: Vec<u8>,
+}
+
+impl VerifiedEnvelope {
+    /// What a replay guard keys on: the verified signature bytes and the signed `Created` time,
+    /// so the same signature spelled differently (whitespace, comments) is the same request.
+    pub fn replay_key(&self) -> [u8; 32] {
+        let created = self.created.unix_timestamp_nanos().to_be_bytes();
+        super::replay::replay_key("wssec", &[&self.signature, &created])
+    }
+
+    /// Until when a replay must be refused: as long as the Timestamp would still be accepted.
+    pub fn replay_until(&self) -> OffsetDateTime {
+        let window = self.created + MAX_CLOCK_SKEW;
+        self.expires.map_or(window, |e| e.min(window))
+    }
 }
 
 /// An XML-DSig engine checking a WS-Security envelope against one certificate.
@@ -367,6 +402,33 @@ fn check_signed_info(doc: &Document<'_>, signature: NodeId) -> Result<usize, WsS
     Ok(refs)
 }
 
+/// The `SignatureValue`, decoded, in the one spelling every reader agrees on: a single text node
+/// of base64 and ASCII whitespace. Engines differ on the rest (the one we use reads only the first
+/// text node and drops all Unicode whitespace), and any difference between what was verified and
+/// what the replay guard keys on lets a re-spelled copy of a request through, so a comment, CDATA,
+/// an element or a non-ASCII character inside it is refused.
+fn signature_value(doc: &Document<'_>, signature: NodeId) -> Result<Vec<u8>, WsSecError> {
+    let sv = only_child(doc, signature, NS_DSIG, "SignatureValue")?
+        .ok_or_else(|| policy("The Signature has no SignatureValue"))?;
+    let kids = doc.children(sv);
+    let text = match kids.as_slice() {
+        [only] => match doc.node_kind(*only) {
+            Some(NodeKind::Text(t)) => t,
+            _ => return Err(policy("The SignatureValue must be plain base64 text")),
+        },
+        _ => return Err(policy("The SignatureValue must be plain base64 text")),
+    };
+    if !text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') || b.is_ascii_whitespace()) {
+        return Err(policy("The SignatureValue must be plain base64 text"));
+    }
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| policy("The SignatureValue must be plain base64 text"))
+}
+
 fn owned(doc: &Document<'_>, id: NodeId) -> XmlElement {
     // Callers pass element ids; anything else becomes an empty element, never a panic.
     let Some(el) = doc.element(id) else { return XmlElement::default() };
@@ -422,12 +484,14 @@ impl SoapSignatureVerifier for BergshamraVerifier {
         if token_of(&doc, l.token)? != *token {
             return Err(WsSecError::UnknownCertificate);
         }
+        check_certificate_time(&token.der, now, MAX_CLOCK_SKEW)?;
         let signature =
             l.signature.ok_or_else(|| WsSecError::Missing("The wsse:Security header has no Signature".into()))?;
         let timestamp = l
             .timestamp
             .ok_or_else(|| WsSecError::Expired("The wsse:Security header has no signed wsu:Timestamp".into()))?;
         let expected_refs = check_signed_info(&doc, signature)?;
+        let signature_bytes = signature_value(&doc, signature)?;
 
         let key = bergshamra_keys::loader::load_x509_cert_der(&token.der)
             .map_err(|_| policy("The certificate's public key is not usable for XML signatures"))?;
@@ -479,15 +543,12 @@ impl SoapSignatureVerifier for BergshamraVerifier {
         }
         debug_assert!(doc.parent(timestamp) == Some(l.security));
         let (created, expires) = check_timestamp(&doc, timestamp, now)?;
-        let signature_value = only_child(&doc, signature, NS_DSIG, "SignatureValue")?
-            .map(|n| doc.text_content_deep(n).chars().filter(|c| !c.is_ascii_whitespace()).collect())
-            .unwrap_or_default();
         Ok(VerifiedEnvelope {
             token: token.clone(),
             operation: operation(&doc, l.body)?,
             created,
             expires,
-            signature_value,
+            signature: signature_bytes,
         })
     }
 }

@@ -129,12 +129,12 @@ catalog! {
     InvalidKeyPairNotFound = "InvalidKeyPair.NotFound", 400, false;
     InvalidKeyPairDuplicate = "InvalidKeyPair.Duplicate", 400, false;
     InvalidKeyPairFormat = "InvalidKeyPair.Format", 400, false;
-    // VPCs, subnets, gateways, route tables, DHCP options (docs/vpc.md).
+    // VPCs and subnets (for kinds declared in mapping files).
     InvalidVpcIdMalformed = "InvalidVpcID.Malformed", 400, false;
     InvalidVpcIdNotFound = "InvalidVpcID.NotFound", 400, false;
-    InvalidVpcRange = "InvalidVpc.Range", 400, false;
     InvalidSubnetIdMalformed = "InvalidSubnetID.Malformed", 400, false;
     InvalidSubnetIdNotFound = "InvalidSubnetID.NotFound", 400, false;
+    InvalidVpcRange = "InvalidVpc.Range", 400, false;
     InvalidSubnetRange = "InvalidSubnet.Range", 400, false;
     InvalidSubnetConflict = "InvalidSubnet.Conflict", 400, false;
     InvalidInternetGatewayIdMalformed = "InvalidInternetGatewayId.Malformed", 400, false;
