@@ -189,6 +189,10 @@ pub struct Action {
     pub items_from: Option<String>,
     pub step: Option<String>,
     pub args: serde_json::Value,
+    /// List the requested objects and refuse by their state before the call (`check`).
+    pub check: Option<super::check::CheckSpec>,
+    /// Answer with the checked object and these fields (`answer`).
+    pub answer: Option<super::check::AnswerSpec>,
     pub after_list: Vec<String>,
     pub before_render: Vec<String>,
     pub filters: Option<FilterSet>,
@@ -806,6 +810,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             "items_from",
             "step",
             "args",
+            "check",
+            "answer",
             "after_list",
             "before_render",
             "filters",
@@ -904,6 +910,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         items_from,
         step,
         args,
+        check: g("check").and_then(|c| super::check::read_check(c, errs)),
+        answer: g("answer").and_then(|c| super::check::read_answer(c, errs)),
         after_list: strs("after_list"),
         before_render: strs("before_render"),
         filters,
@@ -1119,6 +1127,9 @@ fn validate(t: &Table, errs: &Errs) {
                 errs.push(&p.at, "fanout only works with a list call");
             }
         }
+        super::check::validate(a.check.as_ref(), a.answer.as_ref(), a.ids.is_some(), errs, &|e, at| {
+            check_expr(t, e, None, at, errs)
+        });
         if let Some(s) = &a.step
             && let Err(m) = steps::check_step(s, &a.args)
         {

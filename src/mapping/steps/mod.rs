@@ -89,20 +89,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         no_args,
         "createVolume (custom disk offering or snapshot), ClientToken, tags with undo",
     ),
-    (
-        "delete_volume",
-        volumes::delete_volume,
-        no_args,
-        "listVolumes for the state (VolumeInUse / IncorrectState), deleteVolume",
-    ),
-    ("attach_volume", volumes::attach_volume, no_args, "listVolumes for the state, attachVolume (not waited for)"),
-    ("detach_volume", volumes::detach_volume, no_args, "listVolumes for the attachment, detachVolume (not waited for)"),
-    (
-        "delete_snapshot",
-        volumes::delete_snapshot,
-        no_args,
-        "listSnapshots for the state, deleteSnapshot (not waited for)",
-    ),
     ("create_snapshot", volumes::create_snapshot, no_args, "listVolumes (Ready, size), createSnapshot, tags with undo"),
     (
         "create_security_group",

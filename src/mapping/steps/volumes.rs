@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_limited};
+use super::super::backend::BoxFuture;
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared, TokenEntry};
 use super::super::expr::scalar_text;
@@ -81,23 +81,6 @@ async fn list_volumes(ctx: &Ctx<'_>, uuids: &[&str]) -> Result<Vec<Value>, Ec2Er
     let mut params = lc.params.clone();
     params.push(("ids".into(), uuids.join(",")));
     ctx.list(&lc.command, &params, &lc.items).await
-}
-
-/// The one requested volume (the `ids` of the action), listed.
-async fn the_volume<'p>(ctx: &Ctx<'_>, prep: &'p Prepared) -> Result<(&'p str, &'p str, Value), Ec2Error> {
-    let (ec2, uuid) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("VolumeId"))?;
-    let vols = list_volumes(ctx, &[uuid]).await?;
-    match vols.into_iter().find(|v| s(v, "id") == Some(uuid.as_str())) {
-        Some(v) => Ok((ec2, uuid, v)),
-        None => {
-            let kind = ctx.ex.table.kinds.get(&Kind::Volume).ok_or_else(Ec2Error::internal)?;
-            Err(super::super::exec::not_found(kind, &[ec2]))
-        }
-    }
-}
-
-fn instance_of(v: &Value) -> Option<String> {
-    s(v, "virtualmachineid").map(|u| ids::ec2_id(Kind::Instance, u))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,114 +307,6 @@ async fn disk_offering(ctx: &Ctx<'_>, volume_type: Option<&str>) -> Result<Value
 }
 
 // ---------------------------------------------------------------------------------------------
-// DeleteVolume / AttachVolume / DetachVolume
-
-pub fn delete_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let uuids: Vec<&str> = prep.ids.iter().map(|(_, u)| u.as_str()).collect();
-        let vols = list_volumes(ctx, &uuids).await?;
-        for (ec2, uuid) in &prep.ids {
-            let Some(v) = vols.iter().find(|v| s(v, "id") == Some(uuid.as_str())) else {
-                let kind = ctx.ex.table.kinds.get(&Kind::Volume).ok_or_else(Ec2Error::internal)?;
-                return Err(super::super::exec::not_found(kind, &[ec2]));
-            };
-            let (st, _) = volume_status(v);
-            if let Some(i) = instance_of(v) {
-                return Err(Ec2Error::new("VolumeInUse", format!("Volume {ec2} is currently attached to {i}")));
-            }
-            if st != "available" && st != "error" {
-                return Err(Ec2Error::new("IncorrectState", format!("The volume '{ec2}' is '{st}'.")));
-            }
-        }
-        let futs = prep
-            .ids
-            .iter()
-            .map(|(_, u)| async move { ctx.call("deleteVolume", &[("id".to_string(), u.clone())]).await });
-        for r in join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await {
-            r?;
-        }
-        Ok(Value::Null)
-    })
-}
-
-pub fn attach_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let vm = param(prep, "virtualmachineid").ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
-        let device = param(prep, "deviceid").ok_or_else(|| Ec2Error::missing_parameter("Device"))?;
-        let (ec2, uuid, v) = the_volume(ctx, prep).await?;
-        if let Some(i) = instance_of(&v) {
-            return Err(Ec2Error::new("VolumeInUse", format!("{ec2} is already attached to an instance ({i})")));
-        }
-        let (st, _) = volume_status(&v);
-        if st != "available" {
-            return Err(Ec2Error::new("IncorrectState", format!("{ec2} is not 'available' but '{st}'.")));
-        }
-        let p = vec![
-            ("id".to_string(), uuid.to_string()),
-            ("virtualmachineid".to_string(), vm.to_string()),
-            ("deviceid".to_string(), device.to_string()),
-        ];
-        ctx.start_job("attachVolume", &p).await?;
-        let mut doc = v;
-        set(&mut doc, "virtualmachineid", vm);
-        set(&mut doc, "deviceid", device);
-        set(&mut doc, "_device", ctx.req.params.get("Device").unwrap_or_default());
-        set(&mut doc, "_attachstatus", "attaching");
-        set(&mut doc, "attached", cloudstack_now());
-        Ok(doc)
-    })
-}
-
-pub fn detach_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let (ec2, uuid, v) = the_volume(ctx, prep).await?;
-        let (st, att) = volume_status(&v);
-        let Some(vm) = s(&v, "virtualmachineid") else {
-            return Err(Ec2Error::new("IncorrectState", format!("Volume '{ec2}' is in the '{st}' state.")));
-        };
-        let inst = ids::ec2_id(Kind::Instance, vm);
-        if let Some(want) = param(prep, "virtualmachineid")
-            && want != vm
-        {
-            let i = ctx.req.params.get("InstanceId").unwrap_or_default();
-            return Err(Ec2Error::new(
-                "InvalidAttachment.NotFound",
-                format!("The volume '{ec2}' is not attached to instance '{i}'"),
-            ));
-        }
-        let dev = v.get("deviceid").map(scalar_text);
-        if let Some(want) = param(prep, "deviceid")
-            && dev.as_deref() != Some(want)
-        {
-            let d = ctx.req.params.get("Device").unwrap_or_default();
-            return Err(Ec2Error::new(
-                "InvalidAttachment.NotFound",
-                format!("The volume '{ec2}' is not attached to instance '{inst}' at device '{d}'"),
-            ));
-        }
-        if s(&v, "type") == Some("ROOT") {
-            return Err(Ec2Error::new(
-                "IncorrectState",
-                format!("Unable to detach root volume '{ec2}' from instance '{inst}'"),
-            ));
-        }
-        if att != Some("attached") {
-            return Err(Ec2Error::new(
-                "IncorrectState",
-                format!("Volume '{ec2}' is '{}' and cannot be detached now.", att.unwrap_or(st)),
-            ));
-        }
-        ctx.start_job("detachVolume", &[("id".to_string(), uuid.to_string())]).await?;
-        let mut doc = v;
-        set(&mut doc, "_attachstatus", "detaching");
-        if let Some(d) = ctx.req.params.get("Device") {
-            set(&mut doc, "_device", d);
-        }
-        Ok(doc)
-    })
-}
-
-// ---------------------------------------------------------------------------------------------
 // CreateSnapshot
 
 pub fn create_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
@@ -492,45 +367,6 @@ pub fn create_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a
             set(&mut doc, "account", a.as_str());
         }
         Ok(doc)
-    })
-}
-
-pub fn delete_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let kind = ctx.ex.table.kinds.get(&Kind::Snapshot).ok_or_else(Ec2Error::internal)?;
-        let lc = kind.list.first().ok_or_else(Ec2Error::internal)?;
-        // listSnapshots takes one id; with several, one listing of everything is cheaper.
-        let mut params = lc.params.clone();
-        if let [(_, u)] = prep.ids.as_slice() {
-            params.push(("id".into(), u.clone()));
-        }
-        let snaps = ctx.list(&lc.command, &params, &lc.items).await?;
-        let missing: Vec<&str> = prep
-            .ids
-            .iter()
-            .filter(|(_, u)| !snaps.iter().any(|x| s(x, "id") == Some(u.as_str())))
-            .map(|(e, _)| e.as_str())
-            .collect();
-        if !missing.is_empty() {
-            return Err(super::super::exec::not_found(kind, &missing));
-        }
-        for (ec2, u) in &prep.ids {
-            let st = snaps.iter().find(|x| s(x, "id") == Some(u.as_str())).and_then(|x| s(x, "state"));
-            if !matches!(st, Some("BackedUp") | Some("Error")) {
-                return Err(Ec2Error::new(
-                    "IncorrectState",
-                    format!("The snapshot '{ec2}' is still being created and cannot be deleted yet."),
-                ));
-            }
-        }
-        let futs = prep
-            .ids
-            .iter()
-            .map(|(_, u)| async move { ctx.start_job("deleteSnapshot", &[("id".to_string(), u.clone())]).await });
-        for r in join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await {
-            r?;
-        }
-        Ok(Value::Null)
     })
 }
 
