@@ -8,6 +8,7 @@
 //! imports it (only the CLI wires it in as the default backend).
 
 pub mod auth;
+pub mod base;
 pub mod cloudstack;
 pub mod config;
 pub mod ec2;

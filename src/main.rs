@@ -1,4 +1,4 @@
-//! `ec2bridge` command line: serve | sim | register | mappings | admin.
+//! `ec2bridge` command line: serve | sim | register | mappings | admin | errors.
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +22,12 @@ enum Cmd {
     Admin(ec2bridge::store::admin::AdminArgs),
     /// Check the mapping table, list the supported EC2 actions.
     Mappings(ec2bridge::mapping::cli::MappingsArgs),
+    /// Print every EC2 error code the gateway can answer, with its HTTP status and retryability.
+    Errors {
+        /// Markdown table (the one in docs/errors.md).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[tokio::main]
@@ -36,5 +42,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
         Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
+        Cmd::Errors { markdown } => {
+            print!("{}", ec2bridge::base::error::catalog_listing(markdown));
+            Ok(())
+        }
     }
 }

@@ -26,12 +26,13 @@ use crate::auth::credentials::{
     BoxFuture, CloudStackAdminSource, CredentialSource, MemorySource, StoreSource, gateway_chain,
 };
 use crate::auth::{AuthSettings, Principal, SignedRequest};
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use crate::config::Config;
 use crate::ec2::query::QueryInput;
 use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
 use crate::ec2::soap::SoapFrontend;
-use crate::ec2::{Ec2Error, Ec2Request, render};
+use crate::ec2::{Ec2Request, render};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -201,7 +202,7 @@ async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let outcome =
         tokio::time::timeout(gw.request_timeout, process(&gw, &rid, req, &mut info)).instrument(span.clone()).await;
     let reply = outcome.unwrap_or_else(|_| {
-        let e = Ec2Error::new("Unavailable", "The request did not complete in time. Please try again shortly.");
+        let e = Ec2Error::new(Code::Unavailable, "The request did not complete in time. Please try again shortly.");
         if info.soap { Reply::soap_fault(&rid, &e) } else { Reply::query_error(&rid, &e) }
     });
     span.in_scope(|| {
@@ -228,7 +229,7 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
     let (parts, body) = req.into_parts();
     if parts.method != Method::GET && parts.method != Method::POST {
         let e = Ec2Error::new(
-            "MethodNotAllowed",
+            Code::MethodNotAllowed,
             format!("The HTTP method {} is not allowed; use GET or POST.", parts.method),
         );
         return Reply::query_error(rid, &e);
@@ -283,7 +284,7 @@ async fn query(
 async fn execute(gw: &Gateway, req: &Ec2Request, principal: &Principal) -> Result<String, Ec2Error> {
     let out = gw.handler.execute(req, principal).await;
     // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
-    if out.as_ref().is_err_and(|e| e.code == "AuthFailure") {
+    if out.as_ref().is_err_and(|e| e.is(Code::AuthFailure)) {
         gw.credentials.forget(&principal.access_key);
     }
     out
@@ -309,7 +310,7 @@ async fn soap(
 ) -> Result<String, Ec2Error> {
     let Some(registry) = &gw.registry else {
         return Err(Ec2Error::new(
-            "UnsupportedOperation",
+            Code::UnsupportedOperation,
             "SOAP requests need the registration store, which this gateway does not have; use the Query API.",
         ));
     };
@@ -368,7 +369,10 @@ async fn handle_registration(
 
 async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Ec2Error> {
     let too_large = || {
-        Ec2Error::new("RequestEntityTooLarge", format!("The request body is larger than the limit of {limit} bytes."))
+        Ec2Error::new(
+            Code::RequestEntityTooLarge,
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
     };
     let declared =
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -378,7 +382,7 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(Ec2Error::new("IncompleteBody", "The request body could not be read completely.")),
+        Err(_) => Err(Ec2Error::new(Code::IncompleteBody, "The request body could not be read completely.")),
     }
 }
 

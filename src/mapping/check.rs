@@ -24,7 +24,7 @@ use super::exec::{Ctx, Prepared, not_found};
 use super::expr::{Expr, scalar_text};
 use super::steps;
 use super::toml_src::{self, At, Errs, Node, V};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 
 /// How the requested objects are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct Template(Vec<Part>);
 pub struct Refusal {
     pub when: Expr,
     pub cond: Cond,
-    pub code: String,
+    pub code: Code,
     pub message: Template,
     pub at: At,
 }
@@ -188,10 +188,17 @@ fn read_refusal(n: &Node, errs: &Errs) -> Option<Refusal> {
         errs.push(&n.at, "a check rule takes one of in, not_in, differs");
     }
     let cond = conds.into_iter().next().unwrap_or(Cond::Present);
-    let code = g("code").and_then(|x| errs.str(x, "code")).map(str::to_string);
+    let code = g("code").and_then(|x| {
+        let c = errs.str(x, "code")?;
+        let parsed = Code::parse(c);
+        if parsed.is_none() {
+            errs.push(&x.at, format!("unknown EC2 error code '{c}' (see `ec2bridge errors`)"));
+        }
+        parsed
+    });
     let message = g("message").and_then(|x| errs.str(x, "message"));
     let (Some(code), Some(message)) = (code, message) else {
-        errs.push(&n.at, "a check rule needs code and message");
+        errs.push(&n.at, "a check rule needs a known code and a message");
         return None;
     };
     let message = Template::parse(message).map_err(|m| errs.push(&n.at, m)).ok()?;
@@ -297,7 +304,7 @@ pub async fn run(ctx: &Ctx<'_>, spec: &CheckSpec, prep: &Prepared) -> Result<Vec
     let env = ctx.env();
     for (ec2, item) in &found {
         if let Some(r) = spec.refuse.iter().find(|r| r.matches(item, &env)) {
-            return Err(Ec2Error::new(r.code.clone(), r.message.render(ec2, item, &env)));
+            return Err(Ec2Error::new(r.code, r.message.render(ec2, item, &env)));
         }
     }
     Ok(found.into_iter().map(|(_, v)| v).collect())

@@ -9,7 +9,7 @@ use super::backend::BoxFuture;
 use super::exec::Ctx;
 use super::expr::scalar_text;
 use super::table::Table;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::Kind;
 
 type Out = Result<Vec<String>, Ec2Error>;
@@ -130,9 +130,9 @@ async fn r_zone(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
     match (zone.and_then(|z| field(&z, "id")), input) {
         (Some(id), _) => Ok(vec![id]),
         (None, Some(name)) => {
-            Err(Ec2Error::new("InvalidParameterValue", format!("Invalid availability zone: [{name}]")))
+            Err(Ec2Error::new(Code::InvalidParameterValue, format!("Invalid availability zone: [{name}]")))
         }
-        (None, None) => Err(Ec2Error::new("Unavailable", "No availability zone is available.")),
+        (None, None) => Err(Ec2Error::new(Code::Unavailable, "No availability zone is available.")),
     }
 }
 
@@ -156,7 +156,7 @@ async fn r_keypair(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Ou
         .await?;
     match k {
         Some(_) => Ok(vec![name]),
-        None => Err(Ec2Error::new("InvalidKeyPair.NotFound", format!("The key pair '{name}' does not exist"))),
+        None => Err(Ec2Error::new(Code::InvalidKeyPairNotFound, format!("The key pair '{name}' does not exist"))),
     }
 }
 
@@ -167,7 +167,7 @@ async fn r_group_name(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) ->
         .await?;
     match g {
         Some(_) => Ok(vec![name]),
-        None => Err(Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{name}' does not exist"))),
+        None => Err(Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist"))),
     }
 }
 
@@ -195,7 +195,7 @@ async fn r_base64(_: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
     let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
     match base64::engine::general_purpose::STANDARD.decode(&clean) {
         Ok(_) => Ok(vec![clean]),
-        Err(_) => Err(Ec2Error::new("InvalidParameterValue", "Invalid BASE64 encoding of user data.")),
+        Err(_) => Err(Ec2Error::new(Code::InvalidParameterValue, "Invalid BASE64 encoding of user data.")),
     }
 }
 
@@ -230,7 +230,7 @@ async fn r_zone_named(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) ->
         ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str())).await?;
     match zone.and_then(|z| field(&z, "id")) {
         Some(id) => Ok(vec![id]),
-        None => Err(Ec2Error::new("InvalidZone.NotFound", format!("The zone '{name}' does not exist."))),
+        None => Err(Ec2Error::new(Code::InvalidZoneNotFound, format!("The zone '{name}' does not exist."))),
     }
 }
 

@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use super::super::exec::{Ctx, Prepared, TokenEntry};
 use super::super::expr::scalar_text;
 use super::super::page;
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
-use crate::ec2::{Ec2Error, Params};
+use crate::ec2::Params;
 
 /// A non-empty string field.
 pub fn field<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
@@ -130,7 +131,7 @@ where
     {
         if e.fingerprint != fp {
             return Err(Ec2Error::new(
-                "IdempotentParameterMismatch",
+                Code::IdempotentParameterMismatch,
                 "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
             ));
         }

@@ -9,7 +9,7 @@ use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::check_keys;
 use super::common::field;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// Every attribute name EC2 knows (DescribeInstanceAttribute's enumeration).
@@ -104,7 +104,7 @@ pub async fn r_change(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Res
     };
     let unsupported = || {
         Ec2Error::new(
-            "UnsupportedOperation",
+            Code::UnsupportedOperation,
             format!("The cloud behind this gateway cannot change the instance attribute '{name}'."),
         )
     };
@@ -223,7 +223,7 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     }
     if field(&vm, "state") != Some("Stopped") {
         return Err(Ec2Error::new(
-            "IncorrectInstanceState",
+            Code::IncorrectInstanceState,
             format!("The instance '{ec2}' is not in the 'stopped' state."),
         ));
     }
@@ -274,7 +274,7 @@ pub async fn instance_type_names(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Val
         wanted.iter().copied().filter(|w| !items.iter().any(|o| field(o, "name") == Some(*w))).collect();
     if !missing.is_empty() {
         return Err(Ec2Error::new(
-            "InvalidInstanceType",
+            Code::InvalidInstanceType,
             format!("The following supplied instance types do not exist: [{}]", missing.join(", ")),
         ));
     }

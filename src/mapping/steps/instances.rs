@@ -11,7 +11,7 @@ use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared, Tombstone};
 use super::common::{create_tags, field, idempotent, param, tag_specifications};
 use super::{arg_strs, check_keys};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// CloudStack states of a VM that is gone (EC2 `terminated`).
@@ -86,7 +86,7 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
         return Err(super::super::exec::not_found(kind, &missing));
     }
     if let Some(r) = rows.iter().find(|r| refuse.contains(&r.prev)) {
-        return Err(Ec2Error::new("IncorrectInstanceState", refuse_msg.replace("{id}", r.ec2)));
+        return Err(Ec2Error::new(Code::IncorrectInstanceState, refuse_msg.replace("{id}", r.ec2)));
     }
     let todo: Vec<usize> = (0..rows.len()).filter(|&i| !skip.contains(&rows[i].prev)).collect();
     let futs = todo.iter().map(|&i| {
@@ -248,7 +248,7 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     let cap = ctx.ex.opts.max_run_count;
     if min > cap {
         return Err(Ec2Error::new(
-            "InstanceLimitExceeded",
+            Code::InstanceLimitExceeded,
             format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
         ));
     }
@@ -323,7 +323,8 @@ async fn launch(
     }
     if (made.len() as i64) < min {
         let left = destroy_all(ctx, &made, command).await;
-        let e = first_err.unwrap_or_else(|| Ec2Error::new("InsufficientInstanceCapacity", "Insufficient capacity."));
+        let e =
+            first_err.unwrap_or_else(|| Ec2Error::new(Code::InsufficientInstanceCapacity, "Insufficient capacity."));
         return Err(with_leftovers(e, &left));
     }
     if !tags.is_empty() {

@@ -9,11 +9,12 @@ use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
 use super::common::{field_text, is_param_error};
 use super::security_groups::keep_named;
-use crate::ec2::{Ec2Error, Params};
+use crate::base::{Code, Ec2Error};
+use crate::ec2::Params;
 use crate::ids::{self, Kind};
 
 fn duplicate(name: &str) -> Ec2Error {
-    Ec2Error::new("InvalidKeyPair.Duplicate", format!("The keypair '{name}' already exists."))
+    Ec2Error::new(Code::InvalidKeyPairDuplicate, format!("The keypair '{name}' already exists."))
 }
 
 fn key_name(p: &Params) -> Result<&str, Ec2Error> {
@@ -28,7 +29,7 @@ fn key_name(p: &Params) -> Result<&str, Ec2Error> {
 fn no_tags(p: &Params) -> Result<(), Ec2Error> {
     if !p.members("TagSpecification").is_empty() {
         return Err(Ec2Error::new(
-            "InvalidParameterValue",
+            Code::InvalidParameterValue,
             "This cloud cannot tag key pairs: TagSpecification is not supported for key-pair.",
         ));
     }
@@ -86,7 +87,7 @@ fn md5_fingerprint(line: &str) -> Option<String> {
 }
 
 fn bad_format() -> Ec2Error {
-    Ec2Error::new("InvalidKeyPair.Format", "Key is not in valid OpenSSH public key format")
+    Ec2Error::new(Code::InvalidKeyPairFormat, "Key is not in valid OpenSSH public key format")
 }
 
 pub async fn import(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
@@ -115,7 +116,7 @@ pub async fn import(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
                 fp.and_then(|fp| all.iter().find(|k| field_text(k, "fingerprint").as_deref() == Some(fp.as_str())))
             {
                 return Err(Ec2Error::new(
-                    "InvalidKeyPair.Duplicate",
+                    Code::InvalidKeyPairDuplicate,
                     format!(
                         "The keypair '{name}' cannot be imported: this cloud already holds the same key as '{}'.",
                         field_text(other, "name").unwrap_or_default()
@@ -161,7 +162,7 @@ pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
 /// DescribeKeyPairs `KeyName.N`.
 pub async fn names(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
     let wanted = ctx.req.params.list("KeyName");
-    keep_named(items, &wanted, "name", "InvalidKeyPair.NotFound", "key pair")
+    keep_named(items, &wanted, "name", Code::InvalidKeyPairNotFound, "key pair")
 }
 
 /// getVMPassword; CloudStack's 431 (no password yet, or none for this VM) is EC2's empty

@@ -11,12 +11,13 @@ use super::super::backend::join_limited;
 use super::super::exec::{Ctx, Prepared};
 use super::check_keys;
 use super::common::{Undo, UndoCall, create_tags, field_text, is_param_error, pair, tag_specifications};
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
-use crate::ec2::{Ec2Error, Params};
+use crate::ec2::Params;
 use crate::ids::{self, Kind};
 
 fn not_found(name: &str) -> Ec2Error {
-    Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{name}' does not exist"))
+    Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist"))
 }
 
 /// Every security group the caller owns (one call; also feeds the id cache).
@@ -39,7 +40,7 @@ fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error
         (Some(id), _) => {
             if !ids::is_well_formed(Kind::SecurityGroup, id) {
                 return Err(Ec2Error::new(
-                    "InvalidGroupId.Malformed",
+                    Code::InvalidGroupIdMalformed,
                     format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
                 ));
             }
@@ -52,7 +53,7 @@ fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error
             groups.iter().find(|g| field_text(g, "name").as_deref() == Some(n)).ok_or_else(|| not_found(n))
         }
         (None, None) => {
-            Err(Ec2Error::new("MissingParameter", "The request must contain the parameter GroupName or GroupId"))
+            Err(Ec2Error::new(Code::MissingParameter, "The request must contain the parameter GroupName or GroupId"))
         }
     }
 }
@@ -73,7 +74,7 @@ pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
         return Err(Ec2Error::invalid_value("GroupName", name, "Group names may not be in the format sg-*."));
     }
     if name.eq_ignore_ascii_case("default") {
-        return Err(Ec2Error::new("InvalidGroup.Reserved", "The security group 'default' is reserved"));
+        return Err(Ec2Error::new(Code::InvalidGroupReserved, "The security group 'default' is reserved"));
     }
     let tags = tag_specifications(p, "security-group")?;
     let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
@@ -84,7 +85,7 @@ pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
             let q = [("securitygroupname".to_string(), name.to_string())];
             if !ctx.list("listSecurityGroups", &q, "securitygroup").await?.is_empty() {
                 return Err(Ec2Error::new(
-                    "InvalidGroup.Duplicate",
+                    Code::InvalidGroupDuplicate,
                     format!("The security group '{name}' already exists"),
                 ));
             }
@@ -113,14 +114,14 @@ pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let ec2 = ids::ec2_id(Kind::SecurityGroup, &uuid);
     if field_text(g, "name").as_deref() == Some("default") {
         return Err(Ec2Error::new(
-            "CannotDelete",
+            Code::CannotDelete,
             format!("the specified group: \"{ec2}\" name: \"default\" cannot be deleted by a user"),
         ));
     }
     match ctx.call_raw("deleteSecurityGroup", &[("id".into(), uuid)]).await {
         Ok(_) => {}
         Err(CsError::Api { errorcode: 536, .. }) => {
-            return Err(Ec2Error::new("DependencyViolation", format!("resource {ec2} has a dependent object")));
+            return Err(Ec2Error::new(Code::DependencyViolation, format!("resource {ec2} has a dependent object")));
         }
         Err(e) => return Err(ctx.err(e)),
     }
@@ -215,7 +216,7 @@ fn int_param(p: &Params, name: &str, shown: &str) -> Result<Option<i64>, Ec2Erro
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| Ec2Error::new("InvalidParameterValue", format!("Invalid value '{v}' for {shown}."))),
+            .map_err(|_| Ec2Error::new(Code::InvalidParameterValue, format!("Invalid value '{v}' for {shown}."))),
     }
 }
 
@@ -227,7 +228,7 @@ fn valid_cidr(c: &str) -> bool {
 /// Ports by protocol: tcp/udp need 0..65535 with from <= to; icmp takes type/code (-1 = any);
 /// everything else covers every port.
 fn check_ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> Result<(Option<i64>, Option<i64>), Ec2Error> {
-    let malformed = |m: String| Ec2Error::new("InvalidPermission.Malformed", m);
+    let malformed = |m: String| Ec2Error::new(Code::InvalidPermissionMalformed, m);
     match protocol {
         "tcp" | "udp" => {
             let (Some(f), Some(t)) = (from, to) else {
@@ -291,7 +292,7 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
             let c = r.get("CidrIp").unwrap_or("");
             if !valid_cidr(c) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Value ({c}) for parameter cidrIp is invalid. This is not a valid CIDR block."),
                 ));
             }
@@ -299,7 +300,7 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
         }
         if !m.members("Ipv6Ranges").is_empty() || !m.members("PrefixListIds").is_empty() {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 "IPv6 ranges and prefix lists are not supported by this cloud.",
             ));
         }
@@ -310,7 +311,7 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
                 (Some(id), _) => {
                     if !ids::is_well_formed(Kind::SecurityGroup, id) {
                         return Err(Ec2Error::new(
-                            "InvalidGroupId.Malformed",
+                            Code::InvalidGroupIdMalformed,
                             format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
                         ));
                     }
@@ -435,7 +436,7 @@ pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
         for a in perm.atoms() {
             if existing.iter().any(|(_, e)| *e == a) {
                 return Err(Ec2Error::new(
-                    "InvalidPermission.Duplicate",
+                    Code::InvalidPermissionDuplicate,
                     format!("the specified rule \"{}\" already exists", Perm::describe(&a)),
                 ));
             }
@@ -498,7 +499,7 @@ pub async fn revoke(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
                 }
                 None => {
                     return Err(Ec2Error::new(
-                        "InvalidPermission.NotFound",
+                        Code::InvalidPermissionNotFound,
                         "The specified rule does not exist in this security group.",
                     ));
                 }
@@ -578,7 +579,7 @@ pub(crate) fn keep_named(
     items: Vec<Value>,
     wanted: &[&str],
     field: &str,
-    code: &'static str,
+    code: Code,
     what: &str,
 ) -> Result<Vec<Value>, Ec2Error> {
     if wanted.is_empty() {
@@ -602,7 +603,7 @@ pub async fn select(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Ve
     for id in &want_ids {
         if !ids::is_well_formed(Kind::SecurityGroup, id) {
             return Err(Ec2Error::new(
-                "InvalidGroupId.Malformed",
+                Code::InvalidGroupIdMalformed,
                 format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
             ));
         }
@@ -619,7 +620,7 @@ pub async fn select(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Ve
         [one] => return Err(not_found(one)),
         many => {
             return Err(Ec2Error::new(
-                "InvalidGroup.NotFound",
+                Code::InvalidGroupNotFound,
                 format!("The security groups '{}' do not exist", many.join(", ")),
             ));
         }

@@ -10,7 +10,7 @@ use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::{Undo, UndoCall, create_tags, field, idempotent, pair, param, set, tag_list, tag_specifications};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// EBS status and attachment status of a CloudStack volume. A volume whose own job is still
@@ -71,7 +71,7 @@ pub async fn create_volume(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
         return Err(Ec2Error::missing_parameter("size or snapshotId"));
     }
     if param(prep, "encrypted") == Some("true") {
-        return Err(Ec2Error::new("UnsupportedOperation", "Encrypted volumes are not supported by this cloud."));
+        return Err(Ec2Error::new(Code::UnsupportedOperation, "Encrypted volumes are not supported by this cloud."));
     }
     let tags = tag_specifications(&ctx.req.params, "volume")?;
     idempotent(ctx, make_volume(ctx, prep, size, snapshot, tags)).await
@@ -96,12 +96,15 @@ async fn make_volume(
                 .await?;
             let sid = ids::ec2_id(Kind::Snapshot, snap);
             let Some(sn) = l.into_iter().find(|x| field(x, "id") == Some(snap)) else {
-                return Err(Ec2Error::new("InvalidSnapshot.NotFound", format!("The snapshot '{sid}' does not exist.")));
+                return Err(Ec2Error::new(
+                    Code::InvalidSnapshotNotFound,
+                    format!("The snapshot '{sid}' does not exist."),
+                ));
             };
             let st = field(&sn, "state").unwrap_or("");
             if st != "BackedUp" {
                 let ec2 = if st == "Error" { "error" } else { "pending" };
-                return Err(Ec2Error::new("IncorrectState", format!("Snapshot is in invalid state - {ec2}")));
+                return Err(Ec2Error::new(Code::IncorrectState, format!("Snapshot is in invalid state - {ec2}")));
             }
             if let Some(z) = field(&sn, "zoneid")
                 && z != zoneid
@@ -174,7 +177,7 @@ async fn disk_offering(ctx: &Ctx<'_>, volume_type: Option<&str>) -> Result<Value
     match pick {
         Some(o) => Ok((*o).clone()),
         None => Err(Ec2Error::new(
-            "UnsupportedOperation",
+            Code::UnsupportedOperation,
             "The cloud offers no disk offering of a custom size, so volumes cannot be created.",
         )),
     }
@@ -195,7 +198,7 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec
     let tags = tag_specifications(&ctx.req.params, "snapshot")?;
     let vols = list_volumes(ctx, &[uuid]).await?;
     let Some(v) = vols.into_iter().find(|v| field(v, "id") == Some(uuid)) else {
-        return Err(Ec2Error::new("InvalidVolume.NotFound", format!("The volume '{ec2}' does not exist.")));
+        return Err(Ec2Error::new(Code::InvalidVolumeNotFound, format!("The volume '{ec2}' does not exist.")));
     };
     // CloudStack snapshots only volumes that exist on storage (Ready): a new volume is
     // `Allocated` until it is first attached.
@@ -207,7 +210,7 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec
             String::new()
         };
         return Err(Ec2Error::new(
-            "IncorrectState",
+            Code::IncorrectState,
             format!("The volume '{ec2}' is '{st}' and cannot be snapshotted yet{why}."),
         ));
     }
