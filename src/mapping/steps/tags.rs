@@ -68,7 +68,7 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
                 format!("The ID '{}' is not valid: this gateway has no {} resources", ids[0], kind.name()),
             ));
         }
-        let uuids = ctx.resolve_ids(kind, &ids).await?;
+        let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
         out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
     }
     Ok(out)
