@@ -11,23 +11,9 @@ use super::{convert, filter::FilterSet, resolve, steps};
 use crate::base::Code;
 use crate::ids::Kind;
 
-/// The compiled-in table: one file per EC2 area.
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("cloudstack.toml", include_str!("../../mappings/cloudstack.toml")),
-    ("common.toml", include_str!("../../mappings/common.toml")),
-    ("regions.toml", include_str!("../../mappings/regions.toml")),
-    ("images.toml", include_str!("../../mappings/images.toml")),
-    ("instances.toml", include_str!("../../mappings/instances.toml")),
-    ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
-    ("addresses.toml", include_str!("../../mappings/addresses.toml")),
-    ("tags.toml", include_str!("../../mappings/tags.toml")),
-    ("instance_attributes.toml", include_str!("../../mappings/instance_attributes.toml")),
-    ("instance_types.toml", include_str!("../../mappings/instance_types.toml")),
-    ("volumes.toml", include_str!("../../mappings/volumes.toml")),
-    ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
-    ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
-    ("soap.toml", include_str!("../../mappings/soap.toml")),
-];
+/// The compiled-in table: one file per EC2 area (the list lives with the id registry, which
+/// reads the compiled-in kinds from it).
+pub use crate::ids::BUILTIN_MAPPINGS as BUILTIN;
 
 #[derive(Debug, Clone)]
 pub struct CommandInfo {
@@ -64,6 +50,12 @@ impl ValueMap {
 #[derive(Debug, Clone)]
 pub struct KindSpec {
     pub kind: Kind,
+    /// EC2 id prefix (`i`, `vol`, ...).
+    pub prefix: String,
+    /// How the kind is tagged, when it can be.
+    pub tags: Option<KindTags>,
+    /// CloudStack has no counterpart: the objects live in the gateway's store.
+    pub store: bool,
     /// Calls whose union lists every resource of this kind the caller may see.
     pub list: Vec<ListCall>,
     /// Path of the uuid in a listed item.
@@ -74,6 +66,34 @@ pub struct KindSpec {
     pub not_found_one: String,
     pub not_found_many: String,
     pub at: At,
+}
+
+/// `tags = { cloudstack = "UserVm", also = ["ISO"], resource_type = "instance" }`.
+#[derive(Debug, Clone)]
+pub struct KindTags {
+    /// CloudStack resource type for createTags / deleteTags.
+    pub cloudstack: String,
+    /// Other CloudStack resource types that mean this kind in listTags answers.
+    pub also: Vec<String>,
+    /// The EC2 `resource-type` name (DescribeTags).
+    pub resource_type: String,
+}
+
+impl Table {
+    /// The kind an EC2 id names (by its prefix), among the kinds this table declares.
+    pub fn kind_of_id(&self, id: &str) -> Option<&KindSpec> {
+        let prefix = id.split_once('-')?.0;
+        self.kinds.values().find(|k| k.prefix == prefix)
+    }
+
+    /// The taggable kind behind a CloudStack resource type (case-insensitive, as CloudStack is).
+    pub fn kind_of_cloudstack_type(&self, cs_type: &str) -> Option<(&KindSpec, &KindTags)> {
+        self.kinds.values().find_map(|k| {
+            let t = k.tags.as_ref()?;
+            (t.cloudstack.eq_ignore_ascii_case(cs_type) || t.also.iter().any(|a| a.eq_ignore_ascii_case(cs_type)))
+                .then_some((k, t))
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -390,6 +410,12 @@ impl Table {
                 read_object(&mut t, name, n, &errs);
             }
         }
+        // Kinds before shapes and actions, whose `id:` converters and resolvers name them.
+        for (name, n) in sec("kind") {
+            if !dup("kind", name, &n.at) {
+                read_kind(&mut t, name, n, &errs);
+            }
+        }
         for (name, n) in sec("map") {
             if !dup("map", name, &n.at) {
                 read_map(&mut t, name, n, &errs);
@@ -405,11 +431,6 @@ impl Table {
                 && let Some(fs) = read_filter_set(name, n, &errs)
             {
                 t.filter_sets.insert(name.clone(), fs);
-            }
-        }
-        for (name, n) in sec("kind") {
-            if !dup("kind", name, &n.at) {
-                read_kind(&mut t, name, n, &errs);
             }
         }
         for (name, n) in sec("action") {
@@ -625,14 +646,40 @@ fn read_list_call(n: &Node, errs: &Errs, t: &Table) -> Option<ListCall> {
     Some(ListCall { command, items, params })
 }
 
+/// `[kind.X]`: a kind of resource with an EC2 id (docs/ids.md). Declaring it registers its
+/// prefix, so a new kind needs no Rust.
 fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
-    let Some(kind) = Kind::from_name(name) else {
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-        errs.push(&n.at, format!("unknown kind '{name}' (known: {})", names.join(", ")));
+    let Some(tab) = errs.tab(n, &format!("kind {name}")) else { return };
+    errs.only(tab, &["prefix", "list", "id", "malformed", "not_found", "tags", "store"], &format!("kind {name}"));
+    let Some(prefix_node) = toml_src::get(tab, "prefix") else {
+        errs.push(&n.at, format!("kind {name} needs prefix = \"<EC2 id prefix>\""));
         return;
     };
-    let Some(tab) = errs.tab(n, &format!("kind {name}")) else { return };
-    errs.only(tab, &["list", "id", "malformed", "not_found"], &format!("kind {name}"));
+    let Some(prefix) = errs.str(prefix_node, "prefix") else { return };
+    let kind = match crate::ids::declare(name, prefix) {
+        Ok(k) => k,
+        Err(m) => {
+            errs.push(&prefix_node.at, m);
+            // Keep reading a kind that exists under another prefix: one error, not one per use.
+            let Some(k) = Kind::from_name(name) else { return };
+            k
+        }
+    };
+    let store = toml_src::get(tab, "store").and_then(|x| errs.bool(x, "store")).unwrap_or(false);
+    let tags = toml_src::get(tab, "tags").and_then(|x| {
+        let xt = errs.tab(x, "tags")?;
+        errs.only(xt, &["cloudstack", "also", "resource_type"], "tags");
+        let get = |k: &str| toml_src::get(xt, k).and_then(|v| errs.str(v, k)).map(str::to_string);
+        let (Some(cloudstack), Some(resource_type)) = (get("cloudstack"), get("resource_type")) else {
+            errs.push(
+                &x.at,
+                "tags needs cloudstack = \"<CloudStack resource type>\" and resource_type = \"<EC2 name>\"",
+            );
+            return None;
+        };
+        let also = toml_src::get(xt, "also").map(|v| errs.strs(v, "also")).unwrap_or_default();
+        Some(KindTags { cloudstack, also, resource_type })
+    });
     let mut list = Vec::new();
     if let Some(l) = toml_src::get(tab, "list") {
         match &l.v {
@@ -640,6 +687,9 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             V::Tab(_) => list.extend(read_list_call(l, errs, t)),
             _ => errs.push(&l.at, "list must be a table or an array of tables"),
         }
+    }
+    if store && !list.is_empty() {
+        errs.push(&n.at, format!("kind {name}: a kind kept in the gateway's store has no CloudStack list call"));
     }
     let id_path = toml_src::get(tab, "id")
         .and_then(|x| errs.str(x, "id"))
@@ -675,6 +725,9 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         kind,
         KindSpec {
             kind,
+            prefix: prefix.to_string(),
+            tags,
+            store,
             list,
             id_path,
             malformed_code,
