@@ -4,9 +4,11 @@
 //! `server` (HTTP) -> `ec2` (Query/SOAP front ends, request model, errors, XML) -> `auth`
 //! (SigV2/SigV4/WS-Security -> principal) -> `mapping` (table + executor) -> `cloudstack`
 //! (signed backend client). `ids` derives EC2 ids, `store` persists registrations and the id
-//! reverse-lookup cache. `sim` is the built-in CloudStack simulator; the gateway core never
-//! imports it (only the CLI wires it in as the default backend).
+//! reverse-lookup cache. `sim` is the built-in CloudStack simulator (Cargo feature `sim`, on by
+//! default); the gateway core never imports it: `app`, the composition layer behind
+//! `ec2bridge serve`, wires it in as the default backend.
 
+pub mod app;
 pub mod auth;
 pub mod cloudstack;
 pub mod config;
@@ -14,5 +16,6 @@ pub mod ec2;
 pub mod ids;
 pub mod mapping;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;

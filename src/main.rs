@@ -13,8 +13,9 @@ struct Cli {
 enum Cmd {
     /// Run the gateway (EC2 Query + SOAP on :7080). Without a CloudStack configured, starts the
     /// built-in simulator as the backend.
-    Serve(ec2bridge::server::ServeArgs),
+    Serve(ec2bridge::app::ServeArgs),
     /// Run the CloudStack simulator alone.
+    #[cfg(feature = "sim")]
     Sim(ec2bridge::sim::SimArgs),
     /// Register CloudStack keys and an X.509 certificate with a gateway (SOAP clients).
     Register(ec2bridge::ec2::registration::RegisterArgs),
@@ -31,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Serve(a) => ec2bridge::server::run(a).await,
+        Cmd::Serve(a) => ec2bridge::app::run(a).await,
+        #[cfg(feature = "sim")]
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
         Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,

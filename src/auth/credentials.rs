@@ -134,6 +134,7 @@ impl MemorySource {
         self.users.write().unwrap_or_else(|p| p.into_inner()).insert(access_key.to_string(), user);
     }
 
+    #[cfg(feature = "sim")]
     pub fn from_sim_users(users: &[crate::sim::SimUser]) -> Self {
         let s = Self::new();
         for u in users {

@@ -1,4 +1,5 @@
-//! HTTP listener on :7080: routes, limits, logging, graceful shutdown, and `serve` start-up.
+//! The HTTP entry on :7080: routes, limits, logging, graceful shutdown. Start-up (configuration,
+//! backend, wiring) lives in `crate::app`.
 //!
 //! Every path answers EC2 (clients use `/`, `/awsapi`, `/ec2/api/`, ...) except `GET /healthz`.
 //! One request: read the body (bounded) -> SOAP or Query -> decode parameters -> authenticate ->
@@ -7,12 +8,9 @@
 //! time; never query strings, bodies, signatures or secrets.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -22,32 +20,12 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::auth::credentials::{
-    BoxFuture, CloudStackAdminSource, CredentialSource, MemorySource, StoreSource, gateway_chain,
-};
+use crate::auth::credentials::{BoxFuture, CredentialSource};
 use crate::auth::{AuthSettings, Principal, SignedRequest};
-use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
-use crate::config::Config;
 use crate::ec2::query::QueryInput;
 use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
 use crate::ec2::soap::SoapFrontend;
 use crate::ec2::{Ec2Error, Ec2Request, render};
-
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Configuration file (TOML).
-    #[arg(long, short = 'c', env = "EC2BRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Listen address (overrides server.listen), e.g. 127.0.0.1:0 for any free port.
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Write a JSON file with the endpoint, region and demo users once listening.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
-    /// Built-in simulator with near-zero delays (tests).
-    #[arg(long)]
-    pub sim_fast: bool,
-}
 
 /// What runs an authenticated request. `mapping::Executor` in production; tests plug in stubs.
 /// Returns the inner XML of `<ActionResponse>` (after `requestId`).
@@ -379,270 +357,5 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(_) => Err(Ec2Error::new("IncompleteBody", "The request body could not be read completely.")),
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
-}
-
-/// One demo user as the ready file lists it. Debug never prints the secret key.
-#[derive(Clone, serde::Serialize)]
-pub struct ReadyUser {
-    pub account: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub is_admin: bool,
-}
-
-impl std::fmt::Debug for ReadyUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadyUser")
-            .field("account", &self.account)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .field("is_admin", &self.is_admin)
-            .finish()
-    }
-}
-
-/// The JSON written to `--ready-file` once the gateway listens.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReadyInfo {
-    pub endpoint: String,
-    pub region: String,
-    pub cloudstack_endpoint: String,
-    pub simulator: bool,
-    pub users: Vec<ReadyUser>,
-}
-
-/// Write atomically (readers never see half a file) and owner-readable only (it holds secrets).
-fn write_ready_file(path: &std::path::Path, info: &ReadyInfo) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(serde_json::to_string_pretty(info)?.as_bytes())?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// The URL clients use for a listening address (a wildcard address is reached over loopback).
-fn endpoint_url(addr: SocketAddr) -> String {
-    let ip = match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".parse().expect("literal"),
-        ip if ip.is_unspecified() => "::1".parse().expect("literal"),
-        ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
-}
-
-/// `ec2bridge serve`.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(l) = args.listen {
-        cfg.server.listen = l;
-    }
-    if let Some(r) = args.ready_file {
-        cfg.server.ready_file = Some(r);
-    }
-    if args.sim_fast {
-        cfg.simulator.fast = true;
-    }
-
-    // The store first: a store that cannot be opened (bad URL, database down, wrong key) stops
-    // start-up with the reason, before anything listens. The default SQLite file and its key file
-    // (mode 0600) are created on first start.
-    let store = Arc::new(
-        crate::store::Store::open_config(&cfg.store)
-            .await
-            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?,
-    );
-    tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
-
-    // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
-    let memory = Arc::new(MemorySource::new());
-    let mut users = Vec::new();
-    let mut admin_keys = match (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
-        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
-        _ => None,
-    };
-    let (cs_endpoint, _sim) = match &cfg.cloudstack.endpoint {
-        Some(e) => (e.clone(), None),
-        None => {
-            let sim = crate::sim::start(crate::sim::SimOptions {
-                listen: cfg.simulator.listen,
-                seed: cfg.simulator.seed.clone(),
-                fast: cfg.simulator.fast,
-                state_dir: cfg.simulator.effective_state_dir(),
-            })
-            .await
-            .context("starting the built-in CloudStack simulator")?;
-            for u in &sim.users {
-                memory.insert(
-                    &u.api_key,
-                    crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())),
-                );
-                users.push(ReadyUser {
-                    account: u.account.clone(),
-                    access_key: u.api_key.clone(),
-                    secret_key: u.secret_key.clone(),
-                    is_admin: u.is_admin,
-                });
-            }
-            // Users created in the simulator after start-up (createUser, registerUserKeys) are
-            // found through its admin, as with a real CloudStack.
-            if admin_keys.is_none()
-                && let Some(a) = sim.users.iter().find(|u| u.is_admin)
-            {
-                admin_keys = Some(CsCredentials { api_key: a.api_key.clone(), secret_key: a.secret_key.clone() });
-            }
-            (sim.endpoint.clone(), Some(sim))
-        }
-    };
-    let client = Arc::new(
-        CsClient::new(
-            &cs_endpoint,
-            ClientOptions {
-                call_timeout: Duration::from_secs(cfg.cloudstack.call_timeout_secs),
-                job_timeout: Duration::from_secs(cfg.cloudstack.job_timeout_secs),
-                ..Default::default()
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
-    );
-
-    // Credential sources, first match wins: registered keys (store), simulator users, then
-    // CloudStack itself through admin keys (configured, or the simulator's admin).
-    let cloudstack_source = admin_keys.map(|admin| {
-        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
-    });
-    if cloudstack_source.is_none() {
-        tracing::info!(
-            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
-             users' CloudStack keys can be looked up"
-        );
-    }
-    let chain = gateway_chain(
-        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
-        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
-        cloudstack_source,
-    );
-
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let endpoint = endpoint_url(addr);
-
-    // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
-    // connections from it): each request's Host, or region.endpoint; the bound address only when
-    // a request has neither, so it is made once the port is known. Its id cache lives in the store,
-    // shared by every gateway on the same database and kept across restarts.
-    let opts = crate::mapping::ExecutorOptions {
-        regions: vec![crate::mapping::RegionInfo {
-            name: cfg.region.name.clone(),
-            endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| endpoint.trim_start_matches("http://").to_string()),
-        }],
-        ..Default::default()
-    };
-    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
-        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
-    // SOAP element paths come from the same (possibly overridden) mapping table.
-    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
-    let gw = Arc::new(Gateway {
-        handler: Arc::new(executor),
-        credentials: Arc::new(chain),
-        auth: cfg.auth_settings(),
-        max_body_bytes: cfg.server.max_body_bytes,
-        request_timeout: cfg.request_timeout(),
-        soap: Arc::new(soap),
-        registry: Some(store.clone()),
-        key_checker: Some(client.clone()),
-        public_endpoint: cfg.region.endpoint.clone(),
-    });
-
-    let ready = ReadyInfo {
-        endpoint: endpoint.clone(),
-        region: cfg.region.name.clone(),
-        // A password in the endpoint's userinfo stays out of the banner and the ready file.
-        cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
-        simulator: _sim.is_some(),
-        users,
-    };
-    print_banner(&ready);
-    if let Some(p) = &cfg.server.ready_file {
-        write_ready_file(p, &ready)?;
-    }
-    let cs_shown = crate::store::redact_url(&cs_endpoint);
-    tracing::info!(%addr, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
-    serve(listener, gw, shutdown_signal(), Duration::from_secs(cfg.server.shutdown_grace_secs)).await?;
-    if let Some(p) = &cfg.server.ready_file {
-        let _ = std::fs::remove_file(p);
-    }
-    store.close().await;
-    tracing::info!("ec2bridge stopped");
-    Ok(())
-}
-
-/// Human start-up message on stdout (not the log): where to point clients, and the demo keys
-/// when the built-in simulator is the backend.
-fn print_banner(r: &ReadyInfo) {
-    println!("ec2bridge: EC2 endpoint {} (region {})", r.endpoint, r.region);
-    if r.simulator {
-        println!("backend: built-in CloudStack simulator at {}", r.cloudstack_endpoint);
-        for u in &r.users {
-            println!(
-                "  demo user {}{}: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
-                u.account,
-                if u.is_admin { " (admin)" } else { "" },
-                u.access_key,
-                u.secret_key
-            );
-        }
-        if let Some(u) = r.users.iter().find(|u| !u.is_admin).or(r.users.first()) {
-            println!(
-                "try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {} --region {} ec2 describe-availability-zones",
-                u.access_key, u.secret_key, r.endpoint, r.region
-            );
-        }
-    } else {
-        println!("backend: CloudStack at {}", r.cloudstack_endpoint);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoint_urls() {
-        assert_eq!(endpoint_url("0.0.0.0:7080".parse().unwrap()), "http://127.0.0.1:7080");
-        assert_eq!(endpoint_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
-        assert_eq!(endpoint_url("[::]:7080".parse().unwrap()), "http://[::1]:7080");
     }
 }
