@@ -15,6 +15,7 @@ pub mod config;
 pub mod ec2;
 pub mod ids;
 pub mod mapping;
+pub mod ops;
 pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -23,20 +23,24 @@ enum Cmd {
     Admin(ec2bridge::store::admin::AdminArgs),
     /// Check the mapping table, list the supported EC2 actions.
     Mappings(ec2bridge::mapping::cli::MappingsArgs),
+    /// TLS certificates: `certs self-signed` writes a development certificate and key.
+    Certs(ec2bridge::app::certs::CertsArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EC2BRIDGE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    // `serve` sets up logging itself, once its configuration (`[log] format`) is read.
+    if !matches!(cli.cmd, Cmd::Serve(_)) {
+        ec2bridge::ops::logging::init("text");
+    }
+    match cli.cmd {
         Cmd::Serve(a) => ec2bridge::app::run(a).await,
         #[cfg(feature = "sim")]
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
         Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
         Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
+        Cmd::Certs(a) => ec2bridge::app::certs::run(a),
     }
 }

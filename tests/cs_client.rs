@@ -185,6 +185,7 @@ fn opts() -> ClientOptions {
         job_timeout: Duration::from_secs(5),
         poll_initial: Duration::from_millis(5),
         metadata_ttl: Duration::from_millis(300),
+        ..Default::default()
     }
 }
 

@@ -14,7 +14,10 @@ use crate::auth::credentials::{CloudStackAdminSource, CredentialSource, MemorySo
 use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
 use crate::config::Config;
 use crate::ec2::soap::SoapFrontend;
-use crate::server::{Gateway, serve};
+use crate::server::Gateway;
+
+pub mod certs;
+pub mod probe;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -30,6 +33,9 @@ pub struct ServeArgs {
     /// Built-in simulator with near-zero delays (tests).
     #[arg(long)]
     pub sim_fast: bool,
+    /// Admin listener for /metrics, /healthz, /readyz (overrides admin.listen; "" = none).
+    #[arg(long)]
+    pub admin_listen: Option<String>,
 }
 
 /// SIGINT or SIGTERM.
@@ -79,6 +85,10 @@ impl std::fmt::Debug for ReadyUser {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReadyInfo {
     pub endpoint: String,
+    /// The HTTPS listener's URL when `[server.tls]` is set.
+    pub https_endpoint: Option<String>,
+    /// The admin listener's URL (/metrics, /healthz, /readyz).
+    pub admin_endpoint: Option<String>,
     pub region: String,
     pub cloudstack_endpoint: String,
     pub simulator: bool,
@@ -102,13 +112,13 @@ fn write_ready_file(path: &std::path::Path, info: &ReadyInfo) -> anyhow::Result<
 }
 
 /// The URL clients use for a listening address (a wildcard address is reached over loopback).
-fn endpoint_url(addr: SocketAddr) -> String {
+fn endpoint_url(addr: SocketAddr, scheme: &str) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".parse().expect("literal"),
         ip if ip.is_unspecified() => "::1".parse().expect("literal"),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// `ec2bridge serve`.
@@ -123,6 +133,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.sim_fast {
         cfg.simulator.fast = true;
     }
+    if let Some(a) = args.admin_listen {
+        cfg.admin.listen = a;
+        cfg.validate()?;
+    }
+    crate::ops::logging::init(&cfg.log.format);
 
     if cfg.cloudstack.endpoint.is_none() && !cfg!(feature = "sim") {
         anyhow::bail!(
@@ -161,6 +176,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ClientOptions {
                 call_timeout: Duration::from_secs(cfg.cloudstack.call_timeout_secs),
                 job_timeout: Duration::from_secs(cfg.cloudstack.job_timeout_secs),
+                max_concurrent: cfg.limits.max_cloudstack_calls,
+                max_concurrent_per_key: cfg.limits.max_cloudstack_calls_per_user,
+                ca_bundle: cfg.cloudstack.ca_bundle.clone(),
                 ..Default::default()
             },
         )
@@ -169,7 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Credential sources, first match wins: registered keys (store), simulator users, then
     // CloudStack itself through admin keys (configured, or the simulator's admin).
-    let cloudstack_source = admin_keys.map(|admin| {
+    let cloudstack_source = admin_keys.clone().map(|admin| {
         Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
     });
     if cloudstack_source.is_none() {
@@ -184,23 +202,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         cloudstack_source,
     );
 
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let endpoint = endpoint_url(addr);
+    // Before listening: a wrong URL or a dead host is named now, not after the first user's
+    // retries. Not fatal: CloudStack may come up after the gateway (/readyz tells when).
+    if cfg.cloudstack.probe_at_start {
+        probe::log_startup_probe(&client, &cs_endpoint, admin_keys.as_ref()).await;
+    }
+
+    // Listeners: plain HTTP (unless TLS only) and HTTPS; TLS files are checked before anything
+    // listens.
+    let tls = match &cfg.server.tls {
+        Some(t) => Some((t, crate::server::tls::TlsAcceptor::load(&t.cert, &t.key)?)),
+        None => None,
+    };
+    let mut listeners = Vec::new();
+    let mut endpoint = None;
+    if !tls.as_ref().is_some_and(|(t, _)| t.only) {
+        let tcp = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.server.listen))?;
+        endpoint = Some(endpoint_url(tcp.local_addr()?, "http"));
+        listeners.push(crate::server::Listener { tcp, tls: None });
+    }
+    let mut https_endpoint = None;
+    if let Some((t, acceptor)) = &tls {
+        let tcp = tokio::net::TcpListener::bind(t.listen)
+            .await
+            .with_context(|| format!("listening (HTTPS) on {}", t.listen))?;
+        https_endpoint = Some(endpoint_url(tcp.local_addr()?, "https"));
+        acceptor.spawn_reloader(Duration::from_secs(5));
+        listeners.push(crate::server::Listener { tcp, tls: Some(acceptor.clone()) });
+    }
+    let endpoint = endpoint.or(https_endpoint.clone()).context("no listener configured")?;
 
     // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
     // connections from it): each request's Host, or region.endpoint; the bound address only when
     // a request has neither, so it is made once the port is known. Its id cache lives in the store,
     // shared by every gateway on the same database and kept across restarts.
-    let opts = crate::mapping::ExecutorOptions {
-        regions: vec![crate::mapping::RegionInfo {
-            name: cfg.region.name.clone(),
-            endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| endpoint.trim_start_matches("http://").to_string()),
-        }],
-        ..Default::default()
-    };
+    let opts =
+        crate::mapping::ExecutorOptions {
+            regions: vec![crate::mapping::RegionInfo {
+                name: cfg.region.name.clone(),
+                endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| {
+                    endpoint.trim_start_matches("http://").trim_start_matches("https://").to_string()
+                }),
+            }],
+            ..Default::default()
+        };
     let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
         .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
     // SOAP element paths come from the same (possibly overridden) mapping table.
@@ -215,10 +262,49 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry: Some(store.clone()),
         key_checker: Some(client.clone()),
         public_endpoint: cfg.region.endpoint.clone(),
+        rate_limiter: (cfg.limits.requests_per_sec > 0.0).then(|| {
+            Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
+                per_sec: cfg.limits.requests_per_sec,
+                burst: cfg.limits.burst,
+                weights: cfg.limits.weights(),
+            }))
+        }),
+        access_log: cfg.log.access_log,
     });
+
+    // Admin listener: metrics and health, loopback by default. A port already taken is not
+    // fatal (the EC2 service matters more); the log says so.
+    let mut admin_endpoint = None;
+    if let Some(a) = cfg.admin.addr()? {
+        match tokio::net::TcpListener::bind(a).await {
+            Ok(tcp) => {
+                let url = endpoint_url(tcp.local_addr()?, "http");
+                let checks: Vec<Arc<dyn crate::server::admin::ReadinessCheck>> =
+                    vec![Arc::new(probe::StoreCheck(store.clone())), Arc::new(probe::CloudStackCheck(client.clone()))];
+                let admin = crate::server::admin::router(Arc::new(crate::server::admin::Admin::new(checks)));
+                tokio::spawn(async move {
+                    let _ = crate::server::listen::serve(
+                        vec![crate::server::Listener { tcp, tls: None }],
+                        admin,
+                        crate::server::ConnLimits { max_connections: 64, ..Default::default() },
+                        std::future::pending(),
+                        Duration::ZERO,
+                    )
+                    .await;
+                });
+                tracing::info!(admin = %url, "admin listener: /metrics /healthz /readyz");
+                admin_endpoint = Some(url);
+            }
+            Err(e) => {
+                tracing::error!(listen = %a, error = %e, "admin listener not started: /metrics and /readyz are unavailable")
+            }
+        }
+    }
 
     let ready = ReadyInfo {
         endpoint: endpoint.clone(),
+        https_endpoint: https_endpoint.clone(),
+        admin_endpoint,
         region: cfg.region.name.clone(),
         // A password in the endpoint's userinfo stays out of the banner and the ready file.
         cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
@@ -230,8 +316,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         write_ready_file(p, &ready)?;
     }
     let cs_shown = crate::store::redact_url(&cs_endpoint);
-    tracing::info!(%addr, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
-    serve(listener, gw, shutdown_signal(), Duration::from_secs(cfg.server.shutdown_grace_secs)).await?;
+    tracing::info!(%endpoint, https = ?https_endpoint, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
+    let limits = crate::server::ConnLimits {
+        header_read: Duration::from_secs(cfg.server.header_read_timeout_secs),
+        idle: Duration::from_secs(cfg.server.idle_timeout_secs),
+        max_connections: cfg.server.max_connections,
+    };
+    crate::server::listen::serve(
+        listeners,
+        crate::server::router(gw),
+        limits,
+        shutdown_signal(),
+        Duration::from_secs(cfg.server.shutdown_grace_secs),
+    )
+    .await?;
     if let Some(p) = &cfg.server.ready_file {
         let _ = std::fs::remove_file(p);
     }
@@ -244,6 +342,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// when the built-in simulator is the backend.
 fn print_banner(r: &ReadyInfo) {
     println!("ec2bridge: EC2 endpoint {} (region {})", r.endpoint, r.region);
+    if let Some(h) = &r.https_endpoint {
+        println!("HTTPS: {h}");
+    }
+    if let Some(a) = &r.admin_endpoint {
+        println!("admin (metrics, health): {a}/metrics {a}/readyz");
+    }
     if r.simulator {
         println!("backend: built-in CloudStack simulator at {}", r.cloudstack_endpoint);
         for u in &r.users {
@@ -343,8 +447,8 @@ mod tests {
 
     #[test]
     fn endpoint_urls() {
-        assert_eq!(endpoint_url("0.0.0.0:7080".parse().unwrap()), "http://127.0.0.1:7080");
-        assert_eq!(endpoint_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
-        assert_eq!(endpoint_url("[::]:7080".parse().unwrap()), "http://[::1]:7080");
+        assert_eq!(endpoint_url("0.0.0.0:7080".parse().unwrap(), "http"), "http://127.0.0.1:7080");
+        assert_eq!(endpoint_url("10.1.2.3:80".parse().unwrap(), "http"), "http://10.1.2.3:80");
+        assert_eq!(endpoint_url("[::]:7443".parse().unwrap(), "https"), "https://[::1]:7443");
     }
 }

@@ -26,6 +26,15 @@ use crate::ec2::query::QueryInput;
 use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
 use crate::ec2::soap::SoapFrontend;
 use crate::ec2::{Ec2Error, Ec2Request, render};
+use crate::ops::logging::{Admit, FloodGate};
+use crate::ops::metrics;
+
+pub mod admin;
+pub mod limits;
+pub mod listen;
+pub mod tls;
+
+pub use listen::{ConnLimits, Listener};
 
 /// What runs an authenticated request. `mapping::Executor` in production; tests plug in stubs.
 /// Returns the inner XML of `<ActionResponse>` (after `requestId`).
@@ -56,6 +65,10 @@ pub struct Gateway {
     /// `host[:port]` to report as this gateway's endpoint (config `region.endpoint`) instead of
     /// the Host each request was sent to.
     pub public_endpoint: Option<String>,
+    /// Per-user request rate limits; `None`: unlimited.
+    pub rate_limiter: Option<Arc<limits::RateLimiter>>,
+    /// One INFO line per request (target `ec2bridge::access`); otherwise those lines are DEBUG.
+    pub access_log: bool,
 }
 
 impl Gateway {
@@ -71,6 +84,8 @@ impl Gateway {
             registry: None,
             key_checker: None,
             public_endpoint: None,
+            rate_limiter: None,
+            access_log: false,
         }
     }
 }
@@ -88,30 +103,14 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
 }
 
 /// Serve on `listener` until `shutdown` resolves; then stop accepting, let in-flight requests
-/// finish (bounded by `grace`).
+/// finish (bounded by `grace`). Default connection limits; `listen::serve` takes them all.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gw: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router(gw)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    let mut rx2 = rx.clone();
-    let deadline = async move {
-        let _ = rx2.wait_for(|v| *v).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r,
-        _ = deadline => {
-            tracing::warn!("shutdown grace period over; dropping remaining connections");
-            Ok(())
-        }
-    }
+    listen::serve(vec![Listener { tcp: listener, tls: None }], router(gw), ConnLimits::default(), shutdown, grace).await
 }
 
 async fn healthz() -> Response {
@@ -169,37 +168,85 @@ struct LogInfo {
     soap: bool,
 }
 
+/// 5xx answers are logged at WARN; in a flood, at most this many lines per 10 s plus a count.
+static ERROR_LOG: FloodGate = FloodGate::new(10, 20);
+
 async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let rid = uuid::Uuid::new_v4().to_string();
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let _in_flight = metrics::InFlight::start(metrics::global());
     let span = tracing::info_span!("request", request_id = %rid);
     let mut info = LogInfo::default();
-    let outcome =
-        tokio::time::timeout(gw.request_timeout, process(&gw, &rid, req, &mut info)).instrument(span.clone()).await;
+    // Only the method and path are kept for the log line, and only when it will be written.
+    let line = LineInfo::capture(&gw, &req);
+    let outcome = crate::ops::with_request_id(
+        Arc::from(rid.as_str()),
+        tokio::time::timeout(gw.request_timeout, process(&gw, &rid, req, &mut info)),
+    )
+    .instrument(span.clone())
+    .await;
     let reply = outcome.unwrap_or_else(|_| {
         let e = Ec2Error::new("Unavailable", "The request did not complete in time. Please try again shortly.");
         if info.soap { Reply::soap_fault(&rid, &e) } else { Reply::query_error(&rid, &e) }
     });
-    span.in_scope(|| {
-        tracing::info!(
-            method = %method,
-            path = %path,
-            action = info.action.as_deref().unwrap_or("-"),
-            access_key = info.access_key.as_deref().unwrap_or("-"),
-            status = reply.status.as_u16(),
-            code = reply.code.as_deref().unwrap_or("-"),
-            ms = started.elapsed().as_millis() as u64,
-            "ec2 request"
-        )
-    });
+    let elapsed = started.elapsed();
+    metrics::global().request(info.action.as_deref(), reply.code.as_deref().unwrap_or("OK"), elapsed);
+    span.in_scope(|| log_request(&line, &info, &reply, elapsed));
     let content_type = reply.content_type;
     let mut r = Response::new(Body::from(reply.body));
     *r.status_mut() = reply.status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     insert_request_id(&mut r, &rid);
     r
+}
+
+/// Method and path for the request's log line, captured (one small copy) only when a per-request
+/// line will be written: kept off the path of requests nobody logs.
+struct LineInfo {
+    access: bool,
+    method_path: Option<(Method, String)>,
+}
+
+impl LineInfo {
+    fn capture(gw: &Gateway, req: &Request) -> Self {
+        let access = gw.access_log && tracing::enabled!(target: "ec2bridge::access", tracing::Level::INFO);
+        let wanted = access || tracing::enabled!(tracing::Level::DEBUG);
+        LineInfo {
+            access,
+            method_path: wanted.then(|| (req.method().clone(), req.uri().path().chars().take(256).collect())),
+        }
+    }
+}
+
+/// The per-request line: DEBUG, or INFO under target `ec2bridge::access` when the access log is
+/// on; a 5xx answer also at WARN, flood-limited. Never query strings, bodies or secrets.
+fn log_request(line: &LineInfo, info: &LogInfo, reply: &Reply, elapsed: Duration) {
+    let (method, path) = match &line.method_path {
+        Some((m, p)) => (m.as_str(), p.as_str()),
+        None => ("-", "-"),
+    };
+    let action = info.action.as_deref().unwrap_or("-");
+    let access_key = info.access_key.as_deref().unwrap_or("-");
+    let status = reply.status.as_u16();
+    let code = reply.code.as_deref().unwrap_or("-");
+    let ms = elapsed.as_millis() as u64;
+    if reply.status.is_server_error() {
+        match ERROR_LOG.admit() {
+            Admit::Suppress => {}
+            a => {
+                let suppressed = if let Admit::LogWithSuppressed(n) = a { n } else { 0 };
+                tracing::warn!(%method, %path, action, access_key, status, code, ms, suppressed, "ec2 request failed");
+            }
+        }
+    }
+    if line.method_path.is_none() {
+        return;
+    }
+    if line.access {
+        tracing::info!(target: "ec2bridge::access", %method, %path, action, access_key, status, code, ms, "ec2 request");
+    } else {
+        tracing::debug!(%method, %path, action, access_key, status, code, ms, "ec2 request");
+    }
 }
 
 async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> Reply {
@@ -252,9 +299,23 @@ async fn query(
         crate::auth::authenticate(&signed, gw.credentials.as_ref(), &gw.auth, OffsetDateTime::now_utc()).await?;
     info.access_key = Some(principal.access_key.clone());
     let mut req = input.to_request(rid.to_string())?;
+    admit(gw, &principal.access_key, &req.action)?;
     req.host = gw.client_host(parts);
     let inner = execute(gw, &req, &principal).await?;
     Ok(render::query_success(rid, &req.action, &req.version, &inner))
+}
+
+/// The caller's rate limit: EC2's `RequestLimitExceeded` (503, retried by SDKs with backoff)
+/// once their bucket is empty. Checked after authentication, so nobody can spend another user's
+/// tokens.
+fn admit(gw: &Gateway, access_key: &str, action: &str) -> Result<(), Ec2Error> {
+    match &gw.rate_limiter {
+        Some(l) if !l.admit(access_key, action) => {
+            metrics::global().rate_limited(action, "rate");
+            Err(Ec2Error::new("RequestLimitExceeded", "Request limit exceeded."))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Run an authenticated request (both front ends).
@@ -295,6 +356,7 @@ async fn soap(
     req.host = gw.client_host(parts);
     info.action = Some(req.action.chars().take(64).collect());
     info.access_key = Some(access_key.clone());
+    admit(gw, &access_key, &req.action)?;
     // The certificate names the user; its CloudStack keys come from the credential sources.
     let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
     let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };

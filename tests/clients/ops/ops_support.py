@@ -114,6 +114,7 @@ class Gateway:
             "EC2BRIDGE_SIMULATOR_STATE_DIR": "",
             "XDG_DATA_HOME": str(workdir / "data"),
             "EC2BRIDGE_LOG": "info",
+            "EC2BRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
             "RUST_BACKTRACE": "0",
         })
         e.update(env or {})
@@ -131,6 +132,28 @@ class Gateway:
             except (OSError, ValueError):
                 time.sleep(0.05)
         self.endpoint = self.info["endpoint"]
+        self.admin = self.info.get("admin_endpoint")
+
+    def metrics(self):
+        """{(name, frozenset(labels)): value} from /metrics."""
+        import requests
+        text = requests.get(self.admin + "/metrics", timeout=10).text
+        out = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name_labels, value = line.rsplit(" ", 1)
+            if "{" in name_labels:
+                name, labels = name_labels.split("{", 1)
+                pairs = frozenset(tuple(kv.split("=", 1)) for kv in labels.rstrip("}").split(",")) if labels != "}" else frozenset()
+                pairs = frozenset((k, v.strip('"')) for k, v in pairs)
+            else:
+                name, pairs = name_labels, frozenset()
+            out[(name, pairs)] = float(value)
+        return out
+
+    def metric(self, name, **labels):
+        return self.metrics().get((name, frozenset(labels.items())), 0.0)
 
     def log(self):
         return self.proc.log()
