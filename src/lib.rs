@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod base;
 pub mod cloudstack;
 pub mod config;
 pub mod ec2;

@@ -1,4 +1,4 @@
-//! `ec2bridge` command line: serve | sim | register | mappings | admin.
+//! `ec2bridge` command line: serve | sim | register | mappings | admin | errors.
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +25,12 @@ enum Cmd {
     Mappings(ec2bridge::mapping::cli::MappingsArgs),
     /// TLS certificates: `certs self-signed` writes a development certificate and key.
     Certs(ec2bridge::app::certs::CertsArgs),
+    /// Print every EC2 error code the gateway can answer, with its HTTP status and retryability.
+    Errors {
+        /// Markdown table (the one in docs/errors.md).
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 #[tokio::main]
@@ -42,5 +48,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
         Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
         Cmd::Certs(a) => ec2bridge::app::certs::run(a),
+        Cmd::Errors { markdown } => {
+            print!("{}", ec2bridge::base::error::catalog_listing(markdown));
+            Ok(())
+        }
     }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use ec2bridge::auth::credentials::{BoxFuture, CredentialSource, KnownUser, MemorySource};
 use ec2bridge::auth::{Principal, sigv2, sigv4};
+use ec2bridge::base::Ec2Error;
+use ec2bridge::ec2::Ec2Request;
 use ec2bridge::ec2::render::escape;
-use ec2bridge::ec2::{Ec2Error, Ec2Request};
 use ec2bridge::server::{Ec2Handler, Gateway, serve};
 use time::OffsetDateTime;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use ec2bridge::auth::Principal;
-use ec2bridge::ec2::Ec2Error;
+use ec2bridge::base::Ec2Error;
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
 use mapping_support::{all, one, req, sim_env, sim_principal};

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use ec2bridge::auth::Principal;
 use ec2bridge::auth::credentials::{BoxFuture, ChainSource, StoreSource};
+use ec2bridge::base::{Code, Ec2Error};
 use ec2bridge::cloudstack::CsCredentials;
+use ec2bridge::ec2::Ec2Request;
 use ec2bridge::ec2::registration::{AccountOf, KeyCheck, KeyChecker, signed_url};
 use ec2bridge::ec2::render::escape;
-use ec2bridge::ec2::{Ec2Error, Ec2Request};
 use ec2bridge::server::{Ec2Handler, Gateway, serve};
 use ec2bridge::store::{KeySource, Store, generate_key_base64};
 use time::OffsetDateTime;
@@ -32,7 +33,7 @@ impl Ec2Handler for Echo {
         Box::pin(async move {
             self.0.fetch_add(1, Ordering::SeqCst);
             if req.action == "Fail" {
-                return Err(Ec2Error::new("InvalidInstanceID.NotFound", "The instance ID 'i-1' does not exist"));
+                return Err(Ec2Error::new(Code::InvalidInstanceIdNotFound, "The instance ID 'i-1' does not exist"));
             }
             let mut s = format!("<caller>{}</caller><params>", escape(&who.cloudstack.api_key));
             for (k, v) in &req.params.0 {

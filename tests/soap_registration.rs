@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use ec2bridge::auth::wssec;
+use ec2bridge::base::Ec2Error;
 use ec2bridge::cloudstack::CsCredentials;
-use ec2bridge::ec2::Ec2Error;
 use ec2bridge::ec2::registration::{
     AccountOf, BoxFuture, CERT_DELETED, CERT_OK, KEYS_OK, KeyCheck, KeyChecker, PutCertificate, RawRequest,
     Registration, RegistrationStore, signed_url,

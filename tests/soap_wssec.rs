@@ -11,7 +11,7 @@ use std::process::Command;
 use ec2bridge::auth::wssec::{
     self, BergshamraVerifier, CertificateLookup, SoapSignatureVerifier, WsSecError, authenticate, read_token,
 };
-use ec2bridge::ec2::Ec2Error;
+use ec2bridge::base::Ec2Error;
 use time::OffsetDateTime;
 
 const OP: &str = r#"<ns0:DescribeInstances xmlns:ns0="http://ec2.amazonaws.com/doc/2012-08-15/"><ns0:instancesSet><ns0:item><ns0:instanceId>i-12345678</ns0:instanceId></ns0:item></ns0:instancesSet></ns0:DescribeInstances>"#;

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use serde_json::Value;
 
+use crate::base::Ec2Error;
 use crate::cloudstack::{CsClient, CsCredentials, CsError};
-use crate::ec2::Ec2Error;
 
 /// What a source knows of one access key. Debug never prints secrets.
 #[derive(Clone, PartialEq, Eq)]

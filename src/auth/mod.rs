@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 
 pub mod wssec;
 
+use crate::base::Ec2Error;
 use crate::cloudstack::CsCredentials;
-use crate::ec2::Ec2Error;
 
 pub use credentials::{CredentialSource, KnownUser};
 

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{AuthSettings, SignedRequest, canonical_query, ct_eq};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -136,7 +136,7 @@ pub(crate) fn truncate(s: &str) -> &str {
 }
 
 pub(crate) fn security_token_unsupported() -> Ec2Error {
-    Ec2Error::new("AuthFailure", "Temporary credentials (security tokens) are not supported by this endpoint.")
+    Ec2Error::new(Code::AuthFailure, "Temporary credentials (security tokens) are not supported by this endpoint.")
 }
 
 /// ISO 8601 as AWS clients send it: `YYYY-MM-DDThh:mm:ssZ`, also with fractional seconds and a

@@ -11,7 +11,7 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::sigv2::truncate;
 use super::{AuthSettings, SignedRequest, canonical_query, ct_eq, uri_encode_path};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -173,7 +173,7 @@ impl<'a> V4Auth<'a> {
         let day = amz_date.get(..8).unwrap_or_default();
         if date != day {
             return Err(Ec2Error::new(
-                "SignatureDoesNotMatch",
+                Code::SignatureDoesNotMatch,
                 format!(
                     "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: \
                      '{}' != '{day}', from '{amz_date}'.",
@@ -240,7 +240,7 @@ impl<'a> V4Auth<'a> {
     pub fn check_scope(&self, settings: &AuthSettings) -> Result<(), Ec2Error> {
         match &settings.strict_region {
             Some(r) if r != self.scope.region => Err(Ec2Error::new(
-                "SignatureDoesNotMatch",
+                Code::SignatureDoesNotMatch,
                 format!("Credential should be scoped to a valid region, not '{}'.", truncate(self.scope.region)),
             )),
             _ => Ok(()),
@@ -278,12 +278,12 @@ impl<'a> V4Auth<'a> {
         match req.headers.get("x-amz-content-sha256").map(|v| v.to_str().unwrap_or("").trim()) {
             Some(UNSIGNED_PAYLOAD) if req.body.is_empty() => Ok(vec![UNSIGNED_PAYLOAD.into()]),
             Some(UNSIGNED_PAYLOAD) => Err(Ec2Error::new(
-                "SignatureDoesNotMatch",
+                Code::SignatureDoesNotMatch,
                 "UNSIGNED-PAYLOAD is not accepted for a request with a body: its parameters would be unsigned.",
             )),
             Some(h) if h.eq_ignore_ascii_case(&body_hash) => Ok(vec![h.to_string()]),
             Some(_) => Err(Ec2Error::new(
-                "SignatureDoesNotMatch",
+                Code::SignatureDoesNotMatch,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             )),
             None if self.presigned && req.body.is_empty() => Ok(vec![body_hash, UNSIGNED_PAYLOAD.into()]),

@@ -20,7 +20,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uppsala::{Document, NodeId, NodeKind};
 
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 
 pub const NS_SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const NS_WSSE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
@@ -64,12 +64,12 @@ pub enum WsSecError {
 impl From<WsSecError> for Ec2Error {
     fn from(e: WsSecError) -> Self {
         let code = match &e {
-            WsSecError::Malformed(_) => "InvalidSOAPRequest",
-            WsSecError::Missing(_) => "MissingAuthenticationToken",
-            WsSecError::UnknownCertificate => "AuthFailure",
-            WsSecError::BadSignature(_) => "SignatureDoesNotMatch",
-            WsSecError::Policy(_) => "InvalidSecurity",
-            WsSecError::Expired(_) => "RequestExpired",
+            WsSecError::Malformed(_) => Code::InvalidSoapRequest,
+            WsSecError::Missing(_) => Code::MissingAuthenticationToken,
+            WsSecError::UnknownCertificate => Code::AuthFailure,
+            WsSecError::BadSignature(_) => Code::SignatureDoesNotMatch,
+            WsSecError::Policy(_) => Code::InvalidSecurity,
+            WsSecError::Expired(_) => Code::RequestExpired,
         };
         Ec2Error::new(code, e.to_string())
     }

@@ -3,7 +3,8 @@
 
 use http::HeaderMap;
 
-use super::{Ec2Error, Ec2Request, Frontend, Params};
+use super::{Ec2Request, Frontend, Params};
+use crate::base::Ec2Error;
 
 /// Parameters that belong to authentication, not to the action (never passed to the executor).
 pub const AUTH_PARAMS: &[&str] = &[

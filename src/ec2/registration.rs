@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 
 use crate::auth::wssec::{self, CertificateLookup};
 use crate::auth::{canonical_query, ct_eq, sigv2, uri_encode};
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::{CsClient, CsCredentials, CsError};
-use crate::ec2::Ec2Error;
 
 pub use crate::auth::credentials::BoxFuture;
 
@@ -183,7 +183,7 @@ impl KeyChecker for CsClient {
                 Err(CsError::Transport(_)) => Err(Ec2Error::unavailable()),
                 Err(e) => {
                     tracing::warn!(error = %e, "CloudStack key check failed");
-                    Err(Ec2Error::new("InternalError", "CloudStack could not check the keys"))
+                    Err(Ec2Error::new(Code::InternalError, "CloudStack could not check the keys"))
                 }
             }
         })
@@ -218,7 +218,7 @@ impl<'a> Registration<'a> {
         let params = decode(req.raw_params)?;
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
         let action = get("Action")
-            .ok_or_else(|| Ec2Error::new("MissingAction", "The request must contain the parameter Action"))?;
+            .ok_or_else(|| Ec2Error::new(Code::MissingAction, "The request must contain the parameter Action"))?;
         match action {
             "CloudEC2Version" => Ok(Reply::ok(concat!("ec2bridge ", env!("CARGO_PKG_VERSION")))),
             "SetUserKeys" => {
@@ -226,14 +226,17 @@ impl<'a> Registration<'a> {
                 let secret = require(get("secretkey"), "secretkey")?;
                 let signer = require(get("AWSAccessKeyId"), "AWSAccessKeyId")?;
                 if signer != access {
-                    return Err(Ec2Error::new("AuthFailure", "SetUserKeys must be signed with the keys it registers"));
+                    return Err(Ec2Error::new(
+                        Code::AuthFailure,
+                        "SetUserKeys must be signed with the keys it registers",
+                    ));
                 }
                 verify_sigv2(req, &params, secret, now, self.max_skew)?;
                 let creds = CsCredentials { api_key: access.to_string(), secret_key: secret.to_string() };
                 let owner = match self.keys.check(&creds).await? {
                     KeyCheck::Valid(owner) => owner,
                     KeyCheck::Rejected => {
-                        return Err(Ec2Error::new("AuthFailure", "CloudStack did not accept these API keys"));
+                        return Err(Ec2Error::new(Code::AuthFailure, "CloudStack did not accept these API keys"));
                     }
                 };
                 self.store.put_user_keys(access, secret, &owner).await.map_err(store_error)?;
@@ -269,7 +272,9 @@ impl<'a> Registration<'a> {
                     }),
                 }
             }
-            other => Err(Ec2Error::new("InvalidAction", format!("The action {other} is not a registration action"))),
+            other => {
+                Err(Ec2Error::new(Code::InvalidAction, format!("The action {other} is not a registration action")))
+            }
         }
     }
 
@@ -286,12 +291,12 @@ impl<'a> Registration<'a> {
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                Ec2Error::new("MissingAuthenticationToken", "The request must be signed (AWSAccessKeyId)")
+                Ec2Error::new(Code::MissingAuthenticationToken, "The request must be signed (AWSAccessKeyId)")
             })?;
         // Time first: an expired request learns nothing about which keys exist.
         check_time(params, now, self.max_skew)?;
         let secret = self.store.user_secret(access).await.map_err(store_error)?.ok_or_else(|| {
-            Ec2Error::new("AuthFailure", "These keys are not registered with the gateway; run SetUserKeys first")
+            Ec2Error::new(Code::AuthFailure, "These keys are not registered with the gateway; run SetUserKeys first")
         })?;
         verify_sigv2(req, params, &secret, now, self.max_skew)?;
         Ok(access.to_string())
@@ -313,14 +318,14 @@ fn require<'v>(v: Option<&'v str>, name: &str) -> Result<&'v str, Ec2Error> {
 /// `a=1&b=x+y`: `+` is a space, `%XX` a byte; the result must be UTF-8.
 fn decode(raw: &str) -> Result<Vec<(String, String)>, Ec2Error> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
-        .map_err(|_| Ec2Error::new("MalformedQueryString", "The query string could not be decoded"))
+        .map_err(|_| Ec2Error::new(Code::MalformedQueryString, "The query string could not be decoded"))
 }
 
 /// The certificate from the PEM, checked usable for WS-Security (parses, RSA key).
 pub fn certificate_der(pem: &str) -> Result<Vec<u8>, Ec2Error> {
     let bad = || {
         Ec2Error::new(
-            "InvalidParameterValue",
+            Code::InvalidParameterValue,
             "The cert parameter must be a PEM-encoded X.509 certificate with an RSA key",
         )
     };
@@ -354,12 +359,12 @@ fn verify_sigv2(
     let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     match get("SignatureVersion") {
         Some("2") => {}
-        _ => return Err(Ec2Error::new("AuthFailure", "Registration requests must use SignatureVersion=2")),
+        _ => return Err(Ec2Error::new(Code::AuthFailure, "Registration requests must use SignatureVersion=2")),
     }
     let method = match get("SignatureMethod") {
         Some("HmacSHA256") => sigv2::Method::HmacSha256,
         Some("HmacSHA1") => sigv2::Method::HmacSha1,
-        _ => return Err(Ec2Error::new("AuthFailure", "SignatureMethod must be HmacSHA1 or HmacSHA256")),
+        _ => return Err(Ec2Error::new(Code::AuthFailure, "SignatureMethod must be HmacSHA1 or HmacSHA256")),
     };
     let sig = require(get("Signature"), "Signature")?;
     check_time(params, now, skew)?;
@@ -385,7 +390,7 @@ fn verify_sigv2(
         }
     }
     Err(Ec2Error::new(
-        "SignatureDoesNotMatch",
+        Code::SignatureDoesNotMatch,
         "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
     ))
 }

@@ -1,7 +1,7 @@
 //! Response envelopes (ec2-protocol.md §3.1, §4.1, §6): the Query success document, the Query error
 //! document and the SOAP body/fault. The executor produces the inner XML; this wraps it.
 
-use super::Ec2Error;
+use crate::base::Ec2Error;
 
 pub const CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
 pub const REQUEST_ID_HEADER: &str = "x-amzn-RequestId";
@@ -81,7 +81,7 @@ pub fn query_success(request_id: &str, action: &str, version: &str, inner: &str)
 pub fn query_error(request_id: &str, err: &Ec2Error) -> String {
     format!(
         "{XML_DECL}\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
-        escape(&err.code),
+        escape(err.code.as_str()),
         escape(&err.message),
         escape(request_id)
     )
@@ -102,7 +102,7 @@ pub fn soap_fault(request_id: &str, err: &Ec2Error) -> String {
         "{XML_DECL}\n<soap:Envelope xmlns:soap=\"{SOAP_ENV}\" xmlns:aws=\"{AWS_FAULT_NS}\"><soap:Body><soap:Fault>\
          <faultcode>aws:{class}.{code}</faultcode><faultstring>{msg}</faultstring>\
          <detail><aws:RequestId>{rid}</aws:RequestId></detail></soap:Fault></soap:Body></soap:Envelope>",
-        code = escape(&err.code),
+        code = escape(err.code.as_str()),
         msg = escape(&err.message),
         rid = escape(request_id)
     )
@@ -111,6 +111,7 @@ pub fn soap_fault(request_id: &str, err: &Ec2Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::Code;
 
     #[test]
     fn success_envelope() {
@@ -125,12 +126,12 @@ mod tests {
 
     #[test]
     fn error_document() {
-        let e = Ec2Error::new("InvalidInstanceID.NotFound", "The instance ID 'i-1a2b3c4d' does not exist");
+        let e = Ec2Error::new(Code::InvalidInstanceIdNotFound, "The instance ID 'i-1a2b3c4d' does not exist");
         assert_eq!(
             query_error("ea96", &e),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID &apos;i-1a2b3c4d&apos; does not exist</Message></Error></Errors><RequestID>ea96</RequestID></Response>"
         );
-        let e = Ec2Error::new("InvalidParameterValue", "Value (<a&b>\u{1}) is invalid");
+        let e = Ec2Error::new(Code::InvalidParameterValue, "Value (<a&b>\u{1}) is invalid");
         let s = query_error("r", &e);
         let doc = roxmltree::Document::parse(&s).unwrap();
         let root = doc.root_element();
@@ -143,7 +144,7 @@ mod tests {
 
     #[test]
     fn soap_envelopes() {
-        let f = soap_fault("r", &Ec2Error::new("UnsupportedOperation", "nope"));
+        let f = soap_fault("r", &Ec2Error::new(Code::UnsupportedOperation, "nope"));
         let doc = roxmltree::Document::parse(&f).unwrap();
         let code = doc.descendants().find(|n| n.has_tag_name("faultcode")).unwrap();
         assert_eq!(code.text(), Some("aws:Client.UnsupportedOperation"));

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Ec2Error;
+use crate::base::Ec2Error;
 
 /// Which front end a request came through; decides how the answer is wrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

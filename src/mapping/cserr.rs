@@ -3,8 +3,8 @@
 //! quoted in the message where a rule says `{text}`.
 
 use super::table::Table;
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
-use crate::ec2::Ec2Error;
 
 pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
     let (command, errorcode, cserrorcode, text, is_job) = match e {
@@ -13,7 +13,7 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
         CsError::Transport(_) => return Ec2Error::unavailable(),
         CsError::JobTimeout { .. } => {
             return Ec2Error::new(
-                "InternalError",
+                Code::InternalError,
                 "An internal error has occurred: the cloud did not finish the operation in time",
             );
         }
@@ -39,7 +39,7 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
             .replace("{command}", command)
             .replace("{ids}", &ids.join(", "))
             .replace("{errorcode}", &errorcode.to_string());
-        return Ec2Error::new(r.code.clone(), msg);
+        return Ec2Error::new(r.code, msg);
     }
     Ec2Error::internal()
 }

@@ -16,9 +16,10 @@ use super::filter::FilterSet;
 use super::table::{Action, CallSpec, Completion, IdsBackend, ParamSource, Returns, Table};
 use super::{cserr, page, render, resolve, steps};
 use crate::auth::Principal;
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::{CsCredentials, CsError, JobStarted};
+use crate::ec2::Ec2Request;
 use crate::ec2::request::Filter;
-use crate::ec2::{Ec2Error, Ec2Request};
 use crate::ids::{self, IdCache, Kind};
 
 /// A region this gateway answers for.
@@ -244,7 +245,7 @@ impl<'a> Ctx<'a> {
         };
         for id in ec2_ids {
             if !ids::is_well_formed(kind, id) {
-                return Err(Ec2Error::new(spec.malformed_code.clone(), spec.malformed_msg.replace("{id}", id)));
+                return Err(Ec2Error::new(spec.malformed_code, spec.malformed_msg.replace("{id}", id)));
             }
         }
         let mut out: Vec<Option<String>> = Vec::with_capacity(ec2_ids.len());
@@ -292,7 +293,7 @@ impl<'a> Ctx<'a> {
 
 pub fn not_found(spec: &super::table::KindSpec, missing: &[&str]) -> Ec2Error {
     let tmpl = if missing.len() == 1 { &spec.not_found_one } else { &spec.not_found_many };
-    Ec2Error::new(spec.not_found_code.clone(), tmpl.replace("{ids}", &missing.join(", ")).replace("{id}", missing[0]))
+    Ec2Error::new(spec.not_found_code, tmpl.replace("{ids}", &missing.join(", ")).replace("{id}", missing[0]))
 }
 
 fn present(params: &crate::ec2::Params, name: &str) -> bool {
@@ -343,7 +344,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
         }
         None => {
             if let Some(f) = filters.first() {
-                return Err(Ec2Error::new("InvalidParameterValue", format!("The filter '{}' is invalid", f.name)));
+                return Err(Ec2Error::new(Code::InvalidParameterValue, format!("The filter '{}' is invalid", f.name)));
             }
         }
     }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::convert::{self, Env};
 use super::expr::{Expr, Path, scalar_text};
 use super::toml_src::At;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ec2::request::Filter;
 
 #[derive(Debug, Clone)]
@@ -31,11 +31,11 @@ impl FilterSet {
     pub fn check(&self, filters: &[Filter]) -> Result<(), Ec2Error> {
         for f in filters {
             if !self.knows(&f.name) {
-                return Err(Ec2Error::new("InvalidParameterValue", format!("The filter '{}' is invalid", f.name)));
+                return Err(Ec2Error::new(Code::InvalidParameterValue, format!("The filter '{}' is invalid", f.name)));
             }
             if f.values.is_empty() {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("The filter '{}' must have at least one value", f.name),
                 ));
             }

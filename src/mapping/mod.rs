@@ -28,8 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::auth::Principal;
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsClient;
-use crate::ec2::{Ec2Error, Ec2Request};
+use crate::ec2::Ec2Request;
 use crate::ids::{IdCache, MemoryIdCache};
 
 pub use backend::Backend;
@@ -126,11 +127,14 @@ impl Executor {
         let Some(action) = inner.table.actions.get(&req.action) else {
             let e = if actions::is_ec2_action(&req.action) {
                 Ec2Error::new(
-                    "UnsupportedOperation",
+                    Code::UnsupportedOperation,
                     format!("The action {} is not supported by this gateway.", req.action),
                 )
             } else {
-                Ec2Error::new("InvalidAction", format!("The action {} is not valid for this web service.", req.action))
+                Ec2Error::new(
+                    Code::InvalidAction,
+                    format!("The action {} is not valid for this web service.", req.action),
+                )
             };
             return (Err(e), 0);
         };

@@ -5,7 +5,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use super::table::PageSpec;
-use crate::ec2::{Ec2Error, Params};
+use crate::base::{Code, Ec2Error};
+use crate::ec2::Params;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -38,7 +39,7 @@ pub fn token(offset: usize, fp: &str) -> String {
 
 fn bad_token(t: &str) -> Ec2Error {
     Ec2Error::new(
-        "InvalidParameterValue",
+        Code::InvalidParameterValue,
         format!("Value ({t}) for parameter NextToken is invalid. The token is not valid for this request."),
     )
 }
@@ -54,7 +55,7 @@ pub fn read(params: &Params, spec: Option<&PageSpec>, ids_wire: Option<&str>, fp
     let Some(spec) = spec else {
         // Not paginated on EC2: the parameters are unknown there.
         let name = if max.is_some() { "MaxResults" } else { "NextToken" };
-        return Err(Ec2Error::new("UnknownParameter", format!("The parameter {name} is not recognized")));
+        return Err(Ec2Error::new(Code::UnknownParameter, format!("The parameter {name} is not recognized")));
     };
     if let Some(wire) = ids_wire {
         let what = if max.is_some() { "maxResults" } else { "nextToken" };

@@ -9,7 +9,7 @@ use super::backend::BoxFuture;
 use super::exec::Ctx;
 use super::expr::scalar_text;
 use super::table::Table;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::Kind;
 
 type Out = Result<Vec<String>, Ec2Error>;
@@ -107,9 +107,9 @@ fn r_zone<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -
         match (zone.and_then(|z| field(&z, "id")), input) {
             (Some(id), _) => Ok(vec![id]),
             (None, Some(name)) => {
-                Err(Ec2Error::new("InvalidParameterValue", format!("Invalid availability zone: [{name}]")))
+                Err(Ec2Error::new(Code::InvalidParameterValue, format!("Invalid availability zone: [{name}]")))
             }
-            (None, None) => Err(Ec2Error::new("Unavailable", "No availability zone is available.")),
+            (None, None) => Err(Ec2Error::new(Code::Unavailable, "No availability zone is available.")),
         }
     })
 }
@@ -137,7 +137,7 @@ fn r_keypair<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str
             .await?;
         match k {
             Some(_) => Ok(vec![name]),
-            None => Err(Ec2Error::new("InvalidKeyPair.NotFound", format!("The key pair '{name}' does not exist"))),
+            None => Err(Ec2Error::new(Code::InvalidKeyPairNotFound, format!("The key pair '{name}' does not exist"))),
         }
     })
 }
@@ -152,7 +152,9 @@ fn r_group_name<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a 
             .await?;
         match g {
             Some(_) => Ok(vec![name]),
-            None => Err(Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{name}' does not exist"))),
+            None => {
+                Err(Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist")))
+            }
         }
     })
 }
@@ -186,7 +188,7 @@ fn r_base64<'a>(_: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -
         let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
         match base64::engine::general_purpose::STANDARD.decode(&clean) {
             Ok(_) => Ok(vec![clean]),
-            Err(_) => Err(Ec2Error::new("InvalidParameterValue", "Invalid BASE64 encoding of user data.")),
+            Err(_) => Err(Ec2Error::new(Code::InvalidParameterValue, "Invalid BASE64 encoding of user data.")),
         }
     })
 }
@@ -227,7 +229,7 @@ fn r_zone_named<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a 
             ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str())).await?;
         match zone.and_then(|z| field(&z, "id")) {
             Some(id) => Ok(vec![id]),
-            None => Err(Ec2Error::new("InvalidZone.NotFound", format!("The zone '{name}' does not exist."))),
+            None => Err(Ec2Error::new(Code::InvalidZoneNotFound, format!("The zone '{name}' does not exist."))),
         }
     })
 }

@@ -8,6 +8,7 @@ use std::path::Path as FsPath;
 use super::expr::{Expr, Path};
 use super::toml_src::{self, At, Errs, LoadError, Node, V};
 use super::{convert, filter::FilterSet, resolve, steps};
+use crate::base::Code;
 use crate::ids::Kind;
 
 /// The compiled-in table: one file per EC2 area.
@@ -67,9 +68,9 @@ pub struct KindSpec {
     pub list: Vec<ListCall>,
     /// Path of the uuid in a listed item.
     pub id_path: Path,
-    pub malformed_code: String,
+    pub malformed_code: Code,
     pub malformed_msg: String,
-    pub not_found_code: String,
+    pub not_found_code: Code,
     pub not_found_one: String,
     pub not_found_many: String,
     pub at: At,
@@ -90,7 +91,7 @@ pub struct ErrorRule {
     /// Also (or only) for failed async jobs.
     pub on_job: bool,
     pub on_api: bool,
-    pub code: String,
+    pub code: Code,
     pub message: String,
     pub at: At,
 }
@@ -640,7 +641,7 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         .and_then(|x| errs.str(x, "id"))
         .and_then(|s| Path::parse(s).map_err(|m| errs.push(&n.at, m)).ok())
         .unwrap_or_else(|| Path::parse("id").expect("static"));
-    let sub = |k: &str, keys: &[&str]| -> HashMap<String, String> {
+    let sub = |k: &str, keys: &[&str]| -> HashMap<String, (String, At)> {
         let mut out = HashMap::new();
         if let Some(x) = toml_src::get(tab, k)
             && let Some(xt) = errs.tab(x, k)
@@ -648,7 +649,7 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             errs.only(xt, keys, k);
             for (kk, vv) in xt {
                 if let Some(s) = errs.str(vv, kk) {
-                    out.insert(kk.clone(), s.to_string());
+                    out.insert(kk.clone(), (s.to_string(), vv.at.clone()));
                 }
             }
         }
@@ -656,22 +657,39 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
     };
     let m = sub("malformed", &["code", "message"]);
     let nf = sub("not_found", &["code", "one", "many"]);
-    let default_mal = format!("Invalid{}ID.Malformed", camel(name));
-    let default_nf = format!("Invalid{}ID.NotFound", camel(name));
+    let text = |x: &HashMap<String, (String, At)>, k: &str| x.get(k).map(|(s, _)| s.clone());
+    // An unnamed code defaults to EC2's pattern (`InvalidReservationID.Malformed`), which must
+    // still be in the catalog.
+    let code = |x: &HashMap<String, (String, At)>, default: String| match x.get("code") {
+        Some((c, at)) => catalog_code(c, at, errs),
+        None => catalog_code(&default, &n.at, errs),
+    };
+    let malformed_code = code(&m, format!("Invalid{}ID.Malformed", camel(name)));
+    let not_found_code = code(&nf, format!("Invalid{}ID.NotFound", camel(name)));
+    let (Some(malformed_code), Some(not_found_code)) = (malformed_code, not_found_code) else { return };
     t.kinds.insert(
         kind,
         KindSpec {
             kind,
             list,
             id_path,
-            malformed_code: m.get("code").cloned().unwrap_or(default_mal),
-            malformed_msg: m.get("message").cloned().unwrap_or_else(|| "Invalid id: \"{id}\"".into()),
-            not_found_code: nf.get("code").cloned().unwrap_or(default_nf),
-            not_found_one: nf.get("one").cloned().unwrap_or_else(|| format!("The {name} ID '{{ids}}' does not exist")),
-            not_found_many: nf.get("many").cloned().unwrap_or_else(|| format!("The {name} IDs '{{ids}}' do not exist")),
+            malformed_code,
+            malformed_msg: text(&m, "message").unwrap_or_else(|| "Invalid id: \"{id}\"".into()),
+            not_found_code,
+            not_found_one: text(&nf, "one").unwrap_or_else(|| format!("The {name} ID '{{ids}}' does not exist")),
+            not_found_many: text(&nf, "many").unwrap_or_else(|| format!("The {name} IDs '{{ids}}' do not exist")),
             at: n.at.clone(),
         },
     );
+}
+
+/// An EC2 error code named by a mapping file: it must be in the catalog (`ec2bridge errors`).
+fn catalog_code(code: &str, at: &At, errs: &Errs) -> Option<Code> {
+    let found = Code::parse(code);
+    if found.is_none() {
+        errs.push(at, format!("unknown EC2 error code '{code}' (not in the catalog; `ec2bridge errors` lists it)"));
+    }
+    found
 }
 
 fn camel(s: &str) -> String {
@@ -699,21 +717,13 @@ fn read_error_rule(t: &mut Table, n: &Node, errs: &Errs) {
             (true, true)
         }
     };
-    let Some(code) = toml_src::get(tab, "code").and_then(|x| errs.str(x, "code")) else {
+    let Some(code_node) = toml_src::get(tab, "code") else {
         errs.push(&n.at, "an error rule needs code = \"<EC2 error code>\"");
         return;
     };
+    let Some(code) = errs.str(code_node, "code").and_then(|c| catalog_code(c, &code_node.at, errs)) else { return };
     let message = toml_src::get(tab, "message").and_then(|x| errs.str(x, "message")).unwrap_or("{text}").to_string();
-    t.errors.push(ErrorRule {
-        commands,
-        errorcode,
-        cserrorcode,
-        on_job,
-        on_api,
-        code: code.to_string(),
-        message,
-        at: n.at.clone(),
-    });
+    t.errors.push(ErrorRule { commands, errorcode, cserrorcode, on_job, on_api, code, message, at: n.at.clone() });
 }
 
 fn read_param(cs_name: &str, n: &Node, errs: &Errs) -> Option<ParamSpec> {

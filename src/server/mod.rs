@@ -22,10 +22,11 @@ use tracing::Instrument;
 
 use crate::auth::credentials::{BoxFuture, CredentialSource};
 use crate::auth::{AuthSettings, Principal, SignedRequest};
+use crate::base::{Code, Ec2Error};
 use crate::ec2::query::QueryInput;
 use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
 use crate::ec2::soap::SoapFrontend;
-use crate::ec2::{Ec2Error, Ec2Request, render};
+use crate::ec2::{Ec2Request, render};
 use crate::ops::logging::{Admit, FloodGate};
 use crate::ops::metrics;
 
@@ -186,7 +187,7 @@ async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     .instrument(span.clone())
     .await;
     let reply = outcome.unwrap_or_else(|_| {
-        let e = Ec2Error::new("Unavailable", "The request did not complete in time. Please try again shortly.");
+        let e = Ec2Error::new(Code::Unavailable, "The request did not complete in time. Please try again shortly.");
         if info.soap { Reply::soap_fault(&rid, &e) } else { Reply::query_error(&rid, &e) }
     });
     let elapsed = started.elapsed();
@@ -253,7 +254,7 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
     let (parts, body) = req.into_parts();
     if parts.method != Method::GET && parts.method != Method::POST {
         let e = Ec2Error::new(
-            "MethodNotAllowed",
+            Code::MethodNotAllowed,
             format!("The HTTP method {} is not allowed; use GET or POST.", parts.method),
         );
         return Reply::query_error(rid, &e);
@@ -312,7 +313,7 @@ fn admit(gw: &Gateway, access_key: &str, action: &str) -> Result<(), Ec2Error> {
     match &gw.rate_limiter {
         Some(l) if !l.admit(access_key, action) => {
             metrics::global().rate_limited(action, "rate");
-            Err(Ec2Error::new("RequestLimitExceeded", "Request limit exceeded."))
+            Err(Ec2Error::new(Code::RequestLimitExceeded, "Request limit exceeded."))
         }
         _ => Ok(()),
     }
@@ -322,7 +323,7 @@ fn admit(gw: &Gateway, access_key: &str, action: &str) -> Result<(), Ec2Error> {
 async fn execute(gw: &Gateway, req: &Ec2Request, principal: &Principal) -> Result<String, Ec2Error> {
     let out = gw.handler.execute(req, principal).await;
     // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
-    if out.as_ref().is_err_and(|e| e.code == "AuthFailure") {
+    if out.as_ref().is_err_and(|e| e.is(Code::AuthFailure)) {
         gw.credentials.forget(&principal.access_key);
     }
     out
@@ -348,7 +349,7 @@ async fn soap(
 ) -> Result<String, Ec2Error> {
     let Some(registry) = &gw.registry else {
         return Err(Ec2Error::new(
-            "UnsupportedOperation",
+            Code::UnsupportedOperation,
             "SOAP requests need the registration store, which this gateway does not have; use the Query API.",
         ));
     };
@@ -408,7 +409,10 @@ async fn handle_registration(
 
 async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Result<Bytes, Ec2Error> {
     let too_large = || {
-        Ec2Error::new("RequestEntityTooLarge", format!("The request body is larger than the limit of {limit} bytes."))
+        Ec2Error::new(
+            Code::RequestEntityTooLarge,
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
     };
     let declared =
         headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -418,6 +422,6 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
     match Limited::new(body, limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(_) => Err(Ec2Error::new("IncompleteBody", "The request body could not be read completely.")),
+        Err(_) => Err(Ec2Error::new(Code::IncompleteBody, "The request body could not be read completely.")),
     }
 }

@@ -15,7 +15,8 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use crate::auth::wssec::{self, CertificateLookup, SoapSignatureVerifier, VerifiedEnvelope, XmlElement};
-use crate::ec2::{Ec2Error, Ec2Request, Frontend, Params};
+use crate::base::{Code, Ec2Error};
+use crate::ec2::{Ec2Request, Frontend, Params};
 
 /// Largest SOAP request accepted (bytes). RunInstances user data (16 KiB, base64) plus a signed
 /// envelope fits many times over; anything bigger is refused before parsing.
@@ -251,11 +252,14 @@ impl Flattener<'_> {
                 };
                 if let Some((name, value)) = param {
                     if self.out.0.len() >= MAX_PARAMS {
-                        return Err(Ec2Error::new("InvalidSOAPRequest", "The SOAP request has too many parameters"));
+                        return Err(Ec2Error::new(
+                            Code::InvalidSoapRequest,
+                            "The SOAP request has too many parameters",
+                        ));
                     }
                     if self.out.0.insert(name.clone(), value).is_some() {
                         return Err(Ec2Error::new(
-                            "InvalidParameterValue",
+                            Code::InvalidParameterValue,
                             format!("The parameter {name} appears more than once in the SOAP request"),
                         ));
                     }
@@ -280,7 +284,7 @@ pub fn flatten(table: &PathTable, action: &str, op: &XmlElement) -> Result<Param
 pub fn version_of(namespace: Option<&str>) -> Result<String, Ec2Error> {
     let bad = || {
         Ec2Error::new(
-            "InvalidSOAPRequest",
+            Code::InvalidSoapRequest,
             "The operation element must be in an EC2 API namespace (http://ec2.amazonaws.com/doc/YYYY-MM-DD/)",
         )
     };
@@ -299,7 +303,7 @@ pub fn version_of(namespace: Option<&str>) -> Result<String, Ec2Error> {
 pub fn to_request(table: &PathTable, verified: &VerifiedEnvelope, request_id: String) -> Result<Ec2Request, Ec2Error> {
     let op = &verified.operation;
     if op.name.is_empty() || !op.name.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(Ec2Error::new("InvalidSOAPRequest", "The SOAP Body's operation element has an invalid name"));
+        return Err(Ec2Error::new(Code::InvalidSoapRequest, "The SOAP Body's operation element has an invalid name"));
     }
     let version = version_of(op.namespace.as_deref())?;
     let params = flatten(table, &op.name, op)?;
@@ -395,14 +399,17 @@ impl SoapFrontend {
     ) -> Result<(L::Identity, Ec2Request), Ec2Error> {
         if body.len() > self.max_body {
             return Err(Ec2Error::new(
-                "InvalidSOAPRequest",
+                Code::InvalidSoapRequest,
                 format!("The SOAP request is larger than {} bytes", self.max_body),
             ));
         }
         let now = OffsetDateTime::now_utc();
         let (who, verified) = wssec::authenticate(self.verifier.as_ref(), certs, body, now).await?;
         if !self.replay.first_use(&verified, now) {
-            return Err(Ec2Error::new("InvalidSecurity", "This signed request has already been processed (replay)"));
+            return Err(Ec2Error::new(
+                Code::InvalidSecurity,
+                "This signed request has already been processed (replay)",
+            ));
         }
         Ok((who, to_request(&self.table, &verified, request_id)?))
     }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
-use crate::ec2::Ec2Error;
+use crate::base::Ec2Error;
 
 const NAMES: &[&str] =
     &["supported-platforms", "default-vpc", "max-instances", "max-elastic-ips", "vpc-max-elastic-ips"];

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
@@ -30,7 +30,7 @@ fn association_of(ip: &Value) -> Option<String> {
 }
 
 fn address_not_found(ip: &str) -> Ec2Error {
-    Ec2Error::new("InvalidAddress.NotFound", format!("Address '{ip}' not found."))
+    Ec2Error::new(Code::InvalidAddressNotFound, format!("Address '{ip}' not found."))
 }
 
 /// The caller's Elastic IPs (the address kind's list call), with `extra` CloudStack filters.
@@ -57,7 +57,7 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     if let Some(alloc) = nonempty("AllocationId") {
         let kind = ctx.ex.table.kinds.get(&Kind::Address).ok_or_else(Ec2Error::internal)?;
         if !ids::is_well_formed(Kind::Address, &alloc) {
-            return Err(Ec2Error::new(kind.malformed_code.clone(), kind.malformed_msg.replace("{id}", &alloc)));
+            return Err(Ec2Error::new(kind.malformed_code, kind.malformed_msg.replace("{id}", &alloc)));
         }
         // Known uuid: ask for that one; else list them all and match derived ids.
         let l = match ctx.ex.ids.lookup(&alloc).await {
@@ -77,7 +77,7 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     if let Some(assoc) = nonempty("AssociationId") {
         let l = list_addresses(ctx, &[]).await?;
         return l.into_iter().find(|i| association_of(i).as_deref() == Some(assoc.as_str())).ok_or_else(|| {
-            Ec2Error::new("InvalidAssociationID.NotFound", format!("The association ID '{assoc}' does not exist"))
+            Ec2Error::new(Code::InvalidAssociationIdNotFound, format!("The association ID '{assoc}' does not exist"))
         });
     }
     let names = if ctx.action.exclusive.iter().flatten().any(|n| n == "AssociationId") {
@@ -85,7 +85,7 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     } else {
         "PublicIp or AllocationId"
     };
-    Err(Ec2Error::new("MissingParameter", format!("The request must contain the parameter {names}")))
+    Err(Ec2Error::new(Code::MissingParameter, format!("The request must contain the parameter {names}")))
 }
 
 /// Resolver `address`: the uuid of the address the request names. `address:associated`: the
@@ -139,7 +139,7 @@ pub fn associate<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Resu
         if let Some(other) = current {
             if !reassociate {
                 return Err(Ec2Error::new(
-                    "InvalidIPAddress.InUse",
+                    Code::InvalidIpAddressInUse,
                     format!(
                         "Address '{shown}' is already associated with instance '{}'; set AllowReassociation to move it.",
                         ids::ec2_id(Kind::Instance, other)
@@ -161,7 +161,7 @@ pub fn associate<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Resu
         }
         if let Err(mut e) = enable_nat(ctx, ip_uuid, vm_uuid).await {
             rollback(ctx, &undo).await;
-            if e.code == "InvalidParameterCombination" {
+            if e.is(Code::InvalidParameterCombination) {
                 e.message = format!("Address '{shown}' cannot be associated with instance '{iid}': {}", e.message);
             }
             return Err(e);

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::check_keys;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -68,7 +68,7 @@ fn check_ami_name(name: &str) -> Result<(), Ec2Error> {
     let n = name.chars().count();
     if !(3..=128).contains(&n) || !name.chars().all(ok_char) {
         return Err(Ec2Error::new(
-            "InvalidAMIName.Malformed",
+            Code::InvalidAmiNameMalformed,
             format!(
                 "AMI name '{name}' is invalid: it must be 3 to 128 characters of letters, numbers, spaces and ( ) [ ] . / - ' @ _"
             ),
@@ -83,7 +83,7 @@ async fn check_name_free(ctx: &Ctx<'_>, name: &str) -> Result<(), Ec2Error> {
     if let Some(t) = mine.iter().find(|t| s(t, "name") == Some(name)) {
         let ami = ids::ec2_id(Kind::Image, s(t, "id").unwrap_or_default());
         return Err(Ec2Error::new(
-            "InvalidAMIName.Duplicate",
+            Code::InvalidAmiNameDuplicate,
             format!("AMI name {name} is already in use by AMI {ami}"),
         ));
     }
@@ -91,7 +91,7 @@ async fn check_name_free(ctx: &Ctx<'_>, name: &str) -> Result<(), Ec2Error> {
 }
 
 fn instance_state_error(ec2: &str, why: &str) -> Ec2Error {
-    Ec2Error::new("IncorrectInstanceState", format!("The instance '{ec2}' {why}"))
+    Ec2Error::new(Code::IncorrectInstanceState, format!("The instance '{ec2}' {why}"))
 }
 
 /// CreateImage: a template from the instance's ROOT volume. CloudStack needs the VM stopped, so a
@@ -471,14 +471,14 @@ pub fn modify_attribute<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'
         {
             return Err(match IMAGE_ATTRIBUTES.contains(&a) {
                 true => Ec2Error::new(
-                    "UnsupportedOperation",
+                    Code::UnsupportedOperation,
                     format!("The attribute {a} cannot be modified on this cloud."),
                 ),
                 false => Ec2Error::invalid_value("Attribute", a, "Unknown attribute."),
             });
         }
         if !p.list("ProductCode").is_empty() {
-            return Err(Ec2Error::new("UnsupportedOperation", "Product codes are not offered by this cloud."));
+            return Err(Ec2Error::new(Code::UnsupportedOperation, "Product codes are not offered by this cloud."));
         }
         let description = p
             .get("Description.Value")
@@ -586,7 +586,7 @@ pub fn modify_attribute<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'
                     }
                 }
                 // A refused account may also mean the template went away meanwhile.
-                if e.code == "InvalidAMIAttributeItemValue" {
+                if e.is(Code::InvalidAmiAttributeItemValue) {
                     find_template(ctx, &ec2, &uuid).await?;
                 }
                 return Err(e);

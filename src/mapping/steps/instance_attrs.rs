@@ -9,7 +9,7 @@ use super::super::convert::iso8601;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::check_keys;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
@@ -114,7 +114,7 @@ pub fn r_change<'a>(
         };
         let unsupported = || {
             Ec2Error::new(
-                "UnsupportedOperation",
+                Code::UnsupportedOperation,
                 format!("The cloud behind this gateway cannot change the instance attribute '{name}'."),
             )
         };
@@ -234,7 +234,7 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     }
     if s(&vm, "state") != Some("Stopped") {
         return Err(Ec2Error::new(
-            "IncorrectInstanceState",
+            Code::IncorrectInstanceState,
             format!("The instance '{ec2}' is not in the 'stopped' state."),
         ));
     }
@@ -298,7 +298,7 @@ pub fn instance_type_names<'a>(
             wanted.iter().copied().filter(|w| !items.iter().any(|o| s(o, "name") == Some(*w))).collect();
         if !missing.is_empty() {
             return Err(Ec2Error::new(
-                "InvalidInstanceType",
+                Code::InvalidInstanceType,
                 format!("The following supplied instance types do not exist: [{}]", missing.join(", ")),
             ));
         }

@@ -11,7 +11,7 @@ use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared, TokenEntry, Tombstone};
 use super::super::page;
 use super::{arg_strs, check_keys};
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// CloudStack states of a VM that is gone (EC2 `terminated`).
@@ -91,7 +91,7 @@ pub fn state_change<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, R
             return Err(super::super::exec::not_found(kind, &missing));
         }
         if let Some(r) = rows.iter().find(|r| refuse.contains(&r.prev)) {
-            return Err(Ec2Error::new("IncorrectInstanceState", refuse_msg.replace("{id}", r.ec2)));
+            return Err(Ec2Error::new(Code::IncorrectInstanceState, refuse_msg.replace("{id}", r.ec2)));
         }
         let todo: Vec<usize> = (0..rows.len()).filter(|&i| !skip.contains(&rows[i].prev)).collect();
         let futs = todo.iter().map(|&i| {
@@ -299,7 +299,7 @@ pub fn run_instances<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
         let cap = ctx.ex.opts.max_run_count;
         if min > cap {
             return Err(Ec2Error::new(
-                "InstanceLimitExceeded",
+                Code::InstanceLimitExceeded,
                 format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
             ));
         }
@@ -319,7 +319,7 @@ pub fn run_instances<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
         {
             if e.fingerprint != fp {
                 return Err(Ec2Error::new(
-                    "IdempotentParameterMismatch",
+                    Code::IdempotentParameterMismatch,
                     "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
                 ));
             }
@@ -408,7 +408,8 @@ async fn launch(
     }
     if (made.len() as i64) < min {
         let left = destroy_all(ctx, &made, command).await;
-        let e = first_err.unwrap_or_else(|| Ec2Error::new("InsufficientInstanceCapacity", "Insufficient capacity."));
+        let e =
+            first_err.unwrap_or_else(|| Ec2Error::new(Code::InsufficientInstanceCapacity, "Insufficient capacity."));
         return Err(with_leftovers(e, &left));
     }
     if !tags.is_empty() {

@@ -10,8 +10,9 @@ use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::security_groups::keep_named;
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
-use crate::ec2::{Ec2Error, Params};
+use crate::ec2::Params;
 use crate::ids::{self, Kind};
 
 fn s(v: &Value, k: &str) -> Option<String> {
@@ -23,7 +24,7 @@ fn is_param_error(e: &CsError) -> bool {
 }
 
 fn duplicate(name: &str) -> Ec2Error {
-    Ec2Error::new("InvalidKeyPair.Duplicate", format!("The keypair '{name}' already exists."))
+    Ec2Error::new(Code::InvalidKeyPairDuplicate, format!("The keypair '{name}' already exists."))
 }
 
 fn key_name(p: &Params) -> Result<&str, Ec2Error> {
@@ -38,7 +39,7 @@ fn key_name(p: &Params) -> Result<&str, Ec2Error> {
 fn no_tags(p: &Params) -> Result<(), Ec2Error> {
     if !p.members("TagSpecification").is_empty() {
         return Err(Ec2Error::new(
-            "InvalidParameterValue",
+            Code::InvalidParameterValue,
             "This cloud cannot tag key pairs: TagSpecification is not supported for key-pair.",
         ));
     }
@@ -98,7 +99,7 @@ fn md5_fingerprint(line: &str) -> Option<String> {
 }
 
 fn bad_format() -> Ec2Error {
-    Ec2Error::new("InvalidKeyPair.Format", "Key is not in valid OpenSSH public key format")
+    Ec2Error::new(Code::InvalidKeyPairFormat, "Key is not in valid OpenSSH public key format")
 }
 
 pub fn import<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
@@ -129,7 +130,7 @@ pub fn import<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
                     fp.and_then(|fp| all.iter().find(|k| s(k, "fingerprint").as_deref() == Some(fp.as_str())))
                 {
                     return Err(Ec2Error::new(
-                        "InvalidKeyPair.Duplicate",
+                        Code::InvalidKeyPairDuplicate,
                         format!(
                             "The keypair '{name}' cannot be imported: this cloud already holds the same key as '{}'.",
                             s(other, "name").unwrap_or_default()
@@ -179,7 +180,7 @@ pub fn delete<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
 pub fn names<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
     Box::pin(async move {
         let wanted = ctx.req.params.list("KeyName");
-        keep_named(items, &wanted, "name", "InvalidKeyPair.NotFound", "key pair")
+        keep_named(items, &wanted, "name", Code::InvalidKeyPairNotFound, "key pair")
     })
 }
 

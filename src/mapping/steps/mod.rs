@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::backend::BoxFuture;
 use super::exec::{Ctx, Prepared};
-use crate::ec2::Ec2Error;
+use crate::base::Ec2Error;
 
 /// Produces the action's result document (rendered by the action's `returns`).
 pub type RunFn = for<'a> fn(&'a Ctx<'a>, &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>>;

@@ -11,8 +11,9 @@ use super::super::backend::{BoxFuture, join_limited};
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::check_keys;
+use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
-use crate::ec2::{Ec2Error, Params};
+use crate::ec2::Params;
 use crate::ids::{self, Kind};
 
 fn s(v: &Value, k: &str) -> Option<String> {
@@ -66,7 +67,7 @@ fn is_param_error(e: &CsError) -> bool {
 }
 
 fn not_found(name: &str) -> Ec2Error {
-    Ec2Error::new("InvalidGroup.NotFound", format!("The security group '{name}' does not exist"))
+    Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist"))
 }
 
 /// Every security group the caller owns (one call; also feeds the id cache).
@@ -89,7 +90,7 @@ fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error
         (Some(id), _) => {
             if !ids::is_well_formed(Kind::SecurityGroup, id) {
                 return Err(Ec2Error::new(
-                    "InvalidGroupId.Malformed",
+                    Code::InvalidGroupIdMalformed,
                     format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
                 ));
             }
@@ -100,7 +101,7 @@ fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error
         }
         (None, Some(n)) => groups.iter().find(|g| s(g, "name").as_deref() == Some(n)).ok_or_else(|| not_found(n)),
         (None, None) => {
-            Err(Ec2Error::new("MissingParameter", "The request must contain the parameter GroupName or GroupId"))
+            Err(Ec2Error::new(Code::MissingParameter, "The request must contain the parameter GroupName or GroupId"))
         }
     }
 }
@@ -122,7 +123,7 @@ pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
             return Err(Ec2Error::invalid_value("GroupName", name, "Group names may not be in the format sg-*."));
         }
         if name.eq_ignore_ascii_case("default") {
-            return Err(Ec2Error::new("InvalidGroup.Reserved", "The security group 'default' is reserved"));
+            return Err(Ec2Error::new(Code::InvalidGroupReserved, "The security group 'default' is reserved"));
         }
         let tags = tag_specs(p, "security-group")?;
         let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
@@ -133,7 +134,7 @@ pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
                 let q = [("securitygroupname".to_string(), name.to_string())];
                 if !ctx.list("listSecurityGroups", &q, "securitygroup").await?.is_empty() {
                     return Err(Ec2Error::new(
-                        "InvalidGroup.Duplicate",
+                        Code::InvalidGroupDuplicate,
                         format!("The security group '{name}' already exists"),
                     ));
                 }
@@ -165,14 +166,14 @@ pub fn delete<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
         let ec2 = ids::ec2_id(Kind::SecurityGroup, &uuid);
         if s(g, "name").as_deref() == Some("default") {
             return Err(Ec2Error::new(
-                "CannotDelete",
+                Code::CannotDelete,
                 format!("the specified group: \"{ec2}\" name: \"default\" cannot be deleted by a user"),
             ));
         }
         match ctx.call_raw("deleteSecurityGroup", &[("id".into(), uuid)]).await {
             Ok(_) => {}
             Err(CsError::Api { errorcode: 536, .. }) => {
-                return Err(Ec2Error::new("DependencyViolation", format!("resource {ec2} has a dependent object")));
+                return Err(Ec2Error::new(Code::DependencyViolation, format!("resource {ec2} has a dependent object")));
             }
             Err(e) => return Err(ctx.err(e)),
         }
@@ -268,7 +269,7 @@ fn int_param(p: &Params, name: &str, shown: &str) -> Result<Option<i64>, Ec2Erro
             .trim()
             .parse()
             .map(Some)
-            .map_err(|_| Ec2Error::new("InvalidParameterValue", format!("Invalid value '{v}' for {shown}."))),
+            .map_err(|_| Ec2Error::new(Code::InvalidParameterValue, format!("Invalid value '{v}' for {shown}."))),
     }
 }
 
@@ -280,7 +281,7 @@ fn valid_cidr(c: &str) -> bool {
 /// Ports by protocol: tcp/udp need 0..65535 with from <= to; icmp takes type/code (-1 = any);
 /// everything else covers every port.
 fn check_ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> Result<(Option<i64>, Option<i64>), Ec2Error> {
-    let malformed = |m: String| Ec2Error::new("InvalidPermission.Malformed", m);
+    let malformed = |m: String| Ec2Error::new(Code::InvalidPermissionMalformed, m);
     match protocol {
         "tcp" | "udp" => {
             let (Some(f), Some(t)) = (from, to) else {
@@ -344,7 +345,7 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
             let c = r.get("CidrIp").unwrap_or("");
             if !valid_cidr(c) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Value ({c}) for parameter cidrIp is invalid. This is not a valid CIDR block."),
                 ));
             }
@@ -352,7 +353,7 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
         }
         if !m.members("Ipv6Ranges").is_empty() || !m.members("PrefixListIds").is_empty() {
             return Err(Ec2Error::new(
-                "InvalidParameterValue",
+                Code::InvalidParameterValue,
                 "IPv6 ranges and prefix lists are not supported by this cloud.",
             ));
         }
@@ -363,7 +364,7 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
                 (Some(id), _) => {
                     if !ids::is_well_formed(Kind::SecurityGroup, id) {
                         return Err(Ec2Error::new(
-                            "InvalidGroupId.Malformed",
+                            Code::InvalidGroupIdMalformed,
                             format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
                         ));
                     }
@@ -489,7 +490,7 @@ pub fn authorize<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<
             for a in perm.atoms() {
                 if existing.iter().any(|(_, e)| *e == a) {
                     return Err(Ec2Error::new(
-                        "InvalidPermission.Duplicate",
+                        Code::InvalidPermissionDuplicate,
                         format!("the specified rule \"{}\" already exists", Perm::describe(&a)),
                     ));
                 }
@@ -554,7 +555,7 @@ pub fn revoke<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
                     }
                     None => {
                         return Err(Ec2Error::new(
-                            "InvalidPermission.NotFound",
+                            Code::InvalidPermissionNotFound,
                             "The specified rule does not exist in this security group.",
                         ));
                     }
@@ -639,7 +640,7 @@ pub(crate) fn keep_named(
     items: Vec<Value>,
     wanted: &[&str],
     field: &str,
-    code: &'static str,
+    code: Code,
     what: &str,
 ) -> Result<Vec<Value>, Ec2Error> {
     if wanted.is_empty() {
@@ -664,7 +665,7 @@ pub fn select<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFu
         for id in &want_ids {
             if !ids::is_well_formed(Kind::SecurityGroup, id) {
                 return Err(Ec2Error::new(
-                    "InvalidGroupId.Malformed",
+                    Code::InvalidGroupIdMalformed,
                     format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
                 ));
             }
@@ -681,7 +682,7 @@ pub fn select<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFu
             [one] => return Err(not_found(one)),
             many => {
                 return Err(Ec2Error::new(
-                    "InvalidGroup.NotFound",
+                    Code::InvalidGroupNotFound,
                     format!("The security groups '{}' do not exist", many.join(", ")),
                 ));
             }

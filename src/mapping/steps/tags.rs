@@ -10,7 +10,7 @@ use super::super::backend::{BoxFuture, join_limited};
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::check_keys;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// EC2 kind <-> CloudStack resource type <-> EC2 resource-type name.
@@ -53,15 +53,15 @@ pub fn r_tag_resources<'a>(
             return Err(Ec2Error::missing_parameter("ResourceId"));
         }
         if asked.len() > 1000 {
-            return Err(Ec2Error::new("InvalidParameterValue", "At most 1000 resource ids may be given."));
+            return Err(Ec2Error::new(Code::InvalidParameterValue, "At most 1000 resource ids may be given."));
         }
         let mut groups: BTreeMap<&'static str, (Kind, Vec<String>)> = BTreeMap::new();
         for id in &asked {
             let Some((kind, cs)) = kind_of(id) else {
-                return Err(Ec2Error::new("InvalidID", format!("The ID '{id}' is not valid")));
+                return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
             };
             if !ids::is_well_formed(kind, id) {
-                return Err(Ec2Error::new("InvalidID", format!("The ID '{id}' is not valid")));
+                return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
             }
             groups.entry(cs).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
         }
@@ -69,7 +69,7 @@ pub fn r_tag_resources<'a>(
         for (cs, (kind, ids)) in groups {
             if !ctx.ex.table.kinds.contains_key(&kind) {
                 return Err(Ec2Error::new(
-                    "InvalidID",
+                    Code::InvalidId,
                     format!("The ID '{}' is not valid: this gateway has no {} resources", ids[0], kind.name()),
                 ));
             }
@@ -96,20 +96,20 @@ fn requested(ctx: &Ctx<'_>, create: bool) -> Result<Vec<(String, Option<String>)
         let value = m.get("Value").map(str::to_string);
         if create {
             if key.is_empty() {
-                return Err(Ec2Error::new("InvalidParameterValue", "Tag keys must not be empty."));
+                return Err(Ec2Error::new(Code::InvalidParameterValue, "Tag keys must not be empty."));
             }
             if key.len() > 127 || value.as_deref().is_some_and(|v| v.len() > 255) {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!("Tag '{key}': keys are at most 127 and values at most 255 characters long."),
                 ));
             }
             if key.to_ascii_lowercase().starts_with("aws:") {
-                return Err(Ec2Error::new("InvalidParameterValue", "Tag keys starting with 'aws:' are reserved."));
+                return Err(Ec2Error::new(Code::InvalidParameterValue, "Tag keys starting with 'aws:' are reserved."));
             }
             if value.as_deref().unwrap_or("").is_empty() {
                 return Err(Ec2Error::new(
-                    "InvalidParameterValue",
+                    Code::InvalidParameterValue,
                     format!(
                         "Tag '{key}' has an empty value; the cloud behind this gateway cannot store empty tag values."
                     ),
@@ -124,7 +124,7 @@ fn requested(ctx: &Ctx<'_>, create: bool) -> Result<Vec<(String, Option<String>)
         return Err(Ec2Error::missing_parameter("Tag.1.Key"));
     }
     if out.len() > 50 {
-        return Err(Ec2Error::new("TagLimitExceeded", "At most 50 tags may be given."));
+        return Err(Ec2Error::new(Code::TagLimitExceeded, "At most 50 tags may be given."));
     }
     Ok(out)
 }

@@ -12,7 +12,7 @@ use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared, TokenEntry};
 use super::super::expr::scalar_text;
 use super::super::page;
-use crate::ec2::Ec2Error;
+use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
@@ -196,7 +196,7 @@ where
     {
         if e.fingerprint != fp {
             return Err(Ec2Error::new(
-                "IdempotentParameterMismatch",
+                Code::IdempotentParameterMismatch,
                 "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
             ));
         }
@@ -218,7 +218,10 @@ pub fn create_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
             return Err(Ec2Error::missing_parameter("size or snapshotId"));
         }
         if param(prep, "encrypted") == Some("true") {
-            return Err(Ec2Error::new("UnsupportedOperation", "Encrypted volumes are not supported by this cloud."));
+            return Err(Ec2Error::new(
+                Code::UnsupportedOperation,
+                "Encrypted volumes are not supported by this cloud.",
+            ));
         }
         let tags = tag_specs(ctx, "volume")?;
         idempotent(ctx, make_volume(ctx, prep, size, snapshot, tags)).await
@@ -244,12 +247,15 @@ async fn make_volume(
                 .await?;
             let sid = ids::ec2_id(Kind::Snapshot, snap);
             let Some(sn) = l.into_iter().find(|x| s(x, "id") == Some(snap)) else {
-                return Err(Ec2Error::new("InvalidSnapshot.NotFound", format!("The snapshot '{sid}' does not exist.")));
+                return Err(Ec2Error::new(
+                    Code::InvalidSnapshotNotFound,
+                    format!("The snapshot '{sid}' does not exist."),
+                ));
             };
             let st = s(&sn, "state").unwrap_or("");
             if st != "BackedUp" {
                 let ec2 = if st == "Error" { "error" } else { "pending" };
-                return Err(Ec2Error::new("IncorrectState", format!("Snapshot is in invalid state - {ec2}")));
+                return Err(Ec2Error::new(Code::IncorrectState, format!("Snapshot is in invalid state - {ec2}")));
             }
             if let Some(z) = s(&sn, "zoneid")
                 && z != zoneid
@@ -317,7 +323,7 @@ async fn disk_offering(ctx: &Ctx<'_>, volume_type: Option<&str>) -> Result<Value
     match pick {
         Some(o) => Ok((*o).clone()),
         None => Err(Ec2Error::new(
-            "UnsupportedOperation",
+            Code::UnsupportedOperation,
             "The cloud offers no disk offering of a custom size, so volumes cannot be created.",
         )),
     }
@@ -337,10 +343,10 @@ pub fn delete_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
             };
             let (st, _) = volume_status(v);
             if let Some(i) = instance_of(v) {
-                return Err(Ec2Error::new("VolumeInUse", format!("Volume {ec2} is currently attached to {i}")));
+                return Err(Ec2Error::new(Code::VolumeInUse, format!("Volume {ec2} is currently attached to {i}")));
             }
             if st != "available" && st != "error" {
-                return Err(Ec2Error::new("IncorrectState", format!("The volume '{ec2}' is '{st}'.")));
+                return Err(Ec2Error::new(Code::IncorrectState, format!("The volume '{ec2}' is '{st}'.")));
             }
         }
         let futs = prep
@@ -360,11 +366,11 @@ pub fn attach_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
         let device = param(prep, "deviceid").ok_or_else(|| Ec2Error::missing_parameter("Device"))?;
         let (ec2, uuid, v) = the_volume(ctx, prep).await?;
         if let Some(i) = instance_of(&v) {
-            return Err(Ec2Error::new("VolumeInUse", format!("{ec2} is already attached to an instance ({i})")));
+            return Err(Ec2Error::new(Code::VolumeInUse, format!("{ec2} is already attached to an instance ({i})")));
         }
         let (st, _) = volume_status(&v);
         if st != "available" {
-            return Err(Ec2Error::new("IncorrectState", format!("{ec2} is not 'available' but '{st}'.")));
+            return Err(Ec2Error::new(Code::IncorrectState, format!("{ec2} is not 'available' but '{st}'.")));
         }
         let p = vec![
             ("id".to_string(), uuid.to_string()),
@@ -387,7 +393,7 @@ pub fn detach_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
         let (ec2, uuid, v) = the_volume(ctx, prep).await?;
         let (st, att) = volume_status(&v);
         let Some(vm) = s(&v, "virtualmachineid") else {
-            return Err(Ec2Error::new("IncorrectState", format!("Volume '{ec2}' is in the '{st}' state.")));
+            return Err(Ec2Error::new(Code::IncorrectState, format!("Volume '{ec2}' is in the '{st}' state.")));
         };
         let inst = ids::ec2_id(Kind::Instance, vm);
         if let Some(want) = param(prep, "virtualmachineid")
@@ -395,7 +401,7 @@ pub fn detach_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
         {
             let i = ctx.req.params.get("InstanceId").unwrap_or_default();
             return Err(Ec2Error::new(
-                "InvalidAttachment.NotFound",
+                Code::InvalidAttachmentNotFound,
                 format!("The volume '{ec2}' is not attached to instance '{i}'"),
             ));
         }
@@ -405,19 +411,19 @@ pub fn detach_volume<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, 
         {
             let d = ctx.req.params.get("Device").unwrap_or_default();
             return Err(Ec2Error::new(
-                "InvalidAttachment.NotFound",
+                Code::InvalidAttachmentNotFound,
                 format!("The volume '{ec2}' is not attached to instance '{inst}' at device '{d}'"),
             ));
         }
         if s(&v, "type") == Some("ROOT") {
             return Err(Ec2Error::new(
-                "IncorrectState",
+                Code::IncorrectState,
                 format!("Unable to detach root volume '{ec2}' from instance '{inst}'"),
             ));
         }
         if att != Some("attached") {
             return Err(Ec2Error::new(
-                "IncorrectState",
+                Code::IncorrectState,
                 format!("Volume '{ec2}' is '{}' and cannot be detached now.", att.unwrap_or(st)),
             ));
         }
@@ -451,7 +457,7 @@ pub fn create_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a
         let tags = tag_specs(ctx, "snapshot")?;
         let vols = list_volumes(ctx, &[uuid]).await?;
         let Some(v) = vols.into_iter().find(|v| s(v, "id") == Some(uuid)) else {
-            return Err(Ec2Error::new("InvalidVolume.NotFound", format!("The volume '{ec2}' does not exist.")));
+            return Err(Ec2Error::new(Code::InvalidVolumeNotFound, format!("The volume '{ec2}' does not exist.")));
         };
         // CloudStack snapshots only volumes that exist on storage (Ready): a new volume is
         // `Allocated` until it is first attached.
@@ -463,7 +469,7 @@ pub fn create_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a
                 String::new()
             };
             return Err(Ec2Error::new(
-                "IncorrectState",
+                Code::IncorrectState,
                 format!("The volume '{ec2}' is '{st}' and cannot be snapshotted yet{why}."),
             ));
         }
@@ -518,7 +524,7 @@ pub fn delete_snapshot<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a
             let st = snaps.iter().find(|x| s(x, "id") == Some(u.as_str())).and_then(|x| s(x, "state"));
             if !matches!(st, Some("BackedUp") | Some("Error")) {
                 return Err(Ec2Error::new(
-                    "IncorrectState",
+                    Code::IncorrectState,
                     format!("The snapshot '{ec2}' is still being created and cannot be deleted yet."),
                 ));
             }
