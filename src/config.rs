@@ -203,6 +203,9 @@ impl Default for RegionConfig {
 pub struct AuthConfig {
     /// Allowed difference between the client's signing time and ours (AWS: 15 minutes).
     pub max_skew_secs: u64,
+    /// Longest validity a signed request may claim: a SigV2 `Expires` at most this far ahead, a
+    /// SigV4 presigned `X-Amz-Expires` at most this long (AWS: one week, 604800).
+    pub max_expires_secs: u64,
     /// How long keys learned from CloudStack (admin lookup) are trusted before asking again.
     pub cache_ttl_secs: u64,
     /// How long an access key CloudStack does not know is remembered as unknown.
@@ -213,7 +216,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { max_skew_secs: 900, cache_ttl_secs: 300, negative_cache_ttl_secs: 30, cache_max_entries: 10_000 }
+        AuthConfig {
+            max_skew_secs: 900,
+            max_expires_secs: 604_800,
+            cache_ttl_secs: 300,
+            negative_cache_ttl_secs: 30,
+            cache_max_entries: 10_000,
+        }
     }
 }
 
@@ -341,6 +350,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("region", "strict", Kind::Bool),
     ("region", "endpoint", Kind::Str),
     ("auth", "max_skew_secs", Kind::Int),
+    ("auth", "max_expires_secs", Kind::Int),
     ("auth", "cache_ttl_secs", Kind::Int),
     ("auth", "negative_cache_ttl_secs", Kind::Int),
     ("auth", "cache_max_entries", Kind::Int),
@@ -479,8 +489,8 @@ impl Config {
     pub fn auth_settings(&self) -> crate::auth::AuthSettings {
         crate::auth::AuthSettings {
             max_skew: Duration::from_secs(self.auth.max_skew_secs),
+            max_presign_expires: Duration::from_secs(self.auth.max_expires_secs),
             strict_region: self.region.strict.then(|| self.region.name.clone()),
-            ..Default::default()
         }
     }
 

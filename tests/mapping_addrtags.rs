@@ -571,3 +571,37 @@ async fn instance_attributes_against_the_simulator() {
     );
     assert_eq!(c_attr, 1);
 }
+
+/// Issue 14 item 14: single-object answers and tag changes for another tenant's id are NotFound,
+/// exactly as for an id that does not exist (the shared id cache knows every id, so resolving it
+/// used to succeed and the caller's empty list became a 200).
+#[tokio::test]
+async fn another_tenants_instance_is_not_found_for_single_object_answers() {
+    let (sim, ex, alice, _client) = sim_env().await;
+    let id = run(&ex, &alice, "zone1").await;
+    ex.execute(&req("CreateTags", &[("ResourceId.1", &id), ("Tag.1.Key", "owner"), ("Tag.1.Value", "alice")]), &alice)
+        .await
+        .unwrap();
+    let bob = sim_principal(&sim, "bob");
+    let nobody = ec2_id(Kind::Instance, "00000000-0000-4000-8000-00000000dead");
+    for target in [&id, &nobody] {
+        let e = ex.execute(&req("GetConsoleOutput", &[("InstanceId", target)]), &bob).await.unwrap_err();
+        assert_eq!(e.code, "InvalidInstanceID.NotFound", "{target}: {e}");
+        assert!(e.message.contains(target.as_str()), "{e}");
+        for action in ["DeleteTags", "CreateTags"] {
+            let e = ex
+                .execute(
+                    &req(action, &[("ResourceId.1", target), ("Tag.1.Key", "owner"), ("Tag.1.Value", "bob")]),
+                    &bob,
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(e.code, "InvalidInstanceID.NotFound", "{action} {target}: {e}");
+        }
+    }
+    // Nothing changed for alice; her own calls still work.
+    let t = ex.execute(&req("DescribeTags", &[]), &alice).await.unwrap();
+    assert_eq!(tag_rows(&t), vec![(id.clone(), "owner".to_string(), "alice".to_string())]);
+    ex.execute(&req("GetConsoleOutput", &[("InstanceId", &id)]), &alice).await.unwrap();
+    ex.execute(&req("DeleteTags", &[("ResourceId.1", &id), ("Tag.1.Key", "owner")]), &alice).await.unwrap();
+}

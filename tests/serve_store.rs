@@ -283,6 +283,24 @@ async fn serve_refuses_to_start_without_its_store() {
     let (ok, err) = run(&[("EC2BRIDGE_STORE_URL", &db), ("EC2BRIDGE_STORE_KEY", &b)]);
     assert!(!ok && err.contains("does not match"), "{err}");
     assert!(!err.contains(&b) && !err.contains(&a), "{err}");
+    // No $HOME, no $XDG_DATA_HOME, no store configured: refused, naming what to set, and nothing
+    // is created in the working directory (issue 14 item 10: a key file there got committed).
+    let out = serve_cmd(&dir.0, "http://127.0.0.1:1/client/api", &[])
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("HOME")
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("store.url") && err.contains("$HOME"), "{err}");
+    assert!(!dir.0.join("ec2bridge-data").exists());
+    // A key file others can read is refused at start-up.
+    let loose = dir.0.join("loose.key");
+    std::fs::write(&loose, format!("{a}\n")).unwrap();
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (ok, err) = run(&[("EC2BRIDGE_STORE_URL", &db), ("EC2BRIDGE_STORE_KEY_FILE", loose.to_str().unwrap())]);
+    assert!(!ok && err.contains("readable by group or others"), "{err}");
     // The same key works (and a configured key creates no key file).
     let _ = std::fs::remove_dir_all(dir.0.join("data"));
     let (cs_url, _cs) = start_fake_cs(&[]).await;

@@ -301,9 +301,15 @@ async fn register_on_one_gateway_call_the_other() {
     for f in ["alice.key", "alice.crt"] {
         std::fs::copy(dir.join("a").join(f), dir.join("b").join(f)).unwrap();
     }
-    let (s, what, body) = other.soap(other.sign("alice", "alice", OP, &[])).await;
+    let doc = other.sign("alice", "alice", OP, &[]);
+    let (s, what, body) = other.soap(doc.clone()).await;
     assert_eq!((s, what.as_str()), (200, "DescribeInstancesResponse"), "{body}");
     assert!(body.contains(&format!("<caller>{AK}</caller>")));
+    assert_eq!((one.executed(), other.executed()), (0, 1));
+    // Issue 14 item 9: the replay guard is the shared store, so the same envelope sent to the
+    // other gateway is a replay too (it used to be caught only by the gateway that saw it).
+    let (s, what, body) = one.soap(doc).await;
+    assert_eq!((s, what.as_str()), (500, "aws:Client.InvalidSecurity"), "{body}");
     assert_eq!((one.executed(), other.executed()), (0, 1));
     if let Some((base, schema)) = schema {
         use sqlx::Executor as _;

@@ -23,6 +23,7 @@ const SK: &str = "s3cr3t-SECRET_key-abcdefghijklmnop";
 struct MemStore {
     keys: Mutex<HashMap<String, (String, Option<String>)>>,
     certs: Mutex<HashMap<String, (String, Vec<u8>)>>, // fingerprint -> (access key, der)
+    used: Mutex<HashMap<[u8; 32], i64>>,
 }
 
 impl RegistrationStore for MemStore {
@@ -57,6 +58,13 @@ impl RegistrationStore for MemStore {
             let n = c.len();
             c.retain(|_, (owner, _)| owner != a);
             Ok(c.len() != n)
+        })
+    }
+    fn claim_once<'a>(&'a self, d: [u8; 32], until: i64, now: i64) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move {
+            let mut used = self.used.lock().unwrap();
+            used.retain(|_, u| *u >= now);
+            Ok(used.insert(d, until).is_none())
         })
     }
 }
@@ -248,6 +256,7 @@ async fn certificates_bind_only_for_the_registered_signer() {
     assert_eq!(call(&reg, &q).await.0, 403);
     let q = std_query(AK, SK, "DeleteCertificate", &[], now());
     assert_eq!(call(&reg, &q).await, (200, CERT_DELETED.to_string()));
+    let q = std_query(AK, SK, "DeleteCertificate", &[("Version", "2013-02-01")], now());
     assert_eq!(call(&reg, &q).await.0, 404);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -387,4 +396,69 @@ async fn script_and_cli_register_against_the_gateway() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
     server.abort();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 14 item 13: registration calls are single-use, and a SigV2 `Expires` is bounded (one
+/// week by default), so a captured SetCertificate cannot re-bind an old certificate later.
+#[tokio::test]
+async fn registration_calls_are_single_use_and_expires_is_bounded() {
+    let dir = tmpdir("once");
+    let (Some(pem), Some(pem2)) = (make_cert(&dir, "one", "rsa:2048"), make_cert(&dir, "two", "rsa:2048")) else {
+        eprintln!("SKIP registration_calls_are_single_use_and_expires_is_bounded: no openssl CLI");
+        return;
+    };
+    let store = MemStore::default();
+    let cs = cloud();
+    let reg = Registration::new(&store, &cs);
+    let keys = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], now());
+    assert_eq!(call(&reg, &keys).await.0, 200);
+    let (s, b) = call(&reg, &keys).await;
+    assert_eq!(s, 401, "SetUserKeys replayed: {b}");
+    assert!(b.contains("already used"), "{b}");
+    // A captured SetCertificate cannot re-bind the old certificate after the owner moved on.
+    let old_cert = std_query(AK, SK, "SetCertificate", &[("cert", &pem)], now());
+    assert_eq!(call(&reg, &old_cert).await.0, 200);
+    let new_cert = std_query(AK, SK, "SetCertificate", &[("cert", &pem2)], now());
+    assert_eq!(call(&reg, &new_cert).await.0, 200);
+    assert_eq!(call(&reg, &old_cert).await.0, 401);
+    let fp2 = wssec::fingerprint(&der_of(&pem2));
+    assert_eq!(store.find_certificate(&fp2).await.unwrap().as_deref(), Some(AK));
+
+    // Expires instead of Timestamp: a week ahead is fine, more is refused (it used to work until
+    // the date, e.g. 2099).
+    let expires = |t: OffsetDateTime| {
+        let url = signed_url(&format!("http://{HOST}{PATH}"), AK, SK, "DeleteCertificate", &[], now()).unwrap();
+        let q = url.split_once('?').unwrap().1.to_string();
+        // Re-sign with Expires in place of Timestamp.
+        let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(&q).unwrap();
+        pairs.retain(|(k, _)| k != "Signature" && k != "Timestamp");
+        pairs.push(("Expires".into(), ts(t)));
+        let canonical = {
+            let mut enc: Vec<String> =
+                pairs.iter().map(|(k, v)| format!("{}={}", urlencoding(k), urlencoding(v))).collect();
+            enc.sort();
+            enc.join("&")
+        };
+        let mut m = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(SK.as_bytes()).unwrap();
+        m.update(format!("GET\n{HOST}\n{PATH}\n{canonical}").as_bytes());
+        let sig = base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes());
+        format!("{canonical}&Signature={}", urlencoding(&sig))
+    };
+    let (s, b) = call(&reg, &expires(now() + time::Duration::days(3650))).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.starts_with("InvalidParameterValue") && b.contains("Expires"), "{b}");
+    let (s, b) = call(&reg, &expires(now() + time::Duration::days(8))).await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = call(&reg, &expires(now() + time::Duration::days(6))).await;
+    assert_eq!(s, 200, "{b}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -140,7 +140,7 @@ fn valid_envelopes_verify_with_both_algorithm_sets() {
         let id = &v.operation.child("instancesSet").unwrap().child("item").unwrap().child("instanceId").unwrap().text;
         assert_eq!(id, "i-12345678");
         assert_eq!(v.token.fingerprint, wssec::fingerprint(&k.cert_der("alice")));
-        assert!(!v.signature_value.is_empty());
+        assert!(v.signature.len() >= 128, "decoded RSA signature");
     }
     // No Expires: Created alone is fresh enough.
     let doc = k.sign("alice", "alice", OP, &["--no-expires"]);
@@ -338,6 +338,36 @@ async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
     let e = fe.authenticate(&reg, doc.as_bytes(), "req-2".into()).await.unwrap_err();
     assert_eq!(e.code, "InvalidSecurity");
     assert!(soap_fault("req-2", &e).contains("aws:Client.InvalidSecurity"));
+
+    // Issue 14 item 9: the same signature re-spelled is the same request. The engine reads only
+    // the first text node of SignatureValue and drops all Unicode whitespace, so before the fix
+    // these verified and were keyed as new requests (1 capture started 5 instances).
+    let sv_start = doc.find("SignatureValue>").unwrap() + "SignatureValue>".len();
+    let sv_end = sv_start + doc[sv_start..].find('<').unwrap();
+    let value = doc[sv_start..sv_end].to_string();
+    let mid = value.len() / 2;
+    let respelled = [
+        format!("{}\u{a0}{}", &value[..mid], &value[mid..]),
+        format!("{value}\u{a0}"),
+        format!("{value}<!---->"),
+        format!("{value}<!---->AAAA"),
+        format!("{}<!---->{}", &value[..mid], &value[mid..]),
+        format!("\u{2003}{value}"),
+        format!("{value}<![CDATA[]]>"),
+    ];
+    for (i, v) in respelled.iter().enumerate() {
+        let mut replay = doc.clone();
+        replay.replace_range(sv_start..sv_end, v);
+        let e = fe.authenticate(&reg, replay.as_bytes(), format!("re-{i}")).await.unwrap_err();
+        assert_eq!(e.code, "InvalidSecurity", "variant {i}: {v:?}: {e}");
+    }
+    // Plain ASCII whitespace is part of the ordinary spelling: verified, and still the same request.
+    let mut wrapped = doc.clone();
+    wrapped.replace_range(sv_start..sv_end, &format!("\n  {}\n  {}\n", &value[..mid], &value[mid..]));
+    let e = fe.authenticate(&reg, wrapped.as_bytes(), "re-ws".into()).await.unwrap_err();
+    assert!(e.message.contains("already been processed"), "{e}");
+    // A fresh envelope still goes through.
+    fe.authenticate(&reg, k.sign("alice", "alice", run, &[]).as_bytes(), "fresh".into()).await.unwrap();
 
     // Oversized: refused before parsing.
     let mut big = doc.clone().into_bytes();

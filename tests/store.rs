@@ -386,3 +386,51 @@ async fn admin_commands() {
     assert!(!dir.join("nope.db").exists());
     db.cleanup().await;
 }
+
+/// Issue 14 items 9 and 13: a signed request is used once, across every gateway sharing the
+/// store (two `Store`s on one database stand for two gateways); rows go once past their validity.
+#[tokio::test]
+async fn signed_requests_are_single_use_across_gateways() {
+    for db in databases().await {
+        let k = key();
+        let a = Store::open(&db.url, &k).await.unwrap();
+        let b = Store::open(&db.url, &k).await.unwrap();
+        let now = 1_800_000_000;
+        assert!(a.claim_once("d1", now + 600, now).await.unwrap());
+        assert!(!a.claim_once("d1", now + 600, now).await.unwrap(), "same gateway replay");
+        assert!(!b.claim_once("d1", now + 600, now + 10).await.unwrap(), "replay to another gateway");
+        assert!(b.claim_once("d2", now + 600, now).await.unwrap());
+        // Past its validity the row is dropped (the verifier refuses such a request anyway).
+        assert!(a.claim_once("d1", now + 1300, now + 601).await.unwrap());
+        let raw = db.raw().await;
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM used_signatures").fetch_one(&raw).await.unwrap().get(0);
+        assert_eq!(n, 1, "d2 expired and was dropped, d1 re-recorded");
+        raw.close().await;
+        a.close().await;
+        b.close().await;
+        db.cleanup().await;
+    }
+}
+
+/// Issue 14 item 12: a binding that proved possession of the key replaces another user's unproven
+/// binding of the same certificate; a proven binding is never taken over.
+#[tokio::test]
+async fn proven_certificate_binding_replaces_unproven_one() {
+    let (pem, fp) = make_cert("victim");
+    for db in databases().await {
+        let s = Store::open(&db.url, &key()).await.unwrap();
+        for (ak, acct) in [("AKSQUAT", "squatter"), ("AKOWNER", "owner"), ("AKLATE", "late")] {
+            s.put_user_keys(ak, "s", acct, "ROOT").await.unwrap();
+        }
+        s.put_certificate("AKSQUAT", &pem).await.unwrap();
+        // Unproven against unproven: first come keeps it.
+        assert!(matches!(s.put_certificate("AKOWNER", &pem).await, Err(StoreError::CertificateInUse)));
+        s.put_certificate_proven("AKOWNER", &pem, true).await.unwrap();
+        assert_eq!(s.find_certificate(&fp).await.unwrap().unwrap().access_key, "AKOWNER");
+        assert!(matches!(s.put_certificate_proven("AKLATE", &pem, true).await, Err(StoreError::CertificateInUse)));
+        assert!(matches!(s.put_certificate("AKSQUAT", &pem).await, Err(StoreError::CertificateInUse)));
+        assert_eq!(s.list_certificates().await.unwrap().len(), 1);
+        s.close().await;
+        db.cleanup().await;
+    }
+}

@@ -274,8 +274,11 @@ impl CloudStackAdminSource {
                 tracing::error!("CloudStack rejected the gateway's admin keys (getUser answered 401)");
                 return Err(Ec2Error::unavailable());
             }
-            // 431 (invalid parameter) / 530 with "unable to find user": the key is unknown.
-            Err(CsError::Api { errorcode: 431 | 530, .. }) => return Ok(None),
+            // GetUserCmd answers an unknown key with InvalidParameterValueException (431): that,
+            // and only that, is a verdict on the caller. 530 and every other 5xx, a timeout or a
+            // dropped connection is CloudStack's trouble: retryable, and never cached (the `?` in
+            // `lookup` returns before `store`), so the user is served as soon as it recovers.
+            Err(CsError::Api { errorcode: 431, .. }) => return Ok(None),
             Err(e) => {
                 tracing::warn!(error = %e, "credential lookup in CloudStack failed");
                 return Err(Ec2Error::unavailable());
@@ -435,6 +438,63 @@ mod tests {
     fn debug_redacts_secrets() {
         let u = KnownUser::cloudstack_user("k", "very-secret", None);
         assert!(!format!("{u:?}").contains("very-secret"));
+    }
+
+    /// A CloudStack stand-in whose getUser answers with the status held in `mode` (200 = the
+    /// user, 431 = unknown key, anything else = that error; 0 = never answers).
+    async fn stub_cloudstack(mode: Arc<std::sync::atomic::AtomicU16>) -> String {
+        use std::sync::atomic::Ordering;
+        let app = axum::Router::new().route(
+            "/client/api",
+            axum::routing::get(move || {
+                let mode = mode.clone();
+                async move {
+                    let status = mode.load(Ordering::SeqCst);
+                    let body = match status {
+                        0 => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            String::new()
+                        }
+                        200 => r#"{"getuserresponse":{"user":{"id":"u1","apikey":"AKUSER","secretkey":"s3cret","account":"acct","state":"enabled"}}}"#.to_string(),
+                        c => format!(
+                            r#"{{"getuserresponse":{{"errorcode":{c},"cserrorcode":4250,"errortext":"db host 10.9.9.9 unreachable"}}}}"#
+                        ),
+                    };
+                    (http::StatusCode::from_u16(status.max(200)).unwrap(), body)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/client/api")
+    }
+
+    /// Issue 14 item 7: a CloudStack fault while looking a key up is `Unavailable` (503, SDKs
+    /// retry), never `None` (which the caller turns into 401 AuthFailure), and is not remembered:
+    /// the first call after CloudStack recovers serves the user.
+    #[tokio::test]
+    async fn cloudstack_fault_during_key_lookup_is_retryable_and_not_cached() {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        let mode = Arc::new(AtomicU16::new(530));
+        let url = stub_cloudstack(mode.clone()).await;
+        let opts = crate::cloudstack::ClientOptions { call_timeout: Duration::from_millis(300), ..Default::default() };
+        let client = Arc::new(CsClient::new(&url, opts).unwrap());
+        let admin = CsCredentials { api_key: "admin".into(), secret_key: "adminsecret".into() };
+        let src = CloudStackAdminSource::new(client, admin, CacheOptions::default());
+        for fault in [530, 500, 502, 503, 0] {
+            mode.store(fault, Ordering::SeqCst);
+            let e = src.lookup("AKUSER").await.unwrap_err();
+            assert_eq!((e.code.as_ref(), e.status()), ("Unavailable", 503), "fault {fault}");
+            assert!(!e.message.contains("10.9.9.9"));
+            assert!(src.cached("AKUSER").is_none(), "fault {fault} was cached as a verdict");
+        }
+        mode.store(200, Ordering::SeqCst);
+        assert_eq!(src.lookup("AKUSER").await.unwrap().unwrap().secret_key, "s3cret");
+        // 431 is CloudStack's answer for a key it does not know: a verdict, cached.
+        mode.store(431, Ordering::SeqCst);
+        assert!(src.lookup("AKOTHER").await.unwrap().is_none());
+        assert_eq!(src.cached("AKOTHER"), Some(None));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the key lookup, then the signature itself.
 
 pub mod credentials;
+pub mod replay;
 pub mod sigv2;
 pub mod sigv4;
 

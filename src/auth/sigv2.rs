@@ -78,7 +78,7 @@ impl<'a> V2Auth<'a> {
     }
 
     pub fn check_time(&self, now: OffsetDateTime, settings: &AuthSettings) -> Result<(), Ec2Error> {
-        check_validity(self.validity, self.validity_text, now, settings.max_skew)
+        check_validity(self.validity, self.validity_text, now, settings.max_skew, settings.max_presign_expires)
     }
 
     pub fn verify(&self, req: &SignedRequest<'_>, secret: &str) -> Result<(), Ec2Error> {
@@ -104,11 +104,16 @@ pub(crate) fn validity_of<'a>(
 
 /// AWS: too old, too far in the future (Timestamp), or past its Expires, each with `skew` (15
 /// minutes) of allowed clock difference. `text` is the value as sent, for the message.
+///
+/// `Expires` is also bounded ahead: at most `max_ahead` (+ `skew`) from now, the same bound as a
+/// SigV4 presigned URL's `X-Amz-Expires` (AWS: one week). Without it a URL signed for 2099 would
+/// work until then, and a captured registration call could be replayed for good.
 pub(crate) fn check_validity(
     validity: Validity,
     text: &str,
     now: OffsetDateTime,
     skew: std::time::Duration,
+    max_ahead: std::time::Duration,
 ) -> Result<(), Ec2Error> {
     let text = truncate(text);
     match validity {
@@ -118,13 +123,62 @@ pub(crate) fn check_validity(
             }
         }
         Validity::Expires(e) => {
-            // A far-future Expires (year 9999) has no representable end: not expired.
-            if super::later(e, skew).is_some_and(|end| now > end) {
+            let limit = super::later(now, max_ahead).and_then(|l| super::later(l, skew));
+            if limit.is_none_or(|limit| e > limit) {
+                return Err(Ec2Error::invalid_value(
+                    "Expires",
+                    text,
+                    &format!("It must be at most {} seconds after the current time.", max_ahead.as_secs()),
+                ));
+            }
+            if super::later(e, skew).is_none_or(|end| now > end) {
                 return Err(Ec2Error::request_expired(format_args!("Expires date is {text}")));
             }
         }
     }
     Ok(())
+}
+
+/// Until when a request with this validity is accepted (for single-use records).
+pub(crate) fn valid_until(validity: Validity, skew: std::time::Duration) -> OffsetDateTime {
+    let t = match validity {
+        Validity::Timestamp(t) | Validity::Expires(t) => t,
+    };
+    super::later(t, skew).unwrap_or(t)
+}
+
+/// SigV2 as the registration calls are signed: the standard string to sign (decoded pairs,
+/// RFC 3986 re-encoded, sorted) or the old registration script's, the raw still-encoded pairs as
+/// sent, sorted (its `cert` value is Python `quote_plus(PEM)`, space as `+`, which the standard
+/// form would spell `%20`); the host as sent or lowercased. `decoded` and `raw` are the same
+/// parameters; `Signature` is left out of both here.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_either_form(
+    http_method: &str,
+    host: &str,
+    path: &str,
+    decoded: &[(String, String)],
+    raw: &str,
+    method: Method,
+    secret: &str,
+    signature: &str,
+) -> Result<(), Ec2Error> {
+    let standard =
+        canonical_query(decoded.iter().filter(|(k, _)| k != "Signature").map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut raw_pairs: Vec<&str> =
+        raw.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("Signature")).collect();
+    raw_pairs.sort_by(|a, b| a.split('=').next().cmp(&b.split('=').next()).then(a.cmp(b)));
+    let raw = raw_pairs.join("&");
+    let path = if path.is_empty() { "/" } else { path };
+    let mut ok = false;
+    for host in [host.to_string(), host.to_ascii_lowercase()] {
+        for query in [&standard, &raw] {
+            let sts = format!("{http_method}\n{host}\n{path}\n{query}");
+            // No early exit: every candidate costs the same whichever matches.
+            ok |= ct_eq(sign(method, secret, &sts).as_bytes(), signature.as_bytes());
+        }
+    }
+    if ok { Ok(()) } else { Err(Ec2Error::signature_mismatch()) }
 }
 
 /// Client text quoted in an error message, bounded.
@@ -370,5 +424,30 @@ mod tests {
         let mut bad_ts = without("Timestamp");
         bad_ts.push(("Timestamp", "now"));
         assert_eq!(parse(&bad_ts).unwrap_err(), "InvalidParameterValue");
+    }
+}
+
+#[cfg(test)]
+mod expires_cap {
+    use super::*;
+    use std::time::Duration;
+    use time::macros::datetime;
+
+    /// Issue 14 item 13: a SigV2 `Expires` far ahead (it used to work until then) is refused.
+    #[test]
+    fn expires_is_bounded_ahead() {
+        let now = datetime!(2026-01-01 00:00:00 UTC);
+        let (skew, week) = (Duration::from_secs(900), Duration::from_secs(604_800));
+        let at = |t: OffsetDateTime| check_validity(Validity::Expires(t), "x", now, skew, week);
+        assert!(at(now + time::Duration::days(6)).is_ok());
+        assert!(at(now + time::Duration::days(7)).is_ok());
+        for far in
+            [now + time::Duration::days(8), datetime!(2099-01-01 00:00:00 UTC), datetime!(9999-12-31 23:59:59 UTC)]
+        {
+            let e = at(far).unwrap_err();
+            assert_eq!(e.code, "InvalidParameterValue", "{far}");
+            assert!(e.message.contains("604800"), "{e}");
+        }
+        assert_eq!(at(now - time::Duration::hours(1)).unwrap_err().code, "RequestExpired");
     }
 }

@@ -124,8 +124,23 @@ pub struct VerifiedEnvelope {
     pub created: OffsetDateTime,
     /// The signed Timestamp's `Expires`, if any (for a replay cache's retention).
     pub expires: Option<OffsetDateTime>,
-    /// `SignatureValue` as sent (whitespace removed): a replay cache's key.
-    pub signature_value: String,
+    /// The decoded `SignatureValue` bytes that were verified.
+    pub signature: Vec<u8>,
+}
+
+impl VerifiedEnvelope {
+    /// What a replay guard keys on: the verified signature bytes and the signed `Created` time,
+    /// so the same signature spelled differently (whitespace, comments) is the same request.
+    pub fn replay_key(&self) -> [u8; 32] {
+        let created = self.created.unix_timestamp_nanos().to_be_bytes();
+        super::replay::replay_key("wssec", &[&self.signature, &created])
+    }
+
+    /// Until when a replay must be refused: as long as the Timestamp would still be accepted.
+    pub fn replay_until(&self) -> OffsetDateTime {
+        let window = self.created + MAX_CLOCK_SKEW;
+        self.expires.map_or(window, |e| e.min(window))
+    }
 }
 
 /// An XML-DSig engine checking a WS-Security envelope against one certificate.
@@ -367,6 +382,33 @@ fn check_signed_info(doc: &Document<'_>, signature: NodeId) -> Result<usize, WsS
     Ok(refs)
 }
 
+/// The `SignatureValue`, decoded, in the one spelling every reader agrees on: a single text node
+/// of base64 and ASCII whitespace. Engines differ on the rest (the one we use reads only the first
+/// text node and drops all Unicode whitespace), and any difference between what was verified and
+/// what the replay guard keys on lets a re-spelled copy of a request through, so a comment, CDATA,
+/// an element or a non-ASCII character inside it is refused.
+fn signature_value(doc: &Document<'_>, signature: NodeId) -> Result<Vec<u8>, WsSecError> {
+    let sv = only_child(doc, signature, NS_DSIG, "SignatureValue")?
+        .ok_or_else(|| policy("The Signature has no SignatureValue"))?;
+    let kids = doc.children(sv);
+    let text = match kids.as_slice() {
+        [only] => match doc.node_kind(*only) {
+            Some(NodeKind::Text(t)) => t,
+            _ => return Err(policy("The SignatureValue must be plain base64 text")),
+        },
+        _ => return Err(policy("The SignatureValue must be plain base64 text")),
+    };
+    if !text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=') || b.is_ascii_whitespace()) {
+        return Err(policy("The SignatureValue must be plain base64 text"));
+    }
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(compact.as_bytes())
+        .ok()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| policy("The SignatureValue must be plain base64 text"))
+}
+
 fn owned(doc: &Document<'_>, id: NodeId) -> XmlElement {
     // Callers pass element ids; anything else becomes an empty element, never a panic.
     let Some(el) = doc.element(id) else { return XmlElement::default() };
@@ -428,6 +470,7 @@ impl SoapSignatureVerifier for BergshamraVerifier {
             .timestamp
             .ok_or_else(|| WsSecError::Expired("The wsse:Security header has no signed wsu:Timestamp".into()))?;
         let expected_refs = check_signed_info(&doc, signature)?;
+        let signature_bytes = signature_value(&doc, signature)?;
 
         let key = bergshamra_keys::loader::load_x509_cert_der(&token.der)
             .map_err(|_| policy("The certificate's public key is not usable for XML signatures"))?;
@@ -479,15 +522,12 @@ impl SoapSignatureVerifier for BergshamraVerifier {
         }
         debug_assert!(doc.parent(timestamp) == Some(l.security));
         let (created, expires) = check_timestamp(&doc, timestamp, now)?;
-        let signature_value = only_child(&doc, signature, NS_DSIG, "SignatureValue")?
-            .map(|n| doc.text_content_deep(n).chars().filter(|c| !c.is_ascii_whitespace()).collect())
-            .unwrap_or_default();
         Ok(VerifiedEnvelope {
             token: token.clone(),
             operation: operation(&doc, l.body)?,
             created,
             expires,
-            signature_value,
+            signature: signature_bytes,
         })
     }
 }

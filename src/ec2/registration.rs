@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::auth::replay::{ReplayGuard, replay_key};
 use crate::auth::wssec::{self, CertificateLookup};
-use crate::auth::{canonical_query, ct_eq, sigv2, uri_encode};
+use crate::auth::{canonical_query, sigv2, uri_encode};
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::{CsClient, CsCredentials, CsError};
 
@@ -95,6 +96,32 @@ pub trait RegistrationStore: Send + Sync {
     fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
     /// Remove the user's certificate; false if there was none.
     fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+    /// Record a signed request (by the digest of what was verified) as used until `until_unix`;
+    /// false if it already was. Shared by every gateway on the store.
+    fn claim_once<'a>(
+        &'a self,
+        digest: [u8; 32],
+        until_unix: i64,
+        now_unix: i64,
+    ) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// The store as the replay guard of SOAP requests and registration calls.
+impl ReplayGuard for CertsFromStore<'_> {
+    fn first_use<'a>(
+        &'a self,
+        key: [u8; 32],
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<bool, Ec2Error>> {
+        Box::pin(async move {
+            self.0.claim_once(key, until.unix_timestamp(), now.unix_timestamp()).await.map_err(|e| {
+                // Unknown whether it ran before: refuse, retryably, rather than risk running twice.
+                tracing::warn!(error = %e, "replay record in the store failed");
+                Ec2Error::unavailable()
+            })
+        })
+    }
 }
 
 /// The real store (sqlx; secrets sealed at rest).
@@ -132,6 +159,16 @@ impl RegistrationStore for crate::store::Store {
     }
     fn delete_certificate<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
         Box::pin(async move { Ok(crate::store::Store::delete_certificate(self, access_key).await? > 0) })
+    }
+    fn claim_once<'a>(
+        &'a self,
+        digest: [u8; 32],
+        until_unix: i64,
+        now_unix: i64,
+    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(
+            async move { Ok(crate::store::Store::claim_once(self, &hex::encode(digest), until_unix, now_unix).await?) },
+        )
     }
 }
 
@@ -196,11 +233,13 @@ pub struct Registration<'a> {
     pub keys: &'a dyn KeyChecker,
     /// Allowed clock difference for `Timestamp` / `Expires` (15 minutes).
     pub max_skew: Duration,
+    /// How far ahead an `Expires` may be (one week, as the Query API).
+    pub max_expires: Duration,
 }
 
 impl<'a> Registration<'a> {
     pub fn new(store: &'a dyn RegistrationStore, keys: &'a dyn KeyChecker) -> Self {
-        Registration { store, keys, max_skew: Duration::from_secs(15 * 60) }
+        Registration { store, keys, max_skew: Duration::from_secs(15 * 60), max_expires: Duration::from_secs(604_800) }
     }
 
     /// Handle one registration action. Never logs parameter values (the secret travels here).
@@ -231,7 +270,7 @@ impl<'a> Registration<'a> {
                         "SetUserKeys must be signed with the keys it registers",
                     ));
                 }
-                verify_sigv2(req, &params, secret, now, self.max_skew)?;
+                self.verify_sigv2(req, &params, secret, now).await?;
                 let creds = CsCredentials { api_key: access.to_string(), secret_key: secret.to_string() };
                 let owner = match self.keys.check(&creds).await? {
                     KeyCheck::Valid(owner) => owner,
@@ -294,12 +333,55 @@ impl<'a> Registration<'a> {
                 Ec2Error::new(Code::MissingAuthenticationToken, "The request must be signed (AWSAccessKeyId)")
             })?;
         // Time first: an expired request learns nothing about which keys exist.
-        check_time(params, now, self.max_skew)?;
+        self.check_time(params, now)?;
         let secret = self.store.user_secret(access).await.map_err(store_error)?.ok_or_else(|| {
             Ec2Error::new(Code::AuthFailure, "These keys are not registered with the gateway; run SetUserKeys first")
         })?;
-        verify_sigv2(req, params, &secret, now, self.max_skew)?;
+        self.verify_sigv2(req, params, &secret, now).await?;
         Ok(access.to_string())
+    }
+
+    /// `Timestamp` / `Expires` as the Query SigV2 verifier checks them.
+    fn check_time(&self, params: &[(String, String)], now: OffsetDateTime) -> Result<sigv2::Validity, Ec2Error> {
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let (validity, text) = sigv2::validity_of(get("Timestamp"), get("Expires"))?;
+        sigv2::check_validity(validity, text, now, self.max_skew, self.max_expires)?;
+        Ok(validity)
+    }
+
+    /// SigV2 (either canonical form, `sigv2::verify_either_form`), HmacSHA1 or HmacSHA256, with a
+    /// fresh time; then the call is recorded as used: a registration call works once (a captured
+    /// SetCertificate must not re-bind an old certificate later).
+    async fn verify_sigv2(
+        &self,
+        req: &RawRequest<'_>,
+        params: &[(String, String)],
+        secret: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), Ec2Error> {
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        match get("SignatureVersion") {
+            Some("2") => {}
+            _ => return Err(Ec2Error::new(Code::AuthFailure, "Registration requests must use SignatureVersion=2")),
+        }
+        let method = match get("SignatureMethod") {
+            Some("HmacSHA256") => sigv2::Method::HmacSha256,
+            Some("HmacSHA1") => sigv2::Method::HmacSha1,
+            _ => return Err(Ec2Error::new(Code::AuthFailure, "SignatureMethod must be HmacSHA1 or HmacSHA256")),
+        };
+        let sig = require(get("Signature"), "Signature")?;
+        let validity = self.check_time(params, now)?;
+        sigv2::verify_either_form(req.method, req.host, req.path, params, req.raw_params, method, secret, sig)?;
+        // Keyed on the verified signature (an HMAC: only the secret's holder makes a new one).
+        let key = replay_key("registration", &[sig.as_bytes(), req.host.as_bytes(), req.path.as_bytes()]);
+        let until = sigv2::valid_until(validity, self.max_skew);
+        if !CertsFromStore(self.store).first_use(key, until, now).await? {
+            return Err(Ec2Error::new(
+                Code::AuthFailure,
+                "This signed registration request was already used; sign a new one",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -339,60 +421,6 @@ pub fn certificate_der(pem: &str) -> Result<Vec<u8>, Ec2Error> {
         return Err(bad());
     }
     Ok(pem.contents)
-}
-
-/// `Timestamp` / `Expires` as the Query SigV2 verifier checks them.
-fn check_time(params: &[(String, String)], now: OffsetDateTime, skew: Duration) -> Result<(), Ec2Error> {
-    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    let (validity, text) = sigv2::validity_of(get("Timestamp"), get("Expires"))?;
-    sigv2::check_validity(validity, text, now, skew)
-}
-
-/// SigV2 over either canonical form (module docs), HmacSHA1 or HmacSHA256, with a fresh time.
-fn verify_sigv2(
-    req: &RawRequest<'_>,
-    params: &[(String, String)],
-    secret: &str,
-    now: OffsetDateTime,
-    skew: Duration,
-) -> Result<(), Ec2Error> {
-    let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    match get("SignatureVersion") {
-        Some("2") => {}
-        _ => return Err(Ec2Error::new(Code::AuthFailure, "Registration requests must use SignatureVersion=2")),
-    }
-    let method = match get("SignatureMethod") {
-        Some("HmacSHA256") => sigv2::Method::HmacSha256,
-        Some("HmacSHA1") => sigv2::Method::HmacSha1,
-        _ => return Err(Ec2Error::new(Code::AuthFailure, "SignatureMethod must be HmacSHA1 or HmacSHA256")),
-    };
-    let sig = require(get("Signature"), "Signature")?;
-    check_time(params, now, skew)?;
-
-    // Standard: decoded pairs, RFC 3986 re-encoded, sorted.
-    let standard =
-        canonical_query(params.iter().filter(|(k, _)| k != "Signature").map(|(k, v)| (k.as_str(), v.as_str())));
-    // Old script: the raw pairs as sent, sorted.
-    let mut raw_pairs: Vec<&str> =
-        req.raw_params.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("Signature")).collect();
-    raw_pairs.sort_by(|a, b| a.split('=').next().cmp(&b.split('=').next()).then(a.cmp(b)));
-    let raw = raw_pairs.join("&");
-
-    let path = if req.path.is_empty() { "/" } else { req.path };
-    let hosts = [req.host.to_string(), req.host.to_ascii_lowercase()];
-    let given = sig.as_bytes();
-    for host in &hosts {
-        for query in [&standard, &raw] {
-            let sts = format!("{}\n{}\n{}\n{}", req.method, host, path, query);
-            if ct_eq(sigv2::sign(method, secret, &sts).as_bytes(), given) {
-                return Ok(());
-            }
-        }
-    }
-    Err(Ec2Error::new(
-        Code::SignatureDoesNotMatch,
-        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,10 +476,11 @@ pub fn signed_url(
         _ => anyhow::bail!("--url {base} has no host"),
     };
     let path = if url.path().is_empty() { "/" } else { url.path() };
-    let ts = now
-        .replace_nanosecond(0)
-        .unwrap_or(now)
-        .format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))?;
+    // Milliseconds: registration calls are single-use, so two runs within one second must not
+    // produce the same signed request.
+    let ts = now.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))?;
     let base_params = [
         ("AWSAccessKeyId", apikey),
         ("Action", action),

@@ -1,6 +1,7 @@
 //! CloudStack failures -> EC2 errors, by errorcode/cserrorcode and command through the `[[error]]`
-//! rules of the table (first match wins; rules naming the command before `*` rules). CloudStack's English text is never matched; it may be
-//! quoted in the message where a rule says `{text}`.
+//! rules of the table (first match wins; rules naming the command before `*` rules). CloudStack's
+//! English text is never matched and never put in a client's message (it can name hosts and
+//! database ids); it is logged here, inside the request's span (so with its request id).
 
 use super::table::Table;
 use crate::base::{Code, Ec2Error};
@@ -19,6 +20,7 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
         }
         CsError::BadResponse(_) => return Ec2Error::internal(),
     };
+    tracing::warn!(command = %command, errorcode, cserrorcode, cloudstack_text = %text.trim(), "CloudStack refused a call");
     // Rules naming the command win over `*` rules wherever they are written, so that an area's
     // file can carry its own command's rules although common.toml's generic rules load first.
     let specific = t.errors.iter().filter(|r| r.commands.iter().any(|c| c.eq_ignore_ascii_case(command)));
@@ -35,11 +37,47 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
         }
         let msg = r
             .message
-            .replace("{text}", text.trim())
             .replace("{command}", command)
             .replace("{ids}", &ids.join(", "))
             .replace("{errorcode}", &errorcode.to_string());
         return Ec2Error::new(r.code, msg);
     }
     Ec2Error::internal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14 item 8: CloudStack's text (here with a planted host name and database id) never
+    /// reaches the EC2 message, whatever rule matches.
+    #[test]
+    fn cloudstack_text_never_reaches_the_client() {
+        let t = Table::builtin().expect("built-in table");
+        for r in &t.errors {
+            assert!(!r.message.contains("{text}"), "a rule quotes CloudStack's text: {}", r.message);
+        }
+        let planted = "db01.internal.example failed on host id 42 (vm_instance.id=1234)";
+        let commands = [
+            "deployVirtualMachine",
+            "deleteSecurityGroup",
+            "enableStaticNat",
+            "updateTemplatePermissions",
+            "changeServiceForVirtualMachine",
+            "associateIpAddress",
+            "createVolume",
+            "anything",
+        ];
+        for command in commands {
+            for errorcode in [401, 430, 431, 432, 530, 531, 532, 533, 534, 535, 536, 537] {
+                for e in [
+                    CsError::Api { command: command.into(), errorcode, cserrorcode: Some(4350), text: planted.into() },
+                    CsError::JobFailed { command: command.into(), errorcode, text: planted.into() },
+                ] {
+                    let m = map(&t, &e, &["i-12345678".to_string()]);
+                    assert!(!m.message.contains("db01") && !m.message.contains("1234)"), "{command} {errorcode}: {m}");
+                }
+            }
+        }
+    }
 }

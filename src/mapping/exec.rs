@@ -279,6 +279,32 @@ impl<'a> Ctx<'a> {
         Ok(out.into_iter().map(|u| u.unwrap_or_default()).collect())
     }
 
+    /// Like `resolve_ids`, and each id must also be in the caller's own list of its kind: the id
+    /// cache is shared by every user, so knowing an id's uuid says nothing about whose it is.
+    /// Another tenant's id is NotFound, exactly as an id that does not exist (one list call per
+    /// kind; kinds without a list call are checked by the command itself).
+    pub async fn resolve_visible_ids(&self, kind: Kind, ec2_ids: &[String]) -> Result<Vec<String>, Ec2Error> {
+        let uuids = self.resolve_ids(kind, ec2_ids).await?;
+        let Some(spec) = self.ex.table.kinds.get(&kind) else { return Ok(uuids) };
+        if spec.list.is_empty() {
+            return Ok(uuids);
+        }
+        let mut visible = HashSet::new();
+        for l in &spec.list {
+            for item in self.list(&l.command, &l.params, &l.items).await? {
+                if let Some(u) = spec.id_path.eval(&item).first().map(|v| scalar_text(v)) {
+                    visible.insert(u);
+                }
+            }
+        }
+        let missing: Vec<&str> =
+            ec2_ids.iter().zip(&uuids).filter(|(_, u)| !visible.contains(*u)).map(|(i, _)| i.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(not_found(spec, &missing));
+        }
+        Ok(uuids)
+    }
+
     /// Tombstones of this caller.
     pub fn tombstones(&self) -> Vec<(String, Tombstone)> {
         let ttl = self.ex.opts.tombstone_ttl;
@@ -373,6 +399,23 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
         Returns::True => out.push_str("<return>true</return>"),
         Returns::Object { shape } => {
             let shape = ctx.ex.table.shapes.get(shape).ok_or_else(Ec2Error::internal)?;
+            // One object for a given id, read from a list call: an id the caller's list does not
+            // hold (another tenant's, which the shared id cache may still know) is NotFound,
+            // exactly as an id that does not exist, never an empty 200.
+            if let (Some(ids), Some(_), Value::Array(_) | Value::Null) = (&a.ids, &a.call, &produced)
+                && !prep.ids.is_empty()
+            {
+                let empty = Vec::new();
+                let items = if let Value::Array(v) = &produced { v } else { &empty };
+                let have: HashSet<String> =
+                    items.iter().filter_map(|it| ids.path.eval(it).first().map(|v| scalar_text(v))).collect();
+                let missing: Vec<&str> =
+                    prep.ids.iter().filter(|(_, u)| !have.contains(u)).map(|(e, _)| e.as_str()).collect();
+                if !missing.is_empty() {
+                    let spec = ctx.ex.table.kinds.get(&ids.kind).ok_or_else(Ec2Error::internal)?;
+                    return Err(not_found(spec, &missing));
+                }
+            }
             let obj = match produced {
                 Value::Array(mut v) if !v.is_empty() => v.swap_remove(0),
                 other => other,

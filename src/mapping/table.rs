@@ -722,7 +722,19 @@ fn read_error_rule(t: &mut Table, n: &Node, errs: &Errs) {
         return;
     };
     let Some(code) = errs.str(code_node, "code").and_then(|c| catalog_code(c, &code_node.at, errs)) else { return };
-    let message = toml_src::get(tab, "message").and_then(|x| errs.str(x, "message")).unwrap_or("{text}").to_string();
+    let Some(message_node) = toml_src::get(tab, "message") else {
+        errs.push(&n.at, "an error rule needs message = \"<EC2 message>\"");
+        return;
+    };
+    let Some(message) = errs.str(message_node, "message").map(str::to_string) else { return };
+    // CloudStack's text can name hosts and database ids: it goes to the log, never to a client.
+    if message.contains("{text}") {
+        errs.push(
+            &message_node.at,
+            "{text} (CloudStack's errortext) may not be quoted to clients; write an EC2 message",
+        );
+        return;
+    }
     t.errors.push(ErrorRule { commands, errorcode, cserrorcode, on_job, on_api, code, message, at: n.at.clone() });
 }
 

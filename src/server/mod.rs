@@ -353,7 +353,8 @@ async fn soap(
             "SOAP requests need the registration store, which this gateway does not have; use the Query API.",
         ));
     };
-    let (access_key, mut req) = gw.soap.authenticate(&CertsFromStore(registry.as_ref()), body, rid.to_string()).await?;
+    let certs = CertsFromStore(registry.as_ref());
+    let (access_key, mut req) = gw.soap.authenticate_guarded(&certs, &certs, body, rid.to_string()).await?;
     req.host = gw.client_host(parts);
     info.action = Some(req.action.chars().take(64).collect());
     info.access_key = Some(access_key.clone());
@@ -402,6 +403,7 @@ async fn handle_registration(
     let req = RawRequest { method: parts.method.as_str(), host, path: parts.uri.path(), raw_params: raw };
     let mut reg = Registration::new(store.as_ref(), keys.as_ref());
     reg.max_skew = gw.auth.max_skew;
+    reg.max_expires = gw.auth.max_presign_expires;
     let r = reg.handle(&req, OffsetDateTime::now_utc()).await;
     Some(text(StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST), r.body))
 }

@@ -50,6 +50,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     // Same defaults as `serve` (`[store]` unset).
     let defaults = StoreConfig::default();
     let url = args.store.clone().unwrap_or(defaults.url);
+    if url.trim().is_empty() {
+        anyhow::bail!("{} (or use --store)", super::NO_DATA_DIR);
+    }
     // An admin command must not create an empty store (or a new key) by mistake.
     if let Some(path) =
         sqlite_path(&url).or_else(|| (!url.contains("://") && !url.starts_with("sqlite:")).then(|| PathBuf::from(&url)))

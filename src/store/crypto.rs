@@ -38,6 +38,11 @@ impl std::fmt::Debug for KeySource {
 impl KeySource {
     /// Load (or, for `File`, create) the key.
     pub fn load(&self) -> Result<SecretBox, StoreError> {
+        if let KeySource::File(p) | KeySource::ExistingFile(p) = self
+            && p.as_os_str().is_empty()
+        {
+            return Err(StoreError::Key(super::NO_DATA_DIR.into()));
+        }
         let text = match self {
             KeySource::Base64(b) => return SecretBox::from_base64(b, "the configured store key"),
             KeySource::File(p) => read_or_create_key_file(p)?,
@@ -48,7 +53,7 @@ impl KeySource {
             KeySource::File(p) | KeySource::ExistingFile(p) => p,
             KeySource::Base64(_) => unreachable!("returned above"),
         };
-        warn_if_loose(path);
+        refuse_if_loose(path)?;
         SecretBox::from_base64(text.trim(), &format!("key file {}", path.display()))
     }
 }
@@ -96,18 +101,27 @@ fn read_or_create_key_file(path: &Path) -> Result<String, StoreError> {
     }
 }
 
+/// A key file that group or others can read is refused, not merely warned about: whoever reads
+/// it opens every registered secret.
 #[cfg(unix)]
-fn warn_if_loose(path: &Path) {
+fn refuse_if_loose(path: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = std::fs::metadata(path)
-        && m.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(path = %path.display(), "store key file is readable by others; chmod 600 it");
+    let m = std::fs::metadata(path)
+        .map_err(|e| StoreError::Key(format!("cannot read key file {}: {e}", path.display())))?;
+    let mode = m.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(StoreError::Key(format!(
+            "key file {} is readable by group or others (mode {mode:o}); run chmod 600 on it",
+            path.display()
+        )));
     }
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn warn_if_loose(_path: &Path) {}
+fn refuse_if_loose(_path: &Path) -> Result<(), StoreError> {
+    Ok(())
+}
 
 /// Seals and opens secrets with the store key. Debug never prints the key.
 #[derive(Clone)]
@@ -209,5 +223,36 @@ mod tests {
         assert_eq!(b.open(&sealed, b"").as_deref(), Some("x"));
         assert!(KeySource::ExistingFile(dir.join("missing")).load().is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 14 item 10: a key file group or others can read is refused (it used to be a warning),
+    /// by `serve` (`File`) and the admin commands (`ExistingFile`) alike, naming the fix.
+    #[cfg(unix)]
+    #[test]
+    fn loose_key_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ec2bridge-keyfile-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("store.key");
+        KeySource::File(path.clone()).load().unwrap();
+        for mode in [0o640, 0o604, 0o644, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            for src in [KeySource::File(path.clone()), KeySource::ExistingFile(path.clone())] {
+                let e = src.load().unwrap_err().to_string();
+                assert!(e.contains("readable by group or others") && e.contains("chmod 600"), "{mode:o}: {e}");
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        KeySource::ExistingFile(path.clone()).load().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// No configured key file and no data directory: a clear error naming what to set, never a
+    /// key file created in the working directory.
+    #[test]
+    fn no_key_path_is_an_error_naming_what_to_set() {
+        for src in [KeySource::File(PathBuf::new()), KeySource::ExistingFile(PathBuf::new())] {
+            let e = src.load().unwrap_err().to_string();
+            assert!(e.contains("store.key_file") && e.contains("$HOME"), "{e}");
+        }
     }
 }

@@ -77,9 +77,12 @@ pub struct StoreConfig {
     pub key_file: PathBuf,
 }
 
-/// Used only when no data directory can be found (no `$XDG_DATA_HOME`, no `$HOME`).
-pub const DEFAULT_STORE_URL: &str = "sqlite://ec2bridge-data/store.db";
-pub const DEFAULT_KEY_FILE: &str = "ec2bridge-data/store.key";
+/// Said when no data directory can be found (no `$XDG_DATA_HOME`, no `$HOME`) and the store was
+/// not configured: the gateway never falls back to a path in the working directory, where a key
+/// file ends up committed or shared by accident.
+pub const NO_DATA_DIR: &str = "no data directory for the store: set $XDG_DATA_HOME or $HOME, or set store.url and \
+     store.key_file (or store.key) in the configuration (EC2BRIDGE_STORE_URL, EC2BRIDGE_STORE_KEY_FILE, \
+     EC2BRIDGE_STORE_KEY)";
 
 impl Default for StoreConfig {
     /// `store.db` and `store.key` in the data directory (`$XDG_DATA_HOME/ec2bridge` or
@@ -92,7 +95,8 @@ impl Default for StoreConfig {
                 key: None,
                 key_file: dir.join("store.key"),
             },
-            None => StoreConfig { url: DEFAULT_STORE_URL.into(), key: None, key_file: DEFAULT_KEY_FILE.into() },
+            // Left empty: `open` and config validation refuse it with `NO_DATA_DIR`.
+            None => StoreConfig { url: String::new(), key: None, key_file: PathBuf::new() },
         }
     }
 }
@@ -245,17 +249,24 @@ impl Store {
     /// Apply the migrations for this backend (idempotent; `open` already does it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // Embedded, so the binary needs no migrations directory at run time.
-        let sql = match self.backend {
-            Backend::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-            Backend::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+        let sql: [(&str, &'static str); 2] = match self.backend {
+            Backend::Sqlite => [
+                ("init", include_str!("../../migrations/sqlite/0001_init.sql")),
+                ("replay_and_proof", include_str!("../../migrations/sqlite/0002_replay_and_proof.sql")),
+            ],
+            Backend::Postgres => [
+                ("init", include_str!("../../migrations/postgres/0001_init.sql")),
+                ("replay_and_proof", include_str!("../../migrations/postgres/0002_replay_and_proof.sql")),
+            ],
         };
-        let migrator = Migrator::with_migrations(vec![Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )]);
+        let migrator = Migrator::with_migrations(
+            sql.iter()
+                .zip(1..)
+                .map(|((name, sql), version)| {
+                    Migration::new(version, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false)
+                })
+                .collect(),
+        );
         migrator.run(&self.pool).await.map_err(|e| StoreError::Migrate(e.to_string()))
     }
 
@@ -326,7 +337,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         self.upsert_user(&mut tx, access_key, secret_key, account, domain).await?;
         let rec = match parsed {
-            Some(p) => Some(self.replace_certificate(&mut tx, access_key, p).await?),
+            Some(p) => Some(self.replace_certificate(&mut tx, access_key, p, false).await?),
             None => None,
         };
         tx.commit().await?;
@@ -421,9 +432,22 @@ impl Store {
     /// Bind a certificate (PEM) to a registered user, replacing the user's previous one. The
     /// fingerprint is computed from the DER. A certificate identifies one user only.
     pub async fn put_certificate(&self, access_key: &str, pem: &str) -> Result<CertificateRecord, StoreError> {
+        self.put_certificate_proven(access_key, pem, false).await
+    }
+
+    /// Same, saying whether the registration proved possession of the certificate's private key.
+    /// A proven binding replaces another user's unproven binding of the same certificate (whoever
+    /// bound a public certificate first without its key cannot keep its owner out); a proven
+    /// binding is never replaced by someone else.
+    pub async fn put_certificate_proven(
+        &self,
+        access_key: &str,
+        pem: &str,
+        proven: bool,
+    ) -> Result<CertificateRecord, StoreError> {
         let parsed = cert::parse_pem(pem)?;
         let mut tx = self.pool.begin().await?;
-        let rec = self.replace_certificate(&mut tx, access_key, parsed).await?;
+        let rec = self.replace_certificate(&mut tx, access_key, parsed, proven).await?;
         tx.commit().await?;
         Ok(rec)
     }
@@ -433,6 +457,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         access_key: &str,
         parsed: ParsedCertificate,
+        proven: bool,
     ) -> Result<CertificateRecord, StoreError> {
         let now = now_rfc3339();
         // Write first (takes SQLite's write lock at once, so no read-to-write upgrade can fail).
@@ -444,25 +469,39 @@ impl Store {
         if touched.rows_affected() == 0 {
             return Err(StoreError::UnknownUser(access_key.to_string()));
         }
-        let owner = sqlx::query("SELECT access_key FROM certificates WHERE fingerprint = $1")
+        let owner = sqlx::query("SELECT access_key, proven FROM certificates WHERE fingerprint = $1")
             .bind(&parsed.fingerprint)
             .fetch_optional(&mut **tx)
             .await?;
         if let Some(owner) = owner {
-            let owner: String = owner.try_get(0)?;
+            let (owner, owner_proven): (String, i64) = (owner.try_get(0)?, owner.try_get(1)?);
             if owner != access_key {
-                return Err(StoreError::CertificateInUse);
+                if !proven || owner_proven != 0 {
+                    return Err(StoreError::CertificateInUse);
+                }
+                tracing::warn!(
+                    fingerprint = parsed.fingerprint,
+                    from = owner,
+                    to = access_key,
+                    "an unproven certificate binding was replaced by one proving possession of the key"
+                );
             }
         }
-        sqlx::query("DELETE FROM certificates WHERE access_key = $1").bind(access_key).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM certificates WHERE access_key = $1 OR fingerprint = $2")
+            .bind(access_key)
+            .bind(&parsed.fingerprint)
+            .execute(&mut **tx)
+            .await?;
         sqlx::query(
-            "INSERT INTO certificates (fingerprint, access_key, subject, pem, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO certificates (fingerprint, access_key, subject, pem, created_at, proven) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&parsed.fingerprint)
         .bind(access_key)
         .bind(&parsed.subject)
         .bind(&parsed.pem)
         .bind(&now)
+        .bind(i64::from(proven))
         .execute(&mut **tx)
         .await
         .map_err(|e| match &e {
@@ -506,6 +545,26 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(cert_row).collect()
+    }
+
+    // ----- signed requests already used -----
+
+    /// Record that the signed request identified by `digest` (hex SHA-256 of what was verified)
+    /// was used; false if it already was and is still within its validity (`expires_at`, Unix
+    /// seconds). Shared by every gateway on this store, so a replay to another gateway is caught
+    /// too. Rows past their validity are dropped on the way.
+    pub async fn claim_once(&self, digest: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM used_signatures WHERE expires_at < $1").bind(now).execute(&mut *tx).await?;
+        let r = sqlx::query(
+            "INSERT INTO used_signatures (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(digest)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(r.rows_affected() == 1)
     }
 
     // ----- id reverse-lookup cache -----
@@ -589,7 +648,7 @@ fn now_rfc3339() -> String {
 pub fn normalize_url(url: &str) -> Result<(Backend, String), StoreError> {
     let url = url.trim();
     if url.is_empty() {
-        return Err(StoreError::Config("the store URL is empty".into()));
+        return Err(StoreError::Config(format!("the store URL is empty ({NO_DATA_DIR})")));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok((Backend::Postgres, url.to_string()));

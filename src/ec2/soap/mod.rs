@@ -10,10 +10,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dashmap::DashMap;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
+use crate::auth::replay::{MemoryReplayGuard, ReplayGuard};
 use crate::auth::wssec::{self, CertificateLookup, SoapSignatureVerifier, VerifiedEnvelope, XmlElement};
 use crate::base::{Code, Ec2Error};
 use crate::ec2::{Ec2Request, Frontend, Params};
@@ -313,44 +312,6 @@ pub fn to_request(table: &PathTable, verified: &VerifiedEnvelope, request_id: St
 // ---------------------------------------------------------------------------------------------
 // Replays
 
-/// Signatures already accepted, kept while their Timestamp would still be accepted, so one
-/// captured request cannot be sent twice within the freshness window. Per process: several
-/// gateways behind one balancer each keep their own (a request replayed to another instance
-/// inside the window is not caught; documented limit).
-#[derive(Debug, Default)]
-pub struct ReplayCache {
-    seen: DashMap<[u8; 32], OffsetDateTime>,
-}
-
-const REPLAY_CAP: usize = 200_000;
-
-impl ReplayCache {
-    /// Records the envelope's signature; false if it was seen and is still within its window.
-    pub fn first_use(&self, v: &VerifiedEnvelope, now: OffsetDateTime) -> bool {
-        let until = {
-            let window = v.created + wssec::MAX_CLOCK_SKEW;
-            v.expires.map_or(window, |e| e.min(window))
-        };
-        let key: [u8; 32] = Sha256::digest(v.signature_value.as_bytes()).into();
-        if self.seen.len() >= REPLAY_CAP {
-            self.seen.retain(|_, t| *t > now);
-        }
-        match self.seen.entry(key) {
-            dashmap::Entry::Occupied(mut e) => {
-                if *e.get() > now {
-                    return false;
-                }
-                e.insert(until);
-                true
-            }
-            dashmap::Entry::Vacant(e) => {
-                e.insert(until);
-                true
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The front end
 
@@ -358,7 +319,8 @@ impl ReplayCache {
 pub struct SoapFrontend {
     verifier: Arc<dyn SoapSignatureVerifier>,
     table: Arc<PathTable>,
-    replay: ReplayCache,
+    /// Used when the caller names no shared guard ([`SoapFrontend::authenticate_guarded`]).
+    replay: Arc<dyn ReplayGuard>,
     pub max_body: usize,
 }
 
@@ -368,7 +330,7 @@ impl SoapFrontend {
         SoapFrontend {
             verifier,
             table: Arc::new(PathTable::generic()),
-            replay: ReplayCache::default(),
+            replay: Arc::new(MemoryReplayGuard::default()),
             max_body: MAX_SOAP_BODY,
         }
     }
@@ -397,6 +359,17 @@ impl SoapFrontend {
         body: &[u8],
         request_id: String,
     ) -> Result<(L::Identity, Ec2Request), Ec2Error> {
+        self.authenticate_guarded(certs, self.replay.as_ref(), body, request_id).await
+    }
+
+    /// Same, with the replay guard given (the store's, shared by every gateway on it).
+    pub async fn authenticate_guarded<L: CertificateLookup>(
+        &self,
+        certs: &L,
+        replay: &dyn ReplayGuard,
+        body: &[u8],
+        request_id: String,
+    ) -> Result<(L::Identity, Ec2Request), Ec2Error> {
         if body.len() > self.max_body {
             return Err(Ec2Error::new(
                 Code::InvalidSoapRequest,
@@ -405,7 +378,7 @@ impl SoapFrontend {
         }
         let now = OffsetDateTime::now_utc();
         let (who, verified) = wssec::authenticate(self.verifier.as_ref(), certs, body, now).await?;
-        if !self.replay.first_use(&verified, now) {
+        if !replay.first_use(verified.replay_key(), verified.replay_until(), now).await? {
             return Err(Ec2Error::new(
                 Code::InvalidSecurity,
                 "This signed request has already been processed (replay)",
@@ -566,22 +539,5 @@ mod tests {
         ] {
             assert_eq!(version_of(bad).unwrap_err().code, "InvalidSOAPRequest");
         }
-    }
-
-    #[test]
-    fn replay_cache() {
-        let now = OffsetDateTime::now_utc();
-        let v = VerifiedEnvelope {
-            token: wssec::SecurityToken { der: vec![], fingerprint: String::new() },
-            operation: XmlElement::default(),
-            created: now,
-            expires: Some(now + time::Duration::minutes(5)),
-            signature_value: "abc".into(),
-        };
-        let c = ReplayCache::default();
-        assert!(c.first_use(&v, now));
-        assert!(!c.first_use(&v, now + time::Duration::minutes(1)));
-        // Once the window is over the verifier refuses it anyway; the cache may forget it.
-        assert!(c.first_use(&v, now + time::Duration::minutes(6)));
     }
 }

@@ -73,7 +73,7 @@ pub fn r_tag_resources<'a>(
                     format!("The ID '{}' is not valid: this gateway has no {} resources", ids[0], kind.name()),
                 ));
             }
-            let uuids = ctx.resolve_ids(kind, &ids).await?;
+            let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
             out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
         }
         Ok(out)
