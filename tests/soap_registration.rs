@@ -280,20 +280,24 @@ async fn non_rsa_certificates_are_refused() {
 // ---------------------------------------------------------------------------------------------
 // The two clients against an HTTP front for the handler.
 
+/// Every URL query string the front saw (to check that no secret travelled in a URL).
+static SEEN_QUERIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 async fn serve(store: Arc<MemStore>) -> (String, tokio::task::JoinHandle<()>) {
     use axum::extract::{Request, State};
     let app = axum::Router::new().route(
         PATH,
-        axum::routing::get(|State(store): State<Arc<MemStore>>, req: Request| async move {
+        axum::routing::any(|State(store): State<Arc<MemStore>>, req: Request| async move {
             let host = req.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("").to_string();
+            let method = req.method().as_str().to_string();
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().unwrap_or("").to_string();
+            SEEN_QUERIES.lock().unwrap().push(query.clone());
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+            let params = if method == "POST" { String::from_utf8(body.to_vec()).unwrap() } else { query };
             let cs = cloud();
             let reg = Registration::new(store.as_ref(), &cs);
-            let raw = RawRequest {
-                method: "GET",
-                host: &host,
-                path: req.uri().path(),
-                raw_params: req.uri().query().unwrap_or(""),
-            };
+            let raw = RawRequest { method: &method, host: &host, path: &path, raw_params: &params };
             let r = reg.handle(&raw, OffsetDateTime::now_utc()).await;
             (http::StatusCode::from_u16(r.status).unwrap(), r.body)
         }),
@@ -395,6 +399,11 @@ async fn script_and_cli_register_against_the_gateway() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
     server.abort();
+    // Issue 14 item 11: both clients POST; no URL carried the secret (or any parameter).
+    let seen = SEEN_QUERIES.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|q| !q.contains(SK) && !q.contains("secretkey")), "{seen:?}");
+    // The old script's GET form stays accepted: `set_user_keys_is_verified_and_checked_against_cloudstack`.
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -461,4 +470,38 @@ fn urlencoding(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Issue 14 item 12: an expired or not-yet-valid certificate is refused at registration (with the
+/// clock-skew tolerance of timestamps). The certificate is valid for two days from now; the
+/// gateway's clock is moved instead of the certificate's dates.
+#[tokio::test]
+async fn expired_or_not_yet_valid_certificates_are_refused() {
+    let dir = tmpdir("validity");
+    let Some(pem) = make_cert(&dir, "two-days", "rsa:2048") else {
+        eprintln!("SKIP expired_or_not_yet_valid_certificates_are_refused: no openssl CLI");
+        return;
+    };
+    let store = MemStore::default();
+    let cs = cloud();
+    let reg = Registration::new(&store, &cs);
+    let call_at = |t: OffsetDateTime, q: String| {
+        let reg = &reg;
+        async move {
+            let r = reg.handle(&RawRequest { method: "GET", host: HOST, path: PATH, raw_params: &q }, t).await;
+            (r.status, r.body)
+        }
+    };
+    for t in [now() + time::Duration::days(3), now() - time::Duration::days(1)] {
+        let keys = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], t);
+        assert_eq!(call_at(t, keys).await.0, 200);
+        let (s, b) = call_at(t, std_query(AK, SK, "SetCertificate", &[("cert", &pem)], t)).await;
+        assert_eq!(s, 400, "{t}: {b}");
+        assert!(b.starts_with("InvalidParameterValue") && b.contains("valid"), "{b}");
+        assert!(store.certs.lock().unwrap().is_empty());
+    }
+    // Within the skew tolerance of its start (a clock 10 minutes behind) and now: accepted.
+    let t = now() - time::Duration::minutes(10);
+    assert_eq!(call_at(t, std_query(AK, SK, "SetCertificate", &[("cert", &pem)], t)).await.0, 200);
+    let _ = std::fs::remove_dir_all(dir);
 }

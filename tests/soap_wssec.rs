@@ -381,8 +381,8 @@ async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
 async fn zeep_envelopes_verify_and_flatten() {
     use ec2bridge::ec2::soap::SoapFrontend;
     let Some(k) = kit("zeep") else { return };
-    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/wsdl/ec2-2013-10-01.wsdl");
-    let wsdl = if wsdl.exists() { wsdl } else { PathBuf::from("/work/shared/wsdl/ec2-2013-10-01.wsdl") };
+    // The AWS EC2 WSDL kept in the repository as test data (docs/ec2-wire.md "SOAP and WS-Security").
+    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/soap/ec2-2013-10-01.wsdl");
     let has_zeep =
         Command::new(&k.python).args(["-c", "import zeep"]).output().map(|o| o.status.success()).unwrap_or(false);
     if !has_zeep || !wsdl.exists() {
@@ -453,4 +453,24 @@ async fn zeep_envelopes_verify_and_flatten() {
         want.sort();
         assert_eq!(got, want, "{op}");
     }
+}
+
+/// Issue 14 item 12: a certificate outside its validity period is refused in WS-Security, with the
+/// Timestamps' skew tolerance. The certificate (openssl, `-days 2`) is valid from now; the
+/// envelope's Created and the verifier's clock are moved together.
+#[test]
+fn expired_or_not_yet_valid_certificates_fail() {
+    let Some(k) = kit("certtime") else { return };
+    for (name, offset) in [("expired", 3 * 86_400), ("not-yet-valid", -86_400)] {
+        let doc = k.sign("alice", "alice", OP, &["--created-offset", &offset.to_string()]);
+        let token = read_token(&doc).unwrap();
+        let at = OffsetDateTime::now_utc() + time::Duration::seconds(offset);
+        let e = BergshamraVerifier.verify(&doc, &token, at).unwrap_err();
+        assert!(matches!(e, WsSecError::CertificateNotValid(_)), "{name}: {e:?}");
+        assert_eq!(Ec2Error::from(e).code, "AuthFailure");
+    }
+    // Ten minutes before its notBefore is within the tolerance.
+    let doc = k.sign("alice", "alice", OP, &["--created-offset", "-600"]);
+    let token = read_token(&doc).unwrap();
+    BergshamraVerifier.verify(&doc, &token, OffsetDateTime::now_utc() - time::Duration::minutes(10)).unwrap();
 }

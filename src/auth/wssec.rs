@@ -1,4 +1,5 @@
-//! WS-Security for SOAP requests (ec2-protocol.md §6): the X.509 BinarySecurityToken names a
+//! WS-Security for SOAP requests (docs/ec2-wire.md "SOAP and WS-Security"): the X.509
+//! BinarySecurityToken names a
 //! registered certificate, and the XML signature must verify with that certificate alone, cover
 //! exactly the Body and the Timestamp, and the Body handed on must be the very element signed.
 //!
@@ -16,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uppsala::{Document, NodeId, NodeKind};
 
@@ -59,6 +59,9 @@ pub enum WsSecError {
     /// The Timestamp is missing, stale, in the future, or expired.
     #[error("{0}")]
     Expired(String),
+    /// The certificate is past its notAfter or before its notBefore.
+    #[error("{0}")]
+    CertificateNotValid(String),
 }
 
 impl From<WsSecError> for Ec2Error {
@@ -70,6 +73,7 @@ impl From<WsSecError> for Ec2Error {
             WsSecError::BadSignature(_) => Code::SignatureDoesNotMatch,
             WsSecError::Policy(_) => Code::InvalidSecurity,
             WsSecError::Expired(_) => Code::RequestExpired,
+            WsSecError::CertificateNotValid(_) => Code::AuthFailure,
         };
         Ec2Error::new(code, e.to_string())
     }
@@ -90,10 +94,26 @@ pub struct SecurityToken {
     pub fingerprint: String,
 }
 
-/// SHA-256 fingerprint of a DER certificate, lowercase hex (the form the store keys on).
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
+/// The certificate's validity period holds `now`, with `skew` of clock difference either way
+/// (the tolerance used for Timestamps). Checked at registration and on every SOAP request.
+pub fn check_certificate_time(der: &[u8], now: OffsetDateTime, skew: time::Duration) -> Result<(), WsSecError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|_| malformed("The certificate is not a DER X.509 certificate"))?;
+    let v = cert.validity();
+    let (from, to) = (v.not_before.timestamp(), v.not_after.timestamp());
+    let t = now.unix_timestamp();
+    let skew = skew.whole_seconds();
+    if t.saturating_add(skew) < from {
+        return Err(WsSecError::CertificateNotValid("The X.509 certificate is not valid yet (notBefore)".into()));
+    }
+    if t.saturating_sub(skew) > to {
+        return Err(WsSecError::CertificateNotValid("The X.509 certificate has expired (notAfter)".into()));
+    }
+    Ok(())
 }
+
+/// SHA-256 fingerprint of a DER certificate, lowercase hex (the form the store keys on).
+pub use crate::base::util::certificate_fingerprint as fingerprint;
 
 /// An owned copy of the signed operation element (the Body's only child), so the SOAP front end
 /// reads exactly what was verified and never re-parses the bytes with another parser.
@@ -464,6 +484,7 @@ impl SoapSignatureVerifier for BergshamraVerifier {
         if token_of(&doc, l.token)? != *token {
             return Err(WsSecError::UnknownCertificate);
         }
+        check_certificate_time(&token.der, now, MAX_CLOCK_SKEW)?;
         let signature =
             l.signature.ok_or_else(|| WsSecError::Missing("The wsse:Security header has no Signature".into()))?;
         let timestamp = l

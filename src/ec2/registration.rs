@@ -298,6 +298,9 @@ impl<'a> Registration<'a> {
                 }
                 let pem = require(get("cert"), "cert")?;
                 let der = certificate_der(pem)?;
+                wssec::check_certificate_time(&der, now, wssec::MAX_CLOCK_SKEW).map_err(|e| {
+                    Ec2Error::new(Code::InvalidParameterValue, format!("The cert parameter is not usable: {e}"))
+                })?;
                 let fp = wssec::fingerprint(&der);
                 match self.store.put_certificate(&access, pem).await.map_err(store_error)? {
                     PutCertificate::Stored => {
@@ -460,7 +463,8 @@ impl std::fmt::Debug for RegisterArgs {
 }
 
 /// The signed GET URL for one registration action (standard SigV2, HmacSHA1, values RFC 3986
-/// encoded so both canonical forms coincide).
+/// encoded so both canonical forms coincide). The old script's wire form: kept for tests and old
+/// clients; `ec2bridge register` sends [`signed_form`] instead.
 pub fn signed_url(
     base: &str,
     apikey: &str,
@@ -469,13 +473,44 @@ pub fn signed_url(
     extra: &[(&str, &str)],
     now: OffsetDateTime,
 ) -> anyhow::Result<String> {
-    let url = reqwest::Url::parse(base).map_err(|e| anyhow::anyhow!("bad --url {base}: {e}"))?;
+    let (mut url, query) = signed_request("GET", base, apikey, secret, action, extra, now)?;
+    url.set_query(Some(&query));
+    Ok(url.to_string())
+}
+
+/// One registration action as a signed `POST`: the URL (no query) and the form body. Parameters,
+/// the secret key of SetUserKeys among them, travel in the body, out of URLs that proxies and
+/// access logs keep.
+pub fn signed_form(
+    base: &str,
+    apikey: &str,
+    secret: &str,
+    action: &str,
+    extra: &[(&str, &str)],
+    now: OffsetDateTime,
+) -> anyhow::Result<(String, String)> {
+    let (url, body) = signed_request("POST", base, apikey, secret, action, extra, now)?;
+    Ok((url.to_string(), body))
+}
+
+/// The URL without query and the signed parameters (`...&Signature=...`) for `method`.
+fn signed_request(
+    method: &str,
+    base: &str,
+    apikey: &str,
+    secret: &str,
+    action: &str,
+    extra: &[(&str, &str)],
+    now: OffsetDateTime,
+) -> anyhow::Result<(reqwest::Url, String)> {
+    let mut url = reqwest::Url::parse(base).map_err(|e| anyhow::anyhow!("bad --url {base}: {e}"))?;
+    url.set_query(None);
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         _ => anyhow::bail!("--url {base} has no host"),
     };
-    let path = if url.path().is_empty() { "/" } else { url.path() };
+    let path = if url.path().is_empty() { "/".to_string() } else { url.path().to_string() };
     // Milliseconds: registration calls are single-use, so two runs within one second must not
     // produce the same signed request.
     let ts = now.format(time::macros::format_description!(
@@ -490,17 +525,20 @@ pub fn signed_url(
         ("Version", "2012-08-15"),
     ];
     let query = canonical_query(base_params.iter().chain(extra.iter()).copied());
-    let sts = format!("GET\n{}\n{}\n{}", host.to_ascii_lowercase(), path, query);
+    let sts = format!("{method}\n{}\n{}\n{}", host.to_ascii_lowercase(), path, query);
     let sig = sigv2::sign(sigv2::Method::HmacSha1, secret, &sts);
-    let mut out = url.clone();
-    out.set_query(Some(&format!("{query}&Signature={}", uri_encode(&sig))));
-    Ok(out.to_string())
+    Ok((url, format!("{query}&Signature={}", uri_encode(&sig))))
 }
 
-async fn send(client: &reqwest::Client, url: &str) -> anyhow::Result<String> {
-    // The URL carries the signature (and for SetUserKeys the secret key): never in a message.
-    let resp =
-        client.get(url).send().await.map_err(|e| anyhow::anyhow!("cannot reach the gateway: {}", e.without_url()))?;
+async fn send(client: &reqwest::Client, (url, body): (String, String)) -> anyhow::Result<String> {
+    // The body carries the signature (and for SetUserKeys the secret key): never in a message.
+    let resp = client
+        .post(&url)
+        .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach the gateway: {}", e.without_url()))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     if !status.is_success() {
@@ -513,15 +551,15 @@ pub async fn run_cli(a: RegisterArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let now = OffsetDateTime::now_utc();
     if a.delete {
-        let url = signed_url(&a.url, &a.apikey, &a.secretkey, "DeleteCertificate", &[], now)?;
-        println!("{}", send(&client, &url).await?.trim());
+        let req = signed_form(&a.url, &a.apikey, &a.secretkey, "DeleteCertificate", &[], now)?;
+        println!("{}", send(&client, req).await?.trim());
         return Ok(());
     }
     let cert_path = a.cert.as_ref().ok_or_else(|| anyhow::anyhow!("--cert is required (or --delete)"))?;
     let pem =
         std::fs::read_to_string(cert_path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", cert_path.display()))?;
     certificate_der(&pem).map_err(|e| anyhow::anyhow!("{}: {}", cert_path.display(), e.message))?;
-    let url = signed_url(
+    let req = signed_form(
         &a.url,
         &a.apikey,
         &a.secretkey,
@@ -529,9 +567,9 @@ pub async fn run_cli(a: RegisterArgs) -> anyhow::Result<()> {
         &[("accesskey", &a.apikey), ("secretkey", &a.secretkey)],
         now,
     )?;
-    println!("{}", send(&client, &url).await?.trim());
-    let url = signed_url(&a.url, &a.apikey, &a.secretkey, "SetCertificate", &[("cert", &pem)], now)?;
-    println!("{}", send(&client, &url).await?.trim());
+    println!("{}", send(&client, req).await?.trim());
+    let req = signed_form(&a.url, &a.apikey, &a.secretkey, "SetCertificate", &[("cert", &pem)], now)?;
+    println!("{}", send(&client, req).await?.trim());
     println!("User registration is successful!");
     Ok(())
 }
