@@ -169,14 +169,8 @@ impl SimulatorConfig {
     }
 }
 
-/// `$XDG_DATA_HOME/ec2bridge` or `~/.local/share/ec2bridge`.
-pub fn data_dir() -> Option<PathBuf> {
-    let non_empty = |v: std::ffi::OsString| (!v.is_empty()).then(|| PathBuf::from(v));
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").and_then(non_empty) {
-        return Some(x.join("ec2bridge"));
-    }
-    std::env::var_os("HOME").and_then(non_empty).map(|h| h.join(".local/share/ec2bridge"))
-}
+/// `$XDG_DATA_HOME/ec2bridge` or `~/.local/share/ec2bridge` (the store's default place too).
+pub use crate::base::util::data_dir;
 
 /// `[store]`: registered keys and certificates, the id cache (see `store::StoreConfig`: `url`,
 /// `key`, `key_file`). Default: `store.db` + `store.key` in the data directory; `serve` creates
@@ -270,7 +264,7 @@ impl Config {
             bail!("region.name must be letters, digits and '-' (got {:?})", self.region.name);
         }
         if let Some(e) = &self.region.endpoint
-            && !crate::ec2::query::valid_host(e)
+            && !crate::base::util::valid_host(e)
         {
             bail!("region.endpoint must be host[:port], without scheme or path (got {e:?})");
         }

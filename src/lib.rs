@@ -1,18 +1,20 @@
 //! ec2bridge: an EC2-compatible gateway in front of Apache CloudStack.
 //!
-//! The request path (see `design.md`) is visible in the module list:
-//! `server` (HTTP) -> `ec2` (Query/SOAP front ends, request model, errors, XML) -> `auth`
+//! The request path (README, "How a request flows") is visible in the module list:
+//! `server` (HTTP) -> `ec2` (Query/SOAP front ends, request model, XML) -> `auth`
 //! (SigV2/SigV4/WS-Security -> principal) -> `mapping` (table + executor) -> `cloudstack`
-//! (signed backend client). `ids` derives EC2 ids, `store` persists registrations and the id
-//! reverse-lookup cache. `sim` is the built-in CloudStack simulator; the gateway core never
-//! imports it (only the CLI wires it in as the default backend).
+//! (signed backend client). `store` persists registrations and the id reverse-lookup cache.
+//! `base` is the leaf every layer shares: the EC2 error type and its catalog, the id scheme
+//! (`ids`, re-exported here), small utilities. `sim` is the built-in CloudStack simulator; only
+//! the application layer wires it in. tests/module_layers.rs keeps the modules free of import
+//! cycles.
 
 pub mod auth;
 pub mod base;
+pub use base::ids;
 pub mod cloudstack;
 pub mod config;
 pub mod ec2;
-pub mod ids;
 pub mod mapping;
 pub mod server;
 pub mod sim;

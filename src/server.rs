@@ -238,7 +238,8 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
         Ok(b) => b,
         Err(e) => return Reply::query_error(rid, &e),
     };
-    // SOAP only when no Query signature is present (ec2-protocol.md §2.1: steps 1-3 come first).
+    // SOAP only when no Query signature is present (docs/ec2-wire.md "Choosing the authentication
+    // scheme": steps 1-3 come first).
     let query_auth = parts.uri.query().is_some_and(|q| q.contains("X-Amz-Algorithm") || q.contains("SignatureVersion"))
         || parts.headers.get(http::header::AUTHORIZATION).is_some();
     if parts.method == Method::POST && !query_auth && crate::ec2::query::is_soap(&parts.headers) {

@@ -184,7 +184,6 @@ fn opts() -> ClientOptions {
         call_timeout: Duration::from_millis(500),
         job_timeout: Duration::from_secs(5),
         poll_initial: Duration::from_millis(5),
-        metadata_ttl: Duration::from_millis(300),
     }
 }
 
@@ -420,38 +419,4 @@ async fn deadline_and_transport_errors() {
     }
     assert!(matches!(CsClient::new("not a url", opts()), Err(CsError::Transport(_))));
     assert!(matches!(CsClient::new("ftp://h/x", opts()), Err(CsError::Transport(_))));
-}
-
-#[tokio::test]
-async fn metadata_cache_with_ttl() {
-    let (_fake, ep) = start().await;
-    let c = CsClient::new(&ep, opts()).unwrap();
-    let a = c.list_cached(&creds(), "listServiceOfferings", &[], "serviceoffering").await.unwrap();
-    let b = c.list_cached(&creds(), "listServiceOfferings", &[], "serviceoffering").await.unwrap();
-    assert_eq!(c.calls(), 1);
-    assert_eq!(a, b);
-    // Different params are a different entry.
-    c.list_cached(&creds(), "listServiceOfferings", &p(&[("name", "m1.small")]), "serviceoffering").await.unwrap();
-    assert_eq!(c.calls(), 2);
-    // Concurrent misses on one key make one call.
-    let c2 = c.clone();
-    let cr = creds();
-    let (x, y) =
-        tokio::join!(c.list_cached(&cr, "listZones", &[], "zone"), c2.list_cached(&cr, "listZones", &[], "zone"));
-    assert_eq!(x.unwrap().len(), 1);
-    assert_eq!(y.unwrap().len(), 1);
-    assert_eq!(c.calls(), 3);
-    // Expiry.
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    let fresh = c.list_cached(&creds(), "listServiceOfferings", &[], "serviceoffering").await.unwrap();
-    assert_eq!(c.calls(), 4);
-    assert_ne!(fresh[0]["generation"], a[0]["generation"]);
-    // Errors are not cached; another user's key is a separate entry (here: rejected by the server).
-    let other = CsCredentials { api_key: "someone-else".into(), secret_key: "x".into() };
-    assert!(c.list_cached(&other, "listServiceOfferings", &[], "serviceoffering").await.is_err());
-    assert!(c.list_cached(&other, "listServiceOfferings", &[], "serviceoffering").await.is_err());
-    assert_eq!(c.calls(), 6);
-    c.invalidate_cached("listServiceOfferings");
-    c.list_cached(&creds(), "listServiceOfferings", &[], "serviceoffering").await.unwrap();
-    assert_eq!(c.calls(), 7);
 }

@@ -81,7 +81,12 @@ async fn rejected_requests_never_reach_cloudstack() {
     let user = sim.users.iter().find(|u| !u.is_admin).unwrap().clone();
     let key = ec2bridge::store::KeySource::Base64(ec2bridge::store::generate_key_base64().unwrap());
     let store = Arc::new(ec2bridge::store::Store::open("sqlite::memory:", &key).await.unwrap());
-    let mut gw = Gateway::new(Arc::new(executor), Arc::new(MemorySource::from_sim_users(&sim.users)));
+    let mut gw = Gateway::new(
+        Arc::new(executor),
+        Arc::new(MemorySource::from_keys(
+            sim.users.iter().map(|u| (u.api_key.as_str(), u.secret_key.as_str(), Some(u.account.as_str()))),
+        )),
+    );
     gw.max_body_bytes = 16 * 1024;
     gw.registry = Some(store);
     gw.key_checker = Some(client.clone());

@@ -1,4 +1,5 @@
-//! Signature checking over HTTP (cloudstack-api.md §2, §4): golden vectors accepted, every kind
+//! Signature checking over HTTP (docs/cloudstack-wire.md "Signing", "Errors"): golden vectors
+//! accepted, every kind
 //! of bad request answered 401 in CloudStack's shape, and nothing changed by a rejected call.
 
 mod sim_support;

@@ -1,4 +1,5 @@
-//! cloudstack-api.md §11, item by item, where the other sim_* tests do not already pin it down
+//! docs/cloudstack-wire.md "What a faithful simulator does", item by item, where the other sim_*
+//! tests do not already pin it down
 //! (docs/simulator.md "Faithfulness" maps every item to its tests).
 
 mod sim_support;

@@ -134,10 +134,13 @@ impl MemorySource {
         self.users.write().unwrap_or_else(|p| p.into_inner()).insert(access_key.to_string(), user);
     }
 
-    pub fn from_sim_users(users: &[crate::sim::SimUser]) -> Self {
+    /// Users given as (CloudStack API key = EC2 access key, secret key, account): the composition
+    /// layer passes the simulator's seeded users this way, so authentication never depends on
+    /// the simulator's types.
+    pub fn from_keys<'a>(users: impl IntoIterator<Item = (&'a str, &'a str, Option<&'a str>)>) -> Self {
         let s = Self::new();
-        for u in users {
-            s.insert(&u.api_key, KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())));
+        for (api_key, secret_key, account) in users {
+            s.insert(api_key, KnownUser::cloudstack_user(api_key, secret_key, account.map(str::to_string)));
         }
         s
     }

@@ -79,7 +79,7 @@ impl<'a> SignedRequest<'a> {
     }
 }
 
-/// Which Query signature scheme a request uses (ec2-protocol.md §2.1).
+/// Which Query signature scheme a request uses (docs/ec2-wire.md "Choosing the authentication scheme").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     SigV4Header,

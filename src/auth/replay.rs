@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use super::credentials::BoxFuture;
-use crate::ec2::Ec2Error;
+use crate::base::Ec2Error;
 
 /// A digest naming one verified request: SHA-256 over a purpose label and the verified parts,
 /// each length-prefixed so no two different inputs collide by concatenation.

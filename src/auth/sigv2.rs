@@ -1,4 +1,4 @@
-//! EC2 Query Signature Version 2 (ec2-protocol.md §2.2): HmacSHA256 or HmacSHA1 over
+//! EC2 Query Signature Version 2 (docs/ec2-wire.md "SigV2"): HmacSHA256 or HmacSHA1 over
 //! `METHOD \n lowercase(Host) \n path \n canonical(decoded params minus Signature)`.
 
 use base64::Engine;

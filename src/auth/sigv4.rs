@@ -1,4 +1,4 @@
-//! AWS Signature Version 4 (ec2-protocol.md §2.3), Authorization-header and presigned-query forms.
+//! AWS Signature Version 4 (docs/ec2-wire.md "SigV4"), Authorization-header and presigned-query forms.
 //! The scope's region and service are whatever the client signed with (boto 2 signs `0/127` for
 //! host 127.0.0.1); only `[region] strict` pins the region.
 

@@ -1,4 +1,5 @@
-//! WS-Security for SOAP requests (ec2-protocol.md §6): the X.509 BinarySecurityToken names a
+//! WS-Security for SOAP requests (docs/ec2-wire.md "SOAP and WS-Security"): the X.509
+//! BinarySecurityToken names a
 //! registered certificate, and the XML signature must verify with that certificate alone, cover
 //! exactly the Body and the Timestamp, and the Body handed on must be the very element signed.
 //!
@@ -16,7 +17,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uppsala::{Document, NodeId, NodeKind};
 
@@ -113,9 +113,7 @@ pub fn check_certificate_time(der: &[u8], now: OffsetDateTime, skew: time::Durat
 }
 
 /// SHA-256 fingerprint of a DER certificate, lowercase hex (the form the store keys on).
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
+pub use crate::base::util::certificate_fingerprint as fingerprint;
 
 /// An owned copy of the signed operation element (the Body's only child), so the SOAP front end
 /// reads exactly what was verified and never re-parses the bytes with another parser.

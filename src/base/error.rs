@@ -129,6 +129,11 @@ catalog! {
     InvalidKeyPairNotFound = "InvalidKeyPair.NotFound", 400, false;
     InvalidKeyPairDuplicate = "InvalidKeyPair.Duplicate", 400, false;
     InvalidKeyPairFormat = "InvalidKeyPair.Format", 400, false;
+    // VPCs and subnets (for kinds declared in mapping files).
+    InvalidVpcIdMalformed = "InvalidVpcID.Malformed", 400, false;
+    InvalidVpcIdNotFound = "InvalidVpcID.NotFound", 400, false;
+    InvalidSubnetIdMalformed = "InvalidSubnetID.Malformed", 400, false;
+    InvalidSubnetIdNotFound = "InvalidSubnetID.NotFound", 400, false;
 }
 
 impl Code {

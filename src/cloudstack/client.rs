@@ -1,14 +1,12 @@
 //! CloudStack HTTP client: one pooled connection set per endpoint, signed requests
 //! (`signatureVersion=3` + short `expires`), deadlines, async-job polling with backoff, paging,
-//! error decoding by errorcode/cserrorcode, and a TTL cache for slow-changing metadata.
+//! error decoding by errorcode/cserrorcode. (Metadata caching is the executor's: one cache.)
 //!
 //! CONTRACT (other modules rely on these signatures):
-//! - `CsClient::new(endpoint, opts)`; cheap to clone (clones share the pool, counter and cache).
+//! - `CsClient::new(endpoint, opts)`; cheap to clone (clones share the pool and counter).
 //! - `call` returns the object under the single top-level `*response` key, with `success` made a
 //!   JSON bool whatever form CloudStack used. Error documents become `CsError::Api`.
 //! - `list_all` pages (page/pagesize=500) and returns the items under `item_key`.
-//! - `list_cached` is `list_all` behind a per-(api key, command, params) TTL cache, for zones,
-//!   offerings, OS types and templates.
 //! - `start_job` + `wait_job` for async commands; `wait_job` never blocks a thread.
 //! - `calls()` counts HTTP requests sent to CloudStack (pages and polls included).
 //!
@@ -20,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::signing::{java_url_encode, sign};
@@ -34,8 +31,6 @@ pub struct ClientOptions {
     pub job_timeout: Duration,
     /// First poll interval for `queryAsyncJobResult` (then backoff).
     pub poll_initial: Duration,
-    /// TTL of the metadata cache (zones, offerings, templates, OS types).
-    pub metadata_ttl: Duration,
 }
 
 impl Default for ClientOptions {
@@ -44,7 +39,6 @@ impl Default for ClientOptions {
             call_timeout: Duration::from_secs(30),
             job_timeout: Duration::from_secs(600),
             poll_initial: Duration::from_millis(100),
-            metadata_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -75,21 +69,11 @@ const POLL_TRANSPORT_RETRIES: u32 = 3;
 /// Parameters the client sets itself; callers' copies are ignored.
 const RESERVED: [&str; 6] = ["command", "response", "apiKey", "signature", "signatureVersion", "expires"];
 
-/// Cache key: (api key, command, sorted params, item key).
-type CacheKey = (String, String, Vec<(String, String)>, String);
-
-#[derive(Default)]
-struct CacheSlot {
-    // A tokio mutex per key so that concurrent misses make one backend call, not one each.
-    entry: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Value>>)>>,
-}
-
 struct Inner {
     endpoint: reqwest::Url,
     http: reqwest::Client,
     opts: ClientOptions,
     calls: AtomicU64,
-    cache: DashMap<CacheKey, Arc<CacheSlot>>,
 }
 
 #[derive(Clone)]
@@ -100,7 +84,7 @@ pub struct CsClient {
 impl std::fmt::Debug for CsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsClient")
-            .field("endpoint", &crate::store::redact_url(self.inner.endpoint.as_str()))
+            .field("endpoint", &crate::base::util::redact_url(self.inner.endpoint.as_str()))
             .field("calls", &self.calls())
             .finish_non_exhaustive()
     }
@@ -110,7 +94,7 @@ impl CsClient {
     /// `endpoint` is the full API URL, e.g. `http://127.0.0.1:8080/client/api`.
     pub fn new(endpoint: &str, opts: ClientOptions) -> Result<Self, CsError> {
         // Messages show the endpoint without a userinfo password.
-        let shown = crate::store::redact_url(endpoint);
+        let shown = crate::base::util::redact_url(endpoint);
         let url = reqwest::Url::parse(endpoint)
             .map_err(|e| CsError::Transport(format!("invalid CloudStack endpoint {shown:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -130,9 +114,7 @@ impl CsClient {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|e| CsError::Transport(format!("cannot build HTTP client: {}", error_text(&e.without_url()))))?;
-        Ok(CsClient {
-            inner: Arc::new(Inner { endpoint: url, http, opts, calls: AtomicU64::new(0), cache: DashMap::new() }),
-        })
+        Ok(CsClient { inner: Arc::new(Inner { endpoint: url, http, opts, calls: AtomicU64::new(0) }) })
     }
 
     /// The endpoint this client talks to.
@@ -213,56 +195,6 @@ impl CsClient {
             }
         }
         Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
-    }
-
-    /// `list_all` behind the metadata cache: answers from memory while younger than
-    /// `metadata_ttl`. Keyed by (api key, command, params, item key), so one user never sees another
-    /// user's view. Only for data that rarely changes (zones, offerings, OS types, templates).
-    /// Errors are not cached.
-    pub async fn list_cached(
-        &self,
-        creds: &CsCredentials,
-        command: &str,
-        params: &[(String, String)],
-        item_key: &str,
-    ) -> Result<Arc<Vec<Value>>, CsError> {
-        let mut sorted: Vec<(String, String)> = params.to_vec();
-        sorted.sort();
-        let key: CacheKey = (creds.api_key.clone(), command.to_string(), sorted, item_key.to_string());
-        let slot = self.inner.cache.entry(key).or_default().clone();
-        let mut entry = slot.entry.lock().await;
-        if let Some((at, items)) = entry.as_ref()
-            && at.elapsed() < self.inner.opts.metadata_ttl
-        {
-            return Ok(items.clone());
-        }
-        let items = Arc::new(self.list_all(creds, command, params, item_key).await?);
-        *entry = Some((Instant::now(), items.clone()));
-        drop(entry);
-        self.prune_cache();
-        Ok(items)
-    }
-
-    /// Forget every cached list (e.g. after registering or deleting a template).
-    pub fn clear_cache(&self) {
-        self.inner.cache.clear();
-    }
-
-    /// Forget the cached lists of one command, for every user.
-    pub fn invalidate_cached(&self, command: &str) {
-        self.inner.cache.retain(|k, _| k.1 != command);
-    }
-
-    /// Keep the cache bounded when many users come and go: drop expired entries once it grows.
-    fn prune_cache(&self) {
-        if self.inner.cache.len() <= 4096 {
-            return;
-        }
-        let ttl = self.inner.opts.metadata_ttl;
-        self.inner.cache.retain(|_, slot| match slot.entry.try_lock() {
-            Ok(e) => e.as_ref().is_some_and(|(at, _)| at.elapsed() < ttl),
-            Err(_) => true, // being filled right now
-        });
     }
 
     /// Start an async command; answers at once with its job id (and new object id).
@@ -425,16 +357,7 @@ pub(crate) fn signed_query(
 
 /// `yyyy-MM-dd'T'HH:mm:ss+0000`, the form every CloudStack release parses.
 pub(crate) fn format_expires(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    crate::base::util::cloudstack_date(t.to_offset(time::UtcOffset::UTC))
 }
 
 /// The decoder of CloudStack answers, for the fuzz targets (fuzz/): never panics on any input.

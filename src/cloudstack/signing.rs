@@ -1,5 +1,5 @@
 //! CloudStack request signing, exactly as the management server verifies it
-//! (cloudstack-api.md §2): sort by name (Java String order, i.e. UTF-16 code units), encode each
+//! (docs/cloudstack-wire.md "Signing"): sort by name (Java String order, i.e. UTF-16 code units), encode each
 //! value with Java's `URLEncoder` (then `+` -> `%20`), leave names unencoded, lowercase the whole
 //! string, HMAC-SHA1 with the secret key, standard base64.
 //!
@@ -72,7 +72,7 @@ where
     expected.as_bytes().ct_eq(signature.as_bytes()).into()
 }
 
-/// The documented golden vectors (cloudstack-api.md §2), shared by the signer's, the simulator's
+/// The documented golden vectors (docs/cloudstack-wire.md "Signing"), shared by the signer's, the simulator's
 /// and the HTTP tests: parameters without `signature`, the secret, the expected signature.
 pub mod golden {
     pub const SECRET: &str = "sim-secret-key-0001";

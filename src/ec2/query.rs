@@ -91,21 +91,7 @@ pub fn client_host(headers: &HeaderMap, uri: &http::Uri) -> Option<String> {
     valid_host(h).then(|| h.to_string())
 }
 
-/// `name`, `name:port`, `1.2.3.4:port`, `[::1]:port`: letters, digits, `.`, `-`, `_`, and the
-/// brackets/colons of an IPv6 literal; at most 255 bytes.
-pub fn valid_host(h: &str) -> bool {
-    let (name, port) = match h.rsplit_once(':') {
-        Some((n, p)) if !n.starts_with('[') || n.ends_with(']') => (n, Some(p)),
-        _ => (h, None),
-    };
-    let name_ok = if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
-        !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-    } else {
-        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-    };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    h.len() <= 255 && name_ok && port_ok
-}
+pub use crate::base::util::valid_host;
 
 /// `YYYY-MM-DD`: it goes into the response namespace, so nothing else is let through.
 fn is_version(v: &str) -> bool {
@@ -126,7 +112,8 @@ pub fn is_form(headers: &HeaderMap) -> bool {
     }
 }
 
-/// A SOAP request: XML content type or a `SOAPAction` header (ec2-protocol.md §2.1 step 4).
+/// A SOAP request: XML content type or a `SOAPAction` header (docs/ec2-wire.md "Choosing the
+/// authentication scheme" step 4).
 pub fn is_soap(headers: &HeaderMap) -> bool {
     if headers.contains_key("soapaction") {
         return true;

@@ -1,4 +1,5 @@
-//! Response envelopes (ec2-protocol.md §3.1, §4.1, §6): the Query success document, the Query error
+//! Response envelopes (docs/ec2-wire.md "Success documents", "Error documents", "SOAP and
+//! WS-Security"): the Query success document, the Query error
 //! document and the SOAP body/fault. The executor produces the inner XML; this wraps it.
 
 use crate::base::Ec2Error;

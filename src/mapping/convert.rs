@@ -295,18 +295,7 @@ pub fn iso8601(s: &str) -> Option<String> {
 }
 
 /// Now, as CloudStack writes dates (for documents the gateway makes up itself).
-pub fn cloudstack_now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+0000",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
+pub use crate::base::util::cloudstack_now;
 
 fn conv_iso8601(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
     iso8601(v.as_str()?).map(Value::String)

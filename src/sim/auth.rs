@@ -1,4 +1,4 @@
-//! The management server's request check (cloudstack-api.md §2): every parameter but
+//! The management server's request check (docs/cloudstack-wire.md "Signing"): every parameter but
 //! `signature` is signed with `crate::cloudstack::signing`; `apiKey`, `signature`,
 //! `signatureVersion` and `expires` are found case-insensitively; `signatureVersion=3` requires
 //! an `expires` that parses and is not in the past.

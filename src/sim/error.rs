@@ -1,4 +1,4 @@
-//! CloudStack's error model (cloudstack-api.md §4): HTTP status == `errorcode`, a `cserrorcode`
+//! CloudStack's error model (docs/cloudstack-wire.md "Errors"): HTTP status == `errorcode`, a `cserrorcode`
 //! naming the exception class, `uuidList`, and the exact texts clients and the gateway see.
 
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! Async jobs (cloudstack-api.md §5): a job is created pending (`jobstatus` 0) by the
+//! Async jobs (docs/cloudstack-wire.md "Asynchronous jobs"): a job is created pending (`jobstatus` 0) by the
 //! dispatcher, runs its completion after the configured delay (jobs on one object queue behind
 //! each other), and ends succeeded (1) with its result or failed (2) with errorcode/errortext.
 //! Timers run later state changes that are not jobs (expunge, template download).

@@ -1,4 +1,5 @@
-//! List answers (cloudstack-api.md §3, §6): `count` is the total, `{}` when nothing matches,
+//! List answers (docs/cloudstack-wire.md "Response envelopes", "Paging and list parameters"):
+//! `count` is the total, `{}` when nothing matches,
 //! `{"count":N}` for a page past the end; `page`/`pagesize` must come together, `pagesize=-1` is
 //! unlimited (without `page`), and the default and maximum page size is `default.page.size`.
 

@@ -1,6 +1,6 @@
 //! The simulator's in-memory state: one table per resource kind, keyed by an internal sequence
 //! number (CloudStack's database id) with a uuid index, plus the set of removed uuids so that an
-//! expunged object gives an empty list while a never-seen uuid gives 431 (cloudstack-api.md §4).
+//! expunged object gives an empty list while a never-seen uuid gives 431 (docs/cloudstack-wire.md "Errors").
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 

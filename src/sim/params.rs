@@ -1,6 +1,6 @@
 //! Request parameters as the CloudStack servlet sees them: query string and form body merged,
 //! percent-decoded as UTF-8 with `+` -> space, one value per name (the last one wins), names
-//! case-sensitive. Typed getters produce CloudStack's parameter errors (cloudstack-api.md §4).
+//! case-sensitive. Typed getters produce CloudStack's parameter errors (docs/cloudstack-wire.md "Errors").
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -48,7 +48,7 @@ pub struct Params {
 
 /// CloudStack's `BaseCmd.unpackParams`: a parameter name is lowercased before it is matched
 /// (for map parameters `name[i].field` only the part before `[`), and a name with two `[` is
-/// malformed (430). cloudstack-api.md §1 calls names case-sensitive; clients such as libcloud
+/// malformed (430). docs/cloudstack-wire.md "Transport" calls names case-sensitive; clients such as libcloud
 /// send `virtualMachineId`/`diskOfferingId` and work against real servers, so the server's
 /// lowercasing is what the simulator does.
 pub fn normalize_names(map: HashMap<String, String>) -> Result<HashMap<String, String>, SimError> {

@@ -1,19 +1,14 @@
-//! JSON of each object as CloudStack lists it (cloudstack-api.md §8): absent values left out,
+//! JSON of each object as CloudStack lists it (docs/cloudstack-wire.md "Objects"): absent values left out,
 //! dates `yyyy-MM-dd'T'HH:mm:ssZ`, sizes in bytes (volumes, templates), GB (disk offerings),
 //! MB (memory), booleans and numbers as JSON literals.
 
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
-use time::format_description::FormatItem;
-use time::macros::format_description;
 
 use super::model::*;
 
-const DATE: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]");
-
 pub fn fmt_date(t: OffsetDateTime) -> String {
-    t.format(DATE).unwrap_or_default()
+    crate::base::util::cloudstack_date(t)
 }
 
 pub fn now_str() -> String {

@@ -2,7 +2,6 @@
 //! fingerprint the store keys on (lowercase hex SHA-256 of the DER, as WS-Security lookups use).
 
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use super::StoreError;
 
@@ -20,9 +19,7 @@ pub struct ParsedCertificate {
 }
 
 /// Lowercase hex SHA-256 of a DER certificate.
-pub fn fingerprint_der(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
+pub use crate::base::util::certificate_fingerprint as fingerprint_der;
 
 /// Parse exactly one PEM `CERTIFICATE` block holding a valid X.509 certificate.
 pub fn parse_pem(pem: &str) -> Result<ParsedCertificate, StoreError> {

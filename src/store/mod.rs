@@ -89,7 +89,7 @@ impl Default for StoreConfig {
     /// `~/.local/share/ec2bridge`, beside the simulator's state), so `serve` and `admin` find the
     /// same store whatever directory they are started from.
     fn default() -> Self {
-        match crate::config::data_dir() {
+        match crate::base::util::data_dir() {
             Some(dir) => StoreConfig {
                 url: format!("sqlite://{}", dir.join("store.db").display()),
                 key: None,
@@ -675,21 +675,7 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 }
 
 /// A URL with any password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_string() };
-    let user = userinfo.split(':').next().unwrap_or_default();
-    let tail = tail.split('?').next().unwrap_or_default();
-    if userinfo.contains(':') {
-        format!("{scheme}://{user}:<redacted>@{host}{tail}")
-    } else {
-        format!("{scheme}://{user}@{host}{tail}")
-    }
-}
+pub use crate::base::util::redact_url;
 
 #[cfg(test)]
 mod tests {

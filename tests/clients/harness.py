@@ -1,5 +1,5 @@
 """Helpers for the real-client suites (imported by conftest.py and the tests): SigV2 signing
-exactly as ec2-protocol.md §2.2 says, and readers for EC2 answers."""
+exactly as docs/ec2-wire.md "SigV2" says, and readers for EC2 answers."""
 import base64
 import datetime
 import hashlib

@@ -1,4 +1,5 @@
-//! A canned CloudStack for executor tests: answers in the shapes of cloudstack-api.md §3/§10,
+//! A canned CloudStack for executor tests: answers in the shapes of docs/cloudstack-wire.md
+//! "Response envelopes",
 //! keeps VMs in memory, records every call, and can be told to fail.
 #![allow(dead_code)]
 

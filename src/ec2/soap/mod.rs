@@ -1,4 +1,5 @@
-//! The SOAP 1.1 front end (ec2-protocol.md §6): a WS-Security-signed envelope becomes the same
+//! The SOAP 1.1 front end (docs/ec2-wire.md "SOAP and WS-Security"): a WS-Security-signed envelope
+//! becomes the same
 //! [`Ec2Request`] a Query request does. Answers go back as the Query response tree inside a SOAP
 //! envelope, or as a SOAP fault with HTTP 500 (`ec2::render::soap_success` / `soap_fault`).
 //!

@@ -13,29 +13,6 @@ use super::check_keys;
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
-/// EC2 kind <-> CloudStack resource type <-> EC2 resource-type name.
-const TYPES: &[(Kind, &str, &str)] = &[
-    (Kind::Instance, "UserVm", "instance"),
-    (Kind::Image, "Template", "image"),
-    (Kind::Volume, "Volume", "volume"),
-    (Kind::Snapshot, "Snapshot", "snapshot"),
-    (Kind::SecurityGroup, "SecurityGroup", "security-group"),
-    (Kind::Address, "PublicIpAddress", "elastic-ip"),
-];
-
-/// CloudStack resource type -> (kind, EC2 resource type); ISOs are images too.
-fn from_cloudstack(t: &str) -> Option<(Kind, &'static str)> {
-    if t.eq_ignore_ascii_case("ISO") {
-        return Some((Kind::Image, "image"));
-    }
-    TYPES.iter().find(|(_, cs, _)| cs.eq_ignore_ascii_case(t)).map(|(k, _, e)| (*k, *e))
-}
-
-fn kind_of(id: &str) -> Option<(Kind, &'static str)> {
-    let prefix = id.split_once('-')?.0;
-    TYPES.iter().find(|(k, _, _)| k.prefix() == prefix).map(|(k, cs, _)| (*k, *cs))
-}
-
 /// Resolver `tag_resources`: `ResourceId.N` -> `Type:uuid` values. Every id is checked (its
 /// kind's Malformed / NotFound); one listing at most per kind whose ids the cache lacks.
 pub fn r_tag_resources<'a>(
@@ -55,24 +32,21 @@ pub fn r_tag_resources<'a>(
         if asked.len() > 1000 {
             return Err(Ec2Error::new(Code::InvalidParameterValue, "At most 1000 resource ids may be given."));
         }
-        let mut groups: BTreeMap<&'static str, (Kind, Vec<String>)> = BTreeMap::new();
+        // The kind of each id, by its prefix, among the taggable kinds the table declares
+        // (`[kind.X] tags = ...`, docs/ids.md).
+        let mut groups: BTreeMap<&str, (Kind, Vec<String>)> = BTreeMap::new();
         for id in &asked {
-            let Some((kind, cs)) = kind_of(id) else {
+            let taggable = ctx.ex.table.kind_of_id(id).and_then(|k| Some((k.kind, k.tags.as_ref()?)));
+            let Some((kind, tags)) = taggable else {
                 return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
             };
             if !ids::is_well_formed(kind, id) {
                 return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
             }
-            groups.entry(cs).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
+            groups.entry(tags.cloudstack.as_str()).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
         }
         let mut out = Vec::new();
         for (cs, (kind, ids)) in groups {
-            if !ctx.ex.table.kinds.contains_key(&kind) {
-                return Err(Ec2Error::new(
-                    Code::InvalidId,
-                    format!("The ID '{}' is not valid: this gateway has no {} resources", ids[0], kind.name()),
-                ));
-            }
             let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
             out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
         }
@@ -317,10 +291,9 @@ pub fn descriptions<'a>(
         let mut out = Vec::with_capacity(items.len());
         let mut record = Vec::new();
         for mut it in items {
-            let Some((kind, ec2_type)) = it.get("resourcetype").map(scalar_text).and_then(|t| from_cloudstack(&t))
-            else {
-                continue;
-            };
+            let cs_type = it.get("resourcetype").map(scalar_text).unwrap_or_default();
+            let Some((spec, tags)) = ctx.ex.table.kind_of_cloudstack_type(&cs_type) else { continue };
+            let (kind, ec2_type) = (spec.kind, tags.resource_type.as_str());
             let Some(uuid) = it.get("resourceid").map(scalar_text).filter(|u| !u.is_empty()) else { continue };
             let id = ids::ec2_id(kind, &uuid);
             record.push((kind, id.clone(), uuid));

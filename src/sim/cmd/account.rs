@@ -73,7 +73,7 @@ fn list_users(ctx: &Ctx, m: &Model) -> SimResult<Value> {
 
 /// getUser's parameter is `userapikey` (marvin getUser: required `userapikey`); a parameter
 /// named `apikey` would collide with the authentication `apiKey`, which the server matches
-/// case-insensitively. cloudstack-api.md §7 says `apikey`; the server behaviour wins.
+/// case-insensitively. docs/cloudstack-wire.md "Commands" says `apikey`; the server behaviour wins.
 fn get_user(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let key = ctx.p.req("userapikey")?;
     match m.api_keys.get(key).and_then(|s| m.users.get(*s)) {

@@ -1,5 +1,5 @@
 //! Virtual machines: deploy, list, start/stop/reboot/destroy/expunge/recover, update,
-//! change offering, passwords and user data (cloudstack-api.md §7, §9).
+//! change offering, passwords and user data (docs/cloudstack-wire.md "Commands", "States").
 
 use std::time::Duration;
 

@@ -34,7 +34,7 @@ def assert_regions_document(resp, region):
 
 
 # ------------------------------------------------------------------------------------------------
-# The harness's own signer, against ec2-protocol.md §2.2's golden vectors (no gateway needed).
+# The harness's own signer, against the SigV2 golden vectors of docs/ec2-wire.md "SigV2" (no gateway needed).
 
 GOLD_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -113,7 +113,7 @@ def test_botocore_presigned_url(boto3_client, gateway):
     r = requests.get(bad, timeout=60)
     assert (r.status_code, parse_error(r)[0]) == (403, "SignatureDoesNotMatch"), r.text
     # By default botocore signs EC2 URLs for the operation's method, POST (empty body); a GET of
-    # such a URL is not what was signed, on AWS too (ec2-protocol.md §2.3).
+    # such a URL is not what was signed, on AWS too (docs/ec2-wire.md "SigV4").
     url = ec2.generate_presigned_url("describe_regions", Params={}, ExpiresIn=300)
     assert_regions_document(requests.post(url, timeout=60), gateway["region"])
     r = requests.get(url, timeout=60)
@@ -205,7 +205,7 @@ def test_unsigned_request(gateway):
 
 
 # ------------------------------------------------------------------------------------------------
-# The error document (ec2-protocol.md §4.1)
+# The error document (docs/ec2-wire.md "Error documents")
 
 
 def assert_error_document(r, code):

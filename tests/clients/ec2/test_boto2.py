@@ -1,4 +1,4 @@
-"""boto 2.49 against `ec2bridge serve --sim-fast`, connected the way ec2-protocol.md §7 says:
+"""boto 2.49 against `ec2bridge serve --sim-fast`, connected the way docs/ec2-wire.md "What each client sends" says:
 `EC2Connection(ak, sk, region=RegionInfo(name, endpoint=host), port=port, is_secure=False,
 path='/')`. boto 2 signs EC2 with SigV4 and derives the scope's region and service from the host
 name (`127.0.0.1` -> `0/127`, `localhost` -> `localhost/localhost`), sends API version 2014-10-01

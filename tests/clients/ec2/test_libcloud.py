@@ -1,5 +1,5 @@
 """Apache libcloud 3.9.1's EC2 driver against `ec2bridge serve --sim-fast`, pointed at the gateway as
-ec2-protocol.md §7 says: `get_driver(Provider.EC2)(ak, sk, secure=False, host=..., port=...,
+docs/ec2-wire.md "What each client sends" says: `get_driver(Provider.EC2)(ak, sk, secure=False, host=..., port=...,
 region='us-east-1', signature_version='2'|'4')` — SigV2 GETs by default for us-east-1, SigV4 GETs
 when asked. libcloud only finds elements in exactly `http://ec2.amazonaws.com/doc/2016-11-15/`,
 reads the first state name of TerminateInstancesResponse (currentState must come first), wants
@@ -76,7 +76,7 @@ def wait_node(driver, node_id, want, timeout=60):
 
 
 def test_driver_defaults(make_driver):
-    # What ec2-protocol.md §1.1 says this client sends: GET, 2016-11-15, SigV2 for us-east-1.
+    # What docs/ec2-wire.md "What each client sends" says this client sends: GET, 2016-11-15, SigV2 for us-east-1.
     d = make_driver()
     assert d.signature_version == "2" and d.connection.version == "2016-11-15"
     assert NAMESPACE == "http://ec2.amazonaws.com/doc/2016-11-15/"

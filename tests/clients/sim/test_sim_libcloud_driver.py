@@ -77,7 +77,7 @@ def test_key_pairs(sim):
     md5 = hashlib.md5(base64.b64decode(pub.split()[1])).hexdigest()
     assert imported.fingerprint == ":".join(md5[i : i + 2] for i in range(0, 32, 2))
     # libcloud compares `success` with the string "true" (old servers); modern CloudStack sends
-    # the boolean true (cloudstack-api.md §3), which the simulator does, so libcloud says False
+    # the boolean true (docs/cloudstack-wire.md "Response envelopes"), which the simulator does, so libcloud says False
     # although the key is gone. The doc's server behaviour wins.
     d.delete_key_pair(kp)
     assert "lc-k1" not in {k.name for k in d.list_key_pairs()}

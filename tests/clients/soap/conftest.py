@@ -19,10 +19,8 @@ sys.path.insert(0, str(HERE))
 
 def find_wsdl():
     """The AWS EC2 WSDL (2013-10-01): test data kept beside these tests (the gateway never reads
-    it); EC2BRIDGE_WSDL or the project's shared docs can point elsewhere."""
+    it); EC2BRIDGE_WSDL can point elsewhere."""
     cands = [os.environ.get("EC2BRIDGE_WSDL"), str(HERE / "ec2-2013-10-01.wsdl")]
-    for up in (REPO.parent, REPO.parent.parent):
-        cands.append(str(up / "shared" / "wsdl" / "ec2-2013-10-01.wsdl"))
     for c in cands:
         if c and os.path.exists(c):
             return c

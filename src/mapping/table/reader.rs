@@ -1,277 +1,16 @@
-//! The mapping table: typed model, loading (compiled-in files overlaid by a directory) and
-//! validation. Every problem is reported with its file and line; a table with problems is never
-//! used. The format is documented in docs/mappings.md.
+//! Reading mapping files into a `Table`: every section type, in dependency order (commands,
+//! objects, kinds, maps, shapes, filters, then actions), each problem recorded with its file and
+//! line; `validate` runs last.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path as FsPath;
 
-use super::expr::{Expr, Path};
-use super::toml_src::{self, At, Errs, LoadError, Node, V};
-use super::{convert, filter::FilterSet, resolve, steps};
+use super::super::expr::{Expr, Path};
+use super::super::filter::FilterSet;
+use super::super::toml_src::{self, At, Errs, LoadError, Node, V};
+use super::*;
 use crate::base::Code;
 use crate::ids::Kind;
-
-/// The compiled-in table: one file per EC2 area.
-pub const BUILTIN: &[(&str, &str)] = &[
-    ("cloudstack.toml", include_str!("../../mappings/cloudstack.toml")),
-    ("common.toml", include_str!("../../mappings/common.toml")),
-    ("regions.toml", include_str!("../../mappings/regions.toml")),
-    ("images.toml", include_str!("../../mappings/images.toml")),
-    ("instances.toml", include_str!("../../mappings/instances.toml")),
-    ("security_groups.toml", include_str!("../../mappings/security_groups.toml")),
-    ("addresses.toml", include_str!("../../mappings/addresses.toml")),
-    ("tags.toml", include_str!("../../mappings/tags.toml")),
-    ("instance_attributes.toml", include_str!("../../mappings/instance_attributes.toml")),
-    ("instance_types.toml", include_str!("../../mappings/instance_types.toml")),
-    ("volumes.toml", include_str!("../../mappings/volumes.toml")),
-    ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
-    ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
-    ("soap.toml", include_str!("../../mappings/soap.toml")),
-];
-
-#[derive(Debug, Clone)]
-pub struct CommandInfo {
-    pub name: String,
-    /// Item key of a list command's answer (`virtualmachine`).
-    pub items: Option<String>,
-    pub is_async: bool,
-    /// Async create: answers `id` + `jobid`.
-    pub creates: bool,
-    /// Object key of a sync answer or of an async job's result.
-    pub result: Option<String>,
-    pub at: At,
-}
-
-/// Known fields of a CloudStack object (for validating paths), and which fields nest objects.
-#[derive(Debug, Clone, Default)]
-pub struct ObjectInfo {
-    pub fields: Vec<String>,
-    pub nested: HashMap<String, String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ValueMap {
-    pub entries: HashMap<String, String>,
-    pub default: Option<String>,
-}
-
-impl ValueMap {
-    pub fn get(&self, k: &str) -> Option<&str> {
-        self.entries.get(k).or(self.default.as_ref()).map(String::as_str)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct KindSpec {
-    pub kind: Kind,
-    /// Calls whose union lists every resource of this kind the caller may see.
-    pub list: Vec<ListCall>,
-    /// Path of the uuid in a listed item.
-    pub id_path: Path,
-    pub malformed_code: Code,
-    pub malformed_msg: String,
-    pub not_found_code: Code,
-    pub not_found_one: String,
-    pub not_found_many: String,
-    pub at: At,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListCall {
-    pub command: String,
-    pub items: String,
-    pub params: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ErrorRule {
-    pub commands: Vec<String>,
-    pub errorcode: Option<u16>,
-    pub cserrorcode: Option<u32>,
-    /// Also (or only) for failed async jobs.
-    pub on_job: bool,
-    pub on_api: bool,
-    pub code: Code,
-    pub message: String,
-    pub at: At,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdsBackend {
-    /// One list call, uuids comma-joined into the `as` parameter (`ids`).
-    List,
-    /// One call per id, uuid in the `as` parameter (`id`), run concurrently.
-    Each,
-    /// No parameter: the list is filtered by id after the call.
-    Filter,
-}
-
-#[derive(Debug, Clone)]
-pub struct IdsSpec {
-    pub param: String,
-    pub kind: Kind,
-    pub backend: IdsBackend,
-    pub cs_param: String,
-    pub required: bool,
-    /// Path of the uuid in a result item.
-    pub path: Path,
-    /// Wire name of the id list in EC2 messages (`instancesSet`).
-    pub wire: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Completion {
-    Sync,
-    Async,
-    AsyncCreate,
-    AsyncWait,
-}
-
-#[derive(Debug, Clone)]
-pub struct CallSpec {
-    pub command: String,
-    pub completion: Completion,
-    pub items: Option<String>,
-    pub result: Option<String>,
-    pub cache: bool,
-}
-
-#[derive(Debug, Clone)]
-pub enum ParamSource {
-    Const(String),
-    /// One EC2 parameter (`Placement.AvailabilityZone`).
-    One(String),
-    /// An EC2 list (`SecurityGroup` -> `SecurityGroup.1`, ...).
-    List(String),
-    /// Structured members (`Tag.N.Key`) rendered as a CloudStack map (`tags[i].key`).
-    Members {
-        prefix: String,
-        fields: Vec<(String, String)>,
-    },
-    /// No EC2 input: the resolver makes the value from the request.
-    None,
-}
-
-#[derive(Debug, Clone)]
-pub struct ParamSpec {
-    pub cs_name: String,
-    pub source: ParamSource,
-    pub via: Vec<String>,
-    pub default: Option<String>,
-    pub join: String,
-    /// Several values -> one CloudStack call per value (results united).
-    pub fanout: bool,
-    pub at: At,
-}
-
-#[derive(Debug, Clone)]
-pub struct PageSpec {
-    pub min: i64,
-    pub max: i64,
-}
-
-#[derive(Debug, Clone)]
-pub enum Returns {
-    List { element: String, shape: String },
-    Object { shape: String },
-    True,
-}
-
-#[derive(Debug, Clone)]
-pub struct Action {
-    pub name: String,
-    pub at: At,
-    pub doc: Option<String>,
-    pub required: Vec<String>,
-    pub exclusive: Vec<Vec<String>>,
-    pub ids: Option<IdsSpec>,
-    pub params: Vec<ParamSpec>,
-    pub call: Option<CallSpec>,
-    pub items_from: Option<String>,
-    pub step: Option<String>,
-    pub args: serde_json::Value,
-    pub after_list: Vec<String>,
-    pub before_render: Vec<String>,
-    pub filters: Option<FilterSet>,
-    pub param_filters: Vec<(String, String)>,
-    pub page: Option<PageSpec>,
-    pub dedupe: Option<Path>,
-    pub returns: Returns,
-    pub uses: Vec<String>,
-    /// SOAP element paths of this action whose Query names are irregular (`soap = { ... }`).
-    pub soap: Vec<SoapPath>,
-}
-
-/// One declared SOAP element path -> Query name (`"instancesSet/item/instanceId" = "InstanceId.#"`).
-#[derive(Debug, Clone)]
-pub struct SoapPath {
-    pub path: String,
-    pub query: String,
-    pub at: At,
-}
-
-impl Action {
-    /// The CloudStack commands behind this action (for `mappings list`).
-    pub fn commands(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(c) = &self.call {
-            out.push(c.command.clone());
-        }
-        if let Some(c) = self.args.get("command").and_then(|v| v.as_str()) {
-            out.push(c.to_string());
-        }
-        for u in &self.uses {
-            if !out.contains(u) {
-                out.push(u.clone());
-            }
-        }
-        out
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum FieldKind {
-    Value(Expr),
-    Nested { shape: String, from: Expr },
-    List { from: Expr, shape: String },
-}
-
-#[derive(Debug, Clone)]
-pub struct Field {
-    pub name: String,
-    pub kind: FieldKind,
-    /// Render even when there is no value (empty element / empty list).
-    pub always: bool,
-    /// Only for requests of this API version or later.
-    pub since: Option<String>,
-    /// Rendered only when this expression yields a value.
-    pub when: Option<Expr>,
-    pub at: At,
-}
-
-#[derive(Debug, Clone)]
-pub struct Shape {
-    pub name: String,
-    pub source: Option<String>,
-    pub fields: Vec<Field>,
-    pub at: At,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Table {
-    pub actions: BTreeMap<String, Action>,
-    pub shapes: HashMap<String, Shape>,
-    pub maps: HashMap<String, ValueMap>,
-    pub filter_sets: HashMap<String, FilterSet>,
-    pub kinds: HashMap<Kind, KindSpec>,
-    pub errors: Vec<ErrorRule>,
-    pub commands: HashMap<String, CommandInfo>,
-    pub objects: HashMap<String, ObjectInfo>,
-    /// `[soap]`: SOAP element paths irregular for every action (`mappings/soap.toml`).
-    pub soap_common: Vec<SoapPath>,
-    /// Which files the table was read from.
-    pub files: Vec<String>,
-}
 
 impl Table {
     /// The compiled-in table.
@@ -386,6 +125,12 @@ impl Table {
                 read_object(&mut t, name, n, &errs);
             }
         }
+        // Kinds before shapes and actions, whose `id:` converters and resolvers name them.
+        for (name, n) in sec("kind") {
+            if !dup("kind", name, &n.at) {
+                read_kind(&mut t, name, n, &errs);
+            }
+        }
         for (name, n) in sec("map") {
             if !dup("map", name, &n.at) {
                 read_map(&mut t, name, n, &errs);
@@ -403,17 +148,12 @@ impl Table {
                 t.filter_sets.insert(name.clone(), fs);
             }
         }
-        for (name, n) in sec("kind") {
-            if !dup("kind", name, &n.at) {
-                read_kind(&mut t, name, n, &errs);
-            }
-        }
         for (name, n) in sec("action") {
             if !dup("action", name, &n.at) {
                 read_action(&mut t, name, n, &errs);
             }
         }
-        validate(&t, &errs);
+        super::validate::validate(&t, &errs);
         if errs.is_empty() {
             return Ok(t);
         }
@@ -621,14 +361,40 @@ fn read_list_call(n: &Node, errs: &Errs, t: &Table) -> Option<ListCall> {
     Some(ListCall { command, items, params })
 }
 
+/// `[kind.X]`: a kind of resource with an EC2 id (docs/ids.md). Declaring it registers its
+/// prefix, so a new kind needs no Rust.
 fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
-    let Some(kind) = Kind::from_name(name) else {
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
-        errs.push(&n.at, format!("unknown kind '{name}' (known: {})", names.join(", ")));
+    let Some(tab) = errs.tab(n, &format!("kind {name}")) else { return };
+    errs.only(tab, &["prefix", "list", "id", "malformed", "not_found", "tags", "store"], &format!("kind {name}"));
+    let Some(prefix_node) = toml_src::get(tab, "prefix") else {
+        errs.push(&n.at, format!("kind {name} needs prefix = \"<EC2 id prefix>\""));
         return;
     };
-    let Some(tab) = errs.tab(n, &format!("kind {name}")) else { return };
-    errs.only(tab, &["list", "id", "malformed", "not_found"], &format!("kind {name}"));
+    let Some(prefix) = errs.str(prefix_node, "prefix") else { return };
+    let kind = match crate::ids::declare(name, prefix) {
+        Ok(k) => k,
+        Err(m) => {
+            errs.push(&prefix_node.at, m);
+            // Keep reading a kind that exists under another prefix: one error, not one per use.
+            let Some(k) = Kind::from_name(name) else { return };
+            k
+        }
+    };
+    let store = toml_src::get(tab, "store").and_then(|x| errs.bool(x, "store")).unwrap_or(false);
+    let tags = toml_src::get(tab, "tags").and_then(|x| {
+        let xt = errs.tab(x, "tags")?;
+        errs.only(xt, &["cloudstack", "also", "resource_type"], "tags");
+        let get = |k: &str| toml_src::get(xt, k).and_then(|v| errs.str(v, k)).map(str::to_string);
+        let (Some(cloudstack), Some(resource_type)) = (get("cloudstack"), get("resource_type")) else {
+            errs.push(
+                &x.at,
+                "tags needs cloudstack = \"<CloudStack resource type>\" and resource_type = \"<EC2 name>\"",
+            );
+            return None;
+        };
+        let also = toml_src::get(xt, "also").map(|v| errs.strs(v, "also")).unwrap_or_default();
+        Some(KindTags { cloudstack, also, resource_type })
+    });
     let mut list = Vec::new();
     if let Some(l) = toml_src::get(tab, "list") {
         match &l.v {
@@ -636,6 +402,9 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             V::Tab(_) => list.extend(read_list_call(l, errs, t)),
             _ => errs.push(&l.at, "list must be a table or an array of tables"),
         }
+    }
+    if store && !list.is_empty() {
+        errs.push(&n.at, format!("kind {name}: a kind kept in the gateway's store has no CloudStack list call"));
     }
     let id_path = toml_src::get(tab, "id")
         .and_then(|x| errs.str(x, "id"))
@@ -671,6 +440,9 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         kind,
         KindSpec {
             kind,
+            prefix: prefix.to_string(),
+            tags,
+            store,
             list,
             id_path,
             malformed_code,
@@ -1080,189 +852,4 @@ fn read_call(c: &Node, t: &Table, errs: &Errs) -> Option<CallSpec> {
         command,
         completion,
     })
-}
-
-/// Cross-reference checks once everything is read.
-fn validate(t: &Table, errs: &Errs) {
-    for shape in t.shapes.values() {
-        for f in &shape.fields {
-            let exprs: Vec<&Expr> = match &f.kind {
-                FieldKind::Value(e) => vec![e],
-                FieldKind::Nested { shape: s, from } | FieldKind::List { from, shape: s } => {
-                    if !t.shapes.contains_key(s) {
-                        errs.push(&f.at, format!("unknown shape '{s}'"));
-                    }
-                    vec![from]
-                }
-            };
-            for e in exprs.into_iter().chain(f.when.iter()) {
-                check_expr(t, e, shape.source.as_deref(), &f.at, errs);
-            }
-        }
-        if let Some(src) = &shape.source
-            && !t.objects.contains_key(src)
-        {
-            errs.push(&shape.at, format!("unknown CloudStack object '{src}' in _source"));
-        }
-    }
-    for fs in t.filter_sets.values() {
-        check_filter_set(t, fs, errs);
-    }
-    for k in t.kinds.values() {
-        for l in &k.list {
-            if !t.commands.contains_key(&l.command) {
-                errs.push(&k.at, format!("unknown CloudStack command '{}'", l.command));
-            }
-        }
-    }
-    for r in &t.errors {
-        for c in &r.commands {
-            if c != "*" && !t.commands.contains_key(c) {
-                errs.push(&r.at, format!("unknown CloudStack command '{c}'"));
-            }
-        }
-    }
-    for a in t.actions.values() {
-        if !super::actions::is_ec2_action(&a.name) {
-            errs.push(&a.at, format!("'{}' is not an EC2 action name", a.name));
-        }
-        if let Some(ids) = &a.ids
-            && !t.kinds.contains_key(&ids.kind)
-        {
-            errs.push(&a.at, format!("ids: kind '{}' has no [kind.{}] entry", ids.kind.name(), ids.kind.name()));
-        }
-        for p in &a.params {
-            for v in &p.via {
-                if let Err(m) = resolve::check(v, t) {
-                    errs.push(&p.at, m);
-                }
-            }
-            if p.fanout && a.call.as_ref().is_none_or(|c| c.items.is_none()) {
-                errs.push(&p.at, "fanout only works with a list call");
-            }
-        }
-        if let Some(s) = &a.step
-            && let Err(m) = steps::check_step(s, &a.args)
-        {
-            errs.push(&a.at, m);
-        }
-        for s in a.after_list.iter().chain(a.before_render.iter()) {
-            if !steps::is_transform(s) {
-                errs.push(
-                    &a.at,
-                    format!("unknown transform step '{s}' (known: {})", steps::transform_names().join(", ")),
-                );
-            }
-        }
-        if let Some(fs) = &a.filters {
-            // Named sets were checked above; inline ones carry the action's name.
-            if fs.name == a.name {
-                check_filter_set(t, fs, errs);
-            }
-            for (param, fname) in &a.param_filters {
-                if !fs.knows(fname) {
-                    errs.push(&a.at, format!("param_filters: {param} names unknown filter '{fname}'"));
-                }
-            }
-        } else if !a.param_filters.is_empty() {
-            errs.push(&a.at, "param_filters needs filters");
-        }
-        if let Some(v) = &a.items_from
-            && !convert::var_known(v)
-        {
-            errs.push(&a.at, format!("items_from: unknown variable '${v}'"));
-        }
-        let shape = match &a.returns {
-            Returns::List { shape, .. } | Returns::Object { shape } => Some(shape),
-            Returns::True => None,
-        };
-        if let Some(s) = shape
-            && !t.shapes.contains_key(s)
-        {
-            errs.push(&a.at, format!("returns: unknown shape '{s}'"));
-        }
-        let is_list = matches!(a.returns, Returns::List { .. });
-        if (a.page.is_some() || a.filters.is_some()) && !is_list {
-            errs.push(&a.at, "filters and page need returns = { list = ..., shape = ... }");
-        }
-        for u in &a.uses {
-            if !t.commands.contains_key(u) {
-                errs.push(&a.at, format!("uses: unknown CloudStack command '{u}'"));
-            }
-        }
-    }
-}
-
-fn check_filter_set(t: &Table, fs: &FilterSet, errs: &Errs) {
-    if let Some(src) = &fs.source
-        && !t.objects.contains_key(src)
-    {
-        errs.push(&fs.at, format!("unknown CloudStack object '{src}' in source"));
-    }
-    for (_, e, at) in &fs.fields {
-        check_expr(t, e, fs.source.as_deref(), at, errs);
-    }
-}
-
-fn check_expr(t: &Table, e: &Expr, source: Option<&str>, at: &At, errs: &Errs) {
-    for c in e.convs() {
-        if let Err(m) = convert::check(&c.name, t) {
-            errs.push(at, m);
-        }
-    }
-    for v in e.vars() {
-        if !convert::var_known(v) {
-            errs.push(at, format!("unknown variable '${v}'"));
-        }
-    }
-    if let Some(src) = source {
-        for p in e.paths() {
-            if let Err(m) = check_path(t, src, p) {
-                errs.push(at, m);
-            }
-        }
-    }
-}
-
-/// Walk a path through the declared CloudStack object fields. Names starting with `_` are
-/// annotations added by steps and are not checked.
-fn check_path(t: &Table, source: &str, p: &Path) -> Result<(), String> {
-    let mut obj = source.to_string();
-    for seg in &p.segs {
-        if seg.name.starts_with('_') {
-            return Ok(());
-        }
-        let Some(info) = t.objects.get(&obj) else { return Ok(()) };
-        if let Some(next) = info.nested.get(&seg.name) {
-            obj = next.clone();
-            continue;
-        }
-        if !info.fields.iter().any(|f| f == &seg.name) {
-            return Err(format!("'{}' is not a field of CloudStack {obj} (path '{}')", seg.name, path_text(p)));
-        }
-        // A scalar field: nothing below it to check.
-        return Ok(());
-    }
-    Ok(())
-}
-
-fn path_text(p: &Path) -> String {
-    p.names().collect::<Vec<_>>().join(".")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builtin_table_loads() {
-        let t = match Table::builtin() {
-            Ok(t) => t,
-            Err(errs) => panic!("{}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")),
-        };
-        assert!(t.actions.contains_key("RunInstances"));
-        let inst = &t.shapes["Instance"];
-        let names: Vec<&str> = inst.fields.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(&names[..4], &["instanceId", "imageId", "instanceState", "privateDnsName"]);
-    }
 }
