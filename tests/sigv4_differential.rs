@@ -137,12 +137,15 @@ fn signed(rng: &mut StdRng, at: SystemTime) -> Wire {
     }
 }
 
+/// Method, path, decoded query, body, host, X-Amz-Date, Authorization (normalised).
+type Meaning = (String, String, Vec<(String, String)>, Vec<u8>, String, String, String);
+
 /// What a request means, as the gateway would decode it (for deciding that a mutation is only
 /// another spelling of the same request): decoded query parameters (`%2f` = `%2F`, `+` = `%20`),
 /// the host without case, and in Authorization the hex digits of `Signature` and the header
 /// names of `SignedHeaders` without case (HTTP header names and hex are case-insensitive; the
 /// verifier compares them so, and what is signed does not change).
-fn meaning(w: &Wire) -> Option<(String, String, Vec<(String, String)>, Vec<u8>, String, String, String)> {
+fn meaning(w: &Wire) -> Option<Meaning> {
     let q = decode_pairs(w.query.as_bytes()).ok()?;
     let auth = w
         .authorization
