@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
-use super::security_groups::{create_tags, tag_specs};
+use super::common::{create_tags, tag_specifications as tag_specs};
 use super::vpc_objects::{self as objects, Block, dependency, owner};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
@@ -202,7 +202,7 @@ async fn make_vpc(
     }
     let all_tags: Vec<(String, String)> = tags.iter().chain(markers).cloned().collect();
     if !all_tags.is_empty()
-        && let Err(e) = create_tags(ctx, "Vpc", &uuid, &all_tags).await
+        && let Err(e) = create_tags(ctx, "Vpc", &[uuid.as_str()], &all_tags).await
     {
         undo(ctx).await;
         return Err(e);
@@ -452,7 +452,7 @@ async fn make_subnet(
     let uuid = s(&net, "id").ok_or_else(Ec2Error::internal)?;
     let all_tags: Vec<(String, String)> = tags.iter().chain(markers).cloned().collect();
     if !all_tags.is_empty()
-        && let Err(e) = create_tags(ctx, "Network", &uuid, &all_tags).await
+        && let Err(e) = create_tags(ctx, "Network", &[uuid.as_str()], &all_tags).await
     {
         if let Ok(j) = ctx.start_job("deleteNetwork", &[("id".into(), uuid.clone())]).await {
             let _ = ctx.wait_job("deleteNetwork", &j.jobid).await;

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
-use super::security_groups::tag_specs;
+use super::common::tag_specifications as tag_specs;
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 use crate::objects::{Change, Record, WriteError, new_id};
