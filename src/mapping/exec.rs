@@ -188,8 +188,10 @@ impl<'a> Ctx<'a> {
         if let Some(e) = self.ex.meta.get(&key)
             && e.0.elapsed() < self.ex.opts.metadata_ttl
         {
+            crate::ops::metrics::global().cache("cloudstack_metadata", true);
             return Ok(e.1.clone());
         }
+        crate::ops::metrics::global().cache("cloudstack_metadata", false);
         self.list_refresh(command, params, items).await
     }
 
