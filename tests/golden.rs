@@ -663,6 +663,18 @@ async fn every_action_answers_as_recorded() {
     s.wait("DescribeSnapshots", &one_snap, "status", "completed").await;
     s.query("describe-snapshots", "DescribeSnapshots", &one_snap).await;
     s.query("describe-snapshots-owner", "DescribeSnapshots", &[("Owner.1", "self")]).await;
+    s.query(
+        "describe-snapshot-attribute",
+        "DescribeSnapshotAttribute",
+        &[("SnapshotId", &snap_id), ("Attribute", "createVolumePermission")],
+    )
+    .await;
+    s.soap(
+        "soap-describe-snapshot-attribute",
+        "DescribeSnapshotAttribute",
+        &format!("<snapshotId>{snap_id}</snapshotId><productCodes/>"),
+    )
+    .await;
     let from_snap = s
         .query(
             "create-volume-from-snapshot",
