@@ -859,3 +859,70 @@ async fn site_to_site_vpn_private_gateways_and_static_routes() {
     admin.run("deletePrivateGateway", &[("id", &gid)]).await;
     assert!(cs.items("listPrivateGateways", &[], "privategateway").await.is_empty());
 }
+
+/// Tags on ACL rules, VPN connections and NICs, listed by listTags and shown on the objects.
+#[tokio::test]
+async fn tags_on_acl_rules_vpn_connections_and_nics() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    let vpc = create_vpc(&cs, "tagged", "10.40.0.0/16").await;
+    let vid = s(&vpc["id"]);
+    let list = cs.run("createNetworkACLList", &[("name", "l"), ("vpcid", &vid)]).await["networkacllist"]["id"].clone();
+    let rule =
+        cs.run("createNetworkACL", &[("aclid", &s(&list)), ("protocol", "udp")]).await["networkacl"]["id"].clone();
+    let t = tier(&cs, &vid, "t", "10.40.1.1").await;
+    let vm = deploy(&cs, &[("zoneid", ZONE3), ("networkids", &s(&t["id"]))]).await;
+    let nic = s(&vm["nic"][0]["id"]);
+    let vg = cs.run("createVpnGateway", &[("vpcid", &vid)]).await["vpngateway"]["id"].clone();
+    let cg = cs
+        .run(
+            "createVpnCustomerGateway",
+            &[
+                ("gateway", "203.0.113.9"),
+                ("cidrlist", "172.20.0.0/16"),
+                ("ipsecpsk", "k"),
+                ("ikepolicy", "aes128-sha1"),
+                ("esppolicy", "aes128-sha1"),
+            ],
+        )
+        .await["vpncustomergateway"]["id"]
+        .clone();
+    let conn = cs.run("createVpnConnection", &[("s2svpngatewayid", &s(&vg)), ("s2scustomergatewayid", &s(&cg))]).await
+        ["vpnconnection"]["id"]
+        .clone();
+    for (rtype, id) in [("NetworkACL", s(&rule)), ("VpnConnection", s(&conn)), ("Nic", nic.clone())] {
+        cs.run(
+            "createTags",
+            &[("resourcetype", rtype), ("resourceids", &id), ("tags[0].key", "team"), ("tags[0].value", "net")],
+        )
+        .await;
+        let tags = cs.items("listTags", &[("resourcetype", rtype), ("key", "team")], "tag").await;
+        assert_eq!(tags.len(), 1, "{rtype}");
+        assert_eq!(tags[0]["resourceid"], id.as_str());
+    }
+    let r = cs.items("listNetworkACLs", &[("aclid", &s(&list)), ("tags[0].key", "team")], "networkacl").await;
+    assert_eq!(r[0]["tags"][0]["value"], "net");
+    let c = cs.items("listVpnConnections", &[("id", &s(&conn))], "vpnconnection").await;
+    assert_eq!(c[0]["tags"][0]["key"], "team");
+    // Default lists' rules belong to no account: not taggable by users.
+    let d = cs.items("listNetworkACLs", &[("aclid", ACL_DEFAULT_ALLOW)], "networkacl").await;
+    cs.err(
+        "createTags",
+        &[
+            ("resourcetype", "NetworkACL"),
+            ("resourceids", &s(&d[0]["id"])),
+            ("tags[0].key", "k"),
+            ("tags[0].value", "v"),
+        ],
+        431,
+    )
+    .await;
+    // Another account cannot tag them.
+    let bob = Cs::of(&h, "bob");
+    bob.err(
+        "createTags",
+        &[("resourcetype", "Nic"), ("resourceids", &nic), ("tags[0].key", "k"), ("tags[0].value", "v")],
+        531,
+    )
+    .await;
+}

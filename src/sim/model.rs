@@ -360,6 +360,7 @@ pub struct Nic {
     pub isdefault: bool,
     pub deviceid: u32,
     pub secondary: Vec<SecondaryIp>,
+    pub tags: Vec<Tag>,
 }
 
 /// A network offering (built in, as CloudStack creates them at installation).
@@ -574,6 +575,7 @@ pub struct VpnConnection {
     pub state: &'static str,
     pub passive: bool,
     pub created: String,
+    pub tags: Vec<Tag>,
 }
 
 /// A VPC private gateway (root admins create them).
@@ -1134,6 +1136,11 @@ impl Model {
         Ok(addr.to_string())
     }
 
+    /// The account of an ACL item: its list's VPC owner (None for the default lists' items).
+    pub fn acl_item_owner(&self, i: &AclItem) -> Option<u64> {
+        self.acls.get(i.list).and_then(|l| l.vpc).and_then(|v| self.vpcs.get(v)).map(|v| v.owner)
+    }
+
     /// Remove the network rules that match (with their related rules).
     pub fn remove_rules(&mut self, f: impl Fn(&NetRule) -> bool) {
         let gone: Vec<u64> = self.net_rules.iter().filter(|(_, r)| f(r)).map(|(s, _)| s).collect();
@@ -1179,6 +1186,12 @@ impl Model {
         let cgws = self.customer_gateways.values().map(|v| ("CustomerGateway", v.id.as_str(), v.owner, &v.tags));
         let vgws = self.vpn_gateways.values().map(|v| ("VpnGateway", v.id.as_str(), v.owner, &v.tags));
         let routes = self.static_routes.values().map(|v| ("StaticRoute", v.id.as_str(), v.owner, &v.tags));
+        let conns = self.vpn_connections.values().map(|v| ("VpnConnection", v.id.as_str(), v.owner, &v.tags));
+        let nics = self.vms.values().flat_map(|v| v.nics.iter().map(move |n| ("Nic", n.id.as_str(), v.owner, &n.tags)));
+        let acl_items = self
+            .acl_items
+            .values()
+            .filter_map(|i| self.acl_item_owner(i).map(|o| ("NetworkACL", i.id.as_str(), o, &i.tags)));
         vms.chain(vols)
             .chain(snaps)
             .chain(tmpls)
@@ -1189,6 +1202,9 @@ impl Model {
             .chain(cgws)
             .chain(vgws)
             .chain(routes)
+            .chain(conns)
+            .chain(nics)
+            .chain(acl_items)
     }
 }
 

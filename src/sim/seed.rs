@@ -827,6 +827,7 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
                 isdefault: true,
                 deviceid: 0,
                 secondary: Vec::new(),
+                tags: Vec::new(),
             }],
             public_ip: None,
             group: None,

@@ -63,7 +63,7 @@ pub fn list_json(m: &Model, l: &AclList) -> Value {
 }
 
 fn item_owner(m: &Model, i: &AclItem) -> Option<u64> {
-    m.acls.get(i.list).and_then(|l| l.vpc).and_then(|v| m.vpcs.get(v)).map(|v| v.owner)
+    m.acl_item_owner(i)
 }
 
 pub fn item_json(m: &Model, i: &AclItem) -> Value {

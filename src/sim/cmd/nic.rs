@@ -120,7 +120,16 @@ fn add_nic(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             let v = m.vms.in_job_mut(vm)?;
             let deviceid = v.nics.iter().map(|n| n.deviceid + 1).max().unwrap_or(0);
             let isdefault = !v.nics.iter().any(|n| n.isdefault);
-            v.nics.push(Nic { id: new_uuid(), network: net, ip, mac, isdefault, deviceid, secondary: Vec::new() });
+            v.nics.push(Nic {
+                id: new_uuid(),
+                network: net,
+                ip,
+                mac,
+                isdefault,
+                deviceid,
+                secondary: Vec::new(),
+                tags: Vec::new(),
+            });
             vm_result(m, vm)
         }),
     ))

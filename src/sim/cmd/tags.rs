@@ -66,6 +66,17 @@ fn target<'a>(m: &'a mut Model, rtype: &str, uuid: &str) -> Option<(u64, &'a mut
         "CustomerGateway" => get!(m.customer_gateways),
         "VpnGateway" => get!(m.vpn_gateways),
         "StaticRoute" => get!(m.static_routes),
+        "VpnConnection" => get!(m.vpn_connections),
+        "NetworkACL" => {
+            let s = m.acl_items.seq_of(uuid)?;
+            let owner = m.acl_item_owner(m.acl_items.get(s)?)?;
+            Some((owner, &mut m.acl_items.get_mut(s)?.tags))
+        }
+        "Nic" => {
+            let (vm, i) = m.vms.iter().find_map(|(s, v)| v.nics.iter().position(|n| n.id == uuid).map(|i| (s, i)))?;
+            let v = m.vms.get_mut(vm)?;
+            Some((v.owner, &mut v.nics.get_mut(i)?.tags))
+        }
         _ => None,
     }
 }

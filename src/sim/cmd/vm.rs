@@ -300,6 +300,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             isdefault: i == 0,
             deviceid: i as u32,
             secondary: Vec::new(),
+            tags: Vec::new(),
         });
     }
 

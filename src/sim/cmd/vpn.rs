@@ -384,7 +384,7 @@ fn conn_json(m: &Model, c: &VpnConnection) -> Value {
         .set("passive", c.passive)
         .set("created", c.created.clone())
         .set("fordisplay", true);
-    owner_fields(m, o, c.owner).done()
+    owner_fields(m, o, c.owner).set("tags", tags_json(m, "VpnConnection", &c.id, c.owner, &c.tags)).done()
 }
 
 fn create_conn(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
@@ -428,6 +428,7 @@ fn create_conn(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             state: "Pending",
             passive,
             created: ctx.now.clone(),
+            tags: Vec::new(),
         },
     );
     Ok(ctx.create_job(
