@@ -44,12 +44,13 @@ async fn instance_lifecycle_against_the_simulator() {
     let ami = ec2_id(Kind::Image, UBUNTU);
 
     let xml = ex.execute(&req("DescribeAvailabilityZones", &[]), &who).await.unwrap();
-    assert_eq!(all(&xml, "zoneName"), vec!["zone1", "zone2"]);
+    // The default seed's zone3 is Advanced without security groups: the cloud supports VPC too.
+    assert_eq!(all(&xml, "zoneName"), vec!["zone1", "zone2", "zone3"]);
     let xml = ex
         .execute(&req("DescribeAccountAttributes", &[("AttributeName.1", "supported-platforms")]), &who)
         .await
         .unwrap();
-    assert_eq!(all(&xml, "attributeValue"), vec!["EC2"]);
+    assert_eq!(all(&xml, "attributeValue"), vec!["EC2", "VPC"]);
     let xml = ex.execute(&req("DescribeImages", &[]), &who).await.unwrap();
     assert!(all(&xml, "imageId").contains(&ami), "{xml}");
     let ids = all(&xml, "imageId");

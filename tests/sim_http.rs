@@ -9,8 +9,10 @@ async fn list_zones_get_and_post() {
     let h = start_fast().await;
     let mut cs = Cs::of(&h, "alice");
     let z = cs.ok("listZones", &[]).await;
-    assert_eq!(z["count"], 2);
+    assert_eq!(z["count"], 3);
     assert_eq!(z["zone"][0]["name"], "zone1");
+    assert_eq!(z["zone"][2]["securitygroupsenabled"], false);
+    assert_eq!(z["zone"][2]["guestcidraddress"], "10.1.1.0/24");
     cs.post = true;
     let z = cs.ok("listZones", &[("name", "zone2")]).await;
     assert_eq!(z["count"], 1);

@@ -98,9 +98,9 @@ async fn templates_create_register_permissions() {
     let bob = Cs::of(&h, "bob");
     let ex = bob.items("listTemplates", &[("templatefilter", "executable")], "template").await;
     assert!(ex.iter().all(|t| t["id"] != tid.as_str()));
-    // Each template appears once per zone: Ubuntu is cross-zone (2 rows), Windows zone1 only.
+    // Each template appears once per zone: Ubuntu is cross-zone (3 rows), Windows zone1 only.
     let feat = bob.items("listTemplates", &[("templatefilter", "featured")], "template").await;
-    assert_eq!(feat.iter().filter(|t| t["id"] == UBUNTU).count(), 2);
+    assert_eq!(feat.iter().filter(|t| t["id"] == UBUNTU).count(), 3);
     assert_eq!(feat.iter().filter(|t| t["id"] == WINDOWS).count(), 1);
     assert!(feat.iter().all(|t| t.get("status").is_none()), "status hidden from non-owners");
     // templatefilter is required; all is for admins.
@@ -131,7 +131,7 @@ async fn templates_create_register_permissions() {
             ],
         )
         .await;
-    assert_eq!(reg["count"], 2);
+    assert_eq!(reg["count"], 3, "one row per zone");
     assert_eq!(reg["template"][0]["isready"], false);
     let rid = s(&reg["template"][0]["id"]);
     alice

@@ -16,8 +16,10 @@ mod jobs;
 mod keys;
 mod list;
 mod model;
+mod offerings;
 mod params;
 mod render;
+mod render_net;
 mod seed;
 
 use std::collections::HashMap;

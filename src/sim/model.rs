@@ -162,6 +162,8 @@ pub struct Account {
     /// -1 = unlimited.
     pub vm_limit: i64,
     pub ip_limit: i64,
+    pub network_limit: i64,
+    pub vpc_limit: i64,
     pub volume_limit: i64,
     pub snapshot_limit: i64,
     pub template_limit: i64,
@@ -193,12 +195,12 @@ pub struct Zone {
     pub dns1: String,
     pub internaldns1: String,
     pub localstorageenabled: bool,
-    pub network_id: String,
-    pub network_name: String,
-    /// Guest network: first three octets of a /16 or /24 style base (e.g. 10.1.0.0/16).
-    pub guest_base: [u8; 4],
-    pub guest_prefix: u8,
-    pub next_guest: u32,
+    /// The zone's shared guest network (security-group zones); None in an Advanced zone
+    /// without security groups, where every account brings its own isolated networks.
+    pub shared_network: Option<u64>,
+    /// Advanced zones without security groups: the CIDR an isolated network gets when
+    /// createNetwork names no gateway/netmask (CloudStack's zone `guestcidraddress`).
+    pub guest_cidr: Cidr,
     /// Public IP pool, in order; an address is free when no PublicIp row holds it.
     pub public_pool: Vec<String>,
     pub vlan_id: String,
@@ -279,13 +281,336 @@ pub mod vm_state {
     pub const ERROR: &str = "Error";
 }
 
+/// An IPv4 network in CIDR form (base address and prefix length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub base: u32,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn mask(&self) -> u32 {
+        if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix as u32) }
+    }
+    /// `a.b.c.d/n`, the base address masked (None when it does not parse as IPv4 CIDR).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (ip, len) = s.split_once('/')?;
+        let ip: std::net::Ipv4Addr = ip.trim().parse().ok()?;
+        let prefix: u8 = len.trim().parse().ok()?;
+        if prefix > 32 {
+            return None;
+        }
+        let c = Cidr { base: 0, prefix };
+        Some(Cidr { base: u32::from(ip) & c.mask(), prefix })
+    }
+    /// From a gateway and a dotted netmask (None when the mask is not contiguous).
+    pub fn from_gateway(gateway: std::net::Ipv4Addr, netmask: std::net::Ipv4Addr) -> Option<Cidr> {
+        let m = u32::from(netmask);
+        let prefix = m.leading_ones() as u8;
+        if m.checked_shl(prefix as u32).unwrap_or(0) != 0 {
+            return None;
+        }
+        let c = Cidr { base: 0, prefix };
+        Some(Cidr { base: u32::from(gateway) & c.mask(), prefix })
+    }
+    pub fn size(&self) -> u64 {
+        1u64 << (32 - self.prefix as u32)
+    }
+    pub fn broadcast(&self) -> u32 {
+        self.base | !self.mask()
+    }
+    pub fn contains_ip(&self, ip: u32) -> bool {
+        ip & self.mask() == self.base
+    }
+    /// Is `self` inside `other` (NetUtils.isNetworkAWithinNetworkB)?
+    pub fn within(&self, other: &Cidr) -> bool {
+        self.prefix >= other.prefix && other.contains_ip(self.base)
+    }
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.within(other) || other.within(self)
+    }
+    pub fn netmask_str(&self) -> String {
+        std::net::Ipv4Addr::from(self.mask()).to_string()
+    }
+    pub fn addr(ip: u32) -> String {
+        std::net::Ipv4Addr::from(ip).to_string()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", std::net::Ipv4Addr::from(self.base), self.prefix)
+    }
+}
+
+/// A secondary IP on a NIC (addIpToNic).
+#[derive(Debug, Clone)]
+pub struct SecondaryIp {
+    pub id: String,
+    pub ip: String,
+}
+
+/// A VM's NIC on one guest network.
 #[derive(Debug, Clone)]
 pub struct Nic {
     pub id: String,
+    pub network: u64,
     pub ip: String,
-    pub netmask: String,
-    pub gateway: String,
     pub mac: String,
+    pub isdefault: bool,
+    pub deviceid: u32,
+    pub secondary: Vec<SecondaryIp>,
+}
+
+/// A network offering (built in, as CloudStack creates them at installation).
+#[derive(Debug, Clone)]
+pub struct NetworkOffering {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    /// `Shared` or `Isolated`.
+    pub guestiptype: &'static str,
+    pub forvpc: bool,
+    pub services: &'static [&'static str],
+    /// `Required` (the one deployVirtualMachine creates a network from) or `Optional`.
+    pub availability: &'static str,
+    pub isdefault: bool,
+    pub egressdefaultpolicy: bool,
+    pub specifyipranges: bool,
+    pub created: String,
+}
+
+impl NetworkOffering {
+    pub fn supports(&self, service: &str) -> bool {
+        self.services.iter().any(|s| s.eq_ignore_ascii_case(service))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VpcOffering {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    pub services: &'static [&'static str],
+    pub isdefault: bool,
+    pub redundant: bool,
+    pub created: String,
+}
+
+/// A guest network: the zone's shared security-group network, an isolated network, or a
+/// VPC tier (`vpc` set).
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    pub owner: u64,
+    pub zone: u64,
+    pub offering: u64,
+    pub shared: bool,
+    pub vpc: Option<u64>,
+    pub cidr: Cidr,
+    pub gateway: String,
+    /// Allocated (no VM yet) -> Implemented; shared networks are Setup.
+    pub state: &'static str,
+    pub acl: Option<u64>,
+    pub networkdomain: String,
+    /// Shared networks: counter for the next guest address.
+    pub next_host: u32,
+    pub restart_required: bool,
+    pub display: bool,
+    pub vlan: Option<u32>,
+    pub created: String,
+    pub tags: Vec<Tag>,
+}
+
+impl Network {
+    pub fn guest_type(&self) -> &'static str {
+        if self.shared { "Shared" } else { "Isolated" }
+    }
+}
+
+pub mod vpc_state {
+    /// VPCs are Enabled from creation; CloudStack's Inactive lasts only while deleteVPC runs,
+    /// which the simulator does at once.
+    pub const ENABLED: &str = "Enabled";
+}
+
+#[derive(Debug, Clone)]
+pub struct Vpc {
+    pub id: String,
+    pub name: String,
+    pub displaytext: String,
+    pub owner: u64,
+    pub zone: u64,
+    pub offering: u64,
+    pub cidr: Cidr,
+    pub state: &'static str,
+    pub networkdomain: String,
+    pub restart_required: bool,
+    pub display: bool,
+    pub created: String,
+    pub tags: Vec<Tag>,
+}
+
+/// A network ACL list: the built-in `default_allow`/`default_deny` (no VPC) or a VPC's own.
+#[derive(Debug, Clone)]
+pub struct AclList {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub vpc: Option<u64>,
+    pub display: bool,
+}
+
+/// One rule of an ACL list (NetworkACLItem).
+#[derive(Debug, Clone)]
+pub struct AclItem {
+    pub id: String,
+    pub list: u64,
+    pub number: i64,
+    /// `Allow` or `Deny`.
+    pub action: &'static str,
+    /// Lowercase name (`tcp`, `udp`, `icmp`, `all`) or a protocol number as sent.
+    pub protocol: String,
+    pub startport: Option<i64>,
+    pub endport: Option<i64>,
+    pub icmptype: Option<i64>,
+    pub icmpcode: Option<i64>,
+    pub cidrs: Vec<String>,
+    /// `Ingress` or `Egress`.
+    pub traffictype: &'static str,
+    pub reason: Option<String>,
+    pub display: bool,
+    pub tags: Vec<Tag>,
+}
+
+/// What a network rule is for (FirewallRule.Purpose, with egress firewall rules apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    PortForwarding,
+    Firewall,
+    Egress,
+}
+
+impl Purpose {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Purpose::PortForwarding => "PortForwarding",
+            Purpose::Firewall | Purpose::Egress => "Firewall",
+        }
+    }
+}
+
+/// A port forwarding, ingress firewall or egress firewall rule.
+#[derive(Debug, Clone)]
+pub struct NetRule {
+    pub id: String,
+    pub purpose: Purpose,
+    pub owner: u64,
+    /// The public address (port forwarding, ingress firewall).
+    pub ip: Option<u64>,
+    pub network: Option<u64>,
+    pub protocol: String,
+    /// Public ports (port forwarding) or the rule's ports (firewall).
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub private_start: Option<i64>,
+    pub private_end: Option<i64>,
+    pub vm: Option<u64>,
+    pub vm_ip: Option<String>,
+    pub icmptype: Option<i64>,
+    pub icmpcode: Option<i64>,
+    pub cidrs: Vec<String>,
+    pub dest_cidrs: Vec<String>,
+    /// A port forwarding rule's `openfirewall` rule and back.
+    pub related: Option<u64>,
+}
+
+impl Row for NetRule {
+    const KIND: &'static str = "firewall rule";
+    fn uuid(&self) -> &str {
+        &self.id
+    }
+}
+
+/// A site-to-site VPN customer gateway (the peer's end).
+#[derive(Debug, Clone)]
+pub struct CustomerGateway {
+    pub id: String,
+    pub name: String,
+    pub owner: u64,
+    pub gateway: String,
+    pub cidrs: Vec<String>,
+    pub psk: String,
+    pub ike: String,
+    pub esp: String,
+    pub ike_lifetime: i64,
+    pub esp_lifetime: i64,
+    pub dpd: bool,
+    pub forceencap: bool,
+    pub ikeversion: String,
+    pub split: bool,
+    pub tags: Vec<Tag>,
+}
+
+/// A VPC's site-to-site VPN gateway (at most one per VPC).
+#[derive(Debug, Clone)]
+pub struct VpnGateway {
+    pub id: String,
+    pub vpc: u64,
+    pub owner: u64,
+    pub display: bool,
+    pub tags: Vec<Tag>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VpnConnection {
+    pub id: String,
+    pub vpn_gateway: u64,
+    pub customer_gateway: u64,
+    pub owner: u64,
+    /// Pending -> Connected (or Disconnected when passive); Error.
+    pub state: &'static str,
+    pub passive: bool,
+    pub created: String,
+}
+
+/// A VPC private gateway (root admins create them).
+#[derive(Debug, Clone)]
+pub struct PrivateGateway {
+    pub id: String,
+    pub vpc: u64,
+    pub owner: u64,
+    pub gateway: String,
+    pub netmask: String,
+    pub ipaddress: String,
+    pub vlan: u32,
+    pub sourcenat: bool,
+    pub acl: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StaticRoute {
+    pub id: String,
+    pub gateway: u64,
+    pub owner: u64,
+    pub cidr: String,
+    pub tags: Vec<Tag>,
+}
+
+/// A virtual router (of a VPC or an isolated network), as listRouters shows it.
+#[derive(Debug, Clone)]
+pub struct Router {
+    pub id: String,
+    pub name: String,
+    pub owner: u64,
+    pub zone: u64,
+    pub vpc: Option<u64>,
+    pub network: Option<u64>,
+    pub state: &'static str,
+    pub linklocalip: String,
+    pub created: String,
 }
 
 #[derive(Debug, Clone)]
@@ -309,7 +634,8 @@ pub struct Vm {
     pub security_groups: Vec<u64>,
     /// base64 as sent.
     pub userdata: Option<String>,
-    pub nic: Nic,
+    /// NICs in device order; exactly one has `isdefault`.
+    pub nics: Vec<Nic>,
     pub public_ip: Option<u64>,
     pub group: Option<String>,
     pub haenable: bool,
@@ -426,6 +752,13 @@ pub struct PublicIp {
     pub state: &'static str,
     pub allocated: String,
     pub vm: Option<u64>,
+    /// The guest network it is associated with (isolated networks; VPC IPs once used).
+    pub network: Option<u64>,
+    pub vpc: Option<u64>,
+    /// The source NAT address of an isolated network or VPC (released with it).
+    pub sourcenat: bool,
+    /// Static NAT to a secondary guest IP (`vmguestip`) instead of the NIC's address.
+    pub vm_guest_ip: Option<String>,
     pub tags: Vec<Tag>,
 }
 
@@ -459,7 +792,19 @@ row!(
     KeyPair => "SSH key pair",
     SecurityGroup => "security group",
     PublicIp => "IP address",
-    Job => "async job"
+    Job => "async job",
+    NetworkOffering => "network offering",
+    VpcOffering => "VPC offering",
+    Network => "network",
+    Vpc => "VPC",
+    Router => "router",
+    AclList => "network ACL list",
+    AclItem => "network ACL item",
+    CustomerGateway => "customer gateway",
+    VpnGateway => "VPN gateway",
+    VpnConnection => "VPN connection",
+    PrivateGateway => "private gateway",
+    StaticRoute => "static route"
 );
 
 macro_rules! owned {
@@ -477,6 +822,12 @@ owned! {
     SecurityGroup: owner, |g| format!("SecurityGroup {{\"id\":\"{}\",\"name\":\"{}\"}}", g.id, g.name);
     PublicIp: owner, |i| format!("IPAddress {{\"id\":\"{}\",\"address\":\"{}\"}}", i.id, i.ip);
     Job: account, |j| format!("AsyncJob {}", j.id);
+    Network: owner, |n| format!("Network {{\"id\":\"{}\",\"name\":\"{}\"}}", n.id, n.name);
+    Vpc: owner, |v| format!("VPC {{\"id\":\"{}\",\"name\":\"{}\"}}", v.id, v.name);
+    CustomerGateway: owner, |c| format!("Site2SiteCustomerGateway {}", c.id);
+    VpnGateway: owner, |g| format!("Site2SiteVpnGateway {}", g.id);
+    VpnConnection: owner, |c| format!("Site2SiteVpnConnection {}", c.id);
+    StaticRoute: owner, |r| format!("StaticRoute {}", r.id);
 }
 
 /// Who is calling, resolved from the API key.
@@ -538,6 +889,19 @@ pub struct Model {
     pub security_groups: Table<SecurityGroup>,
     pub public_ips: Table<PublicIp>,
     pub jobs: Table<Job>,
+    pub network_offerings: Table<NetworkOffering>,
+    pub vpc_offerings: Table<VpcOffering>,
+    pub networks: Table<Network>,
+    pub vpcs: Table<Vpc>,
+    pub routers: Table<Router>,
+    pub acls: Table<AclList>,
+    pub acl_items: Table<AclItem>,
+    pub net_rules: Table<NetRule>,
+    pub customer_gateways: Table<CustomerGateway>,
+    pub vpn_gateways: Table<VpnGateway>,
+    pub vpn_connections: Table<VpnConnection>,
+    pub private_gateways: Table<PrivateGateway>,
+    pub static_routes: Table<StaticRoute>,
     /// Security-group rule id -> its group; removed rule ids kept for the 431/empty distinction.
     pub rules: HashMap<String, RuleRef>,
     pub removed_rules: HashSet<String>,
@@ -710,20 +1074,96 @@ impl Model {
         format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", (n >> 24) & 0xff, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
     }
 
-    /// Next guest IP of a zone's network (skips .0 and the gateway .1).
-    pub fn next_guest_ip(&mut self, zone: u64) -> SimResult<(String, String, String)> {
-        let z = self.zones.live_mut(zone)?;
-        let base = u32::from_be_bytes(z.guest_base);
-        let host_bits = 32 - z.guest_prefix as u32;
-        let size = if host_bits >= 32 { u32::MAX } else { 1u32 << host_bits };
-        z.next_guest += 1;
-        // Wrap inside the network, avoiding network, gateway and broadcast addresses.
-        let usable = size.saturating_sub(3).max(1);
-        let host = 2 + (z.next_guest - 1) % usable;
-        let ip = std::net::Ipv4Addr::from(base.wrapping_add(host));
-        let gw = std::net::Ipv4Addr::from(base.wrapping_add(1));
-        let mask = if host_bits >= 32 { 0 } else { u32::MAX << host_bits };
-        Ok((ip.to_string(), std::net::Ipv4Addr::from(mask).to_string(), gw.to_string()))
+    /// Guest addresses in use on a network (NIC addresses and secondary IPs).
+    pub fn used_guest_ips(&self, net: u64) -> std::collections::HashSet<u32> {
+        let mut used = std::collections::HashSet::new();
+        for v in self.vms.values() {
+            for n in v.nics.iter().filter(|n| n.network == net) {
+                used.extend(n.ip.parse::<std::net::Ipv4Addr>().ok().map(u32::from));
+                used.extend(n.secondary.iter().filter_map(|s| s.ip.parse::<std::net::Ipv4Addr>().ok().map(u32::from)));
+            }
+        }
+        used
+    }
+
+    /// Next guest address of a network. Shared networks (large, many VMs) count up and wrap,
+    /// skipping the network, gateway and broadcast addresses; isolated networks and tiers take
+    /// the lowest free address, as small networks fill up (533 when none is left).
+    pub fn next_guest_ip(&mut self, net: u64) -> SimResult<String> {
+        let (cidr, shared, gw) = {
+            let n = self.networks.live(net)?;
+            (n.cidr, n.shared, n.gateway.parse::<std::net::Ipv4Addr>().map(u32::from).unwrap_or(n.cidr.base + 1))
+        };
+        if shared {
+            let n = self.networks.live_mut(net)?;
+            n.next_host += 1;
+            let usable = (cidr.size().saturating_sub(3)).max(1) as u32;
+            let host = 2 + (n.next_host - 1) % usable;
+            return Ok(Cidr::addr(cidr.base.wrapping_add(host)));
+        }
+        let used = self.used_guest_ips(net);
+        let first = cidr.base as u64 + 1;
+        let last = cidr.broadcast() as u64;
+        (first..last).map(|a| a as u32).find(|a| *a != gw && !used.contains(a)).map(Cidr::addr).ok_or_else(|| {
+            SimError::address_capacity(format!(
+                "Insufficient address capacity; no free guest IP in network {}",
+                self.networks.get(net).map(|n| n.id.as_str()).unwrap_or("")
+            ))
+        })
+    }
+
+    /// A requested guest address: inside the network's CIDR, not its gateway/network/broadcast
+    /// address, not in use (IpAddressManagerImpl.acquireGuestIpAddress / allocateGuestIP).
+    pub fn check_guest_ip(&self, net: u64, ip: &str) -> SimResult<String> {
+        let n = self.networks.live(net)?;
+        let addr: std::net::Ipv4Addr =
+            ip.parse().map_err(|_| SimError::invalid(format!("Invalid format for IPv4 address: {ip}")))?;
+        let a = u32::from(addr);
+        if !n.cidr.contains_ip(a) || a == n.cidr.base || a == n.cidr.broadcast() || addr.to_string() == n.gateway {
+            return Err(SimError::invalid(format!(
+                "Invalid ip address {ip}. It should be within the network {} CIDR {}",
+                n.id, n.cidr
+            )));
+        }
+        if self.used_guest_ips(net).contains(&a) {
+            return Err(SimError::invalid(format!(
+                "The requested ip address {ip} is already in use in network {}",
+                n.id
+            )));
+        }
+        Ok(addr.to_string())
+    }
+
+    /// Remove the network rules that match (with their related rules).
+    pub fn remove_rules(&mut self, f: impl Fn(&NetRule) -> bool) {
+        let gone: Vec<u64> = self.net_rules.iter().filter(|(_, r)| f(r)).map(|(s, _)| s).collect();
+        for s in gone {
+            if let Some(r) = self.net_rules.remove(s)
+                && let Some(rel) = r.related
+            {
+                self.net_rules.remove(rel);
+            }
+        }
+    }
+
+    pub fn network_count(&self, account: u64) -> i64 {
+        self.networks.values().filter(|n| n.owner == account && !n.shared).count() as i64
+    }
+
+    pub fn vpc_count(&self, account: u64) -> i64 {
+        self.vpcs.values().filter(|v| v.owner == account).count() as i64
+    }
+
+    /// CloudStack's ResourceAllocationException text for one more of `rtype`.
+    pub fn check_limit(&self, account: u64, rtype: &str, limit: i64, used: i64) -> SimResult<()> {
+        if limit >= 0 && used + 1 > limit {
+            let a = self.account(account);
+            return Err(SimError::allocation(format!(
+                "Maximum number of resources of type '{rtype}' for account name={} in domain id={} has been exceeded.",
+                a.name, a.domain
+            )));
+        }
+        Ok(())
     }
 
     /// Every taggable object: (canonical type, uuid, owner, tags).
@@ -734,7 +1174,21 @@ impl Model {
         let tmpls = self.templates.values().map(|v| ("Template", v.id.as_str(), v.owner, &v.tags));
         let sgs = self.security_groups.values().map(|v| ("SecurityGroup", v.id.as_str(), v.owner, &v.tags));
         let ips = self.public_ips.values().map(|v| ("PublicIpAddress", v.id.as_str(), v.owner, &v.tags));
-        vms.chain(vols).chain(snaps).chain(tmpls).chain(sgs).chain(ips)
+        let nets = self.networks.values().map(|v| ("Network", v.id.as_str(), v.owner, &v.tags));
+        let vpcs = self.vpcs.values().map(|v| ("Vpc", v.id.as_str(), v.owner, &v.tags));
+        let cgws = self.customer_gateways.values().map(|v| ("CustomerGateway", v.id.as_str(), v.owner, &v.tags));
+        let vgws = self.vpn_gateways.values().map(|v| ("VpnGateway", v.id.as_str(), v.owner, &v.tags));
+        let routes = self.static_routes.values().map(|v| ("StaticRoute", v.id.as_str(), v.owner, &v.tags));
+        vms.chain(vols)
+            .chain(snaps)
+            .chain(tmpls)
+            .chain(sgs)
+            .chain(ips)
+            .chain(nets)
+            .chain(vpcs)
+            .chain(cgws)
+            .chain(vgws)
+            .chain(routes)
     }
 }
 
@@ -820,13 +1274,29 @@ mod tests {
     #[test]
     fn guest_ips_and_macs_are_distinct() {
         let mut m = default_model();
-        let z = m.zones.iter().next().unwrap().0;
+        let z = m.zones.iter().next().unwrap().1.shared_network.unwrap();
         let a = m.next_guest_ip(z).unwrap();
         let b = m.next_guest_ip(z).unwrap();
-        assert_ne!(a.0, b.0);
-        assert_eq!(a.2, "10.1.0.1");
-        assert_eq!(a.1, "255.255.0.0");
+        assert_ne!(a, b);
+        let n = m.networks.get(z).unwrap();
+        assert_eq!(n.gateway, "10.1.0.1");
+        assert_eq!(n.cidr.netmask_str(), "255.255.0.0");
         assert_ne!(m.next_mac(), m.next_mac());
+    }
+
+    #[test]
+    fn cidr_arithmetic() {
+        let vpc = Cidr::parse("10.0.0.0/16").unwrap();
+        let tier = Cidr::parse("10.0.1.0/24").unwrap();
+        assert!(tier.within(&vpc) && !vpc.within(&tier) && tier.overlaps(&vpc));
+        assert!(!Cidr::parse("10.1.0.0/24").unwrap().within(&vpc));
+        assert_eq!(Cidr::parse("10.0.1.7/24").unwrap().to_string(), "10.0.1.0/24");
+        let g = Cidr::from_gateway("10.0.2.1".parse().unwrap(), "255.255.255.0".parse().unwrap()).unwrap();
+        assert_eq!(g.to_string(), "10.0.2.0/24");
+        assert!(Cidr::from_gateway("10.0.2.1".parse().unwrap(), "255.0.255.0".parse().unwrap()).is_none());
+        assert_eq!(g.netmask_str(), "255.255.255.0");
+        assert_eq!(Cidr::addr(g.broadcast()), "10.0.2.255");
+        assert!(Cidr::parse("10.0.0.0/33").is_none() && Cidr::parse("x/8").is_none());
     }
 
     #[test]

@@ -38,7 +38,7 @@ impl Obj {
     }
 }
 
-fn owner_fields(m: &Model, o: Obj, owner: u64) -> Obj {
+pub fn owner_fields(m: &Model, o: Obj, owner: u64) -> Obj {
     let a = m.account(owner);
     let d = m.domain(a.domain);
     o.set("account", a.name.clone()).set("domainid", d.id.clone()).set("domain", d.name.clone())
@@ -53,11 +53,11 @@ pub fn tag_json(m: &Model, rtype: &str, rid: &str, owner: u64, t: &Tag) -> Value
     owner_fields(m, o, owner).opt("customer", t.customer.clone()).done()
 }
 
-fn tags_json(m: &Model, rtype: &str, rid: &str, owner: u64, tags: &[Tag]) -> Value {
+pub fn tags_json(m: &Model, rtype: &str, rid: &str, owner: u64, tags: &[Tag]) -> Value {
     Value::Array(tags.iter().map(|t| tag_json(m, rtype, rid, owner, t)).collect())
 }
 
-fn pending(m: &Model, o: Obj, uuid: &str) -> Obj {
+pub fn pending(m: &Model, o: Obj, uuid: &str) -> Obj {
     match m.pending_job(uuid) {
         Some(j) => o.set("jobid", j).set("jobstatus", 0),
         None => o,
@@ -77,6 +77,7 @@ pub fn zone_json(z: &Zone) -> Value {
         .set("zonetoken", format!("{}-token", z.id.chars().take(8).collect::<String>()))
         .set("dhcpprovider", "VirtualRouter")
         .set("localstorageenabled", z.localstorageenabled)
+        .opt("guestcidraddress", (!z.securitygroupsenabled).then(|| z.guest_cidr.to_string()))
         .set("tags", json!([]))
         .done()
 }
@@ -330,31 +331,66 @@ pub fn write_vm(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool) {
     }
     w.end_arr();
     w.raw("affinitygroup", "[]");
-    if let Some(z) = z {
-        w.begin_arr_at("nic");
-        w.begin_obj();
-        w.str("id", &vm.nic.id);
-        w.str("networkid", &z.network_id);
-        w.str("networkname", &z.network_name);
-        w.str("netmask", &vm.nic.netmask);
-        w.str("gateway", &vm.nic.gateway);
-        w.str("ipaddress", &vm.nic.ip);
-        w.str("isolationuri", "ec2://untagged");
-        w.str("broadcasturi", "vlan://untagged");
-        w.str("traffictype", "Guest");
-        w.str("type", "Shared");
-        w.bool("isdefault", true);
-        w.str("macaddress", &vm.nic.mac);
-        w.str("deviceid", "0");
-        w.end_obj();
-        w.end_arr();
+    w.begin_arr_at("nic");
+    for nic in &vm.nics {
+        write_nic(w, m, nic, None);
     }
+    w.end_arr();
     write_tags(w, m, "UserVm", &vm.id, vm.owner, &vm.tags);
     if let Some(j) = m.pending_job(&vm.id) {
         w.str("jobid", j);
         w.num("jobstatus", 0);
     }
     w.end_obj();
+}
+
+/// One NIC object (in a VM's `nic` list, or with `vm` set for listNics).
+pub fn write_nic(w: &mut JsonWriter, m: &Model, nic: &Nic, vm: Option<&Vm>) {
+    let net = m.networks.get(nic.network);
+    w.begin_obj();
+    w.str("id", &nic.id);
+    if let Some(n) = net {
+        w.str("networkid", &n.id);
+        w.str("networkname", &n.name);
+        w.str("netmask", &n.cidr.netmask_str());
+        w.str("gateway", &n.gateway);
+    }
+    w.str("ipaddress", &nic.ip);
+    let uri = match net.and_then(|n| n.vlan) {
+        Some(v) => format!("vlan://{v}"),
+        None => "vlan://untagged".to_string(),
+    };
+    w.str("isolationuri", if net.is_some_and(|n| n.shared) { "ec2://untagged" } else { &uri });
+    w.str("broadcasturi", &uri);
+    w.str("traffictype", "Guest");
+    w.str("type", net.map(|n| n.guest_type()).unwrap_or("Shared"));
+    w.bool("isdefault", nic.isdefault);
+    w.str("macaddress", &nic.mac);
+    w.str("deviceid", &nic.deviceid.to_string());
+    if let Some(vpc) = net.and_then(|n| n.vpc).and_then(|v| m.vpcs.get(v)) {
+        w.str("vpcid", &vpc.id);
+        w.str("vpcname", &vpc.name);
+    }
+    if !nic.secondary.is_empty() {
+        w.begin_arr_at("secondaryip");
+        for ip in &nic.secondary {
+            w.begin_obj();
+            w.str("id", &ip.id);
+            w.str("ipaddress", &ip.ip);
+            w.end_obj();
+        }
+        w.end_arr();
+    }
+    if let Some(vm) = vm {
+        w.str("virtualmachineid", &vm.id);
+    }
+    w.end_obj();
+}
+
+pub fn nic_json(m: &Model, nic: &Nic, vm: &Vm) -> Value {
+    let mut w = JsonWriter::new();
+    write_nic(&mut w, m, nic, Some(vm));
+    serde_json::from_str(&w.out).unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
 }
 
 pub fn vm_json(m: &Model, vm: &Vm, with_password: bool) -> Value {
@@ -474,28 +510,50 @@ pub fn sg_json(m: &Model, sg: &SecurityGroup, only: Option<(&[Rule], bool)>) -> 
 pub fn ip_json(m: &Model, ip: &PublicIp) -> Value {
     let z = m.zones.get(ip.zone);
     let vm = ip.vm.and_then(|s| m.vms.get(s));
+    // The network it belongs to: its own (isolated, tier) or the zone's shared network.
+    let net = ip.network.or(if ip.vpc.is_none() { z.and_then(|z| z.shared_network) } else { None });
+    let net = net.and_then(|n| m.networks.get(n));
+    let vpc = ip.vpc.and_then(|v| m.vpcs.get(v));
+    let vm_ip = vm.map(|v| {
+        ip.vm_guest_ip
+            .clone()
+            .or_else(|| v.nics.iter().find(|n| Some(n.network) == ip.network).map(|n| n.ip.clone()))
+            .or_else(|| v.nics.iter().find(|n| n.isdefault).map(|n| n.ip.clone()))
+            .unwrap_or_default()
+    });
     let mut o = Obj::new()
         .set("id", ip.id.clone())
         .set("ipaddress", ip.ip.clone())
         .set("allocated", ip.allocated.clone())
         .opt("zoneid", z.map(|z| z.id.clone()))
         .opt("zonename", z.map(|z| z.name.clone()))
-        .set("issourcenat", false)
+        .set("issourcenat", ip.sourcenat)
         .set("isstaticnat", vm.is_some())
         .set("issystem", false)
         .set("isportable", false)
         .set("forvirtualnetwork", true)
         .opt("vlanid", z.map(|z| z.vlan_id.clone()))
         .set("vlanname", "vlan://untagged")
-        .opt("associatednetworkid", z.map(|z| z.network_id.clone()))
-        .opt("associatednetworkname", z.map(|z| z.network_name.clone()))
-        .opt("networkid", z.map(|z| z.network_id.clone()))
+        .opt("associatednetworkid", net.map(|n| n.id.clone()))
+        .opt("associatednetworkname", net.map(|n| n.name.clone()))
+        .opt("networkid", net.map(|n| n.id.clone()))
+        .opt("vpcid", vpc.map(|v| v.id.clone()))
+        .opt("vpcname", vpc.map(|v| v.name.clone()))
         .set("state", ip.state)
-        .opt("purpose", vm.map(|_| "StaticNat"))
+        .opt(
+            "purpose",
+            if vm.is_some() {
+                Some("StaticNat")
+            } else if ip.sourcenat {
+                Some("SourceNat")
+            } else {
+                None
+            },
+        )
         .opt("virtualmachineid", vm.map(|v| v.id.clone()))
         .opt("virtualmachinename", vm.map(|v| v.name.clone()))
         .opt("virtualmachinedisplayname", vm.map(|v| v.displayname.clone()))
-        .opt("vmipaddress", vm.map(|v| v.nic.ip.clone()))
+        .opt("vmipaddress", vm_ip)
         .set("fordisplay", true);
     o = owner_fields(m, o, ip.owner);
     o = o.set("tags", tags_json(m, "PublicIpAddress", &ip.id, ip.owner, &ip.tags));

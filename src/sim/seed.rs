@@ -60,6 +60,10 @@ pub struct Settings {
     /// Default per-account VM limit for user accounts (-1 = unlimited).
     pub default_vm_limit: i64,
     pub default_ip_limit: i64,
+    /// Isolated networks / VPC tiers per user account (CloudStack's max.account.networks).
+    pub default_network_limit: i64,
+    /// VPCs per user account (max.account.vpcs).
+    pub default_vpc_limit: i64,
     /// Delay of every job step in fast mode.
     pub fast_job_delay_ms: u64,
     /// Destroyed -> Expunging -> gone.
@@ -82,6 +86,8 @@ impl Default for Settings {
         Settings {
             default_vm_limit: 20,
             default_ip_limit: 20,
+            default_network_limit: 20,
+            default_vpc_limit: 20,
             fast_job_delay_ms: 5,
             expunge_delay_ms: 30_000,
             fast_expunge_delay_ms: 1_000,
@@ -115,6 +121,8 @@ pub struct SeedAccount {
     pub kind: Option<String>,
     pub vm_limit: Option<i64>,
     pub ip_limit: Option<i64>,
+    pub network_limit: Option<i64>,
+    pub vpc_limit: Option<i64>,
     pub state: Option<String>,
     #[serde(default)]
     pub users: Vec<SeedUser>,
@@ -347,13 +355,10 @@ fn load_or_make_keys(seed: &Seed, state_dir: Option<&Path>) -> anyhow::Result<Ha
     Ok(out)
 }
 
-fn parse_cidr(s: &str) -> anyhow::Result<([u8; 4], u8)> {
-    let (ip, prefix) = s.split_once('/').context("guest_cidr must look like 10.1.0.0/16")?;
-    let ip: std::net::Ipv4Addr = ip.parse().context("guest_cidr address")?;
-    let prefix: u8 = prefix.parse().context("guest_cidr prefix")?;
-    ensure!((8..=29).contains(&prefix), "guest_cidr prefix must be 8..29");
-    let mask = u32::MAX << (32 - prefix as u32);
-    Ok(((u32::from(ip) & mask).to_be_bytes(), prefix))
+fn parse_cidr(s: &str) -> anyhow::Result<Cidr> {
+    let c = Cidr::parse(s).context("guest_cidr must look like 10.1.0.0/16")?;
+    ensure!((8..=29).contains(&c.prefix), "guest_cidr prefix must be 8..29");
+    Ok(c)
 }
 
 fn parse_pool(s: &str) -> anyhow::Result<Vec<String>> {
@@ -374,8 +379,39 @@ fn account_kind(s: Option<&str>) -> anyhow::Result<u8> {
     })
 }
 
-/// Build the model and config from a seed. Returns the users (with keys) for the handle.
+/// Names seen so far while building, for the references later sections make.
+#[derive(Default)]
+struct Names {
+    domains: HashMap<String, u64>,
+    accounts: HashMap<String, u64>,
+    zones: HashMap<String, u64>,
+    os_types: HashMap<String, u64>,
+    /// The first root admin account (owner of shared networks and default templates).
+    admin: u64,
+}
+
+/// Build the model and config from a seed, one section at a time.
 pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Result<(Model, SimConfig)> {
+    let cfg = config_of(seed, fast)?;
+    let keys = load_or_make_keys(seed, state_dir)?;
+    let now = now_str();
+    let mut m = Model::default();
+    let mut names = Names::default();
+    seed_domains(&mut m, seed, &now, &mut names)?;
+    seed_accounts(&mut m, seed, &keys, &now, &mut names)?;
+    super::offerings::install(&mut m, &now);
+    seed_zones(&mut m, seed, &now, &mut names)?;
+    seed_catalogue(&mut m, seed, &now, &mut names)?;
+    seed_templates(&mut m, seed, &now, &names)?;
+    seed_keypairs(&mut m, seed, &names)?;
+    if let Some(g) = &seed.generate {
+        generate_vms(&mut m, g, &names.accounts)?;
+    }
+    Ok((m, cfg))
+}
+
+/// Settings, job delays and fault rules (validated).
+fn config_of(seed: &Seed, fast: bool) -> anyhow::Result<SimConfig> {
     let faults = Faults { rules: seed.faults.clone() };
     faults.validate()?;
     let mut delays = BTreeMap::new();
@@ -386,12 +422,11 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
         };
         delays.insert(cmd.clone(), (lo, hi));
     }
-    let cfg = SimConfig { fast, settings: seed.settings.clone(), delays, faults };
-    let keys = load_or_make_keys(seed, state_dir)?;
-    let now = now_str();
-    let mut m = Model::default();
+    Ok(SimConfig { fast, settings: seed.settings.clone(), delays, faults })
+}
 
-    // Domains: ROOT always exists.
+/// ROOT (always) and the seed's domains, parents first.
+fn seed_domains(m: &mut Model, seed: &Seed, now: &str, names: &mut Names) -> anyhow::Result<()> {
     let root = m.next_seq();
     m.domains.insert(
         root,
@@ -400,14 +435,15 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
             name: "ROOT".into(),
             path: "ROOT".into(),
             parent: None,
-            created: now.clone(),
+            created: now.to_string(),
         },
     );
-    let mut domain_by_name: HashMap<String, u64> = HashMap::from([("ROOT".to_string(), root)]);
+    names.domains.insert("ROOT".to_string(), root);
     for d in seed.domains.iter().filter(|d| d.name != "ROOT") {
-        ensure!(!domain_by_name.contains_key(&d.name), "domain {} defined twice", d.name);
+        ensure!(!names.domains.contains_key(&d.name), "domain {} defined twice", d.name);
         let parent_name = d.parent.as_deref().unwrap_or("ROOT");
-        let parent = *domain_by_name
+        let parent = *names
+            .domains
             .get(parent_name)
             .with_context(|| format!("domain {}: unknown parent {parent_name} (define parents first)", d.name))?;
         let path = format!("{}/{}", m.domain(parent).path, d.name);
@@ -419,27 +455,38 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 name: d.name.clone(),
                 path,
                 parent: Some(parent),
-                created: now.clone(),
+                created: now.to_string(),
             },
         );
-        domain_by_name.insert(d.name.clone(), s);
+        names.domains.insert(d.name.clone(), s);
     }
+    Ok(())
+}
 
-    // Accounts and users; each account gets its `default` security group.
-    let mut account_by_name: HashMap<String, u64> = HashMap::new();
+/// Accounts with their users and `default` security group; at least one root admin.
+fn seed_accounts(
+    m: &mut Model,
+    seed: &Seed,
+    keys: &HashMap<String, (String, String)>,
+    now: &str,
+    names: &mut Names,
+) -> anyhow::Result<()> {
+    let st = &seed.settings;
     for a in &seed.accounts {
         let domain_name = a.domain.as_deref().unwrap_or("ROOT");
-        let domain = *domain_by_name
+        let domain = *names
+            .domains
             .get(domain_name)
             .with_context(|| format!("account {}: unknown domain {domain_name}", a.name))?;
         ensure!(
-            !account_by_name.contains_key(&a.name),
+            !names.accounts.contains_key(&a.name),
             "account {} defined twice (names are unique in this simulator)",
             a.name
         );
         let kind = account_kind(a.kind.as_deref())?;
         let s = m.next_seq();
         let unlimited = kind != ACCOUNT_USER;
+        let limit = |given: Option<i64>, default: i64| given.unwrap_or(if unlimited { -1 } else { default });
         m.accounts.insert(
             s,
             Account {
@@ -448,15 +495,17 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 domain,
                 kind,
                 state: a.state.clone().unwrap_or_else(|| "enabled".into()),
-                vm_limit: a.vm_limit.unwrap_or(if unlimited { -1 } else { seed.settings.default_vm_limit }),
-                ip_limit: a.ip_limit.unwrap_or(if unlimited { -1 } else { seed.settings.default_ip_limit }),
-                volume_limit: if unlimited { -1 } else { 40 },
-                snapshot_limit: if unlimited { -1 } else { 40 },
-                template_limit: if unlimited { -1 } else { 40 },
-                created: now.clone(),
+                vm_limit: limit(a.vm_limit, st.default_vm_limit),
+                ip_limit: limit(a.ip_limit, st.default_ip_limit),
+                network_limit: limit(a.network_limit, st.default_network_limit),
+                vpc_limit: limit(a.vpc_limit, st.default_vpc_limit),
+                volume_limit: limit(None, 40),
+                snapshot_limit: limit(None, 40),
+                template_limit: limit(None, 40),
+                created: now.to_string(),
             },
         );
-        account_by_name.insert(a.name.clone(), s);
+        names.accounts.insert(a.name.clone(), s);
         for u in &a.users {
             let (api_key, secret_key) = keys[&format!("{}/{}", a.name, u.username)].clone();
             ensure!(!m.api_keys.contains_key(&api_key), "api key of {}/{} is not unique", a.name, u.username);
@@ -474,7 +523,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                     lastname: a.name.clone(),
                     email: u.email.clone().unwrap_or_else(|| format!("{}@example.com", u.username)),
                     state: u.state.clone().unwrap_or_else(|| "enabled".into()),
-                    created: now.clone(),
+                    created: now.to_string(),
                 },
             );
         }
@@ -492,25 +541,42 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
             },
         );
     }
-    let admin = m
+    names.admin = m
         .accounts
         .find(|a| a.kind == ACCOUNT_ROOT_ADMIN)
         .map(|(s, _)| s)
         .context("the seed needs at least one account with type = \"admin\"")?;
+    Ok(())
+}
 
-    let mut zone_by_name = HashMap::new();
+/// Zones. A security-group zone gets its shared guest network (`guest_cidr`, default
+/// 10.N.0.0/16); an Advanced zone without security groups gets none: `guest_cidr` (default
+/// 10.1.1.0/24, CloudStack's `guest.network.cidr`) is what isolated networks get by default.
+fn seed_zones(m: &mut Model, seed: &Seed, now: &str, names: &mut Names) -> anyhow::Result<()> {
+    let sg_offering = m
+        .network_offerings
+        .find(|o| o.name == super::offerings::SHARED_SG)
+        .map(|(s, _)| s)
+        .context("built-in shared network offering")?;
     for (i, z) in seed.zones.iter().enumerate() {
-        let (guest_base, guest_prefix) =
-            parse_cidr(z.guest_cidr.as_deref().unwrap_or(&format!("10.{}.0.0/16", i + 1)))?;
-        let pool =
-            parse_pool(z.public_ips.as_deref().unwrap_or(&format!("198.51.{}.10-198.51.{}.250", 100 + i, 100 + i)))?;
-        let s = m.next_seq();
         let networktype = z.networktype.clone().unwrap_or_else(|| "Advanced".into());
         ensure!(
             networktype == "Basic" || networktype == "Advanced",
             "zone {}: networktype must be Basic or Advanced",
             z.name
         );
+        let sg = z.securitygroupsenabled.unwrap_or(true);
+        ensure!(sg || networktype == "Advanced", "zone {}: a Basic zone has security groups", z.name);
+        ensure!(
+            sg || z.network_id.is_none(),
+            "zone {}: network_id names the shared network of a security-group zone",
+            z.name
+        );
+        let default_cidr = if sg { format!("10.{}.0.0/16", i + 1) } else { "10.1.1.0/24".to_string() };
+        let cidr = parse_cidr(z.guest_cidr.as_deref().unwrap_or(&default_cidr))?;
+        let pool =
+            parse_pool(z.public_ips.as_deref().unwrap_or(&format!("198.51.{}.10-198.51.{}.250", 100 + i, 100 + i)))?;
+        let s = m.next_seq();
         m.zones.insert(
             s,
             Zone {
@@ -518,26 +584,54 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 name: z.name.clone(),
                 description: z.description.clone().unwrap_or_else(|| format!("Simulated zone {}", z.name)),
                 networktype,
-                securitygroupsenabled: z.securitygroupsenabled.unwrap_or(true),
+                securitygroupsenabled: sg,
                 allocationstate: z.allocationstate.clone().unwrap_or_else(|| "Enabled".into()),
                 dns1: "8.8.8.8".into(),
                 internaldns1: "10.0.0.2".into(),
                 localstorageenabled: false,
-                network_id: z.network_id.clone().unwrap_or_else(new_uuid),
-                network_name: format!("guestNetworkFor{}", z.name),
-                guest_base,
-                guest_prefix,
-                next_guest: 0,
+                shared_network: None,
+                guest_cidr: cidr,
                 public_pool: pool,
                 vlan_id: new_uuid(),
                 capacity_vms: z.capacity_vms.unwrap_or(-1),
             },
         );
-        ensure!(zone_by_name.insert(z.name.clone(), s).is_none(), "zone {} defined twice", z.name);
+        ensure!(names.zones.insert(z.name.clone(), s).is_none(), "zone {} defined twice", z.name);
+        if sg {
+            let n = m.next_seq();
+            m.networks.insert(
+                n,
+                Network {
+                    id: z.network_id.clone().unwrap_or_else(new_uuid),
+                    name: format!("guestNetworkFor{}", z.name),
+                    displaytext: format!("guestNetworkFor{}", z.name),
+                    owner: names.admin,
+                    zone: s,
+                    offering: sg_offering,
+                    shared: true,
+                    vpc: None,
+                    cidr,
+                    gateway: Cidr::addr(cidr.base + 1),
+                    state: "Setup",
+                    acl: None,
+                    networkdomain: "cs1cloud.internal".into(),
+                    next_host: 0,
+                    restart_required: false,
+                    display: true,
+                    vlan: None,
+                    created: now.to_string(),
+                    tags: Vec::new(),
+                },
+            );
+            m.zones.get_mut(s).context("zone just inserted")?.shared_network = Some(n);
+        }
     }
-    ensure!(!zone_by_name.is_empty(), "the seed needs at least one zone");
+    ensure!(!names.zones.is_empty(), "the seed needs at least one zone");
+    Ok(())
+}
 
-    let mut ostype_by_name = HashMap::new();
+/// OS types, service offerings and disk offerings.
+fn seed_catalogue(m: &mut Model, seed: &Seed, now: &str, names: &mut Names) -> anyhow::Result<()> {
     let mut category_ids: HashMap<String, String> = HashMap::new();
     for o in &seed.os_types {
         let s = m.next_seq();
@@ -552,7 +646,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 category_name: cat,
             },
         );
-        ostype_by_name.insert(o.description.clone(), s);
+        names.os_types.insert(o.description.clone(), s);
     }
     for so in &seed.service_offerings {
         ensure!(so.cpu > 0 && so.memory > 0, "service offering {}: cpu and memory must be positive", so.name);
@@ -571,7 +665,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 memory: so.memory,
                 storagetype: "shared".into(),
                 offerha: false,
-                created: now.clone(),
+                created: now.to_string(),
             },
         );
     }
@@ -588,26 +682,31 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 disksize: if d.customized { 0 } else { d.size_gb },
                 iscustomized: d.customized,
                 storagetype: "shared".into(),
-                created: now.clone(),
+                created: now.to_string(),
             },
         );
     }
+    Ok(())
+}
+
+fn seed_templates(m: &mut Model, seed: &Seed, now: &str, names: &Names) -> anyhow::Result<()> {
     for t in &seed.templates {
         let size_gb = t.size_gb.unwrap_or(10);
         ensure!((0..=MAX_SIZE_GB).contains(&size_gb), "template {}: size_gb must be 0..{MAX_SIZE_GB}", t.name);
-        let ostype = *ostype_by_name
+        let ostype = *names
+            .os_types
             .get(&t.ostype)
             .with_context(|| format!("template {}: unknown ostype {}", t.name, t.ostype))?;
         let owner = match &t.owner {
-            Some(o) => *account_by_name.get(o).with_context(|| format!("template {}: unknown owner {o}", t.name))?,
-            None => admin,
+            Some(o) => *names.accounts.get(o).with_context(|| format!("template {}: unknown owner {o}", t.name))?,
+            None => names.admin,
         };
         let zones: Vec<u64> = if t.zones.is_empty() {
             m.zones.iter().map(|(s, _)| s).collect()
         } else {
             t.zones
                 .iter()
-                .map(|z| zone_by_name.get(z).copied().with_context(|| format!("template {}: unknown zone {z}", t.name)))
+                .map(|z| names.zones.get(z).copied().with_context(|| format!("template {}: unknown zone {z}", t.name)))
                 .collect::<anyhow::Result<_>>()?
         };
         let s = m.next_seq();
@@ -633,7 +732,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
                 zones,
                 ready: t.ready,
                 status: if t.ready { "Download Complete".into() } else { "Processing".into() },
-                created: now.clone(),
+                created: now.to_string(),
                 bootable: true,
                 checksum: None,
                 source_template: None,
@@ -642,8 +741,13 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
             },
         );
     }
+    Ok(())
+}
+
+fn seed_keypairs(m: &mut Model, seed: &Seed, names: &Names) -> anyhow::Result<()> {
     for k in &seed.keypairs {
-        let owner = *account_by_name
+        let owner = *names
+            .accounts
             .get(&k.account)
             .with_context(|| format!("keypair {}: unknown account {}", k.name, k.account))?;
         let fingerprint = super::keys::fingerprint(&k.public_key)
@@ -660,10 +764,7 @@ pub fn build(seed: &Seed, fast: bool, state_dir: Option<&Path>) -> anyhow::Resul
             },
         );
     }
-    if let Some(g) = &seed.generate {
-        generate_vms(&mut m, g, &account_by_name)?;
-    }
-    Ok((m, cfg))
+    Ok(())
 }
 
 /// Bulk-create Running VMs (with ROOT volume and NIC) for scale tests.
@@ -678,8 +779,9 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
     };
     ensure!(!owners.is_empty(), "generate: no accounts to own the VMs");
     ensure!(g.vms <= MAX_GENERATED_VMS, "generate: at most {MAX_GENERATED_VMS} VMs");
-    let zones: Vec<u64> = m.zones.iter().map(|(s, _)| s).collect();
-    ensure!(!zones.is_empty(), "generate: needs a zone");
+    // Generated VMs sit on shared networks: zones without one (VPC-only) are skipped.
+    let zones: Vec<u64> = m.zones.iter().filter(|(_, z)| z.shared_network.is_some()).map(|(s, _)| s).collect();
+    ensure!(!zones.is_empty(), "generate: needs a zone with security groups");
     let offerings: Vec<u64> = m.service_offerings.iter().map(|(s, _)| s).collect();
     ensure!(!offerings.is_empty(), "generate: needs a service offering");
     let now = now_str();
@@ -694,7 +796,8 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
             .context("generate: needs a ready template in every zone")?;
         let offering = offerings[i % offerings.len()];
         let default_sg = m.security_groups.find(|g| g.owner == owner && g.name == "default").map(|(s, _)| s);
-        let (ip, netmask, gateway) = m.next_guest_ip(zone)?;
+        let net = m.zones.get(zone).and_then(|z| z.shared_network).context("zone network")?;
+        let ip = m.next_guest_ip(net)?;
         let mac = m.next_mac();
         let seq = m.next_seq();
         let name = format!("gen-{:05}", i + 1);
@@ -716,7 +819,15 @@ fn generate_vms(m: &mut Model, g: &Generate, account_by_name: &HashMap<String, u
             keypair: None,
             security_groups: default_sg.into_iter().collect(),
             userdata: None,
-            nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
+            nics: vec![Nic {
+                id: new_uuid(),
+                network: net,
+                ip,
+                mac,
+                isdefault: true,
+                deviceid: 0,
+                secondary: Vec::new(),
+            }],
             public_ip: None,
             group: None,
             haenable: false,

@@ -163,6 +163,15 @@ impl Cs {
 /// Ids of the default seed.
 pub const ZONE1: &str = "2d76fcb5-5dea-4162-b5e4-4e931711d6f9";
 pub const ZONE2: &str = "d79ba9ee-2d54-42fb-8f4c-8b192c5e2cd4";
+/// Advanced, no security groups: isolated networks and VPCs.
+pub const ZONE3: &str = "5b0e7a2c-94d1-4c1b-8f3e-2a6d9c4b7e10";
+/// Built-in offerings (src/sim/offerings.rs).
+pub const NET_OFF_ISOLATED: &str = "6f2c2a6e-52b1-4d0e-9a3c-0c1d5e7f9a02";
+pub const NET_OFF_TIER: &str = "6f2c2a6e-52b1-4d0e-9a3c-0c1d5e7f9a03";
+pub const NET_OFF_TIER_NOLB: &str = "6f2c2a6e-52b1-4d0e-9a3c-0c1d5e7f9a04";
+pub const VPC_OFF_DEFAULT: &str = "8a1e3c55-0d7b-4f6a-b2c4-1e9f0a7d3b01";
+pub const ACL_DEFAULT_ALLOW: &str = "b3d6a8f0-3c2e-4e1a-9f5d-7a2b4c6e8d02";
+pub const ACL_DEFAULT_DENY: &str = "b3d6a8f0-3c2e-4e1a-9f5d-7a2b4c6e8d01";
 pub const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
 pub const CENTOS_PW: &str = "40b189e5-4b8a-46dd-aff7-974c26626662";
 pub const WINDOWS: &str = "7c6b7f0e-8a55-4c8e-9a52-0d4b6b3c1e21";

@@ -34,35 +34,11 @@ fn ip_param(ctx: &Ctx, m: &Model, name: &str) -> SimResult<u64> {
     ctx.owned(m, &m.public_ips, name)
 }
 
-fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
-    let zone = ctx.opt_live(&m.zones, "zoneid")?;
-    let network = match ctx.p.opt("networkid") {
-        Some(n) => Some(
-            m.zones
-                .iter()
-                .find(|(_, z)| z.network_id == n)
-                .map(|(s, _)| s)
-                .ok_or_else(|| SimError::bad_uuid(&ctx.p.cmd, "networkid", n))?,
-        ),
-        None => None,
-    };
-    let zone = match (zone, network) {
-        (Some(z), Some(n)) if z != n => return Err(SimError::invalid("The network is not in the specified zone")),
-        (Some(z), _) | (None, Some(z)) => z,
-        (None, None) => {
-            return Err(SimError::invalid(
-                "Unable to figure out zone to assign ip to. Please specify either zoneId, or networkId, or vpcId in the call",
-            ));
-        }
-    };
-    let owner = m.owner_for(&ctx.caller, &ctx.p)?;
+/// Take the next free address of a zone's public pool for `owner` (the `public_ip` limit and
+/// the pool's capacity checked). The row starts in `state`.
+pub fn allocate_address(m: &mut Model, owner: u64, zone: u64, now: &str, state: &'static str) -> SimResult<u64> {
     let acct = m.account(owner);
-    if acct.ip_limit >= 0 && m.ip_count(owner) + 1 > acct.ip_limit {
-        return Err(SimError::allocation(format!(
-            "Maximum number of resources of type 'public_ip' for account name={} in domain id={} has been exceeded.",
-            acct.name, acct.domain
-        )));
-    }
+    m.check_limit(owner, "public_ip", acct.ip_limit, m.ip_count(owner))?;
     let z = m.zones.live(zone)?;
     let used: std::collections::HashSet<&str> =
         m.public_ips.values().filter(|i| i.zone == zone).map(|i| i.ip.as_str()).collect();
@@ -72,21 +48,121 @@ fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             z.id
         )));
     };
-    let id = new_uuid();
     let seq = m.next_seq();
     m.public_ips.insert(
         seq,
         PublicIp {
-            id: id.clone(),
+            id: new_uuid(),
             ip: addr,
             zone,
             owner,
-            state: "Allocating",
-            allocated: ctx.now.clone(),
+            state,
+            allocated: now.to_string(),
             vm: None,
+            network: None,
+            vpc: None,
+            sourcenat: false,
+            vm_guest_ip: None,
             tags: Vec::new(),
         },
     );
+    Ok(seq)
+}
+
+/// Where associateIpAddress puts the address (AssociateIPAddrCmd, IpAddressManagerImpl).
+enum Target {
+    /// The zone's shared network (security-group zones).
+    Zone(u64),
+    /// An isolated network; the first address of a network without one becomes its source NAT.
+    Network(u64),
+    Vpc(u64),
+}
+
+fn target(ctx: &Ctx, m: &Model, owner: u64) -> SimResult<Target> {
+    let zone = ctx.opt_live(&m.zones, "zoneid")?;
+    let network = ctx.opt_live(&m.networks, "networkid")?;
+    let vpc = ctx.opt_live(&m.vpcs, "vpcid")?;
+    if network.is_some() && vpc.is_some() {
+        return Err(SimError::invalid("networkid and vpcid are mutually exclusive"));
+    }
+    if let Some(v) = vpc {
+        let vpc = m.vpcs.live(v)?;
+        m.check_owned(&ctx.caller, vpc)?;
+        if zone.is_some_and(|z| z != vpc.zone) {
+            return Err(SimError::invalid("The VPC is not in the specified zone"));
+        }
+        return Ok(Target::Vpc(v));
+    }
+    if let Some(n) = network {
+        let net = m.networks.live(n)?;
+        if zone.is_some_and(|z| z != net.zone) {
+            return Err(SimError::invalid("The network is not in the specified zone"));
+        }
+        if net.shared {
+            return Ok(Target::Zone(net.zone));
+        }
+        m.check_owned(&ctx.caller, net)?;
+        if net.vpc.is_some() {
+            return Err(SimError::invalid(
+                "Can't assign ip to the network directly when network belongs to VPC.Specify vpcId to associate ip address to VPC",
+            ));
+        }
+        return Ok(Target::Network(n));
+    }
+    let Some(z) = zone else {
+        return Err(SimError::invalid(
+            "Unable to figure out zone to assign ip to. Please specify either zoneId, or networkId, or vpcId in the call",
+        ));
+    };
+    let zn = m.zones.live(z)?;
+    if zn.shared_network.is_some() {
+        return Ok(Target::Zone(z));
+    }
+    // An Advanced zone without security groups: the account's one isolated network.
+    let nets: Vec<u64> = m
+        .networks
+        .iter()
+        .filter(|(_, n)| n.owner == owner && n.zone == z && !n.shared && n.vpc.is_none())
+        .map(|(s, _)| s)
+        .collect();
+    match nets[..] {
+        [one] => Ok(Target::Network(one)),
+        [] => {
+            let a = m.account(owner);
+            Err(SimError::invalid(format!(
+                "Account name={} domain={} doesn't have virtual networks in zone={}",
+                a.name,
+                m.domain(a.domain).name,
+                zn.name
+            )))
+        }
+        _ => Err(SimError::invalid("Account has more than one Isolated network in the zone")),
+    }
+}
+
+fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
+    let owner = m.owner_for(&ctx.caller, &ctx.p)?;
+    let target = target(ctx, m, owner)?;
+    let zone = match target {
+        Target::Zone(z) => z,
+        Target::Network(n) => m.networks.live(n)?.zone,
+        Target::Vpc(v) => m.vpcs.live(v)?.zone,
+    };
+    let seq = allocate_address(m, owner, zone, &ctx.now, "Allocating")?;
+    let ip = m.public_ips.live_mut(seq)?;
+    match target {
+        Target::Zone(_) => {}
+        Target::Network(n) => {
+            ip.network = Some(n);
+        }
+        Target::Vpc(v) => ip.vpc = Some(v),
+    }
+    if let Target::Network(n) = target
+        && !m.public_ips.values().any(|i| i.network == Some(n) && i.sourcenat)
+    {
+        m.public_ips.live_mut(seq)?.sourcenat = true;
+    }
+    let id = m.public_ips.live(seq)?.id.clone();
     Ok(ctx.create_job(
         "IpAddress",
         id,
@@ -100,7 +176,18 @@ fn associate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     ))
 }
 
+pub fn release_nat_pub(m: &mut Model, ip: u64) {
+    release_nat(m, ip)
+}
+
 fn release_nat(m: &mut Model, ip: u64) {
+    if let Some(i) = m.public_ips.get_mut(ip) {
+        i.vm_guest_ip = None;
+        // A VPC address is tied to a tier only while a rule uses it.
+        if i.vpc.is_some() {
+            i.network = None;
+        }
+    }
     if let Some(vm) = m.public_ips.get_mut(ip).and_then(|i| i.vm.take())
         && let Some(v) = m.vms.get_mut(vm)
         && v.public_ip == Some(ip)
@@ -118,6 +205,9 @@ fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             ip.id, ip.state
         )));
     }
+    if ip.sourcenat {
+        return Err(SimError::invalid("ip address is used for source nat purposes and can not be disassociated."));
+    }
     let id = ip.id.clone();
     m.public_ips.live_mut(s)?.state = "Releasing";
     Ok(ctx.object_job(
@@ -127,6 +217,7 @@ fn disassociate(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             let ip = m.public_ips.in_job_mut(s)?;
             env.injected(|| ip.state = "Allocated")?;
             release_nat(m, s);
+            m.remove_rules(|r| r.ip == Some(s));
             m.public_ips.remove(s);
             Ok(success())
         }),
@@ -143,6 +234,7 @@ fn list_ips(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     let addr = p.opt("ipaddress");
     let staticnat = p.opt_bool("isstaticnat");
     let sourcenat = p.opt_bool("issourcenat");
+    let Some(vpc) = ctx.filter(&m.vpcs, "vpcid")? else { return empty() };
     let network = p.opt("associatednetworkid").or(p.opt("networkid"));
     let kw = p.opt("keyword");
     let tags = p.tags();
@@ -155,14 +247,21 @@ fn list_ips(ctx: &Ctx, m: &Model) -> SimResult<Value> {
                 && zone.is_none_or(|z| i.zone == z)
                 && addr.is_none_or(|a| i.ip == a)
                 && staticnat.is_none_or(|b| i.vm.is_some() == b)
-                && sourcenat != Some(true)
-                && network.is_none_or(|n| m.zones.get(i.zone).is_some_and(|z| z.network_id == n))
+                && sourcenat.is_none_or(|b| i.sourcenat == b)
+                && network.is_none_or(|n| ip_network(m, i).is_some_and(|x| x.id == n))
+                && vpc.is_none_or(|v| i.vpc == Some(v))
                 && keyword_match(kw, &[&i.ip])
                 && tags_match(&i.tags, &tags)
         })
         .map(|(_, i)| i)
         .collect();
     Ok(list::respond(paging, "publicipaddress", items, |i| ip_json(m, i)))
+}
+
+/// The network an address belongs to: its own, or the zone's shared network.
+fn ip_network<'a>(m: &'a Model, i: &PublicIp) -> Option<&'a Network> {
+    let n = i.network.or(if i.vpc.is_none() { m.zones.get(i.zone).and_then(|z| z.shared_network) } else { None });
+    n.and_then(|n| m.networks.get(n))
 }
 
 fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
@@ -188,11 +287,55 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             vm.id
         )));
     }
-    if ip.zone != vm.zone {
+    if ip.sourcenat {
         return Err(SimError::invalid(format!(
+            "Can't enable static, ip address Ip[{}-{}] is a sourceNat ip address",
+            ip.ip, ip.zone
+        )));
+    }
+    // The guest network the NAT points into (EnableStaticNatCmd.getNetworkId): `networkid`, else
+    // the network the address is associated with, else (shared zones) the zone's network.
+    let network = match ctx.opt_live(&m.networks, "networkid")? {
+        Some(n) => Some(n),
+        None if ip.network.is_some() => ip.network,
+        None if ip.vpc.is_some() => {
+            return Err(SimError::invalid(format!(
+                "Unable to enable static nat for the ipAddress id={} as ip is not associated with any network and no networkId is passed in",
+                ip.id
+            )));
+        }
+        None => m.zones.get(ip.zone).and_then(|z| z.shared_network),
+    };
+    let not_vm_network = || {
+        SimError::invalid(format!(
             "Unable to enable static nat for the ipAddress id={} as ip is not associated with network of the vm",
             ip.id
-        )));
+        ))
+    };
+    if let Some(n) = network {
+        let net = m.networks.live(n)?;
+        if ip.vpc.is_some() && net.vpc != ip.vpc {
+            return Err(not_vm_network());
+        }
+        if ip.vpc.is_none() && ip.network.is_some_and(|x| x != n) {
+            return Err(not_vm_network());
+        }
+    }
+    let Some(nic) = vm.nics.iter().find(|x| Some(x.network) == network) else {
+        return Err(not_vm_network());
+    };
+    if ip.zone != vm.zone {
+        return Err(not_vm_network());
+    }
+    let guest_ip = match ctx.p.opt("vmguestip") {
+        Some(g) if g == nic.ip => None,
+        Some(g) if nic.secondary.iter().any(|x| x.ip == g) => Some(g.to_string()),
+        Some(g) => return Err(SimError::invalid(format!("Invalid vm ip address {g}: not an address of the vm's nic"))),
+        None => None,
+    };
+    // FirewallManagerImpl.detectRulesConflict: static NAT and port forwarding exclude each other.
+    if m.net_rules.values().any(|r| r.ip == Some(s) && r.purpose == Purpose::PortForwarding) {
+        return Err(SimError::conflict(format!("There is already firewall rule specified for the ip address id={s}")));
     }
     // Either side already paired with something else is a rule conflict (537).
     let taken = |other: Option<u64>, this: u64, other_id: &dyn Fn(u64) -> Option<String>, what: String| match other {
@@ -210,7 +353,12 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         &|o| m.public_ips.get(o).map(|x| x.id.clone()),
         format!("and vm id={} as the vm is already associated with another public ip address id=", vm.id),
     )?;
-    m.public_ips.live_mut(s)?.vm = Some(v);
+    let row = m.public_ips.live_mut(s)?;
+    row.vm = Some(v);
+    row.vm_guest_ip = guest_ip;
+    if row.vpc.is_some() {
+        row.network = network;
+    }
     m.vms.live_mut(v)?.public_ip = Some(s);
     Ok(Reply::Value(success()))
 }

@@ -13,16 +13,21 @@ use super::params::Params;
 use super::seed::SimConfig;
 
 mod account;
+mod acl;
+mod firewall;
 mod ip;
 mod keypair;
 mod meta;
 mod network;
+mod nic;
 mod secgroup;
 mod snapshot;
 mod tags;
 mod template;
 mod vm;
 mod volume;
+mod vpc;
+mod vpn;
 
 /// One request, as handlers see it.
 pub struct Ctx<'a> {
@@ -194,6 +199,11 @@ pub fn registry() -> HashMap<&'static str, CmdSpec> {
     all.extend(ip::commands());
     all.extend(tags::commands());
     all.extend(network::commands());
+    all.extend(vpc::commands());
+    all.extend(acl::commands());
+    all.extend(nic::commands());
+    all.extend(firewall::commands());
+    all.extend(vpn::commands());
     all.into_iter().map(|c| (c.name, c)).collect()
 }
 

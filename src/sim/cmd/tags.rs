@@ -17,7 +17,7 @@ pub fn commands() -> Vec<CmdSpec> {
 }
 
 /// CloudStack's resource object types that may carry tags (ResourceTag.ResourceObjectType).
-const TYPES: [&str; 18] = [
+const TYPES: [&str; 21] = [
     "UserVm",
     "Template",
     "ISO",
@@ -36,6 +36,9 @@ const TYPES: [&str; 18] = [
     "NetworkACL",
     "StaticRoute",
     "VMSnapshot",
+    "VpnGateway",
+    "CustomerGateway",
+    "VpnConnection",
 ];
 
 pub fn canonical_type(t: &str) -> Option<&'static str> {
@@ -58,6 +61,11 @@ fn target<'a>(m: &'a mut Model, rtype: &str, uuid: &str) -> Option<(u64, &'a mut
         "Template" | "ISO" => get!(m.templates),
         "SecurityGroup" => get!(m.security_groups),
         "PublicIpAddress" => get!(m.public_ips),
+        "Network" => get!(m.networks),
+        "Vpc" => get!(m.vpcs),
+        "CustomerGateway" => get!(m.customer_gateways),
+        "VpnGateway" => get!(m.vpn_gateways),
+        "StaticRoute" => get!(m.static_routes),
         _ => None,
     }
 }

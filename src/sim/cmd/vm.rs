@@ -96,9 +96,25 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             _ => return Err(SimError::bad_uuid(&p.cmd, "securitygroupids", &v)),
         }
     }
+    // `networkids` or `iptonetworklist[i].networkid/ip` (DeployVMCmd.getIpToNetworkMap).
+    let mut requested: Vec<(u64, Option<String>)> = Vec::new();
     for v in p.list("networkids") {
-        if !m.zones.values().any(|z| z.network_id == v) {
-            return Err(SimError::bad_uuid(&p.cmd, "networkids", &v));
+        match m.networks.lookup(&v) {
+            Lookup::Live(s) => requested.push((s, None)),
+            _ => return Err(SimError::bad_uuid(&p.cmd, "networkids", &v)),
+        }
+    }
+    let ip_map = p.indexed("iptonetworklist");
+    if !ip_map.is_empty() {
+        if !requested.is_empty() || p.has("ipaddress") {
+            return Err(SimError::invalid("ipToNetworkMap can't be specified along with networkIds or ipAddress"));
+        }
+        for e in &ip_map {
+            let v = e.get("networkid").map(String::as_str).unwrap_or_default();
+            match m.networks.lookup(v) {
+                Lookup::Live(s) => requested.push((s, e.get("ip").filter(|i| !i.is_empty()).cloned())),
+                _ => return Err(SimError::bad_uuid(&p.cmd, "iptonetworklist", v)),
+            }
         }
     }
     let size = p.int("size")?;
@@ -158,6 +174,36 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         sg_ids.extend(m.security_groups.find(|g| g.owner == owner && g.name == "default").map(|(s, _)| s));
     }
     sg_ids.dedup();
+    if let Some(ip) = p.opt("ipaddress") {
+        let first = requested.first_mut().map(|r| &mut r.1);
+        match first {
+            Some(slot) => *slot = Some(ip.to_string()),
+            None => requested.push((u64::MAX, Some(ip.to_string()))),
+        }
+    }
+    for (i, (net, _)) in requested.iter().enumerate() {
+        if *net == u64::MAX {
+            continue;
+        }
+        let n = m.networks.live(*net)?;
+        if !n.shared {
+            m.check_owned(&ctx.caller, n)?;
+            if n.owner != owner {
+                return Err(SimError::permission(format!("Network {} does not belong to the VM's account", n.id)));
+            }
+        }
+        if n.zone != zone {
+            return Err(SimError::invalid(format!("Network id={} doesn't belong to zone {}", n.id, z.id)));
+        }
+        if requested[..i].iter().any(|(x, _)| x == net) {
+            return Err(SimError::invalid(format!("Network id={} is specified more than once", n.id)));
+        }
+    }
+    for (net, ip) in &requested {
+        if let (Some(ip), true) = (ip, *net != u64::MAX) {
+            m.check_guest_ip(*net, ip)?;
+        }
+    }
     let userdata = p.opt("userdata").map(str::to_string);
     if let Some(u) = &userdata {
         check_userdata(ctx, u)?;
@@ -174,7 +220,12 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
                 return Err(SimError::invalid(format!(
                     "The vm with hostName {n} already exists in the network domain: cs{}cloud.internal; network={}",
                     acct.id.get(..4).unwrap_or(""),
-                    z.network_name
+                    requested
+                        .first()
+                        .and_then(|(n, _)| m.networks.get(*n))
+                        .or(z.shared_network.and_then(|n| m.networks.get(n)))
+                        .map(|n| n.name.as_str())
+                        .unwrap_or("")
                 )));
             }
             n.to_string()
@@ -195,14 +246,10 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     {
         return Err(SimError::invalid("Root disk size should be a positive number."));
     }
-    let ipaddress = match p.opt("ipaddress") {
-        Some(ip) => Some(
-            ip.parse::<std::net::Ipv4Addr>()
-                .map_err(|_| SimError::invalid(format!("Invalid format for IPv4 address: {ip}")))?
-                .to_string(),
-        ),
-        None => None,
-    };
+    if let Some(ip) = p.opt("ipaddress") {
+        ip.parse::<std::net::Ipv4Addr>()
+            .map_err(|_| SimError::invalid(format!("Invalid format for IPv4 address: {ip}")))?;
+    }
     if acct.vm_limit >= 0 && m.vm_count(owner) + 1 > acct.vm_limit {
         return Err(SimError::allocation(format!(
             "Maximum number of resources of type 'user_vm' for account name={} in domain id={} has been exceeded.",
@@ -219,11 +266,44 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let hypervisor = t.hypervisor.clone();
     let group = p.opt("group").map(str::to_string);
     let capacity = z.capacity_vms;
+    let shared_network = z.shared_network;
+
+    // The networks: those asked for; else the zone's shared network (security groups); else
+    // the account's default isolated network (created when it has none).
+    let explicit_ip = requested.iter().find(|(n, _)| *n == u64::MAX).and_then(|(_, ip)| ip.clone());
+    requested.retain(|(n, _)| *n != u64::MAX);
+    if requested.is_empty() {
+        let net = match shared_network {
+            Some(n) => n,
+            None => super::network::default_network(m, owner, zone, &ctx.now)?,
+        };
+        if let Some(ip) = &explicit_ip {
+            m.check_guest_ip(net, ip)?;
+        }
+        requested.push((net, explicit_ip));
+    }
+    for (net, _) in &requested {
+        super::network::implement(m, *net, &ctx.now)?;
+    }
+    let mut nics = Vec::new();
+    for (i, (net, ip)) in requested.iter().enumerate() {
+        let ip = match ip {
+            Some(ip) => ip.clone(),
+            None => m.next_guest_ip(*net)?,
+        };
+        let mac = m.next_mac();
+        nics.push(Nic {
+            id: new_uuid(),
+            network: *net,
+            ip,
+            mac,
+            isdefault: i == 0,
+            deviceid: i as u32,
+            secondary: Vec::new(),
+        });
+    }
 
     // Create the rows now: the VM is listed (Starting, with its jobid) while the job runs.
-    let (ip, netmask, gateway) = m.next_guest_ip(zone)?;
-    let ip = ipaddress.unwrap_or(ip);
-    let mac = m.next_mac();
     let seq = m.next_seq();
     let state = if startvm { STARTING } else { STOPPED };
     let final_state = if startvm { RUNNING } else { STOPPED };
@@ -243,7 +323,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         keypair: keypair.map(|k| k.name),
         security_groups: sg_ids,
         userdata,
-        nic: Nic { id: new_uuid(), ip, netmask, gateway, mac },
+        nics,
         public_ip: None,
         group,
         haenable: false,
@@ -345,12 +425,8 @@ fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
     let Some(zone) = ctx.filter(&m.zones, "zoneid")? else { return empty() };
     let Some(template) = ctx.filter(&m.templates, "templateid")? else { return empty() };
     let Some(offering) = ctx.filter(&m.service_offerings, "serviceofferingid")? else { return empty() };
-    let network = p.opt("networkid");
-    if let Some(n) = network
-        && !m.zones.values().any(|z| z.network_id == n)
-    {
-        return Err(SimError::bad_uuid(&p.cmd, "networkid", n));
-    }
+    let Some(network) = ctx.filter(&m.networks, "networkid")? else { return empty() };
+    let Some(vpc) = ctx.filter(&m.vpcs, "vpcid")? else { return empty() };
     let paging = list::paging(p)?;
     let scope = m.scope(&ctx.caller, p)?;
     let name = p.opt("name").map(str::to_lowercase);
@@ -377,7 +453,10 @@ fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
                 && zone.is_none_or(|z| v.zone == z)
                 && template.is_none_or(|t| v.template == t)
                 && offering.is_none_or(|o| v.offering == o)
-                && network.is_none_or(|n| m.zones.get(v.zone).is_some_and(|z| z.network_id == n))
+                && network.is_none_or(|n| v.nics.iter().any(|x| x.network == n))
+                && vpc.is_none_or(|vp| {
+                    v.nics.iter().any(|x| m.networks.get(x.network).is_some_and(|n| n.vpc == Some(vp)))
+                })
                 && keypair.is_none_or(|k| v.keypair.as_deref() == Some(k))
                 && group.is_none_or(|g| v.group.as_deref() == Some(g))
                 && keyword_match(kw, &[&v.name, &v.displayname])
@@ -490,7 +569,10 @@ pub fn expunge_now(m: &mut Model, seq: u64) {
     }
     for ip in m.public_ips.values_mut().filter(|i| i.vm == Some(seq)) {
         ip.vm = None;
+        ip.vm_guest_ip = None;
     }
+    // Its port forwarding rules go with it.
+    m.remove_rules(|r| r.vm == Some(seq));
     m.busy.remove(&id);
     m.vms.remove(seq);
 }

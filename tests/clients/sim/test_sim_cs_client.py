@@ -25,15 +25,15 @@ def job(c, command, **params):
 def test_catalogue(sim):
     c = client(sim, "alice")
     zones = c.listZones()
-    assert zones["count"] == 2
-    assert {z["name"] for z in zones["zone"]} == {"zone1", "zone2"}
+    assert zones["count"] == 3
+    assert {z["name"] for z in zones["zone"]} == {"zone1", "zone2", "zone3"}
     offerings = c.listServiceOfferings(fetch_list=True)
     assert {"m1.small", "m1.medium", "m1.large", "t2.micro", "t2.small"} <= {o["name"] for o in offerings}
     disks = c.listDiskOfferings(fetch_list=True)
     assert any(d["iscustomized"] for d in disks)
     templates = c.listTemplates(templatefilter="featured", fetch_list=True)
-    # One row per template per zone: the cross-zone Ubuntu template appears twice.
-    assert sum(1 for t in templates if t["id"] == UBUNTU) == 2
+    # One row per template per zone: the cross-zone Ubuntu template appears in all three.
+    assert sum(1 for t in templates if t["id"] == UBUNTU) == 3
     assert c.listCapabilities()["capability"]["securitygroupsenabled"] is True
     assert c.listRegions()["region"][0]["name"] == "Local"
     assert c.listOsTypes(fetch_list=True)

@@ -25,7 +25,7 @@ def find(items, **attrs):
 def test_catalogue(sim):
     d = driver(sim, "alice")
     locations = d.list_locations()
-    assert {loc.name for loc in locations} == {"zone1", "zone2"}
+    assert {loc.name for loc in locations} == {"zone1", "zone2", "zone3"}
     images = d.list_images()
     assert any(i.name == "Ubuntu 22.04" for i in images)
     sizes = d.list_sizes()
