@@ -376,7 +376,14 @@ class Stack:
                    EC2BRIDGE_CLOUDSTACK_ADMIN_SECRET_KEY=admin["secretkey"],
                    EC2BRIDGE_STORE_URL="sqlite://" + os.path.join(tmp, "store.db"),
                    EC2BRIDGE_STORE_KEY_FILE=os.path.join(tmp, "store.key"),
-                   EC2BRIDGE_SERVER_LISTEN="127.0.0.1:%d" % self.gw_port)
+                   EC2BRIDGE_SERVER_LISTEN="127.0.0.1:%d" % self.gw_port,
+                   # One user drives the whole load: the per-user rate limit and the CloudStack
+                   # concurrency caps (docs/operations.md) would measure themselves, not the
+                   # gateway. No admin listener (its default port may be taken).
+                   EC2BRIDGE_LIMITS_REQUESTS_PER_SEC="0",
+                   EC2BRIDGE_LIMITS_MAX_CLOUDSTACK_CALLS="0",
+                   EC2BRIDGE_LIMITS_MAX_CLOUDSTACK_CALLS_PER_USER="0",
+                   EC2BRIDGE_ADMIN_LISTEN="")
         self.binary, self.gw_env = binary, env
         self.gw = Proc([binary, "serve"], env, os.path.join(tmp, "gateway.log"))
         threading.Thread(target=self.gw.p.stdout.read, daemon=True).start()
@@ -555,7 +562,7 @@ def group_startup(binary, tmp, secs, report):
         os.makedirs(d, exist_ok=True)
         env.update(EC2BRIDGE_SERVER_LISTEN="127.0.0.1:%d" % port, EC2BRIDGE_SIMULATOR_STATE_DIR="",
                    EC2BRIDGE_STORE_URL="sqlite://" + os.path.join(d, "store.db"),
-                   EC2BRIDGE_STORE_KEY_FILE=os.path.join(d, "store.key"))
+                   EC2BRIDGE_STORE_KEY_FILE=os.path.join(d, "store.key"), EC2BRIDGE_ADMIN_LISTEN="")
         t0 = time.monotonic()
         p = Proc([binary, "serve", "--sim-fast"], env, os.path.join(d, "gateway.log"))
         threading.Thread(target=p.p.stdout.read, daemon=True).start()

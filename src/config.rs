@@ -24,6 +24,9 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     pub store: StoreConfig,
     pub mappings: MappingsConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -39,6 +42,123 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// Written once listening: JSON with the endpoint, region and (simulator) demo users.
     pub ready_file: Option<PathBuf>,
+    /// A request's headers must arrive within this time of its first byte (slow clients).
+    pub header_read_timeout_secs: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Open client connections at most (all EC2 listeners together); beyond it new connections
+    /// wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// HTTPS listener (rustls); see docs/operations.md.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address of the HTTPS listener.
+    #[serde(default = "TlsConfig::default_listen")]
+    pub listen: SocketAddr,
+    /// Certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Serve HTTPS only (no plain HTTP listener on server.listen).
+    #[serde(default)]
+    pub only: bool,
+}
+
+impl TlsConfig {
+    fn default_listen() -> SocketAddr {
+        SocketAddr::from(([0, 0, 0, 0], 7443))
+    }
+}
+
+/// `[admin]`: the listener for /metrics, /healthz and /readyz.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Loopback by default so that metrics are not exposed to the world; empty string: no admin
+    /// listener.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: "127.0.0.1:7081".into() }
+    }
+}
+
+impl AdminConfig {
+    pub fn addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("admin.listen must be ip:port or empty (got {:?})", self.listen))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (human) or `json` (one object per line).
+    pub format: String,
+    /// One line per request at INFO (target `ec2bridge::access`); off: those lines are DEBUG.
+    pub access_log: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: "text".into(), access_log: false }
+    }
+}
+
+/// `[limits]`: per-user request rate (token bucket) and CloudStack concurrency. Per gateway
+/// process: N gateways behind a load balancer allow up to N times these (docs/operations.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Tokens added to each access key's bucket per second; 0 turns rate limiting off.
+    pub requests_per_sec: f64,
+    /// Bucket size: the burst a user may send at once.
+    pub burst: f64,
+    /// Tokens an action costs (default 1), e.g. `{ RunInstances = 5 }`; merged over the defaults.
+    pub action_weights: std::collections::BTreeMap<String, f64>,
+    /// Concurrent CloudStack calls of the whole gateway (0 = unlimited); further calls wait.
+    pub max_cloudstack_calls: usize,
+    /// Concurrent CloudStack calls per CloudStack API key (0 = unlimited); further calls wait.
+    pub max_cloudstack_calls_per_user: usize,
+}
+
+/// Actions that cost more than one token by default (they start long, heavy CloudStack work).
+pub const DEFAULT_ACTION_WEIGHTS: &[(&str, f64)] =
+    &[("RunInstances", 5.0), ("CreateImage", 5.0), ("CopyImage", 5.0), ("CreateSnapshot", 2.0), ("CreateVolume", 2.0)];
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        // EC2's documented default for a user's non-mutating requests: a bucket of 100 that
+        // refills at 20 per second.
+        LimitsConfig {
+            requests_per_sec: 20.0,
+            burst: 100.0,
+            action_weights: Default::default(),
+            max_cloudstack_calls: 256,
+            max_cloudstack_calls_per_user: 16,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The defaults with the configured weights on top.
+    pub fn weights(&self) -> std::collections::HashMap<String, f64> {
+        let mut w: std::collections::HashMap<String, f64> =
+            DEFAULT_ACTION_WEIGHTS.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        w.extend(self.action_weights.iter().map(|(a, n)| (a.clone(), *n)));
+        w
+    }
 }
 
 impl Default for ServerConfig {
@@ -49,6 +169,10 @@ impl Default for ServerConfig {
             request_timeout_secs: 120,
             shutdown_grace_secs: 20,
             ready_file: None,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            tls: None,
         }
     }
 }
@@ -112,6 +236,11 @@ pub struct CloudStackConfig {
     pub admin_secret_key: Option<String>,
     pub call_timeout_secs: u64,
     pub job_timeout_secs: u64,
+    /// PEM file of CA certificates trusted for an https:// endpoint (a private CA), in addition to
+    /// the system's roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Probe the endpoint at start-up and log what was found (see docs/operations.md).
+    pub probe_at_start: bool,
 }
 
 impl Default for CloudStackConfig {
@@ -122,6 +251,8 @@ impl Default for CloudStackConfig {
             admin_secret_key: None,
             call_timeout_secs: 30,
             job_timeout_secs: 600,
+            ca_bundle: None,
+            probe_at_start: true,
         }
     }
 }
@@ -134,6 +265,8 @@ impl std::fmt::Debug for CloudStackConfig {
             .field("admin_secret_key", &self.admin_secret_key.as_ref().map(|_| "<redacted>"))
             .field("call_timeout_secs", &self.call_timeout_secs)
             .field("job_timeout_secs", &self.job_timeout_secs)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("probe_at_start", &self.probe_at_start)
             .finish()
     }
 }
@@ -189,6 +322,7 @@ enum Kind {
     Str,
     Int,
     Bool,
+    Float,
 }
 
 /// Every key, for environment overrides (`EC2BRIDGE_<SECTION>_<KEY>`). A unit test keeps it in
@@ -199,6 +333,13 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "request_timeout_secs", Kind::Int),
     ("server", "shutdown_grace_secs", Kind::Int),
     ("server", "ready_file", Kind::Str),
+    ("server", "header_read_timeout_secs", Kind::Int),
+    ("server", "idle_timeout_secs", Kind::Int),
+    ("server", "max_connections", Kind::Int),
+    ("server.tls", "listen", Kind::Str),
+    ("server.tls", "cert", Kind::Str),
+    ("server.tls", "key", Kind::Str),
+    ("server.tls", "only", Kind::Bool),
     ("region", "name", Kind::Str),
     ("region", "strict", Kind::Bool),
     ("region", "endpoint", Kind::Str),
@@ -212,6 +353,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("cloudstack", "admin_secret_key", Kind::Str),
     ("cloudstack", "call_timeout_secs", Kind::Int),
     ("cloudstack", "job_timeout_secs", Kind::Int),
+    ("cloudstack", "ca_bundle", Kind::Str),
+    ("cloudstack", "probe_at_start", Kind::Bool),
     ("simulator", "listen", Kind::Str),
     ("simulator", "fast", Kind::Bool),
     ("simulator", "seed", Kind::Str),
@@ -220,9 +363,33 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("store", "key", Kind::Str),
     ("store", "key_file", Kind::Str),
     ("mappings", "dir", Kind::Str),
+    ("admin", "listen", Kind::Str),
+    ("log", "format", Kind::Str),
+    ("log", "access_log", Kind::Bool),
+    ("limits", "requests_per_sec", Kind::Float),
+    ("limits", "burst", Kind::Float),
+    ("limits", "max_cloudstack_calls", Kind::Int),
+    ("limits", "max_cloudstack_calls_per_user", Kind::Int),
 ];
 
-const SECTIONS: &[&str] = &["server", "region", "auth", "cloudstack", "simulator", "store", "mappings"];
+/// `limits.action_weights` is a table: set in the file only.
+#[cfg(test)]
+const TABLE_KEYS: &[(&str, &str)] = &[("limits", "action_weights")];
+
+// Longer names first so that `EC2BRIDGE_SERVER_TLS_CERT` is `[server.tls] cert`.
+const SECTIONS: &[&str] = &[
+    "server.tls",
+    "server",
+    "region",
+    "auth",
+    "cloudstack",
+    "simulator",
+    "store",
+    "mappings",
+    "admin",
+    "log",
+    "limits",
+];
 
 impl Config {
     /// File (if any) + the process environment.
@@ -271,6 +438,25 @@ impl Config {
         if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
             bail!("server.max_body_bytes and server.request_timeout_secs must be positive");
         }
+        if self.server.header_read_timeout_secs == 0 || self.server.idle_timeout_secs == 0 {
+            bail!("server.header_read_timeout_secs and server.idle_timeout_secs must be positive");
+        }
+        if self.server.max_connections == 0 || self.server.max_connections > (u32::MAX >> 4) as usize {
+            bail!("server.max_connections must be between 1 and {}", u32::MAX >> 4);
+        }
+        self.admin.addr()?;
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be \"text\" or \"json\" (got {:?})", self.log.format);
+        }
+        let l = &self.limits;
+        if !(l.requests_per_sec.is_finite() && l.requests_per_sec >= 0.0 && l.burst.is_finite() && l.burst >= 1.0) {
+            bail!("limits.requests_per_sec must be >= 0 and limits.burst >= 1");
+        }
+        for (action, w) in &l.action_weights {
+            if !(w.is_finite() && *w >= 0.0 && *w <= l.burst) {
+                bail!("limits.action_weights.{action} must be between 0 and limits.burst ({}), got {w}", l.burst);
+            }
+        }
         match (&self.cloudstack.admin_api_key, &self.cloudstack.admin_secret_key) {
             (Some(_), None) | (None, Some(_)) => {
                 bail!("cloudstack.admin_api_key and cloudstack.admin_secret_key must be set together")
@@ -313,7 +499,9 @@ impl Config {
 
 fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result<()> {
     let rest = name.trim_start_matches("EC2BRIDGE_").to_ascii_lowercase();
-    let Some(section) = SECTIONS.iter().find(|s| rest.strip_prefix(*s).is_some_and(|r| r.starts_with('_'))) else {
+    let Some(section) =
+        SECTIONS.iter().find(|s| rest.strip_prefix(&s.replace('.', "_")).is_some_and(|r| r.starts_with('_')))
+    else {
         return Ok(());
     };
     let key = &rest[section.len() + 1..];
@@ -325,14 +513,21 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result
         Kind::Int => toml::Value::Integer(
             value.trim().parse().with_context(|| format!("{name}: expected an integer, got {value:?}"))?,
         ),
+        Kind::Float => toml::Value::Float(
+            value.trim().parse().with_context(|| format!("{name}: expected a number, got {value:?}"))?,
+        ),
         Kind::Bool => toml::Value::Boolean(match value.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" => false,
             _ => bail!("{name}: expected true or false, got {value:?}"),
         }),
     };
-    let sec = table.entry(section.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(sec) = sec.as_table_mut() else { bail!("config: [{section}] must be a table") };
+    let mut sec = &mut *table;
+    for part in section.split('.') {
+        let t = sec.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(t) = t.as_table_mut() else { bail!("config: [{section}] must be a table") };
+        sec = t;
+    }
     sec.insert(key.to_string(), v);
     Ok(())
 }
@@ -401,6 +596,33 @@ mod tests {
         assert_eq!(c.auth_settings().strict_region.as_deref(), Some("zone-a"));
         assert_eq!(c.region.endpoint, None);
         assert!(!format!("{c:?}").contains("admin_secret_key: Some(\"s\")"));
+    }
+
+    #[test]
+    fn ops_sections_file_and_env() {
+        let f = write(
+            "[server.tls]\ncert = \"certs/cert.pem\"\nkey = \"certs/key.pem\"\n[log]\nformat = \"json\"\n\
+             [limits]\nrequests_per_sec = 2.5\naction_weights = { DescribeInstances = 3 }\n[admin]\nlisten = \"\"\n",
+        );
+        let c = Config::load_with_env(
+            Some(&f.0),
+            env(&[("EC2BRIDGE_SERVER_TLS_LISTEN", "127.0.0.1:9443"), ("EC2BRIDGE_LIMITS_BURST", "7")]),
+        )
+        .unwrap();
+        let tls = c.server.tls.as_ref().unwrap();
+        assert_eq!((tls.listen.port(), tls.cert.to_str(), tls.only), (9443, Some("certs/cert.pem"), false));
+        assert_eq!(c.log.format, "json");
+        assert_eq!((c.limits.requests_per_sec, c.limits.burst), (2.5, 7.0));
+        assert_eq!(c.limits.weights().get("DescribeInstances"), Some(&3.0));
+        assert_eq!(c.limits.weights().get("RunInstances"), Some(&5.0));
+        assert_eq!(c.admin.addr().unwrap(), None);
+        assert_eq!(Config::default().admin.addr().unwrap().unwrap().to_string(), "127.0.0.1:7081");
+        for (k, v) in
+            [("EC2BRIDGE_LOG_FORMAT", "xml"), ("EC2BRIDGE_LIMITS_BURST", "0"), ("EC2BRIDGE_ADMIN_LISTEN", "x")]
+        {
+            let e = Config::load_with_env(None, env(&[(k, v)])).unwrap_err().to_string();
+            assert!(e.contains(&k[10..].to_ascii_lowercase().replacen('_', ".", 1)), "{k}: {e}");
+        }
     }
 
     #[test]
@@ -475,9 +697,16 @@ mod tests {
                 Kind::Str if *k == "endpoint" => "\"http://x/client/api\"".to_string(),
                 Kind::Str => "\"x\"".to_string(),
                 Kind::Int => "5".to_string(),
+                Kind::Float => "5.0".to_string(),
                 Kind::Bool => "true".to_string(),
             };
             let mut text = format!("[{s}]\n{k} = {v}\n");
+            if *s == "server.tls" {
+                text = format!("[server.tls]\ncert = \"c\"\nkey = \"k\"\n{k} = {v}\n");
+                if *k == "cert" || *k == "key" {
+                    text = "[server.tls]\ncert = \"c\"\nkey = \"k\"\n".into();
+                }
+            }
             if k.starts_with("admin_") {
                 text = "[cloudstack]\nadmin_api_key = \"a\"\nadmin_secret_key = \"b\"\n".into();
             }
@@ -499,13 +728,26 @@ mod tests {
         c.simulator.state_dir = Some("d".into());
         c.store = StoreConfig { url: "u".into(), key: Some("k".into()), key_file: "f".into() };
         c.mappings.dir = Some("m".into());
+        c.cloudstack.ca_bundle = Some("ca".into());
+        c.server.tls =
+            Some(TlsConfig { listen: TlsConfig::default_listen(), cert: "c".into(), key: "k".into(), only: false });
         let v = toml::Value::try_from(&c).unwrap();
         let mut n = 0;
-        for (s, sec) in v.as_table().unwrap() {
-            for k in sec.as_table().unwrap().keys() {
-                assert!(KEYS.iter().any(|(a, b, _)| a == s && b == k), "{s}.{k} missing from KEYS");
-                n += 1;
+        fn walk(prefix: &str, t: &toml::Table, n: &mut usize) {
+            for (k, v) in t {
+                if TABLE_KEYS.iter().any(|(a, b)| *a == prefix && b == k) {
+                    continue;
+                }
+                if let Some(sub) = v.as_table() {
+                    walk(&format!("{prefix}.{k}"), sub, n);
+                    continue;
+                }
+                assert!(KEYS.iter().any(|(a, b, _)| *a == prefix && b == k), "{prefix}.{k} missing from KEYS");
+                *n += 1;
             }
+        }
+        for (s, sec) in v.as_table().unwrap() {
+            walk(s, sec.as_table().unwrap(), &mut n);
         }
         assert_eq!(n, KEYS.len());
     }

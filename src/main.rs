@@ -13,8 +13,9 @@ struct Cli {
 enum Cmd {
     /// Run the gateway (EC2 Query + SOAP on :7080). Without a CloudStack configured, starts the
     /// built-in simulator as the backend.
-    Serve(ec2bridge::server::ServeArgs),
+    Serve(ec2bridge::app::ServeArgs),
     /// Run the CloudStack simulator alone.
+    #[cfg(feature = "sim")]
     Sim(ec2bridge::sim::SimArgs),
     /// Register CloudStack keys and an X.509 certificate with a gateway (SOAP clients).
     Register(ec2bridge::ec2::registration::RegisterArgs),
@@ -22,6 +23,8 @@ enum Cmd {
     Admin(ec2bridge::store::admin::AdminArgs),
     /// Check the mapping table, list the supported EC2 actions.
     Mappings(ec2bridge::mapping::cli::MappingsArgs),
+    /// TLS certificates: `certs self-signed` writes a development certificate and key.
+    Certs(ec2bridge::app::certs::CertsArgs),
     /// Print every EC2 error code the gateway can answer, with its HTTP status and retryability.
     Errors {
         /// Markdown table (the one in docs/errors.md).
@@ -32,16 +35,19 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("EC2BRIDGE_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().cmd {
-        Cmd::Serve(a) => ec2bridge::server::run(a).await,
+    let cli = Cli::parse();
+    // `serve` sets up logging itself, once its configuration (`[log] format`) is read.
+    if !matches!(cli.cmd, Cmd::Serve(_)) {
+        ec2bridge::ops::logging::init("text");
+    }
+    match cli.cmd {
+        Cmd::Serve(a) => ec2bridge::app::run(a).await,
+        #[cfg(feature = "sim")]
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
         Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
         Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
+        Cmd::Certs(a) => ec2bridge::app::certs::run(a),
         Cmd::Errors { markdown } => {
             print!("{}", ec2bridge::base::error::catalog_listing(markdown));
             Ok(())

@@ -184,6 +184,7 @@ fn opts() -> ClientOptions {
         call_timeout: Duration::from_millis(500),
         job_timeout: Duration::from_secs(5),
         poll_initial: Duration::from_millis(5),
+        ..Default::default()
     }
 }
 

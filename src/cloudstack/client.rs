@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use dashmap::DashMap;
 use serde_json::{Map, Value};
 
 use super::signing::{java_url_encode, sign};
@@ -31,6 +32,12 @@ pub struct ClientOptions {
     pub job_timeout: Duration,
     /// First poll interval for `queryAsyncJobResult` (then backoff).
     pub poll_initial: Duration,
+    /// Concurrent HTTP calls at most, overall and per API key (0 = unlimited); further calls wait
+    /// for a free slot, within their call deadline.
+    pub max_concurrent: usize,
+    pub max_concurrent_per_key: usize,
+    /// PEM CA certificates trusted for an https:// endpoint besides the system's roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -39,6 +46,9 @@ impl Default for ClientOptions {
             call_timeout: Duration::from_secs(30),
             job_timeout: Duration::from_secs(600),
             poll_initial: Duration::from_millis(100),
+            max_concurrent: 0,
+            max_concurrent_per_key: 0,
+            ca_bundle: None,
         }
     }
 }
@@ -74,6 +84,8 @@ struct Inner {
     http: reqwest::Client,
     opts: ClientOptions,
     calls: AtomicU64,
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+    key_slots: DashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 #[derive(Clone)]
@@ -103,7 +115,18 @@ impl CsClient {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(CsError::Transport(format!("CloudStack endpoint {shown:?} must not carry a query")));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &opts.ca_bundle {
+            let pem = std::fs::read(path)
+                .map_err(|e| CsError::Transport(format!("reading CA bundle {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| CsError::Transport(format!("CA bundle {}: {}", path.display(), error_text(&e))))?;
+            if certs.is_empty() {
+                return Err(CsError::Transport(format!("CA bundle {}: no certificate in it", path.display())));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
             .timeout(opts.call_timeout)
             .connect_timeout(opts.call_timeout.min(Duration::from_secs(10)))
             // Below the idle timeouts of common servers (Jetty: 30 s), so we close idle connections
@@ -114,7 +137,16 @@ impl CsClient {
             .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|e| CsError::Transport(format!("cannot build HTTP client: {}", error_text(&e.without_url()))))?;
-        Ok(CsClient { inner: Arc::new(Inner { endpoint: url, http, opts, calls: AtomicU64::new(0) }) })
+        Ok(CsClient {
+            inner: Arc::new(Inner {
+                endpoint: url,
+                http,
+                slots: (opts.max_concurrent > 0).then(|| Arc::new(tokio::sync::Semaphore::new(opts.max_concurrent))),
+                opts,
+                calls: AtomicU64::new(0),
+                key_slots: DashMap::new(),
+            }),
+        })
     }
 
     /// The endpoint this client talks to.
@@ -149,6 +181,7 @@ impl CsClient {
             Ok((status, bytes)) => decode(command, status, &bytes),
             Err(e) => Err(e),
         };
+        crate::ops::metrics::global().cloudstack_call(command, outcome_label(&out), started.elapsed());
         match &out {
             Ok(_) => tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, "cloudstack call"),
             Err(e) => {
@@ -215,6 +248,13 @@ impl CsClient {
 
     /// Poll a job to its end (backoff, deadline, never blocking a thread). Returns `jobresult`.
     pub async fn wait_job(&self, creds: &CsCredentials, command: &str, jobid: &str) -> Result<Value, CsError> {
+        let started = Instant::now();
+        let out = self.wait_job_inner(creds, command, jobid).await;
+        crate::ops::metrics::global().job_wait(command, outcome_label(&out), started.elapsed());
+        out
+    }
+
+    async fn wait_job_inner(&self, creds: &CsCredentials, command: &str, jobid: &str) -> Result<Value, CsError> {
         // checked: a configured timeout of u64::MAX seconds means "no deadline", not a panic.
         let deadline = Instant::now().checked_add(self.inner.opts.job_timeout);
         let remaining = || deadline.map_or(POLL_MAX, |d| d.saturating_duration_since(Instant::now()));
@@ -268,9 +308,15 @@ impl CsClient {
             url.set_query(Some(&query));
             inner.http.get(url)
         };
-        inner.calls.fetch_add(1, Ordering::Relaxed);
+        // The EC2 request this call serves, for CloudStack's and proxies' logs.
+        let req = match crate::ops::request_id() {
+            Some(rid) => req.header("X-Request-Id", &*rid),
+            None => req,
+        };
         let timeout = inner.opts.call_timeout;
         let fut = async {
+            let _slots = self.slots(&creds.api_key).await;
+            inner.calls.fetch_add(1, Ordering::Relaxed);
             let mut resp = req.send().await?;
             let status = resp.status().as_u16();
             let mut body = bytes::BytesMut::new();
@@ -293,6 +339,62 @@ impl CsClient {
             ))),
             Ok(Ok(r)) => r,
         }
+    }
+}
+
+impl CsClient {
+    /// Wait for a free call slot (overall and for this API key), when limits are set. Waiting
+    /// counts against the call's deadline.
+    async fn slots(
+        &self,
+        api_key: &str,
+    ) -> (Option<tokio::sync::OwnedSemaphorePermit>, Option<tokio::sync::OwnedSemaphorePermit>) {
+        let inner = &*self.inner;
+        let per_key = (inner.opts.max_concurrent_per_key > 0).then(|| {
+            if let Some(s) = inner.key_slots.get(api_key) {
+                return s.clone();
+            }
+            if inner.key_slots.len() > 4096 {
+                // Keys with no call in progress hold nothing worth keeping.
+                let n = inner.opts.max_concurrent_per_key;
+                inner.key_slots.retain(|_, s| s.available_permits() < n);
+            }
+            inner
+                .key_slots
+                .entry(api_key.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(inner.opts.max_concurrent_per_key)))
+                .clone()
+        });
+        let acquire = |s: Arc<tokio::sync::Semaphore>| async move {
+            match s.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    crate::ops::metrics::global().cloudstack_call_waits.fetch_add(1, Ordering::Relaxed);
+                    s.acquire_owned().await.ok()
+                }
+            }
+        };
+        let k = match per_key {
+            Some(s) => acquire(s).await,
+            None => None,
+        };
+        let all = match &inner.slots {
+            Some(s) => acquire(s.clone()).await,
+            None => None,
+        };
+        (k, all)
+    }
+}
+
+/// The `outcome` label of a call's metrics.
+fn outcome_label<T>(r: &Result<T, CsError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(CsError::Api { .. }) => "api_error",
+        Err(CsError::JobFailed { .. }) => "job_failed",
+        Err(CsError::JobTimeout { .. }) => "job_timeout",
+        Err(CsError::Transport(_)) => "transport_error",
+        Err(CsError::BadResponse(_)) => "bad_response",
     }
 }
 

@@ -67,11 +67,20 @@ pub fn list(t: &Table, markdown: bool) -> String {
     }
     let width = t.actions.keys().map(|k| k.len()).max().unwrap_or(0);
     for a in t.actions.values() {
-        let cmds = a.commands();
+        let mut cmds = a.commands();
+        if a.check.is_some()
+            && let Some(l) = a.ids.as_ref().and_then(|i| t.kinds.get(&i.kind)).and_then(|k| k.list.first())
+            && !cmds.contains(&l.command)
+        {
+            cmds.insert(0, l.command.clone());
+        }
         let cmds = if cmds.is_empty() { "(none: answered by the gateway)".to_string() } else { cmds.join(", ") };
         let mut notes = Vec::new();
         if let Some(s) = &a.step {
             notes.push(format!("step {s}"));
+        }
+        if a.check.is_some() {
+            notes.push("check".into());
         }
         if let Some(c) = &a.call {
             notes.push(

@@ -14,7 +14,7 @@ use super::convert::{Env, Vars};
 use super::expr::scalar_text;
 use super::filter::FilterSet;
 use super::table::{Action, CallSpec, Completion, IdsBackend, ParamSource, Returns, Table};
-use super::{cserr, page, render, resolve, steps};
+use super::{check, cserr, page, render, resolve, steps};
 use crate::auth::Principal;
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::{CsCredentials, CsError, JobStarted};
@@ -188,8 +188,10 @@ impl<'a> Ctx<'a> {
         if let Some(e) = self.ex.meta.get(&key)
             && e.0.elapsed() < self.ex.opts.metadata_ttl
         {
+            crate::ops::metrics::global().cache("cloudstack_metadata", true);
             return Ok(e.1.clone());
         }
+        crate::ops::metrics::global().cache("cloudstack_metadata", false);
         self.list_refresh(command, params, items).await
     }
 
@@ -384,6 +386,10 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
     if p.dry_run()? {
         return Err(Ec2Error::dry_run_ok());
     }
+    let checked = match &a.check {
+        Some(c) => Some(check::run(ctx, c, &prep).await?),
+        None => None,
+    };
     let produced = if let Some(step) = &a.step {
         steps::run(step, ctx, &prep).await?
     } else if let Some(call) = &a.call {
@@ -392,6 +398,10 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
         ctx.vars.get(var).unwrap_or(Value::Null)
     } else {
         Value::Null
+    };
+    let produced = match (&a.answer, &checked) {
+        (Some(spec), Some(items)) => check::answer(ctx, spec, items),
+        _ => produced,
     };
     let env = ctx.env();
     let mut out = String::new();
@@ -537,7 +547,9 @@ type CsParams = Vec<(String, String)>;
 /// The generic call stage: one call, one per id (`each`), or one per fan-out value.
 pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Result<Value, Ec2Error> {
     let a = ctx.action;
-    let mut sets: Vec<Vec<(String, String)>> = vec![prep.params.clone()];
+    // `_name` parameters are checks and inputs of the gateway's own stages, never sent.
+    let sent: Vec<(String, String)> = prep.params.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
+    let mut sets: Vec<Vec<(String, String)>> = vec![sent.clone()];
     if let Some(ids) = &a.ids
         && !prep.ids.is_empty()
     {
@@ -551,7 +563,7 @@ pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Re
                     .ids
                     .iter()
                     .map(|(_, u)| {
-                        let mut s = prep.params.clone();
+                        let mut s = sent.clone();
                         s.push((ids.cs_param.clone(), u.clone()));
                         s
                     })

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod convert;
 pub mod cserr;

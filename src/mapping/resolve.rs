@@ -15,29 +15,56 @@ use crate::ids::Kind;
 type Out = Result<Vec<String>, Ec2Error>;
 pub type ResolveFn = for<'a> fn(&'a Ctx<'a>, Option<String>, &'a str, &'a str) -> BoxFuture<'a, Out>;
 
+/// A plain `async fn(&Ctx, Option<String>, &str, &str) -> Out` as a registry entry: the one
+/// place a resolver's future is boxed.
+macro_rules! resolver {
+    ($f:path) => {{
+        fn boxed<'a>(ctx: &'a Ctx<'a>, v: Option<String>, arg: &'a str, name: &'a str) -> BoxFuture<'a, Out> {
+            Box::pin($f(ctx, v, arg, name))
+        }
+        boxed as ResolveFn
+    }};
+}
+
 const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
-    ("id:", r_id, "EC2 id -> CloudStack uuid (id:instance, id:image, ...); Malformed / NotFound errors"),
-    ("zone", r_zone, "availability zone name -> zone id; absent -> the first enabled zone"),
-    ("offering", r_offering, "instance type -> service offering id (offering named like the type)"),
-    ("keypair", r_keypair, "key pair name, checked to exist (InvalidKeyPair.NotFound)"),
-    ("security_group_name", r_group_name, "security group name, checked to exist (InvalidGroup.NotFound)"),
-    ("bool", r_bool, "true / false, checked"),
-    ("int", r_int, "an integer, checked"),
-    ("base64", r_base64, "base64 text, checked and passed on unchanged"),
-    ("templatefilters", r_templatefilters, "Owner.N / ExecutableBy.N -> listTemplates templatefilter values"),
-    ("allowed:", r_allowed, "allowed:a|b checks the value is one of a, b (InvalidParameterValue); sends nothing"),
-    ("address", super::steps::addresses::r_address, "PublicIp / AllocationId / AssociationId -> the address uuid"),
-    ("address:", super::steps::addresses::r_address, "address:associated: the same, nothing when not associated"),
+    ("id:", resolver!(r_id), "EC2 id -> CloudStack uuid (id:instance, id:image, ...); Malformed / NotFound errors"),
+    ("zone", resolver!(r_zone), "availability zone name -> zone id; absent -> the first enabled zone"),
+    ("offering", resolver!(r_offering), "instance type -> service offering id (offering named like the type)"),
+    ("keypair", resolver!(r_keypair), "key pair name, checked to exist (InvalidKeyPair.NotFound)"),
+    ("security_group_name", resolver!(r_group_name), "security group name, checked to exist (InvalidGroup.NotFound)"),
+    ("bool", resolver!(r_bool), "true / false, checked"),
+    ("int", resolver!(r_int), "an integer, checked"),
+    ("base64", resolver!(r_base64), "base64 text, checked and passed on unchanged"),
+    (
+        "templatefilters",
+        resolver!(r_templatefilters),
+        "Owner.N / ExecutableBy.N -> listTemplates templatefilter values",
+    ),
+    (
+        "allowed:",
+        resolver!(r_allowed),
+        "allowed:a|b checks the value is one of a, b (InvalidParameterValue); sends nothing",
+    ),
+    (
+        "address",
+        resolver!(super::steps::addresses::r_address),
+        "PublicIp / AllocationId / AssociationId -> the address uuid",
+    ),
+    (
+        "address:",
+        resolver!(super::steps::addresses::r_address),
+        "address:associated: the same, nothing when not associated",
+    ),
     (
         "instance_attribute_change",
-        super::steps::instance_attrs::r_change,
+        resolver!(super::steps::instance_attrs::r_change),
         "ModifyInstanceAttribute: the one change asked for, checked",
     ),
-    ("tag_resources", super::steps::tags::r_tag_resources, "ResourceId.N of any kind -> Type:uuid, checked"),
-    ("zone_named", r_zone_named, "availability zone name -> zone id; unknown -> InvalidZone.NotFound"),
-    ("int_range:", r_int_range, "an integer within MIN..MAX (int_range:1..16384), checked"),
-    ("one_of:", r_one_of, "one of the listed values (one_of:a,b,c), checked"),
-    ("device", r_device, "EC2 device name (/dev/sdf, /dev/xvdf, xvdf) -> CloudStack device id (5)"),
+    ("tag_resources", resolver!(super::steps::tags::r_tag_resources), "ResourceId.N of any kind -> Type:uuid, checked"),
+    ("zone_named", resolver!(r_zone_named), "availability zone name -> zone id; unknown -> InvalidZone.NotFound"),
+    ("int_range:", resolver!(r_int_range), "an integer within MIN..MAX (int_range:1..16384), checked"),
+    ("one_of:", resolver!(r_one_of), "one of the listed values (one_of:a,b,c), checked"),
+    ("device", resolver!(r_device), "EC2 device name (/dev/sdf, /dev/xvdf, xvdf) -> CloudStack device id (5)"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
@@ -80,158 +107,131 @@ pub async fn apply(ctx: &Ctx<'_>, name: &str, input: Option<String>, param: &str
     }
 }
 
-fn r_id<'a>(ctx: &'a Ctx<'a>, input: Option<String>, arg: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(v) = input else { return Ok(Vec::new()) };
-        let kind = Kind::from_name(arg).ok_or_else(Ec2Error::internal)?;
-        ctx.resolve_ids(kind, &[v]).await
-    })
+async fn r_id(ctx: &Ctx<'_>, input: Option<String>, arg: &str, _: &str) -> Out {
+    let Some(v) = input else { return Ok(Vec::new()) };
+    let kind = Kind::from_name(arg).ok_or_else(Ec2Error::internal)?;
+    ctx.resolve_ids(kind, &[v]).await
 }
 
 fn field(v: &Value, k: &str) -> Option<String> {
     v.get(k).map(scalar_text)
 }
 
-fn r_zone<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let zone = match &input {
-            Some(name) => {
-                ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str()))
-                    .await?
-            }
-            None => {
-                let enabled = |z: &Value| field(z, "allocationstate").is_none_or(|s| s == "Enabled");
-                ctx.find_cached("listZones", &[], "zone", enabled).await?
-            }
-        };
-        match (zone.and_then(|z| field(&z, "id")), input) {
-            (Some(id), _) => Ok(vec![id]),
-            (None, Some(name)) => {
-                Err(Ec2Error::new(Code::InvalidParameterValue, format!("Invalid availability zone: [{name}]")))
-            }
-            (None, None) => Err(Ec2Error::new(Code::Unavailable, "No availability zone is available.")),
+async fn r_zone(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
+    let zone = match &input {
+        Some(name) => {
+            ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str())).await?
         }
-    })
+        None => {
+            let enabled = |z: &Value| field(z, "allocationstate").is_none_or(|s| s == "Enabled");
+            ctx.find_cached("listZones", &[], "zone", enabled).await?
+        }
+    };
+    match (zone.and_then(|z| field(&z, "id")), input) {
+        (Some(id), _) => Ok(vec![id]),
+        (None, Some(name)) => {
+            Err(Ec2Error::new(Code::InvalidParameterValue, format!("Invalid availability zone: [{name}]")))
+        }
+        (None, None) => Err(Ec2Error::new(Code::Unavailable, "No availability zone is available.")),
+    }
 }
 
-fn r_offering<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(name) = input else { return Ok(Vec::new()) };
-        let o = ctx
-            .find_cached("listServiceOfferings", &[], "serviceoffering", |o| {
-                field(o, "name").as_deref() == Some(name.as_str())
-            })
-            .await?;
-        match o.and_then(|o| field(&o, "id")) {
-            Some(id) => Ok(vec![id]),
-            None => Err(Ec2Error::invalid_value(param, &name, "The instance type does not exist.")),
-        }
-    })
-}
-
-fn r_keypair<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(name) = input else { return Ok(Vec::new()) };
-        let k = ctx
-            .find_cached("listSSHKeyPairs", &[], "sshkeypair", |k| field(k, "name").as_deref() == Some(name.as_str()))
-            .await?;
-        match k {
-            Some(_) => Ok(vec![name]),
-            None => Err(Ec2Error::new(Code::InvalidKeyPairNotFound, format!("The key pair '{name}' does not exist"))),
-        }
-    })
-}
-
-fn r_group_name<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(name) = input else { return Ok(Vec::new()) };
-        let g = ctx
-            .find_cached("listSecurityGroups", &[], "securitygroup", |g| {
-                field(g, "name").as_deref() == Some(name.as_str())
-            })
-            .await?;
-        match g {
-            Some(_) => Ok(vec![name]),
-            None => {
-                Err(Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist")))
-            }
-        }
-    })
-}
-
-fn r_bool<'a>(_: &'a Ctx<'a>, input: Option<String>, _: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        Ok(match input {
-            None => Vec::new(),
-            Some(v) if v.eq_ignore_ascii_case("true") => vec!["true".into()],
-            Some(v) if v.eq_ignore_ascii_case("false") => vec!["false".into()],
-            Some(v) => return Err(Ec2Error::invalid_value(param, &v, "Expected true or false.")),
+async fn r_offering(ctx: &Ctx<'_>, input: Option<String>, _: &str, param: &str) -> Out {
+    let Some(name) = input else { return Ok(Vec::new()) };
+    let o = ctx
+        .find_cached("listServiceOfferings", &[], "serviceoffering", |o| {
+            field(o, "name").as_deref() == Some(name.as_str())
         })
+        .await?;
+    match o.and_then(|o| field(&o, "id")) {
+        Some(id) => Ok(vec![id]),
+        None => Err(Ec2Error::invalid_value(param, &name, "The instance type does not exist.")),
+    }
+}
+
+async fn r_keypair(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
+    let Some(name) = input else { return Ok(Vec::new()) };
+    let k = ctx
+        .find_cached("listSSHKeyPairs", &[], "sshkeypair", |k| field(k, "name").as_deref() == Some(name.as_str()))
+        .await?;
+    match k {
+        Some(_) => Ok(vec![name]),
+        None => Err(Ec2Error::new(Code::InvalidKeyPairNotFound, format!("The key pair '{name}' does not exist"))),
+    }
+}
+
+async fn r_group_name(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
+    let Some(name) = input else { return Ok(Vec::new()) };
+    let g = ctx
+        .find_cached("listSecurityGroups", &[], "securitygroup", |g| field(g, "name").as_deref() == Some(name.as_str()))
+        .await?;
+    match g {
+        Some(_) => Ok(vec![name]),
+        None => Err(Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist"))),
+    }
+}
+
+async fn r_bool(_: &Ctx<'_>, input: Option<String>, _: &str, param: &str) -> Out {
+    Ok(match input {
+        None => Vec::new(),
+        Some(v) if v.eq_ignore_ascii_case("true") => vec!["true".into()],
+        Some(v) if v.eq_ignore_ascii_case("false") => vec!["false".into()],
+        Some(v) => return Err(Ec2Error::invalid_value(param, &v, "Expected true or false.")),
     })
 }
 
-fn r_int<'a>(_: &'a Ctx<'a>, input: Option<String>, _: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        match input {
-            None => Ok(Vec::new()),
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(n) => Ok(vec![n.to_string()]),
-                Err(_) => Err(Ec2Error::invalid_value(param, &v, "Expected an integer.")),
-            },
-        }
-    })
+async fn r_int(_: &Ctx<'_>, input: Option<String>, _: &str, param: &str) -> Out {
+    match input {
+        None => Ok(Vec::new()),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) => Ok(vec![n.to_string()]),
+            Err(_) => Err(Ec2Error::invalid_value(param, &v, "Expected an integer.")),
+        },
+    }
 }
 
-fn r_base64<'a>(_: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(v) = input else { return Ok(Vec::new()) };
-        let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
-        match base64::engine::general_purpose::STANDARD.decode(&clean) {
-            Ok(_) => Ok(vec![clean]),
-            Err(_) => Err(Ec2Error::new(Code::InvalidParameterValue, "Invalid BASE64 encoding of user data.")),
-        }
-    })
+async fn r_base64(_: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
+    let Some(v) = input else { return Ok(Vec::new()) };
+    let clean: String = v.chars().filter(|c| !c.is_whitespace()).collect();
+    match base64::engine::general_purpose::STANDARD.decode(&clean) {
+        Ok(_) => Ok(vec![clean]),
+        Err(_) => Err(Ec2Error::new(Code::InvalidParameterValue, "Invalid BASE64 encoding of user data.")),
+    }
 }
 
 /// DescribeImages' sources. `self` comes first so that de-duplication keeps it (the
 /// `image_owners` step reads which call found an image).
-fn r_templatefilters<'a>(ctx: &'a Ctx<'a>, _: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let owners = ctx.req.params.list("Owner");
-        let exec_by = ctx.req.params.list("ExecutableBy");
-        let only = |w: &str| !owners.is_empty() && owners.iter().all(|o| *o == w);
-        let v: Vec<&str> = if only("self") && exec_by.is_empty() {
-            vec!["self"]
-        } else if only("amazon") && exec_by.is_empty() {
-            vec!["featured"]
-        } else {
-            vec!["self", "executable", "sharedexecutable"]
-        };
-        Ok(v.into_iter().map(str::to_string).collect())
-    })
+async fn r_templatefilters(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Out {
+    let owners = ctx.req.params.list("Owner");
+    let exec_by = ctx.req.params.list("ExecutableBy");
+    let only = |w: &str| !owners.is_empty() && owners.iter().all(|o| *o == w);
+    let v: Vec<&str> = if only("self") && exec_by.is_empty() {
+        vec!["self"]
+    } else if only("amazon") && exec_by.is_empty() {
+        vec!["featured"]
+    } else {
+        vec!["self", "executable", "sharedexecutable"]
+    };
+    Ok(v.into_iter().map(str::to_string).collect())
 }
 
 /// A check only: the EC2 value must be one of the `|`-separated words; nothing goes to CloudStack.
-fn r_allowed<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        match input {
-            Some(v) if !arg.split('|').any(|a| a == v) => {
-                Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace('|', ", "))))
-            }
-            _ => Ok(Vec::new()),
+async fn r_allowed(_: &Ctx<'_>, input: Option<String>, arg: &str, param: &str) -> Out {
+    match input {
+        Some(v) if !arg.split('|').any(|a| a == v) => {
+            Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace('|', ", "))))
         }
-    })
+        _ => Ok(Vec::new()),
+    }
 }
-fn r_zone_named<'a>(ctx: &'a Ctx<'a>, input: Option<String>, _: &'a str, _: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(name) = input else { return Ok(Vec::new()) };
-        let zone =
-            ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str())).await?;
-        match zone.and_then(|z| field(&z, "id")) {
-            Some(id) => Ok(vec![id]),
-            None => Err(Ec2Error::new(Code::InvalidZoneNotFound, format!("The zone '{name}' does not exist."))),
-        }
-    })
+async fn r_zone_named(ctx: &Ctx<'_>, input: Option<String>, _: &str, _: &str) -> Out {
+    let Some(name) = input else { return Ok(Vec::new()) };
+    let zone =
+        ctx.find_cached("listZones", &[], "zone", |z| field(z, "name").as_deref() == Some(name.as_str())).await?;
+    match zone.and_then(|z| field(&z, "id")) {
+        Some(id) => Ok(vec![id]),
+        None => Err(Ec2Error::new(Code::InvalidZoneNotFound, format!("The zone '{name}' does not exist."))),
+    }
 }
 
 fn int_range(arg: &str) -> Option<(i64, i64)> {
@@ -240,27 +240,23 @@ fn int_range(arg: &str) -> Option<(i64, i64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-fn r_int_range<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(v) = input else { return Ok(Vec::new()) };
-        let (lo, hi) = int_range(arg).ok_or_else(Ec2Error::internal)?;
-        match v.trim().parse::<i64>() {
-            Ok(n) if (lo..=hi).contains(&n) => Ok(vec![n.to_string()]),
-            Ok(_) => Err(Ec2Error::invalid_value(param, &v, &format!("It must be between {lo} and {hi}."))),
-            Err(_) => Err(Ec2Error::invalid_value(param, &v, "Expected an integer.")),
-        }
-    })
+async fn r_int_range(_: &Ctx<'_>, input: Option<String>, arg: &str, param: &str) -> Out {
+    let Some(v) = input else { return Ok(Vec::new()) };
+    let (lo, hi) = int_range(arg).ok_or_else(Ec2Error::internal)?;
+    match v.trim().parse::<i64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(vec![n.to_string()]),
+        Ok(_) => Err(Ec2Error::invalid_value(param, &v, &format!("It must be between {lo} and {hi}."))),
+        Err(_) => Err(Ec2Error::invalid_value(param, &v, "Expected an integer.")),
+    }
 }
 
-fn r_one_of<'a>(_: &'a Ctx<'a>, input: Option<String>, arg: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(v) = input else { return Ok(Vec::new()) };
-        if arg.split(',').any(|a| a.trim() == v) {
-            Ok(vec![v])
-        } else {
-            Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace(',', ", "))))
-        }
-    })
+async fn r_one_of(_: &Ctx<'_>, input: Option<String>, arg: &str, param: &str) -> Out {
+    let Some(v) = input else { return Ok(Vec::new()) };
+    if arg.split(',').any(|a| a.trim() == v) {
+        Ok(vec![v])
+    } else {
+        Err(Ec2Error::invalid_value(param, &v, &format!("Expected one of: {}.", arg.replace(',', ", "))))
+    }
 }
 
 /// `/dev/sdb`..`/dev/sdz`, `/dev/xvdb`..`/dev/xvdz` (also without `/dev/`): the letter's place
@@ -273,18 +269,16 @@ pub fn device_id(dev: &str) -> Option<u32> {
     (cs.next().is_none() && ('b'..='z').contains(&c)).then(|| c as u32 - 'a' as u32)
 }
 
-fn r_device<'a>(_: &'a Ctx<'a>, input: Option<String>, _: &'a str, param: &'a str) -> BoxFuture<'a, Out> {
-    Box::pin(async move {
-        let Some(v) = input else { return Ok(Vec::new()) };
-        match device_id(&v) {
-            Some(n) => Ok(vec![n.to_string()]),
-            None => Err(Ec2Error::invalid_value(
-                param,
-                &v,
-                &format!("{v} is not a valid EBS device name (expected /dev/sd[b-z] or /dev/xvd[b-z])."),
-            )),
-        }
-    })
+async fn r_device(_: &Ctx<'_>, input: Option<String>, _: &str, param: &str) -> Out {
+    let Some(v) = input else { return Ok(Vec::new()) };
+    match device_id(&v) {
+        Some(n) => Ok(vec![n.to_string()]),
+        None => Err(Ec2Error::invalid_value(
+            param,
+            &v,
+            &format!("{v} is not a valid EBS device name (expected /dev/sd[b-z] or /dev/xvd[b-z])."),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -297,6 +297,12 @@ impl Store {
         &self.location
     }
 
+    /// One round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Close the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
         self.pool.close().await;

@@ -86,6 +86,11 @@ def gateway():
         "XDG_DATA_HOME": str(workdir / "data"),
         # Verbose, so that the secret scan covers as much logging as possible.
         "EC2BRIDGE_LOG": os.environ.get("EC2BRIDGE_TEST_LOG", "debug"),
+        # Admin listener on a free port (several gateways run at once); the suites run faster
+        # than any user, so the per-user rate limit is raised (tests/clients/ops tests it).
+        "EC2BRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
+        "EC2BRIDGE_LIMITS_REQUESTS_PER_SEC": "100000",
+        "EC2BRIDGE_LIMITS_BURST": "100000",
         "RUST_BACKTRACE": "0",
         "NO_COLOR": "1",
     })

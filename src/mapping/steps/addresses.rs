@@ -4,15 +4,11 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
+use super::common::{Undo, UndoCall, field, pair, param};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
-
-fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty())
-}
 
 /// The `eipassoc-` id of the association of an address with an instance: derived like every
 /// other id, from both uuids, so that a new association gets a new id.
@@ -26,7 +22,7 @@ pub fn association_id(ip_uuid: &str, vm_uuid: &str) -> String {
 }
 
 fn association_of(ip: &Value) -> Option<String> {
-    Some(association_id(s(ip, "id")?, s(ip, "virtualmachineid")?))
+    Some(association_id(field(ip, "id")?, field(ip, "virtualmachineid")?))
 }
 
 fn address_not_found(ip: &str) -> Ec2Error {
@@ -52,7 +48,10 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     let nonempty = |n: &str| p.get(n).filter(|v| !v.is_empty()).map(str::to_string);
     if let Some(ip) = nonempty("PublicIp") {
         let l = list_addresses(ctx, &[("ipaddress", &ip)]).await?;
-        return l.into_iter().find(|i| s(i, "ipaddress") == Some(ip.as_str())).ok_or_else(|| address_not_found(&ip));
+        return l
+            .into_iter()
+            .find(|i| field(i, "ipaddress") == Some(ip.as_str()))
+            .ok_or_else(|| address_not_found(&ip));
     }
     if let Some(alloc) = nonempty("AllocationId") {
         let kind = ctx.ex.table.kinds.get(&Kind::Address).ok_or_else(Ec2Error::internal)?;
@@ -64,10 +63,10 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
             Some(u) => list_addresses(ctx, &[("id", &u)]).await?,
             None => list_addresses(ctx, &[]).await?,
         };
-        let hit = l.into_iter().find(|i| s(i, "id").is_some_and(|u| ids::ec2_id(Kind::Address, u) == alloc));
+        let hit = l.into_iter().find(|i| field(i, "id").is_some_and(|u| ids::ec2_id(Kind::Address, u) == alloc));
         return match hit {
             Some(h) => {
-                let u = s(&h, "id").unwrap_or_default().to_string();
+                let u = field(&h, "id").unwrap_or_default().to_string();
                 ctx.ex.ids.record(vec![(Kind::Address, alloc.clone(), u)]).await;
                 Ok(h)
             }
@@ -90,23 +89,12 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
 
 /// Resolver `address`: the uuid of the address the request names. `address:associated`: the
 /// same, but nothing when the address is not associated with an instance.
-pub fn r_address<'a>(
-    ctx: &'a Ctx<'a>,
-    _: Option<String>,
-    arg: &'a str,
-    _: &'a str,
-) -> BoxFuture<'a, Result<Vec<String>, Ec2Error>> {
-    Box::pin(async move {
-        let ip = find_address(ctx).await?;
-        if arg == "associated" && s(&ip, "virtualmachineid").is_none() {
-            return Ok(Vec::new());
-        }
-        Ok(s(&ip, "id").map(|u| vec![u.to_string()]).unwrap_or_default())
-    })
-}
-
-fn prep_param<'p>(prep: &'p Prepared, name: &str) -> Option<&'p str> {
-    prep.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+pub async fn r_address(ctx: &Ctx<'_>, _: Option<String>, arg: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
+    let ip = find_address(ctx).await?;
+    if arg == "associated" && field(&ip, "virtualmachineid").is_none() {
+        return Ok(Vec::new());
+    }
+    Ok(field(&ip, "id").map(|u| vec![u.to_string()]).unwrap_or_default())
 }
 
 async fn disable_nat(ctx: &Ctx<'_>, ip_uuid: &str) -> Result<(), Ec2Error> {
@@ -123,97 +111,79 @@ async fn enable_nat(ctx: &Ctx<'_>, ip_uuid: &str, vm_uuid: &str) -> Result<(), E
 /// address the instance has; what is in the way is disassociated first (the instance's old
 /// address as EC2 does; an address on another instance only with AllowReassociation), and
 /// re-associated if the new association fails.
-pub fn associate<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let ip_uuid = prep_param(prep, "ipaddressid").ok_or_else(Ec2Error::internal)?;
-        let (iid, vm_uuid) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
-        let reassociate = prep_param(prep, "_reassociate") == Some("true");
-        let all = list_addresses(ctx, &[]).await?;
-        let target = all.iter().find(|i| s(i, "id") == Some(ip_uuid)).ok_or_else(|| address_not_found(ip_uuid))?;
-        let shown = s(target, "ipaddress").unwrap_or(ip_uuid).to_string();
-        let current = s(target, "virtualmachineid");
-        if current == Some(vm_uuid.as_str()) {
-            return Ok(json!({ "_associationid": association_id(ip_uuid, vm_uuid) }));
-        }
-        let mut undo: Vec<(String, String)> = Vec::new();
-        if let Some(other) = current {
-            if !reassociate {
-                return Err(Ec2Error::new(
-                    Code::InvalidIpAddressInUse,
-                    format!(
-                        "Address '{shown}' is already associated with instance '{}'; set AllowReassociation to move it.",
-                        ids::ec2_id(Kind::Instance, other)
-                    ),
-                ));
-            }
-            disable_nat(ctx, ip_uuid).await?;
-            undo.push((ip_uuid.to_string(), other.to_string()));
-        }
-        if let Some(old) =
-            all.iter().find(|i| s(i, "virtualmachineid") == Some(vm_uuid.as_str()) && s(i, "id") != Some(ip_uuid))
-        {
-            let old_id = s(old, "id").unwrap_or_default();
-            if let Err(e) = disable_nat(ctx, old_id).await {
-                rollback(ctx, &undo).await;
-                return Err(e);
-            }
-            undo.push((old_id.to_string(), vm_uuid.clone()));
-        }
-        if let Err(mut e) = enable_nat(ctx, ip_uuid, vm_uuid).await {
-            rollback(ctx, &undo).await;
-            if e.is(Code::InvalidParameterCombination) {
-                e.message = format!("Address '{shown}' cannot be associated with instance '{iid}': {}", e.message);
-            }
-            return Err(e);
-        }
-        Ok(json!({ "_associationid": association_id(ip_uuid, vm_uuid) }))
-    })
-}
-
-/// Put back the static NATs this request removed (best effort; the first error is what the
-/// caller gets, a failed undo is logged).
-async fn rollback(ctx: &Ctx<'_>, undo: &[(String, String)]) {
-    for (ip, vm) in undo {
-        if let Err(e) = enable_nat(ctx, ip, vm).await {
-            tracing::warn!(action = %ctx.action.name, code = %e.code, "could not restore an address association");
-        }
+pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let ip_uuid = param(prep, "ipaddressid").ok_or_else(Ec2Error::internal)?;
+    let (iid, vm_uuid) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
+    let reassociate = param(prep, "_reassociate") == Some("true");
+    let all = list_addresses(ctx, &[]).await?;
+    let target = all.iter().find(|i| field(i, "id") == Some(ip_uuid)).ok_or_else(|| address_not_found(ip_uuid))?;
+    let shown = field(target, "ipaddress").unwrap_or(ip_uuid).to_string();
+    let current = field(target, "virtualmachineid");
+    if current == Some(vm_uuid.as_str()) {
+        return Ok(json!({ "_associationid": association_id(ip_uuid, vm_uuid) }));
     }
+    let mut undo = Undo::new(ctx);
+    let restore = |ip: &str, vm: &str| {
+        UndoCall::call("enableStaticNat", vec![pair("ipaddressid", ip), pair("virtualmachineid", vm)])
+    };
+    if let Some(other) = current {
+        if !reassociate {
+            return Err(Ec2Error::new(
+                Code::InvalidIpAddressInUse,
+                format!(
+                    "Address '{shown}' is already associated with instance '{}'; set AllowReassociation to move it.",
+                    ids::ec2_id(Kind::Instance, other)
+                ),
+            ));
+        }
+        disable_nat(ctx, ip_uuid).await?;
+        undo.changed(restore(ip_uuid, other));
+    }
+    if let Some(old) =
+        all.iter().find(|i| field(i, "virtualmachineid") == Some(vm_uuid.as_str()) && field(i, "id") != Some(ip_uuid))
+    {
+        let old_id = field(old, "id").unwrap_or_default();
+        if let Err(e) = disable_nat(ctx, old_id).await {
+            return Err(undo.fail(e).await);
+        }
+        undo.changed(restore(old_id, vm_uuid));
+    }
+    if let Err(mut e) = enable_nat(ctx, ip_uuid, vm_uuid).await {
+        if e.is(Code::InvalidParameterCombination) {
+            e.message = format!("Address '{shown}' cannot be associated with instance '{iid}': {}", e.message);
+        }
+        return Err(undo.fail(e).await);
+    }
+    undo.disarm();
+    Ok(json!({ "_associationid": association_id(ip_uuid, vm_uuid) }))
 }
 
 /// DisassociateAddress: disableStaticNat when the address is associated (the `address:associated`
 /// resolver left its uuid), else nothing to do.
-pub fn disassociate<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        if let Some(ip) = prep_param(prep, "ipaddressid") {
-            disable_nat(ctx, ip).await?;
-        }
-        Ok(Value::Null)
-    })
+pub async fn disassociate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    if let Some(ip) = param(prep, "ipaddressid") {
+        disable_nat(ctx, ip).await?;
+    }
+    Ok(Value::Null)
 }
 
 /// DescribeAddresses: `_associationid` on associated addresses; PublicIp.N keeps the named
 /// addresses, each of which must exist (InvalidAddress.NotFound).
-pub fn annotations<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        items.retain(|i| i.get("issourcenat").and_then(Value::as_bool) != Some(true));
-        for it in &mut items {
-            if let (Some(a), Some(o)) = (association_of(it), it.as_object_mut()) {
-                o.insert("_associationid".into(), Value::String(a));
-            }
+pub async fn annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    items.retain(|i| i.get("issourcenat").and_then(Value::as_bool) != Some(true));
+    for it in &mut items {
+        if let (Some(a), Some(o)) = (association_of(it), it.as_object_mut()) {
+            o.insert("_associationid".into(), Value::String(a));
         }
-        let p = &ctx.req.params;
-        let wanted: Vec<&str> = p.list("PublicIp");
-        if !wanted.is_empty() {
-            let have = |ip: &str| items.iter().any(|i| i.get("ipaddress").map(scalar_text).as_deref() == Some(ip));
-            if let Some(missing) = wanted.iter().find(|w| !have(w)) {
-                return Err(address_not_found(missing));
-            }
-            items.retain(|i| i.get("ipaddress").map(scalar_text).is_some_and(|ip| wanted.contains(&ip.as_str())));
+    }
+    let p = &ctx.req.params;
+    let wanted: Vec<&str> = p.list("PublicIp");
+    if !wanted.is_empty() {
+        let have = |ip: &str| items.iter().any(|i| i.get("ipaddress").map(scalar_text).as_deref() == Some(ip));
+        if let Some(missing) = wanted.iter().find(|w| !have(w)) {
+            return Err(address_not_found(missing));
         }
-        Ok(items)
-    })
+        items.retain(|i| i.get("ipaddress").map(scalar_text).is_some_and(|ip| wanted.contains(&ip.as_str())));
+    }
+    Ok(items)
 }

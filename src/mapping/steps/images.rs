@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::check_keys;
+use super::common::{Undo, UndoCall, field};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
@@ -21,38 +21,32 @@ fn truthy(v: Option<&Value>) -> bool {
 /// `all` = any, anything else = the owning account's name. ExecutableBy: `self` = any listed
 /// (every listing is of images the caller may see and launch), `all` = public, an account =
 /// the caller's own images shared to nobody else cannot be told apart, so own images only.
-pub fn owners<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let owners: Vec<&str> = ctx.req.params.list("Owner");
-        let exec_by: Vec<&str> = ctx.req.params.list("ExecutableBy");
-        let is_self = |it: &Value| it.get("_fanout").and_then(Value::as_str) == Some("self");
-        let owner_ok = |it: &Value| {
-            owners.is_empty()
-                || owners.iter().any(|o| match *o {
-                    "self" => is_self(it),
-                    "amazon" => truthy(it.get("isfeatured")) && !is_self(it),
-                    "all" => true,
-                    acct => it.get("account").and_then(Value::as_str) == Some(acct),
-                })
-        };
-        let exec_ok = |it: &Value| {
-            exec_by.is_empty()
-                || exec_by.iter().any(|e| match *e {
-                    "self" => true,
-                    "all" => truthy(it.get("ispublic")),
-                    _ => is_self(it),
-                })
-        };
-        Ok(items.into_iter().filter(|it| owner_ok(it) && exec_ok(it)).collect())
-    })
+pub async fn owners(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let owners: Vec<&str> = ctx.req.params.list("Owner");
+    let exec_by: Vec<&str> = ctx.req.params.list("ExecutableBy");
+    let is_self = |it: &Value| it.get("_fanout").and_then(Value::as_str) == Some("self");
+    let owner_ok = |it: &Value| {
+        owners.is_empty()
+            || owners.iter().any(|o| match *o {
+                "self" => is_self(it),
+                "amazon" => truthy(it.get("isfeatured")) && !is_self(it),
+                "all" => true,
+                acct => it.get("account").and_then(Value::as_str) == Some(acct),
+            })
+    };
+    let exec_ok = |it: &Value| {
+        exec_by.is_empty()
+            || exec_by.iter().any(|e| match *e {
+                "self" => true,
+                "all" => truthy(it.get("ispublic")),
+                _ => is_self(it),
+            })
+    };
+    Ok(items.into_iter().filter(|it| owner_ok(it) && exec_ok(it)).collect())
 }
 
 // ---------------------------------------------------------------------------------------------
 // CreateImage, RegisterImage, Describe/Modify/ResetImageAttribute
-
-fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty())
-}
 
 type CsParams = Vec<(String, String)>;
 /// A CloudStack command and its parameters.
@@ -80,8 +74,8 @@ fn check_ami_name(name: &str) -> Result<(), Ec2Error> {
 /// EC2 image names are unique per account: one listing of the caller's templates by name.
 async fn check_name_free(ctx: &Ctx<'_>, name: &str) -> Result<(), Ec2Error> {
     let mine = ctx.list("listTemplates", &[pair("templatefilter", "self"), pair("name", name)], "template").await?;
-    if let Some(t) = mine.iter().find(|t| s(t, "name") == Some(name)) {
-        let ami = ids::ec2_id(Kind::Image, s(t, "id").unwrap_or_default());
+    if let Some(t) = mine.iter().find(|t| field(t, "name") == Some(name)) {
+        let ami = ids::ec2_id(Kind::Image, field(t, "id").unwrap_or_default());
         return Err(Ec2Error::new(
             Code::InvalidAmiNameDuplicate,
             format!("AMI name {name} is already in use by AMI {ami}"),
@@ -97,91 +91,84 @@ fn instance_state_error(ec2: &str, why: &str) -> Ec2Error {
 /// CreateImage: a template from the instance's ROOT volume. CloudStack needs the VM stopped, so a
 /// running VM is stopped first and started again once the template is made (EC2 reboots it);
 /// NoReboot=true on a running VM is refused. Answers the new image's id at once (pending).
-pub fn create_image<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let (ec2, vm_id) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
-        let name = p.require("Name")?;
-        check_ami_name(name)?;
-        let description = p.get("Description").filter(|d| !d.is_empty()).unwrap_or(name);
-        if description.chars().count() > 255 {
-            return Err(Ec2Error::invalid_value("Description", description, "At most 255 characters."));
+pub async fn create_image(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let (ec2, vm_id) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
+    let name = p.require("Name")?;
+    check_ami_name(name)?;
+    let description = p.get("Description").filter(|d| !d.is_empty()).unwrap_or(name);
+    if description.chars().count() > 255 {
+        return Err(Ec2Error::invalid_value("Description", description, "At most 255 characters."));
+    }
+    let no_reboot = p.bool("NoReboot")?.unwrap_or(false);
+    let vms = ctx.list("listVirtualMachines", &[pair("id", &vm_id)], "virtualmachine").await?;
+    let Some(vm) = vms.into_iter().find(|v| field(v, "id") == Some(vm_id.as_str())) else {
+        let kind = ctx.ex.table.kinds.get(&Kind::Instance).ok_or_else(Ec2Error::internal)?;
+        return Err(super::super::exec::not_found(kind, &[ec2.as_str()]));
+    };
+    let must_stop = match field(&vm, "state").unwrap_or("Unknown") {
+        "Stopped" => false,
+        "Running" if no_reboot => {
+            return Err(instance_state_error(
+                &ec2,
+                "is running: this cloud can only image a stopped instance, so NoReboot cannot be honoured. Stop the instance first, or let CreateImage stop and restart it.",
+            ));
         }
-        let no_reboot = p.bool("NoReboot")?.unwrap_or(false);
-        let vms = ctx.list("listVirtualMachines", &[pair("id", &vm_id)], "virtualmachine").await?;
-        let Some(vm) = vms.into_iter().find(|v| s(v, "id") == Some(vm_id.as_str())) else {
-            let kind = ctx.ex.table.kinds.get(&Kind::Instance).ok_or_else(Ec2Error::internal)?;
-            return Err(super::super::exec::not_found(kind, &[ec2.as_str()]));
-        };
-        let must_stop = match s(&vm, "state").unwrap_or("Unknown") {
-            "Stopped" => false,
-            "Running" if no_reboot => {
-                return Err(instance_state_error(
-                    &ec2,
-                    "is running: this cloud can only image a stopped instance, so NoReboot cannot be honoured. Stop the instance first, or let CreateImage stop and restart it.",
-                ));
-            }
-            "Running" => true,
-            other => {
-                return Err(instance_state_error(&ec2, &format!("is {other}; an image needs it running or stopped.")));
-            }
-        };
-        check_name_free(ctx, name).await?;
-        let roots =
-            ctx.list("listVolumes", &[pair("virtualmachineid", &vm_id), pair("type", "ROOT")], "volume").await?;
-        let Some(root) = roots.iter().find_map(|v| s(v, "id")) else {
-            return Err(instance_state_error(&ec2, "has no root volume to make an image from."));
-        };
-        let Some(ostype) = s(&vm, "guestosid").or_else(|| s(&vm, "ostypeid")) else {
-            tracing::warn!(instance = %ec2, "virtual machine without an OS type");
-            return Err(Ec2Error::internal());
-        };
-        let mut cp = vec![
-            pair("name", name),
-            pair("displaytext", description),
-            pair("ostypeid", ostype),
-            pair("volumeid", root),
-        ];
-        if let Some(pw) = vm.get("passwordenabled").and_then(Value::as_bool) {
-            cp.push(pair("passwordenabled", pw.to_string()));
+        "Running" => true,
+        other => {
+            return Err(instance_state_error(&ec2, &format!("is {other}; an image needs it running or stopped.")));
         }
-        if must_stop {
-            let j = ctx.start_job("stopVirtualMachine", &[pair("id", &vm_id)]).await?;
-            ctx.wait_job("stopVirtualMachine", &j.jobid).await?;
-        }
-        let job = match ctx.start_job("createTemplate", &cp).await {
-            Ok(j) => j,
-            Err(e) => {
-                if must_stop {
-                    // Undo the stop: the instance goes back to running.
-                    if let Err(e2) = ctx.start_job("startVirtualMachine", &[pair("id", &vm_id)]).await {
-                        tracing::warn!(instance = %ec2, error = %e2.code, "could not restart after a failed CreateImage");
-                    }
+    };
+    check_name_free(ctx, name).await?;
+    let roots = ctx.list("listVolumes", &[pair("virtualmachineid", &vm_id), pair("type", "ROOT")], "volume").await?;
+    let Some(root) = roots.iter().find_map(|v| field(v, "id")) else {
+        return Err(instance_state_error(&ec2, "has no root volume to make an image from."));
+    };
+    let Some(ostype) = field(&vm, "guestosid").or_else(|| field(&vm, "ostypeid")) else {
+        tracing::warn!(instance = %ec2, "virtual machine without an OS type");
+        return Err(Ec2Error::internal());
+    };
+    let mut cp =
+        vec![pair("name", name), pair("displaytext", description), pair("ostypeid", ostype), pair("volumeid", root)];
+    if let Some(pw) = vm.get("passwordenabled").and_then(Value::as_bool) {
+        cp.push(pair("passwordenabled", pw.to_string()));
+    }
+    if must_stop {
+        let j = ctx.start_job("stopVirtualMachine", &[pair("id", &vm_id)]).await?;
+        ctx.wait_job("stopVirtualMachine", &j.jobid).await?;
+    }
+    let job = match ctx.start_job("createTemplate", &cp).await {
+        Ok(j) => j,
+        Err(e) => {
+            if must_stop {
+                // Undo the stop: the instance goes back to running.
+                if let Err(e2) = ctx.start_job("startVirtualMachine", &[pair("id", &vm_id)]).await {
+                    tracing::warn!(instance = %ec2, error = %e2.code, "could not restart after a failed CreateImage");
                 }
-                return Err(e);
             }
-        };
-        let Some(tid) = job.id.clone() else {
-            tracing::warn!("createTemplate answered without the new template's id");
-            return Err(Ec2Error::internal());
-        };
-        if must_stop {
-            // Restart once the template is made (the volume must not change under the copy);
-            // the answer does not wait for it, as EC2's reboot happens after the call returns.
-            let backend = ctx.ex.backend.clone();
-            let creds = ctx.creds().clone();
-            let (jobid, vm_id2, ec2b) = (job.jobid.clone(), vm_id.clone(), ec2.clone());
-            tokio::spawn(async move {
-                if let Err(e) = backend.wait_job(&creds, "createTemplate", &jobid).await {
-                    tracing::warn!(instance = %ec2b, error = %e, "CreateImage: template creation failed");
-                }
-                if let Err(e) = backend.start_job(&creds, "startVirtualMachine", &[pair("id", &vm_id2)]).await {
-                    tracing::warn!(instance = %ec2b, error = %e, "CreateImage: could not start the instance again");
-                }
-            });
+            return Err(e);
         }
-        Ok(json!({ "id": tid }))
-    })
+    };
+    let Some(tid) = job.id.clone() else {
+        tracing::warn!("createTemplate answered without the new template's id");
+        return Err(Ec2Error::internal());
+    };
+    if must_stop {
+        // Restart once the template is made (the volume must not change under the copy);
+        // the answer does not wait for it, as EC2's reboot happens after the call returns.
+        let backend = ctx.ex.backend.clone();
+        let creds = ctx.creds().clone();
+        let (jobid, vm_id2, ec2b) = (job.jobid.clone(), vm_id.clone(), ec2.clone());
+        tokio::spawn(async move {
+            if let Err(e) = backend.wait_job(&creds, "createTemplate", &jobid).await {
+                tracing::warn!(instance = %ec2b, error = %e, "CreateImage: template creation failed");
+            }
+            if let Err(e) = backend.start_job(&creds, "startVirtualMachine", &[pair("id", &vm_id2)]).await {
+                tracing::warn!(instance = %ec2b, error = %e, "CreateImage: could not start the instance again");
+            }
+        });
+    }
+    Ok(json!({ "id": tid }))
 }
 
 pub fn check_register_args(args: &Value) -> Result<(), String> {
@@ -232,102 +219,100 @@ fn hypervisor_for(format: &str) -> &'static str {
 /// (`args.ostype_32` for i386), zone the first enabled one (`args.zones = "all"`: every zone).
 /// The awsapi form `Architecture=format:zonename:ostypename:hypervisor` overrides each part it
 /// gives (empty parts keep the defaults).
-pub fn register_image<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let args = &ctx.action.args;
-        let name = p.require("Name")?;
-        check_ami_name(name)?;
-        let url = p.require("ImageLocation")?;
-        let description = p.get("Description").filter(|d| !d.is_empty()).unwrap_or(name);
-        let arch = p.get("Architecture").unwrap_or("");
-        let (mut format, mut zone, mut ostype, mut hypervisor): (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        ) = (None, None, None, None);
-        let mut bits = None;
-        if arch.contains(':') {
-            let parts: Vec<&str> = arch.split(':').collect();
-            if parts.len() > 4 {
-                return Err(Ec2Error::invalid_value(
-                    "Architecture",
-                    arch,
-                    "Expected format:zonename:ostypename:hypervisor.",
-                ));
+pub async fn register_image(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let args = &ctx.action.args;
+    let name = p.require("Name")?;
+    check_ami_name(name)?;
+    let url = p.require("ImageLocation")?;
+    let description = p.get("Description").filter(|d| !d.is_empty()).unwrap_or(name);
+    let arch = p.get("Architecture").unwrap_or("");
+    let (mut format, mut zone, mut ostype, mut hypervisor): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = (None, None, None, None);
+    let mut bits = None;
+    if arch.contains(':') {
+        let parts: Vec<&str> = arch.split(':').collect();
+        if parts.len() > 4 {
+            return Err(Ec2Error::invalid_value(
+                "Architecture",
+                arch,
+                "Expected format:zonename:ostypename:hypervisor.",
+            ));
+        }
+        let get = |i: usize| parts.get(i).filter(|v| !v.is_empty()).map(|v| v.to_string());
+        (format, zone, ostype, hypervisor) = (get(0).map(|f| f.to_ascii_uppercase()), get(1), get(2), get(3));
+    } else {
+        bits = match arch {
+            "" => None,
+            "x86_64" => Some("64"),
+            "i386" => Some("32"),
+            _ => return Err(Ec2Error::invalid_value("Architecture", arch, "This cloud offers i386 and x86_64.")),
+        };
+    }
+    let format = format
+        .or_else(|| format_from_url(url).map(str::to_string))
+        .or_else(|| args.get("format").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "QCOW2".into());
+    let hypervisor = hypervisor.unwrap_or_else(|| hypervisor_for(&format).to_string());
+    // An explicit OS type must exist; the 32-bit default falls back to the 64-bit one.
+    let mut candidates: Vec<String> = Vec::new();
+    match ostype {
+        Some(o) => candidates.push(o),
+        None => {
+            if bits == Some("32") {
+                candidates.extend(args.get("ostype_32").and_then(Value::as_str).map(str::to_string));
             }
-            let get = |i: usize| parts.get(i).filter(|v| !v.is_empty()).map(|v| v.to_string());
-            (format, zone, ostype, hypervisor) = (get(0).map(|f| f.to_ascii_uppercase()), get(1), get(2), get(3));
-        } else {
-            bits = match arch {
-                "" => None,
-                "x86_64" => Some("64"),
-                "i386" => Some("32"),
-                _ => return Err(Ec2Error::invalid_value("Architecture", arch, "This cloud offers i386 and x86_64.")),
-            };
+            candidates.extend(args.get("ostype").and_then(Value::as_str).map(str::to_string));
         }
-        let format = format
-            .or_else(|| format_from_url(url).map(str::to_string))
-            .or_else(|| args.get("format").and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_else(|| "QCOW2".into());
-        let hypervisor = hypervisor.unwrap_or_else(|| hypervisor_for(&format).to_string());
-        // An explicit OS type must exist; the 32-bit default falls back to the 64-bit one.
-        let mut candidates: Vec<String> = Vec::new();
-        match ostype {
-            Some(o) => candidates.push(o),
-            None => {
-                if bits == Some("32") {
-                    candidates.extend(args.get("ostype_32").and_then(Value::as_str).map(str::to_string));
-                }
-                candidates.extend(args.get("ostype").and_then(Value::as_str).map(str::to_string));
-            }
-        }
-        let os_types = ctx.list_cached("listOsTypes", &[], "ostype").await?;
-        let os_id = candidates.iter().find_map(|want| {
-            os_types
-                .iter()
-                .find(|o| s(o, "description").is_some_and(|d| d.eq_ignore_ascii_case(want)))
-                .and_then(|o| s(o, "id"))
-        });
-        let Some(os_id) = os_id.map(str::to_string) else {
-            let wanted = candidates.first().cloned().unwrap_or_default();
-            return Err(Ec2Error::invalid_value("Architecture", &wanted, "No such OS type in this cloud."));
-        };
-        let all_zones = zone.is_none() && args.get("zones").and_then(Value::as_str) == Some("all");
-        let zoneid = if all_zones {
-            "-1".to_string()
-        } else {
-            let z = super::super::resolve::apply(ctx, "zone", zone.take(), "Architecture").await?;
-            z.into_iter().next().ok_or_else(Ec2Error::internal)?
-        };
-        check_name_free(ctx, name).await?;
-        let mut rp = vec![
-            pair("name", name),
-            pair("displaytext", description),
-            pair("url", url),
-            pair("format", format),
-            pair("hypervisor", hypervisor),
-            pair("ostypeid", os_id),
-            pair("zoneid", zoneid),
-        ];
-        if let Some(b) = bits {
-            rp.push(pair("bits", b));
-        }
-        let rows = ctx.list("registerTemplate", &rp, "template").await?;
-        let Some(id) = rows.iter().find_map(|t| s(t, "id")) else {
-            tracing::warn!("registerTemplate answered without a template");
-            return Err(Ec2Error::internal());
-        };
-        Ok(json!({ "id": id }))
-    })
+    }
+    let os_types = ctx.list_cached("listOsTypes", &[], "ostype").await?;
+    let os_id = candidates.iter().find_map(|want| {
+        os_types
+            .iter()
+            .find(|o| field(o, "description").is_some_and(|d| d.eq_ignore_ascii_case(want)))
+            .and_then(|o| field(o, "id"))
+    });
+    let Some(os_id) = os_id.map(str::to_string) else {
+        let wanted = candidates.first().cloned().unwrap_or_default();
+        return Err(Ec2Error::invalid_value("Architecture", &wanted, "No such OS type in this cloud."));
+    };
+    let all_zones = zone.is_none() && args.get("zones").and_then(Value::as_str) == Some("all");
+    let zoneid = if all_zones {
+        "-1".to_string()
+    } else {
+        let z = super::super::resolve::apply(ctx, "zone", zone.take(), "Architecture").await?;
+        z.into_iter().next().ok_or_else(Ec2Error::internal)?
+    };
+    check_name_free(ctx, name).await?;
+    let mut rp = vec![
+        pair("name", name),
+        pair("displaytext", description),
+        pair("url", url),
+        pair("format", format),
+        pair("hypervisor", hypervisor),
+        pair("ostypeid", os_id),
+        pair("zoneid", zoneid),
+    ];
+    if let Some(b) = bits {
+        rp.push(pair("bits", b));
+    }
+    let rows = ctx.list("registerTemplate", &rp, "template").await?;
+    let Some(id) = rows.iter().find_map(|t| field(t, "id")) else {
+        tracing::warn!("registerTemplate answered without a template");
+        return Err(Ec2Error::internal());
+    };
+    Ok(json!({ "id": id }))
 }
 
 /// The template, whoever owns it: own (ready or not) first, then every other visible one.
 async fn find_template(ctx: &Ctx<'_>, ec2: &str, uuid: &str) -> Result<Value, Ec2Error> {
     for f in ["self", "executable", "sharedexecutable"] {
         let l = ctx.list("listTemplates", &[pair("templatefilter", f), pair("id", uuid)], "template").await?;
-        if let Some(t) = l.into_iter().find(|t| s(t, "id") == Some(uuid)) {
+        if let Some(t) = l.into_iter().find(|t| field(t, "id") == Some(uuid)) {
             return Ok(t);
         }
     }
@@ -375,42 +360,37 @@ async fn launch_permissions(ctx: &Ctx<'_>, uuid: &str) -> Result<(bool, Vec<Stri
     Ok((public, accounts))
 }
 
-pub fn describe_attribute<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let attr = attribute_param(ctx)?;
-        let (ec2, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
-        let mut out = json!({ "id": uuid });
-        let o = out.as_object_mut().ok_or_else(Ec2Error::internal)?;
-        // `_<attribute>` marks which element the shape renders (one per answer, as in EC2).
-        o.insert(format!("_{attr}"), Value::Bool(true));
-        match attr {
-            "description" => {
-                let t = find_template(ctx, &ec2, &uuid).await?;
-                o.insert(
-                    "description".into(),
-                    json!({ "value": t.get("displaytext").cloned().unwrap_or(Value::Null) }),
-                );
-            }
-            "blockDeviceMapping" => {
-                let t = find_template(ctx, &ec2, &uuid).await?;
-                o.insert("template".into(), t);
-            }
-            "launchPermission" => {
-                let (public, accounts) = launch_permissions(ctx, &uuid).await?;
-                let mut l: Vec<Value> = Vec::new();
-                if public {
-                    l.push(json!({ "group": "all" }));
-                }
-                l.extend(accounts.into_iter().map(|a| json!({ "userid": a })));
-                o.insert("launchpermission".into(), Value::Array(l));
-            }
-            _ => {
-                // Still check the image is there (the cache may know a deleted one).
-                find_template(ctx, &ec2, &uuid).await?;
-            }
+pub async fn describe_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let attr = attribute_param(ctx)?;
+    let (ec2, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
+    let mut out = json!({ "id": uuid });
+    let o = out.as_object_mut().ok_or_else(Ec2Error::internal)?;
+    // `_<attribute>` marks which element the shape renders (one per answer, as in EC2).
+    o.insert(format!("_{attr}"), Value::Bool(true));
+    match attr {
+        "description" => {
+            let t = find_template(ctx, &ec2, &uuid).await?;
+            o.insert("description".into(), json!({ "value": t.get("displaytext").cloned().unwrap_or(Value::Null) }));
         }
-        Ok(out)
-    })
+        "blockDeviceMapping" => {
+            let t = find_template(ctx, &ec2, &uuid).await?;
+            o.insert("template".into(), t);
+        }
+        "launchPermission" => {
+            let (public, accounts) = launch_permissions(ctx, &uuid).await?;
+            let mut l: Vec<Value> = Vec::new();
+            if public {
+                l.push(json!({ "group": "all" }));
+            }
+            l.extend(accounts.into_iter().map(|a| json!({ "userid": a })));
+            o.insert("launchpermission".into(), Value::Array(l));
+        }
+        _ => {
+            // Still check the image is there (the cache may know a deleted one).
+            find_template(ctx, &ec2, &uuid).await?;
+        }
+    }
+    Ok(out)
 }
 
 /// Launch permission changes of one request: groups (only `all`) and user ids to add / remove.
@@ -461,157 +441,144 @@ fn read_perm_change(ctx: &Ctx<'_>) -> Result<PermChange, Ec2Error> {
     Ok(c)
 }
 
-pub fn modify_attribute<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let (ec2, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
-        let attr = p.get("Attribute").filter(|a| !a.is_empty());
-        if let Some(a) = attr
-            && !matches!(a, "description" | "launchPermission")
-        {
-            return Err(match IMAGE_ATTRIBUTES.contains(&a) {
-                true => Ec2Error::new(
-                    Code::UnsupportedOperation,
-                    format!("The attribute {a} cannot be modified on this cloud."),
-                ),
-                false => Ec2Error::invalid_value("Attribute", a, "Unknown attribute."),
-            });
+pub async fn modify_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let (ec2, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
+    let attr = p.get("Attribute").filter(|a| !a.is_empty());
+    if let Some(a) = attr
+        && !matches!(a, "description" | "launchPermission")
+    {
+        return Err(match IMAGE_ATTRIBUTES.contains(&a) {
+            true => Ec2Error::new(
+                Code::UnsupportedOperation,
+                format!("The attribute {a} cannot be modified on this cloud."),
+            ),
+            false => Ec2Error::invalid_value("Attribute", a, "Unknown attribute."),
+        });
+    }
+    if !p.list("ProductCode").is_empty() {
+        return Err(Ec2Error::new(Code::UnsupportedOperation, "Product codes are not offered by this cloud."));
+    }
+    let description = p
+        .get("Description.Value")
+        .or_else(|| (attr == Some("description")).then(|| p.get("Value")).flatten())
+        .map(str::to_string);
+    let perms = read_perm_change(ctx)?;
+    let has_perms = perms.add_all || perms.remove_all || !perms.add_users.is_empty() || !perms.remove_users.is_empty();
+    if description.is_none() && !has_perms {
+        return Err(match attr {
+            Some("description") => Ec2Error::missing_parameter("Description.Value"),
+            Some(_) => Ec2Error::missing_parameter("LaunchPermission"),
+            None => Ec2Error::missing_parameter("Attribute"),
+        });
+    }
+    if perms.add_all && perms.remove_all {
+        return Err(Ec2Error::combination("The group 'all' cannot be both added and removed."));
+    }
+    // The calls, in order; each with its inverse for when a later one fails.
+    let mut calls: Vec<(&str, CsParams, Option<Call>)> = Vec::new();
+    let several = usize::from(description.is_some())
+        + usize::from(perms.remove_all || !perms.remove_users.is_empty())
+        + usize::from(perms.add_all || !perms.add_users.is_empty())
+        > 1;
+    // Undo needs the state before; read only when more than one call could half-succeed.
+    let before = if several {
+        let t = find_template(ctx, &ec2, &uuid).await?;
+        let (public, accounts) = launch_permissions(ctx, &uuid).await?;
+        Some((t, public, accounts))
+    } else {
+        None
+    };
+    if perms.remove_all || !perms.remove_users.is_empty() {
+        let mut c = vec![pair("id", &uuid)];
+        let mut undo = vec![pair("id", &uuid)];
+        if !perms.remove_users.is_empty() {
+            c.push(pair("op", "remove"));
+            c.push(pair("accounts", perms.remove_users.join(",")));
+            if let Some((_, _, had)) = &before {
+                let back: Vec<&String> = perms.remove_users.iter().filter(|u| had.contains(u)).collect();
+                if !back.is_empty() {
+                    undo.push(pair("op", "add"));
+                    undo.push(pair("accounts", back.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")));
+                }
+            }
         }
-        if !p.list("ProductCode").is_empty() {
-            return Err(Ec2Error::new(Code::UnsupportedOperation, "Product codes are not offered by this cloud."));
+        if perms.remove_all {
+            c.push(pair("ispublic", "false"));
+            if let Some((_, public, _)) = &before {
+                undo.push(pair("ispublic", public.to_string()));
+            }
         }
-        let description = p
-            .get("Description.Value")
-            .or_else(|| (attr == Some("description")).then(|| p.get("Value")).flatten())
-            .map(str::to_string);
-        let perms = read_perm_change(ctx)?;
-        let has_perms =
-            perms.add_all || perms.remove_all || !perms.add_users.is_empty() || !perms.remove_users.is_empty();
-        if description.is_none() && !has_perms {
-            return Err(match attr {
-                Some("description") => Ec2Error::missing_parameter("Description.Value"),
-                Some(_) => Ec2Error::missing_parameter("LaunchPermission"),
-                None => Ec2Error::missing_parameter("Attribute"),
-            });
+        calls.push(("updateTemplatePermissions", c, Some(("updateTemplatePermissions", undo))));
+    }
+    if perms.add_all || !perms.add_users.is_empty() {
+        let mut c = vec![pair("id", &uuid)];
+        let mut undo = vec![pair("id", &uuid)];
+        if !perms.add_users.is_empty() {
+            c.push(pair("op", "add"));
+            c.push(pair("accounts", perms.add_users.join(",")));
+            if let Some((_, _, had)) = &before {
+                let new: Vec<&String> = perms.add_users.iter().filter(|u| !had.contains(u)).collect();
+                if !new.is_empty() {
+                    undo.push(pair("op", "remove"));
+                    undo.push(pair("accounts", new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")));
+                }
+            }
         }
-        if perms.add_all && perms.remove_all {
-            return Err(Ec2Error::combination("The group 'all' cannot be both added and removed."));
+        if perms.add_all {
+            c.push(pair("ispublic", "true"));
+            if let Some((_, public, _)) = &before {
+                undo.push(pair("ispublic", public.to_string()));
+            }
         }
-        // The calls, in order; each with its inverse for when a later one fails.
-        let mut calls: Vec<(&str, CsParams, Option<Call>)> = Vec::new();
-        let several = usize::from(description.is_some())
-            + usize::from(perms.remove_all || !perms.remove_users.is_empty())
-            + usize::from(perms.add_all || !perms.add_users.is_empty())
-            > 1;
-        // Undo needs the state before; read only when more than one call could half-succeed.
-        let before = if several {
-            let t = find_template(ctx, &ec2, &uuid).await?;
-            let (public, accounts) = launch_permissions(ctx, &uuid).await?;
-            Some((t, public, accounts))
+        calls.push(("updateTemplatePermissions", c, Some(("updateTemplatePermissions", undo))));
+    }
+    if let Some(d) = &description {
+        if d.chars().count() > 255 {
+            return Err(Ec2Error::invalid_value("Description", d, "At most 255 characters."));
+        }
+        // CloudStack refuses an empty display text; EC2 allows clearing it, so clear it to the name.
+        let text = if d.is_empty() {
+            match &before {
+                Some((t, _, _)) => field(t, "name").unwrap_or(" ").to_string(),
+                None => field(&find_template(ctx, &ec2, &uuid).await?, "name").unwrap_or(" ").to_string(),
+            }
         } else {
-            None
+            d.clone()
         };
-        if perms.remove_all || !perms.remove_users.is_empty() {
-            let mut c = vec![pair("id", &uuid)];
-            let mut undo = vec![pair("id", &uuid)];
-            if !perms.remove_users.is_empty() {
-                c.push(pair("op", "remove"));
-                c.push(pair("accounts", perms.remove_users.join(",")));
-                if let Some((_, _, had)) = &before {
-                    let back: Vec<&String> = perms.remove_users.iter().filter(|u| had.contains(u)).collect();
-                    if !back.is_empty() {
-                        undo.push(pair("op", "add"));
-                        undo.push(pair("accounts", back.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")));
-                    }
-                }
+        let undo = before
+            .as_ref()
+            .and_then(|(t, _, _)| field(t, "displaytext"))
+            .map(|old| ("updateTemplate", vec![pair("id", &uuid), pair("displaytext", old)]));
+        calls.push(("updateTemplate", vec![pair("id", &uuid), pair("displaytext", text)], undo));
+    }
+    let mut undo = Undo::new(ctx);
+    for (cmd, params, back) in calls {
+        if let Err(e) = ctx.call(cmd, &params).await {
+            let e = undo.fail(e).await;
+            // A refused account may also mean the template went away meanwhile.
+            if e.is(Code::InvalidAmiAttributeItemValue) {
+                find_template(ctx, &ec2, &uuid).await?;
             }
-            if perms.remove_all {
-                c.push(pair("ispublic", "false"));
-                if let Some((_, public, _)) = &before {
-                    undo.push(pair("ispublic", public.to_string()));
-                }
-            }
-            calls.push(("updateTemplatePermissions", c, Some(("updateTemplatePermissions", undo))));
+            return Err(e);
         }
-        if perms.add_all || !perms.add_users.is_empty() {
-            let mut c = vec![pair("id", &uuid)];
-            let mut undo = vec![pair("id", &uuid)];
-            if !perms.add_users.is_empty() {
-                c.push(pair("op", "add"));
-                c.push(pair("accounts", perms.add_users.join(",")));
-                if let Some((_, _, had)) = &before {
-                    let new: Vec<&String> = perms.add_users.iter().filter(|u| !had.contains(u)).collect();
-                    if !new.is_empty() {
-                        undo.push(pair("op", "remove"));
-                        undo.push(pair("accounts", new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")));
-                    }
-                }
-            }
-            if perms.add_all {
-                c.push(pair("ispublic", "true"));
-                if let Some((_, public, _)) = &before {
-                    undo.push(pair("ispublic", public.to_string()));
-                }
-            }
-            calls.push(("updateTemplatePermissions", c, Some(("updateTemplatePermissions", undo))));
+        // Only undos that change something (more than the id).
+        if let Some((ucmd, uparams)) = back
+            && uparams.len() > 1
+        {
+            undo.changed(UndoCall::call(ucmd, uparams));
         }
-        if let Some(d) = &description {
-            if d.chars().count() > 255 {
-                return Err(Ec2Error::invalid_value("Description", d, "At most 255 characters."));
-            }
-            // CloudStack refuses an empty display text; EC2 allows clearing it, so clear it to the name.
-            let text = if d.is_empty() {
-                match &before {
-                    Some((t, _, _)) => s(t, "name").unwrap_or(" ").to_string(),
-                    None => s(&find_template(ctx, &ec2, &uuid).await?, "name").unwrap_or(" ").to_string(),
-                }
-            } else {
-                d.clone()
-            };
-            let undo = before
-                .as_ref()
-                .and_then(|(t, _, _)| s(t, "displaytext"))
-                .map(|old| ("updateTemplate", vec![pair("id", &uuid), pair("displaytext", old)]));
-            calls.push(("updateTemplate", vec![pair("id", &uuid), pair("displaytext", text)], undo));
-        }
-        let mut done: Vec<Call> = Vec::new();
-        for (cmd, params, undo) in calls {
-            if let Err(e) = ctx.call(cmd, &params).await {
-                for (ucmd, uparams) in done.into_iter().rev() {
-                    // Only undos that change something (more than the id).
-                    if uparams.len() > 1
-                        && let Err(e2) = ctx.call(ucmd, &uparams).await
-                    {
-                        tracing::warn!(image = %ec2, error = %e2.code, "ModifyImageAttribute: undo failed");
-                    }
-                }
-                // A refused account may also mean the template went away meanwhile.
-                if e.is(Code::InvalidAmiAttributeItemValue) {
-                    find_template(ctx, &ec2, &uuid).await?;
-                }
-                return Err(e);
-            }
-            if let Some(u) = undo {
-                done.push(u);
-            }
-        }
-        Ok(Value::Null)
-    })
+    }
+    undo.disarm();
+    Ok(Value::Null)
 }
 
-pub fn reset_attribute<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let attr = attribute_param(ctx)?;
-        if attr != "launchPermission" {
-            return Err(Ec2Error::invalid_value(
-                "Attribute",
-                attr,
-                "Only the launchPermission attribute can be reset.",
-            ));
-        }
-        let (_, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
-        ctx.call("updateTemplatePermissions", &[pair("id", &uuid), pair("op", "reset"), pair("ispublic", "false")])
-            .await?;
-        Ok(Value::Null)
-    })
+pub async fn reset_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let attr = attribute_param(ctx)?;
+    if attr != "launchPermission" {
+        return Err(Ec2Error::invalid_value("Attribute", attr, "Only the launchPermission attribute can be reset."));
+    }
+    let (_, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
+    ctx.call("updateTemplatePermissions", &[pair("id", &uuid), pair("op", "reset"), pair("ispublic", "false")]).await?;
+    Ok(Value::Null)
 }

@@ -4,17 +4,13 @@
 
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
 use super::super::convert::iso8601;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::check_keys;
+use super::common::field;
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
-
-fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str).filter(|x| !x.is_empty())
-}
 
 /// Every attribute name EC2 knows (DescribeInstanceAttribute's enumeration).
 const NAMES: &[&str] = &[
@@ -62,77 +58,70 @@ pub fn check_args(args: &Value) -> Result<(), String> {
 /// Resolver `instance_attribute_change`: the one change a ModifyInstanceAttribute asks for, as
 /// `attribute=value` (`serviceofferingid=<uuid>`, `userdata=<base64>`, or `none=` for a change
 /// to what the instance already is). Checked before DryRun.
-pub fn r_change<'a>(
-    ctx: &'a Ctx<'a>,
-    _: Option<String>,
-    _: &'a str,
-    _: &'a str,
-) -> BoxFuture<'a, Result<Vec<String>, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        // Structure form (InstanceType.Value=...) and Attribute/Value form.
-        let mut asked: Vec<(String, String)> = Vec::new();
-        for (name, wire) in [
-            ("instanceType", "InstanceType"),
-            ("kernel", "Kernel"),
-            ("ramdisk", "Ramdisk"),
-            ("userData", "UserData"),
-            ("disableApiTermination", "DisableApiTermination"),
-            ("instanceInitiatedShutdownBehavior", "InstanceInitiatedShutdownBehavior"),
-            ("sourceDestCheck", "SourceDestCheck"),
-            ("ebsOptimized", "EbsOptimized"),
-            ("sriovNetSupport", "SriovNetSupport"),
-            ("enaSupport", "EnaSupport"),
-            ("disableApiStop", "DisableApiStop"),
-        ] {
-            if let Some(v) = p.get(&format!("{wire}.Value")) {
-                asked.push((name.to_string(), v.to_string()));
-            }
+pub async fn r_change(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
+    let p = &ctx.req.params;
+    // Structure form (InstanceType.Value=...) and Attribute/Value form.
+    let mut asked: Vec<(String, String)> = Vec::new();
+    for (name, wire) in [
+        ("instanceType", "InstanceType"),
+        ("kernel", "Kernel"),
+        ("ramdisk", "Ramdisk"),
+        ("userData", "UserData"),
+        ("disableApiTermination", "DisableApiTermination"),
+        ("instanceInitiatedShutdownBehavior", "InstanceInitiatedShutdownBehavior"),
+        ("sourceDestCheck", "SourceDestCheck"),
+        ("ebsOptimized", "EbsOptimized"),
+        ("sriovNetSupport", "SriovNetSupport"),
+        ("enaSupport", "EnaSupport"),
+        ("disableApiStop", "DisableApiStop"),
+    ] {
+        if let Some(v) = p.get(&format!("{wire}.Value")) {
+            asked.push((name.to_string(), v.to_string()));
         }
-        if !p.list("GroupId").is_empty() {
-            asked.push(("groupSet".into(), String::new()));
+    }
+    if !p.list("GroupId").is_empty() {
+        asked.push(("groupSet".into(), String::new()));
+    }
+    if !p.members("BlockDeviceMapping").is_empty() {
+        asked.push(("blockDeviceMapping".into(), String::new()));
+    }
+    if let Some(a) = p.get("Attribute") {
+        if !NAMES.contains(&a) {
+            return Err(unknown_attribute(a));
         }
-        if !p.members("BlockDeviceMapping").is_empty() {
-            asked.push(("blockDeviceMapping".into(), String::new()));
+        let v = p.get("Value").ok_or_else(|| Ec2Error::missing_parameter("Value"))?;
+        asked.push((a.to_string(), v.to_string()));
+    }
+    let (name, value) = match asked.len() {
+        0 => return Err(Ec2Error::missing_parameter("Attribute")),
+        1 => asked.swap_remove(0),
+        _ => {
+            return Err(Ec2Error::combination(format!(
+                "Only one attribute can be modified at a time; the request names {}",
+                asked.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            )));
         }
-        if let Some(a) = p.get("Attribute") {
-            if !NAMES.contains(&a) {
-                return Err(unknown_attribute(a));
-            }
-            let v = p.get("Value").ok_or_else(|| Ec2Error::missing_parameter("Value"))?;
-            asked.push((a.to_string(), v.to_string()));
+    };
+    let unsupported = || {
+        Ec2Error::new(
+            Code::UnsupportedOperation,
+            format!("The cloud behind this gateway cannot change the instance attribute '{name}'."),
+        )
+    };
+    match name.as_str() {
+        "instanceType" => {
+            let id = super::super::resolve::apply(ctx, "offering", Some(value), "InstanceType").await?;
+            Ok(id.into_iter().map(|u| format!("serviceofferingid={u}")).collect())
         }
-        let (name, value) = match asked.len() {
-            0 => return Err(Ec2Error::missing_parameter("Attribute")),
-            1 => asked.swap_remove(0),
-            _ => {
-                return Err(Ec2Error::combination(format!(
-                    "Only one attribute can be modified at a time; the request names {}",
-                    asked.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                )));
-            }
-        };
-        let unsupported = || {
-            Ec2Error::new(
-                Code::UnsupportedOperation,
-                format!("The cloud behind this gateway cannot change the instance attribute '{name}'."),
-            )
-        };
-        match name.as_str() {
-            "instanceType" => {
-                let id = super::super::resolve::apply(ctx, "offering", Some(value), "InstanceType").await?;
-                Ok(id.into_iter().map(|u| format!("serviceofferingid={u}")).collect())
-            }
-            "userData" => {
-                let b = super::super::resolve::apply(ctx, "base64", Some(value), "UserData").await?;
-                Ok(b.into_iter().map(|u| format!("userdata={u}")).collect())
-            }
-            n => match FIXED.iter().find(|(f, _)| *f == n) {
-                Some((_, v)) if value.eq_ignore_ascii_case(v) => Ok(vec!["none=".into()]),
-                _ => Err(unsupported()),
-            },
+        "userData" => {
+            let b = super::super::resolve::apply(ctx, "base64", Some(value), "UserData").await?;
+            Ok(b.into_iter().map(|u| format!("userdata={u}")).collect())
         }
-    })
+        n => match FIXED.iter().find(|(f, _)| *f == n) {
+            Some((_, v)) if value.eq_ignore_ascii_case(v) => Ok(vec!["none=".into()]),
+            _ => Err(unsupported()),
+        },
+    }
 }
 
 async fn the_vm(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(String, Value), Ec2Error> {
@@ -142,7 +131,7 @@ async fn the_vm(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(String, Value), Ec2Er
     let mut params = lc.params.clone();
     params.push(("id".into(), uuid.clone()));
     let vms = ctx.list(&lc.command, &params, &lc.items).await?;
-    match vms.into_iter().find(|v| s(v, "id") == Some(uuid.as_str())) {
+    match vms.into_iter().find(|v| field(v, "id") == Some(uuid.as_str())) {
         Some(vm) => Ok((ec2.clone(), vm)),
         None => Err(super::super::exec::not_found(kind, &[ec2.as_str()])),
     }
@@ -158,14 +147,14 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
         return Err(unknown_attribute(attr));
     }
     let (ec2, vm) = the_vm(ctx, prep).await?;
-    let uuid = s(&vm, "id").unwrap_or_default().to_string();
+    let uuid = field(&vm, "id").unwrap_or_default().to_string();
     let value: Value = match attr {
-        "instanceType" => val(s(&vm, "serviceofferingname").unwrap_or_default()),
+        "instanceType" => val(field(&vm, "serviceofferingname").unwrap_or_default()),
         "kernel" | "ramdisk" | "sriovNetSupport" => json!({}),
         "userData" => {
             let r = ctx.call("getVirtualMachineUserData", &[("virtualmachineid".into(), uuid.clone())]).await?;
             let r = r.get("virtualmachineuserdata").unwrap_or(&r);
-            match s(r, "userdata") {
+            match field(r, "userdata") {
                 Some(u) => val(u),
                 None => json!({}),
             }
@@ -177,15 +166,15 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
             let mut rows: Vec<(i64, Value)> = vols
                 .iter()
                 .map(|v| {
-                    let root = s(v, "type") == Some("ROOT");
+                    let root = field(v, "type") == Some("ROOT");
                     let dev = v.get("deviceid").map(scalar_text).and_then(|d| d.parse::<i64>().ok()).unwrap_or(0);
-                    let vid = ids::ec2_id(Kind::Volume, s(v, "id").unwrap_or_default());
+                    let vid = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
                     let name = if root { "/dev/sda1".to_string() } else { device_name(dev) };
                     let order = if root { -1 } else { dev };
                     let ebs = json!({
                         "volumeId": vid,
                         "status": "attached",
-                        "attachTime": s(v, "attached").or(s(v, "created")).and_then(iso8601),
+                        "attachTime": field(v, "attached").or(field(v, "created")).and_then(iso8601),
                         "deleteOnTermination": root,
                     });
                     (order, json!({ "deviceName": name, "ebs": ebs }))
@@ -194,7 +183,7 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
             rows.sort_by_key(|(o, _)| *o);
             let record: Vec<(Kind, String, String)> = vols
                 .iter()
-                .filter_map(|v| s(v, "id"))
+                .filter_map(|v| field(v, "id"))
                 .map(|u| (Kind::Volume, ids::ec2_id(Kind::Volume, u), u.to_string()))
                 .collect();
             ctx.ex.ids.record(record).await;
@@ -228,11 +217,11 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
         return Ok(Value::Null);
     }
     let (ec2, vm) = the_vm(ctx, prep).await?;
-    let uuid = s(&vm, "id").unwrap_or_default().to_string();
-    if what == "serviceofferingid" && s(&vm, "serviceofferingid") == Some(value) {
+    let uuid = field(&vm, "id").unwrap_or_default().to_string();
+    if what == "serviceofferingid" && field(&vm, "serviceofferingid") == Some(value) {
         return Ok(Value::Null);
     }
-    if s(&vm, "state") != Some("Stopped") {
+    if field(&vm, "state") != Some("Stopped") {
         return Err(Ec2Error::new(
             Code::IncorrectInstanceState,
             format!("The instance '{ec2}' is not in the 'stopped' state."),
@@ -256,53 +245,39 @@ fn reset(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     }
 }
 
-pub fn instance_attribute<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        match ctx.action.args.get("op").and_then(Value::as_str) {
-            Some("describe") => describe(ctx, prep).await,
-            Some("modify") => modify(ctx, prep).await,
-            Some("reset") => reset(ctx),
-            _ => Err(Ec2Error::internal()),
-        }
-    })
+pub async fn instance_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    match ctx.action.args.get("op").and_then(Value::as_str) {
+        Some("describe") => describe(ctx, prep).await,
+        Some("modify") => modify(ctx, prep).await,
+        Some("reset") => reset(ctx),
+        _ => Err(Ec2Error::internal()),
+    }
 }
 
 /// DescribeInstanceStatus: without IncludeAllInstances=true, running instances only.
-pub fn running_unless_all<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        if ctx.req.params.bool("IncludeAllInstances")? != Some(true) {
-            items.retain(|v| s(v, "state") == Some("Running"));
-        }
-        Ok(items)
-    })
+pub async fn running_unless_all(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    if ctx.req.params.bool("IncludeAllInstances")? != Some(true) {
+        items.retain(|v| field(v, "state") == Some("Running"));
+    }
+    Ok(items)
 }
 
 /// DescribeInstanceTypes: InstanceType.N keeps the named types; every one must exist.
-pub fn instance_type_names<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        // System offerings (virtual routers, consoles) are not instance types.
-        items.retain(|o| o.get("issystem").and_then(Value::as_bool) != Some(true));
-        let wanted: Vec<&str> = ctx.req.params.list("InstanceType");
-        if wanted.is_empty() {
-            return Ok(items);
-        }
-        let missing: Vec<&str> =
-            wanted.iter().copied().filter(|w| !items.iter().any(|o| s(o, "name") == Some(*w))).collect();
-        if !missing.is_empty() {
-            return Err(Ec2Error::new(
-                Code::InvalidInstanceType,
-                format!("The following supplied instance types do not exist: [{}]", missing.join(", ")),
-            ));
-        }
-        items.retain(|o| s(o, "name").is_some_and(|n| wanted.contains(&n)));
-        Ok(items)
-    })
+pub async fn instance_type_names(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    // System offerings (virtual routers, consoles) are not instance types.
+    items.retain(|o| o.get("issystem").and_then(Value::as_bool) != Some(true));
+    let wanted: Vec<&str> = ctx.req.params.list("InstanceType");
+    if wanted.is_empty() {
+        return Ok(items);
+    }
+    let missing: Vec<&str> =
+        wanted.iter().copied().filter(|w| !items.iter().any(|o| field(o, "name") == Some(*w))).collect();
+    if !missing.is_empty() {
+        return Err(Ec2Error::new(
+            Code::InvalidInstanceType,
+            format!("The following supplied instance types do not exist: [{}]", missing.join(", ")),
+        ));
+    }
+    items.retain(|o| field(o, "name").is_some_and(|n| wanted.contains(&n)));
+    Ok(items)
 }

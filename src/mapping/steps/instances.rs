@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_limited};
+use super::super::backend::join_limited;
 use super::super::convert::cloudstack_now;
-use super::super::exec::{Ctx, Prepared, TokenEntry, Tombstone};
-use super::super::page;
+use super::super::exec::{Ctx, Prepared, Tombstone};
+use super::common::{create_tags, field, idempotent, param, tag_specifications};
 use super::{arg_strs, check_keys};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
@@ -20,10 +20,6 @@ const GONE: &[&str] = &["Destroyed", "Expunging"];
 const DESTROYING: &str = "Destroying";
 /// After this long a VM that is still there was not destroyed after all.
 const DESTROY_GRACE: Duration = Duration::from_secs(600);
-
-fn s<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
-    v.get(k).and_then(Value::as_str)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Start / Stop / Reboot / Terminate
@@ -44,98 +40,96 @@ pub fn check_state_change_args(args: &Value) -> Result<(), String> {
 
 /// The instance's state as EC2 should see it, given the gateway's own record of terminations.
 fn overlay_state(vm: &Value, tomb: Option<&Tombstone>) -> String {
-    let st = s(vm, "state").unwrap_or("Unknown").to_string();
+    let st = field(vm, "state").unwrap_or("Unknown").to_string();
     match tomb {
         Some(t) if !GONE.contains(&st.as_str()) && t.since.elapsed() < DESTROY_GRACE => DESTROYING.into(),
         _ => st,
     }
 }
 
-pub fn state_change<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let args = &ctx.action.args;
-        let command = args.get("command").and_then(Value::as_str).unwrap_or_default();
-        let current = args.get("current").and_then(Value::as_str).unwrap_or_default();
-        let skip = arg_strs(args, "skip");
-        let refuse = arg_strs(args, "refuse");
-        let make_tombstones = args.get("tombstone").and_then(Value::as_bool).unwrap_or(false);
-        let refuse_msg = args
-            .get("refuse_message")
-            .and_then(Value::as_str)
-            .unwrap_or("The instance '{id}' is not in a state from which the requested operation can be performed.");
-        let kind = ctx.ex.table.kinds.get(&Kind::Instance).ok_or_else(Ec2Error::internal)?;
-        let lc = kind.list.first().ok_or_else(Ec2Error::internal)?;
-        // One list call for every instance's previous state.
-        let mut params = lc.params.clone();
-        params.push(("ids".into(), prep.ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",")));
-        let vms = ctx.list(&lc.command, &params, &lc.items).await?;
-        let tombs: HashMap<String, Tombstone> = ctx.tombstones().into_iter().collect();
-        struct Row<'r> {
-            ec2: &'r str,
-            uuid: &'r str,
-            prev: String,
-            vm: Value,
+pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let args = &ctx.action.args;
+    let command = args.get("command").and_then(Value::as_str).unwrap_or_default();
+    let current = args.get("current").and_then(Value::as_str).unwrap_or_default();
+    let skip = arg_strs(args, "skip");
+    let refuse = arg_strs(args, "refuse");
+    let make_tombstones = args.get("tombstone").and_then(Value::as_bool).unwrap_or(false);
+    let refuse_msg = args
+        .get("refuse_message")
+        .and_then(Value::as_str)
+        .unwrap_or("The instance '{id}' is not in a state from which the requested operation can be performed.");
+    let kind = ctx.ex.table.kinds.get(&Kind::Instance).ok_or_else(Ec2Error::internal)?;
+    let lc = kind.list.first().ok_or_else(Ec2Error::internal)?;
+    // One list call for every instance's previous state.
+    let mut params = lc.params.clone();
+    params.push(("ids".into(), prep.ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",")));
+    let vms = ctx.list(&lc.command, &params, &lc.items).await?;
+    let tombs: HashMap<String, Tombstone> = ctx.tombstones().into_iter().collect();
+    struct Row<'r> {
+        ec2: &'r str,
+        uuid: &'r str,
+        prev: String,
+        vm: Value,
+    }
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for (ec2, uuid) in &prep.ids {
+        let vm = vms.iter().find(|v| field(v, "id") == Some(uuid.as_str()));
+        let tomb = tombs.get(ec2);
+        match (vm, tomb) {
+            (Some(vm), t) => rows.push(Row { ec2, uuid, prev: overlay_state(vm, t), vm: vm.clone() }),
+            (None, Some(t)) => rows.push(Row { ec2, uuid, prev: "Destroyed".into(), vm: t.vm.clone() }),
+            (None, None) => missing.push(ec2.as_str()),
         }
-        let mut rows = Vec::new();
-        let mut missing = Vec::new();
-        for (ec2, uuid) in &prep.ids {
-            let vm = vms.iter().find(|v| s(v, "id") == Some(uuid.as_str()));
-            let tomb = tombs.get(ec2);
-            match (vm, tomb) {
-                (Some(vm), t) => rows.push(Row { ec2, uuid, prev: overlay_state(vm, t), vm: vm.clone() }),
-                (None, Some(t)) => rows.push(Row { ec2, uuid, prev: "Destroyed".into(), vm: t.vm.clone() }),
-                (None, None) => missing.push(ec2.as_str()),
+    }
+    if !missing.is_empty() {
+        return Err(super::super::exec::not_found(kind, &missing));
+    }
+    if let Some(r) = rows.iter().find(|r| refuse.contains(&r.prev)) {
+        return Err(Ec2Error::new(Code::IncorrectInstanceState, refuse_msg.replace("{id}", r.ec2)));
+    }
+    let todo: Vec<usize> = (0..rows.len()).filter(|&i| !skip.contains(&rows[i].prev)).collect();
+    let futs = todo.iter().map(|&i| {
+        let mut p = vec![("id".to_string(), rows[i].uuid.to_string())];
+        p.extend(prep.params.iter().cloned());
+        async move { ctx.start_job(command, &p).await }
+    });
+    let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
+    let mut started = Vec::new();
+    let mut first_err = None;
+    for (&i, r) in todo.iter().zip(results) {
+        match r {
+            Ok(_) => started.push(i),
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
         }
-        if !missing.is_empty() {
-            return Err(super::super::exec::not_found(kind, &missing));
-        }
-        if let Some(r) = rows.iter().find(|r| refuse.contains(&r.prev)) {
-            return Err(Ec2Error::new(Code::IncorrectInstanceState, refuse_msg.replace("{id}", r.ec2)));
-        }
-        let todo: Vec<usize> = (0..rows.len()).filter(|&i| !skip.contains(&rows[i].prev)).collect();
-        let futs = todo.iter().map(|&i| {
-            let mut p = vec![("id".to_string(), rows[i].uuid.to_string())];
-            p.extend(prep.params.iter().cloned());
-            async move { ctx.start_job(command, &p).await }
-        });
-        let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
-        let mut started = Vec::new();
-        let mut first_err = None;
-        for (&i, r) in todo.iter().zip(results) {
-            match r {
-                Ok(_) => started.push(i),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+    }
+    if make_tombstones {
+        for &i in &started {
+            let mut vm = rows[i].vm.clone();
+            if let Some(o) = vm.as_object_mut() {
+                o.insert("state".into(), Value::String("Destroyed".into()));
             }
+            remember_tombstone(ctx, rows[i].ec2, vm);
         }
-        if make_tombstones {
-            for &i in &started {
-                let mut vm = rows[i].vm.clone();
-                if let Some(o) = vm.as_object_mut() {
-                    o.insert("state".into(), Value::String("Destroyed".into()));
-                }
-                remember_tombstone(ctx, rows[i].ec2, vm);
-            }
+    }
+    if let Some(mut e) = first_err {
+        if !started.is_empty() {
+            let done: Vec<&str> = started.iter().map(|&i| rows[i].ec2).collect();
+            e.message = format!("{} (the request was carried out for {})", e.message, done.join(", "));
         }
-        if let Some(mut e) = first_err {
-            if !started.is_empty() {
-                let done: Vec<&str> = started.iter().map(|&i| rows[i].ec2).collect();
-                e.message = format!("{} (the request was carried out for {})", e.message, done.join(", "));
-            }
-            return Err(e);
-        }
-        let out: Vec<Value> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let cur = if started.contains(&i) { current.to_string() } else { r.prev.clone() };
-                json!({ "id": r.uuid, "current": cur, "previous": r.prev })
-            })
-            .collect();
-        Ok(Value::Array(out))
-    })
+        return Err(e);
+    }
+    let out: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let cur = if started.contains(&i) { current.to_string() } else { r.prev.clone() };
+            json!({ "id": r.uuid, "current": cur, "previous": r.prev })
+        })
+        .collect();
+    Ok(Value::Array(out))
 }
 
 fn remember_tombstone(ctx: &Ctx<'_>, ec2: &str, vm: Value) {
@@ -152,104 +146,86 @@ fn remember_tombstone(ctx: &Ctx<'_>, ec2: &str, vm: Value) {
 
 /// Instances being destroyed show `Destroying` (shutting-down); instances CloudStack no longer
 /// lists stay visible as `Destroyed` (terminated) for `tombstone_ttl`.
-pub fn tombstones<'a>(
-    ctx: &'a Ctx<'a>,
-    prep: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let tombs: HashMap<String, Tombstone> = ctx.tombstones().into_iter().collect();
-        if tombs.is_empty() {
-            return Ok(items);
-        }
-        let mut listed = std::collections::HashSet::new();
-        for vm in items.iter_mut() {
-            let Some(uuid) = s(vm, "id").map(str::to_string) else { continue };
-            let ec2 = ids::ec2_id(Kind::Instance, &uuid);
-            if let Some(t) = tombs.get(&ec2) {
-                let st = overlay_state(vm, Some(t));
-                if st != DESTROYING && !GONE.contains(&st.as_str()) {
-                    // The destroy did not happen; forget it.
-                    ctx.ex.tombstones.remove(&ec2);
-                } else if let Some(o) = vm.as_object_mut() {
-                    o.insert("state".into(), Value::String(st));
-                }
+pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let tombs: HashMap<String, Tombstone> = ctx.tombstones().into_iter().collect();
+    if tombs.is_empty() {
+        return Ok(items);
+    }
+    let mut listed = std::collections::HashSet::new();
+    for vm in items.iter_mut() {
+        let Some(uuid) = field(vm, "id").map(str::to_string) else { continue };
+        let ec2 = ids::ec2_id(Kind::Instance, &uuid);
+        if let Some(t) = tombs.get(&ec2) {
+            let st = overlay_state(vm, Some(t));
+            if st != DESTROYING && !GONE.contains(&st.as_str()) {
+                // The destroy did not happen; forget it.
+                ctx.ex.tombstones.remove(&ec2);
+            } else if let Some(o) = vm.as_object_mut() {
+                o.insert("state".into(), Value::String(st));
             }
-            listed.insert(ec2);
         }
-        let wanted: Option<std::collections::HashSet<&str>> =
-            (!prep.ids.is_empty()).then(|| prep.ids.iter().map(|(e, _)| e.as_str()).collect());
-        let mut extra: Vec<(&String, &Tombstone)> = tombs
-            .iter()
-            .filter(|(e, _)| !listed.contains(*e) && wanted.as_ref().is_none_or(|w| w.contains(e.as_str())))
-            .collect();
-        extra.sort_by_key(|(_, t)| t.since);
-        items.extend(extra.into_iter().map(|(_, t)| t.vm.clone()));
-        Ok(items)
-    })
+        listed.insert(ec2);
+    }
+    let wanted: Option<std::collections::HashSet<&str>> =
+        (!prep.ids.is_empty()).then(|| prep.ids.iter().map(|(e, _)| e.as_str()).collect());
+    let mut extra: Vec<(&String, &Tombstone)> = tombs
+        .iter()
+        .filter(|(e, _)| !listed.contains(*e) && wanted.as_ref().is_none_or(|w| w.contains(e.as_str())))
+        .collect();
+    extra.sort_by_key(|(_, t)| t.since);
+    items.extend(extra.into_iter().map(|(_, t)| t.vm.clone()));
+    Ok(items)
 }
 
 /// `_reservationid`: the deploy batch (the CloudStack instance group RunInstances named
 /// `r-...`), else one reservation per VM.
-pub fn reservation_ids<'a>(
-    _: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        for vm in items.iter_mut() {
-            let rid = match s(vm, "group") {
-                Some(g) if ids::is_well_formed(Kind::Reservation, g) => g.to_string(),
-                _ => ids::ec2_id(Kind::Reservation, s(vm, "id").unwrap_or_default()),
-            };
-            if let Some(o) = vm.as_object_mut() {
-                o.insert("_reservationid".into(), Value::String(rid));
-            }
+pub async fn reservation_ids(_: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    for vm in items.iter_mut() {
+        let rid = match field(vm, "group") {
+            Some(g) if ids::is_well_formed(Kind::Reservation, g) => g.to_string(),
+            _ => ids::ec2_id(Kind::Reservation, field(vm, "id").unwrap_or_default()),
+        };
+        if let Some(o) = vm.as_object_mut() {
+            o.insert("_reservationid".into(), Value::String(rid));
         }
-        Ok(items)
-    })
+    }
+    Ok(items)
 }
 
 /// Instances -> reservations, in order of first appearance; launch index = position in it.
-pub fn group_reservations<'a>(
-    _: &'a Ctx<'a>,
-    _: &'a Prepared,
-    items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let mut order: Vec<String> = Vec::new();
-        let mut groups: HashMap<String, Vec<Value>> = HashMap::new();
-        for vm in items {
-            let rid = match s(&vm, "_reservationid") {
-                Some(r) => r.to_string(),
-                None => ids::ec2_id(Kind::Reservation, s(&vm, "id").unwrap_or_default()),
-            };
-            if !groups.contains_key(&rid) {
-                order.push(rid.clone());
-            }
-            groups.entry(rid).or_default().push(vm);
+pub async fn group_reservations(_: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<Value>> = HashMap::new();
+    for vm in items {
+        let rid = match field(&vm, "_reservationid") {
+            Some(r) => r.to_string(),
+            None => ids::ec2_id(Kind::Reservation, field(&vm, "id").unwrap_or_default()),
+        };
+        if !groups.contains_key(&rid) {
+            order.push(rid.clone());
         }
-        let mut out = Vec::new();
-        for rid in order {
-            let mut vms = groups.remove(&rid).unwrap_or_default();
-            for (i, vm) in vms.iter_mut().enumerate() {
-                if let Some(o) = vm.as_object_mut() {
-                    o.entry("_launchindex").or_insert(Value::from(i));
-                }
+        groups.entry(rid).or_default().push(vm);
+    }
+    let mut out = Vec::new();
+    for rid in order {
+        let mut vms = groups.remove(&rid).unwrap_or_default();
+        for (i, vm) in vms.iter_mut().enumerate() {
+            if let Some(o) = vm.as_object_mut() {
+                o.entry("_launchindex").or_insert(Value::from(i));
             }
-            // Built by hand: `json!` would serialize (deep-copy) every instance.
-            let first = vms.first();
-            let ownerid = first.and_then(|f| f.get("account")).cloned().unwrap_or(Value::Null);
-            let groups = first.and_then(|f| f.get("securitygroup")).cloned().unwrap_or_else(|| json!([]));
-            let mut r = serde_json::Map::new();
-            r.insert("reservationid".into(), Value::String(rid));
-            r.insert("ownerid".into(), ownerid);
-            r.insert("groups".into(), groups);
-            r.insert("instances".into(), Value::Array(vms));
-            out.push(Value::Object(r));
         }
-        Ok(out)
-    })
+        // Built by hand: `json!` would serialize (deep-copy) every instance.
+        let first = vms.first();
+        let ownerid = first.and_then(|f| f.get("account")).cloned().unwrap_or(Value::Null);
+        let groups = first.and_then(|f| f.get("securitygroup")).cloned().unwrap_or_else(|| json!([]));
+        let mut r = serde_json::Map::new();
+        r.insert("reservationid".into(), Value::String(rid));
+        r.insert("ownerid".into(), ownerid);
+        r.insert("groups".into(), groups);
+        r.insert("instances".into(), Value::Array(vms));
+        out.push(Value::Object(r));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,87 +235,26 @@ pub fn check_run_args(args: &Value) -> Result<(), String> {
     check_keys(args, &["command", "default_type"], &["command"])
 }
 
-fn tag_specs(ctx: &Ctx<'_>) -> Result<Vec<(String, String)>, Ec2Error> {
-    let mut tags = Vec::new();
-    for spec in ctx.req.params.members("TagSpecification") {
-        let rt = spec.get("ResourceType").unwrap_or("");
-        if rt != "instance" {
-            return Err(Ec2Error::invalid_value(
-                "TagSpecification.ResourceType",
-                rt,
-                "Only instance tags can be given to RunInstances here.",
-            ));
-        }
-        for t in spec.members("Tag") {
-            let k = t.get("Key").unwrap_or("");
-            if k.is_empty() {
-                return Err(Ec2Error::missing_parameter("TagSpecification.N.Tag.M.Key"));
-            }
-            tags.push((k.to_string(), t.get("Value").unwrap_or("").to_string()));
-        }
+pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let min = p.int("MinCount")?.unwrap_or(1);
+    let max = p.int("MaxCount")?.unwrap_or(min);
+    if min < 1 {
+        return Err(Ec2Error::invalid_value("MinCount", &min.to_string(), "MinCount must be at least 1."));
     }
-    Ok(tags)
-}
-
-pub fn run_instances<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let min = p.int("MinCount")?.unwrap_or(1);
-        let max = p.int("MaxCount")?.unwrap_or(min);
-        if min < 1 {
-            return Err(Ec2Error::invalid_value("MinCount", &min.to_string(), "MinCount must be at least 1."));
-        }
-        if max < min {
-            return Err(Ec2Error::invalid_value(
-                "MaxCount",
-                &max.to_string(),
-                "MaxCount must not be less than MinCount.",
-            ));
-        }
-        let cap = ctx.ex.opts.max_run_count;
-        if min > cap {
-            return Err(Ec2Error::new(
-                Code::InstanceLimitExceeded,
-                format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
-            ));
-        }
-        let tags = tag_specs(ctx)?;
-        let token = p.get("ClientToken").filter(|t| !t.is_empty());
-        let Some(token) = token else { return launch(ctx, prep, max.min(cap), min, &tags, None).await };
-        if token.len() > 64 {
-            return Err(Ec2Error::invalid_value("ClientToken", token, "The token is longer than 64 characters."));
-        }
-        let fp = page::fingerprint("RunInstances", &ctx.who.access_key, p);
-        let key = (ctx.who.cloudstack.api_key.clone(), token.to_string());
-        let slot = ctx.ex.tokens.entry(key).or_default().clone();
-        // Held across the launch so that a concurrent retry waits for the first answer.
-        let mut guard = slot.lock().await;
-        if let Some(e) = guard.as_ref()
-            && e.at.elapsed() < ctx.ex.opts.token_ttl
-        {
-            if e.fingerprint != fp {
-                return Err(Ec2Error::new(
-                    Code::IdempotentParameterMismatch,
-                    "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
-                ));
-            }
-            return Ok(e.doc.clone());
-        }
-        let doc = launch(ctx, prep, max.min(cap), min, &tags, Some(token)).await?;
-        *guard = Some(TokenEntry { fingerprint: fp, doc: doc.clone(), at: Instant::now() });
-        drop(guard);
-        if ctx.ex.tokens.len() > 100_000 {
-            let ttl = ctx.ex.opts.token_ttl;
-            ctx.ex
-                .tokens
-                .retain(|_, v| v.try_lock().map(|g| g.as_ref().is_some_and(|e| e.at.elapsed() < ttl)).unwrap_or(true));
-        }
-        Ok(doc)
-    })
-}
-
-fn param<'p>(prep: &'p Prepared, name: &str) -> Option<&'p str> {
-    prep.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    if max < min {
+        return Err(Ec2Error::invalid_value("MaxCount", &max.to_string(), "MaxCount must not be less than MinCount."));
+    }
+    let cap = ctx.ex.opts.max_run_count;
+    if min > cap {
+        return Err(Ec2Error::new(
+            Code::InstanceLimitExceeded,
+            format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
+        ));
+    }
+    let tags = tag_specifications(p, "instance")?;
+    let token = p.get("ClientToken").filter(|t| !t.is_empty());
+    idempotent(ctx, launch(ctx, prep, max.min(cap), min, &tags, token)).await
 }
 
 /// Undo a launch: let each deploy job end first (CloudStack serialises work on a VM, and a VM
@@ -414,17 +329,7 @@ async fn launch(
     }
     if !tags.is_empty() {
         let uuids: Vec<&str> = made.iter().map(|(u, _)| u.as_str()).collect();
-        let mut tp = vec![("resourceids".to_string(), uuids.join(",")), ("resourcetype".into(), "UserVm".into())];
-        for (i, (k, v)) in tags.iter().enumerate() {
-            tp.push((format!("tags[{i}].key"), k.clone()));
-            tp.push((format!("tags[{i}].value"), v.clone()));
-        }
-        let r = async {
-            let j = ctx.start_job("createTags", &tp).await?;
-            ctx.wait_job("createTags", &j.jobid).await
-        }
-        .await;
-        if let Err(e) = r {
+        if let Err(e) = create_tags(ctx, "UserVm", &uuids, tags).await {
             let left = destroy_all(ctx, &made, command).await;
             return Err(with_leftovers(e, &left));
         }
@@ -435,7 +340,7 @@ async fn launch(
         .list_cached("listZones", &[], "zone")
         .await
         .ok()
-        .and_then(|l| l.iter().find(|z| s(z, "id") == Some(zoneid.as_str())).cloned());
+        .and_then(|l| l.iter().find(|z| field(z, "id") == Some(zoneid.as_str())).cloned());
     let mut groups: Vec<Value> = Vec::new();
     for n in ctx.req.params.list("SecurityGroup") {
         groups.push(json!({ "name": n }));

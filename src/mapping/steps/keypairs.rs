@@ -5,23 +5,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
-use super::super::expr::scalar_text;
+use super::common::{field_text, is_param_error};
 use super::security_groups::keep_named;
 use crate::base::{Code, Ec2Error};
-use crate::cloudstack::CsError;
 use crate::ec2::Params;
 use crate::ids::{self, Kind};
-
-fn s(v: &Value, k: &str) -> Option<String> {
-    v.get(k).filter(|x| !x.is_null()).map(scalar_text)
-}
-
-fn is_param_error(e: &CsError) -> bool {
-    matches!(e, CsError::Api { errorcode: 431, .. })
-}
 
 fn duplicate(name: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidKeyPairDuplicate, format!("The keypair '{name}' already exists."))
@@ -48,34 +38,32 @@ fn no_tags(p: &Params) -> Result<(), Ec2Error> {
 
 async fn find_by_name(ctx: &Ctx<'_>, name: &str) -> Result<Option<Value>, Ec2Error> {
     let l = ctx.list("listSSHKeyPairs", &[("name".into(), name.to_string())], "sshkeypair").await?;
-    Ok(l.into_iter().find(|k| s(k, "name").as_deref() == Some(name)))
+    Ok(l.into_iter().find(|k| field_text(k, "name").as_deref() == Some(name)))
 }
 
-pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let name = key_name(p)?;
-        no_tags(p)?;
-        if let Some(t) = p.get("KeyType").filter(|t| *t != "rsa") {
-            return Err(Ec2Error::invalid_value("KeyType", t, "This cloud creates rsa key pairs only."));
+pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let name = key_name(p)?;
+    no_tags(p)?;
+    if let Some(t) = p.get("KeyType").filter(|t| *t != "rsa") {
+        return Err(Ec2Error::invalid_value("KeyType", t, "This cloud creates rsa key pairs only."));
+    }
+    if let Some(f) = p.get("KeyFormat").filter(|f| *f != "pem") {
+        return Err(Ec2Error::invalid_value("KeyFormat", f, "This cloud returns pem private keys only."));
+    }
+    match ctx.call_raw("createSSHKeyPair", &[("name".into(), name.to_string())]).await {
+        Ok(v) => {
+            ctx.forget_cached("listSSHKeyPairs");
+            Ok(v.get("keypair").cloned().unwrap_or(v))
         }
-        if let Some(f) = p.get("KeyFormat").filter(|f| *f != "pem") {
-            return Err(Ec2Error::invalid_value("KeyFormat", f, "This cloud returns pem private keys only."));
-        }
-        match ctx.call_raw("createSSHKeyPair", &[("name".into(), name.to_string())]).await {
-            Ok(v) => {
-                ctx.forget_cached("listSSHKeyPairs");
-                Ok(v.get("keypair").cloned().unwrap_or(v))
+        Err(e) if is_param_error(&e) => {
+            if find_by_name(ctx, name).await?.is_some() {
+                return Err(duplicate(name));
             }
-            Err(e) if is_param_error(&e) => {
-                if find_by_name(ctx, name).await?.is_some() {
-                    return Err(duplicate(name));
-                }
-                Err(ctx.err(e))
-            }
-            Err(e) => Err(ctx.err(e)),
+            Err(ctx.err(e))
         }
-    })
+        Err(e) => Err(ctx.err(e)),
+    }
 }
 
 /// An OpenSSH public key line (`type base64 [comment]`) whose blob names the same type.
@@ -102,103 +90,94 @@ fn bad_format() -> Ec2Error {
     Ec2Error::new(Code::InvalidKeyPairFormat, "Key is not in valid OpenSSH public key format")
 }
 
-pub fn import<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let name = key_name(p)?;
-        let material = p.require("PublicKeyMaterial")?;
-        no_tags(p)?;
-        // The wire value is base64 of the key file; a client that sent the line itself works too.
-        let clean: String = material.chars().filter(|c| !c.is_whitespace()).collect();
-        let decoded = B64.decode(&clean).ok().and_then(|b| String::from_utf8(b).ok());
-        let line =
-            decoded.as_deref().and_then(openssh_line).or_else(|| openssh_line(material)).ok_or_else(bad_format)?;
-        let params = [("name".to_string(), name.to_string()), ("publickey".to_string(), line)];
-        match ctx.call_raw("registerSSHKeyPair", &params).await {
-            Ok(v) => {
-                ctx.forget_cached("listSSHKeyPairs");
-                Ok(v.get("keypair").cloned().unwrap_or(v))
-            }
-            Err(e) if is_param_error(&e) => {
-                if find_by_name(ctx, name).await?.is_some() {
-                    return Err(duplicate(name));
-                }
-                // CloudStack also refuses a second name for the same key.
-                let all = ctx.list("listSSHKeyPairs", &[], "sshkeypair").await?;
-                let fp = md5_fingerprint(&params[1].1);
-                if let Some(other) =
-                    fp.and_then(|fp| all.iter().find(|k| s(k, "fingerprint").as_deref() == Some(fp.as_str())))
-                {
-                    return Err(Ec2Error::new(
-                        Code::InvalidKeyPairDuplicate,
-                        format!(
-                            "The keypair '{name}' cannot be imported: this cloud already holds the same key as '{}'.",
-                            s(other, "name").unwrap_or_default()
-                        ),
-                    ));
-                }
-                Err(bad_format())
-            }
-            Err(e) => Err(ctx.err(e)),
+pub async fn import(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let name = key_name(p)?;
+    let material = p.require("PublicKeyMaterial")?;
+    no_tags(p)?;
+    // The wire value is base64 of the key file; a client that sent the line itself works too.
+    let clean: String = material.chars().filter(|c| !c.is_whitespace()).collect();
+    let decoded = B64.decode(&clean).ok().and_then(|b| String::from_utf8(b).ok());
+    let line = decoded.as_deref().and_then(openssh_line).or_else(|| openssh_line(material)).ok_or_else(bad_format)?;
+    let params = [("name".to_string(), name.to_string()), ("publickey".to_string(), line)];
+    match ctx.call_raw("registerSSHKeyPair", &params).await {
+        Ok(v) => {
+            ctx.forget_cached("listSSHKeyPairs");
+            Ok(v.get("keypair").cloned().unwrap_or(v))
         }
-    })
+        Err(e) if is_param_error(&e) => {
+            if find_by_name(ctx, name).await?.is_some() {
+                return Err(duplicate(name));
+            }
+            // CloudStack also refuses a second name for the same key.
+            let all = ctx.list("listSSHKeyPairs", &[], "sshkeypair").await?;
+            let fp = md5_fingerprint(&params[1].1);
+            if let Some(other) =
+                fp.and_then(|fp| all.iter().find(|k| field_text(k, "fingerprint").as_deref() == Some(fp.as_str())))
+            {
+                return Err(Ec2Error::new(
+                    Code::InvalidKeyPairDuplicate,
+                    format!(
+                        "The keypair '{name}' cannot be imported: this cloud already holds the same key as '{}'.",
+                        field_text(other, "name").unwrap_or_default()
+                    ),
+                ));
+            }
+            Err(bad_format())
+        }
+        Err(e) => Err(ctx.err(e)),
+    }
 }
 
-pub fn delete<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let name = match (p.get("KeyName").filter(|v| !v.is_empty()), p.get("KeyPairId").filter(|v| !v.is_empty())) {
-            (Some(n), _) => n.to_string(),
-            (None, Some(id)) => {
-                if !ids::is_well_formed(Kind::KeyPair, id) {
-                    return Err(Ec2Error::invalid_value("KeyPairId", id, "Expecting \"key-...\"."));
-                }
-                let all = ctx.list("listSSHKeyPairs", &[], "sshkeypair").await?;
-                match all.iter().find(|k| s(k, "id").is_some_and(|u| ids::ec2_id(Kind::KeyPair, &u) == id)) {
-                    Some(k) => s(k, "name").unwrap_or_default(),
-                    // EC2 answers success for a key pair that is not there.
-                    None => return Ok(Value::Null),
-                }
+pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let name = match (p.get("KeyName").filter(|v| !v.is_empty()), p.get("KeyPairId").filter(|v| !v.is_empty())) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(id)) => {
+            if !ids::is_well_formed(Kind::KeyPair, id) {
+                return Err(Ec2Error::invalid_value("KeyPairId", id, "Expecting \"key-...\"."));
             }
-            (None, None) => return Err(Ec2Error::missing_parameter("KeyName")),
-        };
-        match ctx.call_raw("deleteSSHKeyPair", &[("name".into(), name.clone())]).await {
-            Ok(_) => {}
-            Err(e) if is_param_error(&e) => {
-                if find_by_name(ctx, &name).await?.is_some() {
-                    return Err(ctx.err(e));
-                }
+            let all = ctx.list("listSSHKeyPairs", &[], "sshkeypair").await?;
+            match all.iter().find(|k| field_text(k, "id").is_some_and(|u| ids::ec2_id(Kind::KeyPair, &u) == id)) {
+                Some(k) => field_text(k, "name").unwrap_or_default(),
+                // EC2 answers success for a key pair that is not there.
+                None => return Ok(Value::Null),
             }
-            Err(e) => return Err(ctx.err(e)),
         }
-        ctx.forget_cached("listSSHKeyPairs");
-        Ok(Value::Null)
-    })
+        (None, None) => return Err(Ec2Error::missing_parameter("KeyName")),
+    };
+    match ctx.call_raw("deleteSSHKeyPair", &[("name".into(), name.clone())]).await {
+        Ok(_) => {}
+        Err(e) if is_param_error(&e) => {
+            if find_by_name(ctx, &name).await?.is_some() {
+                return Err(ctx.err(e));
+            }
+        }
+        Err(e) => return Err(ctx.err(e)),
+    }
+    ctx.forget_cached("listSSHKeyPairs");
+    Ok(Value::Null)
 }
 
 /// DescribeKeyPairs `KeyName.N`.
-pub fn names<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let wanted = ctx.req.params.list("KeyName");
-        keep_named(items, &wanted, "name", Code::InvalidKeyPairNotFound, "key pair")
-    })
+pub async fn names(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let wanted = ctx.req.params.list("KeyName");
+    keep_named(items, &wanted, "name", Code::InvalidKeyPairNotFound, "key pair")
 }
 
 /// getVMPassword; CloudStack's 431 (no password yet, or none for this VM) is EC2's empty
 /// passwordData, which the password_data_available waiter keeps polling on.
-pub fn password_data<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let (_, uuid) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
-        let data = match ctx.call_raw("getVMPassword", &[("id".into(), uuid.clone())]).await {
-            Ok(v) => {
-                let pw = v.get("password").unwrap_or(&v);
-                s(pw, "encryptedpassword").unwrap_or_default()
-            }
-            Err(e) if is_param_error(&e) => String::new(),
-            Err(e) => return Err(ctx.err(e)),
-        };
-        // CloudStack's text may carry line breaks; EC2 sends one base64 string.
-        let data: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-        Ok(json!({ "id": uuid, "timestamp": cloudstack_now(), "passworddata": data }))
-    })
+pub async fn password_data(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let (_, uuid) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
+    let data = match ctx.call_raw("getVMPassword", &[("id".into(), uuid.clone())]).await {
+        Ok(v) => {
+            let pw = v.get("password").unwrap_or(&v);
+            field_text(pw, "encryptedpassword").unwrap_or_default()
+        }
+        Err(e) if is_param_error(&e) => String::new(),
+        Err(e) => return Err(ctx.err(e)),
+    };
+    // CloudStack's text may carry line breaks; EC2 sends one base64 string.
+    let data: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+    Ok(json!({ "id": uuid, "timestamp": cloudstack_now(), "passworddata": data }))
 }

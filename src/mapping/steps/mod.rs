@@ -4,6 +4,7 @@
 
 mod account;
 pub(crate) mod addresses;
+pub(crate) mod common;
 mod images;
 pub(crate) mod instance_attrs;
 mod instances;
@@ -25,137 +26,203 @@ pub type TransformFn = for<'a> fn(&'a Ctx<'a>, &'a Prepared, Vec<Value>) -> BoxF
 /// Load-time check of a step's `args`.
 pub type ArgCheck = fn(&Value) -> Result<(), String>;
 
+/// A plain `async fn(&Ctx, &Prepared) -> Result<Value, Ec2Error>` as a registry entry: the one
+/// place a step's future is boxed.
+macro_rules! step {
+    ($f:path) => {{
+        fn boxed<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
+            Box::pin($f(ctx, prep))
+        }
+        boxed as RunFn
+    }};
+}
+
+/// A plain `async fn(&Ctx, &Prepared, Vec<Value>) -> Result<Vec<Value>, Ec2Error>` as a registry
+/// entry.
+macro_rules! transform {
+    ($f:path) => {{
+        fn boxed<'a>(
+            ctx: &'a Ctx<'a>,
+            prep: &'a Prepared,
+            items: Vec<Value>,
+        ) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
+            Box::pin($f(ctx, prep, items))
+        }
+        boxed as TransformFn
+    }};
+}
+
 const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
     (
         "run_instances",
-        instances::run_instances,
+        step!(instances::run_instances),
         instances::check_run_args,
         "deploy MinCount..MaxCount VMs concurrently, roll back below MinCount, tags, ClientToken",
     ),
     (
         "instance_state_change",
-        instances::state_change,
+        step!(instances::state_change),
         instances::check_state_change_args,
         "start/stop/reboot/destroy each instance; answers previous and current state at once",
     ),
-    ("account_attributes", account::attributes, no_args, "DescribeAccountAttributes from zones and the account"),
+    ("account_attributes", step!(account::attributes), no_args, "DescribeAccountAttributes from zones and the account"),
     (
         "create_image",
-        images::create_image,
+        step!(images::create_image),
         no_args,
         "template from the instance's ROOT volume; a running VM is stopped and started again",
     ),
     (
         "register_image",
-        images::register_image,
+        step!(images::register_image),
         images::check_register_args,
         "registerTemplate from ImageLocation; format, hypervisor, OS type and zone from defaults",
     ),
     (
         "describe_image_attribute",
-        images::describe_attribute,
+        step!(images::describe_attribute),
         no_args,
         "one image attribute (description, launchPermission, ...)",
     ),
     (
         "modify_image_attribute",
-        images::modify_attribute,
+        step!(images::modify_attribute),
         no_args,
         "description / launch permissions, undone on a half-way failure",
     ),
-    ("reset_image_attribute", images::reset_attribute, no_args, "launchPermission back to private, shared with nobody"),
+    (
+        "reset_image_attribute",
+        step!(images::reset_attribute),
+        no_args,
+        "launchPermission back to private, shared with nobody",
+    ),
     (
         "associate_address",
-        addresses::associate,
+        step!(addresses::associate),
         no_args,
         "enableStaticNat, moving what is in the way (AllowReassociation)",
     ),
-    ("disassociate_address", addresses::disassociate, no_args, "disableStaticNat when the address is associated"),
+    (
+        "disassociate_address",
+        step!(addresses::disassociate),
+        no_args,
+        "disableStaticNat when the address is associated",
+    ),
     (
         "tags_by_kind",
-        tags::by_kind,
+        step!(tags::by_kind),
         tags::check_args,
         "create/deleteTags, one call per resource type, undone on failure",
     ),
     (
         "instance_attribute",
-        instance_attrs::instance_attribute,
+        step!(instance_attrs::instance_attribute),
         instance_attrs::check_args,
         "Describe/Modify/ResetInstanceAttribute (args.op)",
     ),
     (
         "create_volume",
-        volumes::create_volume,
+        step!(volumes::create_volume),
         no_args,
         "createVolume (custom disk offering or snapshot), ClientToken, tags with undo",
     ),
     (
-        "delete_volume",
-        volumes::delete_volume,
+        "create_snapshot",
+        step!(volumes::create_snapshot),
         no_args,
-        "listVolumes for the state (VolumeInUse / IncorrectState), deleteVolume",
+        "listVolumes (Ready, size), createSnapshot, tags with undo",
     ),
-    ("attach_volume", volumes::attach_volume, no_args, "listVolumes for the state, attachVolume (not waited for)"),
-    ("detach_volume", volumes::detach_volume, no_args, "listVolumes for the attachment, detachVolume (not waited for)"),
-    (
-        "delete_snapshot",
-        volumes::delete_snapshot,
-        no_args,
-        "listSnapshots for the state, deleteSnapshot (not waited for)",
-    ),
-    ("create_snapshot", volumes::create_snapshot, no_args, "listVolumes (Ready, size), createSnapshot, tags with undo"),
     (
         "create_security_group",
-        security_groups::create,
+        step!(security_groups::create),
         no_args,
         "createSecurityGroup; reserved/duplicate names; TagSpecification (undone on failure)",
     ),
-    ("delete_security_group", security_groups::delete, no_args, "deleteSecurityGroup by GroupId or GroupName"),
+    ("delete_security_group", step!(security_groups::delete), no_args, "deleteSecurityGroup by GroupId or GroupName"),
     (
         "authorize_security_group",
-        security_groups::authorize,
+        step!(security_groups::authorize),
         security_groups::check_rule_args,
         "one authorize call per permission; duplicates refused; a failure revokes the earlier ones",
     ),
     (
         "revoke_security_group",
-        security_groups::revoke,
+        step!(security_groups::revoke),
         security_groups::check_rule_args,
         "match permissions against the group's rules, revoke them by rule id",
     ),
-    ("create_key_pair", keypairs::create, no_args, "createSSHKeyPair; duplicate names"),
-    ("import_key_pair", keypairs::import, no_args, "registerSSHKeyPair from base64 OpenSSH material; format check"),
-    ("delete_key_pair", keypairs::delete, no_args, "deleteSSHKeyPair by KeyName or KeyPairId; absent is success"),
-    ("password_data", keypairs::password_data, no_args, "getVMPassword; not available yet -> empty passwordData"),
+    ("create_key_pair", step!(keypairs::create), no_args, "createSSHKeyPair; duplicate names"),
+    (
+        "import_key_pair",
+        step!(keypairs::import),
+        no_args,
+        "registerSSHKeyPair from base64 OpenSSH material; format check",
+    ),
+    (
+        "delete_key_pair",
+        step!(keypairs::delete),
+        no_args,
+        "deleteSSHKeyPair by KeyName or KeyPairId; absent is success",
+    ),
+    (
+        "password_data",
+        step!(keypairs::password_data),
+        no_args,
+        "getVMPassword; not available yet -> empty passwordData",
+    ),
 ];
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
-    ("instance_tombstones", instances::tombstones, "show terminating/terminated instances CloudStack hides"),
-    ("reservation_ids", instances::reservation_ids, "annotate _reservationid (deploy batch, else per VM)"),
-    ("group_reservations", instances::group_reservations, "instances -> reservations (reservationSet items)"),
-    ("image_owners", images::owners, "apply Owner.N / ExecutableBy.N to the listed templates"),
-    ("address_annotations", addresses::annotations, "DescribeAddresses: association ids, PublicIp.N"),
+    (
+        "instance_tombstones",
+        transform!(instances::tombstones),
+        "show terminating/terminated instances CloudStack hides",
+    ),
+    ("reservation_ids", transform!(instances::reservation_ids), "annotate _reservationid (deploy batch, else per VM)"),
+    (
+        "group_reservations",
+        transform!(instances::group_reservations),
+        "instances -> reservations (reservationSet items)",
+    ),
+    ("image_owners", transform!(images::owners), "apply Owner.N / ExecutableBy.N to the listed templates"),
+    ("address_annotations", transform!(addresses::annotations), "DescribeAddresses: association ids, PublicIp.N"),
     (
         "running_unless_all",
-        instance_attrs::running_unless_all,
+        transform!(instance_attrs::running_unless_all),
         "DescribeInstanceStatus: running only unless IncludeAllInstances",
     ),
-    ("instance_type_names", instance_attrs::instance_type_names, "DescribeInstanceTypes: InstanceType.N, checked"),
-    ("tag_descriptions", tags::descriptions, "DescribeTags: EC2 resource ids and types of CloudStack tags"),
-    ("volume_states", volumes::volume_states, "volume _status and _attachments (EBS status, attachment status)"),
-    ("snapshot_owners", volumes::snapshot_owners, "apply DescribeSnapshots Owner.N"),
-    ("snapshot_sizes", volumes::snapshot_sizes, "_volumesize for snapshots without virtualsize (one listVolumes)"),
+    (
+        "instance_type_names",
+        transform!(instance_attrs::instance_type_names),
+        "DescribeInstanceTypes: InstanceType.N, checked",
+    ),
+    ("tag_descriptions", transform!(tags::descriptions), "DescribeTags: EC2 resource ids and types of CloudStack tags"),
+    (
+        "volume_states",
+        transform!(volumes::volume_states),
+        "volume _status and _attachments (EBS status, attachment status)",
+    ),
+    ("snapshot_owners", transform!(volumes::snapshot_owners), "apply DescribeSnapshots Owner.N"),
+    (
+        "snapshot_sizes",
+        transform!(volumes::snapshot_sizes),
+        "_volumesize for snapshots without virtualsize (one listVolumes)",
+    ),
     (
         "security_group_permissions",
-        security_groups::permissions,
+        transform!(security_groups::permissions),
         "CloudStack rules -> EC2 permissions (_ingress, _egress)",
     ),
     (
         "security_group_selection",
-        security_groups::select,
+        transform!(security_groups::select),
         "GroupId.N / GroupName.N: keep those groups (either); unknown -> InvalidGroup.NotFound",
     ),
-    ("key_pair_names", keypairs::names, "KeyName.N: keep those key pairs; unknown -> InvalidKeyPair.NotFound"),
+    (
+        "key_pair_names",
+        transform!(keypairs::names),
+        "KeyName.N: keep those key pairs; unknown -> InvalidKeyPair.NotFound",
+    ),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {

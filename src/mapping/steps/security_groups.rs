@@ -7,64 +7,14 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_limited};
+use super::super::backend::join_limited;
 use super::super::exec::{Ctx, Prepared};
-use super::super::expr::scalar_text;
 use super::check_keys;
+use super::common::{Undo, UndoCall, create_tags, field_text, is_param_error, pair, tag_specifications};
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
 use crate::ec2::Params;
 use crate::ids::{self, Kind};
-
-fn s(v: &Value, k: &str) -> Option<String> {
-    v.get(k).filter(|x| !x.is_null()).map(scalar_text)
-}
-
-/// `TagSpecification.N` entries for `resource_type` as (key, value) pairs.
-pub(crate) fn tag_specs(p: &Params, resource_type: &str) -> Result<Vec<(String, String)>, Ec2Error> {
-    let mut tags = Vec::new();
-    for spec in p.members("TagSpecification") {
-        let rt = spec.get("ResourceType").unwrap_or("");
-        if rt != resource_type {
-            return Err(Ec2Error::invalid_value(
-                "TagSpecification.ResourceType",
-                rt,
-                &format!("Only {resource_type} tags can be given here."),
-            ));
-        }
-        for t in spec.members("Tag") {
-            let k = t.get("Key").unwrap_or("");
-            if k.is_empty() {
-                return Err(Ec2Error::missing_parameter("TagSpecification.N.Tag.M.Key"));
-            }
-            if k.len() > 128 || k.starts_with("aws:") {
-                return Err(Ec2Error::invalid_value("TagSpecification.N.Tag.M.Key", k, "Invalid tag key."));
-            }
-            tags.push((k.to_string(), t.get("Value").unwrap_or("").to_string()));
-        }
-    }
-    Ok(tags)
-}
-
-/// createTags on one CloudStack object, waited for.
-pub(crate) async fn create_tags(
-    ctx: &Ctx<'_>,
-    cs_type: &str,
-    uuid: &str,
-    tags: &[(String, String)],
-) -> Result<(), Ec2Error> {
-    let mut tp = vec![("resourceids".to_string(), uuid.to_string()), ("resourcetype".into(), cs_type.to_string())];
-    for (i, (k, v)) in tags.iter().enumerate() {
-        tp.push((format!("tags[{i}].key"), k.clone()));
-        tp.push((format!("tags[{i}].value"), v.clone()));
-    }
-    let j = ctx.start_job("createTags", &tp).await?;
-    ctx.wait_job("createTags", &j.jobid).await.map(|_| ())
-}
-
-fn is_param_error(e: &CsError) -> bool {
-    matches!(e, CsError::Api { errorcode: 431, .. })
-}
 
 fn not_found(name: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group '{name}' does not exist"))
@@ -75,7 +25,7 @@ async fn list_groups(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
     let groups = ctx.list("listSecurityGroups", &[], "securitygroup").await?;
     let rec: Vec<(Kind, String, String)> = groups
         .iter()
-        .filter_map(|g| s(g, "id"))
+        .filter_map(|g| field_text(g, "id"))
         .map(|u| (Kind::SecurityGroup, ids::ec2_id(Kind::SecurityGroup, &u), u))
         .collect();
     ctx.ex.ids.record(rec).await;
@@ -96,10 +46,12 @@ fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error
             }
             groups
                 .iter()
-                .find(|g| s(g, "id").is_some_and(|u| ids::ec2_id(Kind::SecurityGroup, &u) == id))
+                .find(|g| field_text(g, "id").is_some_and(|u| ids::ec2_id(Kind::SecurityGroup, &u) == id))
                 .ok_or_else(|| not_found(id))
         }
-        (None, Some(n)) => groups.iter().find(|g| s(g, "name").as_deref() == Some(n)).ok_or_else(|| not_found(n)),
+        (None, Some(n)) => {
+            groups.iter().find(|g| field_text(g, "name").as_deref() == Some(n)).ok_or_else(|| not_found(n))
+        }
         (None, None) => {
             Err(Ec2Error::new(Code::MissingParameter, "The request must contain the parameter GroupName or GroupId"))
         }
@@ -109,77 +61,72 @@ fn pick_group<'g>(p: &Params, groups: &'g [Value]) -> Result<&'g Value, Ec2Error
 // ---------------------------------------------------------------------------------------------
 // Create / Delete
 
-pub fn create<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let name = p.require("GroupName")?;
-        let desc = p.require("GroupDescription")?;
-        for (param, v) in [("GroupName", name), ("GroupDescription", desc)] {
-            if v.len() > 255 || v.chars().any(|c| c.is_control()) {
-                return Err(Ec2Error::invalid_value(param, v, "Up to 255 printable characters are allowed."));
+pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let name = p.require("GroupName")?;
+    let desc = p.require("GroupDescription")?;
+    for (param, v) in [("GroupName", name), ("GroupDescription", desc)] {
+        if v.len() > 255 || v.chars().any(|c| c.is_control()) {
+            return Err(Ec2Error::invalid_value(param, v, "Up to 255 printable characters are allowed."));
+        }
+    }
+    if name.starts_with("sg-") {
+        return Err(Ec2Error::invalid_value("GroupName", name, "Group names may not be in the format sg-*."));
+    }
+    if name.eq_ignore_ascii_case("default") {
+        return Err(Ec2Error::new(Code::InvalidGroupReserved, "The security group 'default' is reserved"));
+    }
+    let tags = tag_specifications(p, "security-group")?;
+    let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
+    let made = match ctx.call_raw("createSecurityGroup", &params).await {
+        Ok(v) => v.get("securitygroup").cloned().unwrap_or(v),
+        Err(e) if is_param_error(&e) => {
+            // CloudStack says 431 for both a taken name and other bad input: ask which.
+            let q = [("securitygroupname".to_string(), name.to_string())];
+            if !ctx.list("listSecurityGroups", &q, "securitygroup").await?.is_empty() {
+                return Err(Ec2Error::new(
+                    Code::InvalidGroupDuplicate,
+                    format!("The security group '{name}' already exists"),
+                ));
             }
+            return Err(ctx.err(e));
         }
-        if name.starts_with("sg-") {
-            return Err(Ec2Error::invalid_value("GroupName", name, "Group names may not be in the format sg-*."));
-        }
-        if name.eq_ignore_ascii_case("default") {
-            return Err(Ec2Error::new(Code::InvalidGroupReserved, "The security group 'default' is reserved"));
-        }
-        let tags = tag_specs(p, "security-group")?;
-        let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
-        let made = match ctx.call_raw("createSecurityGroup", &params).await {
-            Ok(v) => v.get("securitygroup").cloned().unwrap_or(v),
-            Err(e) if is_param_error(&e) => {
-                // CloudStack says 431 for both a taken name and other bad input: ask which.
-                let q = [("securitygroupname".to_string(), name.to_string())];
-                if !ctx.list("listSecurityGroups", &q, "securitygroup").await?.is_empty() {
-                    return Err(Ec2Error::new(
-                        Code::InvalidGroupDuplicate,
-                        format!("The security group '{name}' already exists"),
-                    ));
-                }
-                return Err(ctx.err(e));
-            }
-            Err(e) => return Err(ctx.err(e)),
-        };
-        let uuid = s(&made, "id").ok_or_else(Ec2Error::internal)?;
-        ctx.forget_cached("listSecurityGroups");
-        if !tags.is_empty()
-            && let Err(e) = create_tags(ctx, "SecurityGroup", &uuid, &tags).await
-        {
-            // Undo: a failed create leaves nothing behind.
-            if let Err(e2) = ctx.call("deleteSecurityGroup", &[("id".into(), uuid.clone())]).await {
-                tracing::warn!(error = %e2, "could not remove a security group after its tags failed");
-            }
-            return Err(e);
-        }
-        Ok(made)
-    })
+        Err(e) => return Err(ctx.err(e)),
+    };
+    let uuid = field_text(&made, "id").ok_or_else(Ec2Error::internal)?;
+    ctx.forget_cached("listSecurityGroups");
+    let mut undo = Undo::new(ctx);
+    undo.made(&ids::ec2_id(Kind::SecurityGroup, &uuid), UndoCall::call("deleteSecurityGroup", vec![pair("id", &uuid)]));
+    if !tags.is_empty()
+        && let Err(e) = create_tags(ctx, "SecurityGroup", &[&uuid], &tags).await
+    {
+        return Err(undo.fail(e).await);
+    }
+    undo.disarm();
+    Ok(made)
 }
 
-pub fn delete<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let groups = list_groups(ctx).await?;
-        let g = pick_group(p, &groups)?;
-        let uuid = s(g, "id").ok_or_else(Ec2Error::internal)?;
-        let ec2 = ids::ec2_id(Kind::SecurityGroup, &uuid);
-        if s(g, "name").as_deref() == Some("default") {
-            return Err(Ec2Error::new(
-                Code::CannotDelete,
-                format!("the specified group: \"{ec2}\" name: \"default\" cannot be deleted by a user"),
-            ));
+pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let groups = list_groups(ctx).await?;
+    let g = pick_group(p, &groups)?;
+    let uuid = field_text(g, "id").ok_or_else(Ec2Error::internal)?;
+    let ec2 = ids::ec2_id(Kind::SecurityGroup, &uuid);
+    if field_text(g, "name").as_deref() == Some("default") {
+        return Err(Ec2Error::new(
+            Code::CannotDelete,
+            format!("the specified group: \"{ec2}\" name: \"default\" cannot be deleted by a user"),
+        ));
+    }
+    match ctx.call_raw("deleteSecurityGroup", &[("id".into(), uuid)]).await {
+        Ok(_) => {}
+        Err(CsError::Api { errorcode: 536, .. }) => {
+            return Err(Ec2Error::new(Code::DependencyViolation, format!("resource {ec2} has a dependent object")));
         }
-        match ctx.call_raw("deleteSecurityGroup", &[("id".into(), uuid)]).await {
-            Ok(_) => {}
-            Err(CsError::Api { errorcode: 536, .. }) => {
-                return Err(Ec2Error::new(Code::DependencyViolation, format!("resource {ec2} has a dependent object")));
-            }
-            Err(e) => return Err(ctx.err(e)),
-        }
-        ctx.forget_cached("listSecurityGroups");
-        Ok(Value::Null)
-    })
+        Err(e) => return Err(ctx.err(e)),
+    }
+    ctx.forget_cached("listSecurityGroups");
+    Ok(Value::Null)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,11 +317,11 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
                     }
                     let found = groups
                         .iter()
-                        .find(|x| s(x, "id").is_some_and(|u| ids::ec2_id(Kind::SecurityGroup, &u) == id))
+                        .find(|x| field_text(x, "id").is_some_and(|u| ids::ec2_id(Kind::SecurityGroup, &u) == id))
                         .ok_or_else(|| not_found(id))?;
                     (
-                        s(found, "account").unwrap_or_else(|| own_account.to_string()),
-                        s(found, "name").unwrap_or_default(),
+                        field_text(found, "account").unwrap_or_else(|| own_account.to_string()),
+                        field_text(found, "name").unwrap_or_default(),
                     )
                 }
                 (None, Some(name)) => match g.get("UserId").filter(|v| !v.is_empty() && *v != own_account) {
@@ -383,9 +330,9 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
                     None => {
                         let found = groups
                             .iter()
-                            .find(|x| s(x, "name").as_deref() == Some(name))
+                            .find(|x| field_text(x, "name").as_deref() == Some(name))
                             .ok_or_else(|| not_found(name))?;
-                        (s(found, "account").unwrap_or_else(|| own_account.to_string()), name.to_string())
+                        (field_text(found, "account").unwrap_or_else(|| own_account.to_string()), name.to_string())
                     }
                 },
                 (None, None) => {
@@ -405,8 +352,8 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
 
 /// A CloudStack rule as an atom (ports by protocol, as the request side normalises them).
 fn rule_atom(r: &Value) -> Option<(String, Atom)> {
-    let ruleid = s(r, "ruleid")?;
-    let protocol = match ec2_protocol(&s(r, "protocol").unwrap_or_default()).as_str() {
+    let ruleid = field_text(r, "ruleid")?;
+    let protocol = match ec2_protocol(&field_text(r, "protocol").unwrap_or_default()).as_str() {
         "-1" => "all".to_string(),
         p => p.to_string(),
     };
@@ -416,9 +363,9 @@ fn rule_atom(r: &Value) -> Option<(String, Atom)> {
         "icmp" => (int("icmptype").or(Some(-1)), int("icmpcode").or(Some(-1))),
         _ => (None, None),
     };
-    let source = match (s(r, "cidr"), s(r, "securitygroupname")) {
+    let source = match (field_text(r, "cidr"), field_text(r, "securitygroupname")) {
         (Some(c), _) if !c.is_empty() => Source::Cidr(c),
-        (_, Some(n)) => Source::Group(s(r, "account").unwrap_or_default(), n),
+        (_, Some(n)) => Source::Group(field_text(r, "account").unwrap_or_default(), n),
         _ => return None,
     };
     Some((ruleid, Atom { protocol, from, to, source }))
@@ -476,98 +423,94 @@ async fn revoke_rules(ctx: &Ctx<'_>, command: &str, rule_ids: &[String]) -> Vec<
 
 /// Authorize: one CloudStack call per permission, in order; a failure revokes what the earlier
 /// calls of this request added.
-pub fn authorize<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let (ingress, dir) = direction(ctx);
-        let groups = list_groups(ctx).await?;
-        let g = pick_group(p, &groups)?;
-        let uuid = s(g, "id").ok_or_else(Ec2Error::internal)?;
-        let own = s(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
-        let perms = read_perms(p, &groups, &own)?;
-        let existing = rules_of(g, ingress);
-        for perm in &perms {
-            for a in perm.atoms() {
-                if existing.iter().any(|(_, e)| *e == a) {
-                    return Err(Ec2Error::new(
-                        Code::InvalidPermissionDuplicate,
-                        format!("the specified rule \"{}\" already exists", Perm::describe(&a)),
-                    ));
-                }
+pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let (ingress, dir) = direction(ctx);
+    let groups = list_groups(ctx).await?;
+    let g = pick_group(p, &groups)?;
+    let uuid = field_text(g, "id").ok_or_else(Ec2Error::internal)?;
+    let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
+    let perms = read_perms(p, &groups, &own)?;
+    let existing = rules_of(g, ingress);
+    for perm in &perms {
+        for a in perm.atoms() {
+            if existing.iter().any(|(_, e)| *e == a) {
+                return Err(Ec2Error::new(
+                    Code::InvalidPermissionDuplicate,
+                    format!("the specified rule \"{}\" already exists", Perm::describe(&a)),
+                ));
             }
         }
-        let command = format!("authorizeSecurityGroup{dir}");
-        let revoke = format!("revokeSecurityGroup{dir}");
-        let mut added: Vec<String> = Vec::new();
-        for perm in &perms {
-            let r = async {
-                let j = ctx.start_job(&command, &cs_rule_params(&uuid, perm)).await?;
-                ctx.wait_job(&command, &j.jobid).await
+    }
+    let command = format!("authorizeSecurityGroup{dir}");
+    let revoke = format!("revokeSecurityGroup{dir}");
+    let mut added: Vec<String> = Vec::new();
+    for perm in &perms {
+        let r = async {
+            let j = ctx.start_job(&command, &cs_rule_params(&uuid, perm)).await?;
+            ctx.wait_job(&command, &j.jobid).await
+        }
+        .await;
+        match r {
+            Ok(v) => {
+                let sg = v.get("securitygroup").unwrap_or(&v);
+                for (id, _) in rules_of(sg, ingress) {
+                    if !existing.iter().any(|(e, _)| *e == id) && !added.contains(&id) {
+                        added.push(id);
+                    }
+                }
             }
-            .await;
-            match r {
-                Ok(v) => {
-                    let sg = v.get("securitygroup").unwrap_or(&v);
-                    for (id, _) in rules_of(sg, ingress) {
-                        if !existing.iter().any(|(e, _)| *e == id) && !added.contains(&id) {
-                            added.push(id);
-                        }
-                    }
+            Err(e) => {
+                let left: Vec<&String> = revoke_rules(ctx, &revoke, &added)
+                    .await
+                    .iter()
+                    .zip(&added)
+                    .filter(|(r, _)| r.is_err())
+                    .map(|(_, id)| id)
+                    .collect();
+                if !left.is_empty() {
+                    tracing::warn!(rules = ?left, "rules of a failed authorize could not be revoked");
                 }
-                Err(e) => {
-                    let left: Vec<&String> = revoke_rules(ctx, &revoke, &added)
-                        .await
-                        .iter()
-                        .zip(&added)
-                        .filter(|(r, _)| r.is_err())
-                        .map(|(_, id)| id)
-                        .collect();
-                    if !left.is_empty() {
-                        tracing::warn!(rules = ?left, "rules of a failed authorize could not be revoked");
-                    }
-                    return Err(e);
-                }
+                return Err(e);
             }
         }
-        Ok(Value::Null)
-    })
+    }
+    Ok(Value::Null)
 }
 
 /// Revoke: every permission must match existing rules (by protocol, ports, CIDR / group);
 /// the matching rules are revoked by id.
-pub fn revoke<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let (ingress, dir) = direction(ctx);
-        let groups = list_groups(ctx).await?;
-        let g = pick_group(p, &groups)?;
-        let own = s(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
-        let perms = read_perms(p, &groups, &own)?;
-        let existing = rules_of(g, ingress);
-        let mut todo: Vec<String> = Vec::new();
-        for perm in &perms {
-            for a in perm.atoms() {
-                match existing.iter().find(|(_, e)| *e == a) {
-                    Some((id, _)) => {
-                        if !todo.contains(id) {
-                            todo.push(id.clone())
-                        }
+pub async fn revoke(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let (ingress, dir) = direction(ctx);
+    let groups = list_groups(ctx).await?;
+    let g = pick_group(p, &groups)?;
+    let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
+    let perms = read_perms(p, &groups, &own)?;
+    let existing = rules_of(g, ingress);
+    let mut todo: Vec<String> = Vec::new();
+    for perm in &perms {
+        for a in perm.atoms() {
+            match existing.iter().find(|(_, e)| *e == a) {
+                Some((id, _)) => {
+                    if !todo.contains(id) {
+                        todo.push(id.clone())
                     }
-                    None => {
-                        return Err(Ec2Error::new(
-                            Code::InvalidPermissionNotFound,
-                            "The specified rule does not exist in this security group.",
-                        ));
-                    }
+                }
+                None => {
+                    return Err(Ec2Error::new(
+                        Code::InvalidPermissionNotFound,
+                        "The specified rule does not exist in this security group.",
+                    ));
                 }
             }
         }
-        let command = format!("revokeSecurityGroup{dir}");
-        for r in revoke_rules(ctx, &command, &todo).await {
-            r?;
-        }
-        Ok(Value::Null)
-    })
+    }
+    let command = format!("revokeSecurityGroup{dir}");
+    for r in revoke_rules(ctx, &command, &todo).await {
+        r?;
+    }
+    Ok(Value::Null)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,63 +518,59 @@ pub fn revoke<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Val
 
 /// `_ingress` / `_egress`: the group's rules as EC2 permissions, one per (protocol, ports), each
 /// holding its CIDRs and groups. Filters and the shape read these.
-pub fn permissions<'a>(
-    _: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        // (account, name) -> uuid, for the groupId of group pairs.
-        let by_name: HashMap<(String, String), String> = items
-            .iter()
-            .filter_map(|g| Some(((s(g, "account").unwrap_or_default(), s(g, "name")?), s(g, "id")?)))
-            .collect();
-        for g in items.iter_mut() {
-            let mut out = Vec::new();
-            for ingress in [true, false] {
-                let mut perms: Vec<Value> = Vec::new();
-                for (_, a) in rules_of(g, ingress) {
-                    let proto = ec2_protocol(&a.protocol);
-                    let idx = perms.iter().position(|x| {
-                        x["protocol"] == json!(proto)
-                            && x.get("fromport") == a.from.map(Value::from).as_ref()
-                            && x.get("toport") == a.to.map(Value::from).as_ref()
-                    });
-                    let idx = idx.unwrap_or_else(|| {
-                        let mut o = json!({"protocol": proto, "groups": [], "ranges": []});
-                        if let (Some(f), Some(t)) = (a.from, a.to) {
-                            o["fromport"] = json!(f);
-                            o["toport"] = json!(t);
+pub async fn permissions(_: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    // (account, name) -> uuid, for the groupId of group pairs.
+    let by_name: HashMap<(String, String), String> = items
+        .iter()
+        .filter_map(|g| {
+            Some(((field_text(g, "account").unwrap_or_default(), field_text(g, "name")?), field_text(g, "id")?))
+        })
+        .collect();
+    for g in items.iter_mut() {
+        let mut out = Vec::new();
+        for ingress in [true, false] {
+            let mut perms: Vec<Value> = Vec::new();
+            for (_, a) in rules_of(g, ingress) {
+                let proto = ec2_protocol(&a.protocol);
+                let idx = perms.iter().position(|x| {
+                    x["protocol"] == json!(proto)
+                        && x.get("fromport") == a.from.map(Value::from).as_ref()
+                        && x.get("toport") == a.to.map(Value::from).as_ref()
+                });
+                let idx = idx.unwrap_or_else(|| {
+                    let mut o = json!({"protocol": proto, "groups": [], "ranges": []});
+                    if let (Some(f), Some(t)) = (a.from, a.to) {
+                        o["fromport"] = json!(f);
+                        o["toport"] = json!(t);
+                    }
+                    perms.push(o);
+                    perms.len() - 1
+                });
+                match a.source {
+                    Source::Cidr(c) => {
+                        if let Some(r) = perms[idx]["ranges"].as_array_mut() {
+                            r.push(json!({"cidr": c}));
                         }
-                        perms.push(o);
-                        perms.len() - 1
-                    });
-                    match a.source {
-                        Source::Cidr(c) => {
-                            if let Some(r) = perms[idx]["ranges"].as_array_mut() {
-                                r.push(json!({"cidr": c}));
-                            }
+                    }
+                    Source::Group(acct, name) => {
+                        let mut pair = json!({"userid": acct, "groupname": name});
+                        if let Some(u) = by_name.get(&(acct, name)) {
+                            pair["groupid"] = json!(u);
                         }
-                        Source::Group(acct, name) => {
-                            let mut pair = json!({"userid": acct, "groupname": name});
-                            if let Some(u) = by_name.get(&(acct, name)) {
-                                pair["groupid"] = json!(u);
-                            }
-                            if let Some(r) = perms[idx]["groups"].as_array_mut() {
-                                r.push(pair);
-                            }
+                        if let Some(r) = perms[idx]["groups"].as_array_mut() {
+                            r.push(pair);
                         }
                     }
                 }
-                out.push(Value::Array(perms));
             }
-            if let Some(o) = g.as_object_mut() {
-                o.insert("_egress".into(), out.pop().unwrap_or(Value::Null));
-                o.insert("_ingress".into(), out.pop().unwrap_or(Value::Null));
-            }
+            out.push(Value::Array(perms));
         }
-        Ok(items)
-    })
+        if let Some(o) = g.as_object_mut() {
+            o.insert("_egress".into(), out.pop().unwrap_or(Value::Null));
+            o.insert("_ingress".into(), out.pop().unwrap_or(Value::Null));
+        }
+    }
+    Ok(items)
 }
 
 /// Keep only the items whose `field` is one of the request's `param.N` values; a value with no
@@ -646,52 +585,51 @@ pub(crate) fn keep_named(
     if wanted.is_empty() {
         return Ok(items);
     }
-    if let Some(missing) = wanted.iter().find(|w| !items.iter().any(|i| s(i, field).as_deref() == Some(**w))) {
+    if let Some(missing) = wanted.iter().find(|w| !items.iter().any(|i| field_text(i, field).as_deref() == Some(**w))) {
         return Err(Ec2Error::new(code, format!("The {what} '{missing}' does not exist")));
     }
-    Ok(items.into_iter().filter(|i| s(i, field).is_some_and(|v| wanted.contains(&v.as_str()))).collect())
+    Ok(items.into_iter().filter(|i| field_text(i, field).is_some_and(|v| wanted.contains(&v.as_str()))).collect())
 }
 
 /// DescribeSecurityGroups `GroupId.N` and `GroupName.N` (one listing serves both; a group
 /// named either way is described; any unknown one -> InvalidGroup.NotFound).
-pub fn select<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared, items: Vec<Value>) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let want_ids = p.list("GroupId");
-        let want_names = p.list("GroupName");
-        if want_ids.is_empty() && want_names.is_empty() {
-            return Ok(items);
+pub async fn select(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let p = &ctx.req.params;
+    let want_ids = p.list("GroupId");
+    let want_names = p.list("GroupName");
+    if want_ids.is_empty() && want_names.is_empty() {
+        return Ok(items);
+    }
+    for id in &want_ids {
+        if !ids::is_well_formed(Kind::SecurityGroup, id) {
+            return Err(Ec2Error::new(
+                Code::InvalidGroupIdMalformed,
+                format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
+            ));
         }
-        for id in &want_ids {
-            if !ids::is_well_formed(Kind::SecurityGroup, id) {
-                return Err(Ec2Error::new(
-                    Code::InvalidGroupIdMalformed,
-                    format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
-                ));
-            }
+    }
+    let ec2 = |g: &Value| field_text(g, "id").map(|u| ids::ec2_id(Kind::SecurityGroup, &u)).unwrap_or_default();
+    let missing: Vec<&str> = want_ids
+        .iter()
+        .filter(|id| !items.iter().any(|g| ec2(g) == **id))
+        .chain(want_names.iter().filter(|n| !items.iter().any(|g| field_text(g, "name").as_deref() == Some(**n))))
+        .copied()
+        .collect();
+    match missing.as_slice() {
+        [] => {}
+        [one] => return Err(not_found(one)),
+        many => {
+            return Err(Ec2Error::new(
+                Code::InvalidGroupNotFound,
+                format!("The security groups '{}' do not exist", many.join(", ")),
+            ));
         }
-        let ec2 = |g: &Value| s(g, "id").map(|u| ids::ec2_id(Kind::SecurityGroup, &u)).unwrap_or_default();
-        let missing: Vec<&str> = want_ids
-            .iter()
-            .filter(|id| !items.iter().any(|g| ec2(g) == **id))
-            .chain(want_names.iter().filter(|n| !items.iter().any(|g| s(g, "name").as_deref() == Some(**n))))
-            .copied()
-            .collect();
-        match missing.as_slice() {
-            [] => {}
-            [one] => return Err(not_found(one)),
-            many => {
-                return Err(Ec2Error::new(
-                    Code::InvalidGroupNotFound,
-                    format!("The security groups '{}' do not exist", many.join(", ")),
-                ));
-            }
-        }
-        Ok(items
-            .into_iter()
-            .filter(|g| {
-                want_ids.contains(&ec2(g).as_str()) || s(g, "name").is_some_and(|n| want_names.contains(&n.as_str()))
-            })
-            .collect())
-    })
+    }
+    Ok(items
+        .into_iter()
+        .filter(|g| {
+            want_ids.contains(&ec2(g).as_str())
+                || field_text(g, "name").is_some_and(|n| want_names.contains(&n.as_str()))
+        })
+        .collect())
 }

@@ -6,52 +6,46 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_limited};
+use super::super::backend::join_limited;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::check_keys;
+use super::common::run_job;
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// Resolver `tag_resources`: `ResourceId.N` -> `Type:uuid` values. Every id is checked (its
 /// kind's Malformed / NotFound); one listing at most per kind whose ids the cache lacks.
-pub fn r_tag_resources<'a>(
-    ctx: &'a Ctx<'a>,
-    _: Option<String>,
-    _: &'a str,
-    _: &'a str,
-) -> BoxFuture<'a, Result<Vec<String>, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let mut asked: Vec<&str> = p.list("ResourceId");
-        let mut seen = HashSet::new();
-        asked.retain(|a| seen.insert(*a));
-        if asked.is_empty() {
-            return Err(Ec2Error::missing_parameter("ResourceId"));
+pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
+    let p = &ctx.req.params;
+    let mut asked: Vec<&str> = p.list("ResourceId");
+    let mut seen = HashSet::new();
+    asked.retain(|a| seen.insert(*a));
+    if asked.is_empty() {
+        return Err(Ec2Error::missing_parameter("ResourceId"));
+    }
+    if asked.len() > 1000 {
+        return Err(Ec2Error::new(Code::InvalidParameterValue, "At most 1000 resource ids may be given."));
+    }
+    // The kind of each id, by its prefix, among the taggable kinds the table declares
+    // (`[kind.X] tags = ...`, docs/ids.md).
+    let mut groups: BTreeMap<&str, (Kind, Vec<String>)> = BTreeMap::new();
+    for id in &asked {
+        let taggable = ctx.ex.table.kind_of_id(id).and_then(|k| Some((k.kind, k.tags.as_ref()?)));
+        let Some((kind, tags)) = taggable else {
+            return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
+        };
+        if !ids::is_well_formed(kind, id) {
+            return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
         }
-        if asked.len() > 1000 {
-            return Err(Ec2Error::new(Code::InvalidParameterValue, "At most 1000 resource ids may be given."));
-        }
-        // The kind of each id, by its prefix, among the taggable kinds the table declares
-        // (`[kind.X] tags = ...`, docs/ids.md).
-        let mut groups: BTreeMap<&str, (Kind, Vec<String>)> = BTreeMap::new();
-        for id in &asked {
-            let taggable = ctx.ex.table.kind_of_id(id).and_then(|k| Some((k.kind, k.tags.as_ref()?)));
-            let Some((kind, tags)) = taggable else {
-                return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
-            };
-            if !ids::is_well_formed(kind, id) {
-                return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
-            }
-            groups.entry(tags.cloudstack.as_str()).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
-        }
-        let mut out = Vec::new();
-        for (cs, (kind, ids)) in groups {
-            let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
-            out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
-        }
-        Ok(out)
-    })
+        groups.entry(tags.cloudstack.as_str()).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
+    }
+    let mut out = Vec::new();
+    for (cs, (kind, ids)) in groups {
+        let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
+        out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
+    }
+    Ok(out)
 }
 
 pub fn check_args(args: &Value) -> Result<(), String> {
@@ -118,11 +112,6 @@ fn tag_params(resourcetype: &str, uuids: &[&str], tags: &[(&str, &str)]) -> Vec<
         p.push((format!("tags[{i}].value"), v.to_string()));
     }
     p
-}
-
-async fn run_job(ctx: &Ctx<'_>, command: &str, params: Vec<(String, String)>) -> Result<(), Ec2Error> {
-    let j = ctx.start_job(command, &params).await?;
-    ctx.wait_job(command, &j.jobid).await.map(|_| ())
 }
 
 /// Distinct (key, value) pairs of rows, and the resources they are on.
@@ -193,7 +182,7 @@ async fn one_type(
         if !create && tags.is_empty() { now.clone() } else { now.iter().filter(|r| matches(r)).cloned().collect() };
     if !remove.is_empty() {
         let (pairs, on) = pairs_of(&remove);
-        run_job(ctx, "deleteTags", tag_params(rtype, &on, &pairs)).await?;
+        run_job(ctx, "deleteTags", &tag_params(rtype, &on, &pairs)).await?;
         done.lock().unwrap_or_else(|e| e.into_inner()).removed = remove;
     }
     if create {
@@ -212,7 +201,7 @@ async fn one_type(
             }
         }
         for (on, pairs) in calls {
-            run_job(ctx, "createTags", tag_params(rtype, &on, &pairs)).await?;
+            run_job(ctx, "createTags", &tag_params(rtype, &on, &pairs)).await?;
             let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
             for u in &on {
                 d.created.extend(pairs.iter().map(|(k, _)| (u.to_string(), k.to_string())));
@@ -238,7 +227,7 @@ async fn undo(ctx: &Ctx<'_>, rtype: &str, d: Done) {
             for (i, k) in keys.iter().enumerate() {
                 p.push((format!("tags[{i}].key"), k.to_string()));
             }
-            failed |= run_job(ctx, "deleteTags", p).await.is_err();
+            failed |= run_job(ctx, "deleteTags", &p).await.is_err();
         }
     }
     let mut by_res: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
@@ -246,7 +235,7 @@ async fn undo(ctx: &Ctx<'_>, rtype: &str, d: Done) {
         by_res.entry(&r.uuid).or_default().push((&r.key, &r.value));
     }
     for (u, pairs) in by_res {
-        failed |= run_job(ctx, "createTags", tag_params(rtype, &[u], &pairs)).await.is_err();
+        failed |= run_job(ctx, "createTags", &tag_params(rtype, &[u], &pairs)).await.is_err();
     }
     if failed {
         tracing::warn!(action = %ctx.action.name, resourcetype = rtype, "could not undo all tag changes");
@@ -255,57 +244,49 @@ async fn undo(ctx: &Ctx<'_>, rtype: &str, d: Done) {
 
 /// CreateTags / DeleteTags: one part per CloudStack resource type, run together; when one part
 /// fails the others are undone and the first error is the answer.
-pub fn by_kind<'a>(ctx: &'a Ctx<'a>, prep: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let create = ctx.action.args.get("command").and_then(Value::as_str) == Some("createTags");
-        let tags = requested(ctx, create)?;
-        let resources = prep.params.iter().find(|(k, _)| k == "_resources").map(|(_, v)| v.as_str()).unwrap_or("");
-        let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for r in resources.split(',').filter(|r| !r.is_empty()) {
-            let (t, u) = r.split_once(':').ok_or_else(Ec2Error::internal)?;
-            groups.entry(t).or_default().push(u.to_string());
+pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let create = ctx.action.args.get("command").and_then(Value::as_str) == Some("createTags");
+    let tags = requested(ctx, create)?;
+    let resources = prep.params.iter().find(|(k, _)| k == "_resources").map(|(_, v)| v.as_str()).unwrap_or("");
+    let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in resources.split(',').filter(|r| !r.is_empty()) {
+        let (t, u) = r.split_once(':').ok_or_else(Ec2Error::internal)?;
+        groups.entry(t).or_default().push(u.to_string());
+    }
+    let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
+        groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
+    let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
+    let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
+    if let Some(e) = results.iter().find_map(|r| r.as_ref().err()).cloned() {
+        for (t, _, d) in parts {
+            let d = d.into_inner().unwrap_or_else(|e| e.into_inner());
+            undo(ctx, t, d).await;
         }
-        let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
-            groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
-        let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
-        let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
-        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()).cloned() {
-            for (t, _, d) in parts {
-                let d = d.into_inner().unwrap_or_else(|e| e.into_inner());
-                undo(ctx, t, d).await;
-            }
-            return Err(e);
-        }
-        Ok(Value::Null)
-    })
+        return Err(e);
+    }
+    Ok(Value::Null)
 }
 
 /// DescribeTags: EC2 resource id and type of each tag (tags of resources EC2 has no kind for are
 /// left out), `_tags` so that `tag:<key>` filters work on a tag itself; the ids are remembered.
-pub fn descriptions<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let mut out = Vec::with_capacity(items.len());
-        let mut record = Vec::new();
-        for mut it in items {
-            let cs_type = it.get("resourcetype").map(scalar_text).unwrap_or_default();
-            let Some((spec, tags)) = ctx.ex.table.kind_of_cloudstack_type(&cs_type) else { continue };
-            let (kind, ec2_type) = (spec.kind, tags.resource_type.as_str());
-            let Some(uuid) = it.get("resourceid").map(scalar_text).filter(|u| !u.is_empty()) else { continue };
-            let id = ids::ec2_id(kind, &uuid);
-            record.push((kind, id.clone(), uuid));
-            let pair = json!([{ "key": it.get("key").cloned().unwrap_or(Value::Null), "value": it.get("value").cloned().unwrap_or(Value::Null) }]);
-            if let Some(o) = it.as_object_mut() {
-                o.insert("_resourceid".into(), Value::String(id));
-                o.insert("_resourcetype".into(), Value::String(ec2_type.into()));
-                o.insert("_tags".into(), pair);
-            }
-            out.push(it);
+pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut record = Vec::new();
+    for mut it in items {
+        let cs_type = it.get("resourcetype").map(scalar_text).unwrap_or_default();
+        let Some((spec, tags)) = ctx.ex.table.kind_of_cloudstack_type(&cs_type) else { continue };
+        let (kind, ec2_type) = (spec.kind, tags.resource_type.as_str());
+        let Some(uuid) = it.get("resourceid").map(scalar_text).filter(|u| !u.is_empty()) else { continue };
+        let id = ids::ec2_id(kind, &uuid);
+        record.push((kind, id.clone(), uuid));
+        let pair = json!([{ "key": it.get("key").cloned().unwrap_or(Value::Null), "value": it.get("value").cloned().unwrap_or(Value::Null) }]);
+        if let Some(o) = it.as_object_mut() {
+            o.insert("_resourceid".into(), Value::String(id));
+            o.insert("_resourcetype".into(), Value::String(ec2_type.into()));
+            o.insert("_tags".into(), pair);
         }
-        ctx.ex.ids.record(record).await;
-        Ok(out)
-    })
+        out.push(it);
+    }
+    ctx.ex.ids.record(record).await;
+    Ok(out)
 }

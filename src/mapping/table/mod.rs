@@ -213,6 +213,10 @@ pub struct Action {
     pub items_from: Option<String>,
     pub step: Option<String>,
     pub args: serde_json::Value,
+    /// List the requested objects and refuse by their state before the call (`check`).
+    pub check: Option<super::check::CheckSpec>,
+    /// Answer with the checked object and these fields (`answer`).
+    pub answer: Option<super::check::AnswerSpec>,
     pub after_list: Vec<String>,
     pub before_render: Vec<String>,
     pub filters: Option<FilterSet>,

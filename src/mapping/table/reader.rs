@@ -600,6 +600,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             "items_from",
             "step",
             "args",
+            "check",
+            "answer",
             "after_list",
             "before_render",
             "filters",
@@ -698,6 +700,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         items_from,
         step,
         args,
+        check: g("check").and_then(|c| super::super::check::read_check(c, errs)),
+        answer: g("answer").and_then(|c| super::super::check::read_answer(c, errs)),
         after_list: strs("after_list"),
         before_render: strs("before_render"),
         filters,
@@ -714,8 +718,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             v
         },
     };
-    if action.call.is_none() && action.items_from.is_none() && action.step.is_none() {
-        errs.push(&n.at, format!("{what} needs call, items_from or step"));
+    if action.call.is_none() && action.items_from.is_none() && action.step.is_none() && action.answer.is_none() {
+        errs.push(&n.at, format!("{what} needs call, items_from, step or answer"));
     }
     if action.call.is_some() && action.items_from.is_some() {
         errs.push(&n.at, format!("{what}: call and items_from exclude each other"));

@@ -65,6 +65,9 @@ pub(super) fn validate(t: &Table, errs: &Errs) {
                 errs.push(&p.at, "fanout only works with a list call");
             }
         }
+        super::super::check::validate(a.check.as_ref(), a.answer.as_ref(), a.ids.is_some(), errs, &|e, at| {
+            check_expr(t, e, None, at, errs)
+        });
         if let Some(s) = &a.step
             && let Err(m) = steps::check_step(s, &a.args)
         {

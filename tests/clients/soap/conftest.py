@@ -60,6 +60,11 @@ def gateway(workdir):
         "EC2BRIDGE_STORE_URL": "sqlite://%s" % (workdir / "store.db"),
         "EC2BRIDGE_STORE_KEY_FILE": str(workdir / "store.key"),
         "EC2BRIDGE_LOG": "info",
+        # Admin listener on a free port (several gateways run at once); the suites run faster
+        # than any user, so the per-user rate limit is raised (tests/clients/ops tests it).
+        "EC2BRIDGE_ADMIN_LISTEN": "127.0.0.1:0",
+        "EC2BRIDGE_LIMITS_REQUESTS_PER_SEC": "100000",
+        "EC2BRIDGE_LIMITS_BURST": "100000",
     })
     env.pop("EC2BRIDGE_CONFIG", None)
     proc = subprocess.Popen(

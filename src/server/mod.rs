@@ -1,4 +1,5 @@
-//! HTTP listener on :7080: routes, limits, logging, graceful shutdown, and `serve` start-up.
+//! The HTTP entry on :7080: routes, limits, logging, graceful shutdown. Start-up (configuration,
+//! backend, wiring) lives in `crate::app`.
 //!
 //! Every path answers EC2 (clients use `/`, `/awsapi`, `/ec2/api/`, ...) except `GET /healthz`.
 //! One request: read the body (bounded) -> SOAP or Query -> decode parameters -> authenticate ->
@@ -7,12 +8,9 @@
 //! time; never query strings, bodies, signatures or secrets.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -22,33 +20,22 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::auth::credentials::{
-    BoxFuture, CloudStackAdminSource, CredentialSource, MemorySource, StoreSource, gateway_chain,
-};
+use crate::auth::credentials::{BoxFuture, CredentialSource};
 use crate::auth::{AuthSettings, Principal, SignedRequest};
 use crate::base::{Code, Ec2Error};
-use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
-use crate::config::Config;
 use crate::ec2::query::QueryInput;
 use crate::ec2::registration::{self, CertsFromStore, KeyChecker, RawRequest, Registration, RegistrationStore};
 use crate::ec2::soap::SoapFrontend;
 use crate::ec2::{Ec2Request, render};
+use crate::ops::logging::{Admit, FloodGate};
+use crate::ops::metrics;
 
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Configuration file (TOML).
-    #[arg(long, short = 'c', env = "EC2BRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Listen address (overrides server.listen), e.g. 127.0.0.1:0 for any free port.
-    #[arg(long)]
-    pub listen: Option<SocketAddr>,
-    /// Write a JSON file with the endpoint, region and demo users once listening.
-    #[arg(long)]
-    pub ready_file: Option<PathBuf>,
-    /// Built-in simulator with near-zero delays (tests).
-    #[arg(long)]
-    pub sim_fast: bool,
-}
+pub mod admin;
+pub mod limits;
+pub mod listen;
+pub mod tls;
+
+pub use listen::{ConnLimits, Listener};
 
 /// What runs an authenticated request. `mapping::Executor` in production; tests plug in stubs.
 /// Returns the inner XML of `<ActionResponse>` (after `requestId`).
@@ -79,6 +66,10 @@ pub struct Gateway {
     /// `host[:port]` to report as this gateway's endpoint (config `region.endpoint`) instead of
     /// the Host each request was sent to.
     pub public_endpoint: Option<String>,
+    /// Per-user request rate limits; `None`: unlimited.
+    pub rate_limiter: Option<Arc<limits::RateLimiter>>,
+    /// One INFO line per request (target `ec2bridge::access`); otherwise those lines are DEBUG.
+    pub access_log: bool,
 }
 
 impl Gateway {
@@ -94,6 +85,8 @@ impl Gateway {
             registry: None,
             key_checker: None,
             public_endpoint: None,
+            rate_limiter: None,
+            access_log: false,
         }
     }
 }
@@ -111,30 +104,14 @@ pub fn router(gw: Arc<Gateway>) -> axum::Router {
 }
 
 /// Serve on `listener` until `shutdown` resolves; then stop accepting, let in-flight requests
-/// finish (bounded by `grace`).
+/// finish (bounded by `grace`). Default connection limits; `listen::serve` takes them all.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     gw: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router(gw)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    let mut rx2 = rx.clone();
-    let deadline = async move {
-        let _ = rx2.wait_for(|v| *v).await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        r = server => r,
-        _ = deadline => {
-            tracing::warn!("shutdown grace period over; dropping remaining connections");
-            Ok(())
-        }
-    }
+    listen::serve(vec![Listener { tcp: listener, tls: None }], router(gw), ConnLimits::default(), shutdown, grace).await
 }
 
 async fn healthz() -> Response {
@@ -192,37 +169,85 @@ struct LogInfo {
     soap: bool,
 }
 
+/// 5xx answers are logged at WARN; in a flood, at most this many lines per 10 s plus a count.
+static ERROR_LOG: FloodGate = FloodGate::new(10, 20);
+
 async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let rid = uuid::Uuid::new_v4().to_string();
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let _in_flight = metrics::InFlight::start(metrics::global());
     let span = tracing::info_span!("request", request_id = %rid);
     let mut info = LogInfo::default();
-    let outcome =
-        tokio::time::timeout(gw.request_timeout, process(&gw, &rid, req, &mut info)).instrument(span.clone()).await;
+    // Only the method and path are kept for the log line, and only when it will be written.
+    let line = LineInfo::capture(&gw, &req);
+    let outcome = crate::ops::with_request_id(
+        Arc::from(rid.as_str()),
+        tokio::time::timeout(gw.request_timeout, process(&gw, &rid, req, &mut info)),
+    )
+    .instrument(span.clone())
+    .await;
     let reply = outcome.unwrap_or_else(|_| {
         let e = Ec2Error::new(Code::Unavailable, "The request did not complete in time. Please try again shortly.");
         if info.soap { Reply::soap_fault(&rid, &e) } else { Reply::query_error(&rid, &e) }
     });
-    span.in_scope(|| {
-        tracing::info!(
-            method = %method,
-            path = %path,
-            action = info.action.as_deref().unwrap_or("-"),
-            access_key = info.access_key.as_deref().unwrap_or("-"),
-            status = reply.status.as_u16(),
-            code = reply.code.as_deref().unwrap_or("-"),
-            ms = started.elapsed().as_millis() as u64,
-            "ec2 request"
-        )
-    });
+    let elapsed = started.elapsed();
+    metrics::global().request(info.action.as_deref(), reply.code.as_deref().unwrap_or("OK"), elapsed);
+    span.in_scope(|| log_request(&line, &info, &reply, elapsed));
     let content_type = reply.content_type;
     let mut r = Response::new(Body::from(reply.body));
     *r.status_mut() = reply.status;
     r.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     insert_request_id(&mut r, &rid);
     r
+}
+
+/// Method and path for the request's log line, captured (one small copy) only when a per-request
+/// line will be written: kept off the path of requests nobody logs.
+struct LineInfo {
+    access: bool,
+    method_path: Option<(Method, String)>,
+}
+
+impl LineInfo {
+    fn capture(gw: &Gateway, req: &Request) -> Self {
+        let access = gw.access_log && tracing::enabled!(target: "ec2bridge::access", tracing::Level::INFO);
+        let wanted = access || tracing::enabled!(tracing::Level::DEBUG);
+        LineInfo {
+            access,
+            method_path: wanted.then(|| (req.method().clone(), req.uri().path().chars().take(256).collect())),
+        }
+    }
+}
+
+/// The per-request line: DEBUG, or INFO under target `ec2bridge::access` when the access log is
+/// on; a 5xx answer also at WARN, flood-limited. Never query strings, bodies or secrets.
+fn log_request(line: &LineInfo, info: &LogInfo, reply: &Reply, elapsed: Duration) {
+    let (method, path) = match &line.method_path {
+        Some((m, p)) => (m.as_str(), p.as_str()),
+        None => ("-", "-"),
+    };
+    let action = info.action.as_deref().unwrap_or("-");
+    let access_key = info.access_key.as_deref().unwrap_or("-");
+    let status = reply.status.as_u16();
+    let code = reply.code.as_deref().unwrap_or("-");
+    let ms = elapsed.as_millis() as u64;
+    if reply.status.is_server_error() {
+        match ERROR_LOG.admit() {
+            Admit::Suppress => {}
+            a => {
+                let suppressed = if let Admit::LogWithSuppressed(n) = a { n } else { 0 };
+                tracing::warn!(%method, %path, action, access_key, status, code, ms, suppressed, "ec2 request failed");
+            }
+        }
+    }
+    if line.method_path.is_none() {
+        return;
+    }
+    if line.access {
+        tracing::info!(target: "ec2bridge::access", %method, %path, action, access_key, status, code, ms, "ec2 request");
+    } else {
+        tracing::debug!(%method, %path, action, access_key, status, code, ms, "ec2 request");
+    }
 }
 
 async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> Reply {
@@ -276,9 +301,23 @@ async fn query(
         crate::auth::authenticate(&signed, gw.credentials.as_ref(), &gw.auth, OffsetDateTime::now_utc()).await?;
     info.access_key = Some(principal.access_key.clone());
     let mut req = input.to_request(rid.to_string())?;
+    admit(gw, &principal.access_key, &req.action)?;
     req.host = gw.client_host(parts);
     let inner = execute(gw, &req, &principal).await?;
     Ok(render::query_success(rid, &req.action, &req.version, &inner))
+}
+
+/// The caller's rate limit: EC2's `RequestLimitExceeded` (503, retried by SDKs with backoff)
+/// once their bucket is empty. Checked after authentication, so nobody can spend another user's
+/// tokens.
+fn admit(gw: &Gateway, access_key: &str, action: &str) -> Result<(), Ec2Error> {
+    match &gw.rate_limiter {
+        Some(l) if !l.admit(access_key, action) => {
+            metrics::global().rate_limited(action, "rate");
+            Err(Ec2Error::new(Code::RequestLimitExceeded, "Request limit exceeded."))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Run an authenticated request (both front ends).
@@ -320,6 +359,7 @@ async fn soap(
     req.host = gw.client_host(parts);
     info.action = Some(req.action.chars().take(64).collect());
     info.access_key = Some(access_key.clone());
+    admit(gw, &access_key, &req.action)?;
     // The certificate names the user; its CloudStack keys come from the credential sources.
     let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
     let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
@@ -386,270 +426,5 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(_) => Err(Ec2Error::new(Code::IncompleteBody, "The request body could not be read completely.")),
-    }
-}
-
-/// SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
-}
-
-/// One demo user as the ready file lists it. Debug never prints the secret key.
-#[derive(Clone, serde::Serialize)]
-pub struct ReadyUser {
-    pub account: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub is_admin: bool,
-}
-
-impl std::fmt::Debug for ReadyUser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadyUser")
-            .field("account", &self.account)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .field("is_admin", &self.is_admin)
-            .finish()
-    }
-}
-
-/// The JSON written to `--ready-file` once the gateway listens.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ReadyInfo {
-    pub endpoint: String,
-    pub region: String,
-    pub cloudstack_endpoint: String,
-    pub simulator: bool,
-    pub users: Vec<ReadyUser>,
-}
-
-/// Write atomically (readers never see half a file) and owner-readable only (it holds secrets).
-fn write_ready_file(path: &std::path::Path, info: &ReadyInfo) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(serde_json::to_string_pretty(info)?.as_bytes())?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
-}
-
-/// The URL clients use for a listening address (a wildcard address is reached over loopback).
-fn endpoint_url(addr: SocketAddr) -> String {
-    let ip = match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".parse().expect("literal"),
-        ip if ip.is_unspecified() => "::1".parse().expect("literal"),
-        ip => ip,
-    };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
-}
-
-/// `ec2bridge serve`.
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(l) = args.listen {
-        cfg.server.listen = l;
-    }
-    if let Some(r) = args.ready_file {
-        cfg.server.ready_file = Some(r);
-    }
-    if args.sim_fast {
-        cfg.simulator.fast = true;
-    }
-
-    // The store first: a store that cannot be opened (bad URL, database down, wrong key) stops
-    // start-up with the reason, before anything listens. The default SQLite file and its key file
-    // (mode 0600) are created on first start.
-    let store = Arc::new(
-        crate::store::Store::open_config(&cfg.store)
-            .await
-            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?,
-    );
-    tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
-
-    // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
-    let memory = Arc::new(MemorySource::new());
-    let mut users = Vec::new();
-    let mut admin_keys = match (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
-        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
-        _ => None,
-    };
-    let (cs_endpoint, _sim) = match &cfg.cloudstack.endpoint {
-        Some(e) => (e.clone(), None),
-        None => {
-            let sim = crate::sim::start(crate::sim::SimOptions {
-                listen: cfg.simulator.listen,
-                seed: cfg.simulator.seed.clone(),
-                fast: cfg.simulator.fast,
-                state_dir: cfg.simulator.effective_state_dir(),
-            })
-            .await
-            .context("starting the built-in CloudStack simulator")?;
-            for u in &sim.users {
-                memory.insert(
-                    &u.api_key,
-                    crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())),
-                );
-                users.push(ReadyUser {
-                    account: u.account.clone(),
-                    access_key: u.api_key.clone(),
-                    secret_key: u.secret_key.clone(),
-                    is_admin: u.is_admin,
-                });
-            }
-            // Users created in the simulator after start-up (createUser, registerUserKeys) are
-            // found through its admin, as with a real CloudStack.
-            if admin_keys.is_none()
-                && let Some(a) = sim.users.iter().find(|u| u.is_admin)
-            {
-                admin_keys = Some(CsCredentials { api_key: a.api_key.clone(), secret_key: a.secret_key.clone() });
-            }
-            (sim.endpoint.clone(), Some(sim))
-        }
-    };
-    let client = Arc::new(
-        CsClient::new(
-            &cs_endpoint,
-            ClientOptions {
-                call_timeout: Duration::from_secs(cfg.cloudstack.call_timeout_secs),
-                job_timeout: Duration::from_secs(cfg.cloudstack.job_timeout_secs),
-                ..Default::default()
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
-    );
-
-    // Credential sources, first match wins: registered keys (store), simulator users, then
-    // CloudStack itself through admin keys (configured, or the simulator's admin).
-    let cloudstack_source = admin_keys.map(|admin| {
-        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
-    });
-    if cloudstack_source.is_none() {
-        tracing::info!(
-            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
-             users' CloudStack keys can be looked up"
-        );
-    }
-    let chain = gateway_chain(
-        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
-        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
-        cloudstack_source,
-    );
-
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.server.listen))?;
-    let addr = listener.local_addr()?;
-    let endpoint = endpoint_url(addr);
-
-    // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
-    // connections from it): each request's Host, or region.endpoint; the bound address only when
-    // a request has neither, so it is made once the port is known. Its id cache lives in the store,
-    // shared by every gateway on the same database and kept across restarts.
-    let opts = crate::mapping::ExecutorOptions {
-        regions: vec![crate::mapping::RegionInfo {
-            name: cfg.region.name.clone(),
-            endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| endpoint.trim_start_matches("http://").to_string()),
-        }],
-        ..Default::default()
-    };
-    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
-        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
-    // SOAP element paths come from the same (possibly overridden) mapping table.
-    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
-    let gw = Arc::new(Gateway {
-        handler: Arc::new(executor),
-        credentials: Arc::new(chain),
-        auth: cfg.auth_settings(),
-        max_body_bytes: cfg.server.max_body_bytes,
-        request_timeout: cfg.request_timeout(),
-        soap: Arc::new(soap),
-        registry: Some(store.clone()),
-        key_checker: Some(client.clone()),
-        public_endpoint: cfg.region.endpoint.clone(),
-    });
-
-    let ready = ReadyInfo {
-        endpoint: endpoint.clone(),
-        region: cfg.region.name.clone(),
-        // A password in the endpoint's userinfo stays out of the banner and the ready file.
-        cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
-        simulator: _sim.is_some(),
-        users,
-    };
-    print_banner(&ready);
-    if let Some(p) = &cfg.server.ready_file {
-        write_ready_file(p, &ready)?;
-    }
-    let cs_shown = crate::store::redact_url(&cs_endpoint);
-    tracing::info!(%addr, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
-    serve(listener, gw, shutdown_signal(), Duration::from_secs(cfg.server.shutdown_grace_secs)).await?;
-    if let Some(p) = &cfg.server.ready_file {
-        let _ = std::fs::remove_file(p);
-    }
-    store.close().await;
-    tracing::info!("ec2bridge stopped");
-    Ok(())
-}
-
-/// Human start-up message on stdout (not the log): where to point clients, and the demo keys
-/// when the built-in simulator is the backend.
-fn print_banner(r: &ReadyInfo) {
-    println!("ec2bridge: EC2 endpoint {} (region {})", r.endpoint, r.region);
-    if r.simulator {
-        println!("backend: built-in CloudStack simulator at {}", r.cloudstack_endpoint);
-        for u in &r.users {
-            println!(
-                "  demo user {}{}: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
-                u.account,
-                if u.is_admin { " (admin)" } else { "" },
-                u.access_key,
-                u.secret_key
-            );
-        }
-        if let Some(u) = r.users.iter().find(|u| !u.is_admin).or(r.users.first()) {
-            println!(
-                "try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {} --region {} ec2 describe-availability-zones",
-                u.access_key, u.secret_key, r.endpoint, r.region
-            );
-        }
-    } else {
-        println!("backend: CloudStack at {}", r.cloudstack_endpoint);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoint_urls() {
-        assert_eq!(endpoint_url("0.0.0.0:7080".parse().unwrap()), "http://127.0.0.1:7080");
-        assert_eq!(endpoint_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
-        assert_eq!(endpoint_url("[::]:7080".parse().unwrap()), "http://[::1]:7080");
     }
 }

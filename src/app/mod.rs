@@ -1,0 +1,454 @@
+//! The composition layer: `ec2bridge serve` start-up. Reads the configuration, opens the store,
+//! chooses the backend (a configured CloudStack, or the built-in simulator when this build has the
+//! `sim` feature), wires credential sources, the mapping executor and the HTTP front end
+//! (`crate::server`), then serves until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::auth::credentials::{CloudStackAdminSource, CredentialSource, MemorySource, StoreSource, gateway_chain};
+use crate::cloudstack::{ClientOptions, CsClient, CsCredentials};
+use crate::config::Config;
+use crate::ec2::soap::SoapFrontend;
+use crate::server::Gateway;
+
+pub mod certs;
+pub mod probe;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', env = "EC2BRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen address (overrides server.listen), e.g. 127.0.0.1:0 for any free port.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Write a JSON file with the endpoint, region and demo users once listening.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// Built-in simulator with near-zero delays (tests).
+    #[arg(long)]
+    pub sim_fast: bool,
+    /// Admin listener for /metrics, /healthz, /readyz (overrides admin.listen; "" = none).
+    #[arg(long)]
+    pub admin_listen: Option<String>,
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// One demo user as the ready file lists it. Debug never prints the secret key.
+#[derive(Clone, serde::Serialize)]
+pub struct ReadyUser {
+    pub account: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub is_admin: bool,
+}
+
+impl std::fmt::Debug for ReadyUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadyUser")
+            .field("account", &self.account)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("is_admin", &self.is_admin)
+            .finish()
+    }
+}
+
+/// The JSON written to `--ready-file` once the gateway listens.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadyInfo {
+    pub endpoint: String,
+    /// The HTTPS listener's URL when `[server.tls]` is set.
+    pub https_endpoint: Option<String>,
+    /// The admin listener's URL (/metrics, /healthz, /readyz).
+    pub admin_endpoint: Option<String>,
+    pub region: String,
+    pub cloudstack_endpoint: String,
+    pub simulator: bool,
+    pub users: Vec<ReadyUser>,
+}
+
+/// Write atomically (readers never see half a file) and owner-readable only (it holds secrets).
+fn write_ready_file(path: &std::path::Path, info: &ReadyInfo) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(serde_json::to_string_pretty(info)?.as_bytes())?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The URL clients use for a listening address (a wildcard address is reached over loopback).
+fn endpoint_url(addr: SocketAddr, scheme: &str) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".parse().expect("literal"),
+        ip if ip.is_unspecified() => "::1".parse().expect("literal"),
+        ip => ip,
+    };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// `ec2bridge serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(r) = args.ready_file {
+        cfg.server.ready_file = Some(r);
+    }
+    if args.sim_fast {
+        cfg.simulator.fast = true;
+    }
+    if let Some(a) = args.admin_listen {
+        cfg.admin.listen = a;
+        cfg.validate()?;
+    }
+    crate::ops::logging::init(&cfg.log.format);
+
+    if cfg.cloudstack.endpoint.is_none() && !cfg!(feature = "sim") {
+        anyhow::bail!(
+            "no CloudStack configured: set cloudstack.endpoint (EC2BRIDGE_CLOUDSTACK_ENDPOINT); this build \
+             has no built-in simulator (it was built without the `sim` feature)"
+        );
+    }
+
+    // The store first: a store that cannot be opened (bad URL, database down, wrong key) stops
+    // start-up with the reason, before anything listens. The default SQLite file and its key file
+    // (mode 0600) are created on first start.
+    let store = Arc::new(
+        crate::store::Store::open_config(&cfg.store)
+            .await
+            .with_context(|| format!("opening the store at {}", crate::store::redact_url(&cfg.store.url)))?,
+    );
+    tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
+
+    // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
+    let memory = Arc::new(MemorySource::new());
+    let mut users = Vec::new();
+    let mut admin_keys = match (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
+        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
+        _ => None,
+    };
+    let (cs_endpoint, _sim) = match &cfg.cloudstack.endpoint {
+        Some(e) => (e.clone(), None),
+        None => {
+            let sim = start_simulator(&cfg, &memory, &mut users, &mut admin_keys).await?;
+            (sim.endpoint().to_string(), Some(sim))
+        }
+    };
+    let client = Arc::new(
+        CsClient::new(
+            &cs_endpoint,
+            ClientOptions {
+                call_timeout: Duration::from_secs(cfg.cloudstack.call_timeout_secs),
+                job_timeout: Duration::from_secs(cfg.cloudstack.job_timeout_secs),
+                max_concurrent: cfg.limits.max_cloudstack_calls,
+                max_concurrent_per_key: cfg.limits.max_cloudstack_calls_per_user,
+                ca_bundle: cfg.cloudstack.ca_bundle.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
+    );
+
+    // Credential sources, first match wins: registered keys (store), simulator users, then
+    // CloudStack itself through admin keys (configured, or the simulator's admin).
+    let cloudstack_source = admin_keys.clone().map(|admin| {
+        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
+    });
+    if cloudstack_source.is_none() {
+        tracing::info!(
+            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
+             users' CloudStack keys can be looked up"
+        );
+    }
+    let chain = gateway_chain(
+        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
+        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
+        cloudstack_source,
+    );
+
+    // Before listening: a wrong URL or a dead host is named now, not after the first user's
+    // retries. Not fatal: CloudStack may come up after the gateway (/readyz tells when).
+    if cfg.cloudstack.probe_at_start {
+        probe::log_startup_probe(&client, &cs_endpoint, admin_keys.as_ref()).await;
+    }
+
+    // Listeners: plain HTTP (unless TLS only) and HTTPS; TLS files are checked before anything
+    // listens.
+    let tls = match &cfg.server.tls {
+        Some(t) => Some((t, crate::server::tls::TlsAcceptor::load(&t.cert, &t.key)?)),
+        None => None,
+    };
+    let mut listeners = Vec::new();
+    let mut endpoint = None;
+    if !tls.as_ref().is_some_and(|(t, _)| t.only) {
+        let tcp = tokio::net::TcpListener::bind(cfg.server.listen)
+            .await
+            .with_context(|| format!("listening on {}", cfg.server.listen))?;
+        endpoint = Some(endpoint_url(tcp.local_addr()?, "http"));
+        listeners.push(crate::server::Listener { tcp, tls: None });
+    }
+    let mut https_endpoint = None;
+    if let Some((t, acceptor)) = &tls {
+        let tcp = tokio::net::TcpListener::bind(t.listen)
+            .await
+            .with_context(|| format!("listening (HTTPS) on {}", t.listen))?;
+        https_endpoint = Some(endpoint_url(tcp.local_addr()?, "https"));
+        acceptor.spawn_reloader(Duration::from_secs(5));
+        listeners.push(crate::server::Listener { tcp, tls: Some(acceptor.clone()) });
+    }
+    let endpoint = endpoint.or(https_endpoint.clone()).context("no listener configured")?;
+
+    // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
+    // connections from it): each request's Host, or region.endpoint; the bound address only when
+    // a request has neither, so it is made once the port is known. Its id cache lives in the store,
+    // shared by every gateway on the same database and kept across restarts.
+    let opts =
+        crate::mapping::ExecutorOptions {
+            regions: vec![crate::mapping::RegionInfo {
+                name: cfg.region.name.clone(),
+                endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| {
+                    endpoint.trim_start_matches("http://").trim_start_matches("https://").to_string()
+                }),
+            }],
+            ..Default::default()
+        };
+    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
+        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
+    // SOAP element paths come from the same (possibly overridden) mapping table.
+    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
+    let gw = Arc::new(Gateway {
+        handler: Arc::new(executor),
+        credentials: Arc::new(chain),
+        auth: cfg.auth_settings(),
+        max_body_bytes: cfg.server.max_body_bytes,
+        request_timeout: cfg.request_timeout(),
+        soap: Arc::new(soap),
+        registry: Some(store.clone()),
+        key_checker: Some(client.clone()),
+        public_endpoint: cfg.region.endpoint.clone(),
+        rate_limiter: (cfg.limits.requests_per_sec > 0.0).then(|| {
+            Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
+                per_sec: cfg.limits.requests_per_sec,
+                burst: cfg.limits.burst,
+                weights: cfg.limits.weights(),
+            }))
+        }),
+        access_log: cfg.log.access_log,
+    });
+
+    // Admin listener: metrics and health, loopback by default. A port already taken is not
+    // fatal (the EC2 service matters more); the log says so.
+    let mut admin_endpoint = None;
+    if let Some(a) = cfg.admin.addr()? {
+        match tokio::net::TcpListener::bind(a).await {
+            Ok(tcp) => {
+                let url = endpoint_url(tcp.local_addr()?, "http");
+                let checks: Vec<Arc<dyn crate::server::admin::ReadinessCheck>> =
+                    vec![Arc::new(probe::StoreCheck(store.clone())), Arc::new(probe::CloudStackCheck(client.clone()))];
+                let admin = crate::server::admin::router(Arc::new(crate::server::admin::Admin::new(checks)));
+                tokio::spawn(async move {
+                    let _ = crate::server::listen::serve(
+                        vec![crate::server::Listener { tcp, tls: None }],
+                        admin,
+                        crate::server::ConnLimits { max_connections: 64, ..Default::default() },
+                        std::future::pending(),
+                        Duration::ZERO,
+                    )
+                    .await;
+                });
+                tracing::info!(admin = %url, "admin listener: /metrics /healthz /readyz");
+                admin_endpoint = Some(url);
+            }
+            Err(e) => {
+                tracing::error!(listen = %a, error = %e, "admin listener not started: /metrics and /readyz are unavailable")
+            }
+        }
+    }
+
+    let ready = ReadyInfo {
+        endpoint: endpoint.clone(),
+        https_endpoint: https_endpoint.clone(),
+        admin_endpoint,
+        region: cfg.region.name.clone(),
+        // A password in the endpoint's userinfo stays out of the banner and the ready file.
+        cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
+        simulator: _sim.is_some(),
+        users,
+    };
+    print_banner(&ready);
+    if let Some(p) = &cfg.server.ready_file {
+        write_ready_file(p, &ready)?;
+    }
+    let cs_shown = crate::store::redact_url(&cs_endpoint);
+    tracing::info!(%endpoint, https = ?https_endpoint, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
+    let limits = crate::server::ConnLimits {
+        header_read: Duration::from_secs(cfg.server.header_read_timeout_secs),
+        idle: Duration::from_secs(cfg.server.idle_timeout_secs),
+        max_connections: cfg.server.max_connections,
+    };
+    crate::server::listen::serve(
+        listeners,
+        crate::server::router(gw),
+        limits,
+        shutdown_signal(),
+        Duration::from_secs(cfg.server.shutdown_grace_secs),
+    )
+    .await?;
+    if let Some(p) = &cfg.server.ready_file {
+        let _ = std::fs::remove_file(p);
+    }
+    store.close().await;
+    tracing::info!("ec2bridge stopped");
+    Ok(())
+}
+
+/// Human start-up message on stdout (not the log): where to point clients, and the demo keys
+/// when the built-in simulator is the backend.
+fn print_banner(r: &ReadyInfo) {
+    println!("ec2bridge: EC2 endpoint {} (region {})", r.endpoint, r.region);
+    if let Some(h) = &r.https_endpoint {
+        println!("HTTPS: {h}");
+    }
+    if let Some(a) = &r.admin_endpoint {
+        println!("admin (metrics, health): {a}/metrics {a}/readyz");
+    }
+    if r.simulator {
+        println!("backend: built-in CloudStack simulator at {}", r.cloudstack_endpoint);
+        for u in &r.users {
+            println!(
+                "  demo user {}{}: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+                u.account,
+                if u.is_admin { " (admin)" } else { "" },
+                u.access_key,
+                u.secret_key
+            );
+        }
+        if let Some(u) = r.users.iter().find(|u| !u.is_admin).or(r.users.first()) {
+            println!(
+                "try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {} --region {} ec2 describe-availability-zones",
+                u.access_key, u.secret_key, r.endpoint, r.region
+            );
+        }
+    } else {
+        println!("backend: CloudStack at {}", r.cloudstack_endpoint);
+    }
+}
+
+/// The built-in simulator as the backend; it runs as long as the returned handle lives. Its demo
+/// users authenticate directly; users created later are found through its admin.
+#[cfg(feature = "sim")]
+async fn start_simulator(
+    cfg: &Config,
+    memory: &MemorySource,
+    users: &mut Vec<ReadyUser>,
+    admin_keys: &mut Option<CsCredentials>,
+) -> anyhow::Result<SimBackend> {
+    let sim = crate::sim::start(crate::sim::SimOptions {
+        listen: cfg.simulator.listen,
+        seed: cfg.simulator.seed.clone(),
+        fast: cfg.simulator.fast,
+        state_dir: cfg.simulator.effective_state_dir(),
+    })
+    .await
+    .context("starting the built-in CloudStack simulator")?;
+    for u in &sim.users {
+        memory.insert(
+            &u.api_key,
+            crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())),
+        );
+        users.push(ReadyUser {
+            account: u.account.clone(),
+            access_key: u.api_key.clone(),
+            secret_key: u.secret_key.clone(),
+            is_admin: u.is_admin,
+        });
+    }
+    // Users created in the simulator after start-up (createUser, registerUserKeys) are found
+    // through its admin, as with a real CloudStack.
+    if admin_keys.is_none()
+        && let Some(a) = sim.users.iter().find(|u| u.is_admin)
+    {
+        *admin_keys = Some(CsCredentials { api_key: a.api_key.clone(), secret_key: a.secret_key.clone() });
+    }
+    Ok(SimBackend(sim))
+}
+
+/// A running simulator (stops when dropped).
+#[cfg(feature = "sim")]
+struct SimBackend(crate::sim::SimHandle);
+
+#[cfg(feature = "sim")]
+impl SimBackend {
+    fn endpoint(&self) -> &str {
+        &self.0.endpoint
+    }
+}
+
+/// This build has no simulator: a CloudStack endpoint must be configured.
+#[cfg(not(feature = "sim"))]
+async fn start_simulator(
+    _cfg: &Config,
+    _memory: &MemorySource,
+    _users: &mut Vec<ReadyUser>,
+    _admin_keys: &mut Option<CsCredentials>,
+) -> anyhow::Result<SimBackend> {
+    anyhow::bail!("this build has no built-in simulator (Cargo feature `sim`)")
+}
+
+#[cfg(not(feature = "sim"))]
+enum SimBackend {}
+
+#[cfg(not(feature = "sim"))]
+impl SimBackend {
+    fn endpoint(&self) -> &str {
+        match *self {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(endpoint_url("0.0.0.0:7080".parse().unwrap(), "http"), "http://127.0.0.1:7080");
+        assert_eq!(endpoint_url("10.1.2.3:80".parse().unwrap(), "http"), "http://10.1.2.3:80");
+        assert_eq!(endpoint_url("[::]:7443".parse().unwrap(), "https"), "https://[::1]:7443");
+    }
+}
