@@ -209,7 +209,7 @@ def wrk(tmp, port, conns, seconds, paths, method="GET", body=None, headers=None)
             body=lua_str(body) if body is not None else "nil",
             headers="\n".join("wrk.headers[%s] = %s" % (lua_str(k), lua_str(v)) for k, v in (headers or {}).items())))
     threads = min(2, conns)
-    out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency", "-s", script,
+    out = subprocess.run(["wrk", "--timeout", "20s", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "--latency", "-s", script,
                           "http://127.0.0.1:%d" % port], capture_output=True, text=True, check=True).stdout
     res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
            "requests": int(re.search(r"(\d+) requests in", out).group(1)), "errors": 0}
@@ -456,8 +456,9 @@ def soap_scenario(st, tmp, secs, report):
     key, crt = os.path.join(tmp, "soap.key"), os.path.join(tmp, "soap.crt")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bench",
                     "-keyout", key, "-out", crt], check=True, capture_output=True)
-    subprocess.run([sys.executable, os.path.join(REPO, "scripts", "cloudstack-aws-api-register"), "-a", st.ak,
-                    "-s", st.sk, "-c", crt, "-u", "http://%s/awsapi" % st.host],
+    # Keys may start with "-": `--opt=value` forms, so argparse never takes one for an option.
+    subprocess.run([sys.executable, os.path.join(REPO, "scripts", "cloudstack-aws-api-register"), "--apikey=" + st.ak,
+                    "--secretkey=" + st.sk, "--cert=" + crt, "--url=http://%s/awsapi" % st.host],
                    check=True, capture_output=True, timeout=60)
     r = measured(st.gw.pid, st.sim.pid, lambda: soap_load(st.gw_port, key, crt, secs, 4))
     report("SOAP DescribeInstances (WS-Security, fresh signature each), 4 clients", r)
@@ -600,7 +601,8 @@ def markdown(label_results):
     names = list(label_results[labels[0]])
     used = [c for c in COLS if any(label_results[l].get(n, {}).get(c[0]) is not None
                                    for l in labels for n in names) and c[0] != "errors"]
-    head = "| scenario | " + " | ".join("%s %s" % (l, c[1]) for c in used for l in labels) + " |"
+    head = "| scenario | " + " | ".join(c[1] if len(labels) == 1 else "%s %s" % (l, c[1])
+                                          for c in used for l in labels) + " |"
     lines = [head, "|---|" + "---:|" * (len(used) * len(labels))]
     for n in names:
         cells = []
@@ -650,8 +652,9 @@ def main():
         names = list(runs[label][0])
         medians[label] = {n: median_dict([r[n] for r in runs[label] if n in r]) for n in names}
     if a.rounds > 1 or len(bins) > 1:
-        print("\n== medians of %d round(s)\n" % a.rounds)
-        print(markdown(medians))
+        for label in medians:
+            print("\n== %s: medians of %d round(s)\n" % (label, a.rounds))
+            print(markdown({label: medians[label]}))
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"runs": runs, "medians": medians}, f, indent=1)

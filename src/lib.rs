@@ -18,6 +18,7 @@ pub mod cloudstack;
 pub mod config;
 pub mod ec2;
 pub mod mapping;
+pub mod objects;
 pub mod ops;
 pub mod server;
 #[cfg(feature = "sim")]

@@ -16,12 +16,6 @@ const VPC_A: &str = "0a0a0a0a-1111-4000-8000-00000000000a";
 const VPC_B: &str = "0b0b0b0b-2222-4000-8000-00000000000b";
 
 const VPC_TOML: &str = r#"
-[command]
-listVPCs = { items = "vpc" }
-
-[object.vpc]
-fields = "id name cidr state zoneid"
-
 [kind.vpc]
 prefix = "vpc"
 list = { command = "listVPCs", params = { listall = "true" } }
@@ -142,7 +136,9 @@ fn texts(xml: &str, name: &str) -> Vec<String> {
 async fn a_kind_declared_in_a_mapping_file_needs_no_rust() {
     let dir = std::env::temp_dir().join(format!("ec2bridge-kinds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("vpcs.toml"), VPC_TOML).unwrap();
+    // Same name as the compiled-in vpc.toml, so it replaces it (vpc_gateways.toml goes too).
+    std::fs::write(dir.join("vpc.toml"), VPC_TOML).unwrap();
+    std::fs::write(dir.join("vpc_gateways.toml"), "").unwrap();
     let backend = std::sync::Arc::new(Vpcs::default());
     let ex = Executor::with_backend(backend.clone(), Some(&dir), ExecutorOptions::default()).expect("table loads");
     std::fs::remove_dir_all(&dir).ok();
@@ -199,10 +195,13 @@ fn kind_declarations_are_checked_with_file_and_line() {
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
     };
-    assert_eq!(load("[kind.subnet]\nlist = []\n"), ["k.toml:1: kind subnet needs prefix = \"<EC2 id prefix>\""]);
     assert_eq!(
-        load("[kind.subnet]\nprefix = \"vol\"\n"),
-        ["k.toml:2: prefix 'vol' of kind 'subnet' is already the prefix of kind 'volume'"]
+        load("[kind.natgateway]\nlist = []\n"),
+        ["k.toml:1: kind natgateway needs prefix = \"<EC2 id prefix>\""]
+    );
+    assert_eq!(
+        load("[kind.natgateway]\nprefix = \"vol\"\n"),
+        ["k.toml:2: prefix 'vol' of kind 'natgateway' is already the prefix of kind 'volume'"]
     );
     // An existing kind keeps its prefix: the ids users hold must not change.
     let mut files: Vec<(String, String)> =
@@ -216,12 +215,21 @@ fn kind_declarations_are_checked_with_file_and_line() {
         errs,
         [format!("instances.toml:{line}: kind 'instance' has prefix 'i' (its ids are fixed); it cannot become 'inst'")]
     );
-    let errs = load("[kind.subnet]\nprefix = \"subnet\"\nnot_found = { code = \"InvalidSubnetId.NotFound\" }\n");
+    // (The derived default codes of a new kind must be in the catalog too; these name theirs.)
+    let malformed = "malformed = { code = \"InvalidParameterValue\", message = \"bad {id}\" }\n";
+    let errs = load(&format!(
+        "[kind.natgateway]\nprefix = \"nat\"\nnot_found = {{ code = \"InvalidSubnetId.NotFound\" }}\n{malformed}"
+    ));
     assert_eq!(
         errs,
         [
             "k.toml:3: unknown EC2 error code 'InvalidSubnetId.NotFound' (not in the catalog; `ec2bridge errors` lists it)"
         ]
     );
-    assert_eq!(load("[kind.subnet]\nprefix = \"subnet\"\n"), Vec::<String>::new());
+    assert_eq!(
+        load(&format!(
+            "[kind.natgateway]\nprefix = \"nat\"\nnot_found = {{ code = \"InvalidParameterValue\" }}\n{malformed}"
+        )),
+        Vec::<String>::new()
+    );
 }

@@ -91,3 +91,58 @@ fn overlay_directory_replaces_by_file_name() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn filter_field_references_and_check_rules_are_checked_at_load() {
+    // A filter naming a shape field that does not exist, one without `shape`, a check rule with
+    // a code outside the EC2 error catalog, and a check without ids.
+    let extra = r#"
+[filters.Bad]
+source = "sshkeypair"
+shape = "KeyPairInfo"
+[filters.Bad.fields]
+"key-name" = "@keyName"
+"nope" = "@noSuchField"
+
+[filters.NoShape]
+source = "sshkeypair"
+[filters.NoShape.fields]
+"key-name" = "@keyName"
+
+[action.DeleteVolume]
+ids = { param = "VolumeId", kind = "volume", backend = "each", required = true }
+check.refuse = [ { when = "state", code = "VolumeInUze", message = "{id}" } ]
+call = { command = "deleteVolume" }
+returns = { return = true }
+
+[action.DescribeSnapshotAttribute]
+check.by = "id"
+answer = {}
+returns = { return = true }
+"#;
+    let mut volumes = ec2bridge::mapping::table::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "volumes.toml")
+        .map(|(_, t)| t.to_string())
+        .expect("volumes.toml");
+    // Drop the built-in DeleteVolume so the test's is the only one.
+    let a = volumes.find("[action.DeleteVolume]").expect("DeleteVolume");
+    let b = volumes[a..].find("\n[action.AttachVolume]").expect("AttachVolume") + a;
+    volumes.replace_range(a..b, "");
+    let mut snapshots = ec2bridge::mapping::table::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "snapshots.toml")
+        .map(|(_, t)| t.to_string())
+        .expect("snapshots.toml");
+    let a = snapshots.find("[action.DescribeSnapshotAttribute]").expect("DescribeSnapshotAttribute");
+    let b = snapshots[a..].find("\n[shape.SnapshotAttribute]").expect("shape") + a;
+    snapshots.replace_range(a..b, "");
+    let errs =
+        builtin_with(&[("volumes.toml", &volumes), ("snapshots.toml", &snapshots), ("x.toml", extra)]).unwrap_err();
+    let joined = errs.join("\n");
+    assert!(joined.contains("x.toml:7: filter nope: shape KeyPairInfo has no field 'noSuchField'"), "{joined}");
+    assert!(joined.contains("x.toml:12: filter key-name: @field needs shape"), "{joined}");
+    assert!(joined.contains("x.toml:16: unknown EC2 error code 'VolumeInUze'"), "{joined}");
+    assert!(joined.contains("x.toml:21: check needs ids"), "{joined}");
+    assert_eq!(errs.len(), 4, "{joined}");
+}

@@ -14,6 +14,7 @@ fn register_args() -> RegisterArgs {
         apikey: "AK".into(),
         secretkey: SECRET.into(),
         cert: None,
+        key: None,
         url: "http://127.0.0.1:1/awsapi".into(),
         delete: true,
     }

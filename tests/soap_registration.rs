@@ -24,6 +24,7 @@ struct MemStore {
     keys: Mutex<HashMap<String, (String, Option<String>)>>,
     certs: Mutex<HashMap<String, (String, Vec<u8>)>>, // fingerprint -> (access key, der)
     used: Mutex<HashMap<[u8; 32], i64>>,
+    proven: Mutex<std::collections::HashSet<String>>,
 }
 
 impl RegistrationStore for MemStore {
@@ -36,14 +37,24 @@ impl RegistrationStore for MemStore {
     fn user_secret<'a>(&'a self, a: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>> {
         Box::pin(async move { Ok(self.keys.lock().unwrap().get(a).map(|(s, _)| s.clone())) })
     }
-    fn put_certificate<'a>(&'a self, a: &'a str, pem: &'a str) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
+    fn put_certificate<'a>(
+        &'a self,
+        a: &'a str,
+        pem: &'a str,
+        proven: bool,
+    ) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
         Box::pin(async move {
             let der = ec2bridge::ec2::registration::certificate_der(pem).unwrap();
             let fp = wssec::fingerprint(&der);
             let mut c = self.certs.lock().unwrap();
-            if c.get(&fp).is_some_and(|(owner, _)| owner != a) {
+            let mut proofs = self.proven.lock().unwrap();
+            if c.get(&fp).is_some_and(|(owner, _)| owner != a) && (!proven || proofs.contains(&fp)) {
                 return Ok(PutCertificate::TakenByOther);
             }
+            if proven {
+                proofs.insert(fp.clone());
+            }
+            c.remove(&fp);
             c.retain(|_, (owner, _)| owner != a);
             c.insert(fp, (a.into(), der));
             Ok(PutCertificate::Stored)
@@ -503,5 +514,110 @@ async fn expired_or_not_yet_valid_certificates_are_refused() {
     // Within the skew tolerance of its start (a clock 10 minutes behind) and now: accepted.
     let t = now() - time::Duration::minutes(10);
     assert_eq!(call_at(t, std_query(AK, SK, "SetCertificate", &[("cert", &pem)], t)).await.0, 200);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 14 item 12: proof of possession. Someone who binds another user's public certificate
+/// first (unproven) is replaced by the owner's proven binding (CertSignature made with the
+/// certificate's private key); a proven binding cannot be taken over; a proof made with another
+/// key is refused and stores nothing. Through both clients (`--key`/`-k`) and the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proven_binding_replaces_an_unproven_one() {
+    use ec2bridge::ec2::registration::{proof_message, sign_proof};
+    let dir = tmpdir("proof");
+    let (Some(pem), Some(_)) = (make_cert(&dir, "owner", "rsa:2048"), make_cert(&dir, "thief", "rsa:2048")) else {
+        eprintln!("SKIP proven_binding_replaces_an_unproven_one: no openssl CLI");
+        return;
+    };
+    let fp = wssec::fingerprint(&der_of(&pem));
+    let owner_key = std::fs::read_to_string(dir.join("owner.key")).unwrap();
+    let thief_key = std::fs::read_to_string(dir.join("thief.key")).unwrap();
+    let (pem_ref, fp_ref) = (&pem, &fp);
+    let squat = |store: Arc<MemStore>| async move {
+        let (pem, fp) = (pem_ref, fp_ref);
+        let cs = cloud();
+        let reg = Registration::new(store.as_ref(), &cs);
+        let keys = [("accesskey", "other-key"), ("secretkey", "other-secret")];
+        assert_eq!(call(&reg, &std_query("other-key", "other-secret", "SetUserKeys", &keys, now())).await.0, 200);
+        let q = std_query("other-key", "other-secret", "SetCertificate", &[("cert", pem)], now());
+        assert_eq!(call(&reg, &q).await.0, 200);
+        assert_eq!(store.find_certificate(fp).await.unwrap().as_deref(), Some("other-key"));
+    };
+
+    // The handler: a proof by the wrong key is refused; the right one takes the certificate over.
+    let store = Arc::new(MemStore::default());
+    squat(store.clone()).await;
+    let cs = cloud();
+    let reg = Registration::new(store.as_ref(), &cs);
+    let keys = std_query(AK, SK, "SetUserKeys", &[("accesskey", AK), ("secretkey", SK)], now());
+    assert_eq!(call(&reg, &keys).await.0, 200);
+    assert_eq!(call(&reg, &std_query(AK, SK, "SetCertificate", &[("cert", &pem)], now())).await.0, 409);
+    let t = now();
+    let stamp = t
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap();
+    let wrong = sign_proof(&thief_key, &proof_message(AK, &stamp, &fp)).unwrap();
+    let (s, b) =
+        call(&reg, &std_query(AK, SK, "SetCertificate", &[("cert", &pem), ("CertSignature", &wrong)], t)).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b.contains("CertSignature"), "{b}");
+    // A proof for another user (or another time) does not transfer.
+    let other_user = sign_proof(&owner_key, &proof_message("other-key", &stamp, &fp)).unwrap();
+    let q = std_query(AK, SK, "SetCertificate", &[("cert", &pem), ("CertSignature", &other_user)], t);
+    assert_eq!(call(&reg, &q).await.0, 400);
+    assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some("other-key"));
+    let t = now() + time::Duration::milliseconds(5);
+    let stamp = t
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap();
+    let proof = sign_proof(&owner_key, &proof_message(AK, &stamp, &fp)).unwrap();
+    let (s, b) =
+        call(&reg, &std_query(AK, SK, "SetCertificate", &[("cert", &pem), ("CertSignature", &proof)], t)).await;
+    assert_eq!((s, b.as_str()), (200, CERT_OK));
+    assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+    // Now the squatter cannot take it back.
+    let q = std_query("other-key", "other-secret", "SetCertificate", &[("cert", &pem)], now());
+    assert_eq!(call(&reg, &q).await.0, 409);
+
+    // Both clients with the key file.
+    let cert = dir.join("owner.crt");
+    let key = dir.join("owner.key");
+    let bin = env!("CARGO_BIN_EXE_ec2bridge");
+    let store = Arc::new(MemStore::default());
+    let (url, server) = serve(store.clone()).await;
+    squat(store.clone()).await;
+    let out = std::process::Command::new(bin)
+        .args(["register", "--apikey", AK, "--secretkey", SK, "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--url", &url])
+        .output_async()
+        .await;
+    assert!(out.status.success(), "cli: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+    server.abort();
+    if let Some(py) = python() {
+        let store = Arc::new(MemStore::default());
+        let (url, server) = serve(store.clone()).await;
+        squat(store.clone()).await;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cloudstack-aws-api-register");
+        let out = std::process::Command::new(&py)
+            .arg(script)
+            .args(["-a", AK, "-s", SK, "-c"])
+            .arg(&cert)
+            .arg("-k")
+            .arg(&key)
+            .args(["-u", &url])
+            .output_async()
+            .await;
+        assert!(out.status.success(), "script: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(store.find_certificate(&fp).await.unwrap().as_deref(), Some(AK));
+        server.abort();
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -249,7 +249,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
     let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
-        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
+        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
+        .with_object_store(Arc::new(store.as_ref().clone()))?;
     // SOAP element paths come from the same (possibly overridden) mapping table.
     let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
     let gw = Arc::new(Gateway {

@@ -134,6 +134,24 @@ catalog! {
     InvalidVpcIdNotFound = "InvalidVpcID.NotFound", 400, false;
     InvalidSubnetIdMalformed = "InvalidSubnetID.Malformed", 400, false;
     InvalidSubnetIdNotFound = "InvalidSubnetID.NotFound", 400, false;
+    InvalidVpcRange = "InvalidVpc.Range", 400, false;
+    InvalidSubnetRange = "InvalidSubnet.Range", 400, false;
+    InvalidSubnetConflict = "InvalidSubnet.Conflict", 400, false;
+    InvalidInternetGatewayIdMalformed = "InvalidInternetGatewayId.Malformed", 400, false;
+    InvalidInternetGatewayIdNotFound = "InvalidInternetGatewayID.NotFound", 400, false;
+    InvalidRouteTableIdMalformed = "InvalidRouteTableId.Malformed", 400, false;
+    InvalidRouteTableIdNotFound = "InvalidRouteTableID.NotFound", 400, false;
+    InvalidRouteNotFound = "InvalidRoute.NotFound", 400, false;
+    RouteAlreadyExists = "RouteAlreadyExists", 400, false;
+    InvalidAssociationIdMalformed = "InvalidAssociationID.Malformed", 400, false;
+    InvalidDhcpOptionsIdMalformed = "InvalidDhcpOptionsId.Malformed", 400, false;
+    InvalidDhcpOptionIdNotFound = "InvalidDhcpOptionID.NotFound", 400, false;
+    ResourceAlreadyAssociated = "Resource.AlreadyAssociated", 400, false;
+    GatewayNotAttached = "Gateway.NotAttached", 400, false;
+    DefaultVpcAlreadyExists = "DefaultVpcAlreadyExists", 400, false;
+    VpcIdNotSpecified = "VPCIdNotSpecified", 400, false;
+    MissingInput = "MissingInput", 400, false;
+    InvalidParameter = "InvalidParameter", 400, false;
 }
 
 impl Code {

@@ -28,8 +28,10 @@ impl Kind {
     pub const Address: Kind = Kind("address");
     pub const KeyPair: Kind = Kind("key-pair");
     pub const Reservation: Kind = Kind("reservation");
+    pub const Vpc: Kind = Kind("vpc");
+    pub const Subnet: Kind = Kind("subnet");
 
-    pub const NAMED_BY_RUST: [Kind; 8] = [
+    pub const NAMED_BY_RUST: [Kind; 10] = [
         Kind::Instance,
         Kind::Image,
         Kind::Volume,
@@ -38,6 +40,8 @@ impl Kind {
         Kind::Address,
         Kind::KeyPair,
         Kind::Reservation,
+        Kind::Vpc,
+        Kind::Subnet,
     ];
 }
 
@@ -90,6 +94,8 @@ pub const BUILTIN_MAPPINGS: &[(&str, &str)] = &[
     ("volumes.toml", include_str!("../../mappings/volumes.toml")),
     ("snapshots.toml", include_str!("../../mappings/snapshots.toml")),
     ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
+    ("vpc.toml", include_str!("../../mappings/vpc.toml")),
+    ("vpc_gateways.toml", include_str!("../../mappings/vpc_gateways.toml")),
     ("soap.toml", include_str!("../../mappings/soap.toml")),
 ];
 

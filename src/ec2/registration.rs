@@ -87,10 +87,13 @@ pub trait RegistrationStore: Send + Sync {
     fn user_secret<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
     /// Bind the certificate (`pem`, already checked by [`certificate_der`]) to `access_key`,
     /// replacing the user's previous one. Fingerprint: lowercase hex SHA-256 of the DER.
+    /// `proven`: the request proved possession of the certificate's private key; such a binding
+    /// replaces another user's unproven one (and is never replaced by someone else's).
     fn put_certificate<'a>(
         &'a self,
         access_key: &'a str,
         pem: &'a str,
+        proven: bool,
     ) -> BoxFuture<'a, anyhow::Result<PutCertificate>>;
     /// The access key a certificate is registered to.
     fn find_certificate<'a>(&'a self, fingerprint: &'a str) -> BoxFuture<'a, anyhow::Result<Option<String>>>;
@@ -143,9 +146,10 @@ impl RegistrationStore for crate::store::Store {
         &'a self,
         access_key: &'a str,
         pem: &'a str,
+        proven: bool,
     ) -> BoxFuture<'a, anyhow::Result<PutCertificate>> {
         Box::pin(async move {
-            match crate::store::Store::put_certificate(self, access_key, pem).await {
+            match crate::store::Store::put_certificate_proven(self, access_key, pem, proven).await {
                 Ok(_) => Ok(PutCertificate::Stored),
                 Err(crate::store::StoreError::CertificateInUse) => Ok(PutCertificate::TakenByOther),
                 Err(e) => Err(e.into()),
@@ -302,9 +306,17 @@ impl<'a> Registration<'a> {
                     Ec2Error::new(Code::InvalidParameterValue, format!("The cert parameter is not usable: {e}"))
                 })?;
                 let fp = wssec::fingerprint(&der);
-                match self.store.put_certificate(&access, pem).await.map_err(store_error)? {
+                let proven = match get("CertSignature") {
+                    None | Some("") => false,
+                    Some(proof) => {
+                        let time = get("Timestamp").or(get("Expires")).unwrap_or("");
+                        check_possession(&der, &proof_message(&access, time, &fp), proof)?;
+                        true
+                    }
+                };
+                match self.store.put_certificate(&access, pem, proven).await.map_err(store_error)? {
                     PutCertificate::Stored => {
-                        tracing::info!(access_key = access, fingerprint = fp, "certificate registered");
+                        tracing::info!(access_key = access, fingerprint = fp, proven, "certificate registered");
                         Ok(Reply::ok(CERT_OK))
                     }
                     PutCertificate::TakenByOther => Ok(Reply {
@@ -406,6 +418,50 @@ fn decode(raw: &str) -> Result<Vec<(String, String)>, Ec2Error> {
         .map_err(|_| Ec2Error::new(Code::MalformedQueryString, "The query string could not be decoded"))
 }
 
+/// What the certificate's private key signs to prove possession at SetCertificate (parameter
+/// `CertSignature`, base64 RSA PKCS#1 v1.5 SHA-256): the access key it binds to, the request's
+/// `Timestamp` (or `Expires`) as sent, and the certificate's SHA-256 fingerprint, so a proof is
+/// good for that user, that (single-use) request and that certificate only.
+pub fn proof_message(access_key: &str, time: &str, fingerprint: &str) -> String {
+    format!("ec2bridge-certificate-proof\n{access_key}\n{time}\n{fingerprint}")
+}
+
+/// Sign a proof with the PEM private key (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`).
+pub fn sign_proof(private_key_pem: &str, message: &str) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    use rsa::pkcs1::DecodeRsaPrivateKey as _;
+    use rsa::pkcs8::DecodePrivateKey as _;
+    use rsa::signature::{SignatureEncoding as _, Signer as _};
+    let (_, pem) = x509_parser::pem::parse_x509_pem(private_key_pem.trim().as_bytes())
+        .map_err(|_| anyhow::anyhow!("the key file is not PEM"))?;
+    let key = match pem.label.as_str() {
+        "PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs8_der(&pem.contents)?,
+        "RSA PRIVATE KEY" => rsa::RsaPrivateKey::from_pkcs1_der(&pem.contents)?,
+        other => anyhow::bail!("the key file holds a {other}, not an unencrypted RSA private key"),
+    };
+    let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+    Ok(base64::engine::general_purpose::STANDARD.encode(signer.sign(message.as_bytes()).to_vec()))
+}
+
+/// The proof verifies with the certificate's public key.
+fn check_possession(der: &[u8], message: &str, proof: &str) -> Result<(), Ec2Error> {
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::signature::Verifier as _;
+    let bad = || {
+        Ec2Error::new(
+            Code::InvalidParameterValue,
+            "CertSignature does not verify with the certificate's key (it must be an RSA-SHA256 signature over \
+             the proof message, see docs/soap-and-registration.md)",
+        )
+    };
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| bad())?;
+    let key = rsa::RsaPublicKey::from_public_key_der(cert.public_key().raw).map_err(|_| bad())?;
+    let sig = base64::engine::general_purpose::STANDARD.decode(proof.trim()).map_err(|_| bad())?;
+    let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).map_err(|_| bad())?;
+    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(message.as_bytes(), &sig).map_err(|_| bad())
+}
+
 /// The certificate from the PEM, checked usable for WS-Security (parses, RSA key).
 pub fn certificate_der(pem: &str) -> Result<Vec<u8>, Ec2Error> {
     let bad = || {
@@ -439,6 +495,10 @@ pub struct RegisterArgs {
     /// PEM X.509 certificate file to register (required unless --delete).
     #[arg(short = 'c', long = "cert")]
     pub cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key: proves possession, so the binding replaces anyone's
+    /// earlier unproven binding of the same certificate and cannot be taken over.
+    #[arg(short = 'k', long = "key")]
+    pub key: Option<std::path::PathBuf>,
     /// Gateway URL, e.g. http://host:7080/awsapi
     #[arg(short = 'u', long = "url")]
     pub url: String,
@@ -454,6 +514,7 @@ impl std::fmt::Debug for RegisterArgs {
             .field("apikey", &self.apikey)
             .field("secretkey", &"<redacted>")
             .field("cert", &self.cert)
+            .field("key", &self.key)
             .field("url", &self.url)
             .field("delete", &self.delete)
             .finish()
@@ -491,6 +552,14 @@ pub fn signed_form(
     Ok((url.to_string(), body))
 }
 
+/// `Timestamp` as the clients send it. Milliseconds: registration calls are single-use, so two
+/// runs within one second must not produce the same signed request.
+fn registration_timestamp(now: OffsetDateTime) -> anyhow::Result<String> {
+    Ok(now.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))?)
+}
+
 /// The URL without query and the signed parameters (`...&Signature=...`) for `method`.
 fn signed_request(
     method: &str,
@@ -509,11 +578,7 @@ fn signed_request(
         _ => anyhow::bail!("--url {base} has no host"),
     };
     let path = if url.path().is_empty() { "/".to_string() } else { url.path().to_string() };
-    // Milliseconds: registration calls are single-use, so two runs within one second must not
-    // produce the same signed request.
-    let ts = now.format(time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    ))?;
+    let ts = registration_timestamp(now)?;
     let base_params = [
         ("AWSAccessKeyId", apikey),
         ("Action", action),
@@ -566,7 +631,25 @@ pub async fn run_cli(a: RegisterArgs) -> anyhow::Result<()> {
         now,
     )?;
     println!("{}", send(&client, req).await?.trim());
-    let req = signed_form(&a.url, &a.apikey, &a.secretkey, "SetCertificate", &[("cert", &pem)], now)?;
+    let req = match &a.key {
+        None => signed_form(&a.url, &a.apikey, &a.secretkey, "SetCertificate", &[("cert", &pem)], now)?,
+        Some(key_path) => {
+            let key = std::fs::read_to_string(key_path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", key_path.display()))?;
+            let fp = wssec::fingerprint(&certificate_der(&pem).map_err(|e| anyhow::anyhow!("{}", e.message))?);
+            let ts = registration_timestamp(now)?;
+            let proof = sign_proof(&key, &proof_message(&a.apikey, &ts, &fp))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+            signed_form(
+                &a.url,
+                &a.apikey,
+                &a.secretkey,
+                "SetCertificate",
+                &[("cert", &pem), ("CertSignature", &proof)],
+                now,
+            )?
+        }
+    };
     println!("{}", send(&client, req).await?.trim());
     println!("User registration is successful!");
     Ok(())

@@ -197,10 +197,10 @@ fn read_refusal(n: &Node, errs: &Errs) -> Option<Refusal> {
         parsed
     });
     let message = g("message").and_then(|x| errs.str(x, "message"));
-    let (Some(code), Some(message)) = (code, message) else {
-        errs.push(&n.at, "a check rule needs a known code and a message");
-        return None;
-    };
+    if g("code").is_none() || message.is_none() {
+        errs.push(&n.at, "a check rule needs code and message");
+    }
+    let (Some(code), Some(message)) = (code, message) else { return None };
     let message = Template::parse(message).map_err(|m| errs.push(&n.at, m)).ok()?;
     Some(Refusal { when, cond, code, message, at: n.at.clone() })
 }

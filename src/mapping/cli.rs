@@ -22,6 +22,9 @@ pub enum MappingsCmd {
         #[arg(long)]
         markdown: bool,
     },
+    /// Print the named Rust steps and transforms and the actions that use them (the table in
+    /// docs/mappings.md, which tests/docs_mappings.rs keeps equal to this output).
+    Steps { dir: Option<PathBuf> },
 }
 
 pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
@@ -46,6 +49,13 @@ pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         },
+        MappingsCmd::Steps { dir } => {
+            let t = Table::load(dir.as_deref()).map_err(|errs| {
+                anyhow::anyhow!("{} problem(s) in the mapping table; run `ec2bridge mappings check`", errs.len())
+            })?;
+            print!("{}", steps_table(&t));
+            Ok(())
+        }
         MappingsCmd::List { dir, markdown } => {
             let t = Table::load(dir.as_deref()).map_err(|errs| {
                 for e in &errs {
@@ -107,6 +117,28 @@ pub fn list(t: &Table, markdown: bool) -> String {
         } else {
             out.push_str(&format!("{:width$}  {}  [{}]\n", a.name, cmds, notes.join("; ")));
         }
+    }
+    out
+}
+
+/// The named steps as a Markdown table: name, kind, what it does, the actions that name it
+/// (as `step`, `after_list`, `before_render` or `check.annotate`).
+pub fn steps_table(t: &Table) -> String {
+    let mut out = String::from("| step | kind | does | used by |\n|---|---|---|---|\n");
+    for (name, does) in super::steps::describe() {
+        let users: Vec<&str> = t
+            .actions
+            .values()
+            .filter(|a| {
+                a.step.as_deref() == Some(name)
+                    || a.after_list.iter().chain(&a.before_render).any(|s| s == name)
+                    || a.check.as_ref().is_some_and(|c| c.annotate.iter().any(|s| s == name))
+            })
+            .map(|a| a.name.as_str())
+            .collect();
+        let kind = if super::steps::is_transform(name) { "transforms the items" } else { "produces the document" };
+        let users = if users.is_empty() { "(none)".to_string() } else { users.join(", ") };
+        out.push_str(&format!("| `{name}` | {kind} | {does} | {users} |\n"));
     }
     out
 }

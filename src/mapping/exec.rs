@@ -90,6 +90,8 @@ pub struct Inner {
     pub table: Table,
     pub backend: Arc<dyn Backend>,
     pub ids: Arc<dyn IdCache>,
+    /// Gateway-held VPC objects (docs/vpc.md "The store").
+    pub objects: Arc<dyn crate::objects::ObjectStore>,
     pub opts: ExecutorOptions,
     pub meta: DashMap<String, (Instant, Arc<Vec<Value>>)>,
     pub tombstones: DashMap<String, Tombstone>,

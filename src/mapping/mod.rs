@@ -98,6 +98,7 @@ impl Executor {
                 table,
                 backend,
                 ids: Arc::new(MemoryIdCache::default()),
+                objects: Arc::new(crate::objects::MemoryObjects::default()),
                 opts,
                 meta: Default::default(),
                 tombstones: Default::default(),
@@ -111,6 +112,13 @@ impl Executor {
     pub fn with_id_cache(mut self, cache: Arc<dyn IdCache>) -> anyhow::Result<Self> {
         let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| anyhow::anyhow!("executor already shared"))?;
         inner.ids = cache;
+        Ok(self)
+    }
+
+    /// Keep the gateway-held VPC objects somewhere shared (the store). Call before sharing.
+    pub fn with_object_store(mut self, objects: Arc<dyn crate::objects::ObjectStore>) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| anyhow::anyhow!("executor already shared"))?;
+        inner.objects = objects;
         Ok(self)
     }
 

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod cert;
 pub mod crypto;
 pub mod idcache;
+pub mod vpc;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -249,14 +250,16 @@ impl Store {
     /// Apply the migrations for this backend (idempotent; `open` already does it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // Embedded, so the binary needs no migrations directory at run time.
-        let sql: [(&str, &'static str); 2] = match self.backend {
+        let sql: [(&str, &'static str); 3] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../../migrations/sqlite/0001_init.sql")),
                 ("replay_and_proof", include_str!("../../migrations/sqlite/0002_replay_and_proof.sql")),
+                ("vpc_objects", include_str!("../../migrations/sqlite/0003_vpc_objects.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../../migrations/postgres/0001_init.sql")),
                 ("replay_and_proof", include_str!("../../migrations/postgres/0002_replay_and_proof.sql")),
+                ("vpc_objects", include_str!("../../migrations/postgres/0003_vpc_objects.sql")),
             ],
         };
         let migrator = Migrator::with_migrations(
@@ -635,7 +638,7 @@ fn user_aad(access_key: &str) -> Vec<u8> {
     format!("user_keys:{access_key}").into_bytes()
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc())

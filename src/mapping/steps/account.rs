@@ -52,7 +52,20 @@ pub async fn attributes(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> 
                 }
                 v
             }
-            "default-vpc" => vec!["none".into()],
+            // The default VPC is found by its CloudStack tag (docs/vpc.md); a region without a
+            // VPC zone has none.
+            "default-vpc" => match super::vpc::vpc_zone(ctx).await {
+                // A cloud that cannot list VPCs has no default one: the other attributes are
+                // still answered.
+                Ok(_) => match super::vpc::default_vpc_attribute(ctx).await {
+                    Ok(v) => vec![v],
+                    Err(e) => {
+                        tracing::warn!(error = %e.message, "default VPC lookup failed; answering none");
+                        vec!["none".into()]
+                    }
+                },
+                Err(_) => vec!["none".into()],
+            },
             "max-instances" => vec![limit("vmlimit")],
             "max-elastic-ips" => vec![limit("iplimit")],
             _ => vec!["0".into()],

@@ -254,7 +254,15 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     }
     let tags = tag_specifications(p, "instance")?;
     let token = p.get("ClientToken").filter(|t| !t.is_empty());
-    idempotent(ctx, launch(ctx, prep, max.min(cap), min, &tags, token)).await
+    // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
+    let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;
+    let prep = &prep;
+    let launched = async {
+        let mut doc = launch(ctx, prep, max.min(cap), min, &tags, token).await?;
+        super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
+        Ok(doc)
+    };
+    idempotent(ctx, launched).await
 }
 
 /// Undo a launch: let each deploy job end first (CloudStack serialises work on a VM, and a VM

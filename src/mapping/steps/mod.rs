@@ -12,6 +12,9 @@ mod keypairs;
 mod security_groups;
 pub(crate) mod tags;
 mod volumes;
+pub(crate) mod vpc;
+pub(crate) mod vpc_objects;
+pub(crate) mod vpc_sg;
 
 use serde_json::Value;
 
@@ -170,7 +173,129 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         no_args,
         "getVMPassword; not available yet -> empty passwordData",
     ),
+    (
+        "create_internet_gateway",
+        step!(vpc_objects::create_internet_gateway),
+        no_args,
+        "a store-held internet gateway, tags",
+    ),
+    (
+        "describe_internet_gateways",
+        step!(vpc_objects::describe_internet_gateways),
+        no_args,
+        "the caller's gateways (store)",
+    ),
+    (
+        "delete_internet_gateway",
+        step!(vpc_objects::delete_internet_gateway),
+        no_args,
+        "attached -> DependencyViolation",
+    ),
+    (
+        "attach_internet_gateway",
+        step!(vpc_objects::attach_internet_gateway),
+        no_args,
+        "one gateway per VPC, one VPC per gateway (store claim); the VPC must exist (listVPCs)",
+    ),
+    (
+        "detach_internet_gateway",
+        step!(vpc_objects::detach_internet_gateway),
+        no_args,
+        "not attached there -> Gateway.NotAttached",
+    ),
+    (
+        "create_dhcp_options",
+        step!(vpc_objects::create_dhcp_options),
+        no_args,
+        "a store-held DHCP options set, checked keys/values",
+    ),
+    (
+        "describe_dhcp_options",
+        step!(vpc_objects::describe_dhcp_options),
+        no_args,
+        "the caller's DHCP options sets (store)",
+    ),
+    ("delete_dhcp_options", step!(vpc_objects::delete_dhcp_options), no_args, "in use by a VPC -> DependencyViolation"),
+    (
+        "associate_dhcp_options",
+        step!(vpc_objects::associate_dhcp_options),
+        no_args,
+        "the VPC's set (or default), in the store",
+    ),
+    ("create_route_table", step!(vpc_objects::create_route_table), no_args, "a table with the local route (VPC CIDR)"),
+    (
+        "describe_route_tables",
+        step!(vpc_objects::describe_route_tables),
+        no_args,
+        "listVPCs: main tables made where missing, tables of deleted VPCs dropped; blackhole routes",
+    ),
+    (
+        "delete_route_table",
+        step!(vpc_objects::delete_route_table),
+        no_args,
+        "associated or main -> DependencyViolation",
+    ),
+    ("change_route", step!(vpc_objects::change_route), check_route_args, "Create/Replace/DeleteRoute (args.op)"),
+    (
+        "associate_route_table",
+        step!(vpc_objects::associate_route_table),
+        no_args,
+        "one table per subnet (store claim); subnet and table in one VPC",
+    ),
+    ("disassociate_route_table", step!(vpc_objects::disassociate_route_table), no_args, "not the main association"),
+    (
+        "replace_route_table_association",
+        step!(vpc_objects::replace_route_table_association),
+        no_args,
+        "move a subnet's (or the main) association to another table of the VPC",
+    ),
+    (
+        "create_vpc",
+        step!(vpc::create_vpc),
+        no_args,
+        "createVPC in the VPC zone (waited for), tags, main route table; undone on failure",
+    ),
+    (
+        "delete_vpc",
+        step!(vpc::delete_vpc),
+        no_args,
+        "tiers, an attached gateway or other route tables -> DependencyViolation; deleteVPC",
+    ),
+    (
+        "describe_vpc_attribute",
+        step!(vpc::describe_vpc_attribute),
+        no_args,
+        "enableDnsSupport / enableDnsHostnames (store)",
+    ),
+    ("modify_vpc_attribute", step!(vpc::modify_vpc_attribute), no_args, "one DNS attribute, recorded in the store"),
+    (
+        "create_default_vpc",
+        step!(vpc::create_default_vpc),
+        no_args,
+        "172.31.0.0/16 VPC tagged as the default, a default subnet, an attached gateway and a default route",
+    ),
+    (
+        "create_subnet",
+        step!(vpc::create_subnet),
+        no_args,
+        "createNetwork in the VPC (tier offering, default_allow ACL); range/overlap checked first; tags",
+    ),
+    (
+        "delete_subnet",
+        step!(vpc::delete_subnet),
+        no_args,
+        "instances in the tier -> DependencyViolation; deleteNetwork",
+    ),
+    ("modify_subnet_attribute", step!(vpc::modify_subnet_attribute), no_args, "MapPublicIpOnLaunch (store)"),
 ];
+
+fn check_route_args(v: &Value) -> Result<(), String> {
+    check_keys(v, &["op"], &["op"])?;
+    match v["op"].as_str() {
+        Some("create" | "replace" | "delete") => Ok(()),
+        _ => Err("op must be create, replace or delete".into()),
+    }
+}
 
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     (
@@ -222,6 +347,22 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         "key_pair_names",
         transform!(keypairs::names),
         "KeyName.N: keep those key pairs; unknown -> InvalidKeyPair.NotFound",
+    ),
+    (
+        "instance_vpc",
+        transform!(vpc::instance_annotations),
+        "DescribeInstances: vpcId, subnetId, network interfaces of instances on VPC tiers",
+    ),
+    (
+        "vpc_security_groups",
+        transform!(vpc_sg::describe),
+        "DescribeSecurityGroups: the VPC groups the gateway keeps (each VPC's default made where missing)",
+    ),
+    ("vpc_annotations", transform!(vpc::vpc_annotations), "DescribeVpcs: default flag, DHCP options set, visible tags"),
+    (
+        "subnet_annotations",
+        transform!(vpc::subnet_annotations),
+        "DescribeSubnets: VPC tiers only; free addresses, default-for-az, map-public-ip, visible tags",
     ),
 ];
 

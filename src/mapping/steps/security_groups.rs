@@ -76,6 +76,10 @@ pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     if name.eq_ignore_ascii_case("default") {
         return Err(Ec2Error::new(Code::InvalidGroupReserved, "The security group 'default' is reserved"));
     }
+    if let Some(vpc) = p.get("VpcId").filter(|v| !v.is_empty()) {
+        // A VPC's groups are the gateway's own (docs/vpc.md).
+        return super::vpc_sg::create(ctx, vpc, name, desc).await;
+    }
     let tags = tag_specifications(p, "security-group")?;
     let params = vec![("name".to_string(), name.to_string()), ("description".to_string(), desc.to_string())];
     let made = match ctx.call_raw("createSecurityGroup", &params).await {
@@ -106,7 +110,18 @@ pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     Ok(made)
 }
 
+/// A `GroupId` that names one of the VPC security groups the gateway keeps (docs/vpc.md).
+async fn vpc_group_id(ctx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
+    match ctx.req.params.get("GroupId").filter(|v| !v.is_empty()) {
+        Some(id) => Ok(super::vpc_sg::group(ctx, id).await?.map(|_| id.to_string())),
+        None => Ok(None),
+    }
+}
+
 pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    if let Some(id) = vpc_group_id(ctx).await? {
+        return super::vpc_sg::delete(ctx, &id).await.map(|_| Value::Null);
+    }
     let p = &ctx.req.params;
     let groups = list_groups(ctx).await?;
     let g = pick_group(p, &groups)?;
@@ -426,6 +441,9 @@ async fn revoke_rules(ctx: &Ctx<'_>, command: &str, rule_ids: &[String]) -> Vec<
 pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let p = &ctx.req.params;
     let (ingress, dir) = direction(ctx);
+    if let Some(id) = vpc_group_id(ctx).await? {
+        return super::vpc_sg::change_rules(ctx, &id, ingress, false).await.map(|_| Value::Null);
+    }
     let groups = list_groups(ctx).await?;
     let g = pick_group(p, &groups)?;
     let uuid = field_text(g, "id").ok_or_else(Ec2Error::internal)?;
@@ -483,6 +501,9 @@ pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
 pub async fn revoke(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let p = &ctx.req.params;
     let (ingress, dir) = direction(ctx);
+    if let Some(id) = vpc_group_id(ctx).await? {
+        return super::vpc_sg::change_rules(ctx, &id, ingress, true).await.map(|_| Value::Null);
+    }
     let groups = list_groups(ctx).await?;
     let g = pick_group(p, &groups)?;
     let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();

@@ -15,6 +15,9 @@ use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
 /// Resolver `tag_resources`: `ResourceId.N` -> `Type:uuid` values. Every id is checked (its
+/// Resource type name in `_resources` for the gateway's own VPC objects (docs/vpc.md).
+const STORE: &str = "Store";
+
 /// kind's Malformed / NotFound); one listing at most per kind whose ids the cache lacks.
 pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
     let p = &ctx.req.params;
@@ -30,7 +33,14 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
     // The kind of each id, by its prefix, among the taggable kinds the table declares
     // (`[kind.X] tags = ...`, docs/ids.md).
     let mut groups: BTreeMap<&str, (Kind, Vec<String>)> = BTreeMap::new();
+    let mut out = Vec::new();
     for id in &asked {
+        // The gateway's own VPC objects (igw-, rtb-, dopt-) are tagged in the store.
+        if super::vpc_objects::is_store_id(id) {
+            super::vpc_objects::check_store_id(ctx, id).await?;
+            out.push(format!("{STORE}:{id}"));
+            continue;
+        }
         let taggable = ctx.ex.table.kind_of_id(id).and_then(|k| Some((k.kind, k.tags.as_ref()?)));
         let Some((kind, tags)) = taggable else {
             return Err(Ec2Error::new(Code::InvalidId, format!("The ID '{id}' is not valid")));
@@ -40,7 +50,6 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
         }
         groups.entry(tags.cloudstack.as_str()).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
     }
-    let mut out = Vec::new();
     for (cs, (kind, ids)) in groups {
         let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
         out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
@@ -83,6 +92,12 @@ fn requested(ctx: &Ctx<'_>, create: bool) -> Result<Vec<(String, Option<String>)
                     ),
                 ));
             }
+        }
+        if key.starts_with(super::vpc::MARKER_PREFIX) {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("Tag keys starting with '{}' are reserved.", super::vpc::MARKER_PREFIX),
+            ));
         }
         // A later Tag.N with the same key wins.
         out.retain(|(k, _)| *k != key);
@@ -178,8 +193,12 @@ async fn one_type(
                 }
         })
     };
-    let remove: Vec<TagRow> =
-        if !create && tags.is_empty() { now.clone() } else { now.iter().filter(|r| matches(r)).cloned().collect() };
+    // "Every tag" never includes the gateway's own markers (the default VPC's).
+    let remove: Vec<TagRow> = if !create && tags.is_empty() {
+        now.iter().filter(|r| !r.key.starts_with(super::vpc::MARKER_PREFIX)).cloned().collect()
+    } else {
+        now.iter().filter(|r| matches(r)).cloned().collect()
+    };
     if !remove.is_empty() {
         let (pairs, on) = pairs_of(&remove);
         run_job(ctx, "deleteTags", &tag_params(rtype, &on, &pairs)).await?;
@@ -253,11 +272,18 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
         let (t, u) = r.split_once(':').ok_or_else(Ec2Error::internal)?;
         groups.entry(t).or_default().push(u.to_string());
     }
+    // The gateway's own objects are changed last, in one store batch, once CloudStack's parts
+    // are done (so only those need undoing when it fails).
+    let store_ids = groups.remove(STORE).unwrap_or_default();
     let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
         groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
     let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
     let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
-    if let Some(e) = results.iter().find_map(|r| r.as_ref().err()).cloned() {
+    let mut first_err = results.iter().find_map(|r| r.as_ref().err()).cloned();
+    if first_err.is_none() && !store_ids.is_empty() {
+        first_err = super::vpc_objects::change_store_tags(ctx, &store_ids, create, &tags).await.err();
+    }
+    if let Some(e) = first_err {
         for (t, _, d) in parts {
             let d = d.into_inner().unwrap_or_else(|e| e.into_inner());
             undo(ctx, t, d).await;
@@ -272,10 +298,37 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
 pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
     let mut out = Vec::with_capacity(items.len());
     let mut record = Vec::new();
+    // Network tags are subnet tags only on VPC tiers (one cached listNetworks tells which).
+    let mut tiers: Option<HashSet<String>> = None;
+    let mut refreshed = false;
     for mut it in items {
         let cs_type = it.get("resourcetype").map(scalar_text).unwrap_or_default();
         let Some((spec, tags)) = ctx.ex.table.kind_of_cloudstack_type(&cs_type) else { continue };
         let (kind, ec2_type) = (spec.kind, tags.resource_type.as_str());
+        if it.get("key").map(scalar_text).is_some_and(|k| k.starts_with(super::vpc::MARKER_PREFIX)) {
+            continue;
+        }
+        if kind == Kind::Subnet {
+            let rid = it.get("resourceid").map(scalar_text).unwrap_or_default();
+            let vpc_tiers = |nets: &[Value]| -> HashSet<String> {
+                nets.iter()
+                    .filter(|n| n.get("vpcid").is_some_and(|v| !v.is_null()))
+                    .filter_map(|n| n.get("id").map(scalar_text))
+                    .collect()
+            };
+            let params = [("listall".to_string(), "true".to_string())];
+            if tiers.is_none() {
+                tiers = Some(vpc_tiers(&ctx.list_cached("listNetworks", &params, "network").await?));
+            }
+            // A network the cached list does not know may be new: fetch the list once more.
+            if !tiers.as_ref().is_some_and(|t| t.contains(&rid)) && !refreshed {
+                tiers = Some(vpc_tiers(&ctx.list_refresh("listNetworks", &params, "network").await?));
+                refreshed = true;
+            }
+            if !tiers.as_ref().is_some_and(|t| t.contains(&rid)) {
+                continue;
+            }
+        }
         let Some(uuid) = it.get("resourceid").map(scalar_text).filter(|u| !u.is_empty()) else { continue };
         let id = ids::ec2_id(kind, &uuid);
         record.push((kind, id.clone(), uuid));
@@ -288,5 +341,6 @@ pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Res
         out.push(it);
     }
     ctx.ex.ids.record(record).await;
+    out.extend(super::vpc_objects::store_tag_rows(ctx).await?);
     Ok(out)
 }

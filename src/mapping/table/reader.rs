@@ -143,7 +143,7 @@ impl Table {
         }
         for (name, n) in sec("filters") {
             if !dup("filters", name, &n.at)
-                && let Some(fs) = read_filter_set(name, n, &errs)
+                && let Some(fs) = read_filter_set(name, n, &errs, &t.shapes)
             {
                 t.filter_sets.insert(name.clone(), fs);
             }
@@ -312,9 +312,38 @@ fn valid_element(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-' || ch == '.')
 }
 
-fn read_filter_set(name: &str, n: &Node, errs: &Errs) -> Option<FilterSet> {
+/// `@path` in a filter set with `shape = "S"`: the expression of S's value field at `path`
+/// (`@instanceId`, or through nested shapes that read the same object, `@placement.availabilityZone`),
+/// so a filter that means what a field renders is written once.
+fn shape_field_expr(shapes: &HashMap<String, Shape>, shape: &str, path: &str) -> Result<Expr, String> {
+    let mut cur = shapes.get(shape).ok_or_else(|| format!("unknown shape '{shape}'"))?;
+    let segs: Vec<&str> = path.split('.').collect();
+    for (i, seg) in segs.iter().enumerate() {
+        let f = cur
+            .fields
+            .iter()
+            .find(|f| f.name == *seg)
+            .ok_or_else(|| format!("shape {} has no field '{seg}'", cur.name))?;
+        match (&f.kind, i + 1 == segs.len()) {
+            (FieldKind::Value(e), true) => return Ok(e.clone()),
+            (FieldKind::Nested { shape, from }, false) if from.text.trim() == "." => {
+                cur = shapes.get(shape).ok_or_else(|| format!("unknown shape '{shape}'"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "@{path}: '{seg}' of shape {} is not a value field (or a nested shape of the same object)",
+                    cur.name
+                ));
+            }
+        }
+    }
+    Err(format!("@{path}: empty field path"))
+}
+
+fn read_filter_set(name: &str, n: &Node, errs: &Errs, shapes: &HashMap<String, Shape>) -> Option<FilterSet> {
     let tab = errs.tab(n, &format!("filters {name}"))?;
-    errs.only(tab, &["source", "tags", "fields"], &format!("filters {name}"));
+    errs.only(tab, &["source", "shape", "tags", "fields"], &format!("filters {name}"));
+    let shape = toml_src::get(tab, "shape").and_then(|x| errs.str(x, "shape")).map(str::to_string);
     let source = toml_src::get(tab, "source").and_then(|x| errs.str(x, "source")).map(str::to_string);
     let tags = toml_src::get(tab, "tags").and_then(|x| errs.str(x, "tags")).and_then(|s| match Path::parse(s) {
         Ok(p) => Some(p),
@@ -328,7 +357,18 @@ fn read_filter_set(name: &str, n: &Node, errs: &Errs) -> Option<FilterSet> {
         && let Some(ft) = errs.tab(f, "fields")
     {
         for (k, v) in ft {
-            if let Some(e) = errs.str(v, "filter expression").and_then(|s| parse_expr(s, &v.at, errs)) {
+            let Some(text) = errs.str(v, "filter expression") else { continue };
+            let e = match (text.strip_prefix('@'), &shape) {
+                (Some(path), Some(sh)) => {
+                    shape_field_expr(shapes, sh, path).map_err(|m| errs.push(&v.at, format!("filter {k}: {m}"))).ok()
+                }
+                (Some(_), None) => {
+                    errs.push(&v.at, format!("filter {k}: @field needs shape = \"...\" in the filter set"));
+                    None
+                }
+                (None, _) => parse_expr(text, &v.at, errs),
+            };
+            if let Some(e) = e {
                 fields.push((k.clone(), e, v.at.clone()));
             }
         }
@@ -652,7 +692,7 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
                 None
             }
         },
-        V::Tab(_) => read_filter_set(name, f, errs),
+        V::Tab(_) => read_filter_set(name, f, errs, &t.shapes),
         _ => {
             errs.push(&f.at, "filters is the name of a [filters.X] set or an inline filter set");
             None

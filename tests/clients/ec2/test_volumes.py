@@ -113,6 +113,36 @@ def test_volume_lifecycle_with_waiters(ec2, zone, instance):
     assert code == "InvalidVolume.NotFound"
 
 
+def test_describe_snapshot_attribute(ec2, zone, instance):
+    """DescribeSnapshotAttribute, an action added as data only (mappings/snapshots.toml): the
+    snapshot must exist; CloudStack shares no snapshots and has no product codes, so both
+    attributes are empty lists."""
+    vid = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vid], WaiterConfig=WAIT)
+    ec2.attach_volume(VolumeId=vid, InstanceId=instance, Device="/dev/sdh")
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[vid], WaiterConfig=WAIT)
+    sid = ec2.create_snapshot(VolumeId=vid)["SnapshotId"]
+    r = ec2.describe_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission")
+    assert r["SnapshotId"] == sid and r["CreateVolumePermissions"] == []
+    r = ec2.describe_snapshot_attribute(SnapshotId=sid, Attribute="productCodes")
+    assert r["SnapshotId"] == sid and r["ProductCodes"] == []
+    assert "CreateVolumePermissions" not in r
+    for call, want in [
+        (lambda: ec2.describe_snapshot_attribute(SnapshotId=sid, Attribute="kernel"), "InvalidParameterValue"),
+        (lambda: ec2.describe_snapshot_attribute(SnapshotId="snap-1", Attribute="productCodes"),
+         "InvalidSnapshotID.Malformed"),
+        (lambda: ec2.describe_snapshot_attribute(SnapshotId="snap-0123456789abcdef0", Attribute="productCodes"),
+         "InvalidSnapshot.NotFound"),
+    ]:
+        code, _ = code_of(call)
+        assert code == want
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[sid], WaiterConfig=WAIT)
+    ec2.delete_snapshot(SnapshotId=sid)
+    ec2.detach_volume(VolumeId=vid)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vid], WaiterConfig=WAIT)
+    ec2.delete_volume(VolumeId=vid)
+
+
 def test_paginators_and_filters(ec2, zone):
     made = [ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"] for _ in range(6)]
     ec2.get_waiter("volume_available").wait(VolumeIds=made, WaiterConfig=WAIT)
