@@ -76,6 +76,31 @@ pub fn certificate_fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
+/// The DER of the one X.509 certificate a PEM text holds: exactly one `CERTIFICATE` block, a
+/// valid certificate, nothing after it. The error names the rule broken (never key material).
+pub fn pem_certificate_der(pem: &str) -> Result<Vec<u8>, String> {
+    let mut blocks = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes());
+    let block = match blocks.next() {
+        Some(Ok(b)) => b,
+        Some(Err(_)) | None => return Err("no PEM `BEGIN CERTIFICATE` block found".into()),
+    };
+    if block.label != "CERTIFICATE" {
+        let label: String = block.label.chars().take(40).collect();
+        return Err(format!("expected a CERTIFICATE PEM block, found {label:?}"));
+    }
+    if blocks.next().is_some() {
+        return Err("more than one PEM block; register one certificate".into());
+    }
+    let complete = match x509_parser::parse_x509_certificate(&block.contents) {
+        Ok((rest, _)) => rest.is_empty(),
+        Err(_) => return Err("the PEM block is not a valid X.509 certificate".into()),
+    };
+    if !complete {
+        return Err("trailing data after the certificate".into());
+    }
+    Ok(block.contents)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -470,16 +470,14 @@ pub fn certificate_der(pem: &str) -> Result<Vec<u8>, Ec2Error> {
             "The cert parameter must be a PEM-encoded X.509 certificate with an RSA key",
         )
     };
-    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()).map_err(|_| bad())?;
-    if pem.label != "CERTIFICATE" {
-        return Err(bad());
-    }
-    pem.parse_x509().map_err(|_| bad())?;
-    let key = bergshamra_keys::loader::load_x509_cert_der(&pem.contents).map_err(|_| bad())?;
+    // The same rules as the store applies (one certificate block, nothing else), checked here so
+    // that a bad PEM is a client error, not a store failure.
+    let der = crate::base::util::pem_certificate_der(pem.trim()).map_err(|_| bad())?;
+    let key = bergshamra_keys::loader::load_x509_cert_der(&der).map_err(|_| bad())?;
     if key.algorithm_name() != "RSA" {
         return Err(bad());
     }
-    Ok(pem.contents)
+    Ok(der)
 }
 
 // ---------------------------------------------------------------------------------------------

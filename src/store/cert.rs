@@ -26,29 +26,11 @@ pub fn parse_pem(pem: &str) -> Result<ParsedCertificate, StoreError> {
     if pem.len() > MAX_PEM_LEN {
         return Err(StoreError::InvalidCertificate(format!("larger than {MAX_PEM_LEN} bytes")));
     }
-    let mut blocks = x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes());
-    let block = match blocks.next() {
-        Some(Ok(b)) => b,
-        Some(Err(_)) | None => {
-            return Err(StoreError::InvalidCertificate("no PEM `BEGIN CERTIFICATE` block found".into()));
-        }
-    };
-    if block.label != "CERTIFICATE" {
-        return Err(StoreError::InvalidCertificate(format!(
-            "expected a CERTIFICATE PEM block, found {:?}",
-            truncate(&block.label, 40)
-        )));
-    }
-    if blocks.next().is_some() {
-        return Err(StoreError::InvalidCertificate("more than one PEM block; register one certificate".into()));
-    }
-    let (rest, cert) = x509_parser::parse_x509_certificate(&block.contents)
+    let der = crate::base::util::pem_certificate_der(pem).map_err(StoreError::InvalidCertificate)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
         .map_err(|_| StoreError::InvalidCertificate("the PEM block is not a valid X.509 certificate".into()))?;
-    if !rest.is_empty() {
-        return Err(StoreError::InvalidCertificate("trailing data after the certificate".into()));
-    }
     let subject = cert.subject().to_string();
-    Ok(ParsedCertificate { fingerprint: fingerprint_der(&block.contents), subject, pem: to_pem(&block.contents) })
+    Ok(ParsedCertificate { fingerprint: fingerprint_der(&der), subject, pem: to_pem(&der) })
 }
 
 fn to_pem(der: &[u8]) -> String {
@@ -61,10 +43,6 @@ fn to_pem(der: &[u8]) -> String {
     }
     out.push_str("-----END CERTIFICATE-----\n");
     out
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[cfg(test)]
