@@ -366,8 +366,11 @@ async fn frontend_turns_a_signed_envelope_into_the_query_request_once() {
     wrapped.replace_range(sv_start..sv_end, &format!("\n  {}\n  {}\n", &value[..mid], &value[mid..]));
     let e = fe.authenticate(&reg, wrapped.as_bytes(), "re-ws".into()).await.unwrap_err();
     assert!(e.message.contains("already been processed"), "{e}");
-    // A fresh envelope still goes through.
-    fe.authenticate(&reg, k.sign("alice", "alice", run, &[]).as_bytes(), "fresh".into()).await.unwrap();
+    // A fresh envelope still goes through. Its body differs: signing the same body again within
+    // the same second gives the same Timestamp and (PKCS#1 v1.5 being deterministic) the same
+    // signature bytes, which is a replay by design.
+    let fresh_run = run.replace("ami-1", "ami-2");
+    fe.authenticate(&reg, k.sign("alice", "alice", &fresh_run, &[]).as_bytes(), "fresh".into()).await.unwrap();
 
     // Oversized: refused before parsing.
     let mut big = doc.clone().into_bytes();
