@@ -815,6 +815,65 @@ async fn every_action_answers_as_recorded() {
         &[("SubnetId", &sub), ("MapPublicIpOnLaunch.Value", "true")],
     )
     .await;
+    // ---- Network interfaces (docs/vpc.md): one in the subnet, attached to an instance in a
+    // second subnet (set up unrecorded), detached, deleted.
+    let eni = s
+        .query(
+            "create-network-interface",
+            "CreateNetworkInterface",
+            &[
+                ("SubnetId", &sub),
+                ("PrivateIpAddress", "10.50.1.20"),
+                ("SecondaryPrivateIpAddressCount", "1"),
+                ("Description", "golden"),
+            ],
+        )
+        .await;
+    let eni = first(&eni, "networkInterfaceId").unwrap_or_default();
+    s.query(
+        "create-network-interface-in-use",
+        "CreateNetworkInterface",
+        &[("SubnetId", &sub), ("PrivateIpAddress", "10.50.1.20")],
+    )
+    .await;
+    s.query("describe-network-interfaces", "DescribeNetworkInterfaces", &[("NetworkInterfaceId.1", &eni)]).await;
+    let (_, sub2) = s.query_raw("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.50.2.0/24")]).await;
+    let sub2 = first(&sub2, "subnetId").unwrap_or_default();
+    let (_, vm2) = s
+        .query_raw(
+            "RunInstances",
+            &[
+                ("ImageId", &ami),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "t2.micro"),
+                ("SubnetId", &sub2),
+            ],
+        )
+        .await;
+    let vm2 = first(&vm2, "instanceId").unwrap_or_default();
+    let one_vm2 = [("InstanceId.1", vm2.as_str())];
+    if !vm2.is_empty() {
+        s.wait("DescribeInstances", &one_vm2, "name", "running").await;
+    }
+    let att = s
+        .query(
+            "attach-network-interface",
+            "AttachNetworkInterface",
+            &[("NetworkInterfaceId", &eni), ("InstanceId", &vm2), ("DeviceIndex", "1")],
+        )
+        .await;
+    let att = first(&att, "attachmentId").unwrap_or_default();
+    s.query("delete-network-interface-in-use", "DeleteNetworkInterface", &[("NetworkInterfaceId", &eni)]).await;
+    s.query("describe-network-interfaces-attached", "DescribeNetworkInterfaces", &[("NetworkInterfaceId.1", &eni)])
+        .await;
+    s.query("detach-network-interface", "DetachNetworkInterface", &[("AttachmentId", &att)]).await;
+    s.query("delete-network-interface", "DeleteNetworkInterface", &[("NetworkInterfaceId", &eni)]).await;
+    if !vm2.is_empty() {
+        s.query_raw("TerminateInstances", &one_vm2).await;
+        s.wait("DescribeInstances", &one_vm2, "name", "terminated").await;
+        s.query_raw("DeleteSubnet", &[("SubnetId", &sub2)]).await;
+    }
     let igw = s.query("create-internet-gateway", "CreateInternetGateway", &[]).await;
     let igw = first(&igw, "internetGatewayId").unwrap_or_default();
     s.query("attach-internet-gateway", "AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;

@@ -152,6 +152,13 @@ catalog! {
     VpcIdNotSpecified = "VPCIdNotSpecified", 400, false;
     MissingInput = "MissingInput", 400, false;
     InvalidParameter = "InvalidParameter", 400, false;
+    // Network interfaces and NAT gateways.
+    InvalidNetworkInterfaceIdMalformed = "InvalidNetworkInterfaceID.Malformed", 400, false;
+    InvalidNetworkInterfaceIdNotFound = "InvalidNetworkInterfaceID.NotFound", 400, false;
+    InvalidNetworkInterfaceInUse = "InvalidNetworkInterface.InUse", 400, false;
+    InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
+    OperationNotPermitted = "OperationNotPermitted", 400, false;
+    InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
 }
 
 impl Code {

@@ -96,6 +96,7 @@ pub const BUILTIN_MAPPINGS: &[(&str, &str)] = &[
     ("keypairs.toml", include_str!("../../mappings/keypairs.toml")),
     ("vpc.toml", include_str!("../../mappings/vpc.toml")),
     ("vpc_gateways.toml", include_str!("../../mappings/vpc_gateways.toml")),
+    ("network_interfaces.toml", include_str!("../../mappings/network_interfaces.toml")),
     ("soap.toml", include_str!("../../mappings/soap.toml")),
 ];
 

@@ -5,6 +5,7 @@
 mod account;
 pub(crate) mod addresses;
 pub(crate) mod common;
+pub(crate) mod eni;
 mod images;
 pub(crate) mod instance_attrs;
 mod instances;
@@ -287,6 +288,36 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "instances in the tier -> DependencyViolation; deleteNetwork",
     ),
     ("modify_subnet_attribute", step!(vpc::modify_subnet_attribute), no_args, "MapPublicIpOnLaunch (store)"),
+    (
+        "create_network_interface",
+        step!(eni::create_network_interface),
+        no_args,
+        "a detached interface in the store; addresses checked, picked and claimed; groups of the VPC",
+    ),
+    (
+        "describe_network_interfaces",
+        step!(eni::describe_network_interfaces),
+        no_args,
+        "store interfaces and instance NICs on VPC tiers; interfaces of terminated instances reconciled",
+    ),
+    (
+        "delete_network_interface",
+        step!(eni::delete_network_interface),
+        no_args,
+        "attached -> InvalidNetworkInterface.InUse; the record and its address claims go",
+    ),
+    (
+        "attach_network_interface",
+        step!(eni::attach_network_interface),
+        no_args,
+        "addNicToVirtualMachine with the interface's tier and address, addIpToNic per secondary; undone on failure",
+    ),
+    (
+        "detach_network_interface",
+        step!(eni::detach_network_interface),
+        no_args,
+        "removeNicFromVirtualMachine; the primary interface -> OperationNotPermitted",
+    ),
 ];
 
 fn check_route_args(v: &Value) -> Result<(), String> {

@@ -797,6 +797,10 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
         }
         out.params.push(("ipaddress".into(), ip.to_string()));
     }
+    // Addresses held by detached network interfaces are not handed out (docs/vpc.md).
+    if let Some(ip) = super::eni::launch_address(ctx, &tier, private_ip).await? {
+        out.params.push(("ipaddress".into(), ip));
+    }
     if nic.as_ref().and_then(|n| n.get("AssociatePublicIpAddress")).is_some_and(|v| v == "true") {
         return Err(Ec2Error::new(
             Code::UnsupportedOperation,
@@ -867,6 +871,8 @@ pub fn instance_annotations<'a>(
             nets = ctx.list_refresh("listNetworks", &params, "network").await?;
         }
         let vpc_groups = super::vpc_sg::instance_groups(ctx).await?;
+        // Interfaces the gateway keeps (attached ones, adopted primaries): their ids and attributes.
+        let kept = super::eni::instance_overrides(ctx).await?;
         for vm in items.iter_mut() {
             let nics = vm["nic"].as_array().cloned().unwrap_or_default();
             let mut interfaces = Vec::new();
@@ -889,12 +895,19 @@ pub fn instance_annotations<'a>(
                     "deviceindex": nic.get("deviceid").cloned().unwrap_or(json!(0)),
                     "attachmentid": format!("eni-attach-{}", &eni[4..]),
                     "ownerid": vm["account"],
+                    "addresses": super::eni::nic_addresses(nic),
+                    "_nicuuid": nic_uuid,
                 }));
             }
             let primary = interfaces.iter().find(|i| i["isdefault"] == true).or(interfaces.first()).cloned();
             let groups = s(vm, "id").and_then(|u| vpc_groups.get(&ids::ec2_id(Kind::Instance, &u))).cloned();
             for i in interfaces.iter_mut() {
                 i["_groups"] = Value::Array(groups.clone().unwrap_or_default());
+                if let Some(Value::Object(o)) = i["_nicuuid"].as_str().and_then(|u| kept.get(u)) {
+                    for (k, v) in o {
+                        i[k.as_str()] = v.clone();
+                    }
+                }
             }
             if let (Some(pri), Some(o)) = (primary, vm.as_object_mut()) {
                 if let Some(g) = &groups {

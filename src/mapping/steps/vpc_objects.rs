@@ -77,6 +77,13 @@ const DOPT_ERR: KindErr = KindErr {
     noun: "dhcpOption",
 };
 
+const ENI_ERR: KindErr = KindErr {
+    prefix: "eni",
+    malformed: Code::InvalidNetworkInterfaceIdMalformed,
+    not_found: Code::InvalidNetworkInterfaceIdNotFound,
+    noun: "networkInterface",
+};
+
 fn malformed(k: &KindErr, id: &str) -> Ec2Error {
     Ec2Error::new(k.malformed, format!("Invalid id: \"{id}\" (expecting \"{}-...\")", k.prefix))
 }
@@ -929,13 +936,18 @@ pub async fn default_vpc_gateway(ctx: &Ctx<'_>, vpc: &str) -> Result<(), Ec2Erro
 // ---- tags on the store's objects ------------------------------------------------------------
 
 /// The store kinds CreateTags/DeleteTags/DescribeTags know: (id prefix, kind, EC2 resource type).
-pub const TAGGABLE: &[(&str, &str, &str)] =
-    &[("igw", IGW, "internet-gateway"), ("rtb", RTB, "route-table"), ("dopt", DOPT, "dhcp-options")];
+pub const TAGGABLE: &[(&str, &str, &str)] = &[
+    ("igw", IGW, "internet-gateway"),
+    ("rtb", RTB, "route-table"),
+    ("dopt", DOPT, "dhcp-options"),
+    ("eni", super::eni::KIND, "network-interface"),
+];
 
 fn kind_err(prefix: &str) -> &'static KindErr {
     match prefix {
         "igw" => &IGW_ERR,
         "rtb" => &RTB_ERR,
+        "eni" => &ENI_ERR,
         _ => &DOPT_ERR,
     }
 }
@@ -948,6 +960,10 @@ pub fn is_store_id(id: &str) -> bool {
 /// The caller's store object behind `id`, checked (the kind's Malformed / NotFound).
 pub async fn check_store_id(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
     let prefix = id.split_once('-').map(|(p, _)| p).unwrap_or_default();
+    if prefix == "eni" {
+        // An instance's NIC gets its record (is adopted) on its first tag.
+        return super::eni::check_for_tags(ctx, id).await;
+    }
     let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
     fetch(ctx, kind_err(prefix), kind, id).await.map(|_| ())
 }

@@ -1,0 +1,804 @@
+//! Elastic network interfaces over CloudStack NICs (docs/vpc.md "Network interfaces").
+//!
+//! CloudStack has no NIC without a VM. An interface made by CreateNetworkInterface is a store
+//! record (kind `network-interface`, a random `eni-` id) holding its subnet, addresses, groups,
+//! description and, while attached, the CloudStack NIC behind it. Every address of an interface
+//! (primary and secondary) is claimed in the store (`eni-ip:<tier uuid>:<address>`) for the
+//! interface's whole life, attached or not, so the gateway never hands it to anything else: new
+//! interfaces and AssignPrivateIpAddresses pick addresses nobody holds (neither a claim nor a
+//! CloudStack NIC), and an address asked for that is held is `InvalidIPAddress.InUse`.
+//!
+//! An instance's own NICs on VPC tiers are interfaces too (ids derived from the NIC uuid, as
+//! DescribeInstances shows them); the first change to one (description, groups, addresses,
+//! tags) "adopts" it: a record with `primary`/`nicuuid` is made for it. Attach is
+//! `addNicToVirtualMachine` (tier + the interface's address) then `addIpToNic` per secondary
+//! address; detach is `removeNicFromVirtualMachine`. A record whose instance or NIC is gone
+//! (terminated) is reconciled when next seen: deleted with its claims when DeleteOnTermination
+//! says so, else made available again.
+//!
+//! Record document (CloudStack-like field names):
+//! `{id, subnetid, tieruuid, vpcid, vpcuuid, zonename, ownerid, description, sourcedestcheck,
+//!   groups: [sg ids], ipaddress, secondary: [ip], macaddress, primary, tags,
+//!   attachment: {attachmentid, instanceid, instanceuuid, nicuuid, deviceindex,
+//!   deleteontermination, attachtime}}`
+
+use std::net::Ipv4Addr;
+
+use serde_json::{Value, json};
+
+use super::super::exec::{Ctx, Prepared};
+use super::super::expr::scalar_text;
+use super::common::{run_job, tag_specifications as tag_specs};
+use super::vpc_objects::{Block, cs_subnet, owner};
+use crate::base::{Code, Ec2Error};
+use crate::ids::{self, Kind};
+use crate::objects::{Change, Record, WriteError, new_id};
+
+pub const KIND: &str = "network-interface";
+const RETRIES: usize = 8;
+
+fn s(v: &Value, k: &str) -> Option<String> {
+    v.get(k).filter(|x| !x.is_null()).map(scalar_text).filter(|x| !x.is_empty())
+}
+
+fn store_failed(e: impl std::fmt::Display) -> Ec2Error {
+    tracing::warn!(error = %e, "object store failure");
+    Ec2Error::internal()
+}
+
+fn p(k: &str, v: impl Into<String>) -> (String, String) {
+    (k.to_string(), v.into())
+}
+
+/// The id EC2 shows for a CloudStack NIC no record names (DescribeInstances uses the same).
+pub fn nic_eni_id(nic_uuid: &str) -> String {
+    format!("eni-{}", &ids::ec2_id(Kind::Subnet, &format!("nic:{nic_uuid}"))[7..])
+}
+
+fn nic_attachment_id(nic_uuid: &str) -> String {
+    format!("eni-attach-{}", &nic_eni_id(nic_uuid)[4..])
+}
+
+fn well_formed(id: &str) -> bool {
+    id.strip_prefix("eni-").is_some_and(|h| {
+        (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
+fn malformed(id: &str) -> Ec2Error {
+    Ec2Error::new(Code::InvalidNetworkInterfaceIdMalformed, format!("Invalid id: \"{id}\" (expecting \"eni-...\")"))
+}
+
+fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(Code::InvalidNetworkInterfaceIdNotFound, format!("The networkInterface ID '{id}' does not exist"))
+}
+
+fn claim(tier: &str, ip: &str) -> String {
+    format!("eni-ip:{tier}:{ip}")
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+async fn write(ctx: &Ctx<'_>, changes: Vec<Change>) -> Result<Result<(), WriteError>, Ec2Error> {
+    match ctx.ex.objects.write(changes).await {
+        Ok(()) => Ok(Ok(())),
+        Err(WriteError::Failed(e)) => Err(store_failed(e)),
+        Err(c) => Ok(Err(c)),
+    }
+}
+
+async fn records(ctx: &Ctx<'_>) -> Result<Vec<Record>, Ec2Error> {
+    ctx.ex.objects.list(&owner(ctx), KIND).await.map_err(store_failed)
+}
+
+async fn record(ctx: &Ctx<'_>, id: &str) -> Result<Option<Record>, Ec2Error> {
+    match ctx.ex.objects.get(&owner(ctx), id).await.map_err(store_failed)? {
+        Some(r) if r.kind == KIND => Ok(Some(r)),
+        _ => Ok(None),
+    }
+}
+
+fn addresses(doc: &Value) -> Vec<String> {
+    let mut out: Vec<String> = s(doc, "ipaddress").into_iter().collect();
+    out.extend(doc["secondary"].as_array().into_iter().flatten().map(scalar_text));
+    out
+}
+
+/// Changes that drop a record and release its address claims.
+fn drop_changes(r: &Record) -> Vec<Change> {
+    let tier = s(&r.doc, "tieruuid").unwrap_or_default();
+    let mut out: Vec<Change> =
+        addresses(&r.doc).iter().map(|ip| Change::Release { claim: claim(&tier, ip), holder: r.id.clone() }).collect();
+    out.push(Change::Delete { id: r.id.clone(), version: r.version });
+    out
+}
+
+// ---- CloudStack side ---------------------------------------------------------------------------
+
+/// The caller's VMs (one listVirtualMachines), and its VPC tiers by uuid (cached listNetworks).
+async fn vms(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
+    ctx.list("listVirtualMachines", &[p("listall", "true")], "virtualmachine").await
+}
+
+async fn vm(ctx: &Ctx<'_>, uuid: &str) -> Result<Option<Value>, Ec2Error> {
+    let l = ctx.list("listVirtualMachines", &[p("id", uuid), p("listall", "true")], "virtualmachine").await?;
+    Ok(l.into_iter().find(|v| s(v, "id").as_deref() == Some(uuid)).filter(live))
+}
+
+fn live(vm: &Value) -> bool {
+    !matches!(s(vm, "state").as_deref(), Some("Destroyed" | "Expunging" | "Error"))
+}
+
+fn nics(vm: &Value) -> Vec<Value> {
+    vm["nic"].as_array().cloned().unwrap_or_default()
+}
+
+async fn tiers(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
+    let l = ctx.list_cached("listNetworks", &[p("listall", "true")], "network").await?;
+    Ok(l.iter().filter(|n| s(n, "vpcid").is_some()).cloned().collect())
+}
+
+/// Addresses in use on a tier: every VM NIC (and secondary address) there, and every claim the
+/// caller's interfaces hold on it.
+async fn used_on(ctx: &Ctx<'_>, tier: &str) -> Result<Vec<String>, Ec2Error> {
+    let l = ctx.list("listVirtualMachines", &[p("networkid", tier), p("listall", "true")], "virtualmachine").await?;
+    let mut used = Vec::new();
+    for v in &l {
+        for n in nics(v).iter().filter(|n| s(n, "networkid").as_deref() == Some(tier)) {
+            used.extend(s(n, "ipaddress"));
+            used.extend(n["secondaryip"].as_array().into_iter().flatten().filter_map(|x| s(x, "ipaddress")));
+        }
+    }
+    for r in records(ctx).await? {
+        if s(&r.doc, "tieruuid").as_deref() == Some(tier) {
+            used.extend(addresses(&r.doc));
+        }
+    }
+    Ok(used)
+}
+
+fn reserved_in(block: &Block, ip: u32) -> bool {
+    ip < block.base + 4 || u64::from(ip) == u64::from(block.base) + block.size() - 1
+}
+
+/// An address asked for: inside the subnet, not one of EC2's reserved five.
+fn check_address(block: &Block, ip: &str) -> Result<(), Ec2Error> {
+    let a: Ipv4Addr =
+        ip.parse().map_err(|_| Ec2Error::invalid_value("PrivateIpAddress", ip, "Not an IPv4 address."))?;
+    let a = u32::from(a);
+    if !block.contains(a) {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("Address {ip} does not fall within the subnet's address range"),
+        ));
+    }
+    if reserved_in(block, a) {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("Address {ip} is in subnet's reserved address range"),
+        ));
+    }
+    Ok(())
+}
+
+fn in_use(ip: &str) -> Ec2Error {
+    Ec2Error::new(Code::InvalidIpAddressInUse, format!("Address {ip} is in use."))
+}
+
+/// `count` free addresses of the block (lowest first), none of `used`.
+fn pick(block: &Block, used: &[String], count: usize) -> Result<Vec<String>, Ec2Error> {
+    let mut out = Vec::new();
+    let last = u64::from(block.base) + block.size() - 1;
+    let mut a = u64::from(block.base) + 4;
+    while out.len() < count && a < last {
+        let ip = Ipv4Addr::from(a as u32).to_string();
+        if !used.contains(&ip) && !out.contains(&ip) {
+            out.push(ip);
+        }
+        a += 1;
+    }
+    if out.len() < count {
+        return Err(Ec2Error::new(
+            Code::InsufficientFreeAddressesInSubnet,
+            "There are not enough free addresses in subnet to satisfy the requested number of addresses.",
+        ));
+    }
+    Ok(out)
+}
+
+/// RunInstances into a tier: an address asked for that an interface holds is in use; without
+/// one, while detached interfaces of the caller hold addresses on the tier, the gateway picks a
+/// free address itself (CloudStack would not know those are taken). Answers the picked address.
+pub async fn launch_address(ctx: &Ctx<'_>, tier: &Value, asked: Option<&str>) -> Result<Option<String>, Ec2Error> {
+    let tier_uuid = s(tier, "id").unwrap_or_default();
+    if let Some(ip) = asked {
+        if ctx.ex.objects.holder(&claim(&tier_uuid, ip)).await.map_err(store_failed)?.is_some() {
+            return Err(in_use(ip));
+        }
+        return Ok(None);
+    }
+    let held = records(ctx)
+        .await?
+        .iter()
+        .any(|r| s(&r.doc, "tieruuid").as_deref() == Some(tier_uuid.as_str()) && !r.doc["attachment"].is_object());
+    let one = ctx.req.params.get("MaxCount").is_none_or(|c| c == "1");
+    if !held || !one {
+        return Ok(None);
+    }
+    let block = s(tier, "cidr").and_then(|c| Block::parse(&c)).ok_or_else(Ec2Error::internal)?;
+    let used = used_on(ctx, &tier_uuid).await?;
+    Ok(pick(&block, &used, 1)?.into_iter().next())
+}
+
+// ---- views (what the NetworkInterface shape renders) -------------------------------------------
+
+struct Seen {
+    vms: Vec<Value>,
+    tiers: Vec<Value>,
+    groups: std::collections::HashMap<String, Vec<Value>>,
+    all_groups: Vec<Record>,
+}
+
+async fn seen(ctx: &Ctx<'_>) -> Result<Seen, Ec2Error> {
+    let vms = vms(ctx).await?.into_iter().filter(live).collect();
+    let mut tiers = tiers(ctx).await?;
+    let vm_list: &Vec<Value> = &vms;
+    let wanted = vm_list.iter().flat_map(nics).filter_map(|n| s(&n, "networkid"));
+    if wanted.into_iter().any(|w| !tiers.iter().any(|t| s(t, "id").as_deref() == Some(&w))) {
+        tiers = ctx
+            .list_refresh("listNetworks", &[p("listall", "true")], "network")
+            .await?
+            .iter()
+            .filter(|n| s(n, "vpcid").is_some())
+            .cloned()
+            .collect();
+    }
+    Ok(Seen {
+        vms,
+        tiers,
+        groups: super::vpc_sg::instance_groups(ctx).await?,
+        all_groups: super::vpc_sg::groups(ctx).await?,
+    })
+}
+
+impl Seen {
+    fn tier(&self, uuid: &str) -> Option<&Value> {
+        self.tiers.iter().find(|t| s(t, "id").as_deref() == Some(uuid))
+    }
+    fn group_items(&self, ids: &[String]) -> Vec<Value> {
+        ids.iter()
+            .filter_map(|g| self.all_groups.iter().find(|r| r.id == *g))
+            .map(|r| json!({"id": r.doc["id"], "name": r.doc["name"]}))
+            .collect()
+    }
+}
+
+fn private_set(primary: &str, secondary: &[String]) -> Value {
+    let mut v = vec![json!({"ipaddress": primary, "primary": true})];
+    v.extend(secondary.iter().map(|ip| json!({"ipaddress": ip, "primary": false})));
+    Value::Array(v)
+}
+
+/// The view of a record (attached: with the live NIC of its VM).
+fn record_view(r: &Record, live: Option<(&Value, &Value)>, seen: &Seen) -> Value {
+    let d = &r.doc;
+    let groups: Vec<String> = d["groups"].as_array().into_iter().flatten().map(scalar_text).collect();
+    let mut view = json!({
+        "id": r.id,
+        "subnetid": d["subnetid"],
+        "vpcid": d["vpcid"],
+        "zonename": d["zonename"],
+        "description": d["description"],
+        "ownerid": d["ownerid"],
+        "status": "available",
+        "macaddress": d["macaddress"],
+        "ipaddress": d["ipaddress"],
+        "sourcedestcheck": d.get("sourcedestcheck").cloned().unwrap_or(json!(true)),
+        "groups": seen.group_items(&groups),
+        "tags": d["tags"],
+        "_groupids": groups,
+    });
+    let mut secondary: Vec<String> = d["secondary"].as_array().into_iter().flatten().map(scalar_text).collect();
+    if let (Some((vm, nic)), Some(a)) = (live, d.get("attachment").filter(|a| a.is_object())) {
+        view["status"] = json!("in-use");
+        view["macaddress"] = nic["macaddress"].clone();
+        view["ipaddress"] = nic["ipaddress"].clone();
+        secondary = nic["secondaryip"].as_array().into_iter().flatten().filter_map(|x| s(x, "ipaddress")).collect();
+        let mut a = a.clone();
+        a["status"] = json!("attached");
+        a["instanceownerid"] = vm["account"].clone();
+        view["attachment"] = a;
+    }
+    let primary = s(&view, "ipaddress").unwrap_or_default();
+    view["addresses"] = private_set(&primary, &secondary);
+    view
+}
+
+/// The view of an instance NIC no record names.
+fn nic_view(vm: &Value, nic: &Value, tier: &Value, seen: &Seen) -> Value {
+    let nic_uuid = s(nic, "id").unwrap_or_default();
+    let vm_uuid = s(vm, "id").unwrap_or_default();
+    let instance = ids::ec2_id(Kind::Instance, &vm_uuid);
+    let groups = seen.groups.get(&instance).cloned().unwrap_or_default();
+    let group_ids: Vec<String> =
+        groups.iter().filter_map(|g| s(g, "id")).map(|u| ids::ec2_id(Kind::SecurityGroup, &u)).collect();
+    let secondary: Vec<String> =
+        nic["secondaryip"].as_array().into_iter().flatten().filter_map(|x| s(x, "ipaddress")).collect();
+    json!({
+        "id": nic_eni_id(&nic_uuid),
+        "subnetid": ids::ec2_id(Kind::Subnet, &s(tier, "id").unwrap_or_default()),
+        "vpcid": ids::ec2_id(Kind::Vpc, &s(tier, "vpcid").unwrap_or_default()),
+        "zonename": tier["zonename"],
+        "description": "",
+        "ownerid": vm["account"],
+        "status": "in-use",
+        "macaddress": nic["macaddress"],
+        "ipaddress": nic["ipaddress"],
+        "sourcedestcheck": true,
+        "groups": groups,
+        "_groupids": group_ids,
+        "tags": [],
+        "attachment": {
+            "attachmentid": nic_attachment_id(&nic_uuid),
+            "instanceid": instance,
+            "instanceuuid": vm_uuid,
+            "nicuuid": nic_uuid,
+            "instanceownerid": vm["account"],
+            "deviceindex": nic.get("deviceid").map(scalar_text).and_then(|d| d.parse::<i64>().ok()).unwrap_or(0),
+            "status": "attached",
+            "deleteontermination": true,
+            "attachtime": vm["created"],
+        },
+        "addresses": private_set(&s(nic, "ipaddress").unwrap_or_default(), &secondary),
+        "_primary": true,
+    })
+}
+
+/// Every interface of the caller, reconciling records whose NIC is gone.
+async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
+    let seen = seen(ctx).await?;
+    let recs = records(ctx).await?;
+    let mut out = Vec::new();
+    let mut matched: Vec<String> = Vec::new();
+    for vm in &seen.vms {
+        for nic in nics(vm) {
+            let Some(tier) = s(&nic, "networkid").and_then(|t| seen.tier(&t)) else { continue };
+            let nic_uuid = s(&nic, "id").unwrap_or_default();
+            let rec = recs.iter().find(|r| r.doc["attachment"]["nicuuid"] == nic_uuid.as_str());
+            match rec {
+                Some(r) => {
+                    matched.push(r.id.clone());
+                    let mut v = record_view(r, Some((vm, &nic)), &seen);
+                    if r.doc["primary"] == true {
+                        let n = nic_view(vm, &nic, tier, &seen);
+                        v["groups"] = n["groups"].clone();
+                        v["_groupids"] = n["_groupids"].clone();
+                        v["attachment"]["deviceindex"] = n["attachment"]["deviceindex"].clone();
+                        v["_primary"] = json!(true);
+                    }
+                    out.push(v);
+                }
+                None => out.push(nic_view(vm, &nic, tier, &seen)),
+            }
+        }
+    }
+    for r in recs.iter().filter(|r| !matched.contains(&r.id)) {
+        if r.doc["attachment"].is_object() {
+            // Its instance or NIC is gone (terminated, or removed behind the gateway's back).
+            let gone = reconcile(ctx, r).await?;
+            if let Some(r) = gone {
+                out.push(record_view(&r, None, &seen));
+            }
+        } else {
+            out.push(record_view(r, None, &seen));
+        }
+    }
+    Ok(out)
+}
+
+/// A record whose NIC is gone: deleted (with its claims) when adopted from an instance or when
+/// DeleteOnTermination says so, else detached. Answers the record if it still exists.
+async fn reconcile(ctx: &Ctx<'_>, r: &Record) -> Result<Option<Record>, Ec2Error> {
+    let delete = r.doc["primary"] == true || r.doc["attachment"]["deleteontermination"] == true;
+    let changes = if delete {
+        drop_changes(r)
+    } else {
+        let mut n = r.clone();
+        n.doc["attachment"] = Value::Null;
+        vec![Change::Update(n)]
+    };
+    // A conflict means another request reconciled (or changed) it first: fine either way.
+    let _ = write(ctx, changes).await?;
+    if delete {
+        return Ok(None);
+    }
+    record(ctx, &r.id).await
+}
+
+/// One interface view by id (NotFound / Malformed as EC2 says).
+async fn view_of(ctx: &Ctx<'_>, id: &str) -> Result<Value, Ec2Error> {
+    if !well_formed(id) {
+        return Err(malformed(id));
+    }
+    all_views(ctx).await?.into_iter().find(|v| v["id"] == id).ok_or_else(|| not_found(id))
+}
+
+/// The record of an interface; an instance NIC is adopted (a record made for it) first.
+pub async fn adopt(ctx: &Ctx<'_>, id: &str) -> Result<Record, Ec2Error> {
+    for _ in 0..RETRIES {
+        if !well_formed(id) {
+            return Err(malformed(id));
+        }
+        if let Some(r) = record(ctx, id).await? {
+            return Ok(r);
+        }
+        let v = view_of(ctx, id).await?;
+        let a = &v["attachment"];
+        let tier_uuid = ctx.resolve_ids(Kind::Subnet, &[scalar_text(&v["subnetid"])]).await?.remove(0);
+        let vpc_uuid = ctx.resolve_ids(Kind::Vpc, &[scalar_text(&v["vpcid"])]).await?.remove(0);
+        let doc = json!({
+            "id": id, "subnetid": v["subnetid"], "tieruuid": tier_uuid, "vpcid": v["vpcid"], "vpcuuid": vpc_uuid,
+            "zonename": v["zonename"], "ownerid": owner(ctx), "description": "", "sourcedestcheck": true,
+            "groups": v["_groupids"], "ipaddress": v["ipaddress"], "secondary": [], "macaddress": v["macaddress"],
+            "primary": true, "tags": [],
+            "attachment": {
+                "attachmentid": a["attachmentid"], "instanceid": a["instanceid"], "instanceuuid": a["instanceuuid"],
+                "nicuuid": a["nicuuid"], "deviceindex": a["deviceindex"], "deleteontermination": true,
+                "attachtime": a["attachtime"],
+            },
+        });
+        let rec =
+            Record { id: id.to_string(), kind: KIND.into(), owner: owner(ctx), vpc: s(&v, "vpcid"), doc, version: 0 };
+        if write(ctx, vec![Change::Insert(rec)]).await?.is_ok() {
+            continue;
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// DescribeInstances: per CloudStack NIC uuid, what the gateway's record of it changes in the
+/// instance's networkInterfaceSet (id, attachment, description, source/dest check, and the
+/// interface's own groups unless it is the instance's primary).
+pub async fn instance_overrides(ctx: &Ctx<'_>) -> Result<std::collections::HashMap<String, Value>, Ec2Error> {
+    let recs = records(ctx).await?;
+    let mut out = std::collections::HashMap::new();
+    if recs.is_empty() {
+        return Ok(out);
+    }
+    let all_groups = super::vpc_sg::groups(ctx).await?;
+    for r in recs {
+        let a = &r.doc["attachment"];
+        let Some(nic) = s(a, "nicuuid") else { continue };
+        let mut o = json!({
+            "id": r.id,
+            "attachmentid": a["attachmentid"],
+            "description": r.doc["description"],
+            "sourcedestcheck": r.doc.get("sourcedestcheck").cloned().unwrap_or(json!(true)),
+            "deleteontermination": a["deleteontermination"],
+        });
+        if r.doc["primary"] != true {
+            o["deviceindex"] = a["deviceindex"].clone();
+            let groups: Vec<Value> = r.doc["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| all_groups.iter().find(|x| x.id == scalar_text(g)))
+                .map(|x| json!({"id": x.doc["id"], "name": x.doc["name"]}))
+                .collect();
+            o["_groups"] = Value::Array(groups);
+        }
+        out.insert(nic, o);
+    }
+    Ok(out)
+}
+
+/// A CloudStack NIC's addresses as the interface shapes list them (primary first).
+pub fn nic_addresses(nic: &Value) -> Value {
+    let secondary: Vec<String> =
+        nic["secondaryip"].as_array().into_iter().flatten().filter_map(|x| s(x, "ipaddress")).collect();
+    private_set(&s(nic, "ipaddress").unwrap_or_default(), &secondary)
+}
+
+// ---- tags (CreateTags / DeleteTags / DescribeTags go through vpc_objects) ----------------------
+
+/// CreateTags/DeleteTags on an interface: the record (an instance NIC is adopted).
+pub async fn check_for_tags(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
+    adopt(ctx, id).await.map(|_| ())
+}
+
+// ---- actions ------------------------------------------------------------------------------------
+
+fn refuse_unsupported(ctx: &Ctx<'_>) -> Result<(), Ec2Error> {
+    let params = &ctx.req.params;
+    for name in ["Ipv6AddressCount", "Ipv4PrefixCount", "Ipv6PrefixCount", "EnablePrimaryIpv6"] {
+        if params.get(name).is_some() {
+            return Err(Ec2Error::unsupported(format!("{name} is not supported by this cloud.")));
+        }
+    }
+    for list in ["Ipv6Addresses", "Ipv4Prefix", "Ipv6Prefix"] {
+        if !params.members(list).is_empty() {
+            return Err(Ec2Error::unsupported(format!("{list} is not supported by this cloud.")));
+        }
+    }
+    if let Some(t) = params.get("InterfaceType").filter(|t| *t != "interface") {
+        return Err(Ec2Error::unsupported(format!("InterfaceType {t} is not supported by this cloud.")));
+    }
+    Ok(())
+}
+
+/// CreateNetworkInterface: a detached interface in the store, its addresses claimed.
+pub async fn create_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let subnet_id = params.require("SubnetId")?.to_string();
+    refuse_unsupported(ctx)?;
+    let tags = tag_specs(params, "network-interface")?;
+    let tier = cs_subnet(ctx, &subnet_id).await?;
+    let tier_uuid = s(&tier, "id").unwrap_or_default();
+    let vpc_uuid = s(&tier, "vpcid").unwrap_or_default();
+    let vpc_id = ids::ec2_id(Kind::Vpc, &vpc_uuid);
+    let block = s(&tier, "cidr").and_then(|c| Block::parse(&c)).ok_or_else(Ec2Error::internal)?;
+    // Addresses asked for: PrivateIpAddress, PrivateIpAddresses.N (one may be Primary).
+    let mut primary = params.get("PrivateIpAddress").map(str::to_string);
+    let mut secondary: Vec<String> = Vec::new();
+    for m in params.members("PrivateIpAddresses") {
+        let Some(ip) = m.get("PrivateIpAddress").map(str::to_string) else {
+            return Err(Ec2Error::missing_parameter("PrivateIpAddresses.N.PrivateIpAddress"));
+        };
+        if m.bool("Primary")?.unwrap_or(false) {
+            if primary.as_ref().is_some_and(|p| *p != ip) {
+                return Err(Ec2Error::invalid_parameter("Multiple primary addresses specified"));
+            }
+            primary = Some(ip);
+        } else if primary.as_deref() != Some(ip.as_str()) {
+            secondary.push(ip);
+        }
+    }
+    let count = match params.int("SecondaryPrivateIpAddressCount")? {
+        Some(n) if !(1..=10).contains(&n) => {
+            return Err(Ec2Error::invalid_value(
+                "SecondaryPrivateIpAddressCount",
+                &n.to_string(),
+                "Must be between 1 and 10 (the cloud's limit of secondary addresses per NIC).",
+            ));
+        }
+        Some(n) => n as usize,
+        None => 0,
+    };
+    if count > 0 && !secondary.is_empty() {
+        return Err(Ec2Error::combination(
+            "SecondaryPrivateIpAddressCount and secondary PrivateIpAddresses may not be specified together",
+        ));
+    }
+    if secondary.len() > 10 {
+        return Err(Ec2Error::invalid_parameter("At most 10 secondary addresses per interface in this cloud."));
+    }
+    for ip in primary.iter().chain(secondary.iter()) {
+        check_address(&block, ip)?;
+    }
+    let group_ids: Vec<String> = params.list("SecurityGroupId").into_iter().map(str::to_string).collect();
+    let groups = super::vpc_sg::launch_groups(ctx, &[], &group_ids, &vpc_id, &vpc_uuid).await?;
+    let description = params.get("Description").unwrap_or_default().to_string();
+    for _ in 0..RETRIES {
+        let used = used_on(ctx, &tier_uuid).await?;
+        for ip in primary.iter().chain(secondary.iter()) {
+            if used.contains(ip) {
+                return Err(in_use(ip));
+            }
+        }
+        let mut taken = used.clone();
+        taken.extend(primary.iter().cloned());
+        taken.extend(secondary.iter().cloned());
+        let auto_primary = if primary.is_none() { pick(&block, &taken, 1)? } else { Vec::new() };
+        taken.extend(auto_primary.iter().cloned());
+        let auto_secondary = pick(&block, &taken, count)?;
+        let pri = primary.clone().or_else(|| auto_primary.first().cloned()).ok_or_else(Ec2Error::internal)?;
+        let sec: Vec<String> = secondary.iter().cloned().chain(auto_secondary).collect();
+        let id = new_id("eni");
+        let doc = json!({
+            "id": id, "subnetid": subnet_id, "tieruuid": tier_uuid, "vpcid": vpc_id, "vpcuuid": vpc_uuid,
+            "zonename": tier["zonename"], "ownerid": owner(ctx), "description": description,
+            "sourcedestcheck": true, "groups": groups, "ipaddress": pri, "secondary": sec,
+            "macaddress": Value::Null, "primary": false,
+            "tags": Value::Array(tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect()),
+            "attachment": Value::Null,
+        });
+        let rec =
+            Record { id: id.clone(), kind: KIND.into(), owner: owner(ctx), vpc: Some(vpc_id.clone()), doc, version: 0 };
+        let mut changes: Vec<Change> = std::iter::once(&pri)
+            .chain(sec.iter())
+            .map(|ip| Change::Claim { claim: claim(&tier_uuid, ip), holder: id.clone() })
+            .collect();
+        changes.push(Change::Insert(rec.clone()));
+        match write(ctx, changes).await? {
+            Ok(()) => {
+                let seen = seen(ctx).await?;
+                return Ok(json!({"networkinterface": record_view(&rec, None, &seen)}));
+            }
+            // An address was claimed meanwhile: an address asked for is in use, else pick again.
+            Err(WriteError::Conflict { what, .. }) => {
+                if let Some(ip) = primary.iter().chain(secondary.iter()).find(|ip| what == claim(&tier_uuid, ip)) {
+                    return Err(in_use(ip));
+                }
+            }
+            Err(WriteError::Failed(e)) => return Err(store_failed(e)),
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// DescribeNetworkInterfaces: the caller's interfaces (records and instance NICs on VPC tiers).
+pub async fn describe_network_interfaces(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let asked: Vec<String> = ctx.req.params.list("NetworkInterfaceId").into_iter().map(str::to_string).collect();
+    if let Some(bad) = asked.iter().find(|i| !well_formed(i)) {
+        return Err(malformed(bad));
+    }
+    let views = all_views(ctx).await?;
+    if let Some(missing) = asked.iter().find(|a| !views.iter().any(|v| v["id"] == a.as_str())) {
+        return Err(not_found(missing));
+    }
+    Ok(Value::Array(
+        views.into_iter().filter(|v| asked.is_empty() || asked.iter().any(|a| v["id"] == a.as_str())).collect(),
+    ))
+}
+
+/// DeleteNetworkInterface: attached -> InvalidNetworkInterface.InUse; the record and its claims go.
+pub async fn delete_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let id = ctx.req.params.require("NetworkInterfaceId")?.to_string();
+    for _ in 0..RETRIES {
+        let v = view_of(ctx, &id).await?;
+        if v["status"] == "in-use" {
+            return Err(Ec2Error::new(
+                Code::InvalidNetworkInterfaceInUse,
+                format!("The network interface '{id}' is currently in use."),
+            ));
+        }
+        let r = record(ctx, &id).await?.ok_or_else(|| not_found(&id))?;
+        if write(ctx, drop_changes(&r)).await?.is_ok() {
+            return Ok(json!({}));
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// AttachNetworkInterface: addNicToVirtualMachine on the interface's tier with its address, then
+/// its secondary addresses (addIpToNic); any failure removes the NIC again.
+pub async fn attach_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let id = params.require("NetworkInterfaceId")?.to_string();
+    let instance = params.require("InstanceId")?.to_string();
+    let index_text = params.require("DeviceIndex")?.to_string();
+    let index: i64 = index_text
+        .parse()
+        .ok()
+        .filter(|i| (0..=15).contains(i))
+        .ok_or_else(|| Ec2Error::invalid_value("DeviceIndex", &index_text, "Must be between 0 and 15."))?;
+    if params.get("NetworkCardIndex").is_some_and(|c| c != "0") {
+        return Err(Ec2Error::unsupported("Only network card 0 exists in this cloud."));
+    }
+    if params.get("EnaSrdSpecification.EnaSrdEnabled").is_some() {
+        return Err(Ec2Error::unsupported("ENA Express is not supported by this cloud."));
+    }
+    let vm_uuid = ctx.resolve_ids(Kind::Instance, std::slice::from_ref(&instance)).await?.remove(0);
+    let views = all_views(ctx).await?;
+    let v = views
+        .iter()
+        .find(|v| v["id"] == id.as_str())
+        .ok_or_else(|| if well_formed(&id) { not_found(&id) } else { malformed(&id) })?;
+    if v["status"] == "in-use" {
+        return Err(Ec2Error::new(Code::InvalidParameterValue, format!("Interface: [{id}] in use.")));
+    }
+    let mut r = record(ctx, &id).await?.ok_or_else(|| not_found(&id))?;
+    let vm = vm(ctx, &vm_uuid).await?.ok_or_else(|| {
+        Ec2Error::new(Code::InvalidInstanceIdNotFound, format!("The instance ID '{instance}' does not exist"))
+    })?;
+    let vpc_uuid = s(&r.doc, "vpcuuid").unwrap_or_default();
+    let tier_uuid = s(&r.doc, "tieruuid").unwrap_or_default();
+    if !nics(&vm).iter().any(|n| s(n, "vpcid").as_deref() == Some(vpc_uuid.as_str())) {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("The network interface {id} and the instance {instance} belong to different networks."),
+        ));
+    }
+    let taken = index == 0
+        || views
+            .iter()
+            .any(|x| x["attachment"]["instanceid"] == instance.as_str() && x["attachment"]["deviceindex"] == index);
+    if taken {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("Instance '{instance}' already has an interface attached at device index '{index}'."),
+        ));
+    }
+    if nics(&vm).iter().any(|n| s(n, "networkid").as_deref() == Some(tier_uuid.as_str())) {
+        return Err(Ec2Error::unsupported(format!(
+            "Instance '{instance}' already has an interface in subnet {}; this cloud allows one per subnet.",
+            scalar_text(&r.doc["subnetid"])
+        )));
+    }
+    let ip = s(&r.doc, "ipaddress").unwrap_or_default();
+    let answer = run_job(
+        ctx,
+        "addNicToVirtualMachine",
+        &[p("virtualmachineid", &vm_uuid), p("networkid", &tier_uuid), p("ipaddress", &ip)],
+    )
+    .await?;
+    let new_vm = if answer.get("nic").is_some() { answer } else { answer["virtualmachine"].clone() };
+    let Some(nic) = nics(&new_vm).into_iter().find(|n| s(n, "networkid").as_deref() == Some(tier_uuid.as_str())) else {
+        return Err(Ec2Error::internal());
+    };
+    let nic_uuid = s(&nic, "id").unwrap_or_default();
+    let remove_params = [p("virtualmachineid", &vm_uuid), p("nicid", &nic_uuid)];
+    let remove = || run_job(ctx, "removeNicFromVirtualMachine", &remove_params);
+    for sec in r.doc["secondary"].as_array().cloned().unwrap_or_default() {
+        if let Err(e) = run_job(ctx, "addIpToNic", &[p("nicid", &nic_uuid), p("ipaddress", scalar_text(&sec))]).await {
+            if let Err(u) = remove().await {
+                tracing::warn!(error = %u, nic = %nic_uuid, "could not remove a half-attached NIC");
+            }
+            return Err(e);
+        }
+    }
+    let attachment = new_id("eni-attach");
+    for _ in 0..RETRIES {
+        r.doc["attachment"] = json!({
+            "attachmentid": attachment, "instanceid": instance, "instanceuuid": vm_uuid, "nicuuid": nic_uuid,
+            "deviceindex": index, "deleteontermination": false, "attachtime": now(),
+        });
+        r.doc["macaddress"] = nic["macaddress"].clone();
+        if write(ctx, vec![Change::Update(r.clone())]).await?.is_ok() {
+            return Ok(json!({"attachmentid": attachment}));
+        }
+        match record(ctx, &id).await? {
+            Some(n) if !n.doc["attachment"].is_object() => r = n,
+            _ => break,
+        }
+    }
+    if let Err(u) = remove().await {
+        tracing::warn!(error = %u, nic = %nic_uuid, "could not remove a NIC the store did not record");
+    }
+    Err(Ec2Error::internal())
+}
+
+/// DetachNetworkInterface: removeNicFromVirtualMachine; the record keeps subnet, addresses,
+/// groups (and its claims). The primary interface cannot be detached.
+pub async fn detach_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let attachment = params.require("AttachmentId")?.to_string();
+    // Force: CloudStack's NIC removal is a hot unplug that never asks the guest, so every detach
+    // is already forced; the value is checked and needs nothing more.
+    params.bool("Force")?;
+    let views = all_views(ctx).await?;
+    let Some(v) = views.iter().find(|v| v["attachment"]["attachmentid"] == attachment.as_str()) else {
+        return Err(Ec2Error::new(
+            Code::InvalidAttachmentIdNotFound,
+            format!("The attachment ID '{attachment}' does not exist"),
+        ));
+    };
+    if v["_primary"] == true {
+        return Err(Ec2Error::new(
+            Code::OperationNotPermitted,
+            "The network interface at device index 0 cannot be detached.",
+        ));
+    }
+    let id = scalar_text(&v["id"]);
+    let a = &v["attachment"];
+    run_job(
+        ctx,
+        "removeNicFromVirtualMachine",
+        &[p("virtualmachineid", scalar_text(&a["instanceuuid"])), p("nicid", scalar_text(&a["nicuuid"]))],
+    )
+    .await?;
+    for _ in 0..RETRIES {
+        let Some(mut r) = record(ctx, &id).await? else { return Ok(json!({})) };
+        r.doc["attachment"] = Value::Null;
+        if write(ctx, vec![Change::Update(r)]).await?.is_ok() {
+            return Ok(json!({}));
+        }
+    }
+    Err(Ec2Error::internal())
+}
