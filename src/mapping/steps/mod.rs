@@ -4,10 +4,11 @@
 
 mod account;
 pub(crate) mod addresses;
+pub(crate) mod attrs;
 pub(crate) mod common;
 mod images;
 pub(crate) mod instance_attrs;
-mod instances;
+pub(crate) mod instances;
 mod keypairs;
 mod security_groups;
 pub(crate) mod tags;
