@@ -158,7 +158,6 @@ catalog! {
     InvalidNetworkInterfaceIdNotFound = "InvalidNetworkInterfaceID.NotFound", 400, false;
     InvalidNetworkInterfaceInUse = "InvalidNetworkInterface.InUse", 400, false;
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
-    OperationNotPermitted = "OperationNotPermitted", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
 }
 
