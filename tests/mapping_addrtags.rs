@@ -522,11 +522,20 @@ async fn instance_attributes_against_the_simulator() {
     assert_eq!(code(ex.execute(&m("InstanceType.Value", "m1.large"), &who).await), "IncorrectInstanceState");
     assert_eq!(code(ex.execute(&m("InstanceType.Value", "x9.huge"), &who).await), "InvalidParameterValue");
     assert_eq!(code(ex.execute(&m("Kernel.Value", "aki-12345678"), &who).await), "UnsupportedOperation");
-    assert_eq!(code(ex.execute(&m("DisableApiTermination.Value", "true"), &who).await), "UnsupportedOperation");
+    assert_eq!(code(ex.execute(&m("EbsOptimized.Value", "true"), &who).await), "UnsupportedOperation");
     // Asking for what it already is: fine, nothing called.
-    let (r, c_noop) = ex.execute_counted(&m("DisableApiTermination.Value", "false"), &who).await;
+    let (r, c_noop) = ex.execute_counted(&m("EbsOptimized.Value", "false"), &who).await;
     assert_eq!(one(&r.unwrap(), "return"), "true");
     assert_eq!(c_noop, 0);
+    // Termination protection is kept by the gateway: no CloudStack call either way.
+    let (r, c_prot) = ex.execute_counted(&m("DisableApiTermination.Value", "true"), &who).await;
+    assert_eq!(one(&r.unwrap(), "return"), "true");
+    assert_eq!(c_prot, 0);
+    let x = ex.execute(&attr("disableApiTermination"), &who).await.unwrap();
+    assert!(x.contains("<disableApiTermination><value>true</value></disableApiTermination>"), "{x}");
+    let t = req("TerminateInstances", &[("InstanceId.1", vm.as_str())]);
+    assert_eq!(code(ex.execute(&t, &who).await), "OperationNotPermitted");
+    ex.execute(&m("DisableApiTermination.Value", "false"), &who).await.unwrap();
     assert_eq!(
         code(ex.execute(&req("ModifyInstanceAttribute", &[("InstanceId", &vm)]), &who).await),
         "MissingParameter"

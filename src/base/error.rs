@@ -89,6 +89,7 @@ catalog! {
     // State.
     IncorrectState = "IncorrectState", 400, false;
     IncorrectInstanceState = "IncorrectInstanceState", 400, false;
+    OperationNotPermitted = "OperationNotPermitted", 400, false;
     DependencyViolation = "DependencyViolation", 400, false;
     CannotDelete = "CannotDelete", 400, false;
     VolumeInUse = "VolumeInUse", 400, false;

@@ -157,6 +157,8 @@ impl Canned {
                         .collect(),
                 )
             }
+            // No volumes: TerminateInstances looks for data volumes to detach first.
+            "listVolumes" => json!([]),
             other => json!({"unexpected": other}),
         })
     }

@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 use super::super::convert::iso8601;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
+use super::attrs;
 use super::check_keys;
 use super::common::field;
+use super::instances::{DELETE_ON_TERMINATION, DISABLE_API_TERMINATION};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
@@ -35,7 +37,6 @@ const NAMES: &[&str] = &[
 /// Attributes CloudStack cannot change, and the one value each already has (a Modify asking
 /// for that value changes nothing and succeeds).
 const FIXED: &[(&str, &str)] = &[
-    ("disableApiTermination", "false"),
     ("instanceInitiatedShutdownBehavior", "stop"),
     ("sourceDestCheck", "true"),
     ("ebsOptimized", "false"),
@@ -83,7 +84,7 @@ pub async fn r_change(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Res
         asked.push(("groupSet".into(), String::new()));
     }
     if !p.members("BlockDeviceMapping").is_empty() {
-        asked.push(("blockDeviceMapping".into(), String::new()));
+        asked.push(("blockDeviceMapping".into(), "members".into()));
     }
     if let Some(a) = p.get("Attribute") {
         if !NAMES.contains(&a) {
@@ -117,6 +118,13 @@ pub async fn r_change(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Res
             let b = super::super::resolve::apply(ctx, "base64", Some(value), "UserData").await?;
             Ok(b.into_iter().map(|u| format!("userdata={u}")).collect())
         }
+        // DeleteOnTermination of attached volumes, kept by the gateway; checked in `modify`.
+        "blockDeviceMapping" if value == "members" => Ok(vec!["blockDeviceMapping=".into()]),
+        // Kept by the gateway (TerminateInstances reads it).
+        "disableApiTermination" => match value.to_ascii_lowercase().as_str() {
+            v @ ("true" | "false") => Ok(vec![format!("{DISABLE_API_TERMINATION}={v}")]),
+            _ => Err(Ec2Error::invalid_value("DisableApiTermination", &value, "The value must be true or false.")),
+        },
         n => match FIXED.iter().find(|(f, _)| *f == n) {
             Some((_, v)) if value.eq_ignore_ascii_case(v) => Ok(vec!["none=".into()]),
             _ => Err(unsupported()),
@@ -163,6 +171,7 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
         "blockDeviceMapping" => {
             let p = [("virtualmachineid".to_string(), uuid.clone()), ("listall".to_string(), "true".to_string())];
             let vols = ctx.list("listVolumes", &p, "volume").await?;
+            let dot = attrs::all(ctx, attrs::VOLUME).await?;
             let mut rows: Vec<(i64, Value)> = vols
                 .iter()
                 .map(|v| {
@@ -175,7 +184,7 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
                         "volumeId": vid,
                         "status": "attached",
                         "attachTime": field(v, "attached").or(field(v, "created")).and_then(iso8601),
-                        "deleteOnTermination": root,
+                        "deleteOnTermination": root || attrs::flag(dot.get(&vid), DELETE_ON_TERMINATION, false),
                     });
                     (order, json!({ "deviceName": name, "ebs": ebs }))
                 })
@@ -192,6 +201,10 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
         "productCodes" => json!([]),
         "groupSet" => vm.get("securitygroup").cloned().unwrap_or_else(|| json!([])),
         "enclaveOptions" => json!({ "enabled": false }),
+        "disableApiTermination" => {
+            let a = attrs::get(ctx, attrs::INSTANCE, &ec2).await?;
+            val(attrs::flag(Some(&a), DISABLE_API_TERMINATION, false))
+        }
         a => match FIXED.iter().find(|(f, _)| *f == a) {
             Some((_, v)) if *v == "true" || *v == "false" => val(*v == "true"),
             Some((_, v)) => val(*v),
@@ -216,7 +229,16 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     if what == "none" {
         return Ok(Value::Null);
     }
+    if what == DISABLE_API_TERMINATION {
+        // The id was checked when it was resolved; nothing to ask CloudStack.
+        let (ec2, _) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
+        let v = Value::Bool(value == "true");
+        return attrs::set(ctx, attrs::INSTANCE, std::slice::from_ref(ec2), what, v).await.map(|_| Value::Null);
+    }
     let (ec2, vm) = the_vm(ctx, prep).await?;
+    if what == "blockDeviceMapping" {
+        return delete_on_termination(ctx, &ec2, field(&vm, "id").unwrap_or_default()).await.map(|_| Value::Null);
+    }
     let uuid = field(&vm, "id").unwrap_or_default().to_string();
     if what == "serviceofferingid" && field(&vm, "serviceofferingid") == Some(value) {
         return Ok(Value::Null);
@@ -231,6 +253,66 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     let command = if what == "serviceofferingid" { "changeServiceForVirtualMachine" } else { "updateVirtualMachine" };
     ctx.call(command, &params).await?;
     Ok(Value::Null)
+}
+
+/// ModifyInstanceAttribute BlockDeviceMapping.N: DeviceName + Ebs.DeleteOnTermination of a
+/// volume attached to the instance. Everything is checked before anything is stored. The root
+/// volume always goes with a CloudStack VM, so it cannot be kept.
+async fn delete_on_termination(ctx: &Ctx<'_>, ec2: &str, uuid: &str) -> Result<(), Ec2Error> {
+    let p = [("virtualmachineid".to_string(), uuid.to_string()), ("listall".to_string(), "true".to_string())];
+    let vols = ctx.list("listVolumes", &p, "volume").await?;
+    let mut on: Vec<String> = Vec::new();
+    let mut off: Vec<String> = Vec::new();
+    for m in ctx.req.params.members("BlockDeviceMapping") {
+        let dev = m
+            .get("DeviceName")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| Ec2Error::missing_parameter("BlockDeviceMapping.DeviceName"))?;
+        for unsupported in ["VirtualName", "NoDevice", "Ebs.VolumeId"] {
+            if m.get(unsupported).is_some() {
+                return Err(Ec2Error::new(
+                    Code::UnsupportedOperation,
+                    format!(
+                        "BlockDeviceMapping.{unsupported} cannot be changed on this cloud; only Ebs.DeleteOnTermination can."
+                    ),
+                ));
+            }
+        }
+        let keep = match m.bool("Ebs.DeleteOnTermination")? {
+            Some(b) => b,
+            None => return Err(Ec2Error::missing_parameter("BlockDeviceMapping.Ebs.DeleteOnTermination")),
+        };
+        let root = matches!(dev.strip_prefix("/dev/").unwrap_or(dev), "sda1" | "sda" | "xvda");
+        let wanted = if root { Some(0) } else { super::super::resolve::device_id(dev).map(i64::from) };
+        let found = vols.iter().find(|v| {
+            if root {
+                field(v, "type") == Some("ROOT")
+            } else {
+                field(v, "type") != Some("ROOT")
+                    && v.get("deviceid").map(scalar_text).and_then(|d| d.parse::<i64>().ok()) == wanted
+            }
+        });
+        let Some(v) = found else {
+            return Err(Ec2Error::invalid_value(
+                "BlockDeviceMapping.DeviceName",
+                dev,
+                &format!("No device is currently mapped at {dev} on instance {ec2}."),
+            ));
+        };
+        if root {
+            if !keep {
+                return Err(Ec2Error::new(
+                    Code::UnsupportedOperation,
+                    "The root volume of an instance on this cloud is always deleted on termination.",
+                ));
+            }
+            continue;
+        }
+        let vol = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
+        if keep { on.push(vol) } else { off.push(vol) }
+    }
+    attrs::set(ctx, attrs::VOLUME, &on, DELETE_ON_TERMINATION, Value::Bool(true)).await?;
+    attrs::set(ctx, attrs::VOLUME, &off, DELETE_ON_TERMINATION, Value::Bool(false)).await
 }
 
 fn reset(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {

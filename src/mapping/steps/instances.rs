@@ -27,7 +27,7 @@ const DESTROY_GRACE: Duration = Duration::from_secs(600);
 pub fn check_state_change_args(args: &Value) -> Result<(), String> {
     check_keys(
         args,
-        &["command", "current", "skip", "refuse", "refuse_message", "tombstone"],
+        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes"],
         &["command", "current"],
     )?;
     for k in ["command", "current", "refuse_message"] {
@@ -89,8 +89,37 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
         return Err(Ec2Error::new(Code::IncorrectInstanceState, refuse_msg.replace("{id}", r.ec2)));
     }
     let todo: Vec<usize> = (0..rows.len()).filter(|&i| !skip.contains(&rows[i].prev)).collect();
+    if flag_arg(args, "protect") {
+        let attrs = super::attrs::all(ctx, super::attrs::INSTANCE).await?;
+        if let Some(&i) =
+            todo.iter().find(|&&i| super::attrs::flag(attrs.get(rows[i].ec2), DISABLE_API_TERMINATION, false))
+        {
+            return Err(Ec2Error::new(
+                Code::OperationNotPermitted,
+                format!(
+                    "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
+                    rows[i].ec2
+                ),
+            ));
+        }
+    }
+    // Data volumes: detached (kept) or named for deletion with the VM, before it goes.
+    let mut with_volumes: HashMap<usize, Vec<String>> = HashMap::new();
+    if flag_arg(args, "volumes") && !todo.is_empty() {
+        let targets: Vec<(&str, &str, &str)> =
+            todo.iter().map(|&i| (rows[i].ec2, rows[i].uuid, rows[i].prev.as_str())).collect();
+        let plan = release_data_volumes(ctx, &targets).await?;
+        for (&i, vols) in todo.iter().zip(plan) {
+            if !vols.is_empty() {
+                with_volumes.insert(i, vols);
+            }
+        }
+    }
     let futs = todo.iter().map(|&i| {
         let mut p = vec![("id".to_string(), rows[i].uuid.to_string())];
+        if let Some(v) = with_volumes.get(&i) {
+            p.push(("volumeids".to_string(), v.join(",")));
+        }
         p.extend(prep.params.iter().cloned());
         async move { ctx.start_job(command, &p).await }
     });
@@ -104,6 +133,10 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
                 first_err.get_or_insert(e);
             }
         }
+    }
+    if flag_arg(args, "protect") {
+        let gone: Vec<String> = started.iter().map(|&i| rows[i].ec2.to_string()).collect();
+        super::attrs::forget(ctx, &gone).await;
     }
     if make_tombstones {
         for &i in &started {
@@ -130,6 +163,72 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
         })
         .collect();
     Ok(Value::Array(out))
+}
+
+fn flag_arg(args: &Value, key: &str) -> bool {
+    args.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// The instance attribute TerminateInstances honours (ModifyInstanceAttribute sets it).
+pub const DISABLE_API_TERMINATION: &str = "disableApiTermination";
+/// The volume attribute that decides what TerminateInstances does with a data volume.
+pub const DELETE_ON_TERMINATION: &str = "deleteOnTermination";
+
+/// TerminateInstances, before the VMs are destroyed: EC2 deletes the data volumes marked
+/// DeleteOnTermination and detaches the others (they become `available`). CloudStack keeps data
+/// volumes attached to a destroyed VM until it is expunged, and detaches only from a running or
+/// stopped VM; so the volumes to keep are detached first (and waited for), and the uuids of the
+/// volumes to delete are answered per target, for destroyVirtualMachine's `volumeids`.
+/// Refused before anything changes when a volume to keep cannot be detached now.
+async fn release_data_volumes(ctx: &Ctx<'_>, targets: &[(&str, &str, &str)]) -> Result<Vec<Vec<String>>, Ec2Error> {
+    let params = [("listall".to_string(), "true".to_string()), ("type".to_string(), "DATADISK".to_string())];
+    let vols = ctx.list("listVolumes", &params, "volume").await?;
+    let attrs = super::attrs::all(ctx, super::attrs::VOLUME).await?;
+    let mut delete: Vec<Vec<String>> = vec![Vec::new(); targets.len()];
+    let mut detach: Vec<String> = Vec::new();
+    for v in &vols {
+        let (Some(vm), Some(uuid)) = (field(v, "virtualmachineid"), field(v, "id")) else { continue };
+        if field(v, "type") == Some("ROOT") {
+            continue;
+        }
+        let Some(t) = targets.iter().position(|(_, u, _)| *u == vm) else { continue };
+        let vol = ids::ec2_id(Kind::Volume, uuid);
+        if super::attrs::flag(attrs.get(&vol), DELETE_ON_TERMINATION, false) {
+            delete[t].push(uuid.to_string());
+            continue;
+        }
+        let (ec2, _, prev) = targets[t];
+        if prev != "Running" && prev != "Stopped" {
+            return Err(Ec2Error::new(
+                Code::IncorrectInstanceState,
+                format!(
+                    "The instance '{ec2}' is '{}' and volume '{vol}' can be detached from it only once it is running or stopped; try again then.",
+                    ctx.ex.table.maps.get("instance_state_name").and_then(|m| m.get(prev)).unwrap_or(prev)
+                ),
+            ));
+        }
+        let (status, att) = super::volumes::volume_status(v);
+        if att != Some("attached") {
+            return Err(Ec2Error::new(
+                Code::IncorrectState,
+                format!(
+                    "Volume '{vol}' attached to instance '{ec2}' is '{}'; try again when it is attached.",
+                    att.unwrap_or(status)
+                ),
+            ));
+        }
+        detach.push(uuid.to_string());
+    }
+    if !detach.is_empty() {
+        let futs = detach.iter().map(|u| async move {
+            let j = ctx.start_job("detachVolume", &[("id".to_string(), u.clone())]).await?;
+            ctx.wait_job("detachVolume", &j.jobid).await
+        });
+        for r in join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await {
+            r?;
+        }
+    }
+    Ok(delete)
 }
 
 fn remember_tombstone(ctx: &Ctx<'_>, ec2: &str, vm: Value) {
@@ -257,9 +356,20 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;
     let prep = &prep;
+    let protect = p.bool("DisableApiTermination")?;
     let launched = async {
         let mut doc = launch(ctx, prep, max.min(cap), min, &tags, token).await?;
         super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
+        if protect == Some(true) {
+            let made: Vec<String> = doc["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|vm| field(vm, "id"))
+                .map(|u| ids::ec2_id(Kind::Instance, u))
+                .collect();
+            super::attrs::set(ctx, super::attrs::INSTANCE, &made, DISABLE_API_TERMINATION, Value::Bool(true)).await?;
+        }
         Ok(doc)
     };
     idempotent(ctx, launched).await

@@ -4,10 +4,11 @@
 
 mod account;
 pub(crate) mod addresses;
+pub(crate) mod attrs;
 pub(crate) mod common;
 mod images;
 pub(crate) mod instance_attrs;
-mod instances;
+pub(crate) mod instances;
 mod keypairs;
 mod security_groups;
 pub(crate) mod tags;
@@ -146,13 +147,13 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "authorize_security_group",
         step!(security_groups::authorize),
         security_groups::check_rule_args,
-        "one authorize call per permission; duplicates refused; a failure revokes the earlier ones",
+        "one authorize call per permission; duplicates refused; a failure revokes the earlier ones; no egress outside a VPC",
     ),
     (
         "revoke_security_group",
         step!(security_groups::revoke),
         security_groups::check_rule_args,
-        "match permissions against the group's rules, revoke them by rule id",
+        "match permissions against the group's rules, revoke them by rule id; absent rules succeed outside a VPC",
     ),
     ("create_key_pair", step!(keypairs::create), no_args, "createSSHKeyPair; duplicate names"),
     (

@@ -279,20 +279,35 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
         if !flat_keys.iter().any(|k| p.get(k).is_some()) {
             return Err(Ec2Error::missing_parameter("IpPermissions"));
         }
-        let mut m = Params::new();
-        m.insert("IpProtocol", p.get("IpProtocol").unwrap_or("-1"));
-        for (from, to) in [("FromPort", "FromPort"), ("ToPort", "ToPort"), ("CidrIp", "IpRanges.1.CidrIp")] {
-            if let Some(v) = p.get(from) {
-                m.insert(to, v);
+        // A source group with no protocol and no ports is EC2-Classic's "everything from that
+        // group": TCP and UDP on every port and all of ICMP, described back as three permissions.
+        let whole_group = p.get("SourceSecurityGroupName").is_some()
+            && ["IpProtocol", "FromPort", "ToPort", "CidrIp"].iter().all(|k| p.get(k).is_none());
+        let expanded: &[(&str, Option<(&str, &str)>)] = if whole_group {
+            &[("tcp", Some(("0", "65535"))), ("udp", Some(("0", "65535"))), ("icmp", Some(("-1", "-1")))]
+        } else {
+            &[("", None)]
+        };
+        for (proto, ports) in expanded {
+            let mut m = Params::new();
+            m.insert("IpProtocol", if proto.is_empty() { p.get("IpProtocol").unwrap_or("-1") } else { *proto });
+            if let Some((f, t)) = ports {
+                m.insert("FromPort", *f);
+                m.insert("ToPort", *t);
             }
-        }
-        if let Some(n) = p.get("SourceSecurityGroupName") {
-            m.insert("Groups.1.GroupName", n);
-            if let Some(o) = p.get("SourceSecurityGroupOwnerId") {
-                m.insert("Groups.1.UserId", o);
+            for (from, to) in [("FromPort", "FromPort"), ("ToPort", "ToPort"), ("CidrIp", "IpRanges.1.CidrIp")] {
+                if let Some(v) = p.get(from) {
+                    m.insert(to, v);
+                }
             }
+            if let Some(n) = p.get("SourceSecurityGroupName") {
+                m.insert("Groups.1.GroupName", n);
+                if let Some(o) = p.get("SourceSecurityGroupOwnerId") {
+                    m.insert("Groups.1.UserId", o);
+                }
+            }
+            raw.push((m, String::new()));
         }
-        raw.push((m, String::new()));
     }
     let mut out = Vec::new();
     for (m, pfx) in raw {
@@ -436,6 +451,12 @@ async fn revoke_rules(ctx: &Ctx<'_>, command: &str, rule_ids: &[String]) -> Vec<
     join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await
 }
 
+/// A security group outside a VPC (EC2-Classic) has no egress rules: EC2 refuses both egress
+/// actions for it.
+fn classic_egress() -> Ec2Error {
+    Ec2Error::new(Code::InvalidParameterValue, "Only Amazon VPC security groups may be used with this operation.")
+}
+
 /// Authorize: one CloudStack call per permission, in order; a failure revokes what the earlier
 /// calls of this request added.
 pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
@@ -446,6 +467,9 @@ pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     }
     let groups = list_groups(ctx).await?;
     let g = pick_group(p, &groups)?;
+    if !ingress {
+        return Err(classic_egress());
+    }
     let uuid = field_text(g, "id").ok_or_else(Ec2Error::internal)?;
     let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
     let perms = read_perms(p, &groups, &own)?;
@@ -506,24 +530,21 @@ pub async fn revoke(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     }
     let groups = list_groups(ctx).await?;
     let g = pick_group(p, &groups)?;
+    if !ingress {
+        return Err(classic_egress());
+    }
     let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
     let perms = read_perms(p, &groups, &own)?;
     let existing = rules_of(g, ingress);
+    // EC2-Classic: revoking a rule that is not there succeeds (a VPC group answers
+    // InvalidPermission.NotFound, vpc_sg); the rules that are there go.
     let mut todo: Vec<String> = Vec::new();
     for perm in &perms {
         for a in perm.atoms() {
-            match existing.iter().find(|(_, e)| *e == a) {
-                Some((id, _)) => {
-                    if !todo.contains(id) {
-                        todo.push(id.clone())
-                    }
-                }
-                None => {
-                    return Err(Ec2Error::new(
-                        Code::InvalidPermissionNotFound,
-                        "The specified rule does not exist in this security group.",
-                    ));
-                }
+            if let Some((id, _)) = existing.iter().find(|(_, e)| *e == a)
+                && !todo.contains(id)
+            {
+                todo.push(id.clone())
             }
         }
     }

@@ -39,10 +39,23 @@ pub fn volume_status(v: &Value) -> (&'static str, Option<&'static str>) {
 
 /// DescribeVolumes / DescribeVolumeStatus: `_status`, and `_attachments` (the volume itself
 /// with `_attachstatus`, when attached).
-pub async fn volume_states(_: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+/// `_deleteontermination` of attached data volumes comes from the gateway's store
+/// (ModifyInstanceAttribute BlockDeviceMapping; docs/gateway-state.md).
+pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let attached_data = |v: &Value| field(v, "virtualmachineid").is_some() && field(v, "type") != Some("ROOT");
+    let dot = if items.iter().any(attached_data) {
+        super::attrs::all(ctx, super::attrs::VOLUME).await?
+    } else {
+        HashMap::new()
+    };
     for v in items.iter_mut() {
         let (st, att) = volume_status(v);
         set(v, "_status", st);
+        if attached_data(v) {
+            let vol = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
+            let d = super::attrs::flag(dot.get(&vol), super::instances::DELETE_ON_TERMINATION, false);
+            set(v, "_deleteontermination", d);
+        }
         if let Some(a) = att {
             let mut one = v.clone();
             set(&mut one, "_attachstatus", a);

@@ -1,6 +1,7 @@
 """Security groups through boto3 and the AWS CLI: create (tags, duplicate, reserved name),
-describe (ids and names together, filters, paging), authorize/revoke ingress and egress
-(IpPermissions and the old flat form, group pairs, duplicate/malformed/not-found errors),
+describe (ids and names together, filters, paging), authorize/revoke ingress (IpPermissions and
+the old flat form, group pairs, duplicate/malformed errors; EC2-Classic semantics: no egress
+rules, revoking an absent rule succeeds),
 delete (in use, by id and by name), DryRun."""
 import uuid
 
@@ -79,16 +80,14 @@ def test_rules_authorize_describe_revoke(ec2):
     icmp = [x for x in p if x["IpProtocol"] == "icmp"][0]
     assert (icmp["FromPort"], icmp["ToPort"]) == (8, -1)
 
-    # Old flat form by group name, and egress with all protocols.
+    # Old flat form by group name. A group outside a VPC (EC2-Classic) has no egress rules.
     name = ec2.describe_security_groups(GroupIds=[web])["SecurityGroups"][0]["GroupName"]
     ec2.authorize_security_group_ingress(GroupName=name, IpProtocol="udp", FromPort=53, ToPort=53,
                                          CidrIp="172.16.0.0/12")
-    ec2.authorize_security_group_egress(GroupId=web, IpPermissions=[
-        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    eg = perms_of(ec2, web, egress=True)
-    assert eg == [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "UserIdGroupPairs": [],
-                   "Ipv6Ranges": [], "PrefixListIds": []}] or \
-        [(x["IpProtocol"], x["IpRanges"]) for x in eg] == [("-1", [{"CidrIp": "0.0.0.0/0"}])]
+    assert code_of(lambda: ec2.authorize_security_group_egress(GroupId=web, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])) == \
+        ("InvalidParameterValue", "Only Amazon VPC security groups may be used with this operation.")
+    assert perms_of(ec2, web, egress=True) == []
 
     # Filters on permissions.
     def names(*filters):
@@ -98,7 +97,6 @@ def test_rules_authorize_describe_revoke(ec2):
     assert web in names(("ip-permission.cidr", "172.16.*"))
     assert web in names(("ip-permission.group-id", db))
     assert db not in names(("ip-permission.to-port", "22"))
-    assert web in names(("egress.ip-permission.protocol", "-1"))
 
     # Errors.
     dup = dict(GroupId=web, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
@@ -129,10 +127,12 @@ def test_rules_authorize_describe_revoke(ec2):
     ec2.revoke_security_group_ingress(GroupId=web, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupId": db}]}])
     assert not [x for x in perms_of(ec2, web) if x.get("FromPort") == 5432]
-    assert code_of(lambda: ec2.revoke_security_group_ingress(**dup))[0] == "InvalidPermission.NotFound"
-    ec2.revoke_security_group_egress(GroupId=web, IpPermissions=[
-        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    assert perms_of(ec2, web, egress=True) == []
+    # EC2-Classic: revoking a rule that is not there succeeds and changes nothing.
+    before = perms_of(ec2, web)
+    ec2.revoke_security_group_ingress(**dup)
+    assert perms_of(ec2, web) == before
+    assert code_of(lambda: ec2.revoke_security_group_egress(GroupId=web, IpPermissions=[
+        {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]))[0] == "InvalidParameterValue"
     ec2.delete_security_group(GroupId=web)
     ec2.delete_security_group(GroupId=db)
 
@@ -170,3 +170,67 @@ def test_aws_cli(aws_cli):
     assert rc != 0 and "InvalidPermission.Duplicate" in err
     rc, out, err = aws_cli("ec2", "delete-security-group", "--group-id", gid)
     assert rc == 0, err
+
+
+def test_classic_rules_described_and_revoked_as_ec2_does(ec2, aws_cli, boto3_client):
+    """Issue 12 item 5: several permissions in one call are described back one per protocol and
+    port range, CIDRs and group pairs merged, and the same arguments revoke exactly those; the
+    AWS CLI's shorthand and the old flat form (a whole source group) as EC2-Classic has them."""
+    a_name, b_name = unique("cls-a"), unique("cls-b")
+    a = ec2.create_security_group(GroupName=a_name, Description="a")["GroupId"]
+    b = ec2.create_security_group(GroupName=b_name, Description="b")["GroupId"]
+    owner = ec2.describe_security_groups(GroupIds=[b])["SecurityGroups"][0]["OwnerId"]
+    keep = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.1.0.0/16"}]}
+    ec2.authorize_security_group_ingress(GroupId=a, IpPermissions=[keep])
+    perms = [{"IpProtocol": "icmp", "FromPort": -1, "ToPort": -1, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]},
+             {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 65535, "UserIdGroupPairs": [{"GroupId": b}]}]
+    ec2.authorize_security_group_ingress(GroupId=a, IpPermissions=perms)
+    # The same port range from a CIDR, in another call: merged into the group pair's permission.
+    rc, out, err = aws_cli("ec2", "authorize-security-group-ingress", "--group-id", a, "--protocol", "tcp",
+                           "--port", "1-65535", "--cidr", "192.0.2.0/24")
+    assert rc == 0, err
+
+    def shape(ps):
+        return sorted((p["IpProtocol"], p.get("FromPort"), p.get("ToPort"),
+                       sorted(r["CidrIp"] for r in p["IpRanges"]),
+                       sorted((g["GroupId"], g["GroupName"], g["UserId"]) for g in p["UserIdGroupPairs"]))
+                      for p in ps)
+    assert shape(perms_of(ec2, a)) == [
+        ("icmp", -1, -1, ["0.0.0.0/0"], []),
+        ("tcp", 1, 65535, ["192.0.2.0/24"], [(b, b_name, owner)]),
+        ("tcp", 22, 22, ["10.1.0.0/16"], []),
+    ]
+    # The AWS CLI describes the same.
+    rc, out, err = aws_cli("ec2", "describe-security-groups", "--group-ids", a)
+    assert rc == 0 and shape(out["SecurityGroups"][0]["IpPermissions"]) == shape(perms_of(ec2, a)), err
+    # Revoking with the same arguments removes exactly those.
+    ec2.revoke_security_group_ingress(GroupId=a, IpPermissions=perms)
+    assert shape(perms_of(ec2, a)) == [("tcp", 1, 65535, ["192.0.2.0/24"], []), ("tcp", 22, 22, ["10.1.0.0/16"], [])]
+    rc, out, err = aws_cli("ec2", "revoke-security-group-ingress", "--group-id", a, "--protocol", "tcp",
+                           "--port", "1-65535", "--cidr", "192.0.2.0/24")
+    assert rc == 0, err
+    # Again: not there any more, and EC2-Classic says so with success.
+    rc, out, err = aws_cli("ec2", "revoke-security-group-ingress", "--group-id", a, "--protocol", "tcp",
+                           "--port", "1-65535", "--cidr", "192.0.2.0/24")
+    assert rc == 0, err
+    assert shape(perms_of(ec2, a)) == [("tcp", 22, 22, ["10.1.0.0/16"], [])]
+    # Egress on a Classic group: refused by both clients, as EC2 does.
+    rc, out, err = aws_cli("ec2", "authorize-security-group-egress", "--group-id", a, "--protocol", "tcp",
+                           "--port", "443", "--cidr", "0.0.0.0/0")
+    assert rc != 0 and "InvalidParameterValue" in err and "Only Amazon VPC security groups" in err
+
+    # The old flat form with only a source group: all of TCP, UDP and ICMP from it, three
+    # permissions; the same arguments revoke all three.
+    ec2.authorize_security_group_ingress(GroupName=a_name, SourceSecurityGroupName=b_name,
+                                         SourceSecurityGroupOwnerId=owner)
+    assert shape(perms_of(ec2, a)) == [
+        ("icmp", -1, -1, [], [(b, b_name, owner)]),
+        ("tcp", 0, 65535, [], [(b, b_name, owner)]),
+        ("tcp", 22, 22, ["10.1.0.0/16"], []),
+        ("udp", 0, 65535, [], [(b, b_name, owner)]),
+    ]
+    ec2.revoke_security_group_ingress(GroupName=a_name, SourceSecurityGroupName=b_name,
+                                      SourceSecurityGroupOwnerId=owner)
+    assert shape(perms_of(ec2, a)) == [("tcp", 22, 22, ["10.1.0.0/16"], [])]
+    ec2.delete_security_group(GroupId=a)
+    ec2.delete_security_group(GroupId=b)
