@@ -27,6 +27,36 @@ pub struct Config {
     pub admin: AdminConfig,
     pub log: LogConfig,
     pub limits: LimitsConfig,
+    /// More regions, each with its own CloudStack (`[[regions]]`); `[region]` + `[cloudstack]`
+    /// stay the default region. See docs/operations.md "Several regions".
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<ExtraRegion>,
+}
+
+/// `[[regions]]`: one more region served by this gateway, with its own CloudStack (endpoint,
+/// admin keys, CA bundle, timeouts) or, without `cloudstack.endpoint`, its own built-in simulator.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraRegion {
+    /// The region name (a SigV4 scope naming it is served by this region).
+    pub name: String,
+    /// `host[:port]` reported as the region's endpoint; a SigV2 (or SOAP) request whose Host is
+    /// this is served by this region. Unset: the Host each request was sent to (same gateway).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// This region's CloudStack (same keys as `[cloudstack]`).
+    #[serde(default)]
+    pub cloudstack: CloudStackConfig,
+    /// This region's built-in simulator when `cloudstack.endpoint` is unset (same keys as
+    /// `[simulator]`; `fast` follows `--sim-fast`).
+    #[serde(default)]
+    pub simulator: SimulatorConfig,
+    /// Concurrent calls to this region's CloudStack; unset: `[limits] max_cloudstack_calls`.
+    #[serde(default)]
+    pub max_cloudstack_calls: Option<usize>,
+    /// Concurrent calls per CloudStack key here; unset: `[limits] max_cloudstack_calls_per_user`.
+    #[serde(default)]
+    pub max_cloudstack_calls_per_user: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -457,16 +487,31 @@ impl Config {
                 bail!("limits.action_weights.{action} must be between 0 and limits.burst ({}), got {w}", l.burst);
             }
         }
-        match (&self.cloudstack.admin_api_key, &self.cloudstack.admin_secret_key) {
-            (Some(_), None) | (None, Some(_)) => {
-                bail!("cloudstack.admin_api_key and cloudstack.admin_secret_key must be set together")
+        check_cloudstack("cloudstack", &self.cloudstack)?;
+        let mut names = vec![self.region.name.as_str()];
+        for (i, r) in self.regions.iter().enumerate() {
+            let at = format!("regions[{i}]");
+            if r.name.is_empty() || !r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                bail!("{at}.name must be letters, digits and '-' (got {:?})", r.name);
             }
-            _ => {}
-        }
-        if let Some(e) = &self.cloudstack.endpoint
-            && !(e.starts_with("http://") || e.starts_with("https://"))
-        {
-            bail!("cloudstack.endpoint must be an http:// or https:// URL (got {e:?})");
+            if names.contains(&r.name.as_str()) {
+                bail!("{at}.name: region {:?} is configured twice", r.name);
+            }
+            names.push(&r.name);
+            if let Some(e) = &r.endpoint
+                && !crate::base::util::valid_host(e)
+            {
+                bail!("{at}.endpoint must be host[:port], without scheme or path (got {e:?})");
+            }
+            if r.endpoint.is_some() && r.endpoint == self.region.endpoint {
+                bail!("{at}.endpoint is the default region's endpoint; SigV2 requests could not tell them apart");
+            }
+            if let Some(e) = &r.endpoint
+                && self.regions[..i].iter().any(|o| o.endpoint.as_ref() == Some(e))
+            {
+                bail!("{at}.endpoint {e:?} is used by two regions");
+            }
+            check_cloudstack(&format!("{at}.cloudstack"), &r.cloudstack)?;
         }
         // Checked here so a typo is reported at start-up, naming the key (never the URL's password).
         crate::store::normalize_url(&self.store.url).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
@@ -474,6 +519,29 @@ impl Config {
             bail!("store.key_file must not be empty (or set store.key)");
         }
         Ok(())
+    }
+
+    /// Every region: the default one (`[region]`, `[cloudstack]`, `[simulator]`, `[limits]`)
+    /// first, then `[[regions]]` in file order.
+    pub fn all_regions(&self) -> Vec<ExtraRegion> {
+        let mut v = vec![ExtraRegion {
+            name: self.region.name.clone(),
+            endpoint: self.region.endpoint.clone(),
+            cloudstack: self.cloudstack.clone(),
+            simulator: self.simulator.clone(),
+            max_cloudstack_calls: None,
+            max_cloudstack_calls_per_user: None,
+        }];
+        for r in &self.regions {
+            let mut r = r.clone();
+            r.simulator.fast |= self.simulator.fast;
+            v.push(r);
+        }
+        for r in &mut v {
+            r.max_cloudstack_calls.get_or_insert(self.limits.max_cloudstack_calls);
+            r.max_cloudstack_calls_per_user.get_or_insert(self.limits.max_cloudstack_calls_per_user);
+        }
+        v
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -495,6 +563,21 @@ impl Config {
             max_entries: self.auth.cache_max_entries.max(1),
         }
     }
+}
+
+fn check_cloudstack(at: &str, c: &CloudStackConfig) -> anyhow::Result<()> {
+    match (&c.admin_api_key, &c.admin_secret_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            bail!("{at}.admin_api_key and {at}.admin_secret_key must be set together")
+        }
+        _ => {}
+    }
+    if let Some(e) = &c.endpoint
+        && !(e.starts_with("http://") || e.starts_with("https://"))
+    {
+        bail!("{at}.endpoint must be an http:// or https:// URL (got {e:?})");
+    }
+    Ok(())
 }
 
 fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> anyhow::Result<()> {
@@ -686,6 +769,40 @@ mod tests {
         assert!(e.contains("store.keyfile"), "{e}");
         let f = write("[store]\nkey_file = \"\"\n");
         assert!(Config::load_with_env(Some(&f.0), env(&[])).unwrap_err().to_string().contains("key_file"));
+    }
+
+    #[test]
+    fn several_regions() {
+        let f = write(
+            "[region]\nname = \"us-east-1\"\n[limits]\nmax_cloudstack_calls = 7\n\
+             [[regions]]\nname = \"eu-west-1\"\nendpoint = \"eu.example.test:7080\"\nmax_cloudstack_calls_per_user = 3\n\
+             [regions.cloudstack]\nendpoint = \"https://cs-eu.example.test/client/api\"\nca_bundle = \"ca.pem\"\n\
+             [[regions]]\nname = \"ap-1\"\n[regions.simulator]\nstate_dir = \"\"\n",
+        );
+        let c = Config::load_with_env(Some(&f.0), env(&[("EC2BRIDGE_SIMULATOR_FAST", "1")])).unwrap();
+        let all = c.all_regions();
+        assert_eq!(all.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["us-east-1", "eu-west-1", "ap-1"]);
+        assert_eq!(all[1].cloudstack.ca_bundle.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!((all[1].max_cloudstack_calls, all[1].max_cloudstack_calls_per_user), (Some(7), Some(3)));
+        assert!(all[2].simulator.fast && all[2].cloudstack.endpoint.is_none());
+        // Single-region configs are unchanged: no [[regions]], one region.
+        assert_eq!(Config::default().all_regions().len(), 1);
+        for (bad, why) in [
+            ("[[regions]]\nname = \"us-east-1\"\n", "twice"),
+            ("[[regions]]\nname = \"a b\"\n", "letters"),
+            ("[[regions]]\nname = \"r\"\nendpoint = \"http://x/\"\n", "host[:port]"),
+            ("[[regions]]\nname = \"r\"\n[regions.cloudstack]\nadmin_api_key = \"a\"\n", "set together"),
+            ("[[regions]]\nname = \"r\"\n[regions.cloudstack]\nendpoint = \"cs:8080\"\n", "http://"),
+            (
+                "[[regions]]\nname = \"r\"\nendpoint = \"e:1\"\n[[regions]]\nname = \"s\"\nendpoint = \"e:1\"\n",
+                "two regions",
+            ),
+            ("[[regions]]\nname = \"r\"\nzones = []\n", "unknown field"),
+        ] {
+            let f = write(bad);
+            let e = format!("{:#}", Config::load_with_env(Some(&f.0), env(&[])).unwrap_err());
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

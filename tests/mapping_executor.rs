@@ -191,6 +191,7 @@ async fn describe_instances_ids_filters_paging() {
             "architecture",
             "rootDeviceType",
             "rootDeviceName",
+            "blockDeviceMapping",
             "virtualizationType",
             "tagSet",
             "hypervisor"
@@ -208,9 +209,11 @@ async fn describe_instances_ids_filters_paging() {
     assert_eq!(all(&xml, "name"), vec!["running", "stopped"]);
     assert_eq!(all(&xml, "code"), vec!["16", "80"]);
     let calls = cs.calls();
-    assert_eq!(calls.len(), 1);
+    // One list call for the instances, one for every instance's block devices.
+    assert_eq!(calls.len(), 2);
     assert_eq!(calls[0].0, "listVirtualMachines");
     assert!(calls[0].1.contains(&("ids".to_string(), format!("{a},{b}"))));
+    assert_eq!(calls[1].0, "listVolumes");
 
     // Filters: values OR-ed, filters AND-ed, tags.
     let xml = ex
@@ -283,9 +286,10 @@ async fn id_cache_is_rebuilt_by_listing() {
     // Never rendered by this gateway: the first lookup lists the caller's VMs once.
     let (r, calls) = ex.execute_counted(&req("DescribeInstances", &[("InstanceId.1", &ia)]), &who()).await;
     assert_eq!(all(&r.unwrap(), "instanceId"), vec![ia.clone()]);
-    assert_eq!(calls, 2);
+    // The listing for the cache, the list itself, one listVolumes for the block devices.
+    assert_eq!(calls, 3);
     let (_, calls) = ex.execute_counted(&req("DescribeInstances", &[("InstanceId.1", &ia)]), &who()).await;
-    assert_eq!(calls, 1);
+    assert_eq!(calls, 2);
 }
 
 #[tokio::test]

@@ -93,6 +93,19 @@ pub struct ReadyInfo {
     pub cloudstack_endpoint: String,
     pub simulator: bool,
     pub users: Vec<ReadyUser>,
+    /// The regions after the default one (`[[regions]]`), served by the same listeners.
+    pub regions: Vec<ReadyRegion>,
+}
+
+/// One more region in the ready file.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadyRegion {
+    pub name: String,
+    /// Its configured endpoint (`host[:port]`); null: the gateway's own endpoint.
+    pub endpoint: Option<String>,
+    pub cloudstack_endpoint: String,
+    pub simulator: bool,
+    pub users: Vec<ReadyUser>,
 }
 
 /// Write atomically (readers never see half a file) and owner-readable only (it holds secrets).
@@ -139,7 +152,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     crate::ops::logging::init(&cfg.log.format);
 
-    if cfg.cloudstack.endpoint.is_none() && !cfg!(feature = "sim") {
+    if cfg.all_regions().iter().any(|r| r.cloudstack.endpoint.is_none()) && !cfg!(feature = "sim") {
         anyhow::bail!(
             "no CloudStack configured: set cloudstack.endpoint (EC2BRIDGE_CLOUDSTACK_ENDPOINT); this build \
              has no built-in simulator (it was built without the `sim` feature)"
@@ -156,57 +169,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(store = %store.location(), backend = ?store.backend(), "store open");
 
-    // Backend: the configured CloudStack, or the built-in simulator (kept alive by `_sim`).
-    let memory = Arc::new(MemorySource::new());
-    let mut users = Vec::new();
-    let mut admin_keys = match (&cfg.cloudstack.admin_api_key, &cfg.cloudstack.admin_secret_key) {
-        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
-        _ => None,
-    };
-    let (cs_endpoint, _sim) = match &cfg.cloudstack.endpoint {
-        Some(e) => (e.clone(), None),
-        None => {
-            let sim = start_simulator(&cfg, &memory, &mut users, &mut admin_keys).await?;
-            (sim.endpoint().to_string(), Some(sim))
-        }
-    };
-    let client = Arc::new(
-        CsClient::new(
-            &cs_endpoint,
-            ClientOptions {
-                call_timeout: Duration::from_secs(cfg.cloudstack.call_timeout_secs),
-                job_timeout: Duration::from_secs(cfg.cloudstack.job_timeout_secs),
-                max_concurrent: cfg.limits.max_cloudstack_calls,
-                max_concurrent_per_key: cfg.limits.max_cloudstack_calls_per_user,
-                ca_bundle: cfg.cloudstack.ca_bundle.clone(),
-                ..Default::default()
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
-    );
-
-    // Credential sources, first match wins: registered keys (store), simulator users, then
-    // CloudStack itself through admin keys (configured, or the simulator's admin).
-    let cloudstack_source = admin_keys.clone().map(|admin| {
-        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
-    });
-    if cloudstack_source.is_none() {
-        tracing::info!(
-            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
-             users' CloudStack keys can be looked up"
-        );
+    // One backend per region: the default region ([region], [cloudstack], [simulator]) first,
+    // then [[regions]]; each its configured CloudStack or its own built-in simulator.
+    let mut backends = Vec::new();
+    for (i, r) in cfg.all_regions().iter().enumerate() {
+        backends.push(region_backend(&cfg, r, i == 0, &store).await.with_context(|| format!("region {}", r.name))?);
     }
-    let chain = gateway_chain(
-        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
-        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
-        cloudstack_source,
-    );
-
-    // Before listening: a wrong URL or a dead host is named now, not after the first user's
-    // retries. Not fatal: CloudStack may come up after the gateway (/readyz tells when).
-    if cfg.cloudstack.probe_at_start {
-        probe::log_startup_probe(&client, &cs_endpoint, admin_keys.as_ref()).await;
-    }
+    let cs_endpoint = backends[0].cs_endpoint.clone();
 
     // Listeners: plain HTTP (unless TLS only) and HTTPS; TLS files are checked before anything
     // listens.
@@ -234,44 +203,73 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let endpoint = endpoint.or(https_endpoint.clone()).context("no listener configured")?;
 
-    // The executor reports this gateway as the region's endpoint (DescribeRegions; boto 2 builds
-    // connections from it): each request's Host, or region.endpoint; the bound address only when
-    // a request has neither, so it is made once the port is known. Its id cache lives in the store,
-    // shared by every gateway on the same database and kept across restarts.
-    let opts =
-        crate::mapping::ExecutorOptions {
-            regions: vec![crate::mapping::RegionInfo {
-                name: cfg.region.name.clone(),
-                endpoint: cfg.region.endpoint.clone().unwrap_or_else(|| {
-                    endpoint.trim_start_matches("http://").trim_start_matches("https://").to_string()
-                }),
-            }],
-            ..Default::default()
-        };
-    let executor = crate::mapping::Executor::with_options(client.clone(), cfg.mappings.dir.as_deref(), opts)?
-        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
-        .with_object_store(Arc::new(store.as_ref().clone()))?;
-    // SOAP element paths come from the same (possibly overridden) mapping table.
-    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
-    let gw = Arc::new(Gateway {
-        handler: Arc::new(executor),
-        credentials: Arc::new(chain),
-        auth: cfg.auth_settings(),
-        max_body_bytes: cfg.server.max_body_bytes,
-        request_timeout: cfg.request_timeout(),
-        soap: Arc::new(soap),
-        registry: Some(store.clone()),
-        key_checker: Some(client.clone()),
-        public_endpoint: cfg.region.endpoint.clone(),
-        rate_limiter: (cfg.limits.requests_per_sec > 0.0).then(|| {
-            Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
-                per_sec: cfg.limits.requests_per_sec,
-                burst: cfg.limits.burst,
-                weights: cfg.limits.weights(),
-            }))
-        }),
-        access_log: cfg.log.access_log,
+    // Each region's executor reports this gateway as the region's endpoint (DescribeRegions;
+    // boto 2 builds connections from it): each request's Host, or the configured endpoint; the
+    // bound address only when a request has neither, so it is made once the port is known. The
+    // id caches live in the store, shared by every gateway on the same database and kept across
+    // restarts (ids are unambiguous across regions: they hash CloudStack uuids, see docs/ids.md).
+    let bound = endpoint.trim_start_matches("http://").trim_start_matches("https://").to_string();
+    let infos: Vec<crate::mapping::RegionInfo> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| crate::mapping::RegionInfo {
+            name: b.name.clone(),
+            // Empty: another region of this gateway without an endpoint of its own, reported
+            // like this region's (the request's Host).
+            endpoint: b.public_endpoint.clone().unwrap_or_else(|| if i == 0 { bound.clone() } else { String::new() }),
+        })
+        .collect();
+    let rate_limiter = (cfg.limits.requests_per_sec > 0.0).then(|| {
+        Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
+            per_sec: cfg.limits.requests_per_sec,
+            burst: cfg.limits.burst,
+            weights: cfg.limits.weights(),
+        }))
     });
+    let mut gateways = Vec::new();
+    for (i, b) in backends.iter().enumerate() {
+        // This region first (its zones' regionName), then the others in configured order.
+        let mut regions = vec![crate::mapping::RegionInfo {
+            endpoint: b.public_endpoint.clone().unwrap_or_else(|| bound.clone()),
+            ..infos[i].clone()
+        }];
+        regions.extend(infos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
+        let opts = crate::mapping::ExecutorOptions { regions, ..Default::default() };
+        let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
+            .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
+            .with_object_store(Arc::new(store.as_ref().clone()))?;
+        // SOAP element paths come from the same (possibly overridden) mapping table.
+        let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
+        let mut auth = cfg.auth_settings();
+        if cfg.region.strict {
+            auth.strict_region = Some(b.name.clone());
+        }
+        gateways.push(Gateway {
+            handler: Arc::new(executor),
+            credentials: b.credentials.clone(),
+            auth,
+            max_body_bytes: cfg.server.max_body_bytes,
+            request_timeout: cfg.request_timeout(),
+            soap: Arc::new(soap),
+            registry: Some(store.clone()),
+            key_checker: Some(b.client.clone()),
+            public_endpoint: b.public_endpoint.clone(),
+            rate_limiter: rate_limiter.clone(),
+            access_log: cfg.log.access_log,
+            regions: Vec::new(),
+        });
+    }
+    let mut gateways = gateways.into_iter();
+    let mut gw = gateways.next().context("no region")?;
+    gw.regions = gateways
+        .zip(&backends[1..])
+        .map(|(g, b)| crate::server::RegionRoute {
+            name: b.name.clone(),
+            host: b.public_endpoint.clone(),
+            gw: Arc::new(g),
+        })
+        .collect();
+    let gw = Arc::new(gw);
 
     // Admin listener: metrics and health, loopback by default. A port already taken is not
     // fatal (the EC2 service matters more); the log says so.
@@ -280,8 +278,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         match tokio::net::TcpListener::bind(a).await {
             Ok(tcp) => {
                 let url = endpoint_url(tcp.local_addr()?, "http");
-                let checks: Vec<Arc<dyn crate::server::admin::ReadinessCheck>> =
-                    vec![Arc::new(probe::StoreCheck(store.clone())), Arc::new(probe::CloudStackCheck(client.clone()))];
+                let mut checks: Vec<Arc<dyn crate::server::admin::ReadinessCheck>> =
+                    vec![Arc::new(probe::StoreCheck(store.clone()))];
+                for (i, b) in backends.iter().enumerate() {
+                    let name = if i == 0 { "cloudstack".to_string() } else { format!("cloudstack({})", b.name) };
+                    checks.push(Arc::new(probe::CloudStackCheck(b.client.clone(), name)));
+                }
                 let admin = crate::server::admin::router(Arc::new(crate::server::admin::Admin::new(checks)));
                 tokio::spawn(async move {
                     let _ = crate::server::listen::serve(
@@ -309,8 +311,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         region: cfg.region.name.clone(),
         // A password in the endpoint's userinfo stays out of the banner and the ready file.
         cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
-        simulator: _sim.is_some(),
-        users,
+        simulator: backends[0].sim.is_some(),
+        users: backends[0].users.clone(),
+        regions: backends[1..]
+            .iter()
+            .map(|b| ReadyRegion {
+                name: b.name.clone(),
+                endpoint: b.public_endpoint.clone(),
+                cloudstack_endpoint: crate::store::redact_url(&b.cs_endpoint),
+                simulator: b.sim.is_some(),
+                users: b.users.clone(),
+            })
+            .collect(),
     };
     print_banner(&ready);
     if let Some(p) = &cfg.server.ready_file {
@@ -337,6 +349,89 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("ec2bridge stopped");
     Ok(())
+}
+
+/// One region's backend: its CloudStack client (or built-in simulator) and credential sources.
+struct RegionBackend {
+    name: String,
+    public_endpoint: Option<String>,
+    cs_endpoint: String,
+    client: Arc<CsClient>,
+    credentials: Arc<dyn CredentialSource>,
+    users: Vec<ReadyUser>,
+    /// The region's simulator, kept alive as long as the gateway runs.
+    sim: Option<SimBackend>,
+}
+
+async fn region_backend(
+    cfg: &Config,
+    r: &crate::config::ExtraRegion,
+    default_region: bool,
+    store: &Arc<crate::store::Store>,
+) -> anyhow::Result<RegionBackend> {
+    let memory = Arc::new(MemorySource::new());
+    let mut users = Vec::new();
+    let mut admin_keys = match (&r.cloudstack.admin_api_key, &r.cloudstack.admin_secret_key) {
+        (Some(ak), Some(sk)) => Some(CsCredentials { api_key: ak.clone(), secret_key: sk.clone() }),
+        _ => None,
+    };
+    let (cs_endpoint, sim) = match &r.cloudstack.endpoint {
+        Some(e) => (e.clone(), None),
+        None => {
+            let region = (!default_region).then_some(r.name.as_str());
+            let sim = start_simulator(&r.simulator, region, &memory, &mut users, &mut admin_keys).await?;
+            (sim.endpoint().to_string(), Some(sim))
+        }
+    };
+    let client = Arc::new(
+        CsClient::new(
+            &cs_endpoint,
+            ClientOptions {
+                call_timeout: Duration::from_secs(r.cloudstack.call_timeout_secs),
+                job_timeout: Duration::from_secs(r.cloudstack.job_timeout_secs),
+                max_concurrent: r.max_cloudstack_calls.unwrap_or(cfg.limits.max_cloudstack_calls),
+                max_concurrent_per_key: r
+                    .max_cloudstack_calls_per_user
+                    .unwrap_or(cfg.limits.max_cloudstack_calls_per_user),
+                ca_bundle: r.cloudstack.ca_bundle.clone(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("CloudStack client for {}: {e}", crate::store::redact_url(&cs_endpoint)))?,
+    );
+
+    // Credential sources, first match wins: registered keys (store), simulator users, then
+    // CloudStack itself through admin keys (configured, or the simulator's admin).
+    let cloudstack_source = admin_keys.clone().map(|admin| {
+        Arc::new(CloudStackAdminSource::new(client.clone(), admin, cfg.cache_options())) as Arc<dyn CredentialSource>
+    });
+    if cloudstack_source.is_none() {
+        tracing::info!(
+            region = %r.name,
+            "only registered keys authenticate: set cloudstack.admin_api_key/admin_secret_key so that \
+             users' CloudStack keys can be looked up"
+        );
+    }
+    let chain = gateway_chain(
+        Some(Arc::new(StoreSource::new(store.as_ref().clone()))),
+        (!memory.is_empty()).then(|| memory.clone() as Arc<dyn CredentialSource>),
+        cloudstack_source,
+    );
+
+    // Before listening: a wrong URL or a dead host is named now, not after the first user's
+    // retries. Not fatal: CloudStack may come up after the gateway (/readyz tells when).
+    if r.cloudstack.probe_at_start {
+        probe::log_startup_probe(&client, &cs_endpoint, admin_keys.as_ref()).await;
+    }
+    Ok(RegionBackend {
+        name: r.name.clone(),
+        public_endpoint: r.endpoint.clone(),
+        cs_endpoint,
+        client,
+        credentials: Arc::new(chain),
+        users,
+        sim,
+    })
 }
 
 /// Human start-up message on stdout (not the log): where to point clients, and the demo keys
@@ -375,18 +470,23 @@ fn print_banner(r: &ReadyInfo) {
 /// users authenticate directly; users created later are found through its admin.
 #[cfg(feature = "sim")]
 async fn start_simulator(
-    cfg: &Config,
+    cfg: &crate::config::SimulatorConfig,
+    region: Option<&str>,
     memory: &MemorySource,
     users: &mut Vec<ReadyUser>,
     admin_keys: &mut Option<CsCredentials>,
 ) -> anyhow::Result<SimBackend> {
-    let sim = crate::sim::start(crate::sim::SimOptions {
-        listen: cfg.simulator.listen,
-        seed: cfg.simulator.seed.clone(),
-        fast: cfg.simulator.fast,
-        state_dir: cfg.simulator.effective_state_dir(),
-    })
-    .await
+    let opts = crate::sim::SimOptions {
+        listen: cfg.listen,
+        seed: cfg.seed.clone(),
+        fast: cfg.fast,
+        state_dir: cfg.effective_state_dir(),
+    };
+    // The default region's simulator keeps the seed's ids; another region's gets its own.
+    let sim = match region {
+        None => crate::sim::start(opts).await,
+        Some(r) => crate::sim::start_region(opts, r).await,
+    }
     .context("starting the built-in CloudStack simulator")?;
     for u in &sim.users {
         memory.insert(
@@ -424,7 +524,8 @@ impl SimBackend {
 /// This build has no simulator: a CloudStack endpoint must be configured.
 #[cfg(not(feature = "sim"))]
 async fn start_simulator(
-    _cfg: &Config,
+    _cfg: &crate::config::SimulatorConfig,
+    _region: Option<&str>,
     _memory: &MemorySource,
     _users: &mut Vec<ReadyUser>,
     _admin_keys: &mut Option<CsCredentials>,

@@ -81,11 +81,13 @@ impl ReadinessCheck for StoreCheck {
 }
 
 /// `/readyz`: CloudStack answers its API.
-pub struct CloudStackCheck(pub Arc<CsClient>);
+/// A region's CloudStack answers; the name is `cloudstack`, or `cloudstack(<region>)` for the
+/// regions after the default one.
+pub struct CloudStackCheck(pub Arc<CsClient>, pub String);
 
 impl ReadinessCheck for CloudStackCheck {
     fn name(&self) -> &str {
-        "cloudstack"
+        &self.1
     }
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {

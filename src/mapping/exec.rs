@@ -26,7 +26,8 @@ use crate::ids::{self, IdCache, Kind};
 #[derive(Debug, Clone)]
 pub struct RegionInfo {
     pub name: String,
-    /// `host[:port]` clients reach the gateway at (boto 2 builds connections from it).
+    /// `host[:port]` clients reach the gateway at (boto 2 builds connections from it). Empty for
+    /// a region after the first: served by this gateway, reported like the first one.
     pub endpoint: String,
 }
 

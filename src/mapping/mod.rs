@@ -149,7 +149,8 @@ impl Executor {
         };
         let region = inner.opts.regions.first();
         // This gateway's own endpoint is the host the client reached it by, when the front end
-        // knows it (boto 2 connects to regionEndpoint); other regions keep their configured one.
+        // knows it (boto 2 connects to regionEndpoint); other regions keep their configured one
+        // (empty: they are served here too).
         let own_endpoint = |r: &RegionInfo| req.host.clone().unwrap_or_else(|| r.endpoint.clone());
         let vars = convert::Vars {
             region: region.map(|r| r.name.clone()).unwrap_or_default(),
@@ -162,7 +163,11 @@ impl Executor {
                     .iter()
                     .enumerate()
                     .map(|(i, r)| {
-                        let endpoint = if i == 0 { own_endpoint(r) } else { r.endpoint.clone() };
+                        // A region without an endpoint of its own is served by this gateway too.
+                        let endpoint = match region {
+                            Some(first) if i == 0 || r.endpoint.is_empty() => own_endpoint(first),
+                            _ => r.endpoint.clone(),
+                        };
                         serde_json::json!({ "name": r.name, "endpoint": endpoint })
                     })
                     .collect(),

@@ -70,6 +70,19 @@ pub struct Gateway {
     pub rate_limiter: Option<Arc<limits::RateLimiter>>,
     /// One INFO line per request (target `ec2bridge::access`); otherwise those lines are DEBUG.
     pub access_log: bool,
+    /// More regions on the same listeners (`[[regions]]`), each a gateway of its own CloudStack;
+    /// this one is the default region. See [`Gateway::route`].
+    pub regions: Vec<RegionRoute>,
+}
+
+/// One more region served by the same listeners.
+pub struct RegionRoute {
+    /// A SigV4 credential scope naming it is served here.
+    pub name: String,
+    /// `host[:port]`: a request without a SigV4 scope (SigV2, SOAP, registration) whose Host is
+    /// this is served here.
+    pub host: Option<String>,
+    pub gw: Arc<Gateway>,
 }
 
 impl Gateway {
@@ -87,15 +100,67 @@ impl Gateway {
             public_endpoint: None,
             rate_limiter: None,
             access_log: false,
+            regions: Vec::new(),
         }
     }
 }
 
 impl Gateway {
+    /// The region a request is for: the one its SigV4 credential scope names (header, query or
+    /// form), else the one whose endpoint is its Host, else this (the default) region. A scope
+    /// naming no configured region stays here, where `[region] strict` decides.
+    pub fn route<'a>(&'a self, parts: &http::request::Parts, body: &[u8]) -> &'a Gateway {
+        if self.regions.is_empty() {
+            return self;
+        }
+        if let Some(region) = sigv4_scope_region(parts, body) {
+            return self.regions.iter().find(|r| r.name == region).map(|r| r.gw.as_ref()).unwrap_or(self);
+        }
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or(parts.uri.authority().map(|a| a.as_str()));
+        match host {
+            Some(h) => self
+                .regions
+                .iter()
+                .find(|r| r.host.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(h)))
+                .map(|r| r.gw.as_ref())
+                .unwrap_or(self),
+            None => self,
+        }
+    }
+
     /// The endpoint this request reached us by: the configured public one, else its Host.
     fn client_host(&self, parts: &http::request::Parts) -> Option<String> {
         self.public_endpoint.clone().or_else(|| crate::ec2::query::client_host(&parts.headers, &parts.uri))
     }
+}
+
+/// The region of a SigV4 credential scope `<key>/<date>/<region>/<service>/aws4_request`, from
+/// the Authorization header, else `X-Amz-Credential` in the query string or form body. Only
+/// read to route the request; the verifier parses and checks the scope itself.
+fn sigv4_scope_region(parts: &http::request::Parts, body: &[u8]) -> Option<String> {
+    fn region_of(cred: &str) -> Option<String> {
+        let cred = cred.replace("%2F", "/").replace("%2f", "/");
+        let mut it = cred.split('/');
+        let (_key, _date, region) = (it.next()?, it.next()?, it.next()?);
+        (!region.is_empty() && region.len() <= 64).then(|| region.to_string())
+    }
+    if let Some(a) = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let rest = a.strip_prefix("AWS4-HMAC-SHA256")?;
+        let cred = rest.split(',').find_map(|p| p.trim().strip_prefix("Credential="))?;
+        return region_of(cred);
+    }
+    let from_params = |q: &str| q.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential=")).and_then(region_of);
+    if let Some(r) = parts.uri.query().and_then(from_params) {
+        return Some(r);
+    }
+    if parts.method == Method::POST && crate::ec2::query::is_form(&parts.headers) {
+        return std::str::from_utf8(body).ok().and_then(from_params);
+    }
+    None
 }
 
 /// The axum app: `GET /healthz`, everything else EC2.
@@ -263,6 +328,7 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
         Ok(b) => b,
         Err(e) => return Reply::query_error(rid, &e),
     };
+    let gw = gw.route(&parts, &body);
     // SOAP only when no Query signature is present (docs/ec2-wire.md "Choosing the authentication
     // scheme": steps 1-3 come first).
     let query_auth = parts.uri.query().is_some_and(|q| q.contains("X-Amz-Algorithm") || q.contains("SignatureVersion"))
@@ -426,5 +492,67 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(_) => Err(Ec2Error::new(Code::IncompleteBody, "The request body could not be read completely.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)], method: Method) -> http::request::Parts {
+        let mut b = http::Request::builder().uri(uri).method(method);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn scope_region_from_header_query_and_form() {
+        let auth =
+            "AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=00";
+        let p = parts("/", &[("authorization", auth)], Method::POST);
+        assert_eq!(sigv4_scope_region(&p, b"").as_deref(), Some("eu-west-1"));
+        let p =
+            parts("/?Action=X&X-Amz-Credential=AKID%2F20250101%2Fap-south-1%2Fec2%2Faws4_request", &[], Method::GET);
+        assert_eq!(sigv4_scope_region(&p, b"").as_deref(), Some("ap-south-1"));
+        let p = parts("/", &[("content-type", "application/x-www-form-urlencoded")], Method::POST);
+        let body = b"Action=X&X-Amz-Credential=AKID%2F20250101%2Fr2%2Fec2%2Faws4_request";
+        assert_eq!(sigv4_scope_region(&p, body).as_deref(), Some("r2"));
+        // SigV2 and unsigned requests carry no scope; a SigV2 Authorization-less query neither.
+        let p = parts("/?Action=X&SignatureVersion=2&AWSAccessKeyId=A", &[], Method::GET);
+        assert_eq!(sigv4_scope_region(&p, b""), None);
+        let p = parts("/", &[("authorization", "AWS4-HMAC-SHA256 Credential=AKID")], Method::GET);
+        assert_eq!(sigv4_scope_region(&p, b""), None);
+    }
+
+    struct Named(&'static str);
+    impl Ec2Handler for Named {
+        fn execute<'a>(&'a self, _: &'a Ec2Request, _: &'a Principal) -> BoxFuture<'a, Result<String, Ec2Error>> {
+            Box::pin(async move { Ok(self.0.to_string()) })
+        }
+    }
+
+    fn gw(name: &'static str) -> Gateway {
+        Gateway::new(Arc::new(Named(name)), Arc::new(crate::auth::credentials::MemorySource::new()))
+    }
+
+    #[test]
+    fn route_by_scope_then_host_then_default() {
+        let mut main = gw("main");
+        main.regions =
+            vec![RegionRoute { name: "eu-west-1".into(), host: Some("eu.ec2.test:80".into()), gw: Arc::new(gw("eu")) }];
+        let is = |g: &Gateway, other: &Gateway| std::ptr::eq(g, other);
+        let eu = main.regions[0].gw.clone();
+        let auth = |r: &str| format!("AWS4-HMAC-SHA256 Credential=AKID/20250101/{r}/ec2/aws4_request, Signature=00");
+        let p = parts("/", &[("authorization", &auth("eu-west-1")), ("host", "other:1")], Method::POST);
+        assert!(is(main.route(&p, b""), &eu));
+        // A scope naming no configured region stays in the default region, whatever the Host.
+        let p = parts("/", &[("authorization", &auth("mars-1")), ("host", "eu.ec2.test:80")], Method::POST);
+        assert!(is(main.route(&p, b""), &main));
+        let p = parts("/?SignatureVersion=2", &[("host", "EU.ec2.test:80")], Method::GET);
+        assert!(is(main.route(&p, b""), &eu));
+        let p = parts("/?SignatureVersion=2", &[("host", "127.0.0.1:7080")], Method::GET);
+        assert!(is(main.route(&p, b""), &main));
     }
 }

@@ -147,6 +147,19 @@ pub async fn start(opts: SimOptions) -> anyhow::Result<SimHandle> {
     start_with_seed(opts, &text).await
 }
 
+/// Like [`start`], for one more region of a gateway serving several (`[[regions]]`): the seed's
+/// fixed uuids are replaced by uuids derived from `region` and the old ones, and every zone
+/// `<name>` becomes `<region>-<name>`, so that two simulated regions share no object and no zone
+/// name (the same seed twice would give the same ids in both regions).
+pub async fn start_region(opts: SimOptions, region: &str) -> anyhow::Result<SimHandle> {
+    let text = match &opts.seed {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading seed {}", p.display()))?,
+        None => seed::DEFAULT_SEED.to_string(),
+    };
+    let text = seed::for_region(&text, region)?;
+    start_with_seed(opts, &text).await
+}
+
 /// Like [`start`], with the seed given as TOML text (`opts.seed` is ignored).
 pub async fn start_with_seed(opts: SimOptions, seed_text: &str) -> anyhow::Result<SimHandle> {
     if !opts.listen.ip().is_loopback() {

@@ -292,6 +292,39 @@ pub fn parse_seed(text: &str) -> anyhow::Result<Seed> {
     Ok(seed)
 }
 
+/// The seed of one more simulated region (see `sim::start_region`): fixed uuids (`id` and
+/// `*_id` keys) derived from the region name and the old uuid, zone names prefixed with
+/// `<region>-` wherever they appear as a whole string value.
+pub fn for_region(text: &str, region: &str) -> anyhow::Result<String> {
+    let mut t: toml::Table = text.parse().context("seed file is not valid")?;
+    let zones: Vec<String> = t
+        .get("zones")
+        .and_then(|z| z.as_array())
+        .map(|a| a.iter().filter_map(|z| z.get("name")?.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    fn walk(v: &mut toml::Value, key: &str, region: &str, zones: &[String]) {
+        match v {
+            toml::Value::String(s) => {
+                if (key == "id" || key.ends_with("_id")) && uuid::Uuid::parse_str(s).is_ok() {
+                    let d = <sha2::Sha256 as sha2::Digest>::digest(format!("{region}:{s}").as_bytes());
+                    let mut b = [0u8; 16];
+                    b.copy_from_slice(&d[..16]);
+                    *s = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
+                } else if zones.iter().any(|z| z == s) {
+                    *s = format!("{region}-{s}");
+                }
+            }
+            toml::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, key, region, zones)),
+            toml::Value::Table(t) => t.iter_mut().for_each(|(k, x)| walk(x, k, region, zones)),
+            _ => {}
+        }
+    }
+    for (k, v) in t.iter_mut() {
+        walk(v, k, region, &zones);
+    }
+    Ok(toml::to_string(&t)?)
+}
+
 pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -865,6 +898,25 @@ pub fn users_of(m: &Model) -> Vec<super::SimUser> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn region_seed_has_its_own_ids_and_zone_names() {
+        let t = for_region(DEFAULT_SEED, "eu-west-1").unwrap();
+        let a = parse_seed(DEFAULT_SEED).unwrap();
+        let b = parse_seed(&t).unwrap();
+        assert_eq!(a.zones.len(), b.zones.len());
+        for (za, zb) in a.zones.iter().zip(&b.zones) {
+            assert_eq!(zb.name, format!("eu-west-1-{}", za.name));
+            assert!(za.id.is_some() && zb.id.is_some() && za.id != zb.id);
+        }
+        // Derived, not random: the same region gets the same ids on every start.
+        assert_eq!(t, for_region(DEFAULT_SEED, "eu-west-1").unwrap());
+        assert_ne!(t, for_region(DEFAULT_SEED, "eu-west-2").unwrap());
+        // References to zones by name follow (the seed still builds).
+        build(&b, true, None).unwrap();
+        assert!(!t.contains("\"zone1\""), "a zone reference was not renamed");
+    }
+
     use super::*;
 
     #[test]

@@ -309,7 +309,7 @@ pub async fn register_image(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Err
 }
 
 /// The template, whoever owns it: own (ready or not) first, then every other visible one.
-async fn find_template(ctx: &Ctx<'_>, ec2: &str, uuid: &str) -> Result<Value, Ec2Error> {
+pub(crate) async fn find_template(ctx: &Ctx<'_>, ec2: &str, uuid: &str) -> Result<Value, Ec2Error> {
     for f in ["self", "executable", "sharedexecutable"] {
         let l = ctx.list("listTemplates", &[pair("templatefilter", f), pair("id", uuid)], "template").await?;
         if let Some(t) = l.into_iter().find(|t| field(t, "id") == Some(uuid)) {

@@ -276,6 +276,54 @@ pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -
     Ok(items)
 }
 
+/// `_blockdevices`: the root volume (`/dev/sda1`) and each attached data volume of every listed
+/// instance, as EC2's blockDeviceMapping: one listVolumes for all of them and one store read
+/// for DeleteOnTermination (docs/gateway-state.md). Device names follow the volume's CloudStack
+/// device id (`map.device_name`).
+pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let live = |vm: &Value| !matches!(field(vm, "state"), Some("Destroyed" | "Expunging" | "Destroying"));
+    if !items.iter().any(live) {
+        return Ok(items);
+    }
+    let params = [("listall".to_string(), "true".to_string())];
+    let vols = ctx.list("listVolumes", &params, "volume").await?;
+    let dot = super::attrs::all(ctx, super::attrs::VOLUME).await?;
+    let mut by_vm: HashMap<&str, Vec<(i64, Value)>> = HashMap::new();
+    let mut record = Vec::new();
+    for v in &vols {
+        let (Some(vm), Some(uuid)) = (field(v, "virtualmachineid"), field(v, "id")) else { continue };
+        let root = field(v, "type") == Some("ROOT");
+        let dev = if root {
+            0
+        } else {
+            v.get("deviceid").map(super::super::expr::scalar_text).and_then(|d| d.parse::<i64>().ok()).unwrap_or(-1)
+        };
+        let name = ctx.ex.table.maps.get("device_name").and_then(|m| m.get(&dev.to_string())).map(str::to_string);
+        let Some(name) = name else { continue };
+        let vol = ids::ec2_id(Kind::Volume, uuid);
+        let (_, att) = super::volumes::volume_status(v);
+        let ebs = json!({
+            "volumeId": vol,
+            "status": att.unwrap_or("attached"),
+            "attachTime": field(v, "attached").or(field(v, "created")).and_then(super::super::convert::iso8601),
+            "deleteOnTermination": root || super::attrs::flag(dot.get(&vol), DELETE_ON_TERMINATION, false),
+        });
+        record.push((Kind::Volume, vol, uuid.to_string()));
+        by_vm.entry(vm).or_default().push((dev, json!({ "deviceName": name, "ebs": ebs })));
+    }
+    ctx.ex.ids.record(record).await;
+    for vm in items.iter_mut() {
+        let Some(uuid) = field(vm, "id").map(str::to_string) else { continue };
+        let mut devs = by_vm.remove(uuid.as_str()).unwrap_or_default();
+        devs.sort_by_key(|(d, _)| *d);
+        let list: Vec<Value> = devs.into_iter().map(|(_, d)| d).collect();
+        if let Some(o) = vm.as_object_mut() {
+            o.insert("_blockdevices".into(), Value::Array(list));
+        }
+    }
+    Ok(items)
+}
+
 /// `_reservationid`: the deploy batch (the CloudStack instance group RunInstances named
 /// `r-...`), else one reservation per VM.
 pub async fn reservation_ids(_: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
@@ -357,9 +405,17 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;
     let prep = &prep;
     let protect = p.bool("DisableApiTermination")?;
+    let (disks, data_dot) = block_device_mappings(ctx, prep).await?;
+    let mut with_disks = prep.clone();
+    with_disks.params.extend(disks);
+    let prep = &with_disks;
     let launched = async {
         let mut doc = launch(ctx, prep, max.min(cap), min, &tags, token).await?;
         super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
+        // Best effort: unmarked, the volumes are kept at termination (the safe side).
+        if data_dot && let Err(e) = mark_launch_volumes(ctx, &doc).await {
+            tracing::warn!(error = %e, "could not mark the launch's data volumes DeleteOnTermination");
+        }
         if protect == Some(true) {
             let made: Vec<String> = doc["instances"]
                 .as_array()
@@ -373,6 +429,169 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
         Ok(doc)
     };
     idempotent(ctx, launched).await
+}
+
+fn is_root_device(dev: &str) -> bool {
+    matches!(dev.strip_prefix("/dev/").unwrap_or(dev), "sda1" | "sda" | "xvda")
+}
+
+fn unsupported_bdm(what: &str, why: &str) -> Ec2Error {
+    Ec2Error::new(Code::UnsupportedOperation, format!("{what} is not supported by this cloud: {why}"))
+}
+
+/// RunInstances BlockDeviceMapping.N, as far as one deployVirtualMachine can honour it: the root
+/// volume's size (`rootdisksize`, at least the image's) and one data volume (`diskofferingid` +
+/// `size`), which CloudStack attaches as its first data disk, so its device must be /dev/sdb
+/// (or /dev/xvdb). Answers the parameters for the deploy and whether the data volume is to be
+/// deleted on termination (EC2's default for a volume made at launch). Everything else is
+/// refused by name before anything is made (docs/gateway-state.md).
+async fn block_device_mappings(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Vec<(String, String)>, bool), Ec2Error> {
+    let maps = ctx.req.params.members("BlockDeviceMapping");
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut data_dot = false;
+    let mut data_seen = false;
+    for (i, m) in maps.iter().enumerate() {
+        let n = i + 1;
+        let at = |k: &str| format!("BlockDeviceMapping.{n}.{k}");
+        let dev = m
+            .get("DeviceName")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| Ec2Error::missing_parameter(&at("DeviceName")))?;
+        if m.get("VirtualName").is_some() {
+            return Err(unsupported_bdm(&at("VirtualName"), "instances have no instance store volumes."));
+        }
+        for k in ["Ebs.Iops", "Ebs.KmsKeyId", "Ebs.Throughput", "Ebs.OutpostArn"] {
+            if m.get(k).is_some() {
+                return Err(unsupported_bdm(&at(k), "volumes have no such setting here."));
+            }
+        }
+        if m.bool("Ebs.Encrypted")? == Some(true) {
+            return Err(unsupported_bdm(&at("Ebs.Encrypted"), "volumes are not encrypted."));
+        }
+        let size = match m.get("Ebs.VolumeSize") {
+            None => None,
+            Some(v) => match v.parse::<i64>() {
+                Ok(g) if (1..=16384).contains(&g) => Some(g),
+                _ => {
+                    return Err(Ec2Error::invalid_value(
+                        &at("Ebs.VolumeSize"),
+                        v,
+                        "The volume size must be 1 to 16384 GiB.",
+                    ));
+                }
+            },
+        };
+        let dot = m.bool("Ebs.DeleteOnTermination")?;
+        let vtype = m.get("Ebs.VolumeType").filter(|t| !t.is_empty());
+        if let Some(t) = vtype
+            && !["standard", "gp2", "gp3", "io1", "io2", "st1", "sc1"].contains(&t)
+        {
+            return Err(Ec2Error::invalid_value(&at("Ebs.VolumeType"), t, "Unknown volume type."));
+        }
+        if is_root_device(dev) {
+            if m.get("NoDevice").is_some() {
+                return Err(unsupported_bdm(
+                    &at("NoDevice"),
+                    "an instance cannot be launched without its root volume.",
+                ));
+            }
+            if dot == Some(false) {
+                return Err(unsupported_bdm(
+                    &at("Ebs.DeleteOnTermination"),
+                    "the root volume is always deleted with its instance.",
+                ));
+            }
+            if vtype.is_some_and(|t| t != "standard") {
+                return Err(unsupported_bdm(
+                    &at("Ebs.VolumeType"),
+                    "the root volume's storage is the instance type's; its type is standard.",
+                ));
+            }
+            let tpl_uuid = param(prep, "templateid").unwrap_or_default().to_string();
+            if let Some(snap) = m.get("Ebs.SnapshotId")
+                && snap != ids::ec2_id(Kind::Snapshot, &tpl_uuid)
+            {
+                return Err(unsupported_bdm(&at("Ebs.SnapshotId"), "the root volume is made from the image."));
+            }
+            if let Some(g) = size {
+                let ami = ctx.req.params.get("ImageId").unwrap_or_default();
+                let t = super::images::find_template(ctx, ami, &tpl_uuid).await?;
+                let have = t
+                    .get("size")
+                    .and_then(|v| super::super::expr::scalar_text(v).parse::<u64>().ok())
+                    .map(|b| b.div_ceil(1 << 30));
+                if let Some(h) = have
+                    && (g as u64) < h
+                {
+                    return Err(Ec2Error::invalid_value(
+                        &at("Ebs.VolumeSize"),
+                        &g.to_string(),
+                        &format!(
+                            "Volume of size {g}GB is smaller than snapshot '{}', expect size >= {h}GB",
+                            ids::ec2_id(Kind::Snapshot, &tpl_uuid)
+                        ),
+                    ));
+                }
+                out.push(("rootdisksize".into(), g.to_string()));
+            }
+            continue;
+        }
+        if m.get("NoDevice").is_some() {
+            // The image maps nothing but its root volume: there is nothing to suppress.
+            continue;
+        }
+        if super::super::resolve::device_id(dev).is_none() {
+            return Err(Ec2Error::invalid_value(
+                &at("DeviceName"),
+                dev,
+                &format!("{dev} is not a valid EBS device name."),
+            ));
+        }
+        if super::super::resolve::device_id(dev) != Some(1) {
+            return Err(unsupported_bdm(
+                &at("DeviceName"),
+                &format!(
+                    "the volume made at launch is the instance's first data disk, /dev/sdb; use /dev/sdb, or attach a volume at {dev} with AttachVolume once the instance runs."
+                ),
+            ));
+        }
+        if data_seen {
+            return Err(unsupported_bdm(
+                &at("DeviceName"),
+                "one data volume is made at launch; attach more with AttachVolume.",
+            ));
+        }
+        data_seen = true;
+        if m.get("Ebs.SnapshotId").is_some() {
+            return Err(unsupported_bdm(
+                &at("Ebs.SnapshotId"),
+                "a volume made at launch starts empty; make it with CreateVolume and attach it.",
+            ));
+        }
+        let Some(g) = size else {
+            return Err(Ec2Error::missing_parameter(&at("Ebs.VolumeSize")));
+        };
+        let offering = super::volumes::disk_offering(ctx, vtype).await?;
+        out.push(("diskofferingid".into(), field(&offering, "id").unwrap_or_default().to_string()));
+        out.push(("size".into(), g.to_string()));
+        data_dot = dot.unwrap_or(true);
+    }
+    Ok((out, data_dot))
+}
+
+/// The data volumes made with the launched instances are deleted on termination: one
+/// listVolumes, marks in the store.
+async fn mark_launch_volumes(ctx: &Ctx<'_>, doc: &Value) -> Result<(), Ec2Error> {
+    let vms: Vec<&str> = doc["instances"].as_array().into_iter().flatten().filter_map(|vm| field(vm, "id")).collect();
+    let params = [("listall".to_string(), "true".to_string()), ("type".to_string(), "DATADISK".to_string())];
+    let vols = ctx.list("listVolumes", &params, "volume").await?;
+    let made: Vec<String> = vols
+        .iter()
+        .filter(|v| field(v, "type") != Some("ROOT") && field(v, "virtualmachineid").is_some_and(|u| vms.contains(&u)))
+        .filter_map(|v| field(v, "id"))
+        .map(|u| ids::ec2_id(Kind::Volume, u))
+        .collect();
+    super::attrs::set(ctx, super::attrs::VOLUME, &made, DELETE_ON_TERMINATION, Value::Bool(true)).await
 }
 
 /// Undo a launch: let each deploy job end first (CloudStack serialises work on a VM, and a VM

@@ -7,13 +7,13 @@ pub(crate) mod addresses;
 pub(crate) mod attrs;
 pub(crate) mod common;
 pub(crate) mod eni;
-mod images;
+pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
 mod keypairs;
 mod security_groups;
 pub(crate) mod tags;
-mod volumes;
+pub(crate) mod volumes;
 pub(crate) mod vpc;
 pub(crate) mod vpc_objects;
 pub(crate) mod vpc_sg;
@@ -334,6 +334,11 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         "instance_tombstones",
         transform!(instances::tombstones),
         "show terminating/terminated instances CloudStack hides",
+    ),
+    (
+        "instance_block_devices",
+        transform!(instances::block_devices),
+        "DescribeInstances: blockDeviceMapping from one listVolumes (root + attached data volumes)",
     ),
     ("reservation_ids", transform!(instances::reservation_ids), "annotate _reservationid (deploy batch, else per VM)"),
     (

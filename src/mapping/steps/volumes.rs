@@ -180,7 +180,7 @@ async fn make_volume(
 
 /// The customized disk offering for a volume of `volume_type`: one named like the type, else
 /// the first untagged customized offering, else any customized one.
-async fn disk_offering(ctx: &Ctx<'_>, volume_type: Option<&str>) -> Result<Value, Ec2Error> {
+pub(crate) async fn disk_offering(ctx: &Ctx<'_>, volume_type: Option<&str>) -> Result<Value, Ec2Error> {
     let l = ctx.list_cached("listDiskOfferings", &[], "diskoffering").await?;
     let custom: Vec<&Value> =
         l.iter().filter(|o| o.get("iscustomized").and_then(Value::as_bool) == Some(true)).collect();
