@@ -210,9 +210,24 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec
     }
     let tags = tag_specifications(&ctx.req.params, "snapshot")?;
     let vols = list_volumes(ctx, &[uuid]).await?;
-    let Some(v) = vols.into_iter().find(|v| field(v, "id") == Some(uuid)) else {
+    let Some(mut v) = vols.into_iter().find(|v| field(v, "id") == Some(uuid)) else {
         return Err(Ec2Error::new(Code::InvalidVolumeNotFound, format!("The volume '{ec2}' does not exist.")));
     };
+    // EC2 shows an attaching volume as `in-use` and snapshots it; CloudStack refuses until
+    // its attach job has finished. So wait for that job (bounded like every job wait) and
+    // look again, rather than refusing a volume the caller's waiter already saw in use.
+    if field(&v, "state") == Some("Attaching")
+        && let Some(job) = field(&v, "jobid").map(str::to_string)
+    {
+        let _ = ctx.wait_job("attachVolume", &job).await;
+        let again = list_volumes(ctx, &[uuid]).await?;
+        match again.into_iter().find(|v| field(v, "id") == Some(uuid)) {
+            Some(now) => v = now,
+            None => {
+                return Err(Ec2Error::new(Code::InvalidVolumeNotFound, format!("The volume '{ec2}' does not exist.")));
+            }
+        }
+    }
     // CloudStack snapshots only volumes that exist on storage (Ready): a new volume is
     // `Allocated` until it is first attached.
     if field(&v, "state") != Some("Ready") {
