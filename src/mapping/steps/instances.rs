@@ -27,7 +27,7 @@ const DESTROY_GRACE: Duration = Duration::from_secs(600);
 pub fn check_state_change_args(args: &Value) -> Result<(), String> {
     check_keys(
         args,
-        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes"],
+        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes", "public_ips"],
         &["command", "current"],
     )?;
     for k in ["command", "current", "refuse_message"] {
@@ -137,6 +137,10 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     if flag_arg(args, "protect") {
         let gone: Vec<String> = started.iter().map(|&i| rows[i].ec2.to_string()).collect();
         super::attrs::forget(ctx, &gone).await;
+    }
+    if flag_arg(args, "public_ips") {
+        let gone: Vec<String> = started.iter().map(|&i| rows[i].uuid.to_string()).collect();
+        super::addresses::release_launch_addresses(ctx, &gone).await;
     }
     if make_tombstones {
         for &i in &started {
