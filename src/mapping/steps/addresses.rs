@@ -118,11 +118,27 @@ async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
 }
 
 /// Resolver `address`: the uuid of the address the request names. `address:associated`: the
-/// same, but nothing when the address is not associated with an instance.
+/// same, but nothing when the address is not associated with an instance. `address:release`:
+/// the same, refusing what ReleaseAddress must not release: a VPC address named by its IP, or
+/// associated (EC2-Classic addresses are released even when associated, as EC2-Classic did).
 pub async fn r_address(ctx: &Ctx<'_>, _: Option<String>, arg: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
     let ip = find_address(ctx).await?;
     if arg == "associated" && field(&ip, "virtualmachineid").is_none() {
         return Ok(Vec::new());
+    }
+    if arg == "release" && field(&ip, "vpcid").is_some() {
+        if ctx.req.params.get("AllocationId").is_none_or(|a| a.is_empty()) {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                "You must specify an allocation id when releasing a VPC elastic IP address",
+            ));
+        }
+        if let (Some(a), Some(u)) = (association_of(&ip), field(&ip, "id")) {
+            return Err(Ec2Error::new(
+                Code::InvalidIpAddressInUse,
+                format!("Address {} is in use (association {a}).", ids::ec2_id(Kind::Address, u)),
+            ));
+        }
     }
     Ok(field(&ip, "id").map(|u| vec![u.to_string()]).unwrap_or_default())
 }
@@ -319,7 +335,18 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
             }
         }
     }
-    let to = nat_target(ctx, prep).await?;
+    // EC2-Classic: the instance as named (CloudStack picks its NIC); VPC: the NIC looked up.
+    let to = match (vpc_uuid, prep.ids.first()) {
+        (None, Some((iid, vm))) => NatTarget {
+            vm: vm.clone(),
+            tier: None,
+            vpc: None,
+            addresses: Vec::new(),
+            label: format!("instance '{iid}'"),
+        },
+        (None, None) => return Err(Ec2Error::missing_parameter("InstanceId")),
+        (Some(_), _) => nat_target(ctx, prep).await?,
+    };
     let (network, guest_ip, private) = match vpc_uuid {
         Some(vpc) => {
             let vpc_id = ids::ec2_id(Kind::Vpc, vpc);
@@ -426,31 +453,6 @@ pub async fn disassociate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     if let Some(ip) = param(prep, "ipaddressid") {
         disable_nat(ctx, ip).await?;
     }
-    Ok(Value::Null)
-}
-
-/// ReleaseAddress: disassociateIpAddress, waited for. A VPC address must be named by its
-/// allocation id and be disassociated first (EC2-Classic addresses are released associated, as
-/// EC2-Classic did).
-pub async fn release(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    let uuid = param(prep, "id").ok_or_else(Ec2Error::internal)?;
-    let l = list_addresses(ctx, &[("id", uuid)]).await?;
-    let ip = l.into_iter().find(|i| field(i, "id") == Some(uuid)).ok_or_else(|| address_not_found(uuid))?;
-    if field(&ip, "vpcid").is_some() {
-        if ctx.req.params.get("AllocationId").is_none_or(|a| a.is_empty()) {
-            return Err(Ec2Error::new(
-                Code::InvalidParameterValue,
-                "You must specify an allocation id when releasing a VPC elastic IP address",
-            ));
-        }
-        if let Some(a) = association_of(&ip) {
-            return Err(Ec2Error::new(
-                Code::InvalidIpAddressInUse,
-                format!("Address {} is in use (association {a}).", ids::ec2_id(Kind::Address, uuid)),
-            ));
-        }
-    }
-    run_job(ctx, "disassociateIpAddress", &[pair("id", uuid)]).await?;
     Ok(Value::Null)
 }
 

@@ -120,12 +120,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "disableStaticNat when the address is associated",
     ),
     (
-        "release_address",
-        step!(addresses::release),
-        no_args,
-        "disassociateIpAddress; a VPC address by AllocationId only, never while associated",
-    ),
-    (
         "tags_by_kind",
         step!(tags::by_kind),
         tags::check_args,
