@@ -88,6 +88,67 @@ pub fn query_error(request_id: &str, err: &Ec2Error) -> String {
     )
 }
 
+/// The two AWS services besides EC2 the gateway answers at the same endpoint, for the caller's
+/// identity only (docs/accounts.md): STS `GetCallerIdentity` and IAM `GetUser`. Both speak the
+/// AWS Query protocol of their service model, which wraps answers differently from EC2's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityApi {
+    Sts,
+    Iam,
+}
+
+impl IdentityApi {
+    /// From the SigV4 credential scope's service name.
+    pub fn from_service(service: &str) -> Option<Self> {
+        match service {
+            "sts" => Some(IdentityApi::Sts),
+            "iam" => Some(IdentityApi::Iam),
+            _ => None,
+        }
+    }
+
+    /// The service model's `xmlNamespace` (botocore `sts/2011-06-15`, `iam/2010-05-08`).
+    pub fn namespace(self) -> &'static str {
+        match self {
+            IdentityApi::Sts => "https://sts.amazonaws.com/doc/2011-06-15/",
+            IdentityApi::Iam => "https://iam.amazonaws.com/doc/2010-05-08/",
+        }
+    }
+
+    pub fn version(self) -> &'static str {
+        match self {
+            IdentityApi::Sts => "2011-06-15",
+            IdentityApi::Iam => "2010-05-08",
+        }
+    }
+}
+
+/// An STS/IAM Query success document: `<ActionResponse xmlns=ns><ActionResult>{inner}
+/// </ActionResult><ResponseMetadata><RequestId>..</RequestId></ResponseMetadata></ActionResponse>`
+/// (the model's `resultWrapper`; botocore reads the result from inside it).
+pub fn identity_success(api: IdentityApi, request_id: &str, action: &str, inner: &str) -> String {
+    format!(
+        "{XML_DECL}\n<{action}Response xmlns=\"{ns}\"><{action}Result>{inner}</{action}Result>\
+         <ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata></{action}Response>",
+        ns = api.namespace(),
+        rid = escape(request_id)
+    )
+}
+
+/// An STS/IAM Query error document: `<ErrorResponse xmlns=ns><Error><Type>Sender|Receiver</Type>
+/// <Code>..</Code><Message>..</Message></Error><RequestId>..</RequestId></ErrorResponse>`.
+pub fn identity_error(api: IdentityApi, request_id: &str, err: &Ec2Error) -> String {
+    let kind = if err.is_server() { "Receiver" } else { "Sender" };
+    format!(
+        "{XML_DECL}\n<ErrorResponse xmlns=\"{ns}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message>\
+         </Error><RequestId>{}</RequestId></ErrorResponse>",
+        escape(err.code.as_str()),
+        escape(&err.message),
+        escape(request_id),
+        ns = api.namespace(),
+    )
+}
+
 /// A SOAP 1.1 envelope whose Body holds the same element as the Query answer.
 pub fn soap_success(request_id: &str, action: &str, version: &str, inner: &str) -> String {
     format!(
