@@ -58,8 +58,9 @@ const KINDS: [(&str, &str); 8] = [
     ("reservation", "r"),
 ];
 /// Every prefix an answer may carry (`eipassoc-` is derived from two uuids, never seeded).
-const PREFIXES: [&str; 18] = [
+const PREFIXES: [&str; 19] = [
     "eipalloc",
+    "nat",
     "eipassoc",
     "snap",
     "ami",
@@ -946,6 +947,20 @@ async fn every_action_answers_as_recorded() {
         .await;
     s.query("release-address-in-use", "ReleaseAddress", &[("AllocationId", &eip)]).await;
     s.query("disassociate-address-vpc", "DisassociateAddress", &[("AssociationId", &eip_assoc)]).await;
+    // ---- A NAT gateway holding the Elastic IP (docs/nat-gateways.md).
+    let nat = s
+        .query(
+            "create-nat-gateway",
+            "CreateNatGateway",
+            &[("SubnetId", &sub), ("AllocationId", &eip), ("ClientToken", "golden-nat")],
+        )
+        .await;
+    let nat = first(&nat, "natGatewayId").unwrap_or_default();
+    s.query("describe-nat-gateways", "DescribeNatGateways", &[("NatGatewayId.1", &nat)]).await;
+    s.query("describe-addresses-nat", "DescribeAddresses", &[("AllocationId.1", &eip)]).await;
+    s.query("release-address-nat", "ReleaseAddress", &[("AllocationId", &eip)]).await;
+    s.query("delete-nat-gateway", "DeleteNatGateway", &[("NatGatewayId", &nat)]).await;
+    s.query("delete-nat-gateway-deleted", "DeleteNatGateway", &[("NatGatewayId", &nat)]).await;
     s.query("release-address-vpc", "ReleaseAddress", &[("AllocationId", &eip)]).await;
     if !vm3.is_empty() {
         s.query_raw("TerminateInstances", &one_vm3).await;

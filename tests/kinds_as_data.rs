@@ -218,7 +218,7 @@ fn kind_declarations_are_checked_with_file_and_line() {
     // (The derived default codes of a new kind must be in the catalog too; these name theirs.)
     let malformed = "malformed = { code = \"InvalidParameterValue\", message = \"bad {id}\" }\n";
     let errs = load(&format!(
-        "[kind.natgateway]\nprefix = \"nat\"\nnot_found = {{ code = \"InvalidSubnetId.NotFound\" }}\n{malformed}"
+        "[kind.natgateway]\nprefix = \"ngw\"\nnot_found = {{ code = \"InvalidSubnetId.NotFound\" }}\n{malformed}"
     ));
     assert_eq!(
         errs,
@@ -228,7 +228,7 @@ fn kind_declarations_are_checked_with_file_and_line() {
     );
     assert_eq!(
         load(&format!(
-            "[kind.natgateway]\nprefix = \"nat\"\nnot_found = {{ code = \"InvalidParameterValue\" }}\n{malformed}"
+            "[kind.natgateway]\nprefix = \"ngw\"\nnot_found = {{ code = \"InvalidParameterValue\" }}\n{malformed}"
         )),
         Vec::<String>::new()
     );

@@ -12,9 +12,9 @@ async fn unknown_and_unsupported_actions() {
     let e = ex.execute(&req("FooBar", &[]), &who()).await.unwrap_err();
     assert_eq!(e.code, "InvalidAction");
     assert_eq!(e.message, "The action FooBar is not valid for this web service.");
-    let e = ex.execute(&req("DescribeNatGateways", &[]), &who()).await.unwrap_err();
+    let e = ex.execute(&req("DescribeTransitGateways", &[]), &who()).await.unwrap_err();
     assert_eq!(e.code, "UnsupportedOperation");
-    assert!(e.message.contains("DescribeNatGateways"));
+    assert!(e.message.contains("DescribeTransitGateways"));
 }
 
 #[tokio::test]

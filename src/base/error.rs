@@ -162,6 +162,8 @@ catalog! {
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
     PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", 400, false;
+    NatGatewayMalformed = "NatGatewayMalformed", 400, false;
+    NatGatewayNotFound = "NatGatewayNotFound", 400, false;
 }
 
 impl Code {

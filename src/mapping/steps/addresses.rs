@@ -73,7 +73,7 @@ async fn list_addresses(ctx: &Ctx<'_>, extra: &[(&str, &str)]) -> Result<Vec<Val
 
 /// The address a request names: `PublicIp`, `AllocationId` or `AssociationId` (the action's
 /// `exclusive` keeps it to one). One list call.
-async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
+pub(crate) async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     let p = &ctx.req.params;
     let nonempty = |n: &str| p.get(n).filter(|v| !v.is_empty()).map(str::to_string);
     if let Some(ip) = nonempty("PublicIp") {
@@ -137,6 +137,12 @@ pub async fn r_address(ctx: &Ctx<'_>, _: Option<String>, arg: &str, _: &str) -> 
             return Err(Ec2Error::new(
                 Code::InvalidIpAddressInUse,
                 format!("Address {} is in use (association {a}).", ids::ec2_id(Kind::Address, u)),
+            ));
+        }
+        if let (Some(nat), Some(u)) = (super::nat::holds(&ip), field(&ip, "id")) {
+            return Err(Ec2Error::new(
+                Code::InvalidIpAddressInUse,
+                format!("Address {} is in use by NAT gateway {nat}.", ids::ec2_id(Kind::Address, u)),
             ));
         }
     }
@@ -324,6 +330,12 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
         .find(|i| field(i, "id") == Some(ip_uuid) && !is_launch_ip(i))
         .ok_or_else(|| address_not_found(ip_uuid))?;
     let shown = field(target, "ipaddress").unwrap_or(ip_uuid).to_string();
+    if super::nat::holds(target).is_some() {
+        return Err(Ec2Error::new(
+            Code::ResourceAlreadyAssociated,
+            format!("Elastic IP address [{}] is already associated", ids::ec2_id(Kind::Address, ip_uuid)),
+        ));
+    }
     let p = &ctx.req.params;
     let vpc_uuid = field(target, "vpcid");
     if vpc_uuid.is_none() {
@@ -588,7 +600,21 @@ pub async fn annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> 
             _ => None,
         };
         let account = it.get("account").cloned();
+        let nat = match (super::nat::holds(it), field(it, "id")) {
+            (Some(n), Some(u)) => super::nat::address_view(ctx, &n, u).await?,
+            _ => None,
+        };
         if let Some(o) = it.as_object_mut() {
+            // The gateway's marker tags (a NAT gateway's hold) are not the user's.
+            if let Some(Value::Array(tags)) = o.get_mut("tags") {
+                tags.retain(|t| !t["key"].as_str().unwrap_or_default().starts_with(super::vpc::MARKER_PREFIX));
+            }
+            if let Some((a, e, private)) = nat {
+                o.insert("_associationid".into(), Value::String(a));
+                o.insert("_eni".into(), Value::String(e));
+                o.insert("_eniowner".into(), account.clone().unwrap_or(Value::Null));
+                o.insert("vmipaddress".into(), Value::String(private));
+            }
             if let Some(a) = assoc {
                 o.insert("_associationid".into(), Value::String(a));
             }

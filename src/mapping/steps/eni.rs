@@ -73,7 +73,7 @@ fn not_found(id: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidNetworkInterfaceIdNotFound, format!("The networkInterface ID '{id}' does not exist"))
 }
 
-fn claim(tier: &str, ip: &str) -> String {
+pub(crate) fn claim(tier: &str, ip: &str) -> String {
     format!("eni-ip:{tier}:{ip}")
 }
 
@@ -146,7 +146,7 @@ async fn tiers(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
 
 /// Addresses in use on a tier: every VM NIC (and secondary address) there, and every claim the
 /// caller's interfaces hold on it.
-async fn used_on(ctx: &Ctx<'_>, tier: &str) -> Result<Vec<String>, Ec2Error> {
+pub(crate) async fn used_on(ctx: &Ctx<'_>, tier: &str) -> Result<Vec<String>, Ec2Error> {
     let l = ctx.list("listVirtualMachines", &[p("networkid", tier), p("listall", "true")], "virtualmachine").await?;
     let mut used = Vec::new();
     for v in &l {
@@ -168,7 +168,7 @@ fn reserved_in(block: &Block, ip: u32) -> bool {
 }
 
 /// An address asked for: inside the subnet, not one of EC2's reserved five.
-fn check_address(block: &Block, ip: &str) -> Result<(), Ec2Error> {
+pub(crate) fn check_address(block: &Block, ip: &str) -> Result<(), Ec2Error> {
     let a: Ipv4Addr =
         ip.parse().map_err(|_| Ec2Error::invalid_value("PrivateIpAddress", ip, "Not an IPv4 address."))?;
     let a = u32::from(a);
@@ -187,12 +187,12 @@ fn check_address(block: &Block, ip: &str) -> Result<(), Ec2Error> {
     Ok(())
 }
 
-fn in_use(ip: &str) -> Ec2Error {
+pub(crate) fn in_use(ip: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidIpAddressInUse, format!("Address {ip} is in use."))
 }
 
 /// `count` free addresses of the block (lowest first), none of `used`.
-fn pick(block: &Block, used: &[String], count: usize) -> Result<Vec<String>, Ec2Error> {
+pub(crate) fn pick(block: &Block, used: &[String], count: usize) -> Result<Vec<String>, Ec2Error> {
     let mut out = Vec::new();
     let last = u64::from(block.base) + block.size() - 1;
     let mut a = u64::from(block.base) + 4;

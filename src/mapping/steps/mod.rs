@@ -11,6 +11,7 @@ pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
 mod keypairs;
+pub(crate) mod nat;
 mod security_groups;
 pub(crate) mod tags;
 pub(crate) mod volumes;
@@ -348,6 +349,24 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         step!(eni::assign_private_ip_addresses),
         no_args,
         "claim secondary addresses, addIpToNic when attached; undone on failure",
+    ),
+    (
+        "create_nat_gateway",
+        step!(nat::create_nat_gateway),
+        no_args,
+        "a store record holding its Elastic IP (CloudStack tag + store claim) and a private address of the subnet; no internet gateway -> failed",
+    ),
+    (
+        "describe_nat_gateways",
+        step!(nat::describe_nat_gateways),
+        no_args,
+        "the store's NAT gateways (deleted ones for an hour)",
+    ),
+    (
+        "delete_nat_gateway",
+        step!(nat::delete_nat_gateway),
+        no_args,
+        "deleteTags on the Elastic IP, claims released, the record kept as deleted for an hour",
     ),
     (
         "unassign_private_ip_addresses",

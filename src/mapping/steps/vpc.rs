@@ -570,6 +570,9 @@ pub fn delete_subnet<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Res
         {
             return Err(dependency("subnet", id));
         }
+        if super::nat::in_subnet(ctx, id).await? {
+            return Err(dependency("subnet", id));
+        }
         // CloudStack refuses to delete a tier while terminated VMs on it are not expunged yet
         // (their NICs stay until then), and hides such VMs from their owner: try again for a
         // while, then answer what EC2 answers for a subnet still in use.

@@ -84,6 +84,13 @@ const ENI_ERR: KindErr = KindErr {
     noun: "networkInterface",
 };
 
+const NAT_ERR: KindErr = KindErr {
+    prefix: "nat",
+    malformed: Code::NatGatewayMalformed,
+    not_found: Code::NatGatewayNotFound,
+    noun: "natGateway",
+};
+
 fn malformed(k: &KindErr, id: &str) -> Ec2Error {
     Ec2Error::new(k.malformed, format!("Invalid id: \"{id}\" (expecting \"{}-...\")", k.prefix))
 }
@@ -329,7 +336,7 @@ pub fn detach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
                 checked = true;
                 if let Ok(mut u) = ctx.resolve_ids(Kind::Vpc, &[vpc.to_string()]).await {
                     let addrs = super::addresses::vpc_addresses(ctx, &u.remove(0)).await?;
-                    if addrs.iter().any(|a| s(a, "virtualmachineid").is_some()) {
+                    if addrs.iter().any(|a| s(a, "virtualmachineid").is_some() || super::nat::holds(a).is_some()) {
                         return Err(Ec2Error::new(
                             Code::DependencyViolation,
                             format!(
@@ -530,6 +537,10 @@ async fn annotate_routes(ctx: &Ctx<'_>, mut doc: Value) -> Result<Value, Ec2Erro
             if let Some(g) = s(r, "gatewayid").filter(|g| g.starts_with("igw-")) {
                 r["state"] = json!(if attached.as_deref() == Some(g.as_str()) { "active" } else { "blackhole" });
             }
+            if let Some(n) = s(r, "natgatewayid") {
+                let hole = super::nat::blackhole(ctx, &n).await?;
+                r["state"] = json!(if hole { "blackhole" } else { "active" });
+            }
         }
     }
     let rtb = s(&doc, "id").unwrap_or_default();
@@ -590,7 +601,6 @@ pub fn delete_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a
 async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'static str, String), Ec2Error> {
     let p = &ctx.req.params;
     for unsupported in [
-        "NatGatewayId",
         "VpcPeeringConnectionId",
         "TransitGatewayId",
         "NetworkInterfaceId",
@@ -609,7 +619,8 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
             ));
         }
     }
-    let targets: Vec<&str> = ["GatewayId", "InstanceId"].into_iter().filter(|t| p.get(t).is_some()).collect();
+    let targets: Vec<&str> =
+        ["GatewayId", "InstanceId", "NatGatewayId"].into_iter().filter(|t| p.get(t).is_some()).collect();
     match targets.as_slice() {
         [] => Err(Ec2Error::missing_parameter("GatewayId")),
         ["GatewayId"] => {
@@ -628,6 +639,11 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
                 ));
             }
             Ok(("gatewayid", g.to_string()))
+        }
+        ["NatGatewayId"] => {
+            let n = p.get("NatGatewayId").unwrap_or_default();
+            super::nat::route_target(ctx, n, table_vpc, rtb).await?;
+            Ok(("natgatewayid", n.to_string()))
         }
         ["InstanceId"] => {
             let i = p.get("InstanceId").unwrap_or_default();
@@ -958,6 +974,7 @@ pub const TAGGABLE: &[(&str, &str, &str)] = &[
     ("rtb", RTB, "route-table"),
     ("dopt", DOPT, "dhcp-options"),
     ("eni", super::eni::KIND, "network-interface"),
+    ("nat", super::nat::KIND, "natgateway"),
 ];
 
 fn kind_err(prefix: &str) -> &'static KindErr {
@@ -965,6 +982,7 @@ fn kind_err(prefix: &str) -> &'static KindErr {
         "igw" => &IGW_ERR,
         "rtb" => &RTB_ERR,
         "eni" => &ENI_ERR,
+        "nat" => &NAT_ERR,
         _ => &DOPT_ERR,
     }
 }
