@@ -448,6 +448,12 @@ pub async fn interface_ids(ctx: &Ctx<'_>) -> Result<std::collections::HashMap<(S
     Ok(out)
 }
 
+/// Does a detached interface of the caller live in `subnet`? (DeleteSubnet refuses while one
+/// does: EC2 keeps a subnet with interfaces in it.)
+pub async fn detached_in_subnet(ctx: &Ctx<'_>, subnet: &str) -> Result<bool, Ec2Error> {
+    Ok(records(ctx).await?.iter().any(|r| r.doc["subnetid"] == subnet && !r.doc["attachment"].is_object()))
+}
+
 /// The record of an interface; an instance NIC is adopted (a record made for it) first.
 pub async fn adopt(ctx: &Ctx<'_>, id: &str) -> Result<Record, Ec2Error> {
     for _ in 0..RETRIES {

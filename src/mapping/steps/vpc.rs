@@ -570,7 +570,7 @@ pub fn delete_subnet<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Res
         {
             return Err(dependency("subnet", id));
         }
-        if super::nat::in_subnet(ctx, id).await? {
+        if super::nat::in_subnet(ctx, id).await? || super::eni::detached_in_subnet(ctx, id).await? {
             return Err(dependency("subnet", id));
         }
         // CloudStack refuses to delete a tier while terminated VMs on it are not expunged yet

@@ -184,3 +184,13 @@ def test_attached_interface(ec2, net):
     assert got != primary["PrivateIpAddress"]
     assert addrs(eni(ec2, pid))[0] == primary["PrivateIpAddress"]
     ec2.delete_network_interface(NetworkInterfaceId=pid)
+
+
+def test_subnet_with_a_detached_interface_stays(ec2, net):
+    """EC2 refuses to delete a subnet that still has a network interface in it."""
+    eid = ec2.create_network_interface(SubnetId=net["b"])["NetworkInterface"]["NetworkInterfaceId"]
+    code, _ = error_of(lambda: ec2.delete_subnet(SubnetId=net["b"]))
+    assert code == "DependencyViolation"
+    assert [s["SubnetId"] for s in ec2.describe_subnets(SubnetIds=[net["b"]])["Subnets"]] == [net["b"]]
+    assert eni(ec2, eid)["Status"] == "available"
+    ec2.delete_network_interface(NetworkInterfaceId=eid)
