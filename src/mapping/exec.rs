@@ -90,6 +90,8 @@ pub struct Inner {
     /// This process, as the holder of the journal operations it works on.
     pub holder: String,
     pub counters: DashMap<String, Arc<ActionCounters>>,
+    /// The CloudStack user behind each access key (`identity::caller`), with when it was read.
+    pub callers: DashMap<String, (Instant, Arc<super::identity::Caller>)>,
 }
 
 /// Resolved inputs of one request.

@@ -19,6 +19,7 @@ pub mod cserr;
 pub mod exec;
 pub mod expr;
 pub mod filter;
+pub mod identity;
 pub mod page;
 pub mod render;
 pub mod resolve;
@@ -105,6 +106,7 @@ impl Executor {
                 journal: Arc::new(crate::journal::MemoryJournal::default()),
                 holder: format!("gw-{}", uuid::Uuid::new_v4().simple()),
                 counters: Default::default(),
+                callers: Default::default(),
             }),
         })
     }
