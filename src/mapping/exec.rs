@@ -322,8 +322,6 @@ impl<'a> Ctx<'a> {
         }
         Ok(uuids)
     }
-<<<<<<< HEAD
-=======
 
     /// The caller's store-held object of `kind` with this EC2 id (`[kind.X] store_records`), as
     /// the kind's list would answer it; None for a kind without store records.
@@ -357,17 +355,6 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Tombstones of this caller.
-    pub fn tombstones(&self) -> Vec<(String, Tombstone)> {
-        let ttl = self.ex.opts.tombstone_ttl;
-        self.ex
-            .tombstones
-            .iter()
-            .filter(|e| e.value().owner == self.who.cloudstack.api_key && e.value().since.elapsed() < ttl)
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect()
-    }
->>>>>>> main
 }
 
 pub fn not_found(spec: &super::table::KindSpec, missing: &[&str]) -> Ec2Error {
