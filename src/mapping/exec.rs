@@ -354,7 +354,6 @@ impl<'a> Ctx<'a> {
             }
         }
     }
-
 }
 
 pub fn not_found(spec: &super::table::KindSpec, missing: &[&str]) -> Ec2Error {
