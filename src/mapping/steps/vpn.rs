@@ -668,8 +668,9 @@ fn connection_options(p: &Params) -> Result<Value, Ec2Error> {
     // Static routes only: CloudStack's VPN has no BGP. EC2's default is dynamic routing; an
     // explicit `false` is refused, an absent value is taken as static (and answered so).
     if p.bool("Options.StaticRoutesOnly")? == Some(false) {
-        return Err(unsupported(
-            "Dynamic routing (BGP; Options.StaticRoutesOnly=false): CloudStack routes static routes only, so set Options.StaticRoutesOnly=true and add routes with CreateVpnConnectionRoute",
+        return Err(Ec2Error::new(
+            Code::UnsupportedOperation,
+            "Dynamic routing (BGP, Options.StaticRoutesOnly=false) is not supported by this cloud's site-to-site VPN: set Options.StaticRoutesOnly=true and add static routes with CreateVpnConnectionRoute.",
         ));
     }
     if p.bool("Options.EnableAcceleration")? == Some(true) {
