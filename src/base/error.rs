@@ -66,6 +66,8 @@ catalog! {
     InvalidSoapRequest = "InvalidSOAPRequest", 400, false;
     MissingAction = "MissingAction", 400, false;
     InvalidAction = "InvalidAction", 400, false;
+    // IAM GetUser of a user name the caller's account does not have (docs/accounts.md).
+    NoSuchEntity = "NoSuchEntity", 404, false;
     MissingParameter = "MissingParameter", 400, false;
     UnknownParameter = "UnknownParameter", 400, false;
     InvalidParameterValue = "InvalidParameterValue", 400, false;
@@ -159,6 +161,7 @@ catalog! {
     InvalidNetworkInterfaceInUse = "InvalidNetworkInterface.InUse", 400, false;
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
+    PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", 400, false;
     // Site-to-site VPN.
     InvalidCustomerGatewayIdMalformed = "InvalidCustomerGatewayId.Malformed", 400, false;
     InvalidCustomerGatewayIdNotFound = "InvalidCustomerGatewayID.NotFound", 400, false;
@@ -170,7 +173,6 @@ catalog! {
     InvalidVpcState = "InvalidVpcState", 400, false;
     VpnGatewayAttachmentLimitExceeded = "VpnGatewayAttachmentLimitExceeded", 400, false;
     InvalidOptionConflict = "InvalidOption.Conflict", 400, false;
-    InvalidVpnConnectionInvalidState = "InvalidVpnConnection.InvalidState", 400, false;
 }
 
 impl Code {
@@ -377,6 +379,7 @@ mod tests {
                 ("MethodNotAllowed", 405),
                 ("DryRunOperation", 412),
                 ("RequestEntityTooLarge", 413),
+                ("NoSuchEntity", 404),
                 ("InternalError", 500),
                 ("InsufficientInstanceCapacity", 500),
                 ("InsufficientAddressCapacity", 500),
