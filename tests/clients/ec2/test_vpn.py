@@ -366,3 +366,49 @@ def test_vpn_connection_refusals_and_ids(ec2, vpc, cgw):
     ec2.detach_vpn_gateway(VpnGatewayId=gid, VpcId=vpc)
     ec2.delete_vpn_gateway(VpnGatewayId=gid)
     ec2.delete_customer_gateway(CustomerGatewayId=cgw)
+
+
+def test_aws_cli_vpn_flow_leaves_nothing_behind(aws_cli, cloudstack):
+    """The AWS CLI: a VPN from a VPC to a customer gateway with a static route propagated into the
+    main route table, then everything torn down, with nothing left in CloudStack or the store."""
+    def cli(*args):
+        rc, out, err = aws_cli("ec2", *args)
+        assert rc == 0, (args, err)
+        return out
+
+    vpc = cli("create-vpc", "--cidr-block", "10.41.0.0/16")["Vpc"]["VpcId"]
+    cgw = cli("create-customer-gateway", "--type", "ipsec.1", "--public-ip", "198.51.100.41",
+              "--bgp-asn", "65041")["CustomerGateway"]["CustomerGatewayId"]
+    vgw = cli("create-vpn-gateway", "--type", "ipsec.1")["VpnGateway"]["VpnGatewayId"]
+    assert cli("attach-vpn-gateway", "--vpn-gateway-id", vgw, "--vpc-id", vpc)["VpcAttachment"]["State"] == "attached"
+    conn = cli("create-vpn-connection", "--type", "ipsec.1", "--customer-gateway-id", cgw, "--vpn-gateway-id", vgw,
+               "--options", '{"StaticRoutesOnly": true, "TunnelOptions": [{"PreSharedKey": "cli_key_4141"}]}')
+    vid = conn["VpnConnection"]["VpnConnectionId"]
+    assert "cli_key_4141" in conn["VpnConnection"]["CustomerGatewayConfiguration"]
+    cli("create-vpn-connection-route", "--vpn-connection-id", vid, "--destination-cidr-block", "172.30.0.0/16")
+    cli("wait", "vpn-connection-available", "--vpn-connection-ids", vid)
+    rtb = cli("describe-route-tables", "--filters", "Name=vpc-id,Values=" + vpc,
+              "Name=association.main,Values=true")["RouteTables"][0]["RouteTableId"]
+    cli("enable-vgw-route-propagation", "--gateway-id", vgw, "--route-table-id", rtb)
+    routes = cli("describe-route-tables", "--route-table-ids", rtb)["RouteTables"][0]["Routes"]
+    assert {"DestinationCidrBlock": "172.30.0.0/16", "GatewayId": vgw, "Origin": "EnableVgwRoutePropagation",
+            "State": "active"} in routes
+    cs_vpc = [v for v in cs_list(cloudstack, "listVPCs", "vpc") if v["cidr"] == "10.41.0.0/16"][0]
+    assert len(cs_list(cloudstack, "listVpnConnections", "vpnconnection", vpcid=cs_vpc["id"])) == 1
+    # Tear down in EC2's order.
+    cli("disable-vgw-route-propagation", "--gateway-id", vgw, "--route-table-id", rtb)
+    cli("delete-vpn-connection-route", "--vpn-connection-id", vid, "--destination-cidr-block", "172.30.0.0/16")
+    cli("delete-vpn-connection", "--vpn-connection-id", vid)
+    cli("wait", "vpn-connection-deleted", "--vpn-connection-ids", vid)
+    cli("detach-vpn-gateway", "--vpn-gateway-id", vgw, "--vpc-id", vpc)
+    cli("delete-vpn-gateway", "--vpn-gateway-id", vgw)
+    cli("delete-customer-gateway", "--customer-gateway-id", cgw)
+    cli("delete-vpc", "--vpc-id", vpc)
+    assert cs_list(cloudstack, "listVpnConnections", "vpnconnection", vpcid=cs_vpc["id"]) == []
+    assert cs_list(cloudstack, "listVpnGateways", "vpngateway", vpcid=cs_vpc["id"]) == []
+    assert cs_list(cloudstack, "listVpnCustomerGateways", "vpncustomergateway", keyword=vid) == []
+    assert [v for v in cs_list(cloudstack, "listVPCs", "vpc") if v["id"] == cs_vpc["id"]] == []
+    live = lambda key, rows, state_key="State": [r for r in rows if r[state_key] != "deleted"]
+    assert live("", cli("describe-vpn-connections", "--vpn-connection-ids", vid)["VpnConnections"]) == []
+    assert live("", cli("describe-vpn-gateways", "--vpn-gateway-ids", vgw)["VpnGateways"]) == []
+    assert live("", cli("describe-customer-gateways", "--customer-gateway-ids", cgw)["CustomerGateways"]) == []
