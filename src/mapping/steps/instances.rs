@@ -29,7 +29,18 @@ const DESTROY_GRACE: i64 = 600;
 pub fn check_state_change_args(args: &Value) -> Result<(), String> {
     check_keys(
         args,
-        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes", "watch", "public_ips"],
+        &[
+            "command",
+            "current",
+            "skip",
+            "refuse",
+            "refuse_message",
+            "tombstone",
+            "protect",
+            "volumes",
+            "watch",
+            "public_ips",
+        ],
         &["command", "current"],
     )?;
     for k in ["command", "current", "refuse_message"] {
