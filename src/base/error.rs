@@ -159,6 +159,11 @@ catalog! {
     InvalidNetworkInterfaceInUse = "InvalidNetworkInterface.InUse", 400, false;
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
+    // Network ACLs.
+    InvalidNetworkAclIdMalformed = "InvalidNetworkAclId.Malformed", 400, false;
+    InvalidNetworkAclIdNotFound = "InvalidNetworkAclID.NotFound", 400, false;
+    InvalidNetworkAclEntryNotFound = "InvalidNetworkAclEntry.NotFound", 400, false;
+    NetworkAclEntryAlreadyExists = "NetworkAclEntryAlreadyExists", 400, false;
 }
 
 impl Code {
