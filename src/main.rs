@@ -1,4 +1,4 @@
-//! `ec2bridge` command line: serve | sim | register | mappings | admin | errors.
+//! `ec2bridge` command line: serve | sim | register | mappings | admin | errors | account-number.
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +31,13 @@ enum Cmd {
         #[arg(long)]
         markdown: bool,
     },
+    /// Print the 12-digit EC2 account number (`ownerId`, STS `Account`) of CloudStack account
+    /// uuids, one `<uuid> <number>` line each (docs/accounts.md). Without arguments, reads
+    /// uuids from standard input, one per line.
+    AccountNumber {
+        /// CloudStack account uuids (`listAccounts` answers them as `id`).
+        uuids: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +57,17 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Certs(a) => ec2bridge::app::certs::run(a),
         Cmd::Errors { markdown } => {
             print!("{}", ec2bridge::base::error::catalog_listing(markdown));
+            Ok(())
+        }
+        Cmd::AccountNumber { uuids } => {
+            let uuids = if uuids.is_empty() {
+                std::io::read_to_string(std::io::stdin())?.lines().map(|l| l.trim().to_string()).collect()
+            } else {
+                uuids
+            };
+            for u in uuids.iter().filter(|u| !u.is_empty()) {
+                println!("{u} {}", ec2bridge::ids::account_number(u));
+            }
             Ok(())
         }
     }

@@ -29,3 +29,12 @@ fn known_ids_keep_their_values() {
         assert_eq!(ec2_id(k, uuid), *id, "{kind} {uuid}");
     }
 }
+
+/// Account numbers (docs/accounts.md) are `ownerId` and STS `Account`: they must never change either.
+#[test]
+fn known_account_numbers_keep_their_values() {
+    use ec2bridge::ids::account_number;
+    assert_eq!(account_number("9da63228-a384-4532-9487-8bb4510950ec"), "857078328926");
+    assert_eq!(account_number("547d0d23-dcfe-48a2-b3c5-51df66a34a68"), "564799341379");
+    assert_eq!(account_number("ac27644b-f1e1-423b-8b29-470ce097a450"), "856919153127");
+}

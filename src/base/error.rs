@@ -66,6 +66,8 @@ catalog! {
     InvalidSoapRequest = "InvalidSOAPRequest", 400, false;
     MissingAction = "MissingAction", 400, false;
     InvalidAction = "InvalidAction", 400, false;
+    // IAM GetUser of a user name the caller's account does not have (docs/accounts.md).
+    NoSuchEntity = "NoSuchEntity", 404, false;
     MissingParameter = "MissingParameter", 400, false;
     UnknownParameter = "UnknownParameter", 400, false;
     InvalidParameterValue = "InvalidParameterValue", 400, false;
@@ -370,6 +372,7 @@ mod tests {
                 ("MethodNotAllowed", 405),
                 ("DryRunOperation", 412),
                 ("RequestEntityTooLarge", 413),
+                ("NoSuchEntity", 404),
                 ("InternalError", 500),
                 ("InsufficientInstanceCapacity", 500),
                 ("InsufficientAddressCapacity", 500),

@@ -169,6 +169,40 @@ pub fn ec2_id(kind: Kind, uuid: &str) -> String {
     id
 }
 
+/// The 12-digit account number EC2 answers as `ownerId` (and STS as `Account`) for a CloudStack
+/// account, from the account's uuid (never its name, which can be reused): the first eight bytes
+/// of SHA-256("account:" uuid) as a big-endian integer, modulo 10^12, zero-padded
+/// (docs/accounts.md). Stable across gateways; `ec2bridge account-number` maps uuids to it.
+pub fn account_number(account_uuid: &str) -> String {
+    let digest = Sha256::digest(format!("account:{account_uuid}").as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&digest[..8]);
+    format!("{:012}", u64::from_be_bytes(b) % 1_000_000_000_000)
+}
+
+/// True for a 12-digit account number.
+pub fn is_account_number(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The IAM-style unique id of a CloudStack user (`AIDA` + 17 characters of A-Z and 2-7, as IAM
+/// user ids look), from the user's uuid: base32 of SHA-256("user:" uuid).
+pub fn iam_user_id(user_uuid: &str) -> String {
+    const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let digest = Sha256::digest(format!("user:{user_uuid}").as_bytes());
+    let mut out = String::from("AIDA");
+    // 17 characters of 5 bits each from the first 11 bytes.
+    let mut acc: u128 = 0;
+    for b in &digest[..11] {
+        acc = (acc << 8) | u128::from(*b);
+    }
+    for i in 0..17 {
+        let shift = 88 - 5 * (i + 1);
+        out.push(B32[((acc >> shift) & 31) as usize] as char);
+    }
+    out
+}
+
 /// True when `id` has the shape of an id of `kind`: the prefix, then 8 or 17 lowercase hex digits.
 pub fn is_well_formed(kind: Kind, id: &str) -> bool {
     let Some(hexpart) = id.strip_prefix(kind.prefix()).and_then(|r| r.strip_prefix('-')) else { return false };
@@ -275,6 +309,23 @@ mod tests {
         h.update(b"volume:abc");
         let full = hex::encode(h.finalize());
         assert_eq!(ec2_id(Kind::Volume, "abc"), format!("vol-{}", &full[..17]));
+    }
+
+    #[test]
+    fn account_numbers_and_user_ids() {
+        let n = account_number("6f8a1c52-3e7d-4b0a-9c21-5d4e3f2a1b0c");
+        assert!(is_account_number(&n), "{n}");
+        assert_eq!(n, account_number("6f8a1c52-3e7d-4b0a-9c21-5d4e3f2a1b0c"));
+        assert_ne!(n, account_number("00000000-0000-0000-0000-000000000001"));
+        // The definition, computed independently.
+        let d = Sha256::digest(b"account:abc");
+        let v = u64::from_be_bytes(d[..8].try_into().unwrap()) % 1_000_000_000_000;
+        assert_eq!(account_number("abc"), format!("{v:012}"));
+        assert!(!is_account_number("12345678901") && !is_account_number("12345678901a"));
+        let u = iam_user_id("6f8a1c52-3e7d-4b0a-9c21-5d4e3f2a1b0c");
+        assert_eq!(u.len(), 21);
+        assert!(u.starts_with("AIDA") && u[4..].bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)));
+        assert_ne!(u, iam_user_id("00000000-0000-0000-0000-000000000001"));
     }
 
     #[test]

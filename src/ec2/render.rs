@@ -15,19 +15,24 @@ pub fn namespace(version: &str) -> String {
     format!("http://ec2.amazonaws.com/doc/{}/", escape(version))
 }
 
-/// Escape text or attribute content.
+/// Escape element text (see `escape_into`).
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     escape_into(&mut out, s);
     out
 }
 
-/// Append `s` escaped for XML text or attribute content. Characters XML 1.0 cannot carry at all
-/// (C0 controls other than tab/newline/CR, U+FFFE, U+FFFF) are dropped rather than breaking the
-/// document. The one escaper of the gateway (the mapping renderer uses it too).
+/// Append `s` escaped for XML element text the way EC2 writes it: only `&`, `<` and `>` become
+/// entities; quotes and apostrophes stay as they are (docs/ec2-wire.md "Success documents": clients
+/// that read messages with a regular expression, fog among them, show `&apos;` literally).
+/// Characters XML 1.0 cannot carry at all (C0 controls other than tab/newline/CR, U+FFFE,
+/// U+FFFF) are dropped rather than breaking the document. The one escaper of the gateway (the
+/// mapping renderer uses it too); it is for text only: the gateway writes no attribute value
+/// that comes from a client or from CloudStack (the one attribute, the namespace, is built from
+/// a checked `YYYY-MM-DD` version).
 pub fn escape_into(out: &mut String, s: &str) {
     // Fast path: most values (ids, names, dates) need no change. 0xEF leads U+FFFE/U+FFFF.
-    if !s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'' | 0xEF) || b < 0x20) {
+    if !s.bytes().any(|b| matches!(b, b'&' | b'<' | b'>' | 0xEF) || b < 0x20) {
         out.push_str(s);
         return;
     }
@@ -36,8 +41,6 @@ pub fn escape_into(out: &mut String, s: &str) {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             c => out.push(c),
@@ -88,6 +91,67 @@ pub fn query_error(request_id: &str, err: &Ec2Error) -> String {
     )
 }
 
+/// The two AWS services besides EC2 the gateway answers at the same endpoint, for the caller's
+/// identity only (docs/accounts.md): STS `GetCallerIdentity` and IAM `GetUser`. Both speak the
+/// AWS Query protocol of their service model, which wraps answers differently from EC2's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityApi {
+    Sts,
+    Iam,
+}
+
+impl IdentityApi {
+    /// From the SigV4 credential scope's service name.
+    pub fn from_service(service: &str) -> Option<Self> {
+        match service {
+            "sts" => Some(IdentityApi::Sts),
+            "iam" => Some(IdentityApi::Iam),
+            _ => None,
+        }
+    }
+
+    /// The service model's `xmlNamespace` (botocore `sts/2011-06-15`, `iam/2010-05-08`).
+    pub fn namespace(self) -> &'static str {
+        match self {
+            IdentityApi::Sts => "https://sts.amazonaws.com/doc/2011-06-15/",
+            IdentityApi::Iam => "https://iam.amazonaws.com/doc/2010-05-08/",
+        }
+    }
+
+    pub fn version(self) -> &'static str {
+        match self {
+            IdentityApi::Sts => "2011-06-15",
+            IdentityApi::Iam => "2010-05-08",
+        }
+    }
+}
+
+/// An STS/IAM Query success document: `<ActionResponse xmlns=ns><ActionResult>{inner}
+/// </ActionResult><ResponseMetadata><RequestId>..</RequestId></ResponseMetadata></ActionResponse>`
+/// (the model's `resultWrapper`; botocore reads the result from inside it).
+pub fn identity_success(api: IdentityApi, request_id: &str, action: &str, inner: &str) -> String {
+    format!(
+        "{XML_DECL}\n<{action}Response xmlns=\"{ns}\"><{action}Result>{inner}</{action}Result>\
+         <ResponseMetadata><RequestId>{rid}</RequestId></ResponseMetadata></{action}Response>",
+        ns = api.namespace(),
+        rid = escape(request_id)
+    )
+}
+
+/// An STS/IAM Query error document: `<ErrorResponse xmlns=ns><Error><Type>Sender|Receiver</Type>
+/// <Code>..</Code><Message>..</Message></Error><RequestId>..</RequestId></ErrorResponse>`.
+pub fn identity_error(api: IdentityApi, request_id: &str, err: &Ec2Error) -> String {
+    let kind = if err.is_server() { "Receiver" } else { "Sender" };
+    format!(
+        "{XML_DECL}\n<ErrorResponse xmlns=\"{ns}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message>\
+         </Error><RequestId>{}</RequestId></ErrorResponse>",
+        escape(err.code.as_str()),
+        escape(&err.message),
+        escape(request_id),
+        ns = api.namespace(),
+    )
+}
+
 /// A SOAP 1.1 envelope whose Body holds the same element as the Query answer.
 pub fn soap_success(request_id: &str, action: &str, version: &str, inner: &str) -> String {
     format!(
@@ -130,7 +194,7 @@ mod tests {
         let e = Ec2Error::new(Code::InvalidInstanceIdNotFound, "The instance ID 'i-1a2b3c4d' does not exist");
         assert_eq!(
             query_error("ea96", &e),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID &apos;i-1a2b3c4d&apos; does not exist</Message></Error></Errors><RequestID>ea96</RequestID></Response>"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code><Message>The instance ID 'i-1a2b3c4d' does not exist</Message></Error></Errors><RequestID>ea96</RequestID></Response>"
         );
         let e = Ec2Error::new(Code::InvalidParameterValue, "Value (<a&b>\u{1}) is invalid");
         let s = query_error("r", &e);
@@ -141,6 +205,15 @@ mod tests {
         let kids: Vec<_> = err.children().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
         assert_eq!(kids, ["Code", "Message"]);
         assert_eq!(err.last_element_child().unwrap().text(), Some("Value (<a&b>) is invalid"));
+        // As EC2: quotes are not escaped in text, only & < > are.
+        let e = Ec2Error::new(Code::InvalidParameterValue, r#"Value "x" of 'y' <z> & w"#);
+        let s = query_error("r", &e);
+        assert!(s.contains(r#"<Message>Value "x" of 'y' &lt;z&gt; &amp; w</Message>"#), "{s}");
+        assert!(!s.contains("&apos;") && !s.contains("&quot;"));
+        let doc = roxmltree::Document::parse(&s).unwrap();
+        assert_eq!(doc.descendants().find(|n| n.has_tag_name("Message")).unwrap().text(), Some(e.message.as_str()));
+        let f = soap_fault("r", &e);
+        assert!(f.contains(r#"<faultstring>Value "x" of 'y' &lt;z&gt; &amp; w</faultstring>"#), "{f}");
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct Inner {
     pub tombstones: DashMap<String, Tombstone>,
     pub tokens: DashMap<(String, String), Arc<tokio::sync::Mutex<Option<TokenEntry>>>>,
     pub counters: DashMap<String, Arc<ActionCounters>>,
+    /// The CloudStack user behind each access key (`identity::caller`), with when it was read.
+    pub callers: DashMap<String, (Instant, Arc<super::identity::Caller>)>,
 }
 
 /// Resolved inputs of one request.

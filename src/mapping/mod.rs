@@ -18,6 +18,7 @@ pub mod cserr;
 pub mod exec;
 pub mod expr;
 pub mod filter;
+pub mod identity;
 pub mod page;
 pub mod render;
 pub mod resolve;
@@ -104,6 +105,7 @@ impl Executor {
                 tombstones: Default::default(),
                 tokens: Default::default(),
                 counters: Default::default(),
+                callers: Default::default(),
             }),
         })
     }

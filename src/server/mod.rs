@@ -41,11 +41,31 @@ pub use listen::{ConnLimits, Listener};
 /// Returns the inner XML of `<ActionResponse>` (after `requestId`).
 pub trait Ec2Handler: Send + Sync {
     fn execute<'a>(&'a self, req: &'a Ec2Request, who: &'a Principal) -> BoxFuture<'a, Result<String, Ec2Error>>;
+
+    /// An STS or IAM request (the caller's identity, docs/accounts.md): the inner XML of
+    /// `<ActionResult>`. Handlers that know no identities answer `InvalidAction`.
+    fn identity<'a>(
+        &'a self,
+        api: render::IdentityApi,
+        req: &'a Ec2Request,
+        _who: &'a Principal,
+    ) -> BoxFuture<'a, Result<String, Ec2Error>> {
+        Box::pin(std::future::ready(Err(crate::mapping::identity::invalid_action(api, &req.action))))
+    }
 }
 
 impl Ec2Handler for crate::mapping::Executor {
     fn execute<'a>(&'a self, req: &'a Ec2Request, who: &'a Principal) -> BoxFuture<'a, Result<String, Ec2Error>> {
         Box::pin(crate::mapping::Executor::execute(self, req, who))
+    }
+
+    fn identity<'a>(
+        &'a self,
+        api: render::IdentityApi,
+        req: &'a Ec2Request,
+        who: &'a Principal,
+    ) -> BoxFuture<'a, Result<String, Ec2Error>> {
+        Box::pin(crate::mapping::Executor::identity(self, api, req, who))
     }
 }
 
@@ -142,18 +162,28 @@ impl Gateway {
 /// the Authorization header, else `X-Amz-Credential` in the query string or form body. Only
 /// read to route the request; the verifier parses and checks the scope itself.
 fn sigv4_scope_region(parts: &http::request::Parts, body: &[u8]) -> Option<String> {
-    fn region_of(cred: &str) -> Option<String> {
+    sigv4_scope_part(parts, body, 2)
+}
+
+/// The service of the SigV4 credential scope (`ec2`, `sts`, `iam`, ...): which AWS API the
+/// client meant. The signature itself binds it (the signing key is derived from it).
+fn sigv4_scope_service(parts: &http::request::Parts, body: &[u8]) -> Option<String> {
+    sigv4_scope_part(parts, body, 3)
+}
+
+/// Field `index` (0 key, 1 date, 2 region, 3 service) of the request's SigV4 credential scope.
+fn sigv4_scope_part(parts: &http::request::Parts, body: &[u8], index: usize) -> Option<String> {
+    let part_of = |cred: &str| -> Option<String> {
         let cred = cred.replace("%2F", "/").replace("%2f", "/");
-        let mut it = cred.split('/');
-        let (_key, _date, region) = (it.next()?, it.next()?, it.next()?);
-        (!region.is_empty() && region.len() <= 64).then(|| region.to_string())
-    }
+        let p = cred.split('/').nth(index)?;
+        (!p.is_empty() && p.len() <= 64).then(|| p.to_string())
+    };
     if let Some(a) = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
         let rest = a.strip_prefix("AWS4-HMAC-SHA256")?;
         let cred = rest.split(',').find_map(|p| p.trim().strip_prefix("Credential="))?;
-        return region_of(cred);
+        return part_of(cred);
     }
-    let from_params = |q: &str| q.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential=")).and_then(region_of);
+    let from_params = |q: &str| q.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential=")).and_then(part_of);
     if let Some(r) = parts.uri.query().and_then(from_params) {
         return Some(r);
     }
@@ -340,10 +370,54 @@ async fn process(gw: &Gateway, rid: &str, req: Request, info: &mut LogInfo) -> R
     if let Some(reply) = handle_registration(gw, &parts, &body, info).await {
         return reply;
     }
+    // STS and IAM (signed for service `sts` / `iam`) answer in their own Query dialect.
+    if let Some(api) = sigv4_scope_service(&parts, &body).as_deref().and_then(render::IdentityApi::from_service) {
+        return match identity_query(gw, api, rid, &parts, &body, info).await {
+            Ok(xml) => Reply::ok(xml),
+            Err(e) => Reply {
+                status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                body: render::identity_error(api, rid, &e),
+                code: Some(e.code.to_string()),
+                content_type: render::CONTENT_TYPE,
+            },
+        };
+    }
     match query(gw, rid, &parts, &body, info).await {
         Ok(xml) => Reply::ok(xml),
         Err(e) => Reply::query_error(rid, &e),
     }
+}
+
+/// An STS / IAM Query request: authenticated exactly like EC2 (the scope names the service the
+/// client signed for), answered by the handler's `identity`.
+async fn identity_query(
+    gw: &Gateway,
+    api: render::IdentityApi,
+    rid: &str,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    info: &mut LogInfo,
+) -> Result<String, Ec2Error> {
+    let input = QueryInput::parse(parts.uri.query(), &parts.headers, body)?;
+    info.action = input.get("Action").map(|a| a.chars().take(64).collect());
+    let signed = SignedRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        query: &input.query,
+        form: &input.form,
+        body,
+    };
+    let principal =
+        crate::auth::authenticate(&signed, gw.credentials.as_ref(), &gw.auth, OffsetDateTime::now_utc()).await?;
+    info.access_key = Some(principal.access_key.clone());
+    let req = input.to_request(rid.to_string())?;
+    admit(gw, &principal.access_key, &req.action)?;
+    let out = gw.handler.identity(api, &req, &principal).await;
+    if out.as_ref().is_err_and(|e| e.is(Code::AuthFailure)) {
+        gw.credentials.forget(&principal.access_key);
+    }
+    Ok(render::identity_success(api, rid, &req.action, &out?))
 }
 
 async fn query(
