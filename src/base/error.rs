@@ -161,6 +161,7 @@ catalog! {
     InvalidNetworkInterfaceInUse = "InvalidNetworkInterface.InUse", 400, false;
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
+    PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", 400, false;
     // Network ACLs.
     InvalidNetworkAclIdMalformed = "InvalidNetworkAclId.Malformed", 400, false;
     InvalidNetworkAclIdNotFound = "InvalidNetworkAclID.NotFound", 400, false;
