@@ -101,7 +101,26 @@ async fn make_volume(
     let zone_name = ctx.req.params.get("AvailabilityZone").unwrap_or_default().to_string();
     let mut cs: Vec<(String, String)> = vec![("name".into(), uuid::Uuid::new_v4().to_string())];
     let mut doc = json!({ "zonename": zone_name, "zoneid": zoneid });
-    match snapshot {
+    // A snapshot of a never-attached volume is an empty disk: the volume made from it is a new
+    // empty volume of the asked size (at least the snapshot's), in any zone.
+    let empty = match snapshot {
+        Some(snap) => super::empty_snapshots::by_uuid(ctx, snap).await?,
+        None => None,
+    };
+    let mut size = size;
+    if let (Some(sn), Some(snap)) = (&empty, snapshot) {
+        let have = super::empty_snapshots::gib(sn).unwrap_or(1) as i64;
+        let want = size.unwrap_or(have);
+        if want < have {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("Volume of {want}GiB is too small; minimum is {have}GiB."),
+            ));
+        }
+        size = Some(want);
+        set(&mut doc, "snapshotid", snap);
+    }
+    match snapshot.filter(|_| empty.is_none()) {
         Some(snap) => {
             // The snapshot must be complete, and the volume is made in its zone at its size.
             let l = ctx
@@ -229,7 +248,11 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec
         }
     }
     // CloudStack snapshots only volumes that exist on storage (Ready): a new volume is
-    // `Allocated` until it is first attached.
+    // `Allocated` until it is first attached. Never on storage means never written: its
+    // snapshot is an empty disk of its size, which the gateway keeps (docs/gateway-state.md).
+    if super::empty_snapshots::never_written(&v) {
+        return super::empty_snapshots::create(ctx, &v, desc, &tags).await;
+    }
     if field(&v, "state") != Some("Ready") {
         let (st, _) = volume_status(&v);
         let why = if field(&v, "state") == Some("Allocated") {
