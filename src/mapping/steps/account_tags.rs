@@ -155,10 +155,27 @@ pub async fn merge(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result
 }
 
 /// DescribeTags rows for the caller's gateway-kept tags (the fields `tag_descriptions` gives
-/// CloudStack's rows).
+/// CloudStack's rows). Tags on another account's object that the caller no longer sees (the
+/// image was deleted or unshared) are left out, as EC2 drops the tags of a deregistered image:
+/// one listing of the kind, only when the caller keeps such tags.
 pub async fn rows(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
-    Ok(all(ctx, None)
-        .await?
+    let mut tags = all(ctx, None).await?;
+    for spec in ctx.ex.table.kinds.values() {
+        let Some(kt) = spec.tags.as_ref().filter(|t| t.owner.is_some()) else { continue };
+        if !tags.iter().any(|t| t.resource_type == kt.resource_type) {
+            continue;
+        }
+        let mut visible = HashSet::new();
+        for l in &spec.list {
+            for item in ctx.list(&l.command, &l.params, &l.items).await? {
+                if let Some(u) = spec.id_path.eval(&item).first().map(|v| scalar_text(v)) {
+                    visible.insert(ids::ec2_id(spec.kind, &u));
+                }
+            }
+        }
+        tags.retain(|t| t.resource_type != kt.resource_type || visible.contains(&t.resource_id));
+    }
+    Ok(tags
         .into_iter()
         .map(|t| {
             json!({

@@ -43,7 +43,10 @@ pub fn volume_status(v: &Value) -> (&'static str, Option<&'static str>) {
 /// (ModifyInstanceAttribute BlockDeviceMapping; docs/gateway-state.md).
 pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
     let attached_data = |v: &Value| field(v, "virtualmachineid").is_some() && field(v, "type") != Some("ROOT");
-    let dot = if items.iter().any(attached_data) {
+    // Data volumes without a CloudStack snapshotid may have been made from a snapshot the
+    // gateway keeps (an empty one): the store remembers which.
+    let data_without_snapshot = |v: &Value| field(v, "type") == Some("DATADISK") && field(v, "snapshotid").is_none();
+    let dot = if items.iter().any(|v| attached_data(v) || data_without_snapshot(v)) {
         super::attrs::all(ctx, super::attrs::VOLUME).await?
     } else {
         HashMap::new()
@@ -51,6 +54,12 @@ pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
     for v in items.iter_mut() {
         let (st, att) = volume_status(v);
         set(v, "_status", st);
+        if data_without_snapshot(v) {
+            let vol = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
+            if let Some(snap) = dot.get(&vol).and_then(|d| d.get(SOURCE_SNAPSHOT)).and_then(Value::as_str) {
+                set(v, "snapshotid", snap);
+            }
+        }
         if attached_data(v) {
             let vol = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
             let d = super::attrs::flag(dot.get(&vol), super::instances::DELETE_ON_TERMINATION, false);
@@ -64,6 +73,10 @@ pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
     }
     Ok(items)
 }
+
+/// Volume attribute (store): the uuid of the gateway-kept snapshot the volume was made from
+/// (CloudStack's volume names none; docs/gateway-state.md).
+pub const SOURCE_SNAPSHOT: &str = "sourceSnapshot";
 
 /// The caller's volumes with these uuids, one call.
 async fn list_volumes(ctx: &Ctx<'_>, uuids: &[&str]) -> Result<Vec<Value>, Ec2Error> {
@@ -188,6 +201,12 @@ async fn make_volume(
         && let Err(e) = create_tags(ctx, "Volume", &[&uuid], &tags).await
     {
         return Err(undo.fail(e).await);
+    }
+    if let (Some(_), Some(snap)) = (&empty, snapshot) {
+        let vol = vec![ids::ec2_id(Kind::Volume, &uuid)];
+        if let Err(e) = super::attrs::set(ctx, super::attrs::VOLUME, &vol, SOURCE_SNAPSHOT, json!(snap)).await {
+            return Err(undo.fail(e).await);
+        }
     }
     undo.disarm();
     set(&mut doc, "id", uuid);

@@ -117,6 +117,9 @@ def test_volumes_from_an_empty_snapshot(ec2, zone):
     vols = {v["VolumeId"]: v for v in ec2.describe_volumes(VolumeIds=made)["Volumes"]}
     assert vols[same["VolumeId"]]["Size"] == 2 and vols[bigger["VolumeId"]]["Size"] == 5
     assert vols[bigger["VolumeId"]]["Tags"] == [{"Key": "from", "Value": "empty"}]
+    assert {v["SnapshotId"] for v in vols.values()} == {sid}
+    by_snap = ec2.describe_volumes(Filters=[{"Name": "snapshot-id", "Values": [sid]}])["Volumes"]
+    assert sorted(v["VolumeId"] for v in by_snap) == sorted(made)
     # A new empty volume again: its own snapshot is an empty one as well.
     again = ec2.create_snapshot(VolumeId=bigger["VolumeId"])
     assert again["VolumeSize"] == 5

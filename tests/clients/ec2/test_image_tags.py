@@ -118,6 +118,13 @@ def test_own_and_private_images(ec2, other):
             Filters=[{"Name": "tag:seen", "Values": ["by-other"]}])["Images"]] == [ami]
         assert other.describe_images(Filters=[{"Name": "tag-key", "Values": ["owner"]},
                                               {"Name": "image-id", "Values": [ami]}])["Images"] == []
+        # Private again: the other account no longer sees the image, nor its tags on it.
+        ec2.reset_image_attribute(ImageId=ami, Attribute="launchPermission")
+        assert described(other, ami) == []
+        assert code_of(lambda: other.create_tags(Resources=[ami], Tags=[{"Key": "k", "Value": "v"}])) \
+            == "InvalidAMIID.NotFound"
+        ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"Group": "all"}]})
+        assert described(other, ami) == [(ami, "image", "seen", "by-other")]
         other.delete_tags(Resources=[ami])
         assert image_tags(other, ami) == {}
         assert image_tags(ec2, ami) == {"owner": "me"}
