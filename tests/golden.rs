@@ -58,7 +58,7 @@ const KINDS: [(&str, &str); 8] = [
     ("reservation", "r"),
 ];
 /// Every prefix an answer may carry (`eipassoc-` is derived from two uuids, never seeded).
-const PREFIXES: [&str; 20] = [
+const PREFIXES: [&str; 23] = [
     "eipalloc",
     "eipassoc",
     "snap",
@@ -77,6 +77,9 @@ const PREFIXES: [&str; 20] = [
     "dopt",
     "eni-attach",
     "eni",
+    "cgw",
+    "vgw",
+    "vpn",
     "aclassoc",
     "acl",
 ];
@@ -919,6 +922,43 @@ async fn every_action_answers_as_recorded() {
     let igw = first(&igw, "internetGatewayId").unwrap_or_default();
     s.query("attach-internet-gateway", "AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;
     s.query("describe-internet-gateways", "DescribeInternetGateways", &[("InternetGatewayId.1", &igw)]).await;
+    // ---- Site-to-site VPN (docs/vpn.md) ----
+    let cgw = s
+        .query(
+            "create-customer-gateway",
+            "CreateCustomerGateway",
+            &[("Type", "ipsec.1"), ("IpAddress", "203.0.113.10"), ("BgpAsn", "65010")],
+        )
+        .await;
+    let cgw = first(&cgw, "customerGatewayId").unwrap_or_default();
+    s.query("describe-customer-gateways", "DescribeCustomerGateways", &[("CustomerGatewayId.1", &cgw)]).await;
+    let vgw = s.query("create-vpn-gateway", "CreateVpnGateway", &[("Type", "ipsec.1")]).await;
+    let vgw = first(&vgw, "vpnGatewayId").unwrap_or_default();
+    s.query("attach-vpn-gateway", "AttachVpnGateway", &[("VpnGatewayId", &vgw), ("VpcId", &vpc)]).await;
+    s.query("describe-vpn-gateways", "DescribeVpnGateways", &[("VpnGatewayId.1", &vgw)]).await;
+    let conn_params = [
+        ("Type", "ipsec.1"),
+        ("CustomerGatewayId", cgw.as_str()),
+        ("VpnGatewayId", vgw.as_str()),
+        ("Options.StaticRoutesOnly", "true"),
+        ("Options.TunnelOptions.1.PreSharedKey", "golden_key.123"),
+    ];
+    let conn = s.query("create-vpn-connection", "CreateVpnConnection", &conn_params).await;
+    let conn = first(&conn, "vpnConnectionId").unwrap_or_default();
+    s.query(
+        "create-vpn-connection-bgp",
+        "CreateVpnConnection",
+        &[
+            ("Type", "ipsec.1"),
+            ("CustomerGatewayId", &cgw),
+            ("VpnGatewayId", &vgw),
+            ("Options.StaticRoutesOnly", "false"),
+        ],
+    )
+    .await;
+    let vpn_route = [("VpnConnectionId", conn.as_str()), ("DestinationCidrBlock", "192.168.10.0/24")];
+    s.query("create-vpn-connection-route", "CreateVpnConnectionRoute", &vpn_route).await;
+    s.query("describe-vpn-connections", "DescribeVpnConnections", &[("VpnConnectionId.1", &conn)]).await;
     let rtb = s.query("create-route-table", "CreateRouteTable", &[("VpcId", &vpc)]).await;
     let rtb = first(&rtb, "routeTableId").unwrap_or_default();
     let route = [("RouteTableId", rtb.as_str()), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", igw.as_str())];
@@ -940,6 +980,16 @@ async fn every_action_answers_as_recorded() {
     let assoc = first(&assoc, "newAssociationId").unwrap_or_default();
     s.query("disassociate-route-table", "DisassociateRouteTable", &[("AssociationId", &assoc)]).await;
     s.query("delete-route", "DeleteRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0")]).await;
+    let propagation = [("GatewayId", vgw.as_str()), ("RouteTableId", rtb.as_str())];
+    s.query("enable-vgw-route-propagation", "EnableVgwRoutePropagation", &propagation).await;
+    s.query("describe-route-tables-propagated", "DescribeRouteTables", &[("RouteTableId.1", &rtb)]).await;
+    s.query("disable-vgw-route-propagation", "DisableVgwRoutePropagation", &propagation).await;
+    s.query("delete-vpn-gateway-attached", "DeleteVpnGateway", &[("VpnGatewayId", &vgw)]).await;
+    s.query("delete-vpn-connection-route", "DeleteVpnConnectionRoute", &vpn_route).await;
+    s.query("delete-vpn-connection", "DeleteVpnConnection", &[("VpnConnectionId", &conn)]).await;
+    s.query("detach-vpn-gateway", "DetachVpnGateway", &[("VpnGatewayId", &vgw), ("VpcId", &vpc)]).await;
+    s.query("delete-vpn-gateway", "DeleteVpnGateway", &[("VpnGatewayId", &vgw)]).await;
+    s.query("delete-customer-gateway", "DeleteCustomerGateway", &[("CustomerGatewayId", &cgw)]).await;
     s.query("delete-route-table", "DeleteRouteTable", &[("RouteTableId", &rtb)]).await;
     s.query("delete-vpc-dependencies", "DeleteVpc", &[("VpcId", &vpc)]).await;
     s.query("detach-internet-gateway", "DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;

@@ -20,6 +20,7 @@ pub(crate) mod volumes;
 pub(crate) mod vpc;
 pub(crate) mod vpc_objects;
 pub(crate) mod vpc_sg;
+pub(crate) mod vpn;
 
 use serde_json::Value;
 
@@ -400,7 +401,81 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         no_args,
         "removeIpFromNic when attached; claims released",
     ),
+    (
+        "create_customer_gateway",
+        step!(vpn::create_customer_gateway),
+        no_args,
+        "a store-held customer gateway (address, ASN); the same Type, address and ASN answer the existing one",
+    ),
+    (
+        "delete_customer_gateway",
+        step!(vpn::delete_customer_gateway),
+        no_args,
+        "used by a VPN connection -> IncorrectState; kept as deleted for an hour",
+    ),
+    (
+        "create_vpn_gateway",
+        step!(vpn::create_vpn_gateway),
+        no_args,
+        "a store-held, detached VPN gateway; AmazonSideAsn, AvailabilityZone checked and recorded",
+    ),
+    (
+        "delete_vpn_gateway",
+        step!(vpn::delete_vpn_gateway),
+        no_args,
+        "attached -> IncorrectState; kept as deleted for an hour",
+    ),
+    (
+        "attach_vpn_gateway",
+        step!(vpn::attach_vpn_gateway),
+        no_args,
+        "createVpnGateway in the VPC (or adopt the VPC's), one per VPC (store claim), undone on failure",
+    ),
+    (
+        "detach_vpn_gateway",
+        step!(vpn::detach_vpn_gateway),
+        no_args,
+        "deleteVpnGateway (when the gateway made it); VPN connections on it -> IncorrectState",
+    ),
+    (
+        "create_vpn_connection",
+        step!(vpn::create_vpn_connection),
+        no_args,
+        "static routes only; tunnel options -> IKE/ESP policies (refused where CloudStack cannot); configuration document",
+    ),
+    (
+        "delete_vpn_connection",
+        step!(vpn::delete_vpn_connection),
+        no_args,
+        "deleteVpnConnection + deleteVpnCustomerGateway; kept as deleted for an hour",
+    ),
+    (
+        "change_vpn_route",
+        step!(vpn::change_vpn_route),
+        check_route_args_vpn,
+        "Create/DeleteVpnConnectionRoute (args.op): the CloudStack customer gateway's cidrlist, made/removed with the first/last route",
+    ),
+    (
+        "describe_vpn_objects",
+        step!(vpn::describe_vpn_objects),
+        vpn::check_describe_args,
+        "customer gateways, VPN gateways or connections (args.kind) from the store; connection states from listVpnConnections",
+    ),
+    (
+        "vgw_route_propagation",
+        step!(vpn::vgw_route_propagation),
+        vpn::check_propagation_args,
+        "Enable/DisableVgwRoutePropagation (args.op) on a store route table",
+    ),
 ];
+
+fn check_route_args_vpn(v: &Value) -> Result<(), String> {
+    check_keys(v, &["op"], &["op"])?;
+    match v["op"].as_str() {
+        Some("create" | "delete") => Ok(()),
+        _ => Err("op must be create or delete".into()),
+    }
+}
 
 fn check_route_args(v: &Value) -> Result<(), String> {
     check_keys(v, &["op"], &["op"])?;
