@@ -16,7 +16,7 @@
 //! - Bare uuids the simulator generates at run time -> `uuid-#N` (same numbering); seeded uuids
 //!   are kept.
 //! - Times within the scenario's run (`launchTime`, `createTime`, ... : "now" at the backend)
-//!   -> `TIME`; fixed times are kept.
+//!   -> `TIME` (also EC2's `YYYY-MM-DD HH:MM:SS GMT` in a stateTransitionReason); fixed times are kept.
 //! - `<keyMaterial>` (a freshly generated RSA private key) -> `PEM`, and the `<keyFingerprint>`
 //!   of the generated key pair -> `FINGERPRINT` (the imported key's fingerprint is fixed and kept).
 //!
@@ -160,6 +160,20 @@ impl Normaliser {
                     _ => b[i + k].is_ascii_digit(),
                 })
         };
+        // EC2's stateTransitionReason: `User initiated (2024-05-06 05:08:09 GMT)`.
+        if i + 23 <= b.len()
+            && &s[i + 19..i + 23] == " GMT"
+            && (0..19).all(|k| match k {
+                4 | 7 => b[i + k] == b'-',
+                10 => b[i + k] == b' ',
+                13 | 16 => b[i + k] == b':',
+                _ => b[i + k].is_ascii_digit(),
+            })
+        {
+            let iso = format!("{}T{}Z", &s[i..i + 10], &s[i + 11..i + 19]);
+            let t = OffsetDateTime::parse(&iso, &time::format_description::well_known::Rfc3339).ok()?;
+            return Some((23, t));
+        }
         let len = if shape(24) {
             24
         } else if shape(20) {
