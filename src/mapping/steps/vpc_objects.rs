@@ -84,6 +84,13 @@ const ENI_ERR: KindErr = KindErr {
     noun: "networkInterface",
 };
 
+const ACL_ERR: KindErr = KindErr {
+    prefix: "acl",
+    malformed: Code::InvalidNetworkAclIdMalformed,
+    not_found: Code::InvalidNetworkAclIdNotFound,
+    noun: "networkAcl",
+};
+
 fn malformed(k: &KindErr, id: &str) -> Ec2Error {
     Ec2Error::new(k.malformed, format!("Invalid id: \"{id}\" (expecting \"{}-...\")", k.prefix))
 }
@@ -976,6 +983,7 @@ pub const TAGGABLE: &[(&str, &str, &str)] = &[
     ("rtb", RTB, "route-table"),
     ("dopt", DOPT, "dhcp-options"),
     ("eni", super::eni::KIND, "network-interface"),
+    ("acl", super::network_acls::KIND, "network-acl"),
 ];
 
 fn kind_err(prefix: &str) -> &'static KindErr {
@@ -983,6 +991,7 @@ fn kind_err(prefix: &str) -> &'static KindErr {
         "igw" => &IGW_ERR,
         "rtb" => &RTB_ERR,
         "eni" => &ENI_ERR,
+        "acl" => &ACL_ERR,
         _ => &DOPT_ERR,
     }
 }
@@ -1018,6 +1027,10 @@ pub async fn check_store_id(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
     if prefix == "eni" {
         // An instance's NIC gets its record (is adopted) on its first tag.
         return super::eni::check_for_tags(ctx, id).await;
+    }
+    if prefix == "acl" {
+        // An ACL is a CloudStack list; its tags get a record on its first tag.
+        return super::network_acls::check_for_tags(ctx, id).await;
     }
     if let Some(spec) = table_store_kind(ctx, id) {
         return fetch_table_kind(ctx, spec, id).await.map(|_| ());
