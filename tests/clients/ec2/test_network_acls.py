@@ -359,3 +359,18 @@ def test_aws_cli_flow(ec2, vpc, aws_cli, sim):
     lists = sim.cs.listNetworkACLLists(listall="true").get("networkacllist", [])
     assert uuid not in [x["id"] for x in lists]
     assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [acl]}])["Tags"] == []
+
+
+def test_tags_of_acls_whose_vpc_went_behind_the_gateway(ec2, sim):
+    vid = ec2.create_vpc(CidrBlock="10.32.0.0/16")["Vpc"]["VpcId"]
+    ec2.get_waiter("vpc_available").wait(VpcIds=[vid])
+    acl = ec2.create_network_acl(
+        VpcId=vid, TagSpecifications=[{"ResourceType": "network-acl", "Tags": [{"Key": "gone", "Value": "soon"}]}]
+    )["NetworkAcl"]["NetworkAclId"]
+    assert len(ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [acl]}])["Tags"]) == 1
+    # The VPC (with its lists) is deleted in CloudStack directly.
+    vpcs = sim.cs.listVPCs(listall="true").get("vpc", [])
+    uuid = [v["id"] for v in vpcs if derived("vpc", "vpc", v["id"]) == vid][0]
+    sim.cs.deleteVPC(id=uuid, fetch_result=True)
+    assert acl not in [a["NetworkAclId"] for a in ec2.describe_network_acls()["NetworkAcls"]]
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [acl]}])["Tags"] == []
