@@ -39,8 +39,13 @@ pub struct ExecutorOptions {
     pub metadata_ttl: Duration,
     /// How long a terminated instance stays visible in DescribeInstances (EC2: about an hour).
     pub tombstone_ttl: Duration,
-    /// How long a RunInstances ClientToken is remembered.
+    /// How long a ClientToken and its answer are remembered.
     pub token_ttl: Duration,
+    /// Tombstones kept per owner at most (the oldest go first).
+    pub tombstone_keep: usize,
+    /// How long an operation in the journal stays leased to this gateway without renewal;
+    /// past it another gateway (or this one after a restart) takes it over.
+    pub lease: Duration,
     /// Upper bound on instances one RunInstances call deploys.
     pub max_run_count: i64,
     /// Deploy calls in flight at once for one RunInstances.
@@ -56,28 +61,13 @@ impl Default for ExecutorOptions {
             metadata_ttl: Duration::from_secs(60),
             tombstone_ttl: Duration::from_secs(3600),
             token_ttl: Duration::from_secs(24 * 3600),
+            tombstone_keep: 1000,
+            lease: Duration::from_secs(30),
             max_run_count: 100,
             deploy_concurrency: 8,
             call_concurrency: 16,
         }
     }
-}
-
-/// A terminated instance, remembered so that DescribeInstances keeps showing it (CloudStack
-/// hides destroyed VMs from their owners at once).
-#[derive(Debug, Clone)]
-pub struct Tombstone {
-    pub owner: String,
-    pub vm: Value,
-    pub since: Instant,
-}
-
-/// An earlier RunInstances with the same ClientToken.
-#[derive(Debug, Clone)]
-pub struct TokenEntry {
-    pub fingerprint: String,
-    pub doc: Value,
-    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -95,8 +85,10 @@ pub struct Inner {
     pub objects: Arc<dyn crate::objects::ObjectStore>,
     pub opts: ExecutorOptions,
     pub meta: DashMap<String, (Instant, Arc<Vec<Value>>)>,
-    pub tombstones: DashMap<String, Tombstone>,
-    pub tokens: DashMap<(String, String), Arc<tokio::sync::Mutex<Option<TokenEntry>>>>,
+    /// The operations journal and tombstones (docs/gateway-state.md), in the store.
+    pub journal: Arc<dyn crate::journal::Journal>,
+    /// This process, as the holder of the journal operations it works on.
+    pub holder: String,
     pub counters: DashMap<String, Arc<ActionCounters>>,
     /// The CloudStack user behind each access key (`identity::caller`), with when it was read.
     pub callers: DashMap<String, (Instant, Arc<super::identity::Caller>)>,
@@ -259,6 +251,16 @@ impl<'a> Ctx<'a> {
         for id in ec2_ids {
             out.push(self.ex.ids.lookup(id).await);
         }
+        // Objects of the kind the gateway's store holds (another gateway may have made them).
+        if spec.store_records.is_some() {
+            for (slot, id) in out.iter_mut().zip(ec2_ids) {
+                if slot.is_none()
+                    && let Some(doc) = self.store_record(kind, id).await?
+                {
+                    *slot = spec.id_path.eval(&doc).first().map(|v| scalar_text(v));
+                }
+            }
+        }
         if out.iter().any(Option::is_none) && !spec.list.is_empty() {
             let mut found = std::collections::HashMap::new();
             let mut record = Vec::new();
@@ -297,6 +299,15 @@ impl<'a> Ctx<'a> {
             return Ok(uuids);
         }
         let mut visible = HashSet::new();
+        if spec.store_records.is_some() {
+            for id in ec2_ids {
+                if let Some(doc) = self.store_record(kind, id).await?
+                    && let Some(u) = spec.id_path.eval(&doc).first()
+                {
+                    visible.insert(scalar_text(u));
+                }
+            }
+        }
         for l in &spec.list {
             for item in self.list(&l.command, &l.params, &l.items).await? {
                 if let Some(u) = spec.id_path.eval(&item).first().map(|v| scalar_text(v)) {
@@ -312,15 +323,36 @@ impl<'a> Ctx<'a> {
         Ok(uuids)
     }
 
-    /// Tombstones of this caller.
-    pub fn tombstones(&self) -> Vec<(String, Tombstone)> {
-        let ttl = self.ex.opts.tombstone_ttl;
-        self.ex
-            .tombstones
-            .iter()
-            .filter(|e| e.value().owner == self.who.cloudstack.api_key && e.value().since.elapsed() < ttl)
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect()
+    /// The caller's store-held object of `kind` with this EC2 id (`[kind.X] store_records`), as
+    /// the kind's list would answer it; None for a kind without store records.
+    pub async fn store_record(&self, kind: Kind, ec2_id: &str) -> Result<Option<Value>, Ec2Error> {
+        let Some(rk) = self.ex.table.kinds.get(&kind).and_then(|k| k.store_records.as_deref()) else {
+            return Ok(None);
+        };
+        let owner = steps::vpc_objects::owner(self);
+        match self.ex.objects.get(&owner, ec2_id).await {
+            Ok(Some(r)) if r.kind == rk => Ok(Some(r.doc)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "object store failure");
+                Err(Ec2Error::internal())
+            }
+        }
+    }
+
+    /// Every store-held object of `kind` the caller owns, oldest first.
+    pub async fn store_records(&self, kind: Kind) -> Result<Vec<Value>, Ec2Error> {
+        let Some(rk) = self.ex.table.kinds.get(&kind).and_then(|k| k.store_records.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        let owner = steps::vpc_objects::owner(self);
+        match self.ex.objects.list(&owner, rk).await {
+            Ok(l) => Ok(l.into_iter().map(|r| r.doc).collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "object store failure");
+                Err(Ec2Error::internal())
+            }
+        }
     }
 }
 
