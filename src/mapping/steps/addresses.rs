@@ -29,6 +29,26 @@ fn address_not_found(ip: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidAddressNotFound, format!("Address '{ip}' not found."))
 }
 
+/// AllocateAddress: CloudStack picks the address when `associateIpAddress` answers (the address
+/// is listed, `Allocating`, before its job ends), so the answer is made then, with one
+/// listPublicIpAddresses: a slow job can no longer push the request past its timeout into a
+/// retryable error whose retries each allocate another address. The job ends on its own (a
+/// failed one releases the address in CloudStack). Where the address is not listed yet, the job
+/// is waited for as before.
+pub async fn allocate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let sent: Vec<(String, String)> = prep.params.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
+    let j = ctx.start_job("associateIpAddress", &sent).await?;
+    if let Some(id) = j.id.as_deref() {
+        let l =
+            ctx.list("listPublicIpAddresses", &[pair("id", id), pair("listall", "true")], "publicipaddress").await?;
+        if let Some(ip) = l.into_iter().find(|i| field(i, "id") == Some(id) && field(i, "ipaddress").is_some()) {
+            return Ok(ip);
+        }
+    }
+    let v = ctx.wait_job("associateIpAddress", &j.jobid).await?;
+    Ok(v.get("ipaddress").cloned().unwrap_or(v))
+}
+
 /// The caller's Elastic IPs (the address kind's list call), with `extra` CloudStack filters.
 async fn list_addresses(ctx: &Ctx<'_>, extra: &[(&str, &str)]) -> Result<Vec<Value>, Ec2Error> {
     let kind = ctx.ex.table.kinds.get(&Kind::Address).ok_or_else(Ec2Error::internal)?;

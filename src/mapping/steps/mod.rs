@@ -105,6 +105,12 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "launchPermission back to private, shared with nobody",
     ),
     (
+        "allocate_address",
+        step!(addresses::allocate),
+        no_args,
+        "associateIpAddress, answered as soon as CloudStack has the address (listPublicIpAddresses), not when its job ends",
+    ),
+    (
         "associate_address",
         step!(addresses::associate),
         no_args,
