@@ -58,7 +58,7 @@ const KINDS: [(&str, &str); 8] = [
     ("reservation", "r"),
 ];
 /// Every prefix an answer may carry (`eipassoc-` is derived from two uuids, never seeded).
-const PREFIXES: [&str; 21] = [
+const PREFIXES: [&str; 23] = [
     "eipalloc",
     "eipassoc",
     "snap",
@@ -80,6 +80,8 @@ const PREFIXES: [&str; 21] = [
     "cgw",
     "vgw",
     "vpn",
+    "aclassoc",
+    "acl",
 ];
 
 fn derived_id(kind: &str, prefix: &str, uuid: &str) -> String {
@@ -1019,6 +1021,71 @@ async fn every_action_answers_as_recorded() {
     s.query("associate-dhcp-options-default", "AssociateDhcpOptions", &[("DhcpOptionsId", "default"), ("VpcId", &vpc)])
         .await;
     s.query("delete-dhcp-options", "DeleteDhcpOptions", &[("DhcpOptionsId", &dopt)]).await;
+    // ---- Network ACLs (docs/network-acls.md): the VPC's default (the subnet's), a new ACL with
+    // entries, the subnet moved onto it and back, the errors.
+    let acls = s
+        .query(
+            "describe-network-acls",
+            "DescribeNetworkAcls",
+            &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc)],
+        )
+        .await;
+    let default_acl = first(&acls, "networkAclId").unwrap_or_default();
+    let default_assoc = first(&acls, "networkAclAssociationId").unwrap_or_default();
+    s.query("delete-network-acl-default", "DeleteNetworkAcl", &[("NetworkAclId", &default_acl)]).await;
+    let acl = s.query("create-network-acl", "CreateNetworkAcl", &[("VpcId", &vpc)]).await;
+    let acl = first(&acl, "networkAclId").unwrap_or_default();
+    let entry = [
+        ("NetworkAclId", acl.as_str()),
+        ("RuleNumber", "100"),
+        ("Protocol", "6"),
+        ("RuleAction", "allow"),
+        ("Egress", "false"),
+        ("CidrBlock", "0.0.0.0/0"),
+        ("PortRange.From", "22"),
+        ("PortRange.To", "22"),
+    ];
+    s.query("create-network-acl-entry", "CreateNetworkAclEntry", &entry).await;
+    s.query("create-network-acl-entry-exists", "CreateNetworkAclEntry", &entry).await;
+    s.query(
+        "replace-network-acl-entry",
+        "ReplaceNetworkAclEntry",
+        &[
+            ("NetworkAclId", &acl),
+            ("RuleNumber", "100"),
+            ("Protocol", "1"),
+            ("RuleAction", "deny"),
+            ("Egress", "false"),
+            ("CidrBlock", "10.0.0.0/8"),
+            ("Icmp.Type", "8"),
+            ("Icmp.Code", "-1"),
+        ],
+    )
+    .await;
+    let moved = s
+        .query(
+            "replace-network-acl-association",
+            "ReplaceNetworkAclAssociation",
+            &[("AssociationId", &default_assoc), ("NetworkAclId", &acl)],
+        )
+        .await;
+    let moved = first(&moved, "newAssociationId").unwrap_or_default();
+    s.query("describe-network-acls-one", "DescribeNetworkAcls", &[("NetworkAclId.1", &acl)]).await;
+    s.query("delete-network-acl-associated", "DeleteNetworkAcl", &[("NetworkAclId", &acl)]).await;
+    s.query_raw("ReplaceNetworkAclAssociation", &[("AssociationId", &moved), ("NetworkAclId", &default_acl)]).await;
+    s.query(
+        "delete-network-acl-entry",
+        "DeleteNetworkAclEntry",
+        &[("NetworkAclId", &acl), ("RuleNumber", "100"), ("Egress", "false")],
+    )
+    .await;
+    s.query(
+        "delete-network-acl-entry-absent",
+        "DeleteNetworkAclEntry",
+        &[("NetworkAclId", &acl), ("RuleNumber", "100"), ("Egress", "false")],
+    )
+    .await;
+    s.query("delete-network-acl", "DeleteNetworkAcl", &[("NetworkAclId", &acl)]).await;
     s.query("delete-subnet", "DeleteSubnet", &[("SubnetId", &sub)]).await;
     s.query("delete-vpc", "DeleteVpc", &[("VpcId", &vpc)]).await;
     s.query("create-default-vpc", "CreateDefaultVpc", &[]).await;

@@ -828,6 +828,39 @@ async fn site_to_site_vpn_private_gateways_and_static_routes() {
     let r = cs.run("resetVpnConnection", &[("id", &s(&c["id"]))]).await;
     assert_eq!(r["vpnconnection"]["state"], "Connected");
     assert_eq!(cs.items("listVpnConnections", &[("vpcid", &vid)], "vpnconnection").await.len(), 1);
+    // A remote subnet used by another connection of the gateway is refused; at most 4 connections.
+    let clash = cs.run("createVpnCustomerGateway", &cg_p("clash2", "198.51.100.20", "172.16.8.0/24")).await
+        ["vpncustomergateway"]["id"]
+        .clone();
+    let e =
+        cs.err("createVpnConnection", &[("s2svpngatewayid", &vgid), ("s2scustomergatewayid", &s(&clash))], 431).await;
+    assert!(s(&e["errortext"]).starts_with("The new connection's remote subnet 172.16.8.0/24 is overlapped"), "{e}");
+    let mut extra = Vec::new();
+    for (i, (ip, cidr)) in [
+        ("198.51.100.21", "172.22.0.0/16"),
+        ("198.51.100.22", "172.23.0.0/16"),
+        ("198.51.100.23", "172.24.0.0/16"),
+        ("198.51.100.24", "172.25.0.0/16"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = ["n1", "n2", "n3", "n4"][i];
+        let g = cs.run("createVpnCustomerGateway", &cg_p(name, ip, cidr)).await["vpncustomergateway"]["id"].clone();
+        let params = [("s2svpngatewayid", vgid.as_str()), ("s2scustomergatewayid", g.as_str().unwrap_or_default())];
+        if i < 3 {
+            extra.push((s(&cs.run("createVpnConnection", &params).await["vpnconnection"]["id"]), s(&g)));
+        } else {
+            let e = cs.err("createVpnConnection", &params, 431).await;
+            assert_eq!(e["errortext"], "There are too many VPN connections with current VPN gateway! The limit is 4");
+            cs.run("deleteVpnCustomerGateway", &[("id", &s(&g))]).await;
+        }
+    }
+    for (conn, g) in extra {
+        cs.run("deleteVpnConnection", &[("id", &conn)]).await;
+        cs.run("deleteVpnCustomerGateway", &[("id", &g)]).await;
+    }
+    cs.run("deleteVpnCustomerGateway", &[("id", &s(&clash))]).await;
     // Updating the customer gateway restarts its connection; a bad value fails the job (the
     // checks run in the job, as CloudStack's updateCustomerGateway does).
     let mut up = cg_p("office", "198.51.100.7", "172.16.0.0/16,172.21.0.0/16");

@@ -162,6 +162,11 @@ catalog! {
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
     PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", 400, false;
+    // Network ACLs.
+    InvalidNetworkAclIdMalformed = "InvalidNetworkAclId.Malformed", 400, false;
+    InvalidNetworkAclIdNotFound = "InvalidNetworkAclID.NotFound", 400, false;
+    InvalidNetworkAclEntryNotFound = "InvalidNetworkAclEntry.NotFound", 400, false;
+    NetworkAclEntryAlreadyExists = "NetworkAclEntryAlreadyExists", 400, false;
     // Site-to-site VPN.
     InvalidCustomerGatewayIdMalformed = "InvalidCustomerGatewayId.Malformed", 400, false;
     InvalidCustomerGatewayIdNotFound = "InvalidCustomerGatewayID.NotFound", 400, false;

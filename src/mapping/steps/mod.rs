@@ -13,6 +13,7 @@ pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
 mod keypairs;
+pub(crate) mod network_acls;
 mod security_groups;
 pub(crate) mod tags;
 pub(crate) mod volumes;
@@ -295,7 +296,7 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "create_subnet",
         step!(vpc::create_subnet),
         no_args,
-        "createNetwork in the VPC (tier offering, default_allow ACL); range/overlap checked first; tags",
+        "createNetwork in the VPC (tier offering, the VPC's default network ACL); range/overlap checked first; tags",
     ),
     (
         "delete_subnet",
@@ -333,6 +334,48 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         step!(eni::detach_network_interface),
         no_args,
         "removeNicFromVirtualMachine; the primary interface -> OperationNotPermitted",
+    ),
+    (
+        "describe_network_acls",
+        step!(network_acls::describe),
+        no_args,
+        "the ACL lists of the caller's VPCs (each VPC's default made where missing): entries, associations, tags",
+    ),
+    (
+        "create_network_acl",
+        step!(network_acls::create),
+        no_args,
+        "createNetworkACLList in the VPC with an egress deny-all item; tags in the store",
+    ),
+    (
+        "delete_network_acl",
+        step!(network_acls::delete),
+        no_args,
+        "the default -> InvalidParameterValue, on a tier -> DependencyViolation; deleteNetworkACLList",
+    ),
+    (
+        "create_network_acl_entry",
+        step!(network_acls::create_entry),
+        no_args,
+        "createNetworkACL at number 2N (ingress) / 2N+1 (egress); taken -> NetworkAclEntryAlreadyExists",
+    ),
+    (
+        "replace_network_acl_entry",
+        step!(network_acls::replace_entry),
+        no_args,
+        "updateNetworkACLItem with every field; absent -> InvalidNetworkAclEntry.NotFound",
+    ),
+    (
+        "delete_network_acl_entry",
+        step!(network_acls::delete_entry),
+        no_args,
+        "deleteNetworkACL of the entry's item; absent -> InvalidNetworkAclEntry.NotFound",
+    ),
+    (
+        "replace_network_acl_association",
+        step!(network_acls::replace_association),
+        no_args,
+        "replaceNetworkACLList of the association's tier; the new association id",
     ),
     (
         "modify_network_interface_attribute",

@@ -84,6 +84,13 @@ const ENI_ERR: KindErr = KindErr {
     noun: "networkInterface",
 };
 
+const ACL_ERR: KindErr = KindErr {
+    prefix: "acl",
+    malformed: Code::InvalidNetworkAclIdMalformed,
+    not_found: Code::InvalidNetworkAclIdNotFound,
+    noun: "networkAcl",
+};
+
 fn malformed(k: &KindErr, id: &str) -> Ec2Error {
     Ec2Error::new(k.malformed, format!("Invalid id: \"{id}\" (expecting \"{}-...\")", k.prefix))
 }
@@ -508,10 +515,17 @@ async fn live_tables(ctx: &Ctx<'_>) -> Result<Vec<Record>, Ec2Error> {
 async fn annotate_routes(ctx: &Ctx<'_>, mut doc: Value) -> Result<Value, Ec2Error> {
     let vpc = s(&doc, "vpcid").unwrap_or_default();
     let attached = attached_gateway(ctx, &vpc).await?;
+    let has_vgw_route = doc["routes"]
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| s(r, "gatewayid").is_some_and(|g| g.starts_with("vgw-"))));
+    let vgw = if has_vgw_route { super::vpn::attached_vpn_gateway(ctx, &vpc).await? } else { None };
     if let Some(routes) = doc["routes"].as_array_mut() {
         for r in routes {
             if let Some(g) = s(r, "gatewayid").filter(|g| g.starts_with("igw-")) {
                 r["state"] = json!(if attached.as_deref() == Some(g.as_str()) { "active" } else { "blackhole" });
+            }
+            if let Some(g) = s(r, "gatewayid").filter(|g| g.starts_with("vgw-")) {
+                r["state"] = json!(if vgw.as_deref() == Some(g.as_str()) { "active" } else { "blackhole" });
             }
         }
     }
@@ -615,6 +629,16 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
         [] => Err(Ec2Error::missing_parameter("GatewayId")),
         ["GatewayId"] => {
             let g = p.get("GatewayId").unwrap_or_default();
+            if g.starts_with("vgw-") {
+                // A VPN gateway attached to the table's VPC (docs/vpn.md).
+                if super::vpn::vpn_gateway_vpc(ctx, g).await?.as_deref() != Some(table_vpc) {
+                    return Err(Ec2Error::new(
+                        Code::InvalidParameterValue,
+                        format!("route table {rtb} and network gateway {g} belong to different networks"),
+                    ));
+                }
+                return Ok(("gatewayid", g.to_string()));
+            }
             if !g.starts_with("igw-") {
                 return Err(Ec2Error::new(
                     Code::InvalidParameterValue,
@@ -959,6 +983,7 @@ pub const TAGGABLE: &[(&str, &str, &str)] = &[
     ("rtb", RTB, "route-table"),
     ("dopt", DOPT, "dhcp-options"),
     ("eni", super::eni::KIND, "network-interface"),
+    ("acl", super::network_acls::KIND, "network-acl"),
 ];
 
 fn kind_err(prefix: &str) -> &'static KindErr {
@@ -966,6 +991,7 @@ fn kind_err(prefix: &str) -> &'static KindErr {
         "igw" => &IGW_ERR,
         "rtb" => &RTB_ERR,
         "eni" => &ENI_ERR,
+        "acl" => &ACL_ERR,
         _ => &DOPT_ERR,
     }
 }
@@ -1001,6 +1027,10 @@ pub async fn check_store_id(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
     if prefix == "eni" {
         // An instance's NIC gets its record (is adopted) on its first tag.
         return super::eni::check_for_tags(ctx, id).await;
+    }
+    if prefix == "acl" {
+        // An ACL is a CloudStack list; its tags get a record on its first tag.
+        return super::network_acls::check_for_tags(ctx, id).await;
     }
     if let Some(spec) = table_store_kind(ctx, id) {
         return fetch_table_kind(ctx, spec, id).await.map(|_| ());
