@@ -992,3 +992,36 @@ async fn tags_on_acl_rules_vpn_connections_and_nics() {
     )
     .await;
 }
+
+/// CreateNetworkACLCmd's getters, which run before the service's checks: protocol number 1 is
+/// icmp (with ICMP type and code -1), the end port defaults to the start port, no cidrlist is
+/// 0.0.0.0/0 and ::/0, and an unknown traffic type fails before anything else. An update takes
+/// an unknown traffic type as not given.
+#[tokio::test]
+async fn network_acl_command_defaults() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    let vpc = create_vpc(&cs, "v", "10.11.0.0/16").await;
+    let list = cs.run("createNetworkACLList", &[("name", "l"), ("vpcid", &s(&vpc["id"]))]).await;
+    let lid = s(&list["networkacllist"]["id"]);
+    let icmp = cs.run("createNetworkACL", &[("aclid", &lid), ("protocol", " 1 ")]).await["networkacl"].clone();
+    assert_eq!(
+        (icmp["protocol"].clone(), icmp["icmptype"].clone(), icmp["icmpcode"].clone()),
+        ("icmp".into(), (-1).into(), (-1).into())
+    );
+    assert_eq!(icmp["cidrlist"], "0.0.0.0/0,::/0");
+    let tcp =
+        cs.run("createNetworkACL", &[("aclid", &lid), ("protocol", "tcp"), ("startport", "22")]).await["networkacl"]
+            .clone();
+    assert_eq!((tcp["startport"].clone(), tcp["endport"].clone()), ("22".into(), "22".into()));
+    // The traffic type is checked before the list: even a default list answers with it.
+    let e = cs
+        .err("createNetworkACL", &[("aclid", ACL_DEFAULT_ALLOW), ("protocol", "tcp"), ("traffictype", "up")], 431)
+        .await;
+    assert_eq!(e["errortext"], "Invalid traffic type up");
+    let u = cs
+        .run("updateNetworkACLItem", &[("id", &s(&tcp["id"])), ("traffictype", "up"), ("endport", "23")])
+        .await["networkacl"]
+        .clone();
+    assert_eq!((u["traffictype"].clone(), u["endport"].clone()), ("Ingress".into(), "23".into()));
+}
