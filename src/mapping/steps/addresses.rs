@@ -49,6 +49,24 @@ pub async fn allocate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error>
     Ok(v.get("ipaddress").cloned().unwrap_or(v))
 }
 
+/// Wait until an address AllocateAddress answered early is Allocated (at most a minute).
+async fn allocated(ctx: &Ctx<'_>, ip_uuid: &str, jobid: Option<&str>) -> Result<(), Ec2Error> {
+    if let Some(j) = jobid {
+        ctx.wait_job("associateIpAddress", j).await?;
+        return Ok(());
+    }
+    for _ in 0..600 {
+        let l = ctx
+            .list("listPublicIpAddresses", &[pair("id", ip_uuid), pair("listall", "true")], "publicipaddress")
+            .await?;
+        if l.iter().any(|i| field(i, "state") != Some("Allocating")) || l.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// The caller's Elastic IPs (the address kind's list call), with `extra` CloudStack filters.
 async fn list_addresses(ctx: &Ctx<'_>, extra: &[(&str, &str)]) -> Result<Vec<Value>, Ec2Error> {
     let kind = ctx.ex.table.kinds.get(&Kind::Address).ok_or_else(Ec2Error::internal)?;
@@ -137,6 +155,11 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
     let reassociate = param(prep, "_reassociate") == Some("true");
     let all = list_addresses(ctx, &[]).await?;
     let target = all.iter().find(|i| field(i, "id") == Some(ip_uuid)).ok_or_else(|| address_not_found(ip_uuid))?;
+    if field(target, "state") == Some("Allocating") {
+        // AllocateAddress answers before associateIpAddress's job ends, and CloudStack refuses
+        // static NAT until it has: wait for it (its job, else until the address is Allocated).
+        allocated(ctx, ip_uuid, field(target, "jobid")).await?;
+    }
     let shown = field(target, "ipaddress").unwrap_or(ip_uuid).to_string();
     let current = field(target, "virtualmachineid");
     if current == Some(vm_uuid.as_str()) {
