@@ -327,7 +327,7 @@ async fn run_instances_answers_pending_at_once() {
     };
     assert_eq!(top, vec!["reservationId", "ownerId", "groupSet", "instancesSet"]);
     assert!(one(&xml, "reservationId").starts_with("r-"));
-    assert_eq!(one(&xml, "ownerId"), "alice");
+    assert_eq!(one(&xml, "ownerId"), alice_number());
     let ids = all(&xml, "instanceId");
     assert_eq!(ids.len(), 3);
     assert_eq!(all(&xml, "name").iter().filter(|n| *n == "pending").count(), 3);

@@ -9,7 +9,7 @@ use ec2bridge::auth::Principal;
 use ec2bridge::cloudstack::CsCredentials;
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use mapping_support::{all, children, one, req, sim_env};
+use mapping_support::{alice_number, all, children, one, req, sim_env};
 
 const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
 
@@ -185,7 +185,7 @@ async fn volume_and_snapshot_lifecycle() {
     assert_eq!(one(&xml, "status"), "pending");
     assert_eq!(one(&xml, "volumeSize"), "10");
     assert_eq!(one(&xml, "description"), "nightly backup");
-    assert_eq!(one(&xml, "ownerId"), "alice");
+    assert_eq!(one(&xml, "ownerId"), alice_number());
     let snap = one(&xml, "snapshotId");
     assert!(snap.starts_with("snap-"));
     let xml = wait_snapshot(&ex, &who, &snap).await;
@@ -193,6 +193,7 @@ async fn volume_and_snapshot_lifecycle() {
     assert_eq!(one(&xml, "volumeId"), vol);
     assert_eq!(one(&xml, "volumeSize"), "10");
     assert_eq!(all(&xml, "value"), vec!["gold"]);
+    let alice_num = alice_number();
     for (name, value) in [
         ("volume-id", vol.as_str()),
         ("description", "nightly*"),
@@ -200,7 +201,7 @@ async fn volume_and_snapshot_lifecycle() {
         ("tag:tier", "gold"),
         ("tag-key", "tier"),
         ("volume-size", "10"),
-        ("owner-id", "alice"),
+        ("owner-id", alice_num.as_str()),
         ("progress", "100%"),
     ] {
         let xml = run(&ex, &who, "DescribeSnapshots", &[("Filter.1.Name", name), ("Filter.1.Value.1", value)]).await;

@@ -234,7 +234,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..infos[i].clone()
         }];
         regions.extend(infos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
-        let opts = crate::mapping::ExecutorOptions { regions, ..Default::default() };
+        let opts = crate::mapping::ExecutorOptions { regions, admin: b.admin.clone(), ..Default::default() };
         let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
             .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
             .with_object_store(Arc::new(store.as_ref().clone()))?;
@@ -359,6 +359,9 @@ struct RegionBackend {
     client: Arc<CsClient>,
     credentials: Arc<dyn CredentialSource>,
     users: Vec<ReadyUser>,
+    /// Admin keys (configured, or the simulator's admin): the executor numbers other tenants'
+    /// accounts with them (docs/accounts.md).
+    admin: Option<CsCredentials>,
     /// The region's simulator, kept alive as long as the gateway runs.
     sim: Option<SimBackend>,
 }
@@ -430,6 +433,7 @@ async fn region_backend(
         client,
         credentials: Arc::new(chain),
         users,
+        admin: admin_keys,
         sim,
     })
 }
@@ -491,7 +495,8 @@ async fn start_simulator(
     for u in &sim.users {
         memory.insert(
             &u.api_key,
-            crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())),
+            crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone()))
+                .with_account_id(Some(u.account_id.clone())),
         );
         users.push(ReadyUser {
             account: u.account.clone(),
