@@ -356,7 +356,8 @@ fn attribute_param(ctx: &Ctx<'_>) -> Result<&'static str, Ec2Error> {
         .iter()
         .find(|x| **x == a)
         .copied()
-        .ok_or_else(|| Ec2Error::invalid_value("Attribute", a, "Unknown attribute."))
+        // EC2 answers an attribute name it does not know with InvalidRequest.
+        .ok_or_else(|| Ec2Error::new(Code::InvalidRequest, "The request received was invalid."))
 }
 
 /// listTemplatePermissions -> EC2 launch permissions: group `all` when public, one userId per
@@ -619,7 +620,7 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, E
 }
 
 pub async fn reset_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    let attr = attribute_param(ctx)?;
+    let attr = ctx.req.params.require("Attribute")?;
     if attr != "launchPermission" {
         return Err(Ec2Error::invalid_value("Attribute", attr, "Only the launchPermission attribute can be reset."));
     }
