@@ -372,7 +372,7 @@ async fn volume_errors_and_dry_run() {
         ("DescribeVolumes", vec![("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "x")], "InvalidParameterValue"),
         ("DescribeSnapshots", vec![("SnapshotId.1", "snap-0123456789abcdef0")], "InvalidSnapshot.NotFound"),
         ("DescribeSnapshots", vec![("SnapshotId.1", "vol-0123456789abcdef0")], "InvalidSnapshotID.Malformed"),
-        ("DescribeSnapshots", vec![("MaxResults", "1001")], "InvalidParameterValue"),
+        ("DescribeSnapshots", vec![("MaxResults", "4")], "InvalidParameterValue"),
         ("CreateSnapshot", vec![], "MissingParameter"),
         ("CreateSnapshot", vec![("VolumeId", "vol-0123456789abcdef0")], "InvalidVolume.NotFound"),
         (
@@ -446,6 +446,7 @@ async fn volume_errors_and_dry_run() {
         access_key: bob.api_key.clone(),
         cloudstack: CsCredentials { api_key: bob.api_key, secret_key: bob.secret_key },
         account: Some(bob.account),
+        account_id: Some(bob.account_id),
     };
     let e = ex.execute(&req("DescribeVolumes", &[("VolumeId.1", &vol)]), &bob).await.unwrap_err();
     assert_eq!(e.code, "InvalidVolume.NotFound");
