@@ -868,6 +868,42 @@ async fn every_action_answers_as_recorded() {
     s.query("delete-network-interface-in-use", "DeleteNetworkInterface", &[("NetworkInterfaceId", &eni)]).await;
     s.query("describe-network-interfaces-attached", "DescribeNetworkInterfaces", &[("NetworkInterfaceId.1", &eni)])
         .await;
+    s.query(
+        "modify-network-interface-attribute",
+        "ModifyNetworkInterfaceAttribute",
+        &[("NetworkInterfaceId", &eni), ("Description.Value", "golden <eni>")],
+    )
+    .await;
+    s.query(
+        "describe-network-interface-attribute",
+        "DescribeNetworkInterfaceAttribute",
+        &[("NetworkInterfaceId", &eni), ("Attribute", "description")],
+    )
+    .await;
+    s.query(
+        "describe-network-interface-attribute-attachment",
+        "DescribeNetworkInterfaceAttribute",
+        &[("NetworkInterfaceId", &eni), ("Attribute", "attachment")],
+    )
+    .await;
+    s.query(
+        "reset-network-interface-attribute",
+        "ResetNetworkInterfaceAttribute",
+        &[("NetworkInterfaceId", &eni), ("SourceDestCheck", "sourceDestCheck")],
+    )
+    .await;
+    s.query(
+        "assign-private-ip-addresses",
+        "AssignPrivateIpAddresses",
+        &[("NetworkInterfaceId", &eni), ("SecondaryPrivateIpAddressCount", "1")],
+    )
+    .await;
+    s.query(
+        "unassign-private-ip-addresses-absent",
+        "UnassignPrivateIpAddresses",
+        &[("NetworkInterfaceId", &eni), ("PrivateIpAddress.1", "10.9.9.9")],
+    )
+    .await;
     s.query("detach-network-interface", "DetachNetworkInterface", &[("AttachmentId", &att)]).await;
     s.query("delete-network-interface", "DeleteNetworkInterface", &[("NetworkInterfaceId", &eni)]).await;
     if !vm2.is_empty() {

@@ -163,6 +163,7 @@ catalog! {
     InvalidNetworkInterfaceInUse = "InvalidNetworkInterface.InUse", 400, false;
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
+    PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", 400, false;
 }
 
 impl Code {

@@ -405,12 +405,15 @@ async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
 /// A record whose NIC is gone: deleted (with its claims) when adopted from an instance or when
 /// DeleteOnTermination says so, else detached. Answers the record if it still exists.
 async fn reconcile(ctx: &Ctx<'_>, r: &Record) -> Result<Option<Record>, Ec2Error> {
-    let delete = r.doc["primary"] == true || r.doc["attachment"]["deleteontermination"] == true;
+    // An instance's primary interface goes with it unless ModifyNetworkInterfaceAttribute set
+    // DeleteOnTermination false (its addresses were claimed then): it stays as a detached one.
+    let delete = r.doc["attachment"]["deleteontermination"] != false;
     let changes = if delete {
         drop_changes(r)
     } else {
         let mut n = r.clone();
         n.doc["attachment"] = Value::Null;
+        n.doc["primary"] = json!(false);
         vec![Change::Update(n)]
     };
     // A conflict means another request reconciled (or changed) it first: fine either way.
@@ -799,6 +802,344 @@ pub async fn detach_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Val
         if write(ctx, vec![Change::Update(r)]).await?.is_ok() {
             return Ok(json!({}));
         }
+    }
+    Err(Ec2Error::internal())
+}
+
+// ---- attributes and secondary addresses ---------------------------------------------------------
+
+/// CloudStack's limit of secondary addresses on one NIC, as CreateNetworkInterface applies it.
+const MAX_SECONDARY: usize = 10;
+
+/// Write `r` changed by `change` (re-read and re-applied on a version conflict).
+async fn update_record(ctx: &Ctx<'_>, id: &str, change: impl Fn(&mut Record)) -> Result<Record, Ec2Error> {
+    let mut r = adopt(ctx, id).await?;
+    for _ in 0..RETRIES {
+        change(&mut r);
+        if write(ctx, vec![Change::Update(r.clone())]).await?.is_ok() {
+            return Ok(r);
+        }
+        r = record(ctx, id).await?.ok_or_else(|| not_found(id))?;
+    }
+    Err(Ec2Error::internal())
+}
+
+/// The instance-group record of an instance whose primary interface changes groups.
+async fn set_instance_groups(ctx: &Ctx<'_>, instance: &str, groups: &[String]) -> Result<(), Ec2Error> {
+    for _ in 0..RETRIES {
+        let Some(mut r) = ctx.ex.objects.get(&owner(ctx), instance).await.map_err(store_failed)? else {
+            return Err(Ec2Error::internal());
+        };
+        r.doc["groups"] = json!(groups);
+        if write(ctx, vec![Change::Update(r)]).await?.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// ModifyNetworkInterfaceAttribute: exactly one of Description, SourceDestCheck,
+/// SecurityGroupId.N, Attachment (DeleteOnTermination). All are the gateway's (the store);
+/// the groups of an instance's primary interface are the instance's groups.
+pub async fn modify_network_interface_attribute(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let id = params.require("NetworkInterfaceId")?.to_string();
+    for (name, why) in [
+        ("AssociatePublicIpAddress", "Public addresses are given with AssociateAddress in this cloud."),
+        ("EnablePrimaryIpv6", "IPv6 is not supported by this cloud."),
+        ("Attachment.EnaQueueCount", "ENA queues are not supported by this cloud."),
+        ("Attachment.DefaultEnaQueueCount", "ENA queues are not supported by this cloud."),
+    ] {
+        if params.get(name).is_some() {
+            return Err(Ec2Error::unsupported(format!("{name}: {why}")));
+        }
+    }
+    for prefix in ["EnaSrdSpecification", "ConnectionTrackingSpecification", "AssociatedSubnetId"] {
+        if params.get(prefix).is_some() || !params.list(prefix).is_empty() || !params.members(prefix).is_empty() {
+            return Err(Ec2Error::unsupported(format!("{prefix} is not supported by this cloud.")));
+        }
+    }
+    let description = params.get("Description.Value").map(str::to_string);
+    let check = params.bool("SourceDestCheck.Value")?;
+    let groups: Vec<String> = params.list("SecurityGroupId").into_iter().map(str::to_string).collect();
+    let attachment = params.get("Attachment.AttachmentId").map(str::to_string);
+    let dot = params.bool("Attachment.DeleteOnTermination")?;
+    let asked = [description.is_some(), check.is_some(), !groups.is_empty(), attachment.is_some() || dot.is_some()];
+    match asked.iter().filter(|a| **a).count() {
+        0 => return Err(Ec2Error::missing_parameter("Description, SourceDestCheck, SecurityGroupId or Attachment")),
+        1 => {}
+        _ => {
+            return Err(Ec2Error::combination(
+                "Only one of Description, SourceDestCheck, SecurityGroupId and Attachment may be changed at a time.",
+            ));
+        }
+    }
+    if let Some(d) = description {
+        if d.chars().count() > 255 {
+            return Err(Ec2Error::invalid_value("Description.Value", &d, "At most 255 characters."));
+        }
+        update_record(ctx, &id, |r| r.doc["description"] = json!(d)).await?;
+    } else if let Some(c) = check {
+        update_record(ctx, &id, |r| r.doc["sourcedestcheck"] = json!(c)).await?;
+    } else if !groups.is_empty() {
+        let r = adopt(ctx, &id).await?;
+        let vpc = s(&r.doc, "vpcid").unwrap_or_default();
+        let vpc_uuid = s(&r.doc, "vpcuuid").unwrap_or_default();
+        let groups = super::vpc_sg::launch_groups(ctx, &[], &groups, &vpc, &vpc_uuid).await?;
+        if r.doc["primary"] == true
+            && let Some(instance) = s(&r.doc["attachment"], "instanceid")
+        {
+            set_instance_groups(ctx, &instance, &groups).await?;
+        }
+        update_record(ctx, &id, |r| r.doc["groups"] = json!(groups)).await?;
+    } else {
+        let attachment = attachment.ok_or_else(|| Ec2Error::missing_parameter("Attachment.AttachmentId"))?;
+        let dot = dot.ok_or_else(|| Ec2Error::missing_parameter("Attachment.DeleteOnTermination"))?;
+        let r = adopt(ctx, &id).await?;
+        if r.doc["attachment"]["attachmentid"] != attachment.as_str() {
+            return Err(Ec2Error::new(
+                Code::InvalidAttachmentIdNotFound,
+                format!("The attachment ID '{attachment}' does not exist"),
+            ));
+        }
+        // An instance's primary interface kept past termination must keep its addresses out of
+        // everyone else's hands as a detached interface's are: claim them while it is kept.
+        let tier = s(&r.doc, "tieruuid").unwrap_or_default();
+        let mut changes: Vec<Change> = Vec::new();
+        if r.doc["primary"] == true {
+            for ip in addresses(&r.doc) {
+                changes.push(if dot {
+                    Change::Release { claim: claim(&tier, &ip), holder: id.clone() }
+                } else {
+                    Change::Claim { claim: claim(&tier, &ip), holder: id.clone() }
+                });
+            }
+        }
+        let mut n = r.clone();
+        n.doc["attachment"]["deleteontermination"] = json!(dot);
+        changes.push(Change::Update(n));
+        match write(ctx, changes).await? {
+            Ok(()) => {}
+            Err(WriteError::Conflict { what, .. }) if what.starts_with("eni-ip:") => {
+                return Err(in_use(what.rsplit(':').next().unwrap_or_default()));
+            }
+            Err(_) => return Err(Ec2Error::new(Code::IncorrectState, "The interface changed meanwhile; try again.")),
+        }
+    }
+    Ok(json!({}))
+}
+
+/// DescribeNetworkInterfaceAttribute: one attribute of the interface's view.
+pub async fn describe_network_interface_attribute(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let id = params.require("NetworkInterfaceId")?.to_string();
+    let attribute = params.get("Attribute").unwrap_or_default().to_string();
+    let v = view_of(ctx, &id).await?;
+    let mut out = json!({"networkInterfaceId": id});
+    match attribute.as_str() {
+        "description" => out["description"] = json!({"value": v["description"]}),
+        "sourceDestCheck" => out["sourceDestCheck"] = json!({"value": v["sourcedestcheck"]}),
+        "groupSet" => out["groupSet"] = v["groups"].clone(),
+        "attachment" => {
+            if v["attachment"].is_object() {
+                out["attachment"] = v["attachment"].clone();
+            }
+        }
+        "associatePublicIpAddress" => {
+            return Err(Ec2Error::unsupported(
+                "associatePublicIpAddress: public addresses are given with AssociateAddress in this cloud.",
+            ));
+        }
+        "" => return Err(Ec2Error::missing_parameter("Attribute")),
+        other => {
+            return Err(Ec2Error::invalid_value(
+                "Attribute",
+                other,
+                "Must be one of description, groupSet, sourceDestCheck, attachment.",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// ResetNetworkInterfaceAttribute: EC2 resets only sourceDestCheck (to true).
+pub async fn reset_network_interface_attribute(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let id = params.require("NetworkInterfaceId")?.to_string();
+    if params.get("SourceDestCheck").is_none() {
+        return Err(Ec2Error::missing_parameter("SourceDestCheck"));
+    }
+    update_record(ctx, &id, |r| r.doc["sourcedestcheck"] = json!(true)).await?;
+    Ok(json!({}))
+}
+
+/// The attached NIC of a record, as CloudStack lists it now (None while detached).
+async fn attached_nic(ctx: &Ctx<'_>, r: &Record) -> Result<Option<Value>, Ec2Error> {
+    let a = &r.doc["attachment"];
+    let (Some(vm_uuid), Some(nic_uuid)) = (s(a, "instanceuuid"), s(a, "nicuuid")) else { return Ok(None) };
+    let Some(vm) = vm(ctx, &vm_uuid).await? else { return Ok(None) };
+    Ok(nics(&vm).into_iter().find(|n| s(n, "id").as_deref() == Some(nic_uuid.as_str())))
+}
+
+/// AssignPrivateIpAddresses: secondary addresses asked for (PrivateIpAddress.N) or picked
+/// (SecondaryPrivateIpAddressCount) are claimed in the store first, then, on an attached
+/// interface, added to its NIC (addIpToNic); a failure removes what was added and releases the
+/// claims.
+pub async fn assign_private_ip_addresses(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let id = params.require("NetworkInterfaceId")?.to_string();
+    if params.get("Ipv4PrefixCount").is_some() || !params.list("Ipv4Prefix").is_empty() {
+        return Err(Ec2Error::unsupported("IPv4 prefixes are not supported by this cloud."));
+    }
+    let asked: Vec<String> = params.list("PrivateIpAddress").into_iter().map(str::to_string).collect();
+    let count = params.int("SecondaryPrivateIpAddressCount")?;
+    let reassign = params.bool("AllowReassignment")?.unwrap_or(false);
+    let count = match (asked.is_empty(), count) {
+        (true, None) => {
+            return Err(Ec2Error::missing_parameter("PrivateIpAddress or SecondaryPrivateIpAddressCount"));
+        }
+        (false, Some(_)) => {
+            return Err(Ec2Error::combination(
+                "PrivateIpAddress and SecondaryPrivateIpAddressCount may not be specified together",
+            ));
+        }
+        (_, Some(n)) if n < 1 => {
+            return Err(Ec2Error::invalid_value(
+                "SecondaryPrivateIpAddressCount",
+                &n.to_string(),
+                "Must be at least 1.",
+            ));
+        }
+        (_, Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        (false, None) => 0,
+    };
+    let r = adopt(ctx, &id).await?;
+    let tier_uuid = s(&r.doc, "tieruuid").unwrap_or_default();
+    let block = cs_subnet(ctx, &scalar_text(&r.doc["subnetid"]))
+        .await
+        .ok()
+        .and_then(|t| s(&t, "cidr"))
+        .and_then(|c| Block::parse(&c))
+        .ok_or_else(Ec2Error::internal)?;
+    let nic = attached_nic(ctx, &r).await?;
+    let mut current: Vec<String> = match &nic {
+        Some(n) => n["secondaryip"].as_array().into_iter().flatten().filter_map(|x| s(x, "ipaddress")).collect(),
+        None => r.doc["secondary"].as_array().into_iter().flatten().map(scalar_text).collect(),
+    };
+    let mut asked = asked;
+    asked.retain(|ip| !current.contains(ip) && s(&r.doc, "ipaddress").as_deref() != Some(ip.as_str()));
+    asked.dedup();
+    let total = current.len() + asked.len().max(count);
+    if total > MAX_SECONDARY {
+        return Err(Ec2Error::new(
+            Code::PrivateIpAddressLimitExceeded,
+            format!(
+                "Number of private addresses will exceed limit for instance type. Specified: {total}. Max: {MAX_SECONDARY}"
+            ),
+        ));
+    }
+    for ip in &asked {
+        check_address(&block, ip)?;
+    }
+    let used = used_on(ctx, &tier_uuid).await?;
+    if let Some(ip) = asked.iter().find(|ip| used.contains(ip)) {
+        if reassign {
+            return Err(Ec2Error::unsupported(format!(
+                "Address {ip} is in use; moving an address between interfaces (AllowReassignment) is not supported by this cloud."
+            )));
+        }
+        return Err(in_use(ip));
+    }
+    let new: Vec<String> = if count > 0 { pick(&block, &used, count)? } else { asked };
+    let claims: Vec<Change> =
+        new.iter().map(|ip| Change::Claim { claim: claim(&tier_uuid, ip), holder: id.clone() }).collect();
+    let release: Vec<Change> =
+        new.iter().map(|ip| Change::Release { claim: claim(&tier_uuid, ip), holder: id.clone() }).collect();
+    match write(ctx, claims).await? {
+        Ok(()) => {}
+        Err(WriteError::Conflict { what, .. }) => {
+            return Err(in_use(what.rsplit(':').next().unwrap_or_default()));
+        }
+        Err(WriteError::Failed(e)) => return Err(store_failed(e)),
+    }
+    // On the NIC, when attached.
+    let mut added: Vec<String> = Vec::new();
+    if let Some(n) = &nic {
+        let nic_uuid = s(n, "id").unwrap_or_default();
+        for ip in &new {
+            match run_job(ctx, "addIpToNic", &[p("nicid", &nic_uuid), p("ipaddress", ip)]).await {
+                Ok(answer) => {
+                    let sec = answer.get("nicsecondaryip").unwrap_or(&answer);
+                    added.extend(s(sec, "id"));
+                }
+                Err(e) => {
+                    for sid in &added {
+                        if let Err(u) = run_job(ctx, "removeIpFromNic", &[p("id", sid)]).await {
+                            tracing::warn!(error = %u, "could not remove a secondary address after a failed assign");
+                        }
+                    }
+                    let _ = write(ctx, release).await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+    current.extend(new.iter().cloned());
+    update_record(ctx, &id, |r| r.doc["secondary"] = json!(current)).await?;
+    Ok(json!({
+        "networkInterfaceId": id,
+        "assigned": new.iter().map(|ip| json!({"ipaddress": ip})).collect::<Vec<_>>(),
+    }))
+}
+
+/// UnassignPrivateIpAddresses: each address must be a secondary address of the interface;
+/// removeIpFromNic on an attached interface, then the claims go.
+pub async fn unassign_private_ip_addresses(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let params = &ctx.req.params;
+    let id = params.require("NetworkInterfaceId")?.to_string();
+    if !params.list("Ipv4Prefix").is_empty() {
+        return Err(Ec2Error::unsupported("IPv4 prefixes are not supported by this cloud."));
+    }
+    let mut asked: Vec<String> = params.list("PrivateIpAddress").into_iter().map(str::to_string).collect();
+    if asked.is_empty() {
+        return Err(Ec2Error::missing_parameter("PrivateIpAddress"));
+    }
+    asked.dedup();
+    let r = adopt(ctx, &id).await?;
+    let tier_uuid = s(&r.doc, "tieruuid").unwrap_or_default();
+    let nic = attached_nic(ctx, &r).await?;
+    let current: Vec<(String, Option<String>)> = match &nic {
+        Some(n) => n["secondaryip"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| s(x, "ipaddress").map(|ip| (ip, s(x, "id"))))
+            .collect(),
+        None => r.doc["secondary"].as_array().into_iter().flatten().map(|x| (scalar_text(x), None)).collect(),
+    };
+    if let Some(ip) = asked.iter().find(|ip| !current.iter().any(|(c, _)| c == *ip)) {
+        return Err(Ec2Error::invalid_parameter(format!(
+            "Some of the specified addresses are not assigned to interface {id}: {ip}"
+        )));
+    }
+    for (ip, sid) in current.iter().filter(|(c, _)| asked.contains(c)) {
+        if let Some(sid) = sid {
+            run_job(ctx, "removeIpFromNic", &[p("id", sid)]).await.inspect_err(|e| {
+                tracing::info!(address = %ip, code = %e.code, "removeIpFromNic refused");
+            })?;
+        }
+    }
+    let keep: Vec<String> = current.into_iter().map(|(c, _)| c).filter(|c| !asked.contains(c)).collect();
+    let mut changes: Vec<Change> =
+        asked.iter().map(|ip| Change::Release { claim: claim(&tier_uuid, ip), holder: id.clone() }).collect();
+    for _ in 0..RETRIES {
+        let mut n = record(ctx, &id).await?.ok_or_else(|| not_found(&id))?;
+        n.doc["secondary"] = json!(keep);
+        changes.push(Change::Update(n));
+        if write(ctx, changes.clone()).await?.is_ok() {
+            return Ok(json!({}));
+        }
+        changes.pop();
     }
     Err(Ec2Error::internal())
 }

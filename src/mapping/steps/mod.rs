@@ -319,6 +319,36 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         no_args,
         "removeNicFromVirtualMachine; the primary interface -> OperationNotPermitted",
     ),
+    (
+        "modify_network_interface_attribute",
+        step!(eni::modify_network_interface_attribute),
+        no_args,
+        "one attribute in the store (description, sourceDestCheck, groups, DeleteOnTermination)",
+    ),
+    (
+        "describe_network_interface_attribute",
+        step!(eni::describe_network_interface_attribute),
+        no_args,
+        "one attribute of the interface's view",
+    ),
+    (
+        "reset_network_interface_attribute",
+        step!(eni::reset_network_interface_attribute),
+        no_args,
+        "sourceDestCheck back to true",
+    ),
+    (
+        "assign_private_ip_addresses",
+        step!(eni::assign_private_ip_addresses),
+        no_args,
+        "claim secondary addresses, addIpToNic when attached; undone on failure",
+    ),
+    (
+        "unassign_private_ip_addresses",
+        step!(eni::unassign_private_ip_addresses),
+        no_args,
+        "removeIpFromNic when attached; claims released",
+    ),
 ];
 
 fn check_route_args(v: &Value) -> Result<(), String> {
