@@ -31,9 +31,7 @@ pub async fn owners(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Ve
                 "self" => is_self(it),
                 "amazon" => truthy(it.get("isfeatured")) && !is_self(it),
                 "all" => true,
-                acct => {
-                    it.get("account").and_then(Value::as_str) == Some(acct) || image_owner_number(ctx, it) == acct
-                }
+                acct => it.get("account").and_then(Value::as_str) == Some(acct) || image_owner_number(ctx, it) == acct,
             })
     };
     let exec_ok = |it: &Value| {
