@@ -159,6 +159,10 @@ impl Canned {
             }
             // No volumes: TerminateInstances looks for data volumes to detach first.
             "listVolumes" => json!([]),
+            "listOsTypes" => json!([
+                {"id": "os-win", "description": "Windows Server 2019 (64-bit)"},
+                {"id": "os-lin", "description": "Ubuntu 22.04 (64-bit)"}
+            ]),
             other => json!({"unexpected": other}),
         })
     }
