@@ -289,7 +289,10 @@ async fn volume_and_snapshot_lifecycle() {
         }
     }
     assert_eq!(paged, all_vols);
-    let (code, _) = fail(&ex, &who, "DescribeVolumes", &[("MaxResults", "501")]).await;
+    // Above DescribeVolumes' 500: clamped, as EC2 does (issue 12 item 12); below 5: an error.
+    let xml = run(&ex, &who, "DescribeVolumes", &[("MaxResults", "501")]).await;
+    assert_eq!(all(&xml, "volumeId"), all_vols);
+    let (code, _) = fail(&ex, &who, "DescribeVolumes", &[("MaxResults", "4")]).await;
     assert_eq!(code, "InvalidParameterValue");
     let (code, _) = fail(&ex, &who, "DescribeVolumes", &[("MaxResults", "5"), ("VolumeId.1", &vol)]).await;
     assert_eq!(code, "InvalidParameterCombination");

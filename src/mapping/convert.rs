@@ -75,8 +75,6 @@ type ConvFn = fn(&Value, &str, &Env<'_>) -> Option<Value>;
 const CONVERTERS: &[(&str, ConvFn, &str)] = &[
     ("id:", conv_id, "CloudStack uuid -> EC2 id of the kind (id:instance, id:image, ...); records the id"),
     ("map:", conv_map, "look the value up in [map.NAME]; unmatched and no \"*\" -> no value"),
-    ("owner", conv_owner, "CloudStack account name -> its 12-digit account number (docs/accounts.md)"),
-    ("account_number", conv_account_number, "CloudStack account uuid -> its 12-digit account number"),
     ("iso8601", conv_iso8601, "CloudStack date -> 2016-11-15T12:00:00.000Z"),
     ("gib", conv_gib, "bytes -> whole GiB (rounded up)"),
     ("mib_to_gib", conv_mib_gib, "MiB -> GiB (rounded up)"),
@@ -90,6 +88,8 @@ const CONVERTERS: &[(&str, ConvFn, &str)] = &[
     ("platform", conv_platform, "OS type text -> windows, or no value"),
     ("nonempty", conv_nonempty, "empty string -> no value"),
     ("string", conv_string, "any scalar -> its text"),
+    ("owner", conv_owner, "CloudStack account name -> its 12-digit account number (docs/accounts.md)"),
+    ("account_number", conv_account_number, "CloudStack account uuid -> its 12-digit account number"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
