@@ -61,6 +61,29 @@ impl std::fmt::Display for WriteError {
     }
 }
 
+/// A tag the gateway keeps for one account on a resource CloudStack will not tag for it (an
+/// image another account owns) or does not hold (an empty snapshot): visible to that account
+/// only (docs/gateway-state.md "Tags kept by the gateway").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountTag {
+    /// The EC2 id of the tagged resource (`ami-...`, `snap-...`).
+    pub resource_id: String,
+    /// The EC2 resource type (`image`, `snapshot`).
+    pub resource_type: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// One part of an atomic change of an account's tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TagChange {
+    /// Set the tag (a key already on the resource gets the new value).
+    Put(AccountTag),
+    /// Remove the resource's tags: with `key` that key only (with `value` only when it has that
+    /// value); without `key` every tag of the resource.
+    Remove { resource_id: String, key: Option<String>, value: Option<String> },
+}
+
 pub trait ObjectStore: Send + Sync {
     fn get<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<Record>, String>>;
     /// Every object of `kind` the owner has, oldest first.
@@ -68,6 +91,14 @@ pub trait ObjectStore: Send + Sync {
     /// Who holds `claim`, if anyone.
     fn holder<'a>(&'a self, claim: &'a str) -> BoxFuture<'a, Result<Option<String>, String>>;
     fn write<'a>(&'a self, changes: Vec<Change>) -> BoxFuture<'a, Result<(), WriteError>>;
+    /// The owner's tags, oldest first; only those of `resource_type` when it is given.
+    fn account_tags<'a>(
+        &'a self,
+        owner: &'a str,
+        resource_type: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<AccountTag>, String>>;
+    /// Apply the changes to the owner's tags, all or nothing, in order.
+    fn change_account_tags<'a>(&'a self, owner: &'a str, changes: Vec<TagChange>) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The in-memory implementation (one process).
@@ -81,6 +112,8 @@ struct MemState {
     objects: HashMap<String, (Record, u64)>,
     claims: HashMap<String, String>,
     seq: u64,
+    /// (owner, tag), in the order they were first set.
+    tags: Vec<(String, AccountTag)>,
 }
 
 impl MemState {
@@ -160,6 +193,46 @@ impl ObjectStore for MemoryObjects {
             *guard = next;
         }
         Box::pin(async move { r })
+    }
+
+    fn account_tags<'a>(
+        &'a self,
+        owner: &'a str,
+        resource_type: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<AccountTag>, String>> {
+        let v: Vec<AccountTag> = self
+            .lock()
+            .tags
+            .iter()
+            .filter(|(o, t)| o == owner && resource_type.is_none_or(|rt| t.resource_type == rt))
+            .map(|(_, t)| t.clone())
+            .collect();
+        Box::pin(async move { Ok(v) })
+    }
+
+    fn change_account_tags<'a>(&'a self, owner: &'a str, changes: Vec<TagChange>) -> BoxFuture<'a, Result<(), String>> {
+        let mut g = self.lock();
+        for c in changes {
+            match c {
+                TagChange::Put(t) => {
+                    match g
+                        .tags
+                        .iter_mut()
+                        .find(|(o, x)| o == owner && x.resource_id == t.resource_id && x.key == t.key)
+                    {
+                        Some((_, x)) => *x = t,
+                        None => g.tags.push((owner.to_string(), t)),
+                    }
+                }
+                TagChange::Remove { resource_id, key, value } => g.tags.retain(|(o, x)| {
+                    !(o == owner
+                        && x.resource_id == resource_id
+                        && key.as_ref().is_none_or(|k| *k == x.key)
+                        && value.as_ref().is_none_or(|v| *v == x.value))
+                }),
+            }
+        }
+        Box::pin(async move { Ok(()) })
     }
 }
 

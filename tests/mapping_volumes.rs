@@ -111,9 +111,14 @@ async fn volume_and_snapshot_lifecycle() {
         ["volumeId", "size", "snapshotId", "availabilityZone", "status", "createTime", "attachmentSet", "tagSet"]
     );
 
-    // A new volume is Allocated in CloudStack: no snapshot until it is on storage.
-    let (code, msg) = fail(&ex, &who, "CreateSnapshot", &[("VolumeId", &vol)]).await;
-    assert_eq!(code, "IncorrectState", "{msg}");
+    // A new volume is Allocated in CloudStack (not on storage, never written): its snapshot is
+    // an empty disk the gateway keeps, completed at once, with no CloudStack command.
+    let (r, calls) = ex.execute_counted(&req("CreateSnapshot", &[("VolumeId", &vol)]), &who).await;
+    let xml = r.unwrap();
+    assert_eq!((one(&xml, "status"), one(&xml, "volumeSize")), ("completed".into(), "10".into()));
+    assert_eq!(calls, 1, "one listVolumes");
+    let empty = one(&xml, "snapshotId");
+    run(&ex, &who, "DeleteSnapshot", &[("SnapshotId", &empty)]).await;
 
     // Attach: attaching at once, then in-use / attached at the device asked for.
     let iid = running_instance(&ex, &who, "zone1").await;

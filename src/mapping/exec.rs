@@ -268,6 +268,16 @@ impl<'a> Ctx<'a> {
         for id in ec2_ids {
             out.push(self.ex.ids.lookup(id).await);
         }
+        // Objects of the kind the gateway's store holds (another gateway may have made them).
+        if spec.store_records.is_some() {
+            for (slot, id) in out.iter_mut().zip(ec2_ids) {
+                if slot.is_none()
+                    && let Some(doc) = self.store_record(kind, id).await?
+                {
+                    *slot = spec.id_path.eval(&doc).first().map(|v| scalar_text(v));
+                }
+            }
+        }
         if out.iter().any(Option::is_none) && !spec.list.is_empty() {
             let mut found = std::collections::HashMap::new();
             let mut record = Vec::new();
@@ -306,6 +316,15 @@ impl<'a> Ctx<'a> {
             return Ok(uuids);
         }
         let mut visible = HashSet::new();
+        if spec.store_records.is_some() {
+            for id in ec2_ids {
+                if let Some(doc) = self.store_record(kind, id).await?
+                    && let Some(u) = spec.id_path.eval(&doc).first()
+                {
+                    visible.insert(scalar_text(u));
+                }
+            }
+        }
         for l in &spec.list {
             for item in self.list(&l.command, &l.params, &l.items).await? {
                 if let Some(u) = spec.id_path.eval(&item).first().map(|v| scalar_text(v)) {
@@ -329,6 +348,38 @@ impl<'a> Ctx<'a> {
         }
         read_accounts(self.ex).await;
         super::convert::account_name_of(&self.vars, value)
+    }
+
+    /// The caller's store-held object of `kind` with this EC2 id (`[kind.X] store_records`), as
+    /// the kind's list would answer it; None for a kind without store records.
+    pub async fn store_record(&self, kind: Kind, ec2_id: &str) -> Result<Option<Value>, Ec2Error> {
+        let Some(rk) = self.ex.table.kinds.get(&kind).and_then(|k| k.store_records.as_deref()) else {
+            return Ok(None);
+        };
+        let owner = steps::vpc_objects::owner(self);
+        match self.ex.objects.get(&owner, ec2_id).await {
+            Ok(Some(r)) if r.kind == rk => Ok(Some(r.doc)),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                tracing::warn!(error = %e, "object store failure");
+                Err(Ec2Error::internal())
+            }
+        }
+    }
+
+    /// Every store-held object of `kind` the caller owns, oldest first.
+    pub async fn store_records(&self, kind: Kind) -> Result<Vec<Value>, Ec2Error> {
+        let Some(rk) = self.ex.table.kinds.get(&kind).and_then(|k| k.store_records.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        let owner = steps::vpc_objects::owner(self);
+        match self.ex.objects.list(&owner, rk).await {
+            Ok(l) => Ok(l.into_iter().map(|r| r.doc).collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "object store failure");
+                Err(Ec2Error::internal())
+            }
+        }
     }
 
     /// Tombstones of this caller.

@@ -250,16 +250,18 @@ impl Store {
     /// Apply the migrations for this backend (idempotent; `open` already does it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // Embedded, so the binary needs no migrations directory at run time.
-        let sql: [(&str, &'static str); 3] = match self.backend {
+        let sql: [(&str, &'static str); 4] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../../migrations/sqlite/0001_init.sql")),
                 ("replay_and_proof", include_str!("../../migrations/sqlite/0002_replay_and_proof.sql")),
                 ("vpc_objects", include_str!("../../migrations/sqlite/0003_vpc_objects.sql")),
+                ("account_tags", include_str!("../../migrations/sqlite/0004_account_tags.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../../migrations/postgres/0001_init.sql")),
                 ("replay_and_proof", include_str!("../../migrations/postgres/0002_replay_and_proof.sql")),
                 ("vpc_objects", include_str!("../../migrations/postgres/0003_vpc_objects.sql")),
+                ("account_tags", include_str!("../../migrations/postgres/0004_account_tags.sql")),
             ],
         };
         let migrator = Migrator::with_migrations(

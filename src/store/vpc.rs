@@ -1,4 +1,4 @@
-//! `ObjectStore` on the store's database (tables `vpc_objects`, `vpc_claims`; docs/vpc.md "The
+//! `ObjectStore` on the store's database (tables `vpc_objects`, `vpc_claims`, `account_tags`; docs/vpc.md "The
 //! store"), so every gateway sharing a PostgreSQL sees the same internet gateways, route tables
 //! and DHCP options. A batch of changes is one transaction; versions and the claims' primary key
 //! make concurrent changes from several gateways safe.
@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 
 use super::{Store, now_rfc3339};
 use crate::ids::BoxFuture;
-use crate::objects::{Change, ObjectStore, Record, WriteError};
+use crate::objects::{AccountTag, Change, ObjectStore, Record, TagChange, WriteError};
 
 fn record(r: &AnyRow) -> Result<Record, sqlx::Error> {
     let doc: String = r.try_get(4)?;
@@ -123,6 +123,60 @@ impl Store {
     }
 }
 
+impl Store {
+    async fn apply_tag_changes(&self, owner: &str, changes: Vec<TagChange>) -> Result<(), sqlx::Error> {
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        for c in changes {
+            match c {
+                TagChange::Put(t) => {
+                    sqlx::query(
+                        "INSERT INTO account_tags (owner, resource_id, resource_type, tag_key, tag_value, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (owner, resource_id, tag_key) \
+                         DO UPDATE SET tag_value = excluded.tag_value, resource_type = excluded.resource_type",
+                    )
+                    .bind(owner)
+                    .bind(&t.resource_id)
+                    .bind(&t.resource_type)
+                    .bind(&t.key)
+                    .bind(&t.value)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                TagChange::Remove { resource_id, key: None, .. } => {
+                    sqlx::query("DELETE FROM account_tags WHERE owner = $1 AND resource_id = $2")
+                        .bind(owner)
+                        .bind(&resource_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                TagChange::Remove { resource_id, key: Some(key), value: None } => {
+                    sqlx::query("DELETE FROM account_tags WHERE owner = $1 AND resource_id = $2 AND tag_key = $3")
+                        .bind(owner)
+                        .bind(&resource_id)
+                        .bind(&key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                TagChange::Remove { resource_id, key: Some(key), value: Some(value) } => {
+                    sqlx::query(
+                        "DELETE FROM account_tags WHERE owner = $1 AND resource_id = $2 AND tag_key = $3 \
+                         AND tag_value = $4",
+                    )
+                    .bind(owner)
+                    .bind(&resource_id)
+                    .bind(&key)
+                    .bind(&value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await
+    }
+}
+
 impl ObjectStore for Store {
     fn get<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<Record>, String>> {
         Box::pin(async move {
@@ -166,5 +220,38 @@ impl ObjectStore for Store {
 
     fn write<'a>(&'a self, changes: Vec<Change>) -> BoxFuture<'a, Result<(), WriteError>> {
         Box::pin(self.apply_changes(changes))
+    }
+
+    fn account_tags<'a>(
+        &'a self,
+        owner: &'a str,
+        resource_type: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<AccountTag>, String>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT resource_id, resource_type, tag_key, tag_value FROM account_tags \
+                 WHERE owner = $1 AND ($2 = '' OR resource_type = $2) ORDER BY created_at, resource_id, tag_key",
+            )
+            .bind(owner)
+            .bind(resource_type.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AccountTag {
+                        resource_id: r.try_get(0)?,
+                        resource_type: r.try_get(1)?,
+                        key: r.try_get(2)?,
+                        value: r.try_get(3)?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn change_account_tags<'a>(&'a self, owner: &'a str, changes: Vec<TagChange>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.apply_tag_changes(owner, changes).await.map_err(|e| e.to_string()) })
     }
 }

@@ -3,9 +3,11 @@
 //! through these registries by name; adding one is adding a row, never a `match` on actions.
 
 mod account;
+pub(crate) mod account_tags;
 pub(crate) mod addresses;
 pub(crate) mod attrs;
 pub(crate) mod common;
+pub(crate) mod empty_snapshots;
 pub(crate) mod eni;
 pub(crate) mod images;
 pub(crate) mod instance_attrs;
@@ -135,7 +137,13 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "create_snapshot",
         step!(volumes::create_snapshot),
         no_args,
-        "listVolumes (Ready, size), createSnapshot, tags with undo",
+        "listVolumes; Ready: createSnapshot, tags with undo; never attached: an empty snapshot in the store",
+    ),
+    (
+        "delete_snapshot",
+        step!(empty_snapshots::delete),
+        no_args,
+        "after the check: a snapshot of a never-attached volume leaves the store, others get deleteSnapshot (not waited for)",
     ),
     (
         "create_security_group",
@@ -398,6 +406,16 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         "volume_states",
         transform!(volumes::volume_states),
         "volume _status and _attachments (EBS status, attachment status)",
+    ),
+    (
+        "empty_snapshots",
+        transform!(empty_snapshots::describe),
+        "add the caller's snapshots of never-attached volumes (store) to CloudStack's",
+    ),
+    (
+        "account_tags",
+        transform!(account_tags::merge),
+        "merge the tags the gateway keeps for the caller (other accounts' images, store-held snapshots)",
     ),
     ("snapshot_owners", transform!(volumes::snapshot_owners), "apply DescribeSnapshots Owner.N"),
     (

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::super::backend::join_limited;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
+use super::account_tags;
 use super::check_keys;
 use super::common::run_job;
 use crate::base::{Code, Ec2Error};
@@ -51,8 +52,54 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
         groups.entry(tags.cloudstack.as_str()).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
     }
     for (cs, (kind, ids)) in groups {
-        let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
-        out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
+        let spec = ctx.ex.table.kinds.get(&kind).ok_or_else(Ec2Error::internal)?;
+        let tags = spec.tags.as_ref().ok_or_else(Ec2Error::internal)?;
+        if tags.owner.is_none() && spec.store_records.is_none() {
+            let uuids = ctx.resolve_visible_ids(kind, &ids).await?;
+            out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
+            continue;
+        }
+        // Objects the store holds, and objects another account owns, are tagged by the gateway
+        // for the caller (docs/gateway-state.md "Tags kept by the gateway").
+        let mut rest = Vec::new();
+        for id in ids {
+            if ctx.store_record(kind, &id).await?.is_some() {
+                out.push(account_tags::resource(&tags.resource_type, &id));
+            } else {
+                rest.push(id);
+            }
+        }
+        if rest.is_empty() {
+            continue;
+        }
+        let uuids = ctx.resolve_ids(kind, &rest).await?;
+        let (Some(owner_path), Some(me)) = (&tags.owner, ctx.who.account.as_deref()) else {
+            let uuids = ctx.resolve_visible_ids(kind, &rest).await?;
+            out.extend(uuids.into_iter().map(|u| format!("{cs}:{u}")));
+            continue;
+        };
+        // One listing of what the caller sees tells whose each object is.
+        let mut owners: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for l in &spec.list {
+            for item in ctx.list(&l.command, &l.params, &l.items).await? {
+                if let Some(u) = spec.id_path.eval(&item).first().map(|v| scalar_text(v)) {
+                    let o = owner_path.eval(&item).first().map(|v| scalar_text(v)).unwrap_or_default();
+                    owners.insert(u, o);
+                }
+            }
+        }
+        let missing: Vec<&str> =
+            rest.iter().zip(&uuids).filter(|(_, u)| !owners.contains_key(*u)).map(|(i, _)| i.as_str()).collect();
+        if !missing.is_empty() {
+            return Err(super::super::exec::not_found(spec, &missing));
+        }
+        for (id, u) in rest.iter().zip(uuids) {
+            if owners.get(&u).is_some_and(|o| o == me) {
+                out.push(format!("{cs}:{u}"));
+            } else {
+                out.push(account_tags::resource(&tags.resource_type, id));
+            }
+        }
     }
     Ok(out)
 }
@@ -275,13 +322,30 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
     // The gateway's own objects are changed last, in one store batch, once CloudStack's parts
     // are done (so only those need undoing when it fails).
     let store_ids = groups.remove(STORE).unwrap_or_default();
+    let account_ids = groups.remove(account_tags::ACCOUNT).unwrap_or_default();
     let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
         groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
     let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
     let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
     let mut first_err = results.iter().find_map(|r| r.as_ref().err()).cloned();
+    let mut account_before = None;
+    if first_err.is_none() && !account_ids.is_empty() {
+        match account_tags::before(ctx, &account_ids).await {
+            Ok(b) => {
+                first_err = account_tags::change_tags(ctx, &account_ids, create, &tags).await.err();
+                account_before = Some(b);
+            }
+            Err(e) => first_err = Some(e),
+        }
+    }
     if first_err.is_none() && !store_ids.is_empty() {
         first_err = super::vpc_objects::change_store_tags(ctx, &store_ids, create, &tags).await.err();
+        if first_err.is_some()
+            && let Some(b) = account_before
+            && account_tags::restore(ctx, &account_ids, b).await.is_err()
+        {
+            tracing::warn!(action = %ctx.action.name, "could not undo all tag changes");
+        }
     }
     if let Some(e) = first_err {
         for (t, _, d) in parts {
@@ -342,5 +406,6 @@ pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Res
     }
     ctx.ex.ids.record(record).await;
     out.extend(super::vpc_objects::store_tag_rows(ctx).await?);
+    out.extend(account_tags::rows(ctx).await?);
     Ok(out)
 }

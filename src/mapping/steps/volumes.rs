@@ -43,7 +43,10 @@ pub fn volume_status(v: &Value) -> (&'static str, Option<&'static str>) {
 /// (ModifyInstanceAttribute BlockDeviceMapping; docs/gateway-state.md).
 pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
     let attached_data = |v: &Value| field(v, "virtualmachineid").is_some() && field(v, "type") != Some("ROOT");
-    let dot = if items.iter().any(attached_data) {
+    // Data volumes without a CloudStack snapshotid may have been made from a snapshot the
+    // gateway keeps (an empty one): the store remembers which.
+    let data_without_snapshot = |v: &Value| field(v, "type") == Some("DATADISK") && field(v, "snapshotid").is_none();
+    let dot = if items.iter().any(|v| attached_data(v) || data_without_snapshot(v)) {
         super::attrs::all(ctx, super::attrs::VOLUME).await?
     } else {
         HashMap::new()
@@ -51,6 +54,12 @@ pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
     for v in items.iter_mut() {
         let (st, att) = volume_status(v);
         set(v, "_status", st);
+        if data_without_snapshot(v) {
+            let vol = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
+            if let Some(snap) = dot.get(&vol).and_then(|d| d.get(SOURCE_SNAPSHOT)).and_then(Value::as_str) {
+                set(v, "snapshotid", snap);
+            }
+        }
         if attached_data(v) {
             let vol = ids::ec2_id(Kind::Volume, field(v, "id").unwrap_or_default());
             let d = super::attrs::flag(dot.get(&vol), super::instances::DELETE_ON_TERMINATION, false);
@@ -64,6 +73,10 @@ pub async fn volume_states(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
     }
     Ok(items)
 }
+
+/// Volume attribute (store): the uuid of the gateway-kept snapshot the volume was made from
+/// (CloudStack's volume names none; docs/gateway-state.md).
+pub const SOURCE_SNAPSHOT: &str = "sourceSnapshot";
 
 /// The caller's volumes with these uuids, one call.
 async fn list_volumes(ctx: &Ctx<'_>, uuids: &[&str]) -> Result<Vec<Value>, Ec2Error> {
@@ -101,7 +114,26 @@ async fn make_volume(
     let zone_name = ctx.req.params.get("AvailabilityZone").unwrap_or_default().to_string();
     let mut cs: Vec<(String, String)> = vec![("name".into(), uuid::Uuid::new_v4().to_string())];
     let mut doc = json!({ "zonename": zone_name, "zoneid": zoneid });
-    match snapshot {
+    // A snapshot of a never-attached volume is an empty disk: the volume made from it is a new
+    // empty volume of the asked size (at least the snapshot's), in any zone.
+    let empty = match snapshot {
+        Some(snap) => super::empty_snapshots::by_uuid(ctx, snap).await?,
+        None => None,
+    };
+    let mut size = size;
+    if let (Some(sn), Some(snap)) = (&empty, snapshot) {
+        let have = super::empty_snapshots::gib(sn).unwrap_or(1) as i64;
+        let want = size.unwrap_or(have);
+        if want < have {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("Volume of {want}GiB is too small; minimum is {have}GiB."),
+            ));
+        }
+        size = Some(want);
+        set(&mut doc, "snapshotid", snap);
+    }
+    match snapshot.filter(|_| empty.is_none()) {
         Some(snap) => {
             // The snapshot must be complete, and the volume is made in its zone at its size.
             let l = ctx
@@ -170,6 +202,12 @@ async fn make_volume(
     {
         return Err(undo.fail(e).await);
     }
+    if let (Some(_), Some(snap)) = (&empty, snapshot) {
+        let vol = vec![ids::ec2_id(Kind::Volume, &uuid)];
+        if let Err(e) = super::attrs::set(ctx, super::attrs::VOLUME, &vol, SOURCE_SNAPSHOT, json!(snap)).await {
+            return Err(undo.fail(e).await);
+        }
+    }
     undo.disarm();
     set(&mut doc, "id", uuid);
     set(&mut doc, "created", cloudstack_now());
@@ -229,7 +267,11 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec
         }
     }
     // CloudStack snapshots only volumes that exist on storage (Ready): a new volume is
-    // `Allocated` until it is first attached.
+    // `Allocated` until it is first attached. Never on storage means never written: its
+    // snapshot is an empty disk of its size, which the gateway keeps (docs/gateway-state.md).
+    if super::empty_snapshots::never_written(&v) {
+        return super::empty_snapshots::create(ctx, &v, desc, &tags).await;
+    }
     if field(&v, "state") != Some("Ready") {
         let (st, _) = volume_status(&v);
         let why = if field(&v, "state") == Some("Allocated") {

@@ -59,6 +59,10 @@ pub struct KindSpec {
     pub tags: Option<KindTags>,
     /// CloudStack has no counterpart: the objects live in the gateway's store.
     pub store: bool,
+    /// Some objects of this kind are records of this kind in the gateway's object store (the
+    /// record's id is the EC2 id, its document the object as the kind's `list` answers it):
+    /// snapshots of never-attached volumes (docs/gateway-state.md).
+    pub store_records: Option<String>,
     /// Calls whose union lists every resource of this kind the caller may see.
     pub list: Vec<ListCall>,
     /// Path of the uuid in a listed item.
@@ -80,6 +84,9 @@ pub struct KindTags {
     pub also: Vec<String>,
     /// The EC2 `resource-type` name (DescribeTags).
     pub resource_type: String,
+    /// Path of the owning account's name in a listed item: CloudStack lets only the owner tag
+    /// it, so the gateway keeps other accounts' tags on it in its store, per account (images).
+    pub owner: Option<Path>,
 }
 
 impl Table {

@@ -405,7 +405,11 @@ fn read_list_call(n: &Node, errs: &Errs, t: &Table) -> Option<ListCall> {
 /// prefix, so a new kind needs no Rust.
 fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
     let Some(tab) = errs.tab(n, &format!("kind {name}")) else { return };
-    errs.only(tab, &["prefix", "list", "id", "malformed", "not_found", "tags", "store"], &format!("kind {name}"));
+    errs.only(
+        tab,
+        &["prefix", "list", "id", "malformed", "not_found", "tags", "store", "store_records"],
+        &format!("kind {name}"),
+    );
     let Some(prefix_node) = toml_src::get(tab, "prefix") else {
         errs.push(&n.at, format!("kind {name} needs prefix = \"<EC2 id prefix>\""));
         return;
@@ -421,9 +425,11 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         }
     };
     let store = toml_src::get(tab, "store").and_then(|x| errs.bool(x, "store")).unwrap_or(false);
+    let store_records =
+        toml_src::get(tab, "store_records").and_then(|x| errs.str(x, "store_records")).map(str::to_string);
     let tags = toml_src::get(tab, "tags").and_then(|x| {
         let xt = errs.tab(x, "tags")?;
-        errs.only(xt, &["cloudstack", "also", "resource_type"], "tags");
+        errs.only(xt, &["cloudstack", "also", "resource_type", "owner"], "tags");
         let get = |k: &str| toml_src::get(xt, k).and_then(|v| errs.str(v, k)).map(str::to_string);
         let (Some(cloudstack), Some(resource_type)) = (get("cloudstack"), get("resource_type")) else {
             errs.push(
@@ -433,7 +439,8 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             return None;
         };
         let also = toml_src::get(xt, "also").map(|v| errs.strs(v, "also")).unwrap_or_default();
-        Some(KindTags { cloudstack, also, resource_type })
+        let owner = get("owner").and_then(|s| Path::parse(&s).map_err(|m| errs.push(&x.at, m)).ok());
+        Some(KindTags { cloudstack, also, resource_type, owner })
     });
     let mut list = Vec::new();
     if let Some(l) = toml_src::get(tab, "list") {
@@ -483,6 +490,7 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             prefix: prefix.to_string(),
             tags,
             store,
+            store_records,
             list,
             id_path,
             malformed_code,

@@ -92,10 +92,17 @@ def test_errors_and_undo(ec2, resources):
     assert code_of(lambda: ec2.create_tags(Resources=[inst], Tags=[{"Key": "k", "Value": "v"}], DryRun=True)) \
         == "DryRunOperation"
     assert tags_of(ec2, inst) == {}
-    # The public image is not the caller's: the instance's part is undone.
-    assert code_of(lambda: ec2.create_tags(Resources=[inst, resources["ami"]], Tags=[{"Key": "k", "Value": "v"}])) \
-        == "UnauthorizedOperation"
+    # The public image is not the caller's: the gateway keeps the caller's tags on it
+    # (test_image_tags.py). Fifty of them, and a request that would add one more fails in that
+    # part after CloudStack tagged the instance: the instance's part is undone.
+    ami = resources["ami"]
+    ec2.create_tags(Resources=[ami], Tags=[{"Key": "k%02d" % i, "Value": "v"} for i in range(50)])
+    assert code_of(lambda: ec2.create_tags(Resources=[inst, ami], Tags=[{"Key": "k", "Value": "v"}])) \
+        == "TagLimitExceeded"
     assert tags_of(ec2, inst) == {}
+    assert len(tags_of(ec2, ami)) == 50 and "k" not in tags_of(ec2, ami)
+    ec2.delete_tags(Resources=[ami])
+    assert tags_of(ec2, ami) == {}
 
 
 def test_cli_tags(aws_cli, resources):
