@@ -79,6 +79,13 @@ pub struct ServerConfig {
     /// Open client connections at most (all EC2 listeners together); beyond it new connections
     /// wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// How long an operation in the journal stays leased to this gateway without renewal;
+    /// past it another gateway (or this one after a restart) takes it over
+    /// (docs/gateway-state.md).
+    pub operation_lease_secs: u64,
+    /// Terminated instances DescribeInstances keeps showing, at most, per account (the oldest
+    /// go first; each also goes an hour after its termination).
+    pub tombstones_per_account: usize,
     /// HTTPS listener (rustls); see docs/operations.md.
     pub tls: Option<TlsConfig>,
 }
@@ -202,6 +209,8 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
             max_connections: 1024,
+            operation_lease_secs: 30,
+            tombstones_per_account: 1000,
             tls: None,
         }
     }
@@ -366,6 +375,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("server", "header_read_timeout_secs", Kind::Int),
     ("server", "idle_timeout_secs", Kind::Int),
     ("server", "max_connections", Kind::Int),
+    ("server", "operation_lease_secs", Kind::Int),
+    ("server", "tombstones_per_account", Kind::Int),
     ("server.tls", "listen", Kind::Str),
     ("server.tls", "cert", Kind::Str),
     ("server.tls", "key", Kind::Str),

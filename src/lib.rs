@@ -17,6 +17,7 @@ pub use base::ids;
 pub mod cloudstack;
 pub mod config;
 pub mod ec2;
+pub mod journal;
 pub mod mapping;
 pub mod objects;
 pub mod ops;

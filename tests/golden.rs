@@ -16,7 +16,7 @@
 //! - Bare uuids the simulator generates at run time -> `uuid-#N` (same numbering); seeded uuids
 //!   are kept.
 //! - Times within the scenario's run (`launchTime`, `createTime`, ... : "now" at the backend)
-//!   -> `TIME`; fixed times are kept.
+//!   -> `TIME` (also EC2's `YYYY-MM-DD HH:MM:SS GMT` in a stateTransitionReason); fixed times are kept.
 //! - `<keyMaterial>` (a freshly generated RSA private key) -> `PEM`, and the `<keyFingerprint>`
 //!   of the generated key pair -> `FINGERPRINT` (the imported key's fingerprint is fixed and kept).
 //!
@@ -58,7 +58,7 @@ const KINDS: [(&str, &str); 8] = [
     ("reservation", "r"),
 ];
 /// Every prefix an answer may carry (`eipassoc-` is derived from two uuids, never seeded).
-const PREFIXES: [&str; 18] = [
+const PREFIXES: [&str; 23] = [
     "eipalloc",
     "eipassoc",
     "snap",
@@ -77,6 +77,11 @@ const PREFIXES: [&str; 18] = [
     "dopt",
     "eni-attach",
     "eni",
+    "cgw",
+    "vgw",
+    "vpn",
+    "aclassoc",
+    "acl",
 ];
 
 fn derived_id(kind: &str, prefix: &str, uuid: &str) -> String {
@@ -155,6 +160,20 @@ impl Normaliser {
                     _ => b[i + k].is_ascii_digit(),
                 })
         };
+        // EC2's stateTransitionReason: `User initiated (2024-05-06 05:08:09 GMT)`.
+        if i + 23 <= b.len()
+            && &s[i + 19..i + 23] == " GMT"
+            && (0..19).all(|k| match k {
+                4 | 7 => b[i + k] == b'-',
+                10 => b[i + k] == b' ',
+                13 | 16 => b[i + k] == b':',
+                _ => b[i + k].is_ascii_digit(),
+            })
+        {
+            let iso = format!("{}T{}Z", &s[i..i + 10], &s[i + 11..i + 19]);
+            let t = OffsetDateTime::parse(&iso, &time::format_description::well_known::Rfc3339).ok()?;
+            return Some((23, t));
+        }
         let len = if shape(24) {
             24
         } else if shape(20) {
@@ -918,6 +937,43 @@ async fn every_action_answers_as_recorded() {
     let igw = first(&igw, "internetGatewayId").unwrap_or_default();
     s.query("attach-internet-gateway", "AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;
     s.query("describe-internet-gateways", "DescribeInternetGateways", &[("InternetGatewayId.1", &igw)]).await;
+    // ---- Site-to-site VPN (docs/vpn.md) ----
+    let cgw = s
+        .query(
+            "create-customer-gateway",
+            "CreateCustomerGateway",
+            &[("Type", "ipsec.1"), ("IpAddress", "203.0.113.10"), ("BgpAsn", "65010")],
+        )
+        .await;
+    let cgw = first(&cgw, "customerGatewayId").unwrap_or_default();
+    s.query("describe-customer-gateways", "DescribeCustomerGateways", &[("CustomerGatewayId.1", &cgw)]).await;
+    let vgw = s.query("create-vpn-gateway", "CreateVpnGateway", &[("Type", "ipsec.1")]).await;
+    let vgw = first(&vgw, "vpnGatewayId").unwrap_or_default();
+    s.query("attach-vpn-gateway", "AttachVpnGateway", &[("VpnGatewayId", &vgw), ("VpcId", &vpc)]).await;
+    s.query("describe-vpn-gateways", "DescribeVpnGateways", &[("VpnGatewayId.1", &vgw)]).await;
+    let conn_params = [
+        ("Type", "ipsec.1"),
+        ("CustomerGatewayId", cgw.as_str()),
+        ("VpnGatewayId", vgw.as_str()),
+        ("Options.StaticRoutesOnly", "true"),
+        ("Options.TunnelOptions.1.PreSharedKey", "golden_key.123"),
+    ];
+    let conn = s.query("create-vpn-connection", "CreateVpnConnection", &conn_params).await;
+    let conn = first(&conn, "vpnConnectionId").unwrap_or_default();
+    s.query(
+        "create-vpn-connection-bgp",
+        "CreateVpnConnection",
+        &[
+            ("Type", "ipsec.1"),
+            ("CustomerGatewayId", &cgw),
+            ("VpnGatewayId", &vgw),
+            ("Options.StaticRoutesOnly", "false"),
+        ],
+    )
+    .await;
+    let vpn_route = [("VpnConnectionId", conn.as_str()), ("DestinationCidrBlock", "192.168.10.0/24")];
+    s.query("create-vpn-connection-route", "CreateVpnConnectionRoute", &vpn_route).await;
+    s.query("describe-vpn-connections", "DescribeVpnConnections", &[("VpnConnectionId.1", &conn)]).await;
     let rtb = s.query("create-route-table", "CreateRouteTable", &[("VpcId", &vpc)]).await;
     let rtb = first(&rtb, "routeTableId").unwrap_or_default();
     let route = [("RouteTableId", rtb.as_str()), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", igw.as_str())];
@@ -939,6 +995,16 @@ async fn every_action_answers_as_recorded() {
     let assoc = first(&assoc, "newAssociationId").unwrap_or_default();
     s.query("disassociate-route-table", "DisassociateRouteTable", &[("AssociationId", &assoc)]).await;
     s.query("delete-route", "DeleteRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0")]).await;
+    let propagation = [("GatewayId", vgw.as_str()), ("RouteTableId", rtb.as_str())];
+    s.query("enable-vgw-route-propagation", "EnableVgwRoutePropagation", &propagation).await;
+    s.query("describe-route-tables-propagated", "DescribeRouteTables", &[("RouteTableId.1", &rtb)]).await;
+    s.query("disable-vgw-route-propagation", "DisableVgwRoutePropagation", &propagation).await;
+    s.query("delete-vpn-gateway-attached", "DeleteVpnGateway", &[("VpnGatewayId", &vgw)]).await;
+    s.query("delete-vpn-connection-route", "DeleteVpnConnectionRoute", &vpn_route).await;
+    s.query("delete-vpn-connection", "DeleteVpnConnection", &[("VpnConnectionId", &conn)]).await;
+    s.query("detach-vpn-gateway", "DetachVpnGateway", &[("VpnGatewayId", &vgw), ("VpcId", &vpc)]).await;
+    s.query("delete-vpn-gateway", "DeleteVpnGateway", &[("VpnGatewayId", &vgw)]).await;
+    s.query("delete-customer-gateway", "DeleteCustomerGateway", &[("CustomerGatewayId", &cgw)]).await;
     s.query("delete-route-table", "DeleteRouteTable", &[("RouteTableId", &rtb)]).await;
     s.query("delete-vpc-dependencies", "DeleteVpc", &[("VpcId", &vpc)]).await;
     s.query("detach-internet-gateway", "DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;
@@ -956,6 +1022,71 @@ async fn every_action_answers_as_recorded() {
     s.query("associate-dhcp-options-default", "AssociateDhcpOptions", &[("DhcpOptionsId", "default"), ("VpcId", &vpc)])
         .await;
     s.query("delete-dhcp-options", "DeleteDhcpOptions", &[("DhcpOptionsId", &dopt)]).await;
+    // ---- Network ACLs (docs/network-acls.md): the VPC's default (the subnet's), a new ACL with
+    // entries, the subnet moved onto it and back, the errors.
+    let acls = s
+        .query(
+            "describe-network-acls",
+            "DescribeNetworkAcls",
+            &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc)],
+        )
+        .await;
+    let default_acl = first(&acls, "networkAclId").unwrap_or_default();
+    let default_assoc = first(&acls, "networkAclAssociationId").unwrap_or_default();
+    s.query("delete-network-acl-default", "DeleteNetworkAcl", &[("NetworkAclId", &default_acl)]).await;
+    let acl = s.query("create-network-acl", "CreateNetworkAcl", &[("VpcId", &vpc)]).await;
+    let acl = first(&acl, "networkAclId").unwrap_or_default();
+    let entry = [
+        ("NetworkAclId", acl.as_str()),
+        ("RuleNumber", "100"),
+        ("Protocol", "6"),
+        ("RuleAction", "allow"),
+        ("Egress", "false"),
+        ("CidrBlock", "0.0.0.0/0"),
+        ("PortRange.From", "22"),
+        ("PortRange.To", "22"),
+    ];
+    s.query("create-network-acl-entry", "CreateNetworkAclEntry", &entry).await;
+    s.query("create-network-acl-entry-exists", "CreateNetworkAclEntry", &entry).await;
+    s.query(
+        "replace-network-acl-entry",
+        "ReplaceNetworkAclEntry",
+        &[
+            ("NetworkAclId", &acl),
+            ("RuleNumber", "100"),
+            ("Protocol", "1"),
+            ("RuleAction", "deny"),
+            ("Egress", "false"),
+            ("CidrBlock", "10.0.0.0/8"),
+            ("Icmp.Type", "8"),
+            ("Icmp.Code", "-1"),
+        ],
+    )
+    .await;
+    let moved = s
+        .query(
+            "replace-network-acl-association",
+            "ReplaceNetworkAclAssociation",
+            &[("AssociationId", &default_assoc), ("NetworkAclId", &acl)],
+        )
+        .await;
+    let moved = first(&moved, "newAssociationId").unwrap_or_default();
+    s.query("describe-network-acls-one", "DescribeNetworkAcls", &[("NetworkAclId.1", &acl)]).await;
+    s.query("delete-network-acl-associated", "DeleteNetworkAcl", &[("NetworkAclId", &acl)]).await;
+    s.query_raw("ReplaceNetworkAclAssociation", &[("AssociationId", &moved), ("NetworkAclId", &default_acl)]).await;
+    s.query(
+        "delete-network-acl-entry",
+        "DeleteNetworkAclEntry",
+        &[("NetworkAclId", &acl), ("RuleNumber", "100"), ("Egress", "false")],
+    )
+    .await;
+    s.query(
+        "delete-network-acl-entry-absent",
+        "DeleteNetworkAclEntry",
+        &[("NetworkAclId", &acl), ("RuleNumber", "100"), ("Egress", "false")],
+    )
+    .await;
+    s.query("delete-network-acl", "DeleteNetworkAcl", &[("NetworkAclId", &acl)]).await;
     s.query("delete-subnet", "DeleteSubnet", &[("SubnetId", &sub)]).await;
     s.query("delete-vpc", "DeleteVpc", &[("VpcId", &vpc)]).await;
     s.query("create-default-vpc", "CreateDefaultVpc", &[]).await;

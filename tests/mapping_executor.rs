@@ -501,6 +501,13 @@ async fn run_instances_rolls_back_below_min_count() {
         .await
         .unwrap_err();
     assert_eq!((e.code.as_ref(), e.status()), ("InsufficientInstanceCapacity", 500));
+    // The rollback runs after the answer (recorded in the operations journal): both VMs go.
+    for _ in 0..200 {
+        if cs.state.lock().unwrap().vms.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(cs.commands().iter().filter(|c| *c == "destroyVirtualMachine").count(), 2);
     assert!(cs.state.lock().unwrap().vms.is_empty());
 

@@ -260,21 +260,29 @@ async fn min_count_rollback_against_the_simulator() {
     eprintln!("rollback: {calls} calls, {e:?}");
     assert_eq!(e.code, "InstanceLimitExceeded", "{e:?}");
     assert!(!e.message.contains("left behind"), "{e:?}");
-    // CloudStack keeps destroyed VMs hidden from their owner: none of alice's are visible.
-    let xml = ex
-        .execute(
-            &req(
-                "DescribeInstances",
-                &[
-                    ("Filter.1.Name", "instance-state-name"),
-                    ("Filter.1.Value.1", "pending"),
-                    ("Filter.1.Value.2", "running"),
-                ],
-            ),
-            &who,
-        )
-        .await
-        .unwrap();
+    // The rollback runs after the answer (operations journal). CloudStack keeps destroyed VMs
+    // hidden from their owner: soon none of alice's are visible.
+    let mut xml = String::new();
+    for _ in 0..300 {
+        xml = ex
+            .execute(
+                &req(
+                    "DescribeInstances",
+                    &[
+                        ("Filter.1.Name", "instance-state-name"),
+                        ("Filter.1.Value.1", "pending"),
+                        ("Filter.1.Value.2", "running"),
+                    ],
+                ),
+                &who,
+            )
+            .await
+            .unwrap();
+        if all(&xml, "instanceId").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(all(&xml, "instanceId").is_empty(), "{xml}");
     // Within the limit, MaxCount above it: EC2 launches as many as it can.
     let xml = ex

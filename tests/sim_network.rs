@@ -783,7 +783,21 @@ async fn site_to_site_vpn_private_gateways_and_static_routes() {
     let mut bad = cg_p("x", "198.51.100.9", "172.18.0.0/16");
     bad[4] = ("ikepolicy", "rot13-sha1");
     let e = cs.err("createVpnCustomerGateway", &bad, 431).await;
-    assert_eq!(e["errortext"], "The customer gateway IKE policy rot13-sha1 is invalid!");
+    assert_eq!(
+        e["errortext"],
+        "The customer gateway IKE policy rot13-sha1 is invalid!  Verify the required Diffie Hellman (DH) group is specified."
+    );
+    // strongSwan needs a DH group in every IKE proposal; ESP may go without (no PFS).
+    let mut bad = cg_p("x", "198.51.100.9", "172.18.0.0/16");
+    bad[4] = ("ikepolicy", "aes128-sha1");
+    cs.err("createVpnCustomerGateway", &bad, 431).await;
+    let mut bad = cg_p("x", "198.51.100.9", "172.18.0.0/16,172.18.1.0/24");
+    bad[1] = ("gateway", "vpn.example.org");
+    let e = cs.err("createVpnCustomerGateway", &bad, 431).await;
+    assert_eq!(
+        e["errortext"],
+        "The subnet of customer gateway 172.18.0.0/16 is overlapped with another subnet 172.18.1.0/24 of customer gateway!"
+    );
     let mut bad = cg_p("x", "198.51.100.9", "172.18.0.0/16");
     bad.push(("ikelifetime", "90000"));
     let e = cs.err("createVpnCustomerGateway", &bad, 431).await;
@@ -814,9 +828,28 @@ async fn site_to_site_vpn_private_gateways_and_static_routes() {
     let r = cs.run("resetVpnConnection", &[("id", &s(&c["id"]))]).await;
     assert_eq!(r["vpnconnection"]["state"], "Connected");
     assert_eq!(cs.items("listVpnConnections", &[("vpcid", &vid)], "vpnconnection").await.len(), 1);
-    // In use: neither gateway can go.
-    cs.err("deleteVpnCustomerGateway", &[("id", &cgid)], 431).await;
-    cs.err("deleteVpnGateway", &[("id", &vgid)], 431).await;
+    // Updating the customer gateway restarts its connection; a bad value fails the job (the
+    // checks run in the job, as CloudStack's updateCustomerGateway does).
+    let mut up = cg_p("office", "198.51.100.7", "172.16.0.0/16,172.21.0.0/16");
+    up.push(("id", &cgid));
+    let u = cs.run("updateVpnCustomerGateway", &up).await;
+    assert_eq!(u["vpncustomergateway"]["cidrlist"], "172.16.0.0/16,172.21.0.0/16");
+    let conns = cs.items("listVpnConnections", &[("vpcid", &vid)], "vpnconnection").await;
+    assert_eq!(
+        (conns[0]["state"].clone(), conns[0]["cidrlist"].clone()),
+        ("Connected".into(), "172.16.0.0/16,172.21.0.0/16".into())
+    );
+    up[4] = ("ikepolicy", "aes128-sha1");
+    let j = cs.ok("updateVpnCustomerGateway", &up).await;
+    let j = cs.wait(&s(&j["jobid"])).await;
+    assert_eq!((j["jobstatus"].clone(), j["jobresult"]["errorcode"].clone()), (2.into(), 431.into()), "{j}");
+    // In use: neither gateway can go (the jobs fail).
+    for (cmd, id) in [("deleteVpnCustomerGateway", &cgid), ("deleteVpnGateway", &vgid)] {
+        let j = cs.ok(cmd, &[("id", id)]).await;
+        let j = cs.wait(&s(&j["jobid"])).await;
+        assert_eq!(j["jobresult"]["errorcode"], 431, "{cmd}: {j}");
+        assert!(s(&j["jobresult"]["errortext"]).contains("still related VPN connections"), "{j}");
+    }
     let bob = Cs::of(&h, "bob");
     bob.err("deleteVpnConnection", &[("id", &s(&c["id"]))], 531).await;
     assert!(bob.items("listVpnCustomerGateways", &[], "vpncustomergateway").await.is_empty());
@@ -881,7 +914,7 @@ async fn tags_on_acl_rules_vpn_connections_and_nics() {
                 ("gateway", "203.0.113.9"),
                 ("cidrlist", "172.20.0.0/16"),
                 ("ipsecpsk", "k"),
-                ("ikepolicy", "aes128-sha1"),
+                ("ikepolicy", "aes128-sha1;modp1536"),
                 ("esppolicy", "aes128-sha1"),
             ],
         )

@@ -234,10 +234,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..infos[i].clone()
         }];
         regions.extend(infos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
-        let opts = crate::mapping::ExecutorOptions { regions, admin: b.admin.clone(), ..Default::default() };
+        let opts = crate::mapping::ExecutorOptions {
+            regions,
+            admin: b.admin.clone(),
+            lease: Duration::from_secs(cfg.server.operation_lease_secs.max(1)),
+            tombstone_keep: cfg.server.tombstones_per_account.max(1),
+            ..Default::default()
+        };
         let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
             .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
-            .with_object_store(Arc::new(store.as_ref().clone()))?;
+            .with_object_store(Arc::new(store.as_ref().clone()))?
+            .with_journal(Arc::new(store.as_ref().clone()))?;
+        executor.start_background();
         // SOAP element paths come from the same (possibly overridden) mapping table.
         let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
         let mut auth = cfg.auth_settings();

@@ -164,6 +164,22 @@ catalog! {
     InvalidAttachmentIdNotFound = "InvalidAttachmentID.NotFound", 400, false;
     InsufficientFreeAddressesInSubnet = "InsufficientFreeAddressesInSubnet", 400, false;
     PrivateIpAddressLimitExceeded = "PrivateIpAddressLimitExceeded", 400, false;
+    // Network ACLs.
+    InvalidNetworkAclIdMalformed = "InvalidNetworkAclId.Malformed", 400, false;
+    InvalidNetworkAclIdNotFound = "InvalidNetworkAclID.NotFound", 400, false;
+    InvalidNetworkAclEntryNotFound = "InvalidNetworkAclEntry.NotFound", 400, false;
+    NetworkAclEntryAlreadyExists = "NetworkAclEntryAlreadyExists", 400, false;
+    // Site-to-site VPN.
+    InvalidCustomerGatewayIdMalformed = "InvalidCustomerGatewayId.Malformed", 400, false;
+    InvalidCustomerGatewayIdNotFound = "InvalidCustomerGatewayID.NotFound", 400, false;
+    InvalidVpnGatewayIdMalformed = "InvalidVpnGatewayId.Malformed", 400, false;
+    InvalidVpnGatewayIdNotFound = "InvalidVpnGatewayID.NotFound", 400, false;
+    InvalidVpnConnectionId = "InvalidVpnConnectionID", 400, false;
+    InvalidVpnConnectionIdNotFound = "InvalidVpnConnectionID.NotFound", 400, false;
+    InvalidVpnGatewayAttachmentNotFound = "InvalidVpnGatewayAttachment.NotFound", 400, false;
+    InvalidVpcState = "InvalidVpcState", 400, false;
+    VpnGatewayAttachmentLimitExceeded = "VpnGatewayAttachmentLimitExceeded", 400, false;
+    InvalidOptionConflict = "InvalidOption.Conflict", 400, false;
 }
 
 impl Code {

@@ -97,6 +97,8 @@ pub const BUILTIN_MAPPINGS: &[(&str, &str)] = &[
     ("vpc.toml", include_str!("../../mappings/vpc.toml")),
     ("vpc_gateways.toml", include_str!("../../mappings/vpc_gateways.toml")),
     ("network_interfaces.toml", include_str!("../../mappings/network_interfaces.toml")),
+    ("network_acls.toml", include_str!("../../mappings/network_acls.toml")),
+    ("vpn.toml", include_str!("../../mappings/vpn.toml")),
     ("soap.toml", include_str!("../../mappings/soap.toml")),
 ];
 

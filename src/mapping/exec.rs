@@ -39,8 +39,13 @@ pub struct ExecutorOptions {
     pub metadata_ttl: Duration,
     /// How long a terminated instance stays visible in DescribeInstances (EC2: about an hour).
     pub tombstone_ttl: Duration,
-    /// How long a RunInstances ClientToken is remembered.
+    /// How long a ClientToken and its answer are remembered.
     pub token_ttl: Duration,
+    /// Tombstones kept per owner at most (the oldest go first).
+    pub tombstone_keep: usize,
+    /// How long an operation in the journal stays leased to this gateway without renewal;
+    /// past it another gateway (or this one after a restart) takes it over.
+    pub lease: Duration,
     /// Upper bound on instances one RunInstances call deploys.
     pub max_run_count: i64,
     /// Deploy calls in flight at once for one RunInstances.
@@ -59,29 +64,14 @@ impl Default for ExecutorOptions {
             metadata_ttl: Duration::from_secs(60),
             tombstone_ttl: Duration::from_secs(3600),
             token_ttl: Duration::from_secs(24 * 3600),
+            tombstone_keep: 1000,
+            lease: Duration::from_secs(30),
             max_run_count: 100,
             deploy_concurrency: 8,
             call_concurrency: 16,
             admin: None,
         }
     }
-}
-
-/// A terminated instance, remembered so that DescribeInstances keeps showing it (CloudStack
-/// hides destroyed VMs from their owners at once).
-#[derive(Debug, Clone)]
-pub struct Tombstone {
-    pub owner: String,
-    pub vm: Value,
-    pub since: Instant,
-}
-
-/// An earlier RunInstances with the same ClientToken.
-#[derive(Debug, Clone)]
-pub struct TokenEntry {
-    pub fingerprint: String,
-    pub doc: Value,
-    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -99,8 +89,10 @@ pub struct Inner {
     pub objects: Arc<dyn crate::objects::ObjectStore>,
     pub opts: ExecutorOptions,
     pub meta: DashMap<String, (Instant, Arc<Vec<Value>>)>,
-    pub tombstones: DashMap<String, Tombstone>,
-    pub tokens: DashMap<(String, String), Arc<tokio::sync::Mutex<Option<TokenEntry>>>>,
+    /// The operations journal and tombstones (docs/gateway-state.md), in the store.
+    pub journal: Arc<dyn crate::journal::Journal>,
+    /// This process, as the holder of the journal operations it works on.
+    pub holder: String,
     pub counters: DashMap<String, Arc<ActionCounters>>,
     /// The CloudStack user behind each access key (`identity::caller`), with when it was read.
     pub callers: DashMap<String, (Instant, Arc<super::identity::Caller>)>,
@@ -380,17 +372,6 @@ impl<'a> Ctx<'a> {
                 Err(Ec2Error::internal())
             }
         }
-    }
-
-    /// Tombstones of this caller.
-    pub fn tombstones(&self) -> Vec<(String, Tombstone)> {
-        let ttl = self.ex.opts.tombstone_ttl;
-        self.ex
-            .tombstones
-            .iter()
-            .filter(|e| e.value().owner == self.who.cloudstack.api_key && e.value().since.elapsed() < ttl)
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect()
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod backend;
+pub mod background;
 pub mod check;
 pub mod cli;
 pub mod convert;
@@ -102,8 +103,8 @@ impl Executor {
                 objects: Arc::new(crate::objects::MemoryObjects::default()),
                 opts,
                 meta: Default::default(),
-                tombstones: Default::default(),
-                tokens: Default::default(),
+                journal: Arc::new(crate::journal::MemoryJournal::default()),
+                holder: format!("gw-{}", uuid::Uuid::new_v4().simple()),
                 counters: Default::default(),
                 callers: Default::default(),
                 accounts: Default::default(),
@@ -124,6 +125,20 @@ impl Executor {
         let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| anyhow::anyhow!("executor already shared"))?;
         inner.objects = objects;
         Ok(self)
+    }
+
+    /// Keep the operations journal and tombstones somewhere shared (the store). Call before
+    /// sharing.
+    pub fn with_journal(mut self, journal: Arc<dyn crate::journal::Journal>) -> anyhow::Result<Self> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| anyhow::anyhow!("executor already shared"))?;
+        inner.journal = journal;
+        Ok(self)
+    }
+
+    /// Start the journal's background loop: renew this gateway's leases, take over operations
+    /// whose gateway died (at once, then every third of the lease), forget old ClientTokens.
+    pub fn start_background(&self) {
+        background::Worker::of(&self.inner).spawn_sweeper();
     }
 
     pub fn table(&self) -> &Table {

@@ -10,11 +10,13 @@
 //! - users: `put_user_keys`, `get_user_keys`, `list_users`, `delete_user`, `register`.
 //! - certificates: `put_certificate`, `find_certificate`, `delete_certificate`, `list_certificates`.
 //! - id cache: `put_id`, `put_ids`, `get_uuid`.
+//! - the operations journal and tombstones: `impl Journal for Store` (journal.rs).
 
 pub mod admin;
 pub mod cert;
 pub mod crypto;
 pub mod idcache;
+pub mod journal;
 pub mod vpc;
 
 use std::path::{Path, PathBuf};
@@ -250,18 +252,20 @@ impl Store {
     /// Apply the migrations for this backend (idempotent; `open` already does it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // Embedded, so the binary needs no migrations directory at run time.
-        let sql: [(&str, &'static str); 4] = match self.backend {
+        let sql: [(&str, &'static str); 5] = match self.backend {
             Backend::Sqlite => [
                 ("init", include_str!("../../migrations/sqlite/0001_init.sql")),
                 ("replay_and_proof", include_str!("../../migrations/sqlite/0002_replay_and_proof.sql")),
                 ("vpc_objects", include_str!("../../migrations/sqlite/0003_vpc_objects.sql")),
                 ("account_tags", include_str!("../../migrations/sqlite/0004_account_tags.sql")),
+                ("operations_journal", include_str!("../../migrations/sqlite/0005_operations_journal.sql")),
             ],
             Backend::Postgres => [
                 ("init", include_str!("../../migrations/postgres/0001_init.sql")),
                 ("replay_and_proof", include_str!("../../migrations/postgres/0002_replay_and_proof.sql")),
                 ("vpc_objects", include_str!("../../migrations/postgres/0003_vpc_objects.sql")),
                 ("account_tags", include_str!("../../migrations/postgres/0004_account_tags.sql")),
+                ("operations_journal", include_str!("../../migrations/postgres/0005_operations_journal.sql")),
             ],
         };
         let migrator = Migrator::with_migrations(

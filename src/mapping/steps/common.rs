@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::super::exec::{Ctx, Prepared, TokenEntry};
+use super::super::background::Worker;
+use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::super::page;
 use crate::base::{Code, Ec2Error};
@@ -116,37 +117,107 @@ pub async fn idempotent<F>(ctx: &Ctx<'_>, make: F) -> Result<Value, Ec2Error>
 where
     F: std::future::Future<Output = Result<Value, Ec2Error>>,
 {
+    idempotent_undo(ctx, json!({}), make).await
+}
+
+/// How long a retry waits for the first request with its token to finish elsewhere.
+const TOKEN_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// `idempotent`, the record kept in the operations journal (docs/gateway-state.md) so that every
+/// gateway on the store, and this one after a restart, honours the token. The record is made
+/// before `make` runs: a retry arriving meanwhile waits for the first answer. A request that
+/// fails frees its token; one cut short (its gateway died, or its future was dropped) is taken
+/// over once its lease ends, and `undo` says what to remove then (`undo_group`: the VMs of a
+/// reservation).
+pub async fn idempotent_undo<F>(ctx: &Ctx<'_>, undo: Value, make: F) -> Result<Value, Ec2Error>
+where
+    F: std::future::Future<Output = Result<Value, Ec2Error>>,
+{
     let p = &ctx.req.params;
     let Some(token) = p.get("ClientToken").filter(|t| !t.is_empty()) else { return make.await };
     if token.len() > 64 {
         return Err(Ec2Error::invalid_value("ClientToken", token, "The token is longer than 64 characters."));
     }
     let fp = page::fingerprint(&ctx.action.name, &ctx.who.access_key, p);
-    let key = (ctx.who.cloudstack.api_key.clone(), format!("{}\u{0}{token}", ctx.action.name));
-    let slot = ctx.ex.tokens.entry(key).or_default().clone();
-    // Held across the create so that a concurrent retry waits for the first answer.
-    let mut guard = slot.lock().await;
-    if let Some(e) = guard.as_ref()
-        && e.at.elapsed() < ctx.ex.opts.token_ttl
-    {
-        if e.fingerprint != fp {
-            return Err(Ec2Error::new(
-                Code::IdempotentParameterMismatch,
-                "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
-            ));
+    let me = super::vpc_objects::owner(ctx);
+    let w = Worker::of(ctx.ex);
+    let mut doc = if undo.is_object() { undo } else { json!({}) };
+    doc["fingerprint"] = Value::String(fp.clone());
+    let mut op = w.new_op("client-token", &me, ctx.creds(), doc);
+    op.token = Some(format!("{me}\u{1f}{}\u{1f}{token}", ctx.action.name));
+    let unavailable = |what: &str| {
+        tracing::warn!(error = %what, "operations journal unavailable for a ClientToken");
+        Ec2Error::new(Code::Unavailable, "The service is unavailable. Please try again shortly.")
+    };
+    let started = Instant::now();
+    loop {
+        match ctx.ex.journal.begin(&op).await {
+            Ok(None) => break,
+            Err(e) => return Err(unavailable(&e)),
+            Ok(Some(held)) => {
+                let expired = held.created < crate::journal::now() - ctx.ex.opts.token_ttl.as_secs() as i64;
+                if held.done && expired {
+                    ctx.ex.journal.remove(&held.id).await.map_err(|e| unavailable(&e))?;
+                    continue;
+                }
+                if held.doc.get("fingerprint").and_then(Value::as_str) != Some(fp.as_str()) {
+                    return Err(Ec2Error::new(
+                        Code::IdempotentParameterMismatch,
+                        "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+                    ));
+                }
+                if held.done {
+                    return Ok(held.doc.get("answer").cloned().unwrap_or(Value::Null));
+                }
+                // The first request is still running (here or on another gateway), or its gateway
+                // died and its record waits to be taken over: nothing new is made meanwhile.
+                if started.elapsed() > TOKEN_WAIT {
+                    return Err(Ec2Error::new(
+                        Code::Unavailable,
+                        "A request with this client token is still in progress. Please try again shortly.",
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
         }
-        return Ok(e.doc.clone());
     }
-    let doc = make.await?;
-    *guard = Some(TokenEntry { fingerprint: fp, doc: doc.clone(), at: Instant::now() });
-    drop(guard);
-    if ctx.ex.tokens.len() > 100_000 {
-        let ttl = ctx.ex.opts.token_ttl;
-        ctx.ex
-            .tokens
-            .retain(|_, v| v.try_lock().map(|g| g.as_ref().is_some_and(|e| e.at.elapsed() < ttl)).unwrap_or(true));
+    let mut pending = PendingToken { journal: Some(ctx.ex.journal.clone()), op: op.clone() };
+    let r = make.await;
+    let journal = pending.journal.take().expect("armed");
+    match r {
+        Ok(answer) => {
+            op.done = true;
+            op.doc["answer"] = answer.clone();
+            if !matches!(journal.update(&op).await, Ok(true)) {
+                tracing::warn!(op = %op.id, "operations journal: could not keep a ClientToken's answer");
+            }
+            Ok(answer)
+        }
+        Err(e) => {
+            // A failed request changed nothing (its undo runs on its own): the token is free.
+            let _ = journal.remove(&op.id).await;
+            Err(e)
+        }
     }
-    Ok(doc)
+}
+
+/// A ClientToken record whose request was dropped before it ended: released for take-over
+/// (no longer renewed), so that another sweep undoes what the request may have made.
+struct PendingToken {
+    journal: Option<std::sync::Arc<dyn crate::journal::Journal>>,
+    op: crate::journal::Op,
+}
+
+impl Drop for PendingToken {
+    fn drop(&mut self) {
+        let Some(journal) = self.journal.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let mut op = self.op.clone();
+        op.holder = String::new();
+        rt.spawn(async move {
+            let _ = journal.update(&op).await;
+        });
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

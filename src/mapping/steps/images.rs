@@ -167,17 +167,11 @@ pub async fn create_image(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     if must_stop {
         // Restart once the template is made (the volume must not change under the copy);
         // the answer does not wait for it, as EC2's reboot happens after the call returns.
-        let backend = ctx.ex.backend.clone();
-        let creds = ctx.creds().clone();
-        let (jobid, vm_id2, ec2b) = (job.jobid.clone(), vm_id.clone(), ec2.clone());
-        tokio::spawn(async move {
-            if let Err(e) = backend.wait_job(&creds, "createTemplate", &jobid).await {
-                tracing::warn!(instance = %ec2b, error = %e, "CreateImage: template creation failed");
-            }
-            if let Err(e) = backend.start_job(&creds, "startVirtualMachine", &[pair("id", &vm_id2)]).await {
-                tracing::warn!(instance = %ec2b, error = %e, "CreateImage: could not start the instance again");
-            }
-        });
+        // Recorded in the operations journal: a restart of this gateway does not leave the
+        // instance stopped for good.
+        let doc = json!({ "vm": vm_id, "after": ["createTemplate", job.jobid] });
+        let owner = super::vpc_objects::owner(ctx);
+        super::super::background::Worker::of(ctx.ex).start("restart-instance", &owner, ctx.creds(), doc).await;
     }
     Ok(json!({ "id": tid }))
 }

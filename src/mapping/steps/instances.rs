@@ -2,24 +2,26 @@
 //! DescribeInstances list transforms (tombstones, reservations).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use super::super::backend::join_limited;
+use super::super::background::{self, Worker};
 use super::super::convert::cloudstack_now;
-use super::super::exec::{Ctx, Prepared, Tombstone};
-use super::common::{create_tags, field, idempotent, param, tag_specifications};
+use super::super::exec::{Ctx, Prepared};
+use super::common::{create_tags, field, idempotent_undo, param, tag_specifications};
+use super::vpc_objects::owner;
 use super::{arg_strs, check_keys};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
+use crate::journal::Tomb;
 
 /// CloudStack states of a VM that is gone (EC2 `terminated`).
 const GONE: &[&str] = &["Destroyed", "Expunging"];
 /// State the gateway reports while its destroy job runs (mapped to `shutting-down`).
 const DESTROYING: &str = "Destroying";
-/// After this long a VM that is still there was not destroyed after all.
-const DESTROY_GRACE: Duration = Duration::from_secs(600);
+/// After this long (seconds) a VM that is still there was not destroyed after all.
+const DESTROY_GRACE: i64 = 600;
 
 // ---------------------------------------------------------------------------------------------
 // Start / Stop / Reboot / Terminate
@@ -27,7 +29,7 @@ const DESTROY_GRACE: Duration = Duration::from_secs(600);
 pub fn check_state_change_args(args: &Value) -> Result<(), String> {
     check_keys(
         args,
-        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes"],
+        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes", "watch"],
         &["command", "current"],
     )?;
     for k in ["command", "current", "refuse_message"] {
@@ -39,12 +41,22 @@ pub fn check_state_change_args(args: &Value) -> Result<(), String> {
 }
 
 /// The instance's state as EC2 should see it, given the gateway's own record of terminations.
-fn overlay_state(vm: &Value, tomb: Option<&Tombstone>) -> String {
+fn overlay_state(vm: &Value, tomb: Option<&Tomb>) -> String {
     let st = field(vm, "state").unwrap_or("Unknown").to_string();
     match tomb {
-        Some(t) if !GONE.contains(&st.as_str()) && t.since.elapsed() < DESTROY_GRACE => DESTROYING.into(),
+        Some(t) if !GONE.contains(&st.as_str()) && crate::journal::now() - t.at < DESTROY_GRACE => DESTROYING.into(),
         _ => st,
     }
+}
+
+/// The caller's tombstones (terminated instances), by EC2 id: one store read.
+async fn load_tombs(ctx: &Ctx<'_>) -> Result<HashMap<String, Tomb>, Ec2Error> {
+    let since = crate::journal::now() - ctx.ex.opts.tombstone_ttl.as_secs() as i64;
+    let l = ctx.ex.journal.tombs(&owner(ctx), since).await.map_err(|e| {
+        tracing::warn!(error = %e, "store failure reading terminated instances");
+        Ec2Error::new(Code::Unavailable, "The service is unavailable. Please try again shortly.")
+    })?;
+    Ok(l.into_iter().map(|t| (t.id.clone(), t)).collect())
 }
 
 pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
@@ -64,7 +76,7 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     let mut params = lc.params.clone();
     params.push(("ids".into(), prep.ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",")));
     let vms = ctx.list(&lc.command, &params, &lc.items).await?;
-    let tombs: HashMap<String, Tombstone> = ctx.tombstones().into_iter().collect();
+    let tombs = load_tombs(ctx).await?;
     struct Row<'r> {
         ec2: &'r str,
         uuid: &'r str,
@@ -78,7 +90,7 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
         let tomb = tombs.get(ec2);
         match (vm, tomb) {
             (Some(vm), t) => rows.push(Row { ec2, uuid, prev: overlay_state(vm, t), vm: vm.clone() }),
-            (None, Some(t)) => rows.push(Row { ec2, uuid, prev: "Destroyed".into(), vm: t.vm.clone() }),
+            (None, Some(t)) => rows.push(Row { ec2, uuid, prev: "Destroyed".into(), vm: t.doc.clone() }),
             (None, None) => missing.push(ec2.as_str()),
         }
     }
@@ -125,10 +137,14 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     });
     let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
     let mut started = Vec::new();
+    let mut jobs = Vec::new();
     let mut first_err = None;
     for (&i, r) in todo.iter().zip(results) {
         match r {
-            Ok(_) => started.push(i),
+            Ok(j) => {
+                started.push(i);
+                jobs.push(json!([rows[i].uuid, j.jobid]));
+            }
             Err(e) => {
                 first_err.get_or_insert(e);
             }
@@ -139,13 +155,21 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
         super::attrs::forget(ctx, &gone).await;
     }
     if make_tombstones {
+        let w = Worker::of(ctx.ex);
+        let me = owner(ctx);
         for &i in &started {
             let mut vm = rows[i].vm.clone();
             if let Some(o) = vm.as_object_mut() {
-                o.insert("state".into(), Value::String("Destroyed".into()));
+                o.insert("_statereason".into(), background::user_shutdown_reason());
+                o.insert("_reason".into(), Value::String(background::user_transition_reason()));
             }
-            remember_tombstone(ctx, rows[i].ec2, vm);
+            w.bury(&me, rows[i].ec2, background::slim_vm(&vm)).await;
         }
+    }
+    if flag_arg(args, "watch") && !jobs.is_empty() {
+        // How each job ends is reported as EC2 would (stateReason), after the answer.
+        let doc = json!({ "command": command, "vms": jobs });
+        Worker::of(ctx.ex).start("watch-state", &owner(ctx), ctx.creds(), doc).await;
     }
     if let Some(mut e) = first_err {
         if !started.is_empty() {
@@ -231,48 +255,66 @@ async fn release_data_volumes(ctx: &Ctx<'_>, targets: &[(&str, &str, &str)]) -> 
     Ok(delete)
 }
 
-fn remember_tombstone(ctx: &Ctx<'_>, ec2: &str, vm: Value) {
-    let t = &ctx.ex.tombstones;
-    if t.len() > 10_000 {
-        let ttl = ctx.ex.opts.tombstone_ttl;
-        t.retain(|_, v| v.since.elapsed() < ttl);
-    }
-    t.insert(ec2.to_string(), Tombstone { owner: ctx.who.cloudstack.api_key.clone(), vm, since: Instant::now() });
-}
-
 // ---------------------------------------------------------------------------------------------
 // DescribeInstances transforms
 
 /// Instances being destroyed show `Destroying` (shutting-down); instances CloudStack no longer
-/// lists stay visible as `Destroyed` (terminated) for `tombstone_ttl`.
+/// lists stay visible as `Destroyed` (terminated) for `tombstone_ttl`, with the reason EC2
+/// gives. A VM in `Error` (its deploy failed; the gateway removes it) is terminated with
+/// `Server.InternalError`; a failed stop or start leaves its `stateReason` on the instance.
 pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
-    let tombs: HashMap<String, Tombstone> = ctx.tombstones().into_iter().collect();
-    if tombs.is_empty() {
-        return Ok(items);
-    }
+    let tombs = load_tombs(ctx).await?;
+    let attrs = super::attrs::all(ctx, super::attrs::INSTANCE).await?;
     let mut listed = std::collections::HashSet::new();
     for vm in items.iter_mut() {
         let Some(uuid) = field(vm, "id").map(str::to_string) else { continue };
         let ec2 = ids::ec2_id(Kind::Instance, &uuid);
-        if let Some(t) = tombs.get(&ec2) {
-            let st = overlay_state(vm, Some(t));
-            if st != DESTROYING && !GONE.contains(&st.as_str()) {
-                // The destroy did not happen; forget it.
-                ctx.ex.tombstones.remove(&ec2);
-            } else if let Some(o) = vm.as_object_mut() {
+        let (state, reason, transition) = match tombs.get(&ec2) {
+            Some(t) => {
+                // A VM in Error (its deploy failed) is terminated at once, not shutting down.
+                let st =
+                    if field(vm, "state") == Some("Error") { "Error".to_string() } else { overlay_state(vm, Some(t)) };
+                if st != DESTROYING && !GONE.contains(&st.as_str()) && st != "Error" {
+                    // The destroy did not happen; forget it.
+                    let _ = ctx.ex.journal.unbury(&owner(ctx), &ec2).await;
+                    (None, None, None)
+                } else {
+                    (Some(st), t.doc.get("_statereason").cloned(), t.doc.get("_reason").cloned())
+                }
+            }
+            None if field(vm, "state") == Some("Error") => {
+                let r = background::launch_failure_reason(None);
+                let m = r["message"].clone();
+                (None, Some(r), Some(m))
+            }
+            None => match attrs.get(&ec2) {
+                Some(a) => {
+                    (None, a.get(background::STATE_REASON).cloned(), a.get(background::TRANSITION_REASON).cloned())
+                }
+                None => (None, None, None),
+            },
+        };
+        if let Some(o) = vm.as_object_mut() {
+            if let Some(st) = state {
                 o.insert("state".into(), Value::String(st));
+            }
+            if let Some(r) = reason.filter(|r| r.is_object()) {
+                o.insert("_statereason".into(), r);
+            }
+            if let Some(r) = transition.filter(|r| r.is_string()) {
+                o.insert("_reason".into(), r);
             }
         }
         listed.insert(ec2);
     }
     let wanted: Option<std::collections::HashSet<&str>> =
         (!prep.ids.is_empty()).then(|| prep.ids.iter().map(|(e, _)| e.as_str()).collect());
-    let mut extra: Vec<(&String, &Tombstone)> = tombs
-        .iter()
-        .filter(|(e, _)| !listed.contains(*e) && wanted.as_ref().is_none_or(|w| w.contains(e.as_str())))
+    let mut extra: Vec<&Tomb> = tombs
+        .values()
+        .filter(|t| !listed.contains(&t.id) && wanted.as_ref().is_none_or(|w| w.contains(t.id.as_str())))
         .collect();
-    extra.sort_by_key(|(_, t)| t.since);
-    items.extend(extra.into_iter().map(|(_, t)| t.vm.clone()));
+    extra.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    items.extend(extra.into_iter().map(|t| t.doc.clone()));
     Ok(items)
 }
 
@@ -454,7 +496,10 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
         }
         Ok(doc)
     };
-    idempotent(ctx, launched).await
+    // A launch cut short before its answer (the gateway died) is undone by whoever takes its
+    // record over: the VMs of its reservation.
+    let undo = json!({ "undo_group": reservation_id(ctx, token) });
+    idempotent_undo(ctx, undo, launched).await
 }
 
 fn is_root_device(dev: &str) -> bool {
@@ -620,33 +665,28 @@ async fn mark_launch_volumes(ctx: &Ctx<'_>, doc: &Value) -> Result<(), Ec2Error>
     super::attrs::set(ctx, super::attrs::VOLUME, &made, DELETE_ON_TERMINATION, Value::Bool(true)).await
 }
 
-/// Undo a launch: let each deploy job end first (CloudStack serialises work on a VM, and a VM
-/// destroyed mid-deploy could come back), then destroy every VM and wait for it, so the error
-/// answer is final. Answers the ids that could not be destroyed.
-async fn destroy_all(ctx: &Ctx<'_>, made: &[(String, String)], deploy: &str) -> Vec<String> {
-    let futs = made.iter().map(|(u, job)| async move {
-        // A failed deploy leaves the VM in Error: it is destroyed all the same.
-        let _ = ctx.wait_job(deploy, job).await;
-        let r = async {
-            let j = ctx.start_job("destroyVirtualMachine", &[("id".to_string(), u.clone())]).await?;
-            ctx.wait_job("destroyVirtualMachine", &j.jobid).await
-        }
-        .await;
-        (u, r)
-    });
-    join_limited(futs.collect(), ctx.ex.opts.call_concurrency)
-        .await
-        .into_iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(u, _)| ids::ec2_id(Kind::Instance, u))
-        .collect()
+/// Undo a launch in the background, recorded in the operations journal (docs/gateway-state.md):
+/// each deploy job is let end first (CloudStack serialises work on a VM, and a VM destroyed
+/// mid-deploy could come back), then each VM is destroyed and expunged. The error is answered
+/// at once: a request timeout, a shutdown or a restart cannot cut the undo short, and a retry
+/// finds nothing of this launch.
+async fn undo_launch(ctx: &Ctx<'_>, made: &[(String, String)], deploy: &str) {
+    if made.is_empty() {
+        return;
+    }
+    let vms: Vec<Value> = made.iter().map(|(u, j)| json!([u, j])).collect();
+    let doc = json!({ "command": deploy, "vms": vms });
+    Worker::of(ctx.ex).start("undo-launch", &owner(ctx), ctx.creds(), doc).await;
 }
 
-fn with_leftovers(mut e: Ec2Error, left: &[String]) -> Ec2Error {
-    if !left.is_empty() {
-        e.message = format!("{} (instances left behind that could not be removed: {})", e.message, left.join(", "));
-    }
-    e
+/// The reservation id of a launch: derived from its ClientToken (a retry names the same
+/// reservation), else random.
+fn reservation_id(ctx: &Ctx<'_>, token: Option<&str>) -> String {
+    let seed = match token {
+        Some(t) => format!("token:{}:{t}", ctx.who.cloudstack.api_key),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    ids::ec2_id(Kind::Reservation, &seed)
 }
 
 async fn launch(
@@ -659,11 +699,7 @@ async fn launch(
 ) -> Result<Value, Ec2Error> {
     let args = &ctx.action.args;
     let command = args.get("command").and_then(Value::as_str).unwrap_or("deployVirtualMachine");
-    let seed = match token {
-        Some(t) => format!("token:{}:{t}", ctx.who.cloudstack.api_key),
-        None => uuid::Uuid::new_v4().to_string(),
-    };
-    let rid = ids::ec2_id(Kind::Reservation, &seed);
+    let rid = reservation_id(ctx, token);
     let mut base = prep.params.clone();
     // The CloudStack instance group ties the batch together for DescribeInstances.
     base.push(("group".into(), rid.clone()));
@@ -685,18 +721,23 @@ async fn launch(
         }
     }
     if (made.len() as i64) < min {
-        let left = destroy_all(ctx, &made, command).await;
-        let e =
-            first_err.unwrap_or_else(|| Ec2Error::new(Code::InsufficientInstanceCapacity, "Insufficient capacity."));
-        return Err(with_leftovers(e, &left));
+        undo_launch(ctx, &made, command).await;
+        return Err(
+            first_err.unwrap_or_else(|| Ec2Error::new(Code::InsufficientInstanceCapacity, "Insufficient capacity."))
+        );
     }
     if !tags.is_empty() {
         let uuids: Vec<&str> = made.iter().map(|(u, _)| u.as_str()).collect();
         if let Err(e) = create_tags(ctx, "UserVm", &uuids, tags).await {
-            let left = destroy_all(ctx, &made, command).await;
-            return Err(with_leftovers(e, &left));
+            undo_launch(ctx, &made, command).await;
+            return Err(e);
         }
     }
+    // Each deploy is watched after the answer: a failed one is terminated with EC2's reason and
+    // removed (docs/gateway-state.md).
+    let vms: Vec<Value> = made.iter().map(|(u, j)| json!([u, j])).collect();
+    let doc = json!({ "command": command, "vms": vms, "clienttoken": token });
+    Worker::of(ctx.ex).start("watch-launch", &owner(ctx), ctx.creds(), doc).await;
     // The answer is made from what the gateway knows: no call waits for the deploys.
     let zoneid = param(prep, "zoneid").unwrap_or_default().to_string();
     let zone = ctx

@@ -13,12 +13,14 @@ pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
 mod keypairs;
+pub(crate) mod network_acls;
 mod security_groups;
 pub(crate) mod tags;
 pub(crate) mod volumes;
 pub(crate) mod vpc;
 pub(crate) mod vpc_objects;
 pub(crate) mod vpc_sg;
+pub(crate) mod vpn;
 
 use serde_json::Value;
 
@@ -288,7 +290,7 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "create_subnet",
         step!(vpc::create_subnet),
         no_args,
-        "createNetwork in the VPC (tier offering, default_allow ACL); range/overlap checked first; tags",
+        "createNetwork in the VPC (tier offering, the VPC's default network ACL); range/overlap checked first; tags",
     ),
     (
         "delete_subnet",
@@ -328,6 +330,48 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "removeNicFromVirtualMachine; the primary interface -> OperationNotPermitted",
     ),
     (
+        "describe_network_acls",
+        step!(network_acls::describe),
+        no_args,
+        "the ACL lists of the caller's VPCs (each VPC's default made where missing): entries, associations, tags",
+    ),
+    (
+        "create_network_acl",
+        step!(network_acls::create),
+        no_args,
+        "createNetworkACLList in the VPC with an egress deny-all item; tags in the store",
+    ),
+    (
+        "delete_network_acl",
+        step!(network_acls::delete),
+        no_args,
+        "the default -> InvalidParameterValue, on a tier -> DependencyViolation; deleteNetworkACLList",
+    ),
+    (
+        "create_network_acl_entry",
+        step!(network_acls::create_entry),
+        no_args,
+        "createNetworkACL at number 2N (ingress) / 2N+1 (egress); taken -> NetworkAclEntryAlreadyExists",
+    ),
+    (
+        "replace_network_acl_entry",
+        step!(network_acls::replace_entry),
+        no_args,
+        "updateNetworkACLItem with every field; absent -> InvalidNetworkAclEntry.NotFound",
+    ),
+    (
+        "delete_network_acl_entry",
+        step!(network_acls::delete_entry),
+        no_args,
+        "deleteNetworkACL of the entry's item; absent -> InvalidNetworkAclEntry.NotFound",
+    ),
+    (
+        "replace_network_acl_association",
+        step!(network_acls::replace_association),
+        no_args,
+        "replaceNetworkACLList of the association's tier; the new association id",
+    ),
+    (
         "modify_network_interface_attribute",
         step!(eni::modify_network_interface_attribute),
         no_args,
@@ -357,7 +401,81 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         no_args,
         "removeIpFromNic when attached; claims released",
     ),
+    (
+        "create_customer_gateway",
+        step!(vpn::create_customer_gateway),
+        no_args,
+        "a store-held customer gateway (address, ASN); the same Type, address and ASN answer the existing one",
+    ),
+    (
+        "delete_customer_gateway",
+        step!(vpn::delete_customer_gateway),
+        no_args,
+        "used by a VPN connection -> IncorrectState; kept as deleted for an hour",
+    ),
+    (
+        "create_vpn_gateway",
+        step!(vpn::create_vpn_gateway),
+        no_args,
+        "a store-held, detached VPN gateway; AmazonSideAsn, AvailabilityZone checked and recorded",
+    ),
+    (
+        "delete_vpn_gateway",
+        step!(vpn::delete_vpn_gateway),
+        no_args,
+        "attached -> IncorrectState; kept as deleted for an hour",
+    ),
+    (
+        "attach_vpn_gateway",
+        step!(vpn::attach_vpn_gateway),
+        no_args,
+        "createVpnGateway in the VPC (or adopt the VPC's), one per VPC (store claim), undone on failure",
+    ),
+    (
+        "detach_vpn_gateway",
+        step!(vpn::detach_vpn_gateway),
+        no_args,
+        "deleteVpnGateway (when the gateway made it); VPN connections on it -> IncorrectState",
+    ),
+    (
+        "create_vpn_connection",
+        step!(vpn::create_vpn_connection),
+        no_args,
+        "static routes only; tunnel options -> IKE/ESP policies (refused where CloudStack cannot); configuration document",
+    ),
+    (
+        "delete_vpn_connection",
+        step!(vpn::delete_vpn_connection),
+        no_args,
+        "deleteVpnConnection + deleteVpnCustomerGateway; kept as deleted for an hour",
+    ),
+    (
+        "change_vpn_route",
+        step!(vpn::change_vpn_route),
+        check_route_args_vpn,
+        "Create/DeleteVpnConnectionRoute (args.op): the CloudStack customer gateway's cidrlist, made/removed with the first/last route",
+    ),
+    (
+        "describe_vpn_objects",
+        step!(vpn::describe_vpn_objects),
+        vpn::check_describe_args,
+        "customer gateways, VPN gateways or connections (args.kind) from the store; connection states from listVpnConnections",
+    ),
+    (
+        "vgw_route_propagation",
+        step!(vpn::vgw_route_propagation),
+        vpn::check_propagation_args,
+        "Enable/DisableVgwRoutePropagation (args.op) on a store route table",
+    ),
 ];
+
+fn check_route_args_vpn(v: &Value) -> Result<(), String> {
+    check_keys(v, &["op"], &["op"])?;
+    match v["op"].as_str() {
+        Some("create" | "delete") => Ok(()),
+        _ => Err("op must be create or delete".into()),
+    }
+}
 
 fn check_route_args(v: &Value) -> Result<(), String> {
     check_keys(v, &["op"], &["op"])?;

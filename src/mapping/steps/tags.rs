@@ -37,7 +37,7 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
     let mut out = Vec::new();
     for id in &asked {
         // The gateway's own VPC objects (igw-, rtb-, dopt-) are tagged in the store.
-        if super::vpc_objects::is_store_id(id) {
+        if super::vpc_objects::is_store_id(ctx, id) {
             super::vpc_objects::check_store_id(ctx, id).await?;
             out.push(format!("{STORE}:{id}"));
             continue;

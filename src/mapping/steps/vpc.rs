@@ -293,6 +293,7 @@ pub fn delete_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
         if !tiers.is_empty()
             || objects::vpc_dependencies(ctx, id).await?
             || super::vpc_sg::vpc_has_groups(ctx, id).await?
+            || super::network_acls::vpc_has_acls(ctx, &uuid).await?
         {
             return Err(dependency("vpc", id));
         }
@@ -304,6 +305,9 @@ pub fn delete_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
             tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
         }
         if let Err(e) = objects::forget_vpc(ctx, id).await {
+            tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
+        }
+        if let Err(e) = super::network_acls::forget_vpc(ctx, id).await {
             tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
         }
         Ok(Value::Null)
@@ -397,14 +401,6 @@ async fn tier_offering(ctx: &Ctx<'_>, zone: &str) -> Result<String, Ec2Error> {
         })
 }
 
-/// The ACL list a new tier gets: `default_allow`, as EC2's default network ACL allows everything
-/// (filtering is the security groups' job).
-async fn allow_all_acl(ctx: &Ctx<'_>) -> Result<Option<String>, Ec2Error> {
-    let l =
-        ctx.list_cached("listNetworkACLLists", &[("name".into(), "default_allow".into())], "networkacllist").await?;
-    Ok(l.iter().find(|a| s(a, "name").as_deref() == Some("default_allow")).and_then(|a| s(a, "id")))
-}
-
 /// createNetwork in the VPC for `cidr` (checked: inside the VPC, no overlap, /22../28), tags.
 async fn make_subnet(
     ctx: &Ctx<'_>,
@@ -435,6 +431,8 @@ async fn make_subnet(
         tags.iter().find(|(k, _)| k == "Name").map(|(_, v)| v.clone()).unwrap_or_else(|| format!("subnet {block}"));
     let mask = std::net::Ipv4Addr::from(block.mask()).to_string();
     let gateway = std::net::Ipv4Addr::from(block.base + 1).to_string();
+    // The VPC's EC2 default network ACL (docs/network-acls.md), made when the VPC has none yet.
+    let acl = super::network_acls::default_list(ctx, &vpc_uuid).await?;
     let mut params = vec![
         ("name".to_string(), name.clone()),
         ("displaytext".to_string(), name),
@@ -444,9 +442,8 @@ async fn make_subnet(
         ("gateway".to_string(), gateway),
         ("netmask".to_string(), mask),
     ];
-    if let Some(acl) = allow_all_acl(ctx).await? {
-        params.push(("aclid".to_string(), acl));
-    }
+    // The VPC's EC2 default network ACL (docs/network-acls.md), made when the VPC has none yet.
+    params.push(("aclid".to_string(), acl));
     let created = ctx.call("createNetwork", &params).await?;
     let net = created.get("network").cloned().unwrap_or(created);
     let uuid = s(&net, "id").ok_or_else(Ec2Error::internal)?;

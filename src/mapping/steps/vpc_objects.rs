@@ -84,6 +84,13 @@ const ENI_ERR: KindErr = KindErr {
     noun: "networkInterface",
 };
 
+const ACL_ERR: KindErr = KindErr {
+    prefix: "acl",
+    malformed: Code::InvalidNetworkAclIdMalformed,
+    not_found: Code::InvalidNetworkAclIdNotFound,
+    noun: "networkAcl",
+};
+
 fn malformed(k: &KindErr, id: &str) -> Ec2Error {
     Ec2Error::new(k.malformed, format!("Invalid id: \"{id}\" (expecting \"{}-...\")", k.prefix))
 }
@@ -546,8 +553,26 @@ pub fn describe_route_tables<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture
         for r in live_tables(ctx).await? {
             docs.push(annotate_routes(ctx, r.doc).await?);
         }
+        super::vpn::propagated_routes(ctx, &mut docs).await?;
         Ok(Value::Array(select(docs, asked, &RTB_ERR)?))
     })
+}
+
+/// One route table of the caller (its Malformed / NotFound errors).
+pub async fn route_table(ctx: &Ctx<'_>, id: &str) -> Result<Record, Ec2Error> {
+    fetch(ctx, &RTB_ERR, RTB, id).await
+}
+
+/// Change a route table's document (read, change, compare-and-set; retried on conflicts).
+pub async fn update_route_table(ctx: &Ctx<'_>, id: &str, change: impl Fn(&mut Value)) -> Result<(), Ec2Error> {
+    for _ in 0..RETRIES {
+        let mut r = fetch(ctx, &RTB_ERR, RTB, id).await?;
+        change(&mut r.doc);
+        if write(ctx, vec![Change::Update(r)]).await?.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 pub fn delete_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
@@ -856,7 +881,7 @@ pub fn replace_route_table_association<'a>(
 /// Store objects of a VPC that is being deleted: its main route table and attributes. Other
 /// tables, an attached gateway, are dependencies (checked by DeleteVpc before).
 pub async fn vpc_dependencies(ctx: &Ctx<'_>, vpc: &str) -> Result<bool, Ec2Error> {
-    if attached_gateway(ctx, vpc).await?.is_some() {
+    if attached_gateway(ctx, vpc).await?.is_some() || super::vpn::attached_vpn_gateway(ctx, vpc).await?.is_some() {
         return Ok(true);
     }
     let tables = all(ctx, RTB).await?;
@@ -941,6 +966,7 @@ pub const TAGGABLE: &[(&str, &str, &str)] = &[
     ("rtb", RTB, "route-table"),
     ("dopt", DOPT, "dhcp-options"),
     ("eni", super::eni::KIND, "network-interface"),
+    ("acl", super::network_acls::KIND, "network-acl"),
 ];
 
 fn kind_err(prefix: &str) -> &'static KindErr {
@@ -948,13 +974,34 @@ fn kind_err(prefix: &str) -> &'static KindErr {
         "igw" => &IGW_ERR,
         "rtb" => &RTB_ERR,
         "eni" => &ENI_ERR,
+        "acl" => &ACL_ERR,
         _ => &DOPT_ERR,
     }
 }
 
+/// A kind the mapping table declares with `store = true` and `tags` (kinds as data, e.g. the
+/// VPN objects of mappings/vpn.toml): its records are of kind `<name>`, tagged in the store.
+fn table_store_kind<'c>(ctx: &'c Ctx<'_>, id: &str) -> Option<&'c crate::mapping::table::KindSpec> {
+    let prefix = id.split_once('-')?.0;
+    ctx.ex.table.kinds.values().find(|k| k.store && k.tags.is_some() && k.prefix == prefix)
+}
+
+/// The caller's object of a table-declared store kind, checked (Malformed / NotFound from the
+/// kind's declaration; deleted objects are not found).
+async fn fetch_table_kind(ctx: &Ctx<'_>, spec: &crate::mapping::table::KindSpec, id: &str) -> Result<Record, Ec2Error> {
+    if !ids::is_well_formed(spec.kind, id) {
+        return Err(Ec2Error::new(spec.malformed_code, spec.malformed_msg.replace("{id}", id)));
+    }
+    match ctx.ex.objects.get(&owner(ctx), id).await.map_err(store_failed)? {
+        Some(r) if r.kind == spec.kind.name() && r.doc["state"] != "deleted" => Ok(r),
+        _ => Err(super::super::exec::not_found(spec, &[id])),
+    }
+}
+
 /// Is `id` one of the store's taggable objects (by prefix)?
-pub fn is_store_id(id: &str) -> bool {
+pub fn is_store_id(ctx: &Ctx<'_>, id: &str) -> bool {
     id.split_once('-').is_some_and(|(p, _)| TAGGABLE.iter().any(|(t, _, _)| *t == p))
+        || table_store_kind(ctx, id).is_some()
 }
 
 /// The caller's store object behind `id`, checked (the kind's Malformed / NotFound).
@@ -963,6 +1010,13 @@ pub async fn check_store_id(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
     if prefix == "eni" {
         // An instance's NIC gets its record (is adopted) on its first tag.
         return super::eni::check_for_tags(ctx, id).await;
+    }
+    if prefix == "acl" {
+        // An ACL is a CloudStack list; its tags get a record on its first tag.
+        return super::network_acls::check_for_tags(ctx, id).await;
+    }
+    if let Some(spec) = table_store_kind(ctx, id) {
+        return fetch_table_kind(ctx, spec, id).await.map(|_| ());
     }
     let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
     fetch(ctx, kind_err(prefix), kind, id).await.map(|_| ())
@@ -980,8 +1034,13 @@ pub async fn change_store_tags(
         let mut changes = Vec::new();
         for id in ids {
             let prefix = id.split_once('-').map(|(p, _)| p).unwrap_or_default();
-            let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
-            let mut r = fetch(ctx, kind_err(prefix), kind, id).await?;
+            let mut r = match table_store_kind(ctx, id) {
+                Some(spec) => fetch_table_kind(ctx, spec, id).await?,
+                None => {
+                    let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
+                    fetch(ctx, kind_err(prefix), kind, id).await?
+                }
+            };
             let mut current: Vec<Value> = r.doc["tags"].as_array().cloned().unwrap_or_default();
             if create {
                 for (k, v) in tags {
@@ -1011,8 +1070,16 @@ pub async fn change_store_tags(
 /// `tag_descriptions`).
 pub async fn store_tag_rows(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
     let mut out = Vec::new();
-    for (_, kind, ec2_type) in TAGGABLE {
+    let mut kinds: Vec<(&str, &str)> = TAGGABLE.iter().map(|(_, k, t)| (*k, *t)).collect();
+    let mut declared: Vec<&crate::mapping::table::KindSpec> =
+        ctx.ex.table.kinds.values().filter(|k| k.store && k.tags.is_some()).collect();
+    declared.sort_by_key(|k| k.kind.name());
+    kinds.extend(declared.iter().filter_map(|k| Some((k.kind.name(), k.tags.as_ref()?.resource_type.as_str()))));
+    for (kind, ec2_type) in kinds {
         for r in all(ctx, kind).await? {
+            if r.doc["state"] == "deleted" {
+                continue;
+            }
             for t in r.doc["tags"].as_array().into_iter().flatten() {
                 out.push(json!({
                     "key": t["key"], "value": t["value"], "_resourceid": r.id, "_resourcetype": ec2_type,

@@ -99,7 +99,7 @@ impl Table {
     /// The taggable kind behind a CloudStack resource type (case-insensitive, as CloudStack is).
     pub fn kind_of_cloudstack_type(&self, cs_type: &str) -> Option<(&KindSpec, &KindTags)> {
         self.kinds.values().find_map(|k| {
-            let t = k.tags.as_ref()?;
+            let t = k.tags.as_ref().filter(|_| !k.store)?;
             (t.cloudstack.eq_ignore_ascii_case(cs_type) || t.also.iter().any(|a| a.eq_ignore_ascii_case(cs_type)))
                 .then_some((k, t))
         })

@@ -431,13 +431,19 @@ fn read_kind(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         let xt = errs.tab(x, "tags")?;
         errs.only(xt, &["cloudstack", "also", "resource_type", "owner"], "tags");
         let get = |k: &str| toml_src::get(xt, k).and_then(|v| errs.str(v, k)).map(str::to_string);
-        let (Some(cloudstack), Some(resource_type)) = (get("cloudstack"), get("resource_type")) else {
+        // A kind kept in the store is tagged there: it names no CloudStack resource type.
+        let cloudstack = if store { Some(get("cloudstack").unwrap_or_default()) } else { get("cloudstack") };
+        let (Some(cloudstack), Some(resource_type)) = (cloudstack, get("resource_type")) else {
             errs.push(
                 &x.at,
                 "tags needs cloudstack = \"<CloudStack resource type>\" and resource_type = \"<EC2 name>\"",
             );
             return None;
         };
+        if store && !cloudstack.is_empty() {
+            errs.push(&x.at, "a kind kept in the gateway's store is tagged in the store: no cloudstack type");
+            return None;
+        }
         let also = toml_src::get(xt, "also").map(|v| errs.strs(v, "also")).unwrap_or_default();
         let owner = get("owner").and_then(|s| Path::parse(&s).map_err(|m| errs.push(&x.at, m)).ok());
         Some(KindTags { cloudstack, also, resource_type, owner })

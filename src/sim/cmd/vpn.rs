@@ -60,12 +60,12 @@ pub fn commands() -> Vec<CmdSpec> {
 
 // ---------- customer gateways ----------
 
-/// NetUtils.isValidS2SVpnPolicy: `cipher-hash[;dhgroup]` items separated by commas.
-fn valid_policy(policy: &str) -> bool {
+/// NetUtils.isValidS2SVpnPolicy: `cipher-hash[;dhgroup]` items separated by commas; an IKE
+/// policy needs the DH group in every item (strongSwan requires one).
+fn valid_policy(ike: bool, policy: &str) -> bool {
     const CIPHERS: [&str; 4] = ["3des", "aes128", "aes192", "aes256"];
     const HASHES: [&str; 5] = ["md5", "sha1", "sha256", "sha384", "sha512"];
-    const GROUPS: [&str; 8] =
-        ["modp768", "modp1024", "modp1536", "modp2048", "modp3072", "modp4096", "modp6144", "modp8192"];
+    const GROUPS: [&str; 7] = ["modp1024", "modp1536", "modp2048", "modp3072", "modp4096", "modp6144", "modp8192"];
     !policy.is_empty()
         && policy.split(',').all(|item| {
             let (ch, group) = match item.split_once(';') {
@@ -73,8 +73,43 @@ fn valid_policy(policy: &str) -> bool {
                 None => (item, None),
             };
             let Some((c, h)) = ch.split_once('-') else { return false };
-            CIPHERS.contains(&c) && HASHES.contains(&h) && group.is_none_or(|g| GROUPS.contains(&g))
+            CIPHERS.contains(&c)
+                && HASHES.contains(&h)
+                && !(ike && group.is_none())
+                && group.is_none_or(|g| GROUPS.contains(&g))
         })
+}
+
+/// NetUtils.verifyDomainName, roughly: dot-separated labels of letters, digits and hyphens.
+fn domain_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && text.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// Site2SiteVpnManagerImpl.checkCustomerGatewayCidrList: at most 10 subnets
+/// (site2site.vpn.customergateway.subnets.limit), none overlapping another.
+fn check_cidr_list(cidrs: &[String]) -> SimResult<()> {
+    if cidrs.len() > 10 {
+        return Err(SimError::invalid("Too many subnets of customer gateway! The limit is 10"));
+    }
+    for (i, a) in cidrs.iter().enumerate() {
+        for b in &cidrs[i + 1..] {
+            if Cidr::parse(a).zip(Cidr::parse(b)).is_some_and(|(x, y)| x.overlaps(&y)) {
+                return Err(SimError::invalid(format!(
+                    "The subnet of customer gateway {a} is overlapped with another subnet {b} of customer gateway!"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 struct CgwInput {
@@ -98,7 +133,7 @@ fn cgw_input(ctx: &Ctx, cur: Option<&CustomerGateway>) -> SimResult<CgwInput> {
         p.req(r)?;
     }
     let gateway = p.opt("gateway").unwrap_or_default().to_string();
-    if gateway.parse::<std::net::Ipv4Addr>().is_err() {
+    if gateway.parse::<std::net::Ipv4Addr>().is_err() && !domain_name(&gateway) {
         return Err(SimError::invalid(format!("The customer gateway ip/Domain {gateway} is invalid!")));
     }
     let cidrs = p.list("cidrlist");
@@ -109,11 +144,13 @@ fn cgw_input(ctx: &Ctx, cur: Option<&CustomerGateway>) -> SimResult<CgwInput> {
         )));
     }
     let ike = p.opt("ikepolicy").unwrap_or_default().to_string();
-    if !valid_policy(&ike) {
-        return Err(SimError::invalid(format!("The customer gateway IKE policy {ike} is invalid!")));
+    if !valid_policy(true, &ike) {
+        return Err(SimError::invalid(format!(
+            "The customer gateway IKE policy {ike} is invalid!  Verify the required Diffie Hellman (DH) group is specified."
+        )));
     }
     let esp = p.opt("esppolicy").unwrap_or_default().to_string();
-    if !valid_policy(&esp) {
+    if !valid_policy(false, &esp) {
         return Err(SimError::invalid(format!("The customer gateway ESP policy {esp} is invalid!")));
     }
     let ike_lifetime = p.int("ikelifetime")?.unwrap_or(cur.map(|c| c.ike_lifetime).unwrap_or(86400));
@@ -128,6 +165,7 @@ fn cgw_input(ctx: &Ctx, cur: Option<&CustomerGateway>) -> SimResult<CgwInput> {
     if !["ike", "ikev1", "ikev2"].contains(&ikeversion.as_str()) {
         return Err(SimError::invalid(format!("The IKE version {ikeversion} is invalid!")));
     }
+    check_cidr_list(&cidrs)?;
     Ok(CgwInput {
         name: p.opt("name").map(str::to_string).unwrap_or_else(|| format!("VPN-{gateway}")),
         gateway,
@@ -167,12 +205,6 @@ fn create_cgw(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let i = cgw_input(ctx, None)?;
     if m.customer_gateways.values().any(|c| c.owner == owner && c.name == i.name) {
         return Err(SimError::invalid(format!("The customer gateway with name {} already existed!", i.name)));
-    }
-    if m.customer_gateways.values().any(|c| c.owner == owner && c.gateway == i.gateway) {
-        return Err(SimError::invalid(format!(
-            "The customer gateway with ip {} already existed in the system!",
-            i.gateway
-        )));
     }
     let s = m.next_seq();
     m.customer_gateways.insert(
@@ -224,27 +256,30 @@ fn list_cgw(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     Ok(list::respond(paging, "vpncustomergateway", items, |c| cgw_json(m, c)))
 }
 
+/// updateVpnCustomerGateway (a plain async command: CloudStack validates inside the job, so a bad
+/// value fails the job). An absent name becomes `VPN-<gateway>` as on create; the connections
+/// of the gateway that are not Pending are restarted with the new settings.
 fn update_cgw(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = ctx.owned(m, &m.customer_gateways, "id")?;
     let cur = m.customer_gateways.live(s)?.clone();
-    // Site2SiteVpnManagerImpl.updateCustomerGateway: not while a connection is up.
-    if m.vpn_connections.values().any(|c| c.customer_gateway == s && c.state != "Disconnected" && c.state != "Error") {
-        return Err(SimError::invalid(format!(
-            "Unable to update customer gateway with connections in state other than Disconnected and Error: {}",
-            cur.id
-        )));
-    }
-    let i = cgw_input(ctx, Some(&cur))?;
-    let name = ctx.p.opt("name").map(str::to_string);
+    let input = cgw_input(ctx, Some(&cur));
     Ok(ctx.object_job(
         "VpnCustomerGateway",
         cur.id.clone(),
         Box::new(move |m, env| {
             env.injected(|| ())?;
-            let c = m.customer_gateways.in_job_mut(s)?;
-            if let Some(n) = name {
-                c.name = n;
+            let i = input?;
+            let owner = m.customer_gateways.in_job(s)?.owner;
+            if m.customer_gateways.iter().any(|(o, c)| o != s && c.owner == owner && c.name == i.name) {
+                return Err(SimError::invalid(format!("The customer gateway with name {} already existed!", i.name)));
             }
+            for conn in m.vpn_connections.values_mut() {
+                if conn.customer_gateway == s && conn.state != "Pending" {
+                    conn.state = if conn.passive { "Disconnected" } else { "Connected" };
+                }
+            }
+            let c = m.customer_gateways.in_job_mut(s)?;
+            c.name = i.name;
             c.gateway = i.gateway;
             c.cidrs = i.cidrs;
             c.psk = i.psk;
@@ -261,20 +296,21 @@ fn update_cgw(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     ))
 }
 
+/// deleteVpnCustomerGateway: the check for connections runs in the job, as in CloudStack.
 fn delete_cgw(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = ctx.owned(m, &m.customer_gateways, "id")?;
     let id = m.customer_gateways.live(s)?.id.clone();
-    if m.vpn_connections.values().any(|c| c.customer_gateway == s) {
-        return Err(SimError::invalid(format!(
-            "Unable to delete VPN customer gateway with id {id} because there is still related VPN connections!"
-        )));
-    }
     Ok(ctx.object_job(
         "VpnCustomerGateway",
-        id,
+        id.clone(),
         Box::new(move |m, env| {
             env.injected(|| ())?;
             m.customer_gateways.in_job(s)?;
+            if m.vpn_connections.values().any(|c| c.customer_gateway == s) {
+                return Err(SimError::invalid(format!(
+                    "Unable to delete VPN customer gateway with id {id} because there is still related VPN connections!"
+                )));
+            }
             m.customer_gateways.remove(s);
             Ok(success())
         }),
@@ -303,7 +339,8 @@ fn create_vgw(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         return Err(SimError::invalid(format!("The VPN gateway of VPC {} already existed!", vpc.id)));
     }
     if !m.public_ips.values().any(|i| i.vpc == Some(v) && i.sourcenat) {
-        return Err(SimError::invalid(format!("Cannot found source nat ip of vpc {}", vpc.id)));
+        // A CloudRuntimeException in CloudStack: an internal error, not a parameter error.
+        return Err(SimError::internal(format!("Cannot found source nat ip of vpc {}", vpc.id)));
     }
     let owner = vpc.owner;
     let id = new_uuid();
@@ -338,20 +375,21 @@ fn list_vgw(ctx: &Ctx, m: &Model) -> SimResult<Value> {
     Ok(list::respond(paging, "vpngateway", items, |g| vgw_json(m, g)))
 }
 
+/// deleteVpnGateway: the check for connections runs in the job, as in CloudStack.
 fn delete_vgw(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let s = ctx.owned(m, &m.vpn_gateways, "id")?;
     let id = m.vpn_gateways.live(s)?.id.clone();
-    if m.vpn_connections.values().any(|c| c.vpn_gateway == s) {
-        return Err(SimError::invalid(format!(
-            "Unable to delete VPN gateway {id} because there is still related VPN connections!"
-        )));
-    }
     Ok(ctx.object_job(
         "VpnGateway",
-        id,
+        id.clone(),
         Box::new(move |m, env| {
             env.injected(|| ())?;
             m.vpn_gateways.in_job(s)?;
+            if m.vpn_connections.values().any(|c| c.vpn_gateway == s) {
+                return Err(SimError::invalid(format!(
+                    "Unable to delete VPN gateway {id} because there is still related VPN connections!"
+                )));
+            }
             m.vpn_gateways.remove(s);
             Ok(success())
         }),
@@ -396,7 +434,7 @@ fn create_conn(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let cust = m.customer_gateways.live(cg)?;
     if gw.owner != cust.owner {
         return Err(SimError::invalid(
-            "VPN connection can only be established between same account's VPN gateway and customer gateway!",
+            "VPN connection can only be esitablished between same account's VPN gateway and customer gateway!",
         ));
     }
     if m.vpn_connections.values().any(|c| c.vpn_gateway == g && c.customer_gateway == cg) {
@@ -412,6 +450,24 @@ fn create_conn(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
                 "The subnets of customer gateway {}'s subnet {} is overlapped with VPC cidr {}!",
                 cust.id, c, vpc.cidr
             )));
+        }
+    }
+    // site2site.vpn.vpngateway.connection.limit (4), and no remote subnet twice on one gateway.
+    let others: Vec<&VpnConnection> = m.vpn_connections.values().filter(|c| c.vpn_gateway == g).collect();
+    if others.len() >= 4 {
+        return Err(SimError::invalid("There are too many VPN connections with current VPN gateway! The limit is 4"));
+    }
+    for o in others {
+        let Some(ocg) = m.customer_gateways.get(o.customer_gateway) else { continue };
+        for old in &ocg.cidrs {
+            for new in &cust.cidrs {
+                if Cidr::parse(old).zip(Cidr::parse(new)).is_some_and(|(a, b)| a.overlaps(&b)) {
+                    return Err(SimError::invalid(format!(
+                        "The new connection's remote subnet {new} is overlapped with existed VPN connection to customer gateway {}'s subnet {old}",
+                        ocg.name
+                    )));
+                }
+            }
         }
     }
     let passive = ctx.p.flag("passive");

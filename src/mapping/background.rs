@@ -1,0 +1,511 @@
+//! Work that continues after the request was answered, recorded in the operations journal
+//! (docs/gateway-state.md) so that a restarted gateway, or another gateway on the same store,
+//! finishes it:
+//!
+//! - `undo-launch`: a RunInstances that failed (fewer than MinCount, tags refused) answers its
+//!   error at once; its VMs are destroyed here, each once its deploy job has ended.
+//! - `watch-launch`: the deploy jobs of a launch that succeeded are waited for; a VM whose
+//!   deploy failed (CloudStack leaves it in `Error`) is shown as terminated with EC2's
+//!   `stateReason` (a tombstone) and destroyed with `expunge=true`, so nothing is left.
+//! - `watch-state`: StopInstances / StartInstances jobs; a failed one leaves the instance where
+//!   it was, with a `stateReason` saying the stop or start failed.
+//! - `restart-instance`: CreateImage's start of the instance it stopped, once the template is
+//!   made.
+//! - `client-token`: an idempotency record whose request never finished (its gateway died):
+//!   what it made is removed (RunInstances: the VMs of its reservation) and the token freed, so
+//!   that the client's retry starts afresh.
+//!
+//! A running operation's lease is renewed by its gateway's sweeper; the sweeper also takes over
+//! every operation whose lease ran out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::backend::{Backend, join_limited};
+use super::exec::Inner;
+use crate::cloudstack::{CsCredentials, CsError};
+use crate::ids::{self, Kind};
+use crate::journal::{self, Journal, Op, Tomb};
+use crate::objects::{Change, ObjectStore, Record, WriteError};
+
+/// The object-store record kind of instance attributes (steps::attrs::INSTANCE).
+const INSTANCE_ATTRS: &str = "instance-attributes";
+/// Its fields for the instance's last state change (DescribeInstances `stateReason`, `reason`).
+pub const STATE_REASON: &str = "stateReason";
+pub const TRANSITION_REASON: &str = "stateTransitionReason";
+
+/// EC2's `stateReason` of an instance whose launch failed, by CloudStack error code.
+pub fn launch_failure_reason(errorcode: Option<u16>) -> Value {
+    match errorcode {
+        Some(533) => json!({
+            "code": "Server.InsufficientInstanceCapacity",
+            "message": "Server.InsufficientInstanceCapacity: Insufficient capacity to satisfy launch request",
+        }),
+        _ => json!({ "code": "Server.InternalError", "message": "Server.InternalError: Internal error on launch" }),
+    }
+}
+
+/// EC2's `stateReason` of an instance stopped or terminated by its user.
+pub fn user_shutdown_reason() -> Value {
+    json!({ "code": "Client.UserInitiatedShutdown", "message": "Client.UserInitiatedShutdown: User initiated shutdown" })
+}
+
+/// EC2's `stateTransitionReason` of a change the user asked for, now.
+pub fn user_transition_reason() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    format!("User initiated ({} GMT)", now.format(&f).unwrap_or_default())
+}
+
+/// What a tombstone keeps of a VM: the fields DescribeInstances shows for a terminated
+/// instance (no addresses, interfaces or volumes: EC2 shows none for one).
+pub fn slim_vm(vm: &Value) -> Value {
+    const FIELDS: &[&str] = &[
+        "id",
+        "templateid",
+        "serviceofferingname",
+        "zonename",
+        "created",
+        "keypair",
+        "keypairs",
+        "group",
+        "account",
+        "hypervisor",
+        "_clienttoken",
+        "_statereason",
+        "_reason",
+    ];
+    let mut o = serde_json::Map::new();
+    for f in FIELDS {
+        if let Some(v) = vm.get(*f).filter(|v| !v.is_null()) {
+            o.insert((*f).to_string(), v.clone());
+        }
+    }
+    let pick = |list: Option<&Value>, keys: &[&str]| -> Value {
+        Value::Array(
+            list.and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|g| Value::Object(keys.iter().filter_map(|k| Some((k.to_string(), g.get(*k)?.clone()))).collect()))
+                .collect(),
+        )
+    };
+    o.insert("securitygroup".into(), pick(vm.get("securitygroup"), &["id", "name"]));
+    o.insert("tags".into(), pick(vm.get("tags"), &["key", "value"]));
+    o.insert("state".into(), Value::String("Destroyed".into()));
+    Value::Object(o)
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    backend: Arc<dyn Backend>,
+    journal: Arc<dyn Journal>,
+    objects: Arc<dyn ObjectStore>,
+    region: String,
+    holder: String,
+    lease: Duration,
+    token_ttl: Duration,
+    tombstone_ttl: Duration,
+    tombstone_keep: usize,
+    concurrency: usize,
+}
+
+fn lease_secs(d: Duration) -> i64 {
+    d.as_secs().max(1) as i64
+}
+
+impl Worker {
+    pub fn of(ex: &Inner) -> Worker {
+        Worker {
+            backend: ex.backend.clone(),
+            journal: ex.journal.clone(),
+            objects: ex.objects.clone(),
+            region: ex.opts.regions.first().map(|r| r.name.clone()).unwrap_or_default(),
+            holder: ex.holder.clone(),
+            lease: ex.opts.lease,
+            token_ttl: ex.opts.token_ttl,
+            tombstone_ttl: ex.opts.tombstone_ttl,
+            tombstone_keep: ex.opts.tombstone_keep,
+            concurrency: ex.opts.call_concurrency,
+        }
+    }
+
+    pub fn lease_until(&self) -> i64 {
+        journal::now() + lease_secs(self.lease)
+    }
+
+    /// A new operation of this gateway (not yet stored).
+    pub fn new_op(&self, kind: &str, owner: &str, creds: &CsCredentials, doc: Value) -> Op {
+        Op {
+            id: journal::new_op_id(),
+            kind: kind.to_string(),
+            region: self.region.clone(),
+            owner: owner.to_string(),
+            token: None,
+            cs_key: creds.api_key.clone(),
+            cs_secret: creds.secret_key.clone(),
+            done: false,
+            doc,
+            version: 0,
+            holder: self.holder.clone(),
+            lease_until: self.lease_until(),
+            created: journal::now(),
+        }
+    }
+
+    /// Record the operation in the journal, then run it in the background. When the journal
+    /// cannot record it, it still runs (only a restart could lose it then).
+    pub async fn start(&self, kind: &str, owner: &str, creds: &CsCredentials, doc: Value) {
+        let op = self.new_op(kind, owner, creds, doc);
+        if let Err(e) = self.journal.begin(&op).await {
+            tracing::warn!(kind, error = %e, "operations journal: could not record an operation; running it unrecorded");
+        }
+        self.spawn(op);
+    }
+
+    pub fn spawn(&self, op: Op) {
+        let w = self.clone();
+        tokio::spawn(async move { w.run(op).await });
+    }
+
+    /// Keep a terminated instance visible (a tombstone), bounded by age and count.
+    pub async fn bury(&self, owner: &str, ec2: &str, doc: Value) {
+        let t = Tomb { id: ec2.to_string(), owner: owner.to_string(), doc, at: journal::now() };
+        let expire = journal::now() - self.tombstone_ttl.as_secs() as i64;
+        if let Err(e) = self.journal.bury(&t, self.tombstone_keep, expire).await {
+            tracing::warn!(instance = %ec2, error = %e, "could not keep the terminated instance's record");
+        }
+    }
+
+    /// Set (or with `Value::Null`, clear) one field of an instance's attribute record.
+    pub async fn set_instance_attr(&self, owner: &str, ec2: &str, key: &str, value: Value) {
+        for _ in 0..8 {
+            let change = match self.objects.get(owner, ec2).await {
+                Err(e) => {
+                    tracing::warn!(error = %e, "object store failure");
+                    return;
+                }
+                Ok(Some(mut r)) => {
+                    if r.doc.get(key).unwrap_or(&Value::Null) == &value {
+                        return;
+                    }
+                    if !r.doc.is_object() {
+                        r.doc = json!({});
+                    }
+                    match &value {
+                        Value::Null => {
+                            if let Some(o) = r.doc.as_object_mut() {
+                                o.remove(key);
+                            }
+                        }
+                        v => r.doc[key] = v.clone(),
+                    }
+                    Change::Update(r)
+                }
+                Ok(None) if value.is_null() => return,
+                Ok(None) => Change::Insert(Record {
+                    id: ec2.to_string(),
+                    kind: INSTANCE_ATTRS.to_string(),
+                    owner: owner.to_string(),
+                    vpc: None,
+                    doc: json!({ key: value }),
+                    version: 0,
+                }),
+            };
+            match self.objects.write(vec![change]).await {
+                Ok(()) => return,
+                Err(WriteError::Conflict { .. }) => continue,
+                Err(WriteError::Failed(e)) => {
+                    tracing::warn!(error = %e, "object store failure");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn run(&self, op: Op) {
+        let creds = CsCredentials { api_key: op.cs_key.clone(), secret_key: op.cs_secret.clone() };
+        if creds.secret_key.is_empty() {
+            tracing::warn!(op = %op.id, "operations journal: the operation's keys cannot be read with this store key");
+            return;
+        }
+        let finished = match op.kind.as_str() {
+            "undo-launch" => self.undo_launch(&op, &creds).await,
+            "watch-launch" => self.watch_launch(&op, &creds).await,
+            "watch-state" => self.watch_state(&op, &creds).await,
+            "restart-instance" => self.restart_instance(&op, &creds).await,
+            "client-token" => self.abandoned_token(&op, &creds).await,
+            other => {
+                tracing::warn!(op = %op.id, kind = other, "operations journal: unknown operation kind; dropped");
+                true
+            }
+        };
+        if finished {
+            if let Err(e) = self.journal.remove(&op.id).await {
+                tracing::warn!(op = %op.id, error = %e, "operations journal: could not remove a finished operation");
+            }
+        } else {
+            // Left for a later sweep: no longer renewed, so it is taken over once its lease ends.
+            let mut back = op.clone();
+            back.holder = String::new();
+            back.lease_until = self.lease_until();
+            let _ = self.journal.update(&back).await;
+        }
+    }
+
+    /// `[[uuid, jobid]]` of a launch's VMs.
+    fn vms(op: &Op) -> Vec<(String, String)> {
+        op.doc["vms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_str()?.to_string())))
+            .collect()
+    }
+
+    /// destroyVirtualMachine with expunge=true (nothing left), waited for; where the caller may
+    /// not expunge (CloudStack's `allow.user.expunge.recover.vm` off), a plain destroy, which
+    /// CloudStack expunges after its `expunge.delay`.
+    async fn destroy(&self, creds: &CsCredentials, uuid: &str) -> Result<(), CsError> {
+        let p = [("id".to_string(), uuid.to_string()), ("expunge".to_string(), "true".to_string())];
+        let j = match self.backend.start_job(creds, "destroyVirtualMachine", &p).await {
+            Ok(j) => j,
+            Err(CsError::Api { errorcode: 531 | 432, .. }) => {
+                self.backend.start_job(creds, "destroyVirtualMachine", &p[..1]).await?
+            }
+            Err(e) => return Err(e),
+        };
+        self.backend.wait_job(creds, "destroyVirtualMachine", &j.jobid).await.map(|_| ())
+    }
+
+    async fn gone_or_destroyed(&self, creds: &CsCredentials, uuid: &str, e: CsError) -> bool {
+        // A VM that is already gone (expunged, or destroyed by someone else) needs nothing.
+        let p = [("id".to_string(), uuid.to_string())];
+        match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
+            Ok(l) if l.is_empty() => true,
+            Ok(l) => {
+                let st = l[0].get("state").and_then(Value::as_str).unwrap_or("");
+                let done = matches!(st, "Destroyed" | "Expunging");
+                if !done {
+                    tracing::warn!(vm = %uuid, error = %e, "could not remove a virtual machine; will try again");
+                }
+                done
+            }
+            Err(CsError::Api { errorcode: 431, .. }) => true,
+            Err(_) => false,
+        }
+    }
+
+    async fn undo_launch(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let command = op.doc["command"].as_str().unwrap_or("deployVirtualMachine").to_string();
+        let vms = Self::vms(op);
+        let futs = vms.iter().map(|(u, job)| {
+            let command = command.clone();
+            async move {
+                // CloudStack serialises work on a VM: let the deploy end (a failed one leaves the
+                // VM in Error, destroyed all the same).
+                let _ = self.backend.wait_job(creds, &command, job).await;
+                match self.destroy(creds, u).await {
+                    Ok(()) => true,
+                    Err(e) => self.gone_or_destroyed(creds, u, e).await,
+                }
+            }
+        });
+        let ok = join_limited(futs.collect(), self.concurrency).await;
+        let left: Vec<String> =
+            vms.iter().zip(&ok).filter(|(_, ok)| !**ok).map(|((u, _), _)| ids::ec2_id(Kind::Instance, u)).collect();
+        if left.is_empty() {
+            tracing::info!(op = %op.id, instances = vms.len(), "RunInstances rollback finished");
+            true
+        } else {
+            tracing::warn!(op = %op.id, left = %left.join(","), "RunInstances rollback incomplete; will try again");
+            false
+        }
+    }
+
+    async fn watch_launch(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let command = op.doc["command"].as_str().unwrap_or("deployVirtualMachine").to_string();
+        let vms = Self::vms(op);
+        let futs = vms.iter().map(|(u, job)| {
+            let command = command.clone();
+            async move {
+                match self.backend.wait_job(creds, &command, job).await {
+                    Ok(_) => true,
+                    Err(CsError::JobFailed { errorcode, text, .. }) => {
+                        self.failed_launch(op, creds, u, Some(errorcode), &text).await
+                    }
+                    // The job id is unknown now (CloudStack forgot old jobs): look at the VM.
+                    Err(CsError::Api { errorcode: 431, .. }) => self.check_error_state(op, creds, u).await,
+                    Err(e) => {
+                        tracing::warn!(vm = %u, error = %e, "could not learn how a deploy ended; will look again");
+                        false
+                    }
+                }
+            }
+        });
+        join_limited(futs.collect(), self.concurrency).await.into_iter().all(|x| x)
+    }
+
+    async fn check_error_state(&self, op: &Op, creds: &CsCredentials, uuid: &str) -> bool {
+        let p = [("id".to_string(), uuid.to_string())];
+        match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
+            Ok(l) if l.first().and_then(|v| v.get("state")).and_then(Value::as_str) == Some("Error") => {
+                self.failed_launch(op, creds, uuid, None, "the deploy job ended in Error").await
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// A deploy failed: the VM (in Error) becomes a terminated instance with EC2's reason, and
+    /// is destroyed and expunged.
+    async fn failed_launch(&self, op: &Op, creds: &CsCredentials, uuid: &str, code: Option<u16>, text: &str) -> bool {
+        let ec2 = ids::ec2_id(Kind::Instance, uuid);
+        tracing::warn!(instance = %ec2, errorcode = ?code, cloudstack = %text, "deploy failed; the instance is terminated and removed");
+        let p = [("id".to_string(), uuid.to_string())];
+        let listed = self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await;
+        let mut vm = match listed {
+            Ok(mut l) if !l.is_empty() => l.swap_remove(0),
+            _ => json!({ "id": uuid }),
+        };
+        let reason = launch_failure_reason(code);
+        if let Some(o) = vm.as_object_mut() {
+            if let Some(t) = op.doc.get("clienttoken").filter(|t| t.is_string()) {
+                o.insert("_clienttoken".into(), t.clone());
+            }
+            o.insert("_reason".into(), reason["message"].clone());
+            o.insert("_statereason".into(), reason);
+        }
+        self.bury(&op.owner, &ec2, slim_vm(&vm)).await;
+        match self.destroy(creds, uuid).await {
+            Ok(()) => true,
+            Err(e) => self.gone_or_destroyed(creds, uuid, e).await,
+        }
+    }
+
+    async fn watch_state(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let command = op.doc["command"].as_str().unwrap_or_default().to_string();
+        let verb = match command.as_str() {
+            "stopVirtualMachine" => "stop",
+            "startVirtualMachine" => "start",
+            _ => return true,
+        };
+        let vms = Self::vms(op);
+        let futs = vms.iter().map(|(u, job)| {
+            let command = command.clone();
+            async move {
+                let ec2 = ids::ec2_id(Kind::Instance, u);
+                let (reason, transition) = match self.backend.wait_job(creds, &command, job).await {
+                    Ok(_) if verb == "stop" => (user_shutdown_reason(), Value::String(user_transition_reason())),
+                    Ok(_) => (Value::Null, Value::Null),
+                    Err(CsError::JobFailed { errorcode, text, .. }) => {
+                        tracing::warn!(instance = %ec2, errorcode, cloudstack = %text, "{verb} job failed; the instance stays where it was");
+                        let message = format!("Server.InternalError: Internal error on {verb}");
+                        (json!({ "code": "Server.InternalError", "message": message }), Value::String(message.clone()))
+                    }
+                    Err(CsError::Api { errorcode: 431, .. }) => return true,
+                    Err(e) => {
+                        tracing::warn!(instance = %ec2, error = %e, "could not learn how a {verb} ended; will look again");
+                        return false;
+                    }
+                };
+                self.set_instance_attr(&op.owner, &ec2, STATE_REASON, reason).await;
+                self.set_instance_attr(&op.owner, &ec2, TRANSITION_REASON, transition).await;
+                true
+            }
+        });
+        join_limited(futs.collect(), self.concurrency).await.into_iter().all(|x| x)
+    }
+
+    async fn restart_instance(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let vm = op.doc["vm"].as_str().unwrap_or_default().to_string();
+        let ec2 = ids::ec2_id(Kind::Instance, &vm);
+        if let (Some(cmd), Some(job)) = (op.doc["after"][0].as_str(), op.doc["after"][1].as_str()) {
+            match self.backend.wait_job(creds, cmd, job).await {
+                Ok(_) => {}
+                Err(CsError::JobFailed { text, .. }) => {
+                    tracing::warn!(instance = %ec2, cloudstack = %text, "CreateImage: template creation failed");
+                }
+                Err(CsError::Api { errorcode: 431, .. }) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %ec2, error = %e, "CreateImage: could not learn how the template job ended");
+                    return false;
+                }
+            }
+        }
+        // Started only when still stopped (a take-over may find it started already).
+        let p = [("id".to_string(), vm.clone())];
+        match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
+            Ok(l) if l.first().and_then(|v| v.get("state")).and_then(Value::as_str) == Some("Stopped") => {}
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+        match self.backend.start_job(creds, "startVirtualMachine", &p).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(instance = %ec2, error = %e, "CreateImage: could not start the instance again; will try again");
+                false
+            }
+        }
+    }
+
+    /// An idempotency record whose request died mid-way: remove what it may have made, free the
+    /// token.
+    async fn abandoned_token(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let Some(group) = op.doc["undo_group"].as_str() else { return true };
+        let p = [("listall".to_string(), "true".to_string())];
+        let vms = match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
+            Ok(l) => l,
+            Err(_) => return false,
+        };
+        let mine: Vec<String> = vms
+            .iter()
+            .filter(|v| v.get("group").and_then(Value::as_str) == Some(group))
+            .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        tracing::info!(op = %op.id, instances = mine.len(), "an unfinished RunInstances with a ClientToken is undone");
+        let futs = mine.iter().map(|u| async move {
+            match self.destroy(creds, u).await {
+                Ok(()) => true,
+                Err(e) => self.gone_or_destroyed(creds, u, e).await,
+            }
+        });
+        join_limited(futs.collect(), self.concurrency).await.into_iter().all(|x| x)
+    }
+
+    /// Renew this gateway's leases and take over expired operations: at once, then every third
+    /// of the lease. Old finished records (ClientTokens) are pruned every few minutes.
+    pub fn spawn_sweeper(self) {
+        tokio::spawn(async move {
+            let period = (self.lease / 3).max(Duration::from_millis(500));
+            let mut rounds: u64 = 0;
+            loop {
+                let now = journal::now();
+                if let Err(e) = self.journal.renew(&self.holder, self.lease_until()).await {
+                    tracing::warn!(error = %e, "operations journal: could not renew leases");
+                }
+                match self.journal.take_expired(&self.region, now, &self.holder, self.lease_until()).await {
+                    Ok(ops) => {
+                        for op in ops {
+                            tracing::info!(op = %op.id, kind = %op.kind, "operations journal: taking over an unfinished operation");
+                            self.spawn(op);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "operations journal: could not look for unfinished operations")
+                    }
+                }
+                if rounds.is_multiple_of(60) {
+                    let before = now - self.token_ttl.as_secs() as i64;
+                    if let Err(e) = self.journal.prune_done(before).await {
+                        tracing::warn!(error = %e, "operations journal: could not prune old records");
+                    }
+                }
+                rounds += 1;
+                tokio::time::sleep(period).await;
+            }
+        });
+    }
+}
