@@ -828,6 +828,39 @@ async fn site_to_site_vpn_private_gateways_and_static_routes() {
     let r = cs.run("resetVpnConnection", &[("id", &s(&c["id"]))]).await;
     assert_eq!(r["vpnconnection"]["state"], "Connected");
     assert_eq!(cs.items("listVpnConnections", &[("vpcid", &vid)], "vpnconnection").await.len(), 1);
+    // A remote subnet used by another connection of the gateway is refused; at most 4 connections.
+    let clash = cs.run("createVpnCustomerGateway", &cg_p("clash2", "198.51.100.20", "172.16.8.0/24")).await
+        ["vpncustomergateway"]["id"]
+        .clone();
+    let e =
+        cs.err("createVpnConnection", &[("s2svpngatewayid", &vgid), ("s2scustomergatewayid", &s(&clash))], 431).await;
+    assert!(s(&e["errortext"]).starts_with("The new connection's remote subnet 172.16.8.0/24 is overlapped"), "{e}");
+    let mut extra = Vec::new();
+    for (i, (ip, cidr)) in [
+        ("198.51.100.21", "172.22.0.0/16"),
+        ("198.51.100.22", "172.23.0.0/16"),
+        ("198.51.100.23", "172.24.0.0/16"),
+        ("198.51.100.24", "172.25.0.0/16"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = ["n1", "n2", "n3", "n4"][i];
+        let g = cs.run("createVpnCustomerGateway", &cg_p(name, ip, cidr)).await["vpncustomergateway"]["id"].clone();
+        let params = [("s2svpngatewayid", vgid.as_str()), ("s2scustomergatewayid", g.as_str().unwrap_or_default())];
+        if i < 3 {
+            extra.push((s(&cs.run("createVpnConnection", &params).await["vpnconnection"]["id"]), s(&g)));
+        } else {
+            let e = cs.err("createVpnConnection", &params, 431).await;
+            assert_eq!(e["errortext"], "There are too many VPN connections with current VPN gateway! The limit is 4");
+            cs.run("deleteVpnCustomerGateway", &[("id", &s(&g))]).await;
+        }
+    }
+    for (conn, g) in extra {
+        cs.run("deleteVpnConnection", &[("id", &conn)]).await;
+        cs.run("deleteVpnCustomerGateway", &[("id", &g)]).await;
+    }
+    cs.run("deleteVpnCustomerGateway", &[("id", &s(&clash))]).await;
     // Updating the customer gateway restarts its connection; a bad value fails the job (the
     // checks run in the job, as CloudStack's updateCustomerGateway does).
     let mut up = cg_p("office", "198.51.100.7", "172.16.0.0/16,172.21.0.0/16");
@@ -958,4 +991,37 @@ async fn tags_on_acl_rules_vpn_connections_and_nics() {
         531,
     )
     .await;
+}
+
+/// CreateNetworkACLCmd's getters, which run before the service's checks: protocol number 1 is
+/// icmp (with ICMP type and code -1), the end port defaults to the start port, no cidrlist is
+/// 0.0.0.0/0 and ::/0, and an unknown traffic type fails before anything else. An update takes
+/// an unknown traffic type as not given.
+#[tokio::test]
+async fn network_acl_command_defaults() {
+    let h = start_fast().await;
+    let cs = Cs::of(&h, "alice");
+    let vpc = create_vpc(&cs, "v", "10.11.0.0/16").await;
+    let list = cs.run("createNetworkACLList", &[("name", "l"), ("vpcid", &s(&vpc["id"]))]).await;
+    let lid = s(&list["networkacllist"]["id"]);
+    let icmp = cs.run("createNetworkACL", &[("aclid", &lid), ("protocol", " 1 ")]).await["networkacl"].clone();
+    assert_eq!(
+        (icmp["protocol"].clone(), icmp["icmptype"].clone(), icmp["icmpcode"].clone()),
+        ("icmp".into(), (-1).into(), (-1).into())
+    );
+    assert_eq!(icmp["cidrlist"], "0.0.0.0/0,::/0");
+    let tcp =
+        cs.run("createNetworkACL", &[("aclid", &lid), ("protocol", "tcp"), ("startport", "22")]).await["networkacl"]
+            .clone();
+    assert_eq!((tcp["startport"].clone(), tcp["endport"].clone()), ("22".into(), "22".into()));
+    // The traffic type is checked before the list: even a default list answers with it.
+    let e = cs
+        .err("createNetworkACL", &[("aclid", ACL_DEFAULT_ALLOW), ("protocol", "tcp"), ("traffictype", "up")], 431)
+        .await;
+    assert_eq!(e["errortext"], "Invalid traffic type up");
+    let u = cs
+        .run("updateNetworkACLItem", &[("id", &s(&tcp["id"])), ("traffictype", "up"), ("endport", "23")])
+        .await["networkacl"]
+        .clone();
+    assert_eq!((u["traffictype"].clone(), u["endport"].clone()), ("Ingress".into(), "23".into()));
 }

@@ -439,6 +439,16 @@ pub async fn describe(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     }
     let items = ctx.list("listNetworkACLs", &[p("listall", "true")], "networkacl").await?;
     let tags = tag_records(ctx).await?;
+    // Tag records of ACLs whose VPC is gone (deleted outside the gateway) go now; a record of a
+    // live VPC stays (its list may be newer than this listing).
+    let gone: Vec<Change> = tags
+        .iter()
+        .filter(|r| r.vpc.as_deref().is_some_and(|v| !world.vpcs.iter().any(|(e, _)| e == v)))
+        .map(|r| Change::Delete { id: r.id.clone(), version: r.version })
+        .collect();
+    if !gone.is_empty() {
+        let _ = write(ctx, gone).await?;
+    }
     let mut docs = Vec::new();
     for l in world.acls() {
         let id = acl_id(&s(l, "id").unwrap_or_default())?;

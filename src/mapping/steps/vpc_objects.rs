@@ -515,10 +515,17 @@ async fn live_tables(ctx: &Ctx<'_>) -> Result<Vec<Record>, Ec2Error> {
 async fn annotate_routes(ctx: &Ctx<'_>, mut doc: Value) -> Result<Value, Ec2Error> {
     let vpc = s(&doc, "vpcid").unwrap_or_default();
     let attached = attached_gateway(ctx, &vpc).await?;
+    let has_vgw_route = doc["routes"]
+        .as_array()
+        .is_some_and(|rs| rs.iter().any(|r| s(r, "gatewayid").is_some_and(|g| g.starts_with("vgw-"))));
+    let vgw = if has_vgw_route { super::vpn::attached_vpn_gateway(ctx, &vpc).await? } else { None };
     if let Some(routes) = doc["routes"].as_array_mut() {
         for r in routes {
             if let Some(g) = s(r, "gatewayid").filter(|g| g.starts_with("igw-")) {
                 r["state"] = json!(if attached.as_deref() == Some(g.as_str()) { "active" } else { "blackhole" });
+            }
+            if let Some(g) = s(r, "gatewayid").filter(|g| g.starts_with("vgw-")) {
+                r["state"] = json!(if vgw.as_deref() == Some(g.as_str()) { "active" } else { "blackhole" });
             }
         }
     }
@@ -622,6 +629,16 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
         [] => Err(Ec2Error::missing_parameter("GatewayId")),
         ["GatewayId"] => {
             let g = p.get("GatewayId").unwrap_or_default();
+            if g.starts_with("vgw-") {
+                // A VPN gateway attached to the table's VPC (docs/vpn.md).
+                if super::vpn::vpn_gateway_vpc(ctx, g).await?.as_deref() != Some(table_vpc) {
+                    return Err(Ec2Error::new(
+                        Code::InvalidParameterValue,
+                        format!("route table {rtb} and network gateway {g} belong to different networks"),
+                    ));
+                }
+                return Ok(("gatewayid", g.to_string()));
+            }
             if !g.starts_with("igw-") {
                 return Err(Ec2Error::new(
                     Code::InvalidParameterValue,

@@ -303,6 +303,12 @@ pub async fn attached_vpn_gateway(ctx: &Ctx<'_>, vpc: &str) -> Result<Option<Str
     ctx.ex.objects.holder(&vgw_claim(vpc)).await.map_err(store_failed)
 }
 
+/// The VPC a VPN gateway of the caller is attached to (CreateRoute with a `vgw-` target);
+/// the kind's Malformed / NotFound errors.
+pub async fn vpn_gateway_vpc(ctx: &Ctx<'_>, id: &str) -> Result<Option<String>, Ec2Error> {
+    Ok(attached_vpc(&get(ctx, VGW, id).await?.doc))
+}
+
 fn vpc_state_error(vpc: &str, holder: &str) -> Ec2Error {
     Ec2Error::new(
         Code::InvalidVpcState,

@@ -282,11 +282,14 @@ fn validate_rule(r: &RuleInput) -> SimResult<()> {
         }
     }
     for c in &r.cidrs {
-        if Cidr::parse(c).is_none() {
+        if Cidr::parse(c).is_none() && !is_ip6_cidr(c) {
             return Err(SimError::param(format!("Source cidrs formatting error {c}")));
         }
     }
     let p = &r.protocol;
+    if p.trim().is_empty() {
+        return Ok(());
+    }
     if p.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = p.parse().unwrap_or(i64::MAX);
         if !(0..=255).contains(&n) {
@@ -318,6 +321,20 @@ fn validate_rule(r: &RuleInput) -> SimResult<()> {
     Ok(())
 }
 
+/// NetUtils.isValidIp6Cidr: an IPv6 address and a prefix 0..128.
+fn is_ip6_cidr(c: &str) -> bool {
+    c.split_once('/').is_some_and(|(a, n)| {
+        a.trim().parse::<std::net::Ipv6Addr>().is_ok() && n.trim().parse::<u8>().is_ok_and(|n| n <= 128)
+    })
+}
+
+/// CreateNetworkACLCmd.getProtocol: trimmed; the number 1 is `icmp` (it pairs with ICMP type
+/// and code).
+fn create_protocol(p: &str) -> String {
+    let p = p.trim();
+    if p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<i64>() == Ok(1) { "icmp".to_string() } else { p.to_string() }
+}
+
 fn fmt_opt(v: Option<i64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_else(|| "null".into())
 }
@@ -325,10 +342,16 @@ fn fmt_opt(v: Option<i64>) -> String {
 fn create_item(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let p = &ctx.p;
     p.req("protocol")?;
+    // CreateNetworkACLCmd's getters: an unknown traffic type fails first; the end port defaults
+    // to the start port; ICMP type and code default to -1 for icmp; the protocol number 1 is
+    // icmp; no cidrlist is 0.0.0.0/0 and ::/0.
+    let traffictype = traffic_type(p.opt("traffictype"))?;
+    let protocol = create_protocol(p.opt("protocol").unwrap_or_default());
+    let icmp = protocol.eq_ignore_ascii_case("icmp");
     let startport = p.int("startport")?;
-    let endport = p.int("endport")?;
-    let icmptype = p.int("icmptype")?;
-    let icmpcode = p.int("icmpcode")?;
+    let endport = p.int("endport")?.or(startport);
+    let icmptype = p.int("icmptype")?.or(if icmp { Some(-1) } else { None });
+    let icmpcode = p.int("icmpcode")?.or(if icmp { Some(-1) } else { None });
     let number = p.int("number")?;
     let list_seq = match (ctx.opt_live(&m.acls, "aclid")?, ctx.opt_live(&m.networks, "networkid")?) {
         (Some(l), _) => l,
@@ -358,16 +381,16 @@ fn create_item(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         }
     }
     let input = RuleInput {
-        protocol: p.opt("protocol").unwrap_or_default().to_string(),
+        protocol,
         startport,
         endport,
         icmptype,
         icmpcode,
         cidrs: {
             let c = p.list("cidrlist");
-            if c.is_empty() { vec!["0.0.0.0/0".to_string()] } else { c }
+            if c.is_empty() { vec!["0.0.0.0/0".to_string(), "::/0".to_string()] } else { c }
         },
-        traffictype: traffic_type(p.opt("traffictype"))?,
+        traffictype,
         action: action_of(p.opt("action"))?,
     };
     validate_rule(&input)?;
@@ -436,7 +459,7 @@ fn update_item(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let keep = |sent: Option<i64>, old: Option<i64>| if partial && sent.is_none() { old } else { sent };
     let cidrs = p.list("cidrlist");
     let input = RuleInput {
-        protocol: match p.opt("protocol") {
+        protocol: match p.opt("protocol").map(str::trim).filter(|x| !x.is_empty()) {
             Some(x) => x.to_string(),
             None if partial => cur.protocol.clone(),
             None => String::new(),
@@ -446,9 +469,11 @@ fn update_item(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         icmptype: keep(p.int("icmptype")?, cur.icmptype),
         icmpcode: keep(p.int("icmpcode")?, cur.icmpcode),
         cidrs: if cidrs.is_empty() && partial { cur.cidrs.clone() } else { cidrs },
-        traffictype: match p.opt("traffictype") {
-            None if partial => cur.traffictype,
-            t => traffic_type(t)?,
+        // UpdateNetworkACLItemCmd.getTrafficType answers null for an unknown value: as if not
+        // sent (a full update keeps the current one: an item always has a direction here).
+        traffictype: match p.opt("traffictype").map(|t| traffic_type(Some(t))) {
+            Some(Ok(t)) => t,
+            _ => cur.traffictype,
         },
         action: match p.opt("action") {
             None if partial => cur.action,

@@ -309,3 +309,68 @@ def test_other_account_sees_nothing(ec2, vpc, boto3_client, gateway, user):
     assert code == "InvalidNetworkAclID.NotFound"
     code, _ = error_of(lambda: other.create_tags(Resources=[d], Tags=[{"Key": "a", "Value": "b"}]))
     assert code == "InvalidNetworkAclID.NotFound"
+
+
+def test_aws_cli_flow(ec2, vpc, aws_cli, sim):
+    """The AWS CLI's spelling: protocol names, --port-range / --icmp-type-code shorthand, the
+    subnet moved to a custom ACL and back, tags, then nothing left in CloudStack."""
+    sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.30.4.0/24")["Subnet"]["SubnetId"]
+    rc, out, err = aws_cli("ec2", "create-network-acl", "--vpc-id", vpc, "--tag-specifications",
+                           "ResourceType=network-acl,Tags=[{Key=Name,Value=cli}]")
+    assert rc == 0, err
+    acl = out["NetworkAcl"]["NetworkAclId"]
+    assert out["NetworkAcl"]["Tags"] == [{"Key": "Name", "Value": "cli"}]
+    rc, _, err = aws_cli("ec2", "create-network-acl-entry", "--network-acl-id", acl, "--ingress", "--rule-number",
+                         "100", "--protocol", "udp", "--port-range", "From=53,To=53", "--cidr-block", "0.0.0.0/0",
+                         "--rule-action", "allow")
+    assert rc == 0, err
+    rc, _, err = aws_cli("ec2", "create-network-acl-entry", "--network-acl-id", acl, "--egress", "--rule-number",
+                         "100", "--protocol", "icmp", "--icmp-type-code", "Type=0,Code=0", "--cidr-block",
+                         "10.0.0.0/8", "--rule-action", "deny")
+    assert rc == 0, err
+    rc, out, err = aws_cli("ec2", "describe-network-acls", "--filters", "Name=association.subnet-id,Values=" + sub)
+    assert rc == 0, err
+    assoc = [a for a in out["NetworkAcls"][0]["Associations"] if a["SubnetId"] == sub][0]["NetworkAclAssociationId"]
+    rc, out, err = aws_cli("ec2", "replace-network-acl-association", "--association-id", assoc,
+                           "--network-acl-id", acl)
+    assert rc == 0, err
+    new = out["NewAssociationId"]
+    rc, out, err = aws_cli("ec2", "describe-network-acls", "--network-acl-ids", acl)
+    assert rc == 0, err
+    got = out["NetworkAcls"][0]
+    assert [a["SubnetId"] for a in got["Associations"]] == [sub]
+    assert entries(got) == [
+        (100, True, "1", "deny", "10.0.0.0/8", None, {"Type": 0, "Code": 0}), star(True),
+        (100, False, "17", "allow", "0.0.0.0/0", {"From": 53, "To": 53}, None), star(False),
+    ]
+    uuid = sim.acl_uuid_of(acl)
+    assert sim.tier_acl(sub) == uuid
+    rc, _, err = aws_cli("ec2", "delete-network-acl-entry", "--network-acl-id", acl, "--egress", "--rule-number", "100")
+    assert rc == 0, err
+    rc, _, err = aws_cli("ec2", "delete-network-acl", "--network-acl-id", acl)
+    assert rc != 0 and "DependencyViolation" in err
+    default = default_acl(ec2, vpc)["NetworkAclId"]
+    rc, _, err = aws_cli("ec2", "replace-network-acl-association", "--association-id", new,
+                         "--network-acl-id", default)
+    assert rc == 0, err
+    rc, _, err = aws_cli("ec2", "delete-network-acl", "--network-acl-id", acl)
+    assert rc == 0, err
+    # Gone from CloudStack and from DescribeTags (the store's record).
+    lists = sim.cs.listNetworkACLLists(listall="true").get("networkacllist", [])
+    assert uuid not in [x["id"] for x in lists]
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [acl]}])["Tags"] == []
+
+
+def test_tags_of_acls_whose_vpc_went_behind_the_gateway(ec2, sim):
+    vid = ec2.create_vpc(CidrBlock="10.32.0.0/16")["Vpc"]["VpcId"]
+    ec2.get_waiter("vpc_available").wait(VpcIds=[vid])
+    acl = ec2.create_network_acl(
+        VpcId=vid, TagSpecifications=[{"ResourceType": "network-acl", "Tags": [{"Key": "gone", "Value": "soon"}]}]
+    )["NetworkAcl"]["NetworkAclId"]
+    assert len(ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [acl]}])["Tags"]) == 1
+    # The VPC (with its lists) is deleted in CloudStack directly.
+    vpcs = sim.cs.listVPCs(listall="true").get("vpc", [])
+    uuid = [v["id"] for v in vpcs if derived("vpc", "vpc", v["id"]) == vid][0]
+    sim.cs.deleteVPC(id=uuid, fetch_result=True)
+    assert acl not in [a["NetworkAclId"] for a in ec2.describe_network_acls()["NetworkAcls"]]
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [acl]}])["Tags"] == []

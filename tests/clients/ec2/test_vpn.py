@@ -147,8 +147,23 @@ def test_vpn_gateway_attach_detach_and_errors(ec2, cloudstack, vpc):
     assert error_of(lambda: ec2.attach_vpn_gateway(VpnGatewayId=other, VpcId="vpc-0123456789abcdef0"))[0] == \
         "InvalidVpcID.NotFound"
     assert error_of(lambda: ec2.create_vpn_gateway(Type="ipsec.1", AmazonSideAsn=100))[0] == "InvalidParameterValue"
-    # Detach: CloudStack's VPN gateway goes; the attachment shows detached.
+    # A VPN gateway as a route target: attached to the table's VPC, else refused.
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                             {"Name": "association.main", "Values": ["true"]}])["RouteTables"][0]
+    rtb = rtb["RouteTableId"]
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="192.168.99.0/24", GatewayId=gid)
+    assert error_of(lambda: ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="192.168.98.0/24",
+                                             GatewayId=other))[0] == "InvalidParameterValue"
+
+    def vgw_route():
+        t = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]
+        return [(r["GatewayId"], r["State"], r["Origin"]) for r in t["Routes"]
+                if r["DestinationCidrBlock"] == "192.168.99.0/24"]
+    assert vgw_route() == [(gid, "active", "CreateRoute")]
+    # Detach: CloudStack's VPN gateway goes; the attachment shows detached; its route is a blackhole.
     ec2.detach_vpn_gateway(VpnGatewayId=gid, VpcId=vpc)
+    assert vgw_route() == [(gid, "blackhole", "CreateRoute")]
+    ec2.delete_route(RouteTableId=rtb, DestinationCidrBlock="192.168.99.0/24")
     assert cs_list(cloudstack, "listVpnGateways", "vpngateway", vpcid=cs_vpc[0]["id"]) == []
     got = ec2.describe_vpn_gateways(VpnGatewayIds=[gid])["VpnGateways"][0]
     assert got["VpcAttachments"] == [{"VpcId": vpc, "State": "detached"}]
