@@ -937,6 +937,43 @@ async fn every_action_answers_as_recorded() {
     let igw = first(&igw, "internetGatewayId").unwrap_or_default();
     s.query("attach-internet-gateway", "AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;
     s.query("describe-internet-gateways", "DescribeInternetGateways", &[("InternetGatewayId.1", &igw)]).await;
+    // ---- Elastic IPs in the VPC and a public address at launch (docs/vpc.md).
+    let vm3 = s
+        .query(
+            "run-instances-public-ip",
+            "RunInstances",
+            &[
+                ("ImageId", &ami),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "t2.micro"),
+                ("NetworkInterface.1.DeviceIndex", "0"),
+                ("NetworkInterface.1.SubnetId", &sub),
+                ("NetworkInterface.1.AssociatePublicIpAddress", "true"),
+            ],
+        )
+        .await;
+    let vm3 = first(&vm3, "instanceId").unwrap_or_default();
+    let one_vm3 = [("InstanceId.1", vm3.as_str())];
+    if !vm3.is_empty() {
+        s.wait("DescribeInstances", &one_vm3, "name", "running").await;
+    }
+    s.query("describe-instances-public-ip", "DescribeInstances", &one_vm3).await;
+    let eip = s.query("allocate-address-vpc", "AllocateAddress", &[("Domain", "vpc")]).await;
+    let eip = first(&eip, "allocationId").unwrap_or_default();
+    let eip_assoc =
+        s.query("associate-address-vpc", "AssociateAddress", &[("AllocationId", &eip), ("InstanceId", &vm3)]).await;
+    let eip_assoc = first(&eip_assoc, "associationId").unwrap_or_default();
+    s.query("describe-addresses-vpc", "DescribeAddresses", &[("AllocationId.1", &eip)]).await;
+    s.query("detach-internet-gateway-mapped", "DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)])
+        .await;
+    s.query("release-address-in-use", "ReleaseAddress", &[("AllocationId", &eip)]).await;
+    s.query("disassociate-address-vpc", "DisassociateAddress", &[("AssociationId", &eip_assoc)]).await;
+    s.query("release-address-vpc", "ReleaseAddress", &[("AllocationId", &eip)]).await;
+    if !vm3.is_empty() {
+        s.query_raw("TerminateInstances", &one_vm3).await;
+        s.wait("DescribeInstances", &one_vm3, "name", "terminated").await;
+    }
     // ---- Site-to-site VPN (docs/vpn.md) ----
     let cgw = s
         .query(

@@ -205,8 +205,9 @@ async fn elastic_ips_against_the_simulator() {
         "backend calls: AllocateAddress={c_alloc} DescribeAddresses={c_desc} AssociateAddress={c_assoc} DisassociateAddress={c_disassoc} ReleaseAddress={c_release}"
     );
     assert_eq!(c_desc, 1);
-    // Zones are cached (RunInstances used them): associateIpAddress + its job.
-    assert_eq!(c_alloc, 2);
+    // Zones are cached (RunInstances used them): listVPCs (Domain=vpc looks for a VPC to
+    // allocate in; this account has none), associateIpAddress + its job.
+    assert_eq!(c_alloc, 3);
     assert_eq!(c_assoc, 3, "address lookup, the caller's addresses, enableStaticNat");
     assert_eq!(c_disassoc, 3, "address lookup, disableStaticNat + its job");
     assert_eq!(c_release, 3, "address lookup, disassociateIpAddress + its job");

@@ -287,11 +287,13 @@ async fn public_ips_and_static_nat() {
     assert_eq!(ip[0]["virtualmachineid"], vm_id.as_str());
     assert_eq!(ip[0]["vmipaddress"], v[0]["nic"][0]["ipaddress"]);
 
-    // A second IP for the same VM conflicts (537).
+    // A second IP for the same guest address of the VM is refused (CloudStack checks VM and
+    // guest address: InvalidParameterValueException, 431).
     let r2 = cs.run("associateIpAddress", &[("zoneid", ZONE1)]).await;
     let ip2 = s(&r2["ipaddress"]["id"]);
-    let e = cs.err("enableStaticNat", &[("ipaddressid", &ip2), ("virtualmachineid", &vm_id)], 537).await;
-    assert_eq!(e["cserrorcode"], 4360);
+    let e = cs.err("enableStaticNat", &[("ipaddressid", &ip2), ("virtualmachineid", &vm_id)], 431).await;
+    assert_eq!(e["cserrorcode"], 4350);
+    assert!(s(&e["errortext"]).contains("as it's already assigned to ip"), "{e}");
 
     cs.run("disableStaticNat", &[("ipaddressid", &ip_id)]).await;
     let v = cs.items("listVirtualMachines", &[("id", &vm_id)], "virtualmachine").await;

@@ -53,7 +53,7 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     (
         "address:",
         resolver!(super::steps::addresses::r_address),
-        "address:associated: the same, nothing when not associated",
+        "address:associated: the same, nothing when not associated; address:release: VPC addresses by AllocationId and not associated",
     ),
     (
         "instance_attribute_change",

@@ -432,6 +432,22 @@ async fn view_of(ctx: &Ctx<'_>, id: &str) -> Result<Value, Ec2Error> {
     all_views(ctx).await?.into_iter().find(|v| v["id"] == id).ok_or_else(|| not_found(id))
 }
 
+/// One interface as DescribeNetworkInterfaces shows it (AssociateAddress by NetworkInterfaceId).
+pub async fn interface(ctx: &Ctx<'_>, id: &str) -> Result<Value, Ec2Error> {
+    view_of(ctx, id).await
+}
+
+/// The ids of the caller's attached interfaces by (VM uuid, subnet id) (DescribeAddresses).
+pub async fn interface_ids(ctx: &Ctx<'_>) -> Result<std::collections::HashMap<(String, String), String>, Ec2Error> {
+    let mut out = std::collections::HashMap::new();
+    for v in all_views(ctx).await? {
+        if let (Some(vm), Some(sub), Some(id)) = (s(&v["attachment"], "instanceuuid"), s(&v, "subnetid"), s(&v, "id")) {
+            out.insert((vm, sub), id);
+        }
+    }
+    Ok(out)
+}
+
 /// The record of an interface; an instance NIC is adopted (a record made for it) first.
 pub async fn adopt(ctx: &Ctx<'_>, id: &str) -> Result<Record, Ec2Error> {
     for _ in 0..RETRIES {

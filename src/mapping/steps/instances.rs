@@ -29,7 +29,18 @@ const DESTROY_GRACE: i64 = 600;
 pub fn check_state_change_args(args: &Value) -> Result<(), String> {
     check_keys(
         args,
-        &["command", "current", "skip", "refuse", "refuse_message", "tombstone", "protect", "volumes", "watch"],
+        &[
+            "command",
+            "current",
+            "skip",
+            "refuse",
+            "refuse_message",
+            "tombstone",
+            "protect",
+            "volumes",
+            "watch",
+            "public_ips",
+        ],
         &["command", "current"],
     )?;
     for k in ["command", "current", "refuse_message"] {
@@ -153,6 +164,10 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     if flag_arg(args, "protect") {
         let gone: Vec<String> = started.iter().map(|&i| rows[i].ec2.to_string()).collect();
         super::attrs::forget(ctx, &gone).await;
+    }
+    if flag_arg(args, "public_ips") {
+        let gone: Vec<String> = started.iter().map(|&i| rows[i].uuid.to_string()).collect();
+        super::addresses::release_launch_addresses(ctx, &gone).await;
     }
     if make_tombstones {
         let w = Worker::of(ctx.ex);

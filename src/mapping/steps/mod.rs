@@ -66,13 +66,13 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "run_instances",
         step!(instances::run_instances),
         instances::check_run_args,
-        "deploy MinCount..MaxCount VMs concurrently, roll back below MinCount, tags, ClientToken",
+        "deploy MinCount..MaxCount VMs concurrently, roll back below MinCount, tags, ClientToken, public addresses in subnets",
     ),
     (
         "instance_state_change",
         step!(instances::state_change),
         instances::check_state_change_args,
-        "start/stop/reboot/destroy each instance; answers previous and current state at once",
+        "start/stop/reboot/destroy each instance; answers previous and current state at once; launch-time addresses released",
     ),
     ("account_attributes", step!(account::attributes), no_args, "DescribeAccountAttributes from zones and the account"),
     (
@@ -106,10 +106,16 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "launchPermission back to private, shared with nobody",
     ),
     (
+        "allocate_address",
+        step!(addresses::allocate),
+        no_args,
+        "associateIpAddress in the default zone, or (Domain=vpc) in the default / newest VPC with an internet gateway",
+    ),
+    (
         "associate_address",
         step!(addresses::associate),
         no_args,
-        "enableStaticNat, moving what is in the way (AllowReassociation)",
+        "enableStaticNat (VPC: tier, guest address, internet gateway), moving what is in the way (AllowReassociation)",
     ),
     (
         "disassociate_address",
@@ -213,7 +219,7 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "detach_internet_gateway",
         step!(vpc_objects::detach_internet_gateway),
         no_args,
-        "not attached there -> Gateway.NotAttached",
+        "not attached there -> Gateway.NotAttached; mapped public addresses -> DependencyViolation",
     ),
     (
         "create_dhcp_options",
@@ -271,7 +277,7 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "delete_vpc",
         step!(vpc::delete_vpc),
         no_args,
-        "tiers, an attached gateway or other route tables -> DependencyViolation; deleteVPC",
+        "tiers, an attached gateway, other route tables or Elastic IPs -> DependencyViolation; deleteVPC",
     ),
     (
         "describe_vpc_attribute",
@@ -508,7 +514,11 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         "instances -> reservations (reservationSet items)",
     ),
     ("image_owners", transform!(images::owners), "apply Owner.N / ExecutableBy.N to the listed templates"),
-    ("address_annotations", transform!(addresses::annotations), "DescribeAddresses: association ids, PublicIp.N"),
+    (
+        "address_annotations",
+        transform!(addresses::annotations),
+        "DescribeAddresses: association ids, domain, network interfaces, PublicIp.N; launch-time addresses left out",
+    ),
     (
         "running_unless_all",
         transform!(instance_attrs::running_unless_all),
@@ -559,7 +569,7 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     (
         "instance_vpc",
         transform!(vpc::instance_annotations),
-        "DescribeInstances: vpcId, subnetId, network interfaces of instances on VPC tiers",
+        "DescribeInstances: vpcId, subnetId, network interfaces of instances on VPC tiers, their public addresses",
     ),
     (
         "vpc_security_groups",

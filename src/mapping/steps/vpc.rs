@@ -290,10 +290,13 @@ pub fn delete_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result
         let tiers = ctx
             .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
             .await?;
+        // Elastic IPs allocated in the VPC: CloudStack's deleteVPC would release them, and EC2
+        // keeps an account's addresses whatever happens to a VPC (docs/vpc.md).
         if !tiers.is_empty()
             || objects::vpc_dependencies(ctx, id).await?
             || super::vpc_sg::vpc_has_groups(ctx, id).await?
             || super::network_acls::vpc_has_acls(ctx, &uuid).await?
+            || super::addresses::vpc_addresses(ctx, &uuid).await?.iter().any(|a| !super::addresses::is_launch_ip(a))
         {
             return Err(dependency("vpc", id));
         }
@@ -798,24 +801,41 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
     if let Some(ip) = super::eni::launch_address(ctx, &tier, private_ip).await? {
         out.params.push(("ipaddress".into(), ip));
     }
-    if nic.as_ref().and_then(|n| n.get("AssociatePublicIpAddress")).is_some_and(|v| v == "true") {
-        return Err(Ec2Error::new(
-            Code::UnsupportedOperation,
-            "AssociatePublicIpAddress is not supported by this gateway yet; allocate and associate an Elastic IP.",
-        ));
-    }
+    let tier_uuid = s(&tier, "id").unwrap_or_default();
+    let subnet = ids::ec2_id(Kind::Subnet, &tier_uuid);
+    // A public address: AssociatePublicIpAddress of interface 0, else the subnet's
+    // MapPublicIpOnLaunch (a default subnet maps by default).
+    let public = match nic.as_ref().and_then(|n| n.get("AssociatePublicIpAddress")) {
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(Ec2Error::invalid_value(
+                "NetworkInterface.1.AssociatePublicIpAddress",
+                other,
+                "Expected true or false.",
+            ));
+        }
+        None => attrs(ctx, SUBNET_ATTRS)
+            .await?
+            .get(&subnet)
+            .and_then(|a| a["mappubliciponlaunch"].as_bool())
+            .unwrap_or_else(|| has_tag(&tier, DEFAULT_SUBNET_TAG)),
+    };
     out.params.retain(|(k, _)| k != "zoneid" && k != "securitygroupids" && k != "securitygroupnames");
     out.params.push(("zoneid".into(), tier_zone));
-    out.params.push(("networkids".into(), s(&tier, "id").unwrap_or_default()));
-    let subnet = ids::ec2_id(Kind::Subnet, &s(&tier, "id").unwrap_or_default());
-    Ok((out, Some(VpcLaunch { vpc: vpc_id, subnet, groups })))
+    out.params.push(("networkids".into(), tier_uuid.clone()));
+    Ok((out, Some(VpcLaunch { vpc: vpc_id, vpc_uuid, subnet, tier: tier_uuid, groups, public })))
 }
 
 /// What RunInstances in a subnet must do after the deploys started.
 pub struct VpcLaunch {
     vpc: String,
+    vpc_uuid: String,
     subnet: String,
+    tier: String,
     groups: Vec<String>,
+    /// Give each instance a public address (static NAT from an address of the VPC).
+    public: bool,
 }
 
 /// After RunInstances in a subnet: remember the instances' security groups (the VMs are removed
@@ -830,12 +850,27 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
         }
         return Err(e);
     }
+    let mut public = HashMap::new();
+    if l.public {
+        match super::addresses::launch_addresses(ctx, &l.vpc_uuid, &l.tier, &uuids).await {
+            Ok(p) => public = p,
+            Err(e) => {
+                for u in &uuids {
+                    let _ = ctx.start_job("destroyVirtualMachine", &[("id".into(), u.clone())]).await;
+                }
+                return Err(e);
+            }
+        }
+    }
     let by_id = super::vpc_sg::instance_groups(ctx).await?;
     let groups = ec2_ids.first().and_then(|i| by_id.get(i)).cloned().unwrap_or_default();
     for vm in doc["instances"].as_array_mut().into_iter().flatten() {
         vm["securitygroup"] = Value::Array(groups.clone());
         vm["_vpcid"] = json!(l.vpc);
         vm["_subnetid"] = json!(l.subnet);
+        if let Some(ip) = s(vm, "id").and_then(|u| public.get(&u)) {
+            vm["publicip"] = json!(ip);
+        }
     }
     doc["groups"] = Value::Array(groups);
     Ok(())
@@ -870,6 +905,12 @@ pub fn instance_annotations<'a>(
         let vpc_groups = super::vpc_sg::instance_groups(ctx).await?;
         // Interfaces the gateway keeps (attached ones, adopted primaries): their ids and attributes.
         let kept = super::eni::instance_overrides(ctx).await?;
+        // Public addresses mapped to NICs (one list, only when some instance shows one).
+        let mapped = if items.iter().any(|v| isolated(v) && s(v, "publicip").is_some()) {
+            super::addresses::mapped_by_nic(ctx).await?
+        } else {
+            HashMap::new()
+        };
         for vm in items.iter_mut() {
             let nics = vm["nic"].as_array().cloned().unwrap_or_default();
             let mut interfaces = Vec::new();
@@ -882,7 +923,14 @@ pub fn instance_annotations<'a>(
                 let Some(vpc) = s(&net, "vpcid") else { continue };
                 let nic_uuid = s(nic, "id").unwrap_or_default();
                 let eni = format!("eni-{}", &ids::ec2_id(Kind::Subnet, &format!("nic:{nic_uuid}"))[7..]);
+                let key = (
+                    s(vm, "id").unwrap_or_default(),
+                    s(&net, "id").unwrap_or_default(),
+                    s(nic, "ipaddress").unwrap_or_default(),
+                );
+                let association = mapped.get(&key).map(|(ip, owner)| json!({"publicip": ip, "ipownerid": owner}));
                 interfaces.push(json!({
+                    "_association": association,
                     "id": eni,
                     "subnetid": ids::ec2_id(Kind::Subnet, &s(&net, "id").unwrap_or_default()),
                     "vpcid": ids::ec2_id(Kind::Vpc, &vpc),

@@ -320,6 +320,7 @@ pub fn detach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
                 format!("Invalid id: \"{vpc}\" (expecting \"vpc-...\")"),
             ));
         }
+        let mut checked = false;
         for _ in 0..RETRIES {
             let mut r = fetch(ctx, &IGW_ERR, IGW, igw).await?;
             let on = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid"));
@@ -328,6 +329,22 @@ pub fn detach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFutu
                     Code::GatewayNotAttached,
                     format!("resource {igw} is not attached to network {vpc}"),
                 ));
+            }
+            // Public addresses mapped to instances of the VPC (Elastic IPs, launch-time
+            // addresses) keep the gateway, as in EC2. A VPC CloudStack no longer has has none.
+            if !checked {
+                checked = true;
+                if let Ok(mut u) = ctx.resolve_ids(Kind::Vpc, &[vpc.to_string()]).await {
+                    let addrs = super::addresses::vpc_addresses(ctx, &u.remove(0)).await?;
+                    if addrs.iter().any(|a| s(a, "virtualmachineid").is_some()) {
+                        return Err(Ec2Error::new(
+                            Code::DependencyViolation,
+                            format!(
+                                "Network {vpc} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
+                            ),
+                        ));
+                    }
+                }
             }
             r.doc["attachments"] = json!([]);
             r.vpc = None;

@@ -188,11 +188,14 @@ fn release_nat(m: &mut Model, ip: u64) {
             i.network = None;
         }
     }
-    if let Some(vm) = m.public_ips.get_mut(ip).and_then(|i| i.vm.take())
-        && let Some(v) = m.vms.get_mut(vm)
-        && v.public_ip == Some(ip)
-    {
-        v.public_ip = None;
+    if let Some(vm) = m.public_ips.get_mut(ip).and_then(|i| i.vm.take()) {
+        // The VM's public address (listVirtualMachines publicip): another static NAT it still has.
+        let other = m.public_ips.iter().find(|(_, i)| i.vm == Some(vm)).map(|(s, _)| s);
+        if let Some(v) = m.vms.get_mut(vm)
+            && v.public_ip == Some(ip)
+        {
+            v.public_ip = other;
+        }
     }
 }
 
@@ -347,12 +350,26 @@ fn enable_nat(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         _ => Ok(()),
     };
     taken(ip.vm, v, &|o| m.vms.get(o).map(|x| x.id.clone()), "as it's already assigned to vm id=".into())?;
-    taken(
-        vm.public_ip,
-        s,
-        &|o| m.public_ips.get(o).map(|x| x.id.clone()),
-        format!("and vm id={} as the vm is already associated with another public ip address id=", vm.id),
-    )?;
+    // RulesManagerImpl.isIpReadyForStaticNat: one static NAT per (VM, guest address), so a VM
+    // with secondary addresses or several NICs can have several (InvalidParameterValue).
+    let dst = guest_ip.clone().unwrap_or_else(|| nic.ip.clone());
+    let dst_of = |o: &PublicIp| {
+        o.vm_guest_ip.clone().or_else(|| {
+            vm.nics
+                .iter()
+                .find(|n| Some(n.network) == o.network)
+                .or(vm.nics.iter().find(|n| n.isdefault))
+                .map(|n| n.ip.clone())
+        })
+    };
+    if let Some((_, old)) =
+        m.public_ips.iter().find(|(o, x)| *o != s && x.vm == Some(v) && dst_of(x).as_deref() == Some(dst.as_str()))
+    {
+        return Err(SimError::invalid(format!(
+            "Failed to enable static nat for the ip address id={} and vm id={} as it's already assigned to ip {}",
+            ip.id, vm.id, old.ip
+        )));
+    }
     let row = m.public_ips.live_mut(s)?;
     row.vm = Some(v);
     row.vm_guest_ip = guest_ip;

@@ -645,8 +645,10 @@ fn destroy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             vm.state = if expunge { EXPUNGING } else { DESTROYED };
             vm.planned = vm.state;
             vm.expunge_at = Some(token);
-            for ip in m.public_ips.values_mut().filter(|i| i.vm == Some(seq)) {
-                ip.vm = None;
+            // Static NAT ends with the VM (a VPC address leaves its tier too).
+            let nat: Vec<u64> = m.public_ips.iter().filter(|(_, i)| i.vm == Some(seq)).map(|(s, _)| s).collect();
+            for ip in nat {
+                super::ip::release_nat_pub(m, ip);
             }
             if let Some(vm) = m.vms.get_mut(seq) {
                 vm.public_ip = None;
