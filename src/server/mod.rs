@@ -531,7 +531,8 @@ async fn soap(
     admit(gw, &access_key, &req.action)?;
     // The certificate names the user; its CloudStack keys come from the credential sources.
     let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
-    let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
+    let principal =
+        Principal { access_key, cloudstack: user.cloudstack, account: user.account, account_id: user.account_id };
     let inner = execute(gw, &req, &principal).await?;
     Ok(render::soap_success(rid, &req.action, &req.version, &inner))
 }
