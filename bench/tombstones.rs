@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         access_key: u.api_key.clone(),
         cloudstack: CsCredentials { api_key: u.api_key.clone(), secret_key: u.secret_key.clone() },
         account: Some(u.account.clone()),
+        account_id: Some(u.account_id.clone()),
     };
     let client = Arc::new(CsClient::new(&sim.endpoint, ClientOptions::default())?);
     let dir = std::env::temp_dir().join(format!("ec2bridge-bench-tombs-{}", std::process::id()));
