@@ -24,7 +24,8 @@ impl Ec2Handler for Echo {
     fn execute<'a>(&'a self, req: &'a Ec2Request, who: &'a Principal) -> BoxFuture<'a, Result<String, Ec2Error>> {
         Box::pin(async move {
             match req.action.as_str() {
-                "Slow" => tokio::time::sleep(Duration::from_secs(5)).await,
+                "DescribeSlow" => tokio::time::sleep(Duration::from_secs(5)).await,
+                "CreateSlow" => tokio::time::sleep(Duration::from_millis(1500)).await,
                 "Revoked" => return Err(Ec2Error::auth_failure()),
                 _ => {}
             }
@@ -348,8 +349,12 @@ async fn limits_soap_health_and_shutdown() {
     let a = answer(s.http.post(&s.base).header("content-type", "application/x-www-form-urlencoded").body(big)).await;
     assert_eq!((a.status, a.code()), (413, "RequestEntityTooLarge".into()));
     // Timeout (700 ms here) -> 503 so SDKs retry.
-    let a = s.post_v4("/", &[("Action", "Slow"), ("Version", "2016-11-15")], SK, &now_amz()).await;
+    let a = s.post_v4("/", &[("Action", "DescribeSlow"), ("Version", "2016-11-15")], SK, &now_amz()).await;
     assert_eq!((a.status, a.code()), (503, "Unavailable".into()));
+    // A mutating action past the timeout is answered with its result, never a retryable 503
+    // (a retry would do it twice).
+    let a = s.post_v4("/", &[("Action", "CreateSlow"), ("Version", "2016-11-15")], SK, &now_amz()).await;
+    assert_eq!(a.status, 200);
     // Other methods.
     let a = answer(s.http.put(&s.base).body("")).await;
     assert_eq!(a.status, 405);

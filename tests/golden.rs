@@ -389,6 +389,7 @@ impl Scenario {
             access_key: self.ak.clone(),
             cloudstack: ec2bridge::cloudstack::CsCredentials { api_key: self.ak.clone(), secret_key: self.sk.clone() },
             account: Some("alice".into()),
+            account_id: Some("9da63228-a384-4532-9487-8bb4510950ec".into()),
         };
         let answer = async {
             let version = soap::version_of(op.namespace.as_deref())?;

@@ -113,6 +113,7 @@ fn who() -> Principal {
         access_key: "AKIDALICE".into(),
         cloudstack: CsCredentials { api_key: "AKIDALICE".into(), secret_key: "secret".into() },
         account: Some("alice".into()),
+        account_id: Some("9da63228-a384-4532-9487-8bb4510950ec".into()),
     }
 }
 

@@ -194,7 +194,9 @@ async fn describe_instances_ids_filters_paging() {
             "blockDeviceMapping",
             "virtualizationType",
             "tagSet",
-            "hypervisor"
+            "hypervisor",
+            "platformDetails",
+            "usageOperation"
         ]
     );
     assert_eq!(one(&xml, "launchTime"), "2024-05-06T05:08:09.000Z");
@@ -258,7 +260,10 @@ async fn describe_instances_ids_filters_paging() {
     let e =
         ex.execute(&req("DescribeInstances", &[("MaxResults", "5"), ("InstanceId.1", &ia)]), &who()).await.unwrap_err();
     assert_eq!(e.code, "InvalidParameterCombination");
-    let e = ex.execute(&req("DescribeInstances", &[("MaxResults", "1001")]), &who()).await.unwrap_err();
+    // Above EC2's maximum: at most the maximum, as EC2 answers; below its minimum: an error.
+    let xml = ex.execute(&req("DescribeInstances", &[("MaxResults", "1001")]), &who()).await.unwrap();
+    assert_eq!(all(&xml, "instanceId").len(), 12);
+    let e = ex.execute(&req("DescribeInstances", &[("MaxResults", "4")]), &who()).await.unwrap_err();
     assert_eq!(e.code, "InvalidParameterValue");
 
     // Ids: malformed, unknown.
@@ -327,7 +332,7 @@ async fn run_instances_answers_pending_at_once() {
     };
     assert_eq!(top, vec!["reservationId", "ownerId", "groupSet", "instancesSet"]);
     assert!(one(&xml, "reservationId").starts_with("r-"));
-    assert_eq!(one(&xml, "ownerId"), "alice");
+    assert_eq!(one(&xml, "ownerId"), alice_number());
     let ids = all(&xml, "instanceId");
     assert_eq!(ids.len(), 3);
     assert_eq!(all(&xml, "name").iter().filter(|n| *n == "pending").count(), 3);
@@ -602,4 +607,31 @@ async fn backend_errors_map_by_code() {
     let e = ex.execute(&req("DescribeInstances", &[]), &who()).await.unwrap_err();
     assert_eq!((e.code.as_ref(), e.status()), ("InternalError", 500));
     assert!(!e.message.contains("host x"));
+}
+
+/// A CloudStack older than 4.13.2 names a VM's OS only by `ostypeid`: DescribeInstances reads the
+/// names from one listOsTypes (cached) and answers platform windows for Windows guests.
+#[tokio::test]
+async fn instance_platform_from_os_types() {
+    let (cs, ex) = setup();
+    let w = cs.add_vm("win", "Running", serde_json::json!({"ostypeid": "os-win"}));
+    let l = cs.add_vm("lin", "Running", serde_json::json!({"ostypeid": "os-lin"}));
+    let xml = ex.execute(&req("DescribeInstances", &[]), &who()).await.unwrap();
+    let inst = |id: &str| {
+        let ec2 = ec2_id(Kind::Instance, id);
+        let start = xml.find(&format!("<instanceId>{ec2}</instanceId>")).unwrap();
+        let end = xml[start + 1..].find("<instanceId>").map(|e| start + 1 + e).unwrap_or(xml.len());
+        xml[start..end].to_string()
+    };
+    assert!(inst(&w).contains("<platform>windows</platform>"), "{xml}");
+    assert!(inst(&w).contains("<platformDetails>Windows</platformDetails>"), "{xml}");
+    assert!(!inst(&l).contains("<platform>"), "{xml}");
+    assert!(inst(&l).contains("<usageOperation>RunInstances</usageOperation>"), "{xml}");
+    let xml = ex
+        .execute(&req("DescribeInstances", &[("Filter.1.Name", "platform"), ("Filter.1.Value.1", "windows")]), &who())
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "instanceId"), vec![ec2_id(Kind::Instance, &w)]);
+    // One listOsTypes for both requests (metadata cache).
+    assert_eq!(cs.commands().iter().filter(|c| *c == "listOsTypes").count(), 1);
 }

@@ -10,7 +10,7 @@ use ec2bridge::auth::Principal;
 use ec2bridge::base::Ec2Error;
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use mapping_support::{all, one, req, sim_env, sim_principal};
+use mapping_support::{alice_number, all, one, req, sim_env, sim_principal};
 
 const RSA_PUB: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDguOriAzxINxvyLf9qrepqX6YYT8eNZhywEvdGTF8vHQ2peoK4PhSerKZR4igDR9wpZGxZ7xRYzNdjl0ZGb96gj/QXlckEmvmGnrgMURMuCybdDfS+uSUOjb9w15I2Re3FgYfKtqI24jMvatoUcKtWELCk4wtP9gM8W2KBo/nXiXdY935pSWTTdLS4Y3Uo3/aZg93gYMLomBZRBicQjF2tNhGtGDy3YCIecZBB/HBXQ+8rwsXn7tQ0EFDUPatkdSX6ukBPAHveQxpFXE2yum70ePHZY2vX80XQOFTONp/7MYWCZ1AXh0f8cC0qE52QWv6/NSBzJNX5eZ4/PJCwFI51 test@ec2bridge";
 const ED_PUB: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF0o2omdWbuViKbXgjB0AQZaDRU9uTtixO4+URFbKdet test2@ec2bridge";
@@ -104,7 +104,7 @@ async fn security_group_lifecycle() {
     let xml = run(&ex, &who, "DescribeSecurityGroups", &[("GroupName.1", "web")]).await.unwrap();
     assert_eq!(all(&xml, "groupId"), vec![web.clone()]);
     assert_eq!(one(&xml, "groupDescription"), "web servers");
-    assert_eq!(one(&xml, "ownerId"), "alice");
+    assert_eq!(one(&xml, "ownerId"), alice_number());
     assert_eq!(all(&xml, "key"), vec!["team"]);
     assert_eq!(code(&ex, &who, "DescribeSecurityGroups", &[("GroupName.1", "nope")]).await, "InvalidGroup.NotFound");
     assert_eq!(
@@ -201,6 +201,7 @@ async fn security_group_lifecycle() {
 
     // Filters over the permissions.
     let f = |n: &'static str, v: &'static str| [("Filter.1.Name", n), ("Filter.1.Value.1", v)];
+    let alice_num: &'static str = Box::leak(alice_number().into_boxed_str());
     for (n, v, want) in [
         ("ip-permission.from-port", "80", vec!["web"]),
         ("ip-permission.cidr", "192.168.*", vec!["web"]),
@@ -211,7 +212,7 @@ async fn security_group_lifecycle() {
         ("description", "web servers", vec!["web"]),
         ("tag:team", "blue", vec!["web"]),
         ("tag-key", "team", vec!["web"]),
-        ("owner-id", "alice", vec!["db", "default", "web"]),
+        ("owner-id", alice_num, vec!["db", "default", "web"]),
     ] {
         let xml = run(&ex, &who, "DescribeSecurityGroups", &f(n, v)).await.unwrap();
         let mut got: Vec<String> = groups(&xml).into_iter().map(|(n, _)| n).collect();

@@ -9,7 +9,7 @@ use ec2bridge::auth::Principal;
 use ec2bridge::cloudstack::CsCredentials;
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
-use mapping_support::{all, children, one, req, sim_env};
+use mapping_support::{alice_number, all, children, one, req, sim_env};
 
 const UBUNTU: &str = "e8e3401a-f3f0-4cec-8671-7b6085bf6e19";
 
@@ -190,7 +190,7 @@ async fn volume_and_snapshot_lifecycle() {
     assert_eq!(one(&xml, "status"), "pending");
     assert_eq!(one(&xml, "volumeSize"), "10");
     assert_eq!(one(&xml, "description"), "nightly backup");
-    assert_eq!(one(&xml, "ownerId"), "alice");
+    assert_eq!(one(&xml, "ownerId"), alice_number());
     let snap = one(&xml, "snapshotId");
     assert!(snap.starts_with("snap-"));
     let xml = wait_snapshot(&ex, &who, &snap).await;
@@ -198,6 +198,7 @@ async fn volume_and_snapshot_lifecycle() {
     assert_eq!(one(&xml, "volumeId"), vol);
     assert_eq!(one(&xml, "volumeSize"), "10");
     assert_eq!(all(&xml, "value"), vec!["gold"]);
+    let alice_num = alice_number();
     for (name, value) in [
         ("volume-id", vol.as_str()),
         ("description", "nightly*"),
@@ -205,7 +206,7 @@ async fn volume_and_snapshot_lifecycle() {
         ("tag:tier", "gold"),
         ("tag-key", "tier"),
         ("volume-size", "10"),
-        ("owner-id", "alice"),
+        ("owner-id", alice_num.as_str()),
         ("progress", "100%"),
     ] {
         let xml = run(&ex, &who, "DescribeSnapshots", &[("Filter.1.Name", name), ("Filter.1.Value.1", value)]).await;
@@ -293,7 +294,10 @@ async fn volume_and_snapshot_lifecycle() {
         }
     }
     assert_eq!(paged, all_vols);
-    let (code, _) = fail(&ex, &who, "DescribeVolumes", &[("MaxResults", "501")]).await;
+    // Above DescribeVolumes' 500: clamped, as EC2 does (issue 12 item 12); below 5: an error.
+    let xml = run(&ex, &who, "DescribeVolumes", &[("MaxResults", "501")]).await;
+    assert_eq!(all(&xml, "volumeId"), all_vols);
+    let (code, _) = fail(&ex, &who, "DescribeVolumes", &[("MaxResults", "4")]).await;
     assert_eq!(code, "InvalidParameterValue");
     let (code, _) = fail(&ex, &who, "DescribeVolumes", &[("MaxResults", "5"), ("VolumeId.1", &vol)]).await;
     assert_eq!(code, "InvalidParameterCombination");
@@ -376,7 +380,7 @@ async fn volume_errors_and_dry_run() {
         ("DescribeVolumes", vec![("Filter.1.Name", "bogus"), ("Filter.1.Value.1", "x")], "InvalidParameterValue"),
         ("DescribeSnapshots", vec![("SnapshotId.1", "snap-0123456789abcdef0")], "InvalidSnapshot.NotFound"),
         ("DescribeSnapshots", vec![("SnapshotId.1", "vol-0123456789abcdef0")], "InvalidSnapshotID.Malformed"),
-        ("DescribeSnapshots", vec![("MaxResults", "1001")], "InvalidParameterValue"),
+        ("DescribeSnapshots", vec![("MaxResults", "4")], "InvalidParameterValue"),
         ("CreateSnapshot", vec![], "MissingParameter"),
         ("CreateSnapshot", vec![("VolumeId", "vol-0123456789abcdef0")], "InvalidVolume.NotFound"),
         (
@@ -450,6 +454,7 @@ async fn volume_errors_and_dry_run() {
         access_key: bob.api_key.clone(),
         cloudstack: CsCredentials { api_key: bob.api_key, secret_key: bob.secret_key },
         account: Some(bob.account),
+        account_id: Some(bob.account_id),
     };
     let e = ex.execute(&req("DescribeVolumes", &[("VolumeId.1", &vol)]), &bob).await.unwrap_err();
     assert_eq!(e.code, "InvalidVolume.NotFound");

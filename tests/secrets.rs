@@ -24,6 +24,7 @@ fn register_args() -> RegisterArgs {
 fn debug_impls_redact() {
     let sim = SimUser {
         account: "a".into(),
+        account_id: "acct-uuid".into(),
         domain: "ROOT".into(),
         username: "u".into(),
         api_key: "AK".into(),

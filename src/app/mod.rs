@@ -236,6 +236,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         regions.extend(infos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
         let opts = crate::mapping::ExecutorOptions {
             regions,
+            admin: b.admin.clone(),
             lease: Duration::from_secs(cfg.server.operation_lease_secs.max(1)),
             tombstone_keep: cfg.server.tombstones_per_account.max(1),
             ..Default::default()
@@ -366,6 +367,9 @@ struct RegionBackend {
     client: Arc<CsClient>,
     credentials: Arc<dyn CredentialSource>,
     users: Vec<ReadyUser>,
+    /// Admin keys (configured, or the simulator's admin): the executor numbers other tenants'
+    /// accounts with them (docs/accounts.md).
+    admin: Option<CsCredentials>,
     /// The region's simulator, kept alive as long as the gateway runs.
     sim: Option<SimBackend>,
 }
@@ -437,6 +441,7 @@ async fn region_backend(
         client,
         credentials: Arc::new(chain),
         users,
+        admin: admin_keys,
         sim,
     })
 }
@@ -498,7 +503,8 @@ async fn start_simulator(
     for u in &sim.users {
         memory.insert(
             &u.api_key,
-            crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone())),
+            crate::auth::KnownUser::cloudstack_user(&u.api_key, &u.secret_key, Some(u.account.clone()))
+                .with_account_id(Some(u.account_id.clone())),
         );
         users.push(ReadyUser {
             account: u.account.clone(),

@@ -32,6 +32,9 @@ pub struct KnownUser {
     pub cloudstack: CsCredentials,
     /// CloudStack account name, when known.
     pub account: Option<String>,
+    /// CloudStack account uuid, when the source knows it (the account number, docs/accounts.md,
+    /// is derived from it; otherwise the executor asks CloudStack once).
+    pub account_id: Option<String>,
 }
 
 impl KnownUser {
@@ -41,7 +44,14 @@ impl KnownUser {
             secret_key: secret_key.to_string(),
             cloudstack: CsCredentials { api_key: api_key.to_string(), secret_key: secret_key.to_string() },
             account,
+            account_id: None,
         }
+    }
+
+    /// The same with the account's uuid.
+    pub fn with_account_id(mut self, account_id: Option<String>) -> Self {
+        self.account_id = account_id.filter(|a| !a.is_empty());
+        self
     }
 }
 
@@ -51,6 +61,7 @@ impl std::fmt::Debug for KnownUser {
             .field("secret_key", &"<redacted>")
             .field("cloudstack", &self.cloudstack)
             .field("account", &self.account)
+            .field("account_id", &self.account_id)
             .finish()
     }
 }
@@ -319,7 +330,8 @@ impl CloudStackAdminSource {
                 }
             }
         };
-        Ok(Some(KnownUser::cloudstack_user(access_key, &secret, account)))
+        let account_id = user.get("accountid").and_then(Value::as_str).map(str::to_string);
+        Ok(Some(KnownUser::cloudstack_user(access_key, &secret, account).with_account_id(account_id)))
     }
 }
 

@@ -29,8 +29,11 @@ pub struct Principal {
     /// The EC2 access key the caller signed with (= its CloudStack API key).
     pub access_key: String,
     pub cloudstack: CsCredentials,
-    /// CloudStack account name, when known (used for `ownerId`).
+    /// CloudStack account name, when known.
     pub account: Option<String>,
+    /// CloudStack account uuid, when the credential source knows it (`ownerId` is its number,
+    /// docs/accounts.md).
+    pub account_id: Option<String>,
 }
 
 /// What the Query verifiers see of an HTTP request. Parameters are already decoded (`+` and
@@ -168,7 +171,12 @@ pub async fn authenticate(
         Parsed::V4(a) => a.verify(req, &user.secret_key)?,
         Parsed::V2(a) => a.verify(req, &user.secret_key)?,
     }
-    Ok(Principal { access_key: access_key.to_string(), cloudstack: user.cloudstack, account: user.account })
+    Ok(Principal {
+        access_key: access_key.to_string(),
+        cloudstack: user.cloudstack,
+        account: user.account,
+        account_id: user.account_id,
+    })
 }
 
 /// RFC 3986 unreserved characters stay; every other byte becomes `%XX` (uppercase hex).

@@ -66,6 +66,8 @@ catalog! {
     InvalidSoapRequest = "InvalidSOAPRequest", 400, false;
     MissingAction = "MissingAction", 400, false;
     InvalidAction = "InvalidAction", 400, false;
+    // What EC2 answers a request it cannot make sense of, e.g. an unknown DescribeImageAttribute name.
+    InvalidRequest = "InvalidRequest", 400, false;
     // IAM GetUser of a user name the caller's account does not have (docs/accounts.md).
     NoSuchEntity = "NoSuchEntity", 404, false;
     MissingParameter = "MissingParameter", 400, false;

@@ -17,7 +17,13 @@ use crate::ids::{self, Kind};
 pub struct Vars {
     pub region: String,
     pub endpoint: String,
+    /// The caller's 12-digit account number (`$account`, docs/accounts.md), when known.
     pub account: Option<String>,
+    /// The caller's CloudStack account name (the `owner` converter maps it to `account`).
+    pub account_name: Option<String>,
+    /// CloudStack account name -> account uuid of other tenants' accounts, learned with the
+    /// admin keys: how the `owner` converter numbers them (docs/accounts.md).
+    pub accounts: std::sync::Arc<dashmap::DashMap<String, String>>,
     /// `[{name, endpoint}]` for DescribeRegions.
     pub regions: Value,
     pub version: String,
@@ -82,6 +88,8 @@ const CONVERTERS: &[(&str, ConvFn, &str)] = &[
     ("platform", conv_platform, "OS type text -> windows, or no value"),
     ("nonempty", conv_nonempty, "empty string -> no value"),
     ("string", conv_string, "any scalar -> its text"),
+    ("owner", conv_owner, "CloudStack account name -> its 12-digit account number (docs/accounts.md)"),
+    ("account_number", conv_account_number, "CloudStack account uuid -> its 12-digit account number"),
 ];
 
 pub fn describe() -> Vec<(&'static str, &'static str)> {
@@ -235,6 +243,53 @@ fn conv_id(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {
         l.push((kind, id.clone(), uuid));
     }
     Some(Value::String(id))
+}
+
+fn conv_account_number(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    let uuid = text(v)?;
+    (!uuid.is_empty()).then(|| Value::String(ids::account_number(&uuid)))
+}
+
+fn conv_owner(v: &Value, _: &str, env: &Env<'_>) -> Option<Value> {
+    let name = text(v)?;
+    if name.is_empty() {
+        return None;
+    }
+    Some(Value::String(owner_number(env.vars, &name)))
+}
+
+/// The account number of a CloudStack account known by name: the caller's own, else one whose
+/// uuid the gateway has seen; else (an account the gateway has never seen a uuid of, e.g. the
+/// owner of another tenant's security group named in a rule) the number of `name:<name>`
+/// (docs/accounts.md "Accounts the gateway cannot see").
+pub fn owner_number(vars: &Vars, name: &str) -> String {
+    if let (Some(mine), Some(num)) = (&vars.account_name, &vars.account)
+        && mine == name
+    {
+        return num.clone();
+    }
+    if ids::is_account_number(name) {
+        return name.to_string();
+    }
+    match vars.accounts.get(name) {
+        Some(uuid) if !uuid.value().is_empty() => ids::account_number(uuid.value()),
+        _ => ids::account_number(&format!("name:{name}")),
+    }
+}
+
+/// The CloudStack account name behind an account number (the caller's, or one the gateway has
+/// seen); a value that is not a 12-digit number is taken as an account name, as before.
+pub fn account_name_of(vars: &Vars, value: &str) -> Option<String> {
+    if !ids::is_account_number(value) {
+        return Some(value.to_string());
+    }
+    if vars.account.as_deref() == Some(value) {
+        return vars.account_name.clone();
+    }
+    vars.accounts
+        .iter()
+        .find(|e| !e.value().is_empty() && ids::account_number(e.value()) == value)
+        .map(|e| e.key().clone())
 }
 
 fn conv_map(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {

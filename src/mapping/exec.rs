@@ -52,6 +52,9 @@ pub struct ExecutorOptions {
     pub deploy_concurrency: usize,
     /// Other CloudStack calls in flight at once for one EC2 request (per-id commands).
     pub call_concurrency: usize,
+    /// Admin keys, used for one thing only: `listAccounts` to learn the uuids (hence the
+    /// account numbers, docs/accounts.md) of other tenants' accounts that answers name.
+    pub admin: Option<CsCredentials>,
 }
 
 impl Default for ExecutorOptions {
@@ -66,6 +69,7 @@ impl Default for ExecutorOptions {
             max_run_count: 100,
             deploy_concurrency: 8,
             call_concurrency: 16,
+            admin: None,
         }
     }
 }
@@ -92,6 +96,11 @@ pub struct Inner {
     pub counters: DashMap<String, Arc<ActionCounters>>,
     /// The CloudStack user behind each access key (`identity::caller`), with when it was read.
     pub callers: DashMap<String, (Instant, Arc<super::identity::Caller>)>,
+    /// CloudStack account name -> uuid, learned with the admin keys (docs/accounts.md); an
+    /// empty uuid marks a name several domains use.
+    pub accounts: Arc<DashMap<String, String>>,
+    /// When the account list was last read with the admin keys.
+    pub accounts_read: Mutex<Option<Instant>>,
 }
 
 /// Resolved inputs of one request.
@@ -323,6 +332,16 @@ impl<'a> Ctx<'a> {
         Ok(uuids)
     }
 
+    /// The CloudStack account name an EC2 owner id stands for (docs/accounts.md): the caller's
+    /// number, a number of an account the admin keys list, or a plain account name as it is.
+    pub async fn account_name_of(&self, value: &str) -> Option<String> {
+        if let Some(n) = super::convert::account_name_of(&self.vars, value) {
+            return Some(n);
+        }
+        read_accounts(self.ex).await;
+        super::convert::account_name_of(&self.vars, value)
+    }
+
     /// The caller's store-held object of `kind` with this EC2 id (`[kind.X] store_records`), as
     /// the kind's list would answer it; None for a kind without store records.
     pub async fn store_record(&self, kind: Kind, ec2_id: &str) -> Result<Option<Value>, Ec2Error> {
@@ -353,6 +372,84 @@ impl<'a> Ctx<'a> {
                 Err(Ec2Error::internal())
             }
         }
+    }
+}
+
+/// Fields through which CloudStack objects (and the gateway's own records) name an account.
+const ACCOUNT_FIELDS: &[&str] = &["account", "ownerid", "userid", "instanceownerid"];
+
+fn account_names<'v>(v: &'v Value, out: &mut HashSet<&'v str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match x {
+                    Value::String(s) if ACCOUNT_FIELDS.contains(&k.as_str()) && !s.is_empty() => {
+                        out.insert(s.as_str());
+                    }
+                    Value::Array(_) | Value::Object(_) => account_names(x, out),
+                    _ => {}
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| account_names(x, out)),
+        _ => {}
+    }
+}
+
+/// Before listed objects are filtered and rendered: the accounts they name that are not the
+/// caller's get their uuids (hence numbers) from `listAccounts` with the admin keys, read at
+/// most once per `metadata_ttl` (docs/accounts.md). Without admin keys nothing is asked.
+async fn learn_accounts(ctx: &Ctx<'_>, items: &[Value]) {
+    if ctx.ex.opts.admin.is_none() {
+        return;
+    }
+    let mut names = HashSet::new();
+    for it in items {
+        account_names(it, &mut names);
+    }
+    let own = ctx.vars.account_name.as_deref();
+    let unknown = names
+        .iter()
+        .any(|n| Some(*n) != own && !crate::ids::is_account_number(n) && !ctx.vars.accounts.contains_key(*n));
+    if unknown {
+        read_accounts(ctx.ex).await;
+    }
+}
+
+/// Read every account with the admin keys into the directory (throttled to once per
+/// `metadata_ttl`). Failures are logged; the numbers then come from the names.
+pub async fn read_accounts(ex: &Inner) {
+    let Some(admin) = &ex.opts.admin else { return };
+    {
+        let mut last = ex.accounts_read.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < ex.opts.metadata_ttl) {
+            return;
+        }
+        *last = Some(Instant::now());
+    }
+    let params = [("listall".to_string(), "true".to_string())];
+    match ex.backend.list_all(admin, "listAccounts", &params, "account").await {
+        Ok(list) => {
+            let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+            for a in &list {
+                let (Some(name), Some(id)) =
+                    (a.get("name").and_then(Value::as_str), a.get("id").and_then(Value::as_str))
+                else {
+                    continue;
+                };
+                seen.entry(name.to_string())
+                    .and_modify(|u| {
+                        if u != id {
+                            u.clear();
+                        }
+                    })
+                    .or_insert_with(|| id.to_string());
+            }
+            for (n, u) in seen {
+                ex.accounts.insert(n, u);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "listing accounts with the admin keys failed"),
     }
 }
 
@@ -479,6 +576,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
                 let mut seen = HashSet::new();
                 items.retain(|it| seen.insert(d.eval(it).first().map(|v| scalar_text(v)).unwrap_or_default()));
             }
+            learn_accounts(ctx, &items).await;
             for s in &a.after_list {
                 items = steps::transform(s, ctx, &prep, items).await?;
             }

@@ -107,6 +107,8 @@ impl Executor {
                 holder: format!("gw-{}", uuid::Uuid::new_v4().simple()),
                 counters: Default::default(),
                 callers: Default::default(),
+                accounts: Default::default(),
+                accounts_read: Default::default(),
             }),
         })
     }
@@ -169,10 +171,13 @@ impl Executor {
         // knows it (boto 2 connects to regionEndpoint); other regions keep their configured one
         // (empty: they are served here too).
         let own_endpoint = |r: &RegionInfo| req.host.clone().unwrap_or_else(|| r.endpoint.clone());
+        let (account, account_name) = self.own_account(who).await;
         let vars = convert::Vars {
             region: region.map(|r| r.name.clone()).unwrap_or_default(),
             endpoint: region.map(own_endpoint).unwrap_or_default(),
-            account: who.account.clone(),
+            account,
+            account_name,
+            accounts: inner.accounts.clone(),
             regions: serde_json::Value::Array(
                 inner
                     .opts
@@ -216,6 +221,29 @@ impl Executor {
             c.errors.fetch_add(1, Ordering::Relaxed);
         }
         (r, calls)
+    }
+
+    /// The caller's account number and account name (docs/accounts.md): from the account uuid
+    /// the credential source knew, else from `listUsers` (identity::caller, cached). A caller
+    /// CloudStack cannot tell about still gets its answer, with `ownerId` from the name alone.
+    async fn own_account(&self, who: &Principal) -> (Option<String>, Option<String>) {
+        let inner = &*self.inner;
+        let (uuid, name) = match &who.account_id {
+            Some(id) => (Some(id.clone()), who.account.clone()),
+            None => match identity::caller(inner, who).await {
+                Ok(c) => (Some(c.account_id.clone()), Some(c.account_name.clone()).or(who.account.clone())),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "the caller's account could not be looked up");
+                    (None, who.account.clone())
+                }
+            },
+        };
+        let number = match (&uuid, &name) {
+            (Some(u), _) => Some(crate::ids::account_number(u)),
+            (None, Some(n)) => Some(crate::ids::account_number(&format!("name:{n}"))),
+            (None, None) => None,
+        };
+        (number, name)
     }
 
     pub fn stats(&self) -> Vec<ActionStats> {

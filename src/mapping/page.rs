@@ -61,16 +61,18 @@ pub fn read(params: &Params, spec: Option<&PageSpec>, ids_wire: Option<&str>, fp
         let what = if max.is_some() { "maxResults" } else { "nextToken" };
         return Err(Ec2Error::combination(format!("The parameter {wire} cannot be used with the parameter {what}")));
     }
+    // Below the minimum is an error; above the maximum EC2 answers at most the maximum (the
+    // AWS CLI sends 1000 on every paginated call, DescribeVolumes allows 500).
     let limit = match max {
         None => None,
-        Some(m) if m < spec.min || m > spec.max => {
+        Some(m) if m < spec.min => {
             return Err(Ec2Error::invalid_value(
                 "MaxResults",
                 &m.to_string(),
                 &format!("Value must be between {} and {}.", spec.min, spec.max),
             ));
         }
-        Some(m) => Some(m as usize),
+        Some(m) => Some(m.min(spec.max) as usize),
     };
     let offset = match next {
         None => 0,
@@ -113,6 +115,9 @@ mod tests {
         let fp = fingerprint("DescribeInstances", "k", &p(&[]));
         assert_eq!(read(&p(&[]), Some(&spec), None, &fp).unwrap(), Page { offset: 0, limit: None });
         assert_eq!(read(&p(&[("MaxResults", "4")]), Some(&spec), None, &fp).unwrap_err().code, "InvalidParameterValue");
+        // Above the maximum: clamped, as EC2 does (DescribeVolumes allows 500, the CLI sends 1000).
+        let small = PageSpec { min: 5, max: 500 };
+        assert_eq!(read(&p(&[("MaxResults", "1000")]), Some(&small), None, &fp).unwrap().limit, Some(500));
         let e = read(&p(&[("MaxResults", "5")]), Some(&spec), Some("instancesSet"), &fp).unwrap_err();
         assert_eq!(e.code, "InvalidParameterCombination");
         assert_eq!(e.message, "The parameter instancesSet cannot be used with the parameter maxResults");

@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -275,9 +276,24 @@ async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let mut info = LogInfo::default();
     // Only the method and path are kept for the log line, and only when it will be written.
     let line = LineInfo::capture(&gw, &req);
+    // A request that may have changed something is never answered with a retryable error while
+    // its change can still complete (a retry would make it twice): once a mutating action runs,
+    // the request timeout no longer cuts it; its own CloudStack call and job deadlines bound it.
+    let mutating = Arc::new(AtomicBool::new(false));
     let outcome = crate::ops::with_request_id(
         Arc::from(rid.as_str()),
-        tokio::time::timeout(gw.request_timeout, process(&gw, &rid, req, &mut info)),
+        MUTATING.scope(mutating.clone(), async {
+            let fut = process(&gw, &rid, req, &mut info);
+            tokio::pin!(fut);
+            match tokio::time::timeout(gw.request_timeout, &mut fut).await {
+                Ok(r) => Ok(r),
+                Err(_) if mutating.load(Ordering::Relaxed) => {
+                    tracing::info!("a mutating request runs past the request timeout; its answer is awaited");
+                    Ok(fut.await)
+                }
+                Err(e) => Err(e),
+            }
+        }),
     )
     .instrument(span.clone())
     .await;
@@ -460,8 +476,21 @@ fn admit(gw: &Gateway, access_key: &str, action: &str) -> Result<(), Ec2Error> {
     }
 }
 
+tokio::task_local! {
+    /// Set once the request's action runs and it is not read-only (see `ec2_entry`).
+    static MUTATING: Arc<AtomicBool>;
+}
+
+/// Actions that change nothing: cut by the request timeout like any request.
+fn read_only(action: &str) -> bool {
+    ["Describe", "Get", "List"].iter().any(|p| action.starts_with(p))
+}
+
 /// Run an authenticated request (both front ends).
 async fn execute(gw: &Gateway, req: &Ec2Request, principal: &Principal) -> Result<String, Ec2Error> {
+    if !read_only(&req.action) {
+        let _ = MUTATING.try_with(|m| m.store(true, Ordering::Relaxed));
+    }
     let out = gw.handler.execute(req, principal).await;
     // CloudStack refused this user's keys: a cached copy may be stale (rotated/disabled).
     if out.as_ref().is_err_and(|e| e.is(Code::AuthFailure)) {
@@ -502,7 +531,8 @@ async fn soap(
     admit(gw, &access_key, &req.action)?;
     // The certificate names the user; its CloudStack keys come from the credential sources.
     let user = gw.credentials.lookup(&access_key).await?.ok_or_else(Ec2Error::auth_failure)?;
-    let principal = Principal { access_key, cloudstack: user.cloudstack, account: user.account };
+    let principal =
+        Principal { access_key, cloudstack: user.cloudstack, account: user.account, account_id: user.account_id };
     let inner = execute(gw, &req, &principal).await?;
     Ok(render::soap_success(rid, &req.action, &req.version, &inner))
 }

@@ -76,6 +76,8 @@ pub struct SimOptions {
 #[derive(Clone)]
 pub struct SimUser {
     pub account: String,
+    /// The account's uuid.
+    pub account_id: String,
     pub domain: String,
     pub username: String,
     pub api_key: String,

@@ -304,6 +304,8 @@ pub fn write_vm(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool) {
     if let Some(os) = os {
         w.str("guestosid", &os.id);
         w.str("ostypeid", &os.id);
+        // CloudStack 4.13.2 and later name the OS too.
+        w.str("osdisplayname", &os.description);
     }
     w.num("rootdeviceid", 0);
     w.str("rootdevicetype", "ROOT");

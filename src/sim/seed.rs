@@ -886,6 +886,7 @@ pub fn users_of(m: &Model) -> Vec<super::SimUser> {
             let a = m.account(u.account);
             super::SimUser {
                 account: a.name.clone(),
+                account_id: a.id.clone(),
                 domain: m.domain(a.domain).name.clone(),
                 username: u.username.clone(),
                 api_key: u.api_key.clone(),

@@ -159,6 +159,10 @@ impl Canned {
             }
             // No volumes: TerminateInstances looks for data volumes to detach first.
             "listVolumes" => json!([]),
+            "listOsTypes" => json!([
+                {"id": "os-win", "description": "Windows Server 2019 (64-bit)"},
+                {"id": "os-lin", "description": "Ubuntu 22.04 (64-bit)"}
+            ]),
             other => json!({"unexpected": other}),
         })
     }
@@ -301,7 +305,17 @@ pub fn who() -> Principal {
         access_key: "AKIDALICE".into(),
         cloudstack: CsCredentials { api_key: "AKIDALICE".into(), secret_key: "secret".into() },
         account: Some("alice".into()),
+        account_id: Some(ALICE_ACCOUNT.into()),
     }
+}
+
+/// The canned alice's account uuid, the seeded one (her number is `ids::account_number` of it).
+pub const ALICE_ACCOUNT: &str = "9da63228-a384-4532-9487-8bb4510950ec";
+
+/// Alice's 12-digit account number, `ownerId` of her resources (docs/accounts.md).
+#[allow(dead_code)]
+pub fn alice_number() -> String {
+    ec2bridge::ids::account_number(ALICE_ACCOUNT)
 }
 
 pub fn req(action: &str, params: &[(&str, &str)]) -> Ec2Request {
@@ -364,5 +378,6 @@ pub fn sim_principal(sim: &ec2bridge::sim::SimHandle, name: &str) -> Principal {
         access_key: u.api_key.clone(),
         cloudstack: CsCredentials { api_key: u.api_key, secret_key: u.secret_key },
         account: Some(u.account),
+        account_id: Some(u.account_id),
     }
 }

@@ -66,6 +66,18 @@ async fn list_public(ctx: &Ctx<'_>, extra: &[(&str, &str)]) -> Result<Vec<Value>
     Ok(items.into_iter().filter(|i| i.get("issourcenat").and_then(Value::as_bool) != Some(true)).collect())
 }
 
+/// `PublicIp` must be an IPv4 address (EC2: InvalidParameterValue); a well-formed address the
+/// caller does not hold is InvalidAddress.NotFound.
+fn check_ipv4(ip: &str) -> Result<(), Ec2Error> {
+    match ip.parse::<std::net::Ipv4Addr>() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("Invalid value '{ip}' for PublicIp. It must be a valid IPv4 address."),
+        )),
+    }
+}
+
 /// The caller's Elastic IPs, with `extra` CloudStack filters.
 async fn list_addresses(ctx: &Ctx<'_>, extra: &[(&str, &str)]) -> Result<Vec<Value>, Ec2Error> {
     Ok(list_public(ctx, extra).await?.into_iter().filter(|i| !is_launch_ip(i)).collect())
@@ -77,6 +89,7 @@ pub(crate) async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     let p = &ctx.req.params;
     let nonempty = |n: &str| p.get(n).filter(|v| !v.is_empty()).map(str::to_string);
     if let Some(ip) = nonempty("PublicIp") {
+        check_ipv4(&ip)?;
         let l = list_addresses(ctx, &[("ipaddress", &ip)]).await?;
         return l
             .into_iter()
@@ -627,6 +640,9 @@ pub async fn annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> 
     }
     let p = &ctx.req.params;
     let wanted: Vec<&str> = p.list("PublicIp");
+    for w in &wanted {
+        check_ipv4(w)?;
+    }
     if !wanted.is_empty() {
         let have = |ip: &str| items.iter().any(|i| i.get("ipaddress").map(scalar_text).as_deref() == Some(ip));
         if let Some(missing) = wanted.iter().find(|w| !have(w)) {

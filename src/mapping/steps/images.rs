@@ -31,7 +31,7 @@ pub async fn owners(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Ve
                 "self" => is_self(it),
                 "amazon" => truthy(it.get("isfeatured")) && !is_self(it),
                 "all" => true,
-                acct => it.get("account").and_then(Value::as_str) == Some(acct),
+                acct => it.get("account").and_then(Value::as_str) == Some(acct) || image_owner_number(ctx, it) == acct,
             })
     };
     let exec_ok = |it: &Value| {
@@ -43,6 +43,17 @@ pub async fn owners(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Ve
             })
     };
     Ok(items.into_iter().filter(|it| owner_ok(it) && exec_ok(it)).collect())
+}
+
+/// The account number of a template's owner (as `imageOwnerId` renders it).
+fn image_owner_number(ctx: &Ctx<'_>, it: &Value) -> String {
+    match it.get("accountid").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+        Some(u) => ids::account_number(u),
+        None => crate::mapping::convert::owner_number(
+            &ctx.vars,
+            it.get("account").and_then(Value::as_str).unwrap_or_default(),
+        ),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -337,7 +348,8 @@ fn attribute_param(ctx: &Ctx<'_>) -> Result<&'static str, Ec2Error> {
         .iter()
         .find(|x| **x == a)
         .copied()
-        .ok_or_else(|| Ec2Error::invalid_value("Attribute", a, "Unknown attribute."))
+        // EC2 answers an attribute name it does not know with InvalidRequest.
+        .ok_or_else(|| Ec2Error::new(Code::InvalidRequest, "The request received was invalid."))
 }
 
 /// listTemplatePermissions -> EC2 launch permissions: group `all` when public, one userId per
@@ -400,7 +412,36 @@ fn group_ok(g: &str, param: &str) -> Result<(), Ec2Error> {
     if g == "all" { Ok(()) } else { Err(Ec2Error::invalid_value(param, g, "The only group is 'all'.")) }
 }
 
-fn read_perm_change(ctx: &Ctx<'_>) -> Result<PermChange, Ec2Error> {
+/// A launch permission's `UserId`: an account number (docs/accounts.md) -> the CloudStack
+/// account name updateTemplatePermissions wants; a name is taken as it is.
+fn launch_user(names: &std::collections::HashMap<String, String>, v: &str) -> Result<String, Ec2Error> {
+    names.get(v).cloned().ok_or_else(|| {
+        Ec2Error::new(
+            Code::InvalidAmiAttributeItemValue,
+            format!("Invalid attribute item value \"{v}\" for userId item type: no such account."),
+        )
+    })
+}
+
+/// Every launch-permission `UserId` of the request -> account name (docs/accounts.md).
+async fn launch_user_names(ctx: &Ctx<'_>) -> std::collections::HashMap<String, String> {
+    let p = &ctx.req.params;
+    let mut wanted: Vec<String> = p.list("UserId").into_iter().map(str::to_string).collect();
+    for op in ["Add", "Remove"] {
+        for m in p.members(&format!("LaunchPermission.{op}")) {
+            wanted.extend(m.get("UserId").filter(|u| !u.is_empty()).map(str::to_string));
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    for v in wanted {
+        if let Some(n) = ctx.account_name_of(&v).await {
+            out.insert(v, n);
+        }
+    }
+    out
+}
+
+fn read_perm_change(ctx: &Ctx<'_>, names: &std::collections::HashMap<String, String>) -> Result<PermChange, Ec2Error> {
     let p = &ctx.req.params;
     let mut c = PermChange::default();
     for (op, add) in [("Add", true), ("Remove", false)] {
@@ -410,7 +451,8 @@ fn read_perm_change(ctx: &Ctx<'_>) -> Result<PermChange, Ec2Error> {
                 if add { c.add_all = true } else { c.remove_all = true }
             }
             if let Some(u) = m.get("UserId").filter(|u| !u.is_empty()) {
-                if add { c.add_users.push(u.to_string()) } else { c.remove_users.push(u.to_string()) }
+                let u = launch_user(names, u)?;
+                if add { c.add_users.push(u) } else { c.remove_users.push(u) }
             }
         }
     }
@@ -429,7 +471,8 @@ fn read_perm_change(ctx: &Ctx<'_>) -> Result<PermChange, Ec2Error> {
             if add { c.add_all = true } else { c.remove_all = true }
         }
         for u in users {
-            if add { c.add_users.push(u.to_string()) } else { c.remove_users.push(u.to_string()) }
+            let u = launch_user(names, u)?;
+            if add { c.add_users.push(u) } else { c.remove_users.push(u) }
         }
     }
     Ok(c)
@@ -457,7 +500,8 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, E
         .get("Description.Value")
         .or_else(|| (attr == Some("description")).then(|| p.get("Value")).flatten())
         .map(str::to_string);
-    let perms = read_perm_change(ctx)?;
+    let names = launch_user_names(ctx).await;
+    let perms = read_perm_change(ctx, &names)?;
     let has_perms = perms.add_all || perms.remove_all || !perms.add_users.is_empty() || !perms.remove_users.is_empty();
     if description.is_none() && !has_perms {
         return Err(match attr {
@@ -568,7 +612,7 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, E
 }
 
 pub async fn reset_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    let attr = attribute_param(ctx)?;
+    let attr = ctx.req.params.require("Attribute")?;
     if attr != "launchPermission" {
         return Err(Ec2Error::invalid_value("Attribute", attr, "Only the launchPermission attribute can be reset."));
     }

@@ -333,6 +333,32 @@ pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -
     Ok(items)
 }
 
+/// `_ostypename` on each VM from its `ostypeid` (one cached listOsTypes): DescribeInstances then
+/// answers `platform` `windows` for Windows guests, as DescribeImages does for their images.
+/// A CloudStack that names the OS itself (`osdisplayname`) needs no call. A failed lookup only
+/// leaves the platform out.
+pub async fn platform(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    if !items.iter().any(|v| v.get("osdisplayname").is_none() && field(v, "ostypeid").is_some()) {
+        return Ok(items);
+    }
+    let os = match ctx.list_cached("listOsTypes", &[], "ostype").await {
+        Ok(os) => os,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "listOsTypes failed; instances are described without platform");
+            return Ok(items);
+        }
+    };
+    let names: HashMap<&str, &str> =
+        os.iter().filter_map(|o| Some((field(o, "id")?, field(o, "description")?))).collect();
+    for v in items.iter_mut() {
+        let name = field(v, "ostypeid").and_then(|id| names.get(id)).map(|n| n.to_string());
+        if let (Some(n), Some(o)) = (name, v.as_object_mut()) {
+            o.insert("_ostypename".into(), Value::String(n));
+        }
+    }
+    Ok(items)
+}
+
 /// `_blockdevices`: the root volume (`/dev/sda1`) and each attached data volume of every listed
 /// instance, as EC2's blockDeviceMapping: one listVolumes for all of them and one store read
 /// for DeleteOnTermination (docs/gateway-state.md). Device names follow the volume's CloudStack

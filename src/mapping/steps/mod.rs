@@ -521,6 +521,11 @@ const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
         transform!(instances::block_devices),
         "DescribeInstances: blockDeviceMapping from one listVolumes (root + attached data volumes)",
     ),
+    (
+        "instance_platform",
+        transform!(instances::platform),
+        "DescribeInstances: _ostypename from listOsTypes (cached), for platform windows",
+    ),
     ("reservation_ids", transform!(instances::reservation_ids), "annotate _reservationid (deploy batch, else per VM)"),
     (
         "group_reservations",

@@ -266,7 +266,14 @@ fn check_ports(protocol: &str, from: Option<i64>, to: Option<i64>) -> Result<(Op
 }
 
 /// The permissions of the request: `IpPermissions.N` or the old flat form.
-fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Perm>, Ec2Error> {
+/// `UserId` / `SourceSecurityGroupOwnerId` name the group's owner by account number (or, as
+/// before, by CloudStack account name); `name_of` turns it into the account name CloudStack wants.
+fn read_perms(
+    p: &Params,
+    groups: &[Value],
+    own_account: &str,
+    name_of: &dyn Fn(&str) -> Result<String, Ec2Error>,
+) -> Result<Vec<Perm>, Ec2Error> {
     let mut raw: Vec<(Params, String)> = p
         .members("IpPermissions")
         .into_iter()
@@ -354,9 +361,15 @@ fn read_perms(p: &Params, groups: &[Value], own_account: &str) -> Result<Vec<Per
                         field_text(found, "name").unwrap_or_default(),
                     )
                 }
-                (None, Some(name)) => match g.get("UserId").filter(|v| !v.is_empty() && *v != own_account) {
+                (None, Some(name)) => match g
+                    .get("UserId")
+                    .filter(|v| !v.is_empty())
+                    .map(name_of)
+                    .transpose()?
+                    .filter(|v| v != own_account)
+                {
                     // Another account's group: CloudStack checks it.
-                    Some(acct) => (acct.to_string(), name.to_string()),
+                    Some(acct) => (acct, name.to_string()),
                     None => {
                         let found = groups
                             .iter()
@@ -451,6 +464,31 @@ async fn revoke_rules(ctx: &Ctx<'_>, command: &str, rule_ids: &[String]) -> Vec<
     join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await
 }
 
+/// The CloudStack account name an EC2 owner id (account number, docs/accounts.md) stands for.
+/// A number the gateway has never seen an account for names no group the caller can use.
+async fn owner_names(ctx: &Ctx<'_>) -> std::collections::HashMap<String, String> {
+    let p = &ctx.req.params;
+    let mut wanted: Vec<String> = p.get("SourceSecurityGroupOwnerId").into_iter().map(str::to_string).collect();
+    for m in p.members("IpPermissions") {
+        for g in m.members("Groups") {
+            wanted.extend(g.get("UserId").filter(|v| !v.is_empty()).map(str::to_string));
+        }
+    }
+    let mut out = std::collections::HashMap::new();
+    for v in wanted {
+        if let Some(n) = ctx.account_name_of(&v).await {
+            out.insert(v, n);
+        }
+    }
+    out
+}
+
+fn owner_name(names: &std::collections::HashMap<String, String>, v: &str) -> Result<String, Ec2Error> {
+    names.get(v).cloned().ok_or_else(|| {
+        Ec2Error::new(Code::InvalidGroupNotFound, format!("The security group owner '{v}' is not a known account"))
+    })
+}
+
 /// A security group outside a VPC (EC2-Classic) has no egress rules: EC2 refuses both egress
 /// actions for it.
 fn classic_egress() -> Ec2Error {
@@ -472,7 +510,8 @@ pub async fn authorize(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     }
     let uuid = field_text(g, "id").ok_or_else(Ec2Error::internal)?;
     let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
-    let perms = read_perms(p, &groups, &own)?;
+    let names = owner_names(ctx).await;
+    let perms = read_perms(p, &groups, &own, &|v| owner_name(&names, v))?;
     let existing = rules_of(g, ingress);
     for perm in &perms {
         for a in perm.atoms() {
@@ -534,7 +573,8 @@ pub async fn revoke(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
         return Err(classic_egress());
     }
     let own = field_text(g, "account").or_else(|| ctx.who.account.clone()).unwrap_or_default();
-    let perms = read_perms(p, &groups, &own)?;
+    let names = owner_names(ctx).await;
+    let perms = read_perms(p, &groups, &own, &|v| owner_name(&names, v))?;
     let existing = rules_of(g, ingress);
     // EC2-Classic: revoking a rule that is not there succeeds (a VPC group answers
     // InvalidPermission.NotFound, vpc_sg); the rules that are there go.

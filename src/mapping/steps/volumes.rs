@@ -332,7 +332,10 @@ pub async fn snapshot_owners(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>)
         let acct = field(x, "account");
         owners.iter().any(|o| match *o {
             "self" => me.is_none() || acct == me,
-            other => acct == Some(other),
+            other => {
+                acct == Some(other)
+                    || acct.is_some_and(|a| crate::mapping::convert::owner_number(&ctx.vars, a) == other)
+            }
         })
     });
     Ok(items)

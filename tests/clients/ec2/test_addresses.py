@@ -51,6 +51,11 @@ def test_allocate_describe_release(ec2):
     got = ec2.describe_addresses(Filters=[{"Name": "public-ip", "Values": [vpc["PublicIp"], std["PublicIp"]]}])
     assert len(got["Addresses"]) == 2
     assert code_of(lambda: ec2.describe_addresses(PublicIps=["198.51.100.254"])) == "InvalidAddress.NotFound"
+    # Issue 12 item 8: not an IPv4 address at all -> InvalidParameterValue (nothing listed as found).
+    for bad in ("not-an-ip", "300.1.2.3", "2001:db8::1", "10.0.0"):
+        assert code_of(lambda: ec2.describe_addresses(PublicIps=[bad])) == "InvalidParameterValue", bad
+    assert code_of(lambda: ec2.describe_addresses(PublicIps=[vpc["PublicIp"], "bogus"])) == "InvalidParameterValue"
+    assert code_of(lambda: ec2.release_address(PublicIp="bogus")) == "InvalidParameterValue"
     assert code_of(lambda: ec2.describe_addresses(AllocationIds=["eipalloc-0123456789abcdef0"])) == \
         "InvalidAllocationID.NotFound"
     assert code_of(lambda: ec2.describe_addresses(Filters=[{"Name": "color", "Values": ["x"]}])) == \
@@ -131,3 +136,6 @@ def test_cli_addresses(aws_cli):
     assert rc == 0, err
     rc, out, err = aws_cli("ec2", "describe-addresses", "--public-ips", ip)
     assert rc != 0 and "InvalidAddress.NotFound" in err
+    # Issue 12 item 8 through the CLI: a malformed address is InvalidParameterValue.
+    rc, out, err = aws_cli("ec2", "describe-addresses", "--public-ips", "not-an-ip")
+    assert rc != 0 and "InvalidParameterValue" in err, err

@@ -87,6 +87,13 @@ def test_aws_cli_iam_get_user(aws_cli, me):
     assert out["User"]["UserName"] == me["user"]["username"]
 
 
+def test_account_is_the_ec2_owner_id(boto3_client, me):
+    """The same 12 digits as ownerId in EC2 answers (the caller's own security groups)."""
+    groups = boto3_client().describe_security_groups()["SecurityGroups"]
+    assert groups
+    assert {g["OwnerId"] for g in groups} == {me["account"]}
+
+
 def test_other_sts_and_iam_actions_are_invalid(boto3_client):
     sts = boto3_client(service="sts")
     assert code_of(lambda: sts.get_session_token()) == ("InvalidAction", 400)

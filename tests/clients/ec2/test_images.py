@@ -127,10 +127,12 @@ def test_register_image_and_attributes(ec2, other, ubuntu):
     ec2.modify_image_attribute(ImageId=ami, Description={"Value": "renamed"})
     assert ec2.describe_image_attribute(ImageId=ami, Attribute="description")["Description"]["Value"] == "renamed"
     assert ec2.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"] == []
-    assert "KernelId" in ec2.describe_image_attribute(ImageId=ami, Attribute="kernel")
+    # No kernel or ramdisk: left out of the answer, as EC2 does (and as DescribeImages does).
+    assert "KernelId" not in ec2.describe_image_attribute(ImageId=ami, Attribute="kernel")
+    assert "RamdiskId" not in ec2.describe_image_attribute(ImageId=ami, Attribute="ramdisk")
     bdm = ec2.describe_image_attribute(ImageId=ami, Attribute="blockDeviceMapping")["BlockDeviceMappings"]
     assert bdm[0]["DeviceName"] == "/dev/sda1"
-    assert code_of(lambda: ec2.describe_image_attribute(ImageId=ami, Attribute="colour")) == "InvalidParameterValue"
+    assert code_of(lambda: ec2.describe_image_attribute(ImageId=ami, Attribute="colour")) == "InvalidRequest"
 
     # Public: the other account sees it, cannot change it.
     ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"Group": "all"}]})
@@ -174,6 +176,13 @@ def test_aws_cli_image_commands(aws_cli, ec2, instance):
     rc, out, err = aws_cli("ec2", "describe-image-attribute", "--image-id", ami, "--attribute", "launchPermission")
     assert rc == 0, err
     assert out["LaunchPermissions"] == [{"Group": "all"}]
+    # Issue 12 item 7: no kernel/ramdisk -> no element; an unknown attribute -> InvalidRequest.
+    for attr, key in (("kernel", "KernelId"), ("ramdisk", "RamdiskId")):
+        rc, out, err = aws_cli("ec2", "describe-image-attribute", "--image-id", ami, "--attribute", attr)
+        assert rc == 0, err
+        assert key not in out and out["ImageId"] == ami
+    rc, out, err = aws_cli("ec2", "describe-image-attribute", "--image-id", ami, "--attribute", "colour")
+    assert rc != 0 and "InvalidRequest" in err, err
     rc, out, err = aws_cli("ec2", "deregister-image", "--image-id", ami)
     assert rc == 0, err
     rc, out, err = aws_cli("ec2", "deregister-image", "--image-id", ami)

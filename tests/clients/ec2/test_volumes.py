@@ -176,7 +176,7 @@ def test_errors(ec2, zone, instance):
         (lambda: ec2.describe_snapshots(SnapshotIds=["snap-0123456789abcdef0"]), "InvalidSnapshot.NotFound"),
         (lambda: ec2.delete_snapshot(SnapshotId="snap-0123456789abcdef0"), "InvalidSnapshot.NotFound"),
         (lambda: ec2.create_snapshot(VolumeId="vol-0123456789abcdef0"), "InvalidVolume.NotFound"),
-        (lambda: ec2.describe_volumes(MaxResults=1000), "InvalidParameterValue"),
+        (lambda: ec2.describe_volumes(MaxResults=4), "InvalidParameterValue"),
         (lambda: ec2.describe_volumes(Filters=[{"Name": "bogus", "Values": ["x"]}]), "InvalidParameterValue"),
     ]
     for call, want in cases:

@@ -63,8 +63,9 @@ class Proc:
 class Sim:
     """`ec2bridge sim` on a fixed port, keys kept in a state directory so a restart keeps them."""
 
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, seed=None):
         self.workdir = workdir
+        self.seed = seed
         self.port = port or free_port()
         self.endpoint = "http://127.0.0.1:%d/client/api" % self.port
         self.state = workdir / "sim-state"
@@ -74,8 +75,9 @@ class Sim:
     def start(self):
         env = {k: v for k, v in os.environ.items() if not k.startswith("EC2BRIDGE_")}
         env.update(RUST_BACKTRACE="0", NO_COLOR="1")
+        seed = ["--seed", str(self.seed)] if self.seed else []
         self.proc = Proc([BIN, "sim", "--listen", "127.0.0.1:%d" % self.port, "--fast",
-                          "--state-dir", str(self.state)], env, self.workdir, "sim-%d" % time.time_ns())
+                          "--state-dir", str(self.state)] + seed, env, self.workdir, "sim-%d" % time.time_ns())
         deadline = time.time() + 60
         while True:
             lines = [ln for ln in self.proc.out().splitlines() if ln.startswith("account=")]

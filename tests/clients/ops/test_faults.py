@@ -119,3 +119,46 @@ def test_failed_stop_returns_to_running_with_a_reason(workdir, procs):
     assert inst["State"]["Name"] in ("shutting-down", "terminated")
     assert inst["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
     assert inst["StateTransitionReason"].startswith("User initiated (") and inst["StateTransitionReason"].endswith(" GMT)")
+
+
+def test_slow_jobs_past_the_request_timeout_make_nothing_twice(workdir, procs):
+    gw = fault_gateway(
+        workdir, procs,
+        '[[faults]]\ncommand = "associateIpAddress"\njob_delay_ms = 4000\n'
+        '[[faults]]\ncommand = "createVPC"\njob_delay_ms = 3500\n'
+        '[[faults]]\ncommand = "deployVirtualMachine"\njob_delay_ms = 3000\n',
+        config="[server]\nrequest_timeout_secs = 2\n")
+    u = demo_user(gw)
+    # boto3 with its default retries (standard mode: 3 attempts on 5xx/503).
+    c = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1",
+                     aws_access_key_id=u["access_key"], aws_secret_access_key=u["secret_key"],
+                     config=botocore.config.Config(retries={"mode": "standard"}, read_timeout=60))
+    # AllocateAddress past the request timeout (a 4 s job): answered with its address, never a
+    # retryable 503 that the SDK would turn into more addresses.
+    a = c.allocate_address(Domain="standard")
+    assert a["PublicIp"] and a["AllocationId"].startswith("eipalloc-")
+    addrs = c.describe_addresses()["Addresses"]
+    assert [x["PublicIp"] for x in addrs] == [a["PublicIp"]], addrs
+    # A mutation slower than the request timeout is answered with its result, never a retryable
+    # 503 that the SDK would turn into a second VPC.
+    vpc = c.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]
+    vpcs = [v for v in c.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.42.0.0/16"]
+    assert [v["VpcId"] for v in vpcs] == [vpc["VpcId"]], vpcs
+    # A MinCount rollback (alice may run 20 VMs; at least 21 asked) waits for 20 slow deploys:
+    # the error is answered at once, the rollback goes on in the background and leaves nothing.
+    t0 = time.time()
+    with pytest.raises(ClientError) as e:
+        c.run_instances(ImageId=image(c), MinCount=21, MaxCount=21)
+    assert e.value.response["Error"]["Code"] == "InstanceLimitExceeded", e.value.response
+    assert time.time() - t0 < 2, time.time() - t0
+    cs = cloudstack(gw)
+    account = next(u2["account"] for u2 in gw.info["users"] if u2["access_key"] == u["access_key"])
+
+    def left():
+        vms = cs.listVirtualMachines(listall=True, account=account, domainid=domain_of(cs, account)).get("virtualmachine", [])
+        return [v for v in vms if v["state"] not in ("Destroyed", "Expunging")]
+    wait_for("the rollback removed every VM", lambda: not left(), timeout=60, every=0.5)
+
+
+def domain_of(cs, account):
+    return next(a["domainid"] for a in cs.listAccounts(listall=True)["account"] if a["name"] == account)
