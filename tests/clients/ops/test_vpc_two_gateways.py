@@ -1,0 +1,110 @@
+"""Issue 10: two gateway processes on one PostgreSQL store (and one simulator) share the VPC
+objects CloudStack has no counterpart for. A route table made through one gateway is seen,
+changed and deleted through the other; an internet gateway attached through one is attached for
+the other; a NAT gateway made through one holds its Elastic IP for the other.
+Needs EC2BRIDGE_TEST_POSTGRES_URL (and psql to make a schema of its own); skips clearly without."""
+import os
+import shutil
+import subprocess
+import uuid
+
+import boto3
+import botocore.config
+import pytest
+from botocore.exceptions import ClientError
+
+from ops_support import Gateway, Sim
+
+PG = os.environ.get("EC2BRIDGE_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(not PG or not shutil.which("psql"),
+                                reason="EC2BRIDGE_TEST_POSTGRES_URL not set (or psql missing): "
+                                       "the two-gateway VPC test needs PostgreSQL")
+NO_RETRIES = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=60)
+
+
+@pytest.fixture
+def pg_store():
+    schema = "ec2b_vpc2_%s" % uuid.uuid4().hex[:12]
+    subprocess.run(["psql", PG, "-q", "-c", "CREATE SCHEMA %s" % schema], check=True, capture_output=True)
+    sep = "&" if "?" in PG else "?"
+    yield "%s%soptions[search_path]=%s" % (PG, sep, schema)
+    subprocess.run(["psql", PG, "-q", "-c", "DROP SCHEMA IF EXISTS %s CASCADE" % schema], capture_output=True)
+
+
+def ec2(gw, u):
+    return boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1", aws_access_key_id=u["apikey"],
+                        aws_secret_access_key=u["secretkey"], config=NO_RETRIES)
+
+
+def code_of(call):
+    with pytest.raises(ClientError) as e:
+        call()
+    return e.value.response["Error"]["Code"]
+
+
+def test_route_tables_gateways_and_nat_shared_by_two_gateways(workdir, procs, pg_store):
+    sim = Sim(workdir).start()
+    procs.append(sim)
+    admin = sim.admin()
+    cfg = ('[cloudstack]\nendpoint = "%s"\nadmin_api_key = "%s"\nadmin_secret_key = "%s"\n'
+           % (sim.endpoint, admin["apikey"], admin["secretkey"]))
+    env = {"EC2BRIDGE_STORE_URL": pg_store}
+    gw1, gw2 = Gateway(workdir, cfg, env=env), Gateway(workdir, cfg, env=env)
+    procs.extend([gw1, gw2])
+    alice = sim.user()
+    c1, c2 = ec2(gw1, alice), ec2(gw2, alice)
+    platforms = [v["AttributeValue"] for a in c1.describe_account_attributes(
+        AttributeNames=["supported-platforms"])["AccountAttributes"] for v in a["AttributeValues"]]
+    if "VPC" not in platforms:
+        pytest.skip("the simulator's region has no VPC zone")
+
+    vpc = c1.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
+    c1.get_waiter("vpc_available").wait(VpcIds=[vpc])
+    sub = c1.create_subnet(VpcId=vpc, CidrBlock="10.60.1.0/24")["Subnet"]["SubnetId"]
+    # The main route table exists once, whichever gateway looks first.
+    main1 = c1.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    main2 = c2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    assert [t["RouteTableId"] for t in main1] == [t["RouteTableId"] for t in main2] and len(main1) == 1
+
+    # An internet gateway made and attached through gw1 is attached for gw2.
+    igw = c1.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    c1.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    got = c2.describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"][0]
+    assert got["Attachments"] == [{"State": "available", "VpcId": vpc}]
+    assert code_of(lambda: c2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)) == \
+        "Resource.AlreadyAssociated"
+
+    # A route table made through gw1: seen, changed and associated through gw2, deleted through gw2.
+    rtb = c1.create_route_table(VpcId=vpc, TagSpecifications=[
+        {"ResourceType": "route-table", "Tags": [{"Key": "Name", "Value": "shared"}]}])["RouteTable"]["RouteTableId"]
+    seen = c2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]
+    assert seen["VpcId"] == vpc and seen["Tags"] == [{"Key": "Name", "Value": "shared"}]
+    c2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    assoc = c2.associate_route_table(RouteTableId=rtb, SubnetId=sub)["AssociationId"]
+    t = c1.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]
+    assert [(r["DestinationCidrBlock"], r.get("GatewayId")) for r in t["Routes"]] == \
+        [("10.60.0.0/16", "local"), ("0.0.0.0/0", igw)]
+    assert [a["RouteTableAssociationId"] for a in t["Associations"]] == [assoc]
+    # The same route again through gw1: EC2's duplicate error, as the store already has it.
+    assert code_of(lambda: c1.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)) == \
+        "RouteAlreadyExists"
+    assert code_of(lambda: c1.delete_route_table(RouteTableId=rtb)) == "DependencyViolation"
+    c1.disassociate_route_table(AssociationId=assoc)
+    c2.delete_route_table(RouteTableId=rtb)
+    assert code_of(lambda: c1.describe_route_tables(RouteTableIds=[rtb])) == "InvalidRouteTableID.NotFound"
+
+    # A NAT gateway made through gw1 holds its Elastic IP for gw2.
+    alloc = c1.allocate_address(Domain="vpc")["AllocationId"]
+    nat = c1.create_nat_gateway(SubnetId=sub, AllocationId=alloc)["NatGateway"]["NatGatewayId"]
+    assert c2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "available"
+    assert code_of(lambda: c2.create_nat_gateway(SubnetId=sub, AllocationId=alloc)) == "Resource.AlreadyAssociated"
+    assert code_of(lambda: c2.release_address(AllocationId=alloc)) == "InvalidIPAddress.InUse"
+    c2.delete_nat_gateway(NatGatewayId=nat)
+    assert c1.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"] == "deleted"
+    c1.release_address(AllocationId=alloc)
+
+    c2.delete_subnet(SubnetId=sub)
+    c2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    c1.delete_internet_gateway(InternetGatewayId=igw)
+    c2.delete_vpc(VpcId=vpc)
+    assert c1.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Vpcs"] == []
