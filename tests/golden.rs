@@ -966,6 +966,12 @@ async fn every_action_answers_as_recorded() {
         s.query("associate-address-vpc", "AssociateAddress", &[("AllocationId", &eip), ("InstanceId", &vm3)]).await;
     let eip_assoc = first(&eip_assoc, "associationId").unwrap_or_default();
     s.query("describe-addresses-vpc", "DescribeAddresses", &[("AllocationId.1", &eip)]).await;
+    s.query(
+        "describe-addresses-attribute",
+        "DescribeAddressesAttribute",
+        &[("AllocationId.1", &eip), ("Attribute", "domain-name")],
+    )
+    .await;
     s.query("detach-internet-gateway-mapped", "DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)])
         .await;
     s.query("release-address-in-use", "ReleaseAddress", &[("AllocationId", &eip)]).await;

@@ -181,12 +181,20 @@ impl Worker {
 
     /// Set (or with `Value::Null`, clear) one field of an instance's attribute record.
     pub async fn set_instance_attr(&self, owner: &str, ec2: &str, key: &str, value: Value) {
+        // A VPC instance's id names its security-group record: its attributes are under the
+        // alternative id then (steps::attrs::alt_id).
+        let mut rid = ec2.to_string();
         for _ in 0..8 {
-            let change = match self.objects.get(owner, ec2).await {
+            let change = match self.objects.get(owner, &rid).await {
                 Err(e) => {
                     tracing::warn!(error = %e, "object store failure");
                     return;
                 }
+                Ok(Some(r)) if r.kind != INSTANCE_ATTRS && rid == ec2 => {
+                    rid = super::steps::attrs::alt_id(INSTANCE_ATTRS, ec2);
+                    continue;
+                }
+                Ok(Some(r)) if r.kind != INSTANCE_ATTRS => return,
                 Ok(Some(mut r)) => {
                     if r.doc.get(key).unwrap_or(&Value::Null) == &value {
                         return;
@@ -206,7 +214,7 @@ impl Worker {
                 }
                 Ok(None) if value.is_null() => return,
                 Ok(None) => Change::Insert(Record {
-                    id: ec2.to_string(),
+                    id: rid.clone(),
                     kind: INSTANCE_ATTRS.to_string(),
                     owner: owner.to_string(),
                     vpc: None,

@@ -24,18 +24,29 @@ fn store_failed(e: impl std::fmt::Display) -> Ec2Error {
     Ec2Error::internal()
 }
 
+/// The record id of `kind`'s attributes of `id` when the resource's own EC2 id is taken by a
+/// record of another kind (a VPC instance's security-group record has the instance's id).
+pub fn alt_id(kind: &str, id: &str) -> String {
+    format!("{id}@{kind}")
+}
+
 /// Every attribute record of `kind` the caller owns, by EC2 id.
 pub async fn all(ctx: &Ctx<'_>, kind: &str) -> Result<HashMap<String, Value>, Ec2Error> {
     let l = ctx.ex.objects.list(&owner(ctx), kind).await.map_err(store_failed)?;
-    Ok(l.into_iter().map(|r| (r.id, r.doc)).collect())
+    let suffix = format!("@{kind}");
+    Ok(l.into_iter().map(|r| (r.id.strip_suffix(&suffix).map(str::to_string).unwrap_or(r.id), r.doc)).collect())
 }
 
 /// The attributes of one resource (`{}` when none were ever set).
 pub async fn get(ctx: &Ctx<'_>, kind: &str, id: &str) -> Result<Value, Ec2Error> {
-    match ctx.ex.objects.get(&owner(ctx), id).await.map_err(store_failed)? {
-        Some(r) if r.kind == kind => Ok(r.doc),
-        _ => Ok(json!({})),
+    for rid in [id.to_string(), alt_id(kind, id)] {
+        if let Some(r) = ctx.ex.objects.get(&owner(ctx), &rid).await.map_err(store_failed)?
+            && r.kind == kind
+        {
+            return Ok(r.doc);
+        }
     }
+    Ok(json!({}))
 }
 
 /// A boolean attribute, `default` when never set.
@@ -54,12 +65,16 @@ pub async fn set(ctx: &Ctx<'_>, kind: &str, ids: &[String], key: &str, value: Va
 
 async fn set_one(ctx: &Ctx<'_>, kind: &str, id: &str, key: &str, value: Value) -> Result<(), Ec2Error> {
     let me = owner(ctx);
+    let mut rid = id.to_string();
     for _ in 0..8 {
-        let change = match ctx.ex.objects.get(&me, id).await.map_err(store_failed)? {
+        let change = match ctx.ex.objects.get(&me, &rid).await.map_err(store_failed)? {
+            // The id is another kind's record: this kind's attributes live under `alt_id`.
+            Some(r) if r.kind != kind && rid == id => {
+                rid = alt_id(kind, id);
+                continue;
+            }
+            Some(r) if r.kind != kind => return Err(Ec2Error::internal()),
             Some(mut r) => {
-                if r.kind != kind {
-                    return Err(Ec2Error::internal());
-                }
                 if r.doc.get(key) == Some(&value) {
                     return Ok(());
                 }
@@ -70,7 +85,7 @@ async fn set_one(ctx: &Ctx<'_>, kind: &str, id: &str, key: &str, value: Value) -
                 Change::Update(r)
             }
             None => Change::Insert(Record {
-                id: id.to_string(),
+                id: rid.clone(),
                 kind: kind.to_string(),
                 owner: me.clone(),
                 vpc: None,
@@ -92,8 +107,11 @@ async fn set_one(ctx: &Ctx<'_>, kind: &str, id: &str, key: &str, value: Value) -
 pub async fn forget(ctx: &Ctx<'_>, ids: &[String]) {
     let me = owner(ctx);
     for id in ids {
-        if let Ok(Some(r)) = ctx.ex.objects.get(&me, id).await {
-            let _ = ctx.ex.objects.write(vec![Change::Delete { id: r.id, version: r.version }]).await;
+        let rids = [id.clone(), alt_id(INSTANCE, id), alt_id(VOLUME, id)];
+        for rid in rids {
+            if let Ok(Some(r)) = ctx.ex.objects.get(&me, &rid).await {
+                let _ = ctx.ex.objects.write(vec![Change::Delete { id: r.id, version: r.version }]).await;
+            }
         }
     }
 }

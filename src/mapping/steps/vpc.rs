@@ -762,7 +762,10 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
     };
     let Some(tier) = tier else { return Ok((out, None)) };
     let tier_zone = s(&tier, "zoneid").unwrap_or_default();
-    if p.get("Placement.AvailabilityZone").is_some() && zone_param.as_deref() != Some(tier_zone.as_str()) {
+    // An empty Placement.AvailabilityZone is no placement (Terraform's aws_instance sends one).
+    if p.get("Placement.AvailabilityZone").is_some_and(|z| !z.is_empty())
+        && zone_param.as_deref() != Some(tier_zone.as_str())
+    {
         return Err(Ec2Error::new(
             Code::InvalidParameterValue,
             "The availability zone of the subnet and Placement.AvailabilityZone differ.",
@@ -957,10 +960,18 @@ pub fn instance_annotations<'a>(
                     }
                 }
             }
+            // The instance's sourceDestCheck is its primary interface's (true unless changed).
+            let check = interfaces
+                .iter()
+                .find(|i| i["isdefault"] == true)
+                .or(interfaces.first())
+                .and_then(|i| i.get("sourcedestcheck").and_then(Value::as_bool))
+                .unwrap_or(true);
             if let (Some(pri), Some(o)) = (primary, vm.as_object_mut()) {
                 if let Some(g) = &groups {
                     o.insert("securitygroup".into(), Value::Array(g.clone()));
                 }
+                o.insert("_sourcedestcheck".into(), json!(check));
                 o.insert("_vpcid".into(), pri["vpcid"].clone());
                 o.insert("_subnetid".into(), pri["subnetid"].clone());
                 o.insert("_interfaces".into(), Value::Array(interfaces));

@@ -173,7 +173,10 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
 }
 
 /// The permissions of an Authorize/Revoke request as EC2 atoms (one per CIDR or group).
-fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>, Ec2Error> {
+/// `revoke`: a rule with IPv6 ranges or prefix lists cannot exist here, so revoking one is
+/// EC2's "no such rule" (Terraform revokes the default IPv6 egress rule of every new group and
+/// expects exactly that when there is none); authorizing one is refused.
+fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str, revoke: bool) -> Result<Vec<Value>, Ec2Error> {
     let mut raw: Vec<(Params, String)> = p
         .members("IpPermissions")
         .into_iter()
@@ -280,6 +283,12 @@ fn read_atoms(p: &Params, vpc_groups: &[Record], vpc: &str) -> Result<Vec<Value>
             any = true;
         }
         if !m.members("Ipv6Ranges").is_empty() || !m.members("PrefixListIds").is_empty() {
+            if revoke {
+                return Err(Ec2Error::new(
+                    Code::InvalidPermissionNotFound,
+                    "The specified rule does not exist in this security group.",
+                ));
+            }
             return Err(Ec2Error::new(
                 Code::InvalidParameterValue,
                 "IPv6 ranges and prefix lists are not supported by this cloud.",
@@ -335,7 +344,7 @@ pub async fn change_rules(ctx: &Ctx<'_>, id: &str, ingress: bool, revoke: bool) 
     for _ in 0..8 {
         let all = groups(ctx).await?;
         let mut g = all.iter().find(|x| x.id == id).cloned().ok_or_else(|| not_found(id))?;
-        let atoms = read_atoms(&ctx.req.params, &all, g.vpc.as_deref().unwrap_or_default())?;
+        let atoms = read_atoms(&ctx.req.params, &all, g.vpc.as_deref().unwrap_or_default(), revoke)?;
         let mut rules = g.doc["rules"][dir].as_array().cloned().unwrap_or_default();
         for a in atoms {
             let pos = rules.iter().position(|r| same_atom(r, &a));

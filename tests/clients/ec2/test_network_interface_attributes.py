@@ -169,6 +169,13 @@ def test_attached_interface(ec2, net):
     by_id = {n["NetworkInterfaceId"]: n for n in inst["NetworkInterfaces"]}
     assert by_id[pid]["Attachment"]["DeleteOnTermination"] is False
     assert by_id[eid]["Attachment"]["DeleteOnTermination"] is True
+    assert inst["SourceDestCheck"] is True
+    # Termination protection on a VPC instance (its id also names its groups' record).
+    ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": True})
+    assert error_of(lambda: ec2.terminate_instances(InstanceIds=[iid]))[0] == "OperationNotPermitted"
+    ec2.modify_instance_attribute(InstanceId=iid, DisableApiTermination={"Value": False})
+    assert ec2.describe_instance_attribute(InstanceId=iid, Attribute="disableApiTermination")[
+        "DisableApiTermination"] == {"Value": False}
     ec2.terminate_instances(InstanceIds=[iid])
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid])
     left = {n["NetworkInterfaceId"]: n for n in ec2.describe_network_interfaces(
