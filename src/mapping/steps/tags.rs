@@ -36,7 +36,12 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
     let mut groups: BTreeMap<&str, (Kind, Vec<String>)> = BTreeMap::new();
     let mut out = Vec::new();
     for id in &asked {
-        // The gateway's own VPC objects (igw-, rtb-, dopt-) are tagged in the store.
+        // The gateway's own VPC objects (igw-, rtb-, dopt-, VPC security groups) are tagged in
+        // the store.
+        if id.starts_with("sg-") && super::vpc_sg::group(ctx, id).await?.is_some() {
+            out.push(format!("{STORE}:{id}"));
+            continue;
+        }
         if super::vpc_objects::is_store_id(ctx, id) {
             super::vpc_objects::check_store_id(ctx, id).await?;
             out.push(format!("{STORE}:{id}"));

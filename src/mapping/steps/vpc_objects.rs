@@ -98,6 +98,13 @@ const ACL_ERR: KindErr = KindErr {
     noun: "networkAcl",
 };
 
+const SG_ERR: KindErr = KindErr {
+    prefix: "sg",
+    malformed: Code::InvalidGroupIdMalformed,
+    not_found: Code::InvalidGroupNotFound,
+    noun: "securityGroup",
+};
+
 fn malformed(k: &KindErr, id: &str) -> Ec2Error {
     Ec2Error::new(k.malformed, format!("Invalid id: \"{id}\" (expecting \"{}-...\")", k.prefix))
 }
@@ -1088,6 +1095,9 @@ pub async fn change_store_tags(
             let prefix = id.split_once('-').map(|(p, _)| p).unwrap_or_default();
             let mut r = match table_store_kind(ctx, id) {
                 Some(spec) => fetch_table_kind(ctx, spec, id).await?,
+                // A VPC security group (an `sg-` id the store holds; EC2-Classic groups are
+                // CloudStack's and never reach here).
+                None if prefix == "sg" => fetch(ctx, &SG_ERR, super::vpc_sg::KIND, id).await?,
                 None => {
                     let (_, kind, _) = TAGGABLE.iter().find(|(p, _, _)| *p == prefix).ok_or_else(Ec2Error::internal)?;
                     fetch(ctx, kind_err(prefix), kind, id).await?
@@ -1123,6 +1133,7 @@ pub async fn change_store_tags(
 pub async fn store_tag_rows(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
     let mut out = Vec::new();
     let mut kinds: Vec<(&str, &str)> = TAGGABLE.iter().map(|(_, k, t)| (*k, *t)).collect();
+    kinds.push((super::vpc_sg::KIND, "security-group"));
     let mut declared: Vec<&crate::mapping::table::KindSpec> =
         ctx.ex.table.kinds.values().filter(|k| k.store && k.tags.is_some()).collect();
     declared.sort_by_key(|k| k.kind.name());

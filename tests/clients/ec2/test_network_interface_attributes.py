@@ -60,7 +60,16 @@ def addrs(n):
 
 
 def test_attributes_of_a_detached_interface(ec2, net):
-    sg = ec2.create_security_group(GroupName="attr-web", Description="web", VpcId=net["vpc"])["GroupId"]
+    sg = ec2.create_security_group(GroupName="attr-web", Description="web", VpcId=net["vpc"],
+                                   TagSpecifications=[{"ResourceType": "security-group",
+                                                       "Tags": [{"Key": "tier", "Value": "web"}]}])["GroupId"]
+    # A VPC group's tags (kept in the store) through CreateTags and DescribeTags.
+    ec2.create_tags(Resources=[sg], Tags=[{"Key": "team", "Value": "net"}])
+    got = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [sg]}])["Tags"]
+    assert sorted((t["Key"], t["Value"], t["ResourceType"]) for t in got) == \
+        [("team", "net", "security-group"), ("tier", "web", "security-group")]
+    ec2.delete_tags(Resources=[sg], Tags=[{"Key": "team"}])
+    assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"][0]["Tags"] == [{"Key": "tier", "Value": "web"}]
     eid = ec2.create_network_interface(SubnetId=net["a"], Description="before")["NetworkInterface"]["NetworkInterfaceId"]
     ec2.modify_network_interface_attribute(NetworkInterfaceId=eid, Description={"Value": "after"})
     r = ec2.describe_network_interface_attribute(NetworkInterfaceId=eid, Attribute="description")
