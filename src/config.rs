@@ -57,6 +57,13 @@ pub struct ExtraRegion {
     /// Concurrent calls per CloudStack key here; unset: `[limits] max_cloudstack_calls_per_user`.
     #[serde(default)]
     pub max_cloudstack_calls_per_user: Option<usize>,
+    /// Refill of each access key's bucket in this region (EC2 throttles per account and region);
+    /// unset: `[limits] requests_per_sec`.
+    #[serde(default)]
+    pub requests_per_sec: Option<f64>,
+    /// Bucket size in this region; unset: `[limits] burst`.
+    #[serde(default)]
+    pub burst: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -490,9 +497,7 @@ impl Config {
             bail!("log.format must be \"text\" or \"json\" (got {:?})", self.log.format);
         }
         let l = &self.limits;
-        if !(l.requests_per_sec.is_finite() && l.requests_per_sec >= 0.0 && l.burst.is_finite() && l.burst >= 1.0) {
-            bail!("limits.requests_per_sec must be >= 0 and limits.burst >= 1");
-        }
+        check_rate("limits", l.requests_per_sec, l.burst)?;
         for (action, w) in &l.action_weights {
             if !(w.is_finite() && *w >= 0.0 && *w <= l.burst) {
                 bail!("limits.action_weights.{action} must be between 0 and limits.burst ({}), got {w}", l.burst);
@@ -523,6 +528,13 @@ impl Config {
                 bail!("{at}.endpoint {e:?} is used by two regions");
             }
             check_cloudstack(&format!("{at}.cloudstack"), &r.cloudstack)?;
+            if r.requests_per_sec.is_some() || r.burst.is_some() {
+                let burst = r.burst.unwrap_or(l.burst);
+                check_rate(&at, r.requests_per_sec.unwrap_or(l.requests_per_sec), burst)?;
+                if let Some((action, w)) = l.weights().into_iter().find(|(_, w)| *w > burst) {
+                    bail!("{at}.burst ({burst}) is below the weight of {action} ({w}): it could never run");
+                }
+            }
         }
         // Checked here so a typo is reported at start-up, naming the key (never the URL's password).
         crate::store::normalize_url(&self.store.url).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
@@ -542,6 +554,8 @@ impl Config {
             simulator: self.simulator.clone(),
             max_cloudstack_calls: None,
             max_cloudstack_calls_per_user: None,
+            requests_per_sec: None,
+            burst: None,
         }];
         for r in &self.regions {
             let mut r = r.clone();
@@ -551,6 +565,8 @@ impl Config {
         for r in &mut v {
             r.max_cloudstack_calls.get_or_insert(self.limits.max_cloudstack_calls);
             r.max_cloudstack_calls_per_user.get_or_insert(self.limits.max_cloudstack_calls_per_user);
+            r.requests_per_sec.get_or_insert(self.limits.requests_per_sec);
+            r.burst.get_or_insert(self.limits.burst);
         }
         v
     }
@@ -574,6 +590,13 @@ impl Config {
             max_entries: self.auth.cache_max_entries.max(1),
         }
     }
+}
+
+fn check_rate(at: &str, per_sec: f64, burst: f64) -> anyhow::Result<()> {
+    if !(per_sec.is_finite() && per_sec >= 0.0 && burst.is_finite() && burst >= 1.0) {
+        bail!("{at}.requests_per_sec must be >= 0 and {at}.burst >= 1");
+    }
+    Ok(())
 }
 
 fn check_cloudstack(at: &str, c: &CloudStackConfig) -> anyhow::Result<()> {
@@ -787,6 +810,7 @@ mod tests {
         let f = write(
             "[region]\nname = \"us-east-1\"\n[limits]\nmax_cloudstack_calls = 7\n\
              [[regions]]\nname = \"eu-west-1\"\nendpoint = \"eu.example.test:7080\"\nmax_cloudstack_calls_per_user = 3\n\
+             requests_per_sec = 2.0\nburst = 10.0\n\
              [regions.cloudstack]\nendpoint = \"https://cs-eu.example.test/client/api\"\nca_bundle = \"ca.pem\"\n\
              [[regions]]\nname = \"ap-1\"\n[regions.simulator]\nstate_dir = \"\"\n",
         );
@@ -795,6 +819,8 @@ mod tests {
         assert_eq!(all.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["us-east-1", "eu-west-1", "ap-1"]);
         assert_eq!(all[1].cloudstack.ca_bundle.as_deref(), Some(Path::new("ca.pem")));
         assert_eq!((all[1].max_cloudstack_calls, all[1].max_cloudstack_calls_per_user), (Some(7), Some(3)));
+        assert_eq!((all[1].requests_per_sec, all[1].burst), (Some(2.0), Some(10.0)));
+        assert_eq!((all[2].requests_per_sec, all[2].burst), (Some(20.0), Some(100.0)));
         assert!(all[2].simulator.fast && all[2].cloudstack.endpoint.is_none());
         // Single-region configs are unchanged: no [[regions]], one region.
         assert_eq!(Config::default().all_regions().len(), 1);
@@ -809,6 +835,9 @@ mod tests {
                 "two regions",
             ),
             ("[[regions]]\nname = \"r\"\nzones = []\n", "unknown field"),
+            ("[[regions]]\nname = \"r\"\nburst = 0.5\n", "regions[0].burst >= 1"),
+            ("[[regions]]\nname = \"r\"\nrequests_per_sec = -1.0\n", "regions[0].requests_per_sec"),
+            ("[[regions]]\nname = \"r\"\nburst = 3.0\n", "weight of"),
         ] {
             let f = write(bad);
             let e = format!("{:#}", Config::load_with_env(Some(&f.0), env(&[])).unwrap_err());

@@ -219,15 +219,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             endpoint: b.public_endpoint.clone().unwrap_or_else(|| if i == 0 { bound.clone() } else { String::new() }),
         })
         .collect();
-    let rate_limiter = (cfg.limits.requests_per_sec > 0.0).then(|| {
-        Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
-            per_sec: cfg.limits.requests_per_sec,
-            burst: cfg.limits.burst,
-            weights: cfg.limits.weights(),
-        }))
-    });
     let mut gateways = Vec::new();
-    for (i, b) in backends.iter().enumerate() {
+    for (i, (b, r)) in backends.iter().zip(cfg.all_regions()).enumerate() {
+        // Buckets per region (EC2 throttles per account and region), each with its own rate.
+        let per_sec = r.requests_per_sec.unwrap_or(cfg.limits.requests_per_sec);
+        let rate_limiter = (per_sec > 0.0).then(|| {
+            Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
+                per_sec,
+                burst: r.burst.unwrap_or(cfg.limits.burst),
+                weights: cfg.limits.weights(),
+            }))
+        });
         // This region first (its zones' regionName), then the others in configured order.
         let mut regions = vec![crate::mapping::RegionInfo {
             endpoint: b.public_endpoint.clone().unwrap_or_else(|| bound.clone()),
@@ -239,6 +241,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             admin: b.admin.clone(),
             lease: Duration::from_secs(cfg.server.operation_lease_secs.max(1)),
             tombstone_keep: cfg.server.tombstones_per_account.max(1),
+            store_scope: (i > 0).then(|| b.name.clone()),
             ..Default::default()
         };
         let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
@@ -262,7 +265,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             registry: Some(store.clone()),
             key_checker: Some(b.client.clone()),
             public_endpoint: b.public_endpoint.clone(),
-            rate_limiter: rate_limiter.clone(),
+            rate_limiter,
             access_log: cfg.log.access_log,
             regions: Vec::new(),
         });

@@ -55,6 +55,11 @@ pub struct ExecutorOptions {
     /// Admin keys, used for one thing only: `listAccounts` to learn the uuids (hence the
     /// account numbers, docs/accounts.md) of other tenants' accounts that answers name.
     pub admin: Option<CsCredentials>,
+    /// Qualifies the owner of everything this executor keeps in the store (records, tags,
+    /// tombstones, journal operations): `None` in the default region, so a single-region store
+    /// reads as before; a region's name in the others, because two CloudStacks may well have
+    /// accounts of the same name (docs/gateway-state.md "Regions").
+    pub store_scope: Option<String>,
 }
 
 impl Default for ExecutorOptions {
@@ -70,6 +75,7 @@ impl Default for ExecutorOptions {
             deploy_concurrency: 8,
             call_concurrency: 16,
             admin: None,
+            store_scope: None,
         }
     }
 }

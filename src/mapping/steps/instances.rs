@@ -698,7 +698,10 @@ async fn undo_launch(ctx: &Ctx<'_>, made: &[(String, String)], deploy: &str) {
 /// reservation), else random.
 fn reservation_id(ctx: &Ctx<'_>, token: Option<&str>) -> String {
     let seed = match token {
-        Some(t) => format!("token:{}:{t}", ctx.who.cloudstack.api_key),
+        Some(t) => match &ctx.ex.opts.store_scope {
+            Some(region) => format!("token:{region}:{}:{t}", ctx.who.cloudstack.api_key),
+            None => format!("token:{}:{t}", ctx.who.cloudstack.api_key),
+        },
         None => uuid::Uuid::new_v4().to_string(),
     };
     ids::ec2_id(Kind::Reservation, &seed)

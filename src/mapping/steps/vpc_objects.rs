@@ -29,9 +29,14 @@ pub const VPC_ATTRS: &str = "vpc-attributes";
 
 // ---- shared pieces ---------------------------------------------------------------------------
 
-/// The owner of the caller's objects: its CloudStack account (docs/vpc.md "Ownership").
+/// The owner of the caller's objects: its CloudStack account (docs/vpc.md "Ownership"), qualified
+/// by the region outside the default one (the same account name in two CloudStacks is two owners).
 pub fn owner(ctx: &Ctx<'_>) -> String {
-    ctx.who.account.clone().unwrap_or_else(|| format!("key:{}", ctx.who.access_key))
+    let who = ctx.who.account.clone().unwrap_or_else(|| format!("key:{}", ctx.who.access_key));
+    match &ctx.ex.opts.store_scope {
+        Some(region) => format!("region:{region}:{who}"),
+        None => who,
+    }
 }
 
 fn store_failed(e: impl std::fmt::Display) -> Ec2Error {

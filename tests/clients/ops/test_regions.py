@@ -1,8 +1,14 @@
 """Several regions in one gateway (issue 15 item 4): a config with two simulated regions, each its own
-CloudStack simulator in the same process; boto3 clients scoped to each region see that region's zones,
-images and instances only, DescribeRegions lists both, SigV2 requests go by Host."""
+CloudStack simulator in the same process; boto3 clients and the AWS CLI (`--region`) scoped to each region
+see that region's zones, images and instances only, DescribeRegions lists both, SigV2 requests go by Host,
+and what the gateway keeps in its store (internet gateways, tags, terminated instances) stays in the region
+it was made in although both simulators have accounts of the same names."""
 import datetime
+import json
+import os
 import pathlib
+import shutil
+import subprocess
 import sys
 import urllib.parse
 
@@ -160,3 +166,100 @@ def test_readiness_names_both_cloudstacks(two_regions):
     r = requests.get(two_regions.admin + "/readyz", timeout=10)
     assert r.status_code == 200, r.text
     assert "cloudstack(eu-west-1)" in r.text
+
+
+def test_store_records_stay_in_their_region(clients):
+    """Both simulators seed accounts of the same names: the store's records (keyed by owner) must still be
+    per region, or us-east-1's internet gateway would show up in eu-west-1."""
+    from botocore.exceptions import ClientError
+    us, eu = clients["us"], clients["eu"]
+    igw = us.create_internet_gateway(TagSpecifications=[
+        {"ResourceType": "internet-gateway", "Tags": [{"Key": "where", "Value": "us"}]}])["InternetGateway"]
+    igw_id = igw["InternetGatewayId"]
+    try:
+        assert igw_id in {g["InternetGatewayId"] for g in us.describe_internet_gateways()["InternetGateways"]}
+        assert igw_id not in {g["InternetGatewayId"] for g in eu.describe_internet_gateways()["InternetGateways"]}
+        for call in (lambda: eu.describe_internet_gateways(InternetGatewayIds=[igw_id]),
+                     lambda: eu.delete_internet_gateway(InternetGatewayId=igw_id),
+                     lambda: eu.create_tags(Resources=[igw_id], Tags=[{"Key": "k", "Value": "v"}])):
+            with pytest.raises(ClientError) as e:
+                call()
+            assert e.value.response["Error"]["Code"] == "InvalidInternetGatewayID.NotFound", e.value.response
+        us_tags = us.describe_tags(Filters=[{"Name": "resource-id", "Values": [igw_id]}])["Tags"]
+        assert [(t["Key"], t["Value"]) for t in us_tags] == [("where", "us")]
+        assert eu.describe_tags(Filters=[{"Name": "resource-id", "Values": [igw_id]}])["Tags"] == []
+    finally:
+        us.delete_internet_gateway(InternetGatewayId=igw_id)
+
+
+def test_terminated_instances_stay_in_their_region(clients):
+    us, eu = clients["us"], clients["eu"]
+    _, us_id = _run_one(us)
+    us.terminate_instances(InstanceIds=[us_id])
+    listed = {i["InstanceId"]: i["State"]["Name"]
+              for r in us.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert listed.get(us_id) in ("shutting-down", "terminated")
+    eu_ids = {i["InstanceId"] for r in eu.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert us_id not in eu_ids
+
+
+def _aws(gw, user, region, *args):
+    aws = pathlib.Path(sys.executable).parent / "aws"
+    aws = str(aws) if aws.exists() else shutil.which("aws")
+    if not aws:
+        pytest.skip("SKIPPED: the AWS CLI (`aws`) is not installed (tests/clients/requirements.txt installs it)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=user["access_key"], AWS_SECRET_ACCESS_KEY=user["secret_key"],
+               AWS_EC2_METADATA_DISABLED="true", AWS_MAX_ATTEMPTS="1", AWS_PAGER="",
+               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    p = subprocess.run([aws, "--endpoint-url", gw.endpoint, "--region", region, "--output", "json", "ec2", *args],
+                       env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout) if p.stdout.strip() else None
+
+
+def test_aws_cli_region_flag(clients, two_regions):
+    """The issue's test over the AWS CLI: `--region` picks the region (SigV4 scope); instances made in
+    each region are listed only there; describe-regions lists both."""
+    gw, us_user, eu_user = two_regions, clients["us_user"], clients["eu_user"]
+    for user, region in ((us_user, "us-east-1"), (eu_user, "eu-west-1")):
+        out = _aws(gw, user, region, "describe-regions")
+        assert sorted(r["RegionName"] for r in out["Regions"]) == ["eu-west-1", "us-east-1"]
+        zones = _aws(gw, user, region, "describe-availability-zones")["AvailabilityZones"]
+        assert zones and {z["RegionName"] for z in zones} == {region}
+    made = {}
+    for user, region in ((us_user, "us-east-1"), (eu_user, "eu-west-1")):
+        images = _aws(gw, user, region, "describe-images", "--filters", "Name=state,Values=available")["Images"]
+        ami = sorted(i["ImageId"] for i in images)[0]
+        run = _aws(gw, user, region, "run-instances", "--image-id", ami, "--instance-type", "t2.micro",
+                   "--count", "1")
+        made[region] = (user, run["Instances"][0]["InstanceId"])
+    try:
+        for region, (user, iid) in made.items():
+            listed = {i["InstanceId"] for r in _aws(gw, user, region, "describe-instances")["Reservations"]
+                      for i in r["Instances"]}
+            other = [i for r, (_, i) in made.items() if r != region]
+            assert iid in listed and not listed & set(other), (region, listed)
+    finally:
+        for region, (user, iid) in made.items():
+            _aws(gw, user, region, "terminate-instances", "--instance-ids", iid)
+
+
+def test_rate_limits_per_region(tmp_path):
+    """A region's own `requests_per_sec`/`burst`: its buckets empty without touching the other region's."""
+    from botocore.exceptions import ClientError
+    config = CONFIG.replace("[regions.simulator]", "requests_per_sec = 0.01\nburst = 5.0\n[regions.simulator]")
+    gw = Gateway(tmp_path, config)
+    try:
+        eu = _client(gw, "eu-west-1", _user(gw.info["regions"][0]["users"]))
+        us = _client(gw, "us-east-1", _user(gw.info["users"]))
+        for _ in range(5):
+            eu.describe_availability_zones()
+        with pytest.raises(ClientError) as e:
+            eu.describe_availability_zones()
+        assert e.value.response["Error"]["Code"] == "RequestLimitExceeded"
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        for _ in range(10):  # us-east-1 keeps [limits]' bucket of 100
+            us.describe_availability_zones()
+    finally:
+        gw.stop()
