@@ -199,7 +199,11 @@ async fn describe(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
             Value::Array(rows.into_iter().map(|(_, r)| r).collect())
         }
         "productCodes" => json!([]),
-        "groupSet" => vm.get("securitygroup").cloned().unwrap_or_else(|| json!([])),
+        // A VPC instance's groups are the gateway's (docs/vpc.md), CloudStack lists none for it.
+        "groupSet" => match super::vpc_sg::instance_groups(ctx).await?.remove(&ec2) {
+            Some(g) => Value::Array(g),
+            None => vm.get("securitygroup").cloned().unwrap_or_else(|| json!([])),
+        },
         "enclaveOptions" => json!({ "enabled": false }),
         "disableApiTermination" => {
             let a = attrs::get(ctx, attrs::INSTANCE, &ec2).await?;

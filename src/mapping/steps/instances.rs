@@ -9,7 +9,7 @@ use super::super::backend::join_limited;
 use super::super::background::{self, Worker};
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
-use super::common::{create_tags, field, idempotent_undo, param, tag_specifications};
+use super::common::{create_tags, field, idempotent_undo, param, tag_specifications_of};
 use super::vpc_objects::owner;
 use super::{arg_strs, check_keys};
 use crate::base::{Code, Ec2Error};
@@ -482,7 +482,9 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
             format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
         ));
     }
-    let tags = tag_specifications(p, "instance")?;
+    let mut specs = tag_specifications_of(p, &["instance", "volume"])?.into_iter();
+    let tags = specs.next().unwrap_or_default();
+    let volume_tags = specs.next().unwrap_or_default();
     let token = p.get("ClientToken").filter(|t| !t.is_empty());
     // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;
@@ -493,7 +495,7 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     with_disks.params.extend(disks);
     let prep = &with_disks;
     let launched = async {
-        let mut doc = launch(ctx, prep, max.min(cap), min, &tags, token).await?;
+        let mut doc = launch(ctx, prep, max.min(cap), min, (&tags, &volume_tags), token).await?;
         super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
         // Best effort: unmarked, the volumes are kept at termination (the safe side).
         if data_dot && let Err(e) = mark_launch_volumes(ctx, &doc).await {
@@ -707,12 +709,32 @@ fn reservation_id(ctx: &Ctx<'_>, token: Option<&str>) -> String {
     ids::ec2_id(Kind::Reservation, &seed)
 }
 
+/// `TagSpecification` of type `volume`: the volumes the launch made (CloudStack allocates a VM's
+/// ROOT volume, and the data disks of its block device mappings, when it accepts the deploy,
+/// before the job runs), tagged like CreateTags would.
+async fn tag_launch_volumes(
+    ctx: &Ctx<'_>,
+    made: &[(String, String)],
+    tags: &[(String, String)],
+) -> Result<(), Ec2Error> {
+    let mut uuids = Vec::new();
+    for (vm, _) in made {
+        let vols = ctx.list("listVolumes", &[("virtualmachineid".into(), vm.clone())], "volume").await?;
+        uuids.extend(vols.iter().filter_map(|v| field(v, "id")).map(str::to_string));
+    }
+    if uuids.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&str> = uuids.iter().map(String::as_str).collect();
+    create_tags(ctx, "Volume", &refs, tags).await
+}
+
 async fn launch(
     ctx: &Ctx<'_>,
     prep: &Prepared,
     count: i64,
     min: i64,
-    tags: &[(String, String)],
+    (tags, volume_tags): (&[(String, String)], &[(String, String)]),
     token: Option<&str>,
 ) -> Result<Value, Ec2Error> {
     let args = &ctx.action.args;
@@ -750,6 +772,12 @@ async fn launch(
             undo_launch(ctx, &made, command).await;
             return Err(e);
         }
+    }
+    if !volume_tags.is_empty()
+        && let Err(e) = tag_launch_volumes(ctx, &made, volume_tags).await
+    {
+        undo_launch(ctx, &made, command).await;
+        return Err(e);
     }
     // Each deploy is watched after the answer: a failed one is terminated with EC2's reason and
     // removed (docs/gateway-state.md).

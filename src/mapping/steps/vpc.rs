@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
+use super::super::backend::{BoxFuture, join_limited};
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::{create_tags, tag_specifications as tag_specs};
@@ -879,6 +879,36 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
         }
     }
     doc["groups"] = Value::Array(groups);
+    // EC2 answers a VPC launch with each instance's network interface (SDKs and Ansible's
+    // ec2_instance read `NetworkInterfaces` from this answer): CloudStack allocates the NICs when
+    // it accepts the deploy, so one listVirtualMachines per instance shows them before the job
+    // ends. Best effort: without it the answer has no interfaces, DescribeInstances does.
+    let listed = join_limited(
+        uuids
+            .iter()
+            .map(
+                |u| async move { ctx.list("listVirtualMachines", &[("id".into(), u.clone())], "virtualmachine").await },
+            )
+            .collect(),
+        ctx.ex.opts.call_concurrency,
+    )
+    .await;
+    let mut nics: HashMap<String, Value> = HashMap::new();
+    for vm in listed.into_iter().filter_map(Result::ok).flatten() {
+        if let Some(id) = s(&vm, "id") {
+            nics.insert(id, vm["nic"].clone());
+        }
+    }
+    let mut items: Vec<Value> = doc["instances"].as_array().cloned().unwrap_or_default();
+    for vm in items.iter_mut() {
+        if let Some(n) = s(vm, "id").and_then(|u| nics.remove(&u)) {
+            vm["nic"] = n;
+        }
+    }
+    match instance_annotations(ctx, &Prepared::default(), items).await {
+        Ok(items) => doc["instances"] = Value::Array(items),
+        Err(e) => tracing::warn!(error = %e, "RunInstances: the new instances' interfaces could not be listed"),
+    }
     Ok(())
 }
 
