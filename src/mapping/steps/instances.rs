@@ -709,6 +709,9 @@ fn reservation_id(ctx: &Ctx<'_>, token: Option<&str>) -> String {
     ids::ec2_id(Kind::Reservation, &seed)
 }
 
+/// A tag: key and value.
+type Tag = (String, String);
+
 /// `TagSpecification` of type `volume`: the volumes the launch made (CloudStack allocates a VM's
 /// ROOT volume, and the data disks of its block device mappings, when it accepts the deploy,
 /// before the job runs), tagged like CreateTags would.
@@ -734,7 +737,7 @@ async fn launch(
     prep: &Prepared,
     count: i64,
     min: i64,
-    (tags, volume_tags): (&[(String, String)], &[(String, String)]),
+    (tags, volume_tags): (&[Tag], &[Tag]),
     token: Option<&str>,
 ) -> Result<Value, Ec2Error> {
     let args = &ctx.action.args;
