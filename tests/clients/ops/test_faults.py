@@ -201,5 +201,25 @@ def test_unknown_job_outcome_is_not_retryable(workdir, procs):
     assert r["ResponseMetadata"]["RetryAttempts"] == 0, r
 
 
+def test_failed_job_polls_are_not_retryable_answers(workdir, procs):
+    # CloudStack refuses every queryAsyncJobResult (530) while the job itself runs and ends:
+    # the outcome is unknown to the gateway, so the answer must not invite an SDK retry (which
+    # found the rule made and answered InvalidPermission.Duplicate in the soak, bench/README.md).
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "queryAsyncJobResult"\nerror_code = 530\n')
+    u = demo_user(gw)
+    c = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1",
+                     aws_access_key_id=u["access_key"], aws_secret_access_key=u["secret_key"],
+                     config=botocore.config.Config(retries={"mode": "standard"}, read_timeout=60))
+    g = c.create_security_group(GroupName="polls-%d" % time.time_ns(), Description="d")["GroupId"]
+    perm = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    with pytest.raises(ClientError) as e:
+        c.authorize_security_group_ingress(GroupId=g, IpPermissions=[perm])
+    r = e.value.response
+    assert (r["Error"]["Code"], r["ResponseMetadata"]["RetryAttempts"]) == ("IncorrectState", 0), r
+    # The job ended all the same: the rule is there, once.
+    rules = c.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["FromPort"], [x["CidrIp"] for x in p["IpRanges"]]) for p in rules] == [(22, ["10.0.0.0/8"])], rules
+
+
 def domain_of(cs, account):
     return next(a["domainid"] for a in cs.listAccounts(listall=True)["account"] if a["name"] == account)
