@@ -341,14 +341,15 @@ def main():
                    for n in range(a.workers)]
         for t in threads:
             t.start()
+        next_sample = t0 + 60
         while any(t.is_alive() for t in threads):
             time.sleep(1)
-            if int(time.time() - t0) % 60 == 0 and time.time() < deadline:
+            if time.time() >= next_sample and time.time() < deadline:
+                next_sample += 60
                 samples.append(("%d min" % round((time.time() - t0) / 60), rss_kb(stack.gw.pid), fds(stack.gw.pid)))
                 print("  %s: %d calls, %d errors, gateway RSS %.1f MB, %d fds" % (
                     samples[-1][0], sum(tally.calls.values()), sum(tally.errors.values()),
                     samples[-1][1] / 1024, samples[-1][2]), flush=True)
-                time.sleep(1)
         load_secs = time.time() - t0
         samples.append(("end of load", rss_kb(stack.gw.pid), fds(stack.gw.pid)))
         cleanup(stack, tally)
