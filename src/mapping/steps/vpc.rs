@@ -934,7 +934,7 @@ pub fn instance_annotations<'a>(
                     s(&net, "id").unwrap_or_default(),
                     s(nic, "ipaddress").unwrap_or_default(),
                 );
-                let association = mapped.get(&key).map(|(ip, owner)| json!({"publicip": ip, "ipownerid": owner}));
+                let association = mapped.get(&key).cloned();
                 interfaces.push(json!({
                     "_association": association,
                     "id": eni,
