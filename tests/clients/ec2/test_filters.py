@@ -187,6 +187,9 @@ def test_vpc_and_subnet_filters(vpc_ec2, stack, aws_cli):
     # Terraform's aws_vpc data source sends the older camelCase isDefault.
     assert vid in vpcs(N("isDefault", "false"), N("cidr", "10.77.0.0/16"))
     assert vid not in vpcs(N("isDefault", "true"))
+    # Ansible's ec2_vpc_net finds its VPC by cidr-block (its CIDRs as several values).
+    assert vid in vpcs(N("cidr-block", "10.99.0.0/16", "10.77.0.0/16"))
+    assert vid not in vpcs(N("cidr-block", "10.99.0.0/16"))
 
     def subnets(*f):
         return {s["SubnetId"] for s in ec2.describe_subnets(Filters=list(f))["Subnets"]}
