@@ -39,7 +39,8 @@ pub fn sig_canonical(data: &[u8]) {
     }
     let Ok(query) = ec2bridge::ec2::query::decode_pairs(query.as_bytes()) else { return };
     let form = ec2bridge::ec2::query::decode_pairs(body.as_bytes()).unwrap_or_default();
-    let req = SignedRequest { method, path: &path, headers: &headers, query: &query, form: &form, body: body.as_bytes() };
+    let req =
+        SignedRequest { method, path: &path, headers: &headers, query: &query, form: &form, body: body.as_bytes() };
     let _ = ec2bridge::auth::sigv2::string_to_sign(&req);
     let creds = MemorySource::new();
     creds.insert("AKIDFUZZ", KnownUser::cloudstack_user("AKIDFUZZ", "fuzz-secret", None));
