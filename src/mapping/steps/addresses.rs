@@ -577,7 +577,7 @@ pub async fn release_launch_addresses(ctx: &Ctx<'_>, vms: &[String]) {
 
 /// DescribeInstances: the public addresses mapped to instances, by (VM uuid, tier uuid, private
 /// address) -> (public address, owner shown as ipOwnerId).
-pub async fn mapped_by_nic(ctx: &Ctx<'_>) -> Result<HashMap<(String, String, String), (String, String)>, Ec2Error> {
+pub async fn mapped_by_nic(ctx: &Ctx<'_>) -> Result<HashMap<(String, String, String), Value>, Ec2Error> {
     let l = list_public(ctx, &[("isstaticnat", "true")]).await?;
     let mut out = HashMap::new();
     for i in l {
@@ -589,9 +589,19 @@ pub async fn mapped_by_nic(ctx: &Ctx<'_>) -> Result<HashMap<(String, String, Str
         ) else {
             continue;
         };
-        let owner =
-            if is_launch_ip(&i) { "amazon".to_string() } else { field(&i, "account").unwrap_or_default().to_string() };
-        out.insert((vm.to_string(), net.to_string(), priv_ip.to_string()), (ip.to_string(), owner));
+        // A launch-time address is EC2's pool address (owner `amazon`, no allocation or
+        // association ids); an Elastic IP names both.
+        let assoc = if is_launch_ip(&i) {
+            json!({"publicip": ip, "poolowner": "amazon"})
+        } else {
+            json!({
+                "publicip": ip,
+                "ipownerid": field(&i, "account").unwrap_or_default(),
+                "allocationid": field(&i, "id").map(|u| ids::ec2_id(Kind::Address, u)),
+                "associationid": association_of(&i),
+            })
+        };
+        out.insert((vm.to_string(), net.to_string(), priv_ip.to_string()), assoc);
     }
     Ok(out)
 }
