@@ -988,6 +988,12 @@ pub fn instance_annotations<'a>(
                     "deviceindex": nic.get("deviceid").cloned().unwrap_or(json!(0)),
                     "attachmentid": format!("eni-attach-{}", &eni[4..]),
                     "ownerid": vm["account"],
+                    // For the network-interface.attachment.instance-id / .availability-zone filters.
+                    "instanceid": ids::ec2_id(Kind::Instance, &s(vm, "id").unwrap_or_default()),
+                    "zonename": vm["zonename"],
+                    // EC2's defaults (what the answer shows); the kept attributes below override.
+                    "sourcedestcheck": true,
+                    "deleteontermination": true,
                     "addresses": addresses,
                     "_nicuuid": nic_uuid,
                 }));
