@@ -265,8 +265,14 @@ def test_instance_and_interface_filters(vpc_ec2, stack, aws_cli):
     t = attached["Attachment"]["AttachTime"].strftime("%Y-%m-%dT")
     assert eni["NetworkInterfaceId"] in enis(N("vpc-id", vid), N("attachment.attach-time", t + "*"))
     assert enis(N("ipv6-addresses.ipv6-address", "*")) == set()
-    code, msg = error_of(lambda: ec2.describe_network_interfaces(Filters=[N("association.public-ip", stack["ip"])]))
-    assert code == "InvalidParameterValue" and "'association.public-ip'" in msg
+    # The Elastic IP on i1's primary address: its interface, by address and by allocation.
+    with_ip = enis(N("association.public-ip", stack["ip"]))
+    assert len(with_ip) == 1 and with_ip <= enis(N("attachment.instance-id", i1))
+    assert enis(N("association.allocation-id", stack["alloc"])) == with_ip
+    assert enis(N("addresses.association.public-ip", stack["ip"])) == with_ip
+    assert instance_ids(ec2, N("network-interface.association.allocation-id", stack["alloc"])) == {i1}
+    code, msg = error_of(lambda: ec2.describe_network_interfaces(Filters=[N("association.public-dns-name", "x")]))
+    assert code == "InvalidParameterValue" and "'association.public-dns-name'" in msg
 
     # aws_eip: domain, public-ip, instance-id, allocation-id.
     def addrs(*f):

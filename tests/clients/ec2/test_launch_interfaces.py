@@ -301,6 +301,9 @@ def test_elastic_ip_on_a_secondary_address(ec2, net):
     assert ia["10.31.1.71"]["Association"]["PublicIp"] == alloc["PublicIp"]
     assert ia["10.31.1.71"]["Association"]["IpOwnerId"] == owner
     assert "Association" not in ia["10.31.1.70"]
+    hits = ec2.describe_instances(Filters=[{"Name": "network-interface.addresses.association.public-ip",
+                                            "Values": [alloc["PublicIp"]]}])["Reservations"]
+    assert [i["InstanceId"] for r in hits for i in r["Instances"]] == [iid]
     # On the primary address, the interface shows it as its own association too.
     ec2.disassociate_address(AssociationId=assoc)
     assoc = ec2.associate_address(AllocationId=alloc["AllocationId"], NetworkInterfaceId=eid)["AssociationId"]
