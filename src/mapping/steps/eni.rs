@@ -360,16 +360,39 @@ fn nic_view(vm: &Value, nic: &Value, tier: &Value, seen: &Seen) -> Value {
     })
 }
 
+/// The public address (Elastic IP or launch-time) mapped to each address of an attached
+/// interface: `association` on the address and, for the primary one, on the interface (EC2's
+/// NetworkInterface association). One listPublicIpAddresses, only when something is attached.
+async fn add_associations(ctx: &Ctx<'_>, views: &mut [Value]) -> Result<(), Ec2Error> {
+    if !views.iter().any(|v| v["attachment"]["instanceuuid"].is_string()) {
+        return Ok(());
+    }
+    let mapped = super::addresses::mapped_by_nic(ctx).await?;
+    let by_subnet: std::collections::HashMap<(String, String, String), &Value> = mapped
+        .iter()
+        .map(|((vm, tier, ip), a)| ((vm.clone(), ids::ec2_id(Kind::Subnet, tier), ip.clone()), a))
+        .collect();
+    for v in views.iter_mut() {
+        let (Some(vm), Some(subnet)) = (s(&v["attachment"], "instanceuuid"), s(v, "subnetid")) else { continue };
+        let of = |ip: Option<String>| {
+            ip.and_then(|ip| by_subnet.get(&(vm.clone(), subnet.clone(), ip))).map(|a| (*a).clone())
+        };
+        if let Some(a) = of(s(v, "ipaddress")) {
+            v["association"] = a;
+        }
+        for addr in v["addresses"].as_array_mut().into_iter().flatten() {
+            if let Some(a) = of(s(addr, "ipaddress")) {
+                addr["association"] = a;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every interface of the caller, reconciling records whose NIC is gone.
 async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
     let seen = seen(ctx).await?;
     let recs = records(ctx).await?;
-    // Public addresses mapped to the NICs' addresses (one list, only when a VM shows one).
-    let mapped = if seen.vms.iter().any(|v| s(v, "publicip").is_some()) {
-        super::addresses::mapped_by_nic(ctx).await?
-    } else {
-        std::collections::HashMap::new()
-    };
     let mut out = Vec::new();
     let mut matched: Vec<String> = Vec::new();
     for vm in &seen.vms {
@@ -377,18 +400,6 @@ async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
             let Some(tier) = s(&nic, "networkid").and_then(|t| seen.tier(&t)) else { continue };
             let nic_uuid = s(&nic, "id").unwrap_or_default();
             let rec = recs.iter().find(|r| r.doc["attachment"]["nicuuid"] == nic_uuid.as_str());
-            let vm_uuid = s(vm, "id").unwrap_or_default();
-            let tier_uuid = s(tier, "id").unwrap_or_default();
-            let associate = |v: &mut Value| {
-                let primary = s(v, "ipaddress").unwrap_or_default();
-                v["_association"] = mapped.get(&(vm_uuid.clone(), tier_uuid.clone(), primary)).cloned().into();
-                for a in v["addresses"].as_array_mut().into_iter().flatten() {
-                    let key = (vm_uuid.clone(), tier_uuid.clone(), s(a, "ipaddress").unwrap_or_default());
-                    if let Some(m) = mapped.get(&key) {
-                        a["association"] = m.clone();
-                    }
-                }
-            };
             match rec {
                 Some(r) => {
                     matched.push(r.id.clone());
@@ -400,14 +411,9 @@ async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
                         v["attachment"]["deviceindex"] = n["attachment"]["deviceindex"].clone();
                         v["_primary"] = json!(true);
                     }
-                    associate(&mut v);
                     out.push(v);
                 }
-                None => {
-                    let mut v = nic_view(vm, &nic, tier, &seen);
-                    associate(&mut v);
-                    out.push(v);
-                }
+                None => out.push(nic_view(vm, &nic, tier, &seen)),
             }
         }
     }
@@ -686,10 +692,11 @@ pub async fn describe_network_interfaces(ctx: &Ctx<'_>, _: &Prepared) -> Result<
     if let Some(bad) = asked.iter().find(|i| !well_formed(i)) {
         return Err(malformed(bad));
     }
-    let views = all_views(ctx).await?;
+    let mut views = all_views(ctx).await?;
     if let Some(missing) = asked.iter().find(|a| !views.iter().any(|v| v["id"] == a.as_str())) {
         return Err(not_found(missing));
     }
+    add_associations(ctx, &mut views).await?;
     Ok(Value::Array(
         views.into_iter().filter(|v| asked.is_empty() || asked.iter().any(|a| v["id"] == a.as_str())).collect(),
     ))

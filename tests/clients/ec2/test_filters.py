@@ -184,6 +184,12 @@ def test_vpc_and_subnet_filters(vpc_ec2, stack, aws_cli):
     assert vpcs(N("cidr-block-association.association-id", vpc["CidrBlockAssociationSet"][0]["AssociationId"])) == {vid}
     assert vid in vpcs(N("state", "available"), N("cidr", "10.77.*"))
     assert vpcs(N("ipv6-cidr-block-association.ipv6-cidr-block", "*")) == set()
+    # Terraform's aws_vpc data source sends the older camelCase isDefault.
+    assert vid in vpcs(N("isDefault", "false"), N("cidr", "10.77.0.0/16"))
+    assert vid not in vpcs(N("isDefault", "true"))
+    # Ansible's ec2_vpc_net finds its VPC by cidr-block (its CIDRs as several values).
+    assert vid in vpcs(N("cidr-block", "10.99.0.0/16", "10.77.0.0/16"))
+    assert vid not in vpcs(N("cidr-block", "10.99.0.0/16"))
 
     def subnets(*f):
         return {s["SubnetId"] for s in ec2.describe_subnets(Filters=list(f))["Subnets"]}
@@ -196,6 +202,11 @@ def test_vpc_and_subnet_filters(vpc_ec2, stack, aws_cli):
     assert subnets(N("vpc-id", vid), N("availability-zone", zone), N("state", "available"),
                    N("default-for-az", "false"), N("ipv6-native", "false")) == both
     assert subnets(N("vpc-id", vid), N("default-for-az", "true")) == set()
+    # What Terraform's aws_subnet data source sends: older camelCase names EC2 still accepts.
+    zone_id = ec2.describe_subnets(SubnetIds=[stack["subnet1"]])["Subnets"][0]["AvailabilityZoneId"]
+    assert subnets(N("vpc-id", vid), N("availabilityZone", zone), N("availabilityZoneId", zone_id),
+                   N("defaultForAz", "false"), N("cidrBlock", "10.77.1.0/24"), N("state", "available")) == {stack["subnet1"]}
+    assert subnets(N("vpc-id", vid), N("availabilityZone", zone + "x")) == set()
     assert subnets(N("outpost-arn", "*")) == set()
     code, msg = error_of(lambda: ec2.describe_subnets(Filters=[N("subnet-arn", "*")]))
     assert code == "InvalidParameterValue" and "'subnet-arn'" in msg
@@ -265,14 +276,21 @@ def test_instance_and_interface_filters(vpc_ec2, stack, aws_cli):
     t = attached["Attachment"]["AttachTime"].strftime("%Y-%m-%dT")
     assert eni["NetworkInterfaceId"] in enis(N("vpc-id", vid), N("attachment.attach-time", t + "*"))
     assert enis(N("ipv6-addresses.ipv6-address", "*")) == set()
-    # The Elastic IP on i1's primary address: its interface, by address and by allocation.
-    with_ip = enis(N("association.public-ip", stack["ip"]))
-    assert len(with_ip) == 1 and with_ip <= enis(N("attachment.instance-id", i1))
-    assert enis(N("association.allocation-id", stack["alloc"])) == with_ip
-    assert enis(N("addresses.association.public-ip", stack["ip"])) == with_ip
+    # The Elastic IP on i1's interface: shown (as EC2 does) and filtered on.
+    assoc = attached["Association"]
+    assert assoc["PublicIp"] == stack["ip"] and assoc["AllocationId"] == stack["alloc"]
+    assert assoc["AssociationId"].startswith("eipassoc-") and len(assoc["IpOwnerId"]) == 12
+    assert attached["PrivateIpAddresses"][0]["Association"] == assoc
+    assert enis(N("association.public-ip", stack["ip"])) == {eni["NetworkInterfaceId"]}
+    assert enis(N("association.allocation-id", stack["alloc"]), N("association.association-id", assoc["AssociationId"]),
+                N("addresses.association.public-ip", stack["ip"]), N("association.ip-owner-id", assoc["IpOwnerId"])) == \
+        {eni["NetworkInterfaceId"]}
+    other = ec2.describe_instances(InstanceIds=[i2])["Reservations"][0]["Instances"][0]["NetworkInterfaces"][0]
+    assert "Association" not in ec2.describe_network_interfaces(
+        NetworkInterfaceIds=[other["NetworkInterfaceId"]])["NetworkInterfaces"][0]
     assert instance_ids(ec2, N("network-interface.association.allocation-id", stack["alloc"])) == {i1}
-    code, msg = error_of(lambda: ec2.describe_network_interfaces(Filters=[N("association.public-dns-name", "x")]))
-    assert code == "InvalidParameterValue" and "'association.public-dns-name'" in msg
+    assert instance_ids(ec2, N("network-interface.association.association-id", assoc["AssociationId"])) == {i1}
+    assert inst["NetworkInterfaces"][0]["Association"]["IpOwnerId"] == assoc["IpOwnerId"]
 
     # aws_eip: domain, public-ip, instance-id, allocation-id.
     def addrs(*f):

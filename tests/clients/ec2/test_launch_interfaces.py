@@ -292,10 +292,10 @@ def test_elastic_ip_on_a_secondary_address(ec2, net):
     by_ip = {a["PrivateIpAddress"]: a for a in n["PrivateIpAddresses"]}
     assert "Association" not in by_ip["10.31.1.70"] and "Association" not in n
     assert {k: by_ip["10.31.1.71"]["Association"].get(k) for k in want} == want
-    found = enis(ec2, Filters=[{"Name": "association.public-ip", "Values": [alloc["PublicIp"]]}])
+    # addresses.association.* looks at every address; association.* at the interface's own.
+    found = enis(ec2, Filters=[{"Name": "addresses.association.public-ip", "Values": [alloc["PublicIp"]]}])
     assert [x["NetworkInterfaceId"] for x in found] == [eid]
-    assert [x["NetworkInterfaceId"] for x in
-            enis(ec2, Filters=[{"Name": "association.allocation-id", "Values": [alloc["AllocationId"]]}])] == [eid]
+    assert enis(ec2, Filters=[{"Name": "association.public-ip", "Values": [alloc["PublicIp"]]}]) == []
     inic = instance(ec2, iid)["NetworkInterfaces"][0]
     ia = {a["PrivateIpAddress"]: a for a in inic["PrivateIpAddresses"]}
     assert ia["10.31.1.71"]["Association"]["PublicIp"] == alloc["PublicIp"]
@@ -309,6 +309,8 @@ def test_elastic_ip_on_a_secondary_address(ec2, net):
     assoc = ec2.associate_address(AllocationId=alloc["AllocationId"], NetworkInterfaceId=eid)["AssociationId"]
     n = enis(ec2, NetworkInterfaceIds=[eid])[0]
     assert (n["Association"]["PublicIp"], n["Association"]["AssociationId"]) == (alloc["PublicIp"], assoc)
+    assert [x["NetworkInterfaceId"] for x in
+            enis(ec2, Filters=[{"Name": "association.allocation-id", "Values": [alloc["AllocationId"]]}])] == [eid]
     assert "Association" not in {a["PrivateIpAddress"]: a for a in n["PrivateIpAddresses"]}["10.31.1.71"]
     ec2.disassociate_address(AssociationId=assoc)
     ec2.release_address(AllocationId=alloc["AllocationId"])
