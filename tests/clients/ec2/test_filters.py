@@ -291,6 +291,10 @@ def test_instance_and_interface_filters(vpc_ec2, stack, aws_cli):
     assert instance_ids(ec2, N("network-interface.association.allocation-id", stack["alloc"])) == {i1}
     assert instance_ids(ec2, N("network-interface.association.association-id", assoc["AssociationId"])) == {i1}
     assert inst["NetworkInterfaces"][0]["Association"]["IpOwnerId"] == assoc["IpOwnerId"]
+    # DescribeInstances shows it on the address too (privateIpAddressesSet), without the ids.
+    assert inst["NetworkInterfaces"][0]["PrivateIpAddresses"][0]["Association"] == \
+        {"PublicIp": stack["ip"], "PublicDnsName": "", "IpOwnerId": assoc["IpOwnerId"]}
+    assert instance_ids(ec2, N("network-interface.addresses.association.allocation-id", stack["alloc"])) == {i1}
 
     # aws_eip: domain, public-ip, instance-id, allocation-id.
     def addrs(*f):
