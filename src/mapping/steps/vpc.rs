@@ -996,7 +996,6 @@ pub fn instance_annotations<'a>(
                     "deleteontermination": true,
                     "addresses": addresses,
                     "_nicuuid": nic_uuid,
-                    "_tieruuid": s(&net, "id"),
                 }));
             }
             let primary = interfaces.iter().find(|i| i["isdefault"] == true).or(interfaces.first()).cloned();
@@ -1006,16 +1005,6 @@ pub fn instance_annotations<'a>(
                 if let Some(Value::Object(o)) = i["_nicuuid"].as_str().and_then(|u| kept.get(u)) {
                     for (k, v) in o {
                         i[k.as_str()] = v.clone();
-                    }
-                }
-                // The public address mapped to each address of the interface (EC2's
-                // privateIpAddressesSet association), secondary addresses included.
-                if let (Some(vm_uuid), Some(tier)) = (s(vm, "id"), s(i, "_tieruuid")) {
-                    for a in i["addresses"].as_array_mut().into_iter().flatten() {
-                        let key = s(a, "ipaddress").map(|ip| (vm_uuid.clone(), tier.clone(), ip));
-                        if let Some(x) = key.and_then(|k| mapped.get(&k)) {
-                            a["association"] = x.clone();
-                        }
                     }
                 }
             }
