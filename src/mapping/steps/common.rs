@@ -57,25 +57,30 @@ pub async fn run_job(ctx: &Ctx<'_>, command: &str, params: &[(String, String)]) 
 /// `TagSpecification.N` of a create action that tags resources of `resource_type` only:
 /// (key, value) pairs, checked (type, empty / reserved / over-long / repeated keys).
 pub fn tag_specifications(p: &Params, resource_type: &str) -> Result<Vec<(String, String)>, Ec2Error> {
-    Ok(tag_specifications_of(p, &[resource_type])?.into_iter().next().unwrap_or_default())
+    tag_specifications_among(p, resource_type, &[])
 }
 
-/// `TagSpecification.N` of an action that tags several resource types (RunInstances: the
-/// instances and their volumes): the tags of each type of `types`, in that order.
-pub fn tag_specifications_of(p: &Params, types: &[&str]) -> Result<Vec<Vec<(String, String)>>, Ec2Error> {
-    let mut by_type: Vec<Vec<(String, String)>> = vec![Vec::new(); types.len()];
+/// The tags of `resource_type` when the action also tags resources of the `also` types (parsed
+/// by another call); any other type is refused.
+pub fn tag_specifications_among(
+    p: &Params,
+    resource_type: &str,
+    also: &[&str],
+) -> Result<Vec<(String, String)>, Ec2Error> {
+    let mut tags: Vec<(String, String)> = Vec::new();
     for spec in p.members("TagSpecification") {
         let rt = spec.get("ResourceType").unwrap_or("");
-        let Some(i) = types.iter().position(|t| *t == rt) else {
-            let names = types.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" and ");
-            let msg = if types.len() == 1 {
-                format!("This action tags resources of type {names} only.")
-            } else {
-                format!("This action tags resources of types {names} only.")
-            };
-            return Err(Ec2Error::invalid_value("TagSpecification.ResourceType", rt, &msg));
-        };
-        let tags = &mut by_type[i];
+        if also.contains(&rt) {
+            continue;
+        }
+        if rt != resource_type {
+            let types: Vec<&str> = std::iter::once(resource_type).chain(also.iter().copied()).collect();
+            return Err(Ec2Error::invalid_value(
+                "TagSpecification.ResourceType",
+                rt,
+                &format!("This action tags resources of type '{}' only.", types.join("', '")),
+            ));
+        }
         for t in spec.members("Tag") {
             let k = t.get("Key").unwrap_or("");
             if k.is_empty() {
@@ -94,7 +99,7 @@ pub fn tag_specifications_of(p: &Params, types: &[&str]) -> Result<Vec<Vec<(Stri
             tags.push((k.to_string(), t.get("Value").unwrap_or("").to_string()));
         }
     }
-    Ok(by_type)
+    Ok(tags)
 }
 
 /// createTags on CloudStack objects of one resource type, waited for.

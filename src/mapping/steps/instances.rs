@@ -9,7 +9,7 @@ use super::super::backend::join_limited;
 use super::super::background::{self, Worker};
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
-use super::common::{create_tags, field, idempotent_undo, param, tag_specifications_of};
+use super::common::{create_tags, field, idempotent_undo, param};
 use super::vpc_objects::owner;
 use super::{arg_strs, check_keys};
 use crate::base::{Code, Ec2Error};
@@ -482,9 +482,10 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
             format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
         ));
     }
-    let mut specs = tag_specifications_of(p, &["instance", "volume"])?.into_iter();
-    let tags = specs.next().unwrap_or_default();
-    let volume_tags = specs.next().unwrap_or_default();
+    // Interfaces made at launch take the `network-interface` tags (launch_nics), the launch's
+    // volumes the `volume` tags (tag_launch_volumes).
+    let tags = super::common::tag_specifications_among(p, "instance", &["network-interface", "volume"])?;
+    let volume_tags = super::common::tag_specifications_among(p, "volume", &["instance", "network-interface"])?;
     let token = p.get("ClientToken").filter(|t| !t.is_empty());
     // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::super::backend::{BoxFuture, join_limited};
+use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::{create_tags, tag_specifications as tag_specs};
@@ -698,8 +698,11 @@ fn reserved_in(block: &Block, ip: u32) -> bool {
 pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Option<VpcLaunch>), Ec2Error> {
     let p = &ctx.req.params;
     // NetworkInterface.N (EC2's combination rules checked first; docs/network-interfaces.md).
-    let specs = super::launch_nics::parse(p)?;
-    let rich = super::launch_nics::rich(&specs);
+    let mut specs = super::launch_nics::parse(p)?;
+    let rich = super::launch_nics::rich(p, &specs)?;
+    if rich && specs.is_empty() {
+        specs.push(super::launch_nics::device0(p));
+    }
     let first = specs.first();
     // An existing interface at device 0 brings its subnet, address and groups.
     let existing0 = match first.and_then(|n| n.existing.as_deref()) {
@@ -730,6 +733,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
                 z["securitygroupsenabled"] != true && s(z, "networktype").as_deref() == Some("Advanced")
             });
             if !vpc_only {
+                super::launch_nics::refuse_interface_tags(p)?;
                 if private_ip.is_some() || !nic_groups.is_empty() {
                     return Err(Ec2Error::new(
                         Code::InvalidParameterCombination,
@@ -913,35 +917,29 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
         }
     }
     doc["groups"] = Value::Array(groups);
-    // EC2 answers a VPC launch with each instance's network interface (SDKs and Ansible's
-    // ec2_instance read `NetworkInterfaces` from this answer): CloudStack allocates the NICs when
-    // it accepts the deploy, so one listVirtualMachines per instance shows them before the job
-    // ends. Best effort: without it the answer has no interfaces, DescribeInstances does.
-    let listed = join_limited(
-        uuids
-            .iter()
-            .map(
-                |u| async move { ctx.list("listVirtualMachines", &[("id".into(), u.clone())], "virtualmachine").await },
-            )
-            .collect(),
-        ctx.ex.opts.call_concurrency,
-    )
-    .await;
-    let mut nics: HashMap<String, Value> = HashMap::new();
-    for vm in listed.into_iter().filter_map(Result::ok).flatten() {
-        if let Some(id) = s(&vm, "id") {
-            nics.insert(id, vm["nic"].clone());
+    // EC2's answer shows the new instances' interfaces and private addresses: CloudStack made
+    // the NICs when it accepted the deploys, so one listing gives them as DescribeInstances
+    // will. Only decoration: without it the answer still names the instances.
+    let listed = ctx
+        .list(
+            "listVirtualMachines",
+            &[("ids".into(), uuids.join(",")), ("listall".into(), "true".into())],
+            "virtualmachine",
+        )
+        .await;
+    match listed {
+        Ok(items) => {
+            let annotated = instance_annotations(ctx, &Prepared::default(), items).await?;
+            for vm in doc["instances"].as_array_mut().into_iter().flatten() {
+                let Some(a) = annotated.iter().find(|a| a["id"] == vm["id"]) else { continue };
+                for k in ["nic", "_interfaces", "_sourcedestcheck"] {
+                    if let Some(v) = a.get(k).filter(|v| !v.is_null()) {
+                        vm[k] = v.clone();
+                    }
+                }
+            }
         }
-    }
-    let mut items: Vec<Value> = doc["instances"].as_array().cloned().unwrap_or_default();
-    for vm in items.iter_mut() {
-        if let Some(n) = s(vm, "id").and_then(|u| nics.remove(&u)) {
-            vm["nic"] = n;
-        }
-    }
-    match instance_annotations(ctx, &Prepared::default(), items).await {
-        Ok(items) => doc["instances"] = Value::Array(items),
-        Err(e) => tracing::warn!(error = %e, "RunInstances: the new instances' interfaces could not be listed"),
+        Err(e) => tracing::warn!(error = %e, "could not list the launched instances' interfaces"),
     }
     Ok(())
 }

@@ -103,6 +103,10 @@ def test_two_new_interfaces(ec2, net, cloudstack):
     ])
     iid = inst["InstanceId"]
     assert inst["SubnetId"] == net["a"] and inst["VpcId"] == net["vpc"]
+    # The answer already shows the interfaces, as EC2's does.
+    assert inst["PrivateIpAddress"] == "10.31.1.10"
+    assert sorted((n["Attachment"]["DeviceIndex"], n["SubnetId"], n["PrivateIpAddress"])
+                  for n in inst["NetworkInterfaces"]) == [(0, net["a"], "10.31.1.10"), (1, net["b"], "10.31.2.10")]
     assert [g["GroupId"] for g in inst["SecurityGroups"]] == [sg]
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     got = instance(ec2, iid)
@@ -318,3 +322,26 @@ def test_elastic_ip_on_a_secondary_address(ec2, net):
     terminate(ec2, iid)
     ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
     ec2.delete_internet_gateway(InternetGatewayId=igw)
+
+
+def test_interface_tags_at_launch(ec2, net):
+    """TagSpecification of type network-interface tags every interface the launch makes (also the
+    primary interface of a launch with only SubnetId); the instance keeps its own tags."""
+    spec = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "tagged-vm"}]},
+            {"ResourceType": "network-interface", "Tags": [{"Key": "role", "Value": "launch"}]}]
+    one = ec2.run_instances(ImageId=ubuntu(ec2), MinCount=1, MaxCount=1, InstanceType="m1.small",
+                            SubnetId=net["a"], TagSpecifications=spec)["Instances"][0]
+    two = run(ec2, [{"DeviceIndex": 0, "SubnetId": net["a"]}, {"DeviceIndex": 1, "SubnetId": net["b"]}],
+              TagSpecifications=spec)
+    for inst, count in [(one, 1), (two, 2)]:
+        iid = inst["InstanceId"]
+        assert {t["Key"]: t["Value"] for t in inst["Tags"]} == {"Name": "tagged-vm"}
+        found = enis(ec2, Filters=[{"Name": "attachment.instance-id", "Values": [iid]},
+                                   {"Name": "tag:role", "Values": ["launch"]}])
+        assert len(found) == count, found
+        assert all(n["TagSet"] == [{"Key": "role", "Value": "launch"}] for n in found)
+        terminate(ec2, iid)
+    # Refused, never dropped: a type the launch makes nothing of.
+    bad = [{"ResourceType": "vpc", "Tags": [{"Key": "a", "Value": "b"}]}]
+    assert error_of(lambda: run(ec2, [{"DeviceIndex": 0, "SubnetId": net["a"]}], TagSpecifications=bad))[0] == \
+        "InvalidParameterValue"
