@@ -60,6 +60,16 @@ pub fn tag_specifications(p: &Params, resource_type: &str) -> Result<Vec<(String
     tag_specifications_among(p, resource_type, &[])
 }
 
+/// What RunInstances' TagSpecification can tag: the instances, the interfaces the launch makes
+/// (launch_nics) and the launch's volumes (instances.rs).
+pub const LAUNCH_TAG_TYPES: &[&str] = &["instance", "network-interface", "volume"];
+
+/// RunInstances' tags of `resource_type` (one of [`LAUNCH_TAG_TYPES`]); other types are refused.
+pub fn launch_tags(p: &Params, resource_type: &str) -> Result<Vec<(String, String)>, Ec2Error> {
+    let others: Vec<&str> = LAUNCH_TAG_TYPES.iter().copied().filter(|t| *t != resource_type).collect();
+    tag_specifications_among(p, resource_type, &others)
+}
+
 /// The tags of `resource_type` when the action also tags resources of the `also` types (parsed
 /// by another call); any other type is refused.
 pub fn tag_specifications_among(

@@ -484,8 +484,8 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     }
     // Interfaces made at launch take the `network-interface` tags (launch_nics), the launch's
     // volumes the `volume` tags (tag_launch_volumes).
-    let tags = super::common::tag_specifications_among(p, "instance", &["network-interface", "volume"])?;
-    let volume_tags = super::common::tag_specifications_among(p, "volume", &["instance", "network-interface"])?;
+    let tags = super::common::launch_tags(p, "instance")?;
+    let volume_tags = super::common::launch_tags(p, "volume")?;
     let token = p.get("ClientToken").filter(|t| !t.is_empty());
     // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;

@@ -212,7 +212,7 @@ fn one(m: &Params) -> Result<Spec, Ec2Error> {
 
 /// `TagSpecification` of type `network-interface`: tags of every interface made at launch.
 fn interface_tags(p: &Params) -> Result<Vec<(String, String)>, Ec2Error> {
-    super::common::tag_specifications_among(p, "network-interface", &["instance"])
+    super::common::launch_tags(p, "network-interface")
 }
 
 /// Does the request need more than the plain device-0 launch (`networkids` + `ipaddress`)?
