@@ -42,6 +42,16 @@ fn readme_action_table_is_the_table() {
     );
 }
 
+#[test]
+fn refused_parameters_in_docs_are_the_table() {
+    let want = cli::refused_table(&table());
+    assert_eq!(
+        section(&read("docs/parameters.md"), "refused"),
+        want,
+        "docs/parameters.md's refused parameters drifted from mappings/: run scripts/regen-docs"
+    );
+}
+
 /// Every `[action.X]` of the mapping files, parsed.
 fn mapping_actions() -> toml::Table {
     let mut all = toml::Table::new();
