@@ -142,3 +142,14 @@ def test_client_token_route_table_and_interface(ec2):
             ec2.delete_route_table(RouteTableId=t)
     finally:
         ec2.delete_vpc(VpcId=vpc)
+
+
+def test_allocate_address_tag_specification(ec2):
+    """AllocateAddress TagSpecification (Terraform's aws_eip sends its tags so) tags the address."""
+    a = ec2.allocate_address(Domain="standard", TagSpecifications=[
+        {"ResourceType": "elastic-ip", "Tags": [{"Key": "Name", "Value": "params-eip"}]}])
+    try:
+        [addr] = ec2.describe_addresses(PublicIps=[a["PublicIp"]])["Addresses"]
+        assert {"Key": "Name", "Value": "params-eip"} in addr.get("Tags", []), addr
+    finally:
+        ec2.release_address(PublicIp=a["PublicIp"])
