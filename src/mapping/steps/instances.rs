@@ -492,8 +492,19 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     let mut with_disks = prep.clone();
     with_disks.params.extend(disks);
     let prep = &with_disks;
-    let launched = async {
-        let mut doc = launch(ctx, prep, max.min(cap), min, &tags, token).await?;
+    let launched = async move {
+        // Addresses of network interfaces are claimed only now: a ClientToken retry answered
+        // from the first launch must not claim any.
+        let mut in_vpc = in_vpc;
+        let mut deploy = prep.clone();
+        super::vpc::claim_launch(ctx, &mut in_vpc, &mut deploy).await?;
+        let mut doc = match launch(ctx, &deploy, max.min(cap), min, &tags, token).await {
+            Ok(d) => d,
+            Err(e) => {
+                super::vpc::launch_failed(ctx, &in_vpc).await;
+                return Err(e);
+            }
+        };
         super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
         // Best effort: unmarked, the volumes are kept at termination (the safe side).
         if data_dot && let Err(e) = mark_launch_volumes(ctx, &doc).await {

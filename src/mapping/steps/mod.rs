@@ -13,6 +13,7 @@ pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
 mod keypairs;
+pub(crate) mod launch_nics;
 pub(crate) mod nat;
 pub(crate) mod network_acls;
 mod security_groups;
