@@ -3,20 +3,17 @@ of a mapped action in EC2's service model (botocore's, read through botocore's o
 honoured or refused by name; a refused one answers UnsupportedOperation naming it and changes
 nothing; one EC2 does not know answers UnknownParameter. boto3, the AWS CLI and raw SigV2."""
 import json
+import os
+import pathlib
 import subprocess
 
 import pytest
 import botocore.loaders
-from botocore.exceptions import ClientError
 
-from conftest import BIN
-from harness import parse_error
+from harness import client_error as code_of, parse_error
 
-
-def code_of(call):
-    with pytest.raises(ClientError) as e:
-        call()
-    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+BIN = os.environ.get("EC2BRIDGE_BIN",
+                     str(pathlib.Path(__file__).resolve().parents[3] / "target" / "debug" / "ec2bridge"))
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +126,9 @@ def test_dry_run_still_answered(raw_sigv2):
     assert parse_error(r)[0] == "DryRunOperation"
 
 
-def test_client_token_route_table_and_interface(ec2):
+def test_client_token_route_table_and_interface(vpc_ec2):
     """CreateRouteTable and CreateNetworkInterface honour ClientToken (boto3 fills one in)."""
+    ec2 = vpc_ec2
     vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
     try:
         a = ec2.create_route_table(VpcId=vpc, ClientToken="params-rtb-1")["RouteTable"]["RouteTableId"]
@@ -140,6 +138,17 @@ def test_client_token_route_table_and_interface(ec2):
         assert c != a
         for t in (a, c):
             ec2.delete_route_table(RouteTableId=t)
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24")["Subnet"]["SubnetId"]
+        try:
+            e1 = ec2.create_network_interface(SubnetId=subnet, ClientToken="params-eni-1")
+            e2 = ec2.create_network_interface(SubnetId=subnet, ClientToken="params-eni-1")
+            eni = e1["NetworkInterface"]["NetworkInterfaceId"]
+            assert e2["NetworkInterface"]["NetworkInterfaceId"] == eni
+            assert len(ec2.describe_network_interfaces(
+                Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]) == 1
+            ec2.delete_network_interface(NetworkInterfaceId=eni)
+        finally:
+            ec2.delete_subnet(SubnetId=subnet)
     finally:
         ec2.delete_vpc(VpcId=vpc)
 
