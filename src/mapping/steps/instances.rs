@@ -730,6 +730,11 @@ async fn launch(
     // The CloudStack instance group ties the batch together for DescribeInstances.
     base.push(("group".into(), rid.clone()));
     let base = &base;
+    // Recorded before the first deploy: a gateway that dies (or is stopped) before the answer
+    // leaves it to be taken over, which removes the reservation's VMs (docs/gateway-state.md).
+    let pending = Worker::of(ctx.ex)
+        .record("launch", &owner(ctx), ctx.creds(), json!({ "group": rid, "command": command }))
+        .await;
     let futs = (0..count).map(|_| async move { ctx.start_job(command, base).await });
     let mut made = Vec::new();
     let mut first_err = None;
@@ -748,6 +753,7 @@ async fn launch(
     }
     if (made.len() as i64) < min {
         undo_launch(ctx, &made, command).await;
+        pending.finish().await;
         return Err(
             first_err.unwrap_or_else(|| Ec2Error::new(Code::InsufficientInstanceCapacity, "Insufficient capacity."))
         );
@@ -756,6 +762,7 @@ async fn launch(
         let uuids: Vec<&str> = made.iter().map(|(u, _)| u.as_str()).collect();
         if let Err(e) = create_tags(ctx, "UserVm", &uuids, tags).await {
             undo_launch(ctx, &made, command).await;
+            pending.finish().await;
             return Err(e);
         }
     }
@@ -764,6 +771,7 @@ async fn launch(
     let vms: Vec<Value> = made.iter().map(|(u, j)| json!([u, j])).collect();
     let doc = json!({ "command": command, "vms": vms, "clienttoken": token });
     Worker::of(ctx.ex).start("watch-launch", &owner(ctx), ctx.creds(), doc).await;
+    pending.finish().await;
     // The answer is made from what the gateway knows: no call waits for the deploys.
     let zoneid = param(prep, "zoneid").unwrap_or_default().to_string();
     let zone = ctx
