@@ -368,7 +368,7 @@ pub async fn attach_vpn_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec
     let cs_uuid = s(&cs, "id").ok_or_else(Ec2Error::internal)?;
     let mut undo = Undo::new(ctx);
     if created {
-        undo.made(id, UndoCall::job("deleteVpnGateway", vec![pair("id", &cs_uuid)]));
+        undo.made(id, UndoCall::job("deleteVpnGateway", vec![pair("id", &cs_uuid)])).await;
     }
     for _ in 0..RETRIES {
         let mut r = match get(ctx, VGW, id).await {
@@ -390,7 +390,7 @@ pub async fn attach_vpn_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec
         let claim = Change::Claim { claim: vgw_claim(vpc), holder: id.to_string() };
         match write(ctx, vec![claim, Change::Update(r)]).await {
             Ok(Ok(())) => {
-                undo.disarm();
+                undo.disarm().await;
                 return Ok(json!({"vpcid": vpc, "state": "attached"}));
             }
             Ok(Err(WriteError::Conflict { holder: Some(other), .. })) => {
@@ -761,7 +761,7 @@ async fn sync_cloudstack(ctx: &Ctx<'_>, doc: &mut Value) -> Result<(), Ec2Error>
             let res = run_job(ctx, "createVpnCustomerGateway", &cgw_params(doc, &cidrs)).await?;
             let cgw = res.get("vpncustomergateway").and_then(|g| s(g, "id")).ok_or_else(Ec2Error::internal)?;
             let mut undo = Undo::new(ctx);
-            undo.made(&id, UndoCall::job("deleteVpnCustomerGateway", vec![pair("id", &cgw)]));
+            undo.made(&id, UndoCall::job("deleteVpnCustomerGateway", vec![pair("id", &cgw)])).await;
             let params = [pair("s2svpngatewayid", &vgw_uuid), pair("s2scustomergatewayid", &cgw)];
             let j = match ctx.start_job("createVpnConnection", &params).await {
                 Ok(j) => j,
@@ -769,14 +769,14 @@ async fn sync_cloudstack(ctx: &Ctx<'_>, doc: &mut Value) -> Result<(), Ec2Error>
             };
             // A connection whose router setup fails stays behind in state Error: removed too.
             if let Some(conn) = &j.id {
-                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)]));
+                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
             }
             let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
                 Ok(r) => r,
                 Err(e) => return Err(undo.fail(e).await),
             };
             let conn = j.id.or_else(|| res.get("vpnconnection").and_then(|c| s(c, "id")));
-            undo.disarm();
+            undo.disarm().await;
             doc["cscgw"] = json!(cgw);
             doc["csconn"] = json!(conn);
             Ok(())
