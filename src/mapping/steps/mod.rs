@@ -482,6 +482,24 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "Create/DeleteVpnConnectionRoute (args.op): the CloudStack customer gateway's cidrlist, made/removed with the first/last route",
     ),
     (
+        "modify_vpn_connection",
+        step!(vpn::modify_vpn_connection),
+        no_args,
+        "another customer gateway (updateVpnCustomerGateway's address) and/or VPN gateway (createVpnConnection there, the old one deleted); transit gateways refused",
+    ),
+    (
+        "modify_vpn_connection_options",
+        step!(vpn::modify_vpn_connection_options),
+        no_args,
+        "Local/RemoteIpv4NetworkCidr: only 0.0.0.0/0 (the selectors are the VPC CIDR and the static routes); IPv6 refused",
+    ),
+    (
+        "modify_vpn_tunnel_options",
+        step!(vpn::modify_vpn_tunnel_options),
+        no_args,
+        "the tunnel's options (unnamed ones kept) -> updateVpnCustomerGateway (restarts the connection)",
+    ),
+    (
         "describe_vpn_objects",
         step!(vpn::describe_vpn_objects),
         vpn::check_describe_args,

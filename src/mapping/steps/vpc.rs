@@ -913,6 +913,30 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
         }
     }
     doc["groups"] = Value::Array(groups);
+    // EC2's answer shows the new instances' interfaces and private addresses: CloudStack made
+    // the NICs when it accepted the deploys, so one listing gives them as DescribeInstances
+    // will. Only decoration: without it the answer still names the instances.
+    let listed = ctx
+        .list(
+            "listVirtualMachines",
+            &[("ids".into(), uuids.join(",")), ("listall".into(), "true".into())],
+            "virtualmachine",
+        )
+        .await;
+    match listed {
+        Ok(items) => {
+            let annotated = instance_annotations(ctx, &Prepared::default(), items).await?;
+            for vm in doc["instances"].as_array_mut().into_iter().flatten() {
+                let Some(a) = annotated.iter().find(|a| a["id"] == vm["id"]) else { continue };
+                for k in ["nic", "_interfaces", "_sourcedestcheck"] {
+                    if let Some(v) = a.get(k).filter(|v| !v.is_null()) {
+                        vm[k] = v.clone();
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list the launched instances' interfaces"),
+    }
     Ok(())
 }
 

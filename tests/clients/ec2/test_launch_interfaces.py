@@ -103,6 +103,10 @@ def test_two_new_interfaces(ec2, net, cloudstack):
     ])
     iid = inst["InstanceId"]
     assert inst["SubnetId"] == net["a"] and inst["VpcId"] == net["vpc"]
+    # The answer already shows the interfaces, as EC2's does.
+    assert inst["PrivateIpAddress"] == "10.31.1.10"
+    assert sorted((n["Attachment"]["DeviceIndex"], n["SubnetId"], n["PrivateIpAddress"])
+                  for n in inst["NetworkInterfaces"]) == [(0, net["a"], "10.31.1.10"), (1, net["b"], "10.31.2.10")]
     assert [g["GroupId"] for g in inst["SecurityGroups"]] == [sg]
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     got = instance(ec2, iid)
