@@ -1150,7 +1150,7 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
             run_job(ctx, "updateVpnCustomerGateway", &params).await?;
             let mut back = cgw_params(&r.doc, &cidrs);
             back.insert(0, pair("id", &cs_cgw));
-            undo.made(&id, UndoCall::job("updateVpnCustomerGateway", back));
+            undo.made(&id, UndoCall::job("updateVpnCustomerGateway", back)).await;
         }
         if moving {
             let vgw_uuid = s(&n.doc, "csvgw").ok_or_else(Ec2Error::internal)?;
@@ -1160,7 +1160,7 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
                 Err(e) => return Err(undo.fail(e).await),
             };
             if let Some(conn) = &j.id {
-                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)]));
+                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
             }
             let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
                 Ok(r) => r,
@@ -1174,7 +1174,7 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
     let take = Change::Claim { claim, holder: id.clone() };
     match write(ctx, vec![take, release, Change::Update(n.clone())]).await? {
         Ok(()) => {
-            undo.disarm();
+            undo.disarm().await;
             // The old VPC's CloudStack connection goes once the store names the new one.
             if moving
                 && let Some(old) = &old_conn
