@@ -26,6 +26,20 @@ pub trait Backend: Send + Sync {
         item_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>>;
 
+    /// One page (1-based) of a list command and CloudStack's count of the whole list. `Ok(None)`:
+    /// this backend cannot say where the list ends (no `count`), and the caller lists it all.
+    fn list_page<'a>(
+        &'a self,
+        _creds: &'a CsCredentials,
+        _command: &'a str,
+        _params: &'a [(String, String)],
+        _item_key: &'a str,
+        _page: usize,
+        _pagesize: usize,
+    ) -> BoxFuture<'a, Result<Option<(Vec<Value>, usize)>, CsError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     fn start_job<'a>(
         &'a self,
         creds: &'a CsCredentials,
@@ -59,6 +73,22 @@ impl Backend for CsClient {
         item_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
         Box::pin(CsClient::list_all(self, creds, command, params, item_key))
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        page: usize,
+        pagesize: usize,
+    ) -> BoxFuture<'a, Result<Option<(Vec<Value>, usize)>, CsError>> {
+        Box::pin(async move {
+            let (items, count) = CsClient::list_page(self, creds, command, params, item_key, page, pagesize).await?;
+            // Without `count` the window cannot say whether a next page exists.
+            Ok(count.and_then(|c| usize::try_from(c).ok()).map(|c| (items, c)))
+        })
     }
 
     fn start_job<'a>(
