@@ -18,7 +18,7 @@ enum Cmd {
     #[cfg(feature = "sim")]
     Sim(ec2bridge::sim::SimArgs),
     /// Register CloudStack keys and an X.509 certificate with a gateway (SOAP clients).
-    Register(ec2bridge::ec2::registration::RegisterArgs),
+    Register(ec2bridge::app::register_cli::RegisterArgs),
     /// List and remove registrations in the store.
     Admin(ec2bridge::store::admin::AdminArgs),
     /// Check the mapping table, list the supported EC2 actions.
@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Serve(a) => ec2bridge::app::run(a).await,
         #[cfg(feature = "sim")]
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
-        Cmd::Register(a) => ec2bridge::ec2::registration::run_cli(a).await,
+        Cmd::Register(a) => ec2bridge::app::register_cli::run_cli(a).await,
         Cmd::Admin(a) => ec2bridge::store::admin::run(a).await,
         Cmd::Mappings(a) => ec2bridge::mapping::cli::run(a),
         Cmd::Certs(a) => ec2bridge::app::certs::run(a),

@@ -1,5 +1,6 @@
 //! docs/mappings.md and the README are checked against the code: the step table and the README's
 //! action table are the output of `ec2bridge mappings steps` / `mappings list --markdown`, and
+//! docs/filters.md's list is `mappings filters`, and
 //! every `<!-- example:Action -->` TOML block is the action as its mapping file declares it.
 
 use ec2bridge::mapping::cli;
@@ -39,6 +40,16 @@ fn readme_action_table_is_the_table() {
         section(&read("README.md"), "actions"),
         want,
         "README.md's action table drifted from mappings/: replace it with `cargo run -- mappings list --markdown`"
+    );
+}
+
+#[test]
+fn filter_list_in_docs_is_the_table() {
+    let want = cli::filters_doc(&table());
+    assert_eq!(
+        section(&read("docs/filters.md"), "filters"),
+        want,
+        "docs/filters.md's filter list drifted from mappings/: run scripts/regen-docs"
     );
 }
 

@@ -1,9 +1,9 @@
 //! Secrets stay out of Debug output and of error messages (which end up in logs).
 
 use ec2bridge::app::ReadyUser;
+use ec2bridge::app::register_cli::{RegisterArgs, run_cli};
 use ec2bridge::auth::SignedRequest;
 use ec2bridge::cloudstack::{CsClient, CsCredentials};
-use ec2bridge::ec2::registration::{RegisterArgs, run_cli};
 use ec2bridge::sim::SimUser;
 
 const SECRET: &str = "s3cr3t-VALUE-never-shown";

@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use ec2bridge::app::register_cli::signed_url;
 use ec2bridge::auth::wssec;
 use ec2bridge::base::Ec2Error;
-use ec2bridge::cloudstack::CsCredentials;
 use ec2bridge::ec2::registration::{
     AccountOf, BoxFuture, CERT_DELETED, CERT_OK, KEYS_OK, KeyCheck, KeyChecker, PutCertificate, RawRequest,
-    Registration, RegistrationStore, signed_url,
+    Registration, RegistrationStore,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use time::OffsetDateTime;
@@ -83,9 +83,9 @@ impl RegistrationStore for MemStore {
 /// CloudStack stand-in: accepts exactly the listed key pairs.
 struct Cloud(Vec<(String, String)>);
 impl KeyChecker for Cloud {
-    fn check<'a>(&'a self, c: &'a CsCredentials) -> BoxFuture<'a, Result<KeyCheck, Ec2Error>> {
+    fn check<'a>(&'a self, ak: &'a str, sk: &'a str) -> BoxFuture<'a, Result<KeyCheck, Ec2Error>> {
         Box::pin(async move {
-            Ok(if self.0.iter().any(|(a, s)| *a == c.api_key && *s == c.secret_key) {
+            Ok(if self.0.iter().any(|(a, s)| a == ak && s == sk) {
                 KeyCheck::Valid(AccountOf { account: "acct-1".into(), domain: "ROOT".into() })
             } else {
                 KeyCheck::Rejected
@@ -523,7 +523,8 @@ async fn expired_or_not_yet_valid_certificates_are_refused() {
 /// key is refused and stores nothing. Through both clients (`--key`/`-k`) and the handler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proven_binding_replaces_an_unproven_one() {
-    use ec2bridge::ec2::registration::{proof_message, sign_proof};
+    use ec2bridge::app::register_cli::sign_proof;
+    use ec2bridge::ec2::registration::proof_message;
     let dir = tmpdir("proof");
     let (Some(pem), Some(_)) = (make_cert(&dir, "owner", "rsa:2048"), make_cert(&dir, "thief", "rsa:2048")) else {
         eprintln!("SKIP proven_binding_replaces_an_unproven_one: no openssl CLI");

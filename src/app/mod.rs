@@ -18,6 +18,8 @@ use crate::server::Gateway;
 
 pub mod certs;
 pub mod probe;
+pub mod register_cli;
+mod registration;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {

@@ -25,6 +25,9 @@ pub enum MappingsCmd {
     /// Print the named Rust steps and transforms and the actions that use them (the table in
     /// docs/mappings.md, which tests/docs_mappings.rs keeps equal to this output).
     Steps { dir: Option<PathBuf> },
+    /// Print, per action, the filters it implements, those that match nothing here and those it
+    /// refuses, with the reasons (docs/filters.md, which tests/docs_mappings.rs keeps equal).
+    Filters { dir: Option<PathBuf> },
 }
 
 pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
@@ -54,6 +57,13 @@ pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("{} problem(s) in the mapping table; run `ec2bridge mappings check`", errs.len())
             })?;
             print!("{}", steps_table(&t));
+            Ok(())
+        }
+        MappingsCmd::Filters { dir } => {
+            let t = Table::load(dir.as_deref()).map_err(|errs| {
+                anyhow::anyhow!("{} problem(s) in the mapping table; run `ec2bridge mappings check`", errs.len())
+            })?;
+            print!("{}", filters_doc(&t));
             Ok(())
         }
         MappingsCmd::List { dir, markdown } => {
@@ -117,6 +127,38 @@ pub fn list(t: &Table, markdown: bool) -> String {
         } else {
             out.push_str(&format!("{:width$}  {}  [{}]\n", a.name, cmds, notes.join("; ")));
         }
+    }
+    out
+}
+
+/// Per action with filters: the implemented names, those that match nothing here and those
+/// refused, each with its reason (Markdown, sorted by action and filter name).
+pub fn filters_doc(t: &Table) -> String {
+    let mut actions: Vec<_> = t.actions.values().filter(|a| a.filters.is_some()).collect();
+    actions.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = String::new();
+    for a in actions {
+        let Some(fs) = &a.filters else { continue };
+        let mut implemented: Vec<String> = fs.fields.iter().map(|(n, _, _)| format!("`{n}`")).collect();
+        implemented.sort();
+        if fs.tags.is_some() {
+            implemented.extend(["`tag:<key>`", "`tag-key`", "`tag-value`"].map(String::from));
+        }
+        let set = if fs.name == a.name { String::new() } else { format!(" (filter set {})", fs.name) };
+        out.push_str(&format!("### {}{set}\n\n", a.name));
+        out.push_str(&format!("- implemented ({}): {}\n", implemented.len(), implemented.join(", ")));
+        for (label, list) in [("match nothing here", &fs.absent), ("refused", &fs.refused)] {
+            if list.is_empty() {
+                continue;
+            }
+            let mut list: Vec<_> = list.iter().collect();
+            list.sort_by(|x, y| x.0.cmp(&y.0));
+            out.push_str(&format!("- {label} ({}):\n", list.len()));
+            for (n, why, _) in list {
+                out.push_str(&format!("  - `{n}`: {why}\n"));
+            }
+        }
+        out.push('\n');
     }
     out
 }

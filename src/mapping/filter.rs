@@ -1,6 +1,9 @@
 //! EC2 filters as data: filter name -> expression over the CloudStack item. Values of one filter
 //! are OR-ed, filters are AND-ed, `*` and `?` are wildcards (`\` escapes them). With a `tags`
-//! path, `tag:<key>`, `tag-key` and `tag-value` work too.
+//! path, `tag:<key>`, `tag-key` and `tag-value` work too. A set also names the filters EC2
+//! documents that match no resource behind this gateway (`absent`, with why: the feature does
+//! not exist here, so EC2's answer for such resources is "none") and those it refuses (`refused`,
+//! with why: EC2 has a value the gateway cannot know), so that every documented name is decided.
 
 use serde_json::Value;
 
@@ -18,18 +21,37 @@ pub struct FilterSet {
     /// Path of the item's tag list (`[{key, value}]`); enables the tag filters.
     pub tags: Option<Path>,
     pub fields: Vec<(String, Expr, At)>,
+    /// Documented filters no resource here has a value for: accepted, they match nothing.
+    pub absent: Vec<(String, String, At)>,
+    /// Documented filters the gateway cannot answer faithfully: refused by name with the reason.
+    pub refused: Vec<(String, String, At)>,
     pub at: At,
 }
 
 impl FilterSet {
+    /// True when the filter is accepted (implemented from data or matching nothing).
     pub fn knows(&self, name: &str) -> bool {
         self.fields.iter().any(|(n, _, _)| n == name)
+            || self.absent.iter().any(|(n, _, _)| n == name)
             || (self.tags.is_some() && (name == "tag-key" || name == "tag-value" || name.starts_with("tag:")))
+    }
+
+    /// The reason a documented filter is refused, when it is.
+    pub fn refusal(&self, name: &str) -> Option<&str> {
+        self.refused.iter().find(|(n, _, _)| n == name).map(|(_, r, _)| r.as_str())
     }
 
     /// Reject unknown names and empty value lists before anything is called.
     pub fn check(&self, filters: &[Filter]) -> Result<(), Ec2Error> {
         for f in filters {
+            // EC2 answers a filter it does not support with InvalidParameterValue naming it
+            // ("Unsupported filter attribute: [x]"); the reason says why it is not supported here.
+            if let Some(why) = self.refusal(&f.name) {
+                return Err(Ec2Error::new(
+                    Code::InvalidParameterValue,
+                    format!("The filter '{}' is not supported by this EC2 endpoint: {why}", f.name),
+                ));
+            }
             if !self.knows(&f.name) {
                 return Err(Ec2Error::new(Code::InvalidParameterValue, format!("The filter '{}' is invalid", f.name)));
             }

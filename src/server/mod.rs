@@ -414,6 +414,36 @@ async fn identity_query(
     body: &Bytes,
     info: &mut LogInfo,
 ) -> Result<String, Ec2Error> {
+    let (req, principal) = authenticated(gw, rid, parts, body, info).await?;
+    let out = gw.handler.identity(api, &req, &principal).await;
+    if out.as_ref().is_err_and(|e| e.is(Code::AuthFailure)) {
+        gw.credentials.forget(&principal.access_key);
+    }
+    Ok(render::identity_success(api, rid, &req.action, &out?))
+}
+
+async fn query(
+    gw: &Gateway,
+    rid: &str,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    info: &mut LogInfo,
+) -> Result<String, Ec2Error> {
+    let (mut req, principal) = authenticated(gw, rid, parts, body, info).await?;
+    req.host = gw.client_host(parts);
+    let inner = execute(gw, &req, &principal).await?;
+    Ok(render::query_success(rid, &req.action, &req.version, &inner))
+}
+
+/// The Query request parsed, its signature verified and the caller admitted by the rate limits:
+/// the same for EC2 and for STS/IAM.
+async fn authenticated(
+    gw: &Gateway,
+    rid: &str,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    info: &mut LogInfo,
+) -> Result<(Ec2Request, Principal), Ec2Error> {
     let input = QueryInput::parse(parts.uri.query(), &parts.headers, body)?;
     info.action = input.get("Action").map(|a| a.chars().take(64).collect());
     let signed = SignedRequest {
@@ -429,38 +459,7 @@ async fn identity_query(
     info.access_key = Some(principal.access_key.clone());
     let req = input.to_request(rid.to_string())?;
     admit(gw, &principal.access_key, &req.action)?;
-    let out = gw.handler.identity(api, &req, &principal).await;
-    if out.as_ref().is_err_and(|e| e.is(Code::AuthFailure)) {
-        gw.credentials.forget(&principal.access_key);
-    }
-    Ok(render::identity_success(api, rid, &req.action, &out?))
-}
-
-async fn query(
-    gw: &Gateway,
-    rid: &str,
-    parts: &http::request::Parts,
-    body: &Bytes,
-    info: &mut LogInfo,
-) -> Result<String, Ec2Error> {
-    let input = QueryInput::parse(parts.uri.query(), &parts.headers, body)?;
-    info.action = input.get("Action").map(|a| a.chars().take(64).collect());
-    let signed = SignedRequest {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        headers: &parts.headers,
-        query: &input.query,
-        form: &input.form,
-        body,
-    };
-    let principal =
-        crate::auth::authenticate(&signed, gw.credentials.as_ref(), &gw.auth, OffsetDateTime::now_utc()).await?;
-    info.access_key = Some(principal.access_key.clone());
-    let mut req = input.to_request(rid.to_string())?;
-    admit(gw, &principal.access_key, &req.action)?;
-    req.host = gw.client_host(parts);
-    let inner = execute(gw, &req, &principal).await?;
-    Ok(render::query_success(rid, &req.action, &req.version, &inner))
+    Ok((req, principal))
 }
 
 /// The caller's rate limit: EC2's `RequestLimitExceeded` (503, retried by SDKs with backoff)

@@ -42,3 +42,25 @@ def parse_error(resp):
 
 def local_name(tag):
     return tag.rsplit("}", 1)[-1]
+
+
+def client_error(call):
+    """(code, message) of the botocore ClientError that `call()` must raise."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        call()
+    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+
+
+def supported_platforms(describe_account_attributes):
+    """The `supported-platforms` values, from a boto3 client's or an AWS CLI wrapper's
+    describe_account_attributes(AttributeNames=[...]) answer."""
+    answer = describe_account_attributes(AttributeNames=["supported-platforms"])
+    return [v["AttributeValue"] for a in answer["AccountAttributes"] for v in a["AttributeValues"]]
+
+
+def default_vpc(describe_account_attributes):
+    answer = describe_account_attributes(AttributeNames=["default-vpc"])
+    return answer["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"]

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::super::convert;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::{Undo, UndoCall, create_tags, field, pair, param, run_job};
@@ -575,9 +576,11 @@ pub async fn release_launch_addresses(ctx: &Ctx<'_>, vms: &[String]) {
     }
 }
 
-/// DescribeInstances: the public addresses mapped to instances, by (VM uuid, tier uuid, private
-/// address) -> (public address, owner shown as ipOwnerId).
-pub async fn mapped_by_nic(ctx: &Ctx<'_>) -> Result<HashMap<(String, String, String), (String, String)>, Ec2Error> {
+/// DescribeInstances / DescribeNetworkInterfaces: the public addresses mapped to instances, by
+/// (VM uuid, tier uuid, private address) -> `{publicip, ipownerid}` (ipOwnerId: `amazon` for a
+/// launch-time address, else the owner's 12-digit account number), with `allocationid` and
+/// `associationid` for an Elastic IP (a launch-time address has neither, as on EC2).
+pub async fn mapped_by_nic(ctx: &Ctx<'_>) -> Result<HashMap<(String, String, String), Value>, Ec2Error> {
     let l = list_public(ctx, &[("isstaticnat", "true")]).await?;
     let mut out = HashMap::new();
     for i in l {
@@ -589,9 +592,19 @@ pub async fn mapped_by_nic(ctx: &Ctx<'_>) -> Result<HashMap<(String, String, Str
         ) else {
             continue;
         };
-        let owner =
-            if is_launch_ip(&i) { "amazon".to_string() } else { field(&i, "account").unwrap_or_default().to_string() };
-        out.insert((vm.to_string(), net.to_string(), priv_ip.to_string()), (ip.to_string(), owner));
+        let mut a = json!({ "publicip": ip });
+        if is_launch_ip(&i) {
+            a["ipownerid"] = json!("amazon");
+        } else {
+            a["ipownerid"] = json!(convert::owner_number(&ctx.vars, field(&i, "account").unwrap_or_default()));
+            if let Some(u) = field(&i, "id") {
+                a["allocationid"] = json!(ids::ec2_id(Kind::Address, u));
+            }
+            if let Some(assoc) = association_of(&i) {
+                a["associationid"] = json!(assoc);
+            }
+        }
+        out.insert((vm.to_string(), net.to_string(), priv_ip.to_string()), a);
     }
     Ok(out)
 }

@@ -360,6 +360,35 @@ fn nic_view(vm: &Value, nic: &Value, tier: &Value, seen: &Seen) -> Value {
     })
 }
 
+/// The public address (Elastic IP or launch-time) mapped to each address of an attached
+/// interface: `association` on the address and, for the primary one, on the interface (EC2's
+/// NetworkInterface association). One listPublicIpAddresses, only when something is attached.
+async fn add_associations(ctx: &Ctx<'_>, views: &mut [Value]) -> Result<(), Ec2Error> {
+    if !views.iter().any(|v| v["attachment"]["instanceuuid"].is_string()) {
+        return Ok(());
+    }
+    let mapped = super::addresses::mapped_by_nic(ctx).await?;
+    let by_subnet: std::collections::HashMap<(String, String, String), &Value> = mapped
+        .iter()
+        .map(|((vm, tier, ip), a)| ((vm.clone(), ids::ec2_id(Kind::Subnet, tier), ip.clone()), a))
+        .collect();
+    for v in views.iter_mut() {
+        let (Some(vm), Some(subnet)) = (s(&v["attachment"], "instanceuuid"), s(v, "subnetid")) else { continue };
+        let of = |ip: Option<String>| {
+            ip.and_then(|ip| by_subnet.get(&(vm.clone(), subnet.clone(), ip))).map(|a| (*a).clone())
+        };
+        if let Some(a) = of(s(v, "ipaddress")) {
+            v["association"] = a;
+        }
+        for addr in v["addresses"].as_array_mut().into_iter().flatten() {
+            if let Some(a) = of(s(addr, "ipaddress")) {
+                addr["association"] = a;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every interface of the caller, reconciling records whose NIC is gone.
 async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
     let seen = seen(ctx).await?;
@@ -663,10 +692,11 @@ pub async fn describe_network_interfaces(ctx: &Ctx<'_>, _: &Prepared) -> Result<
     if let Some(bad) = asked.iter().find(|i| !well_formed(i)) {
         return Err(malformed(bad));
     }
-    let views = all_views(ctx).await?;
+    let mut views = all_views(ctx).await?;
     if let Some(missing) = asked.iter().find(|a| !views.iter().any(|v| v["id"] == a.as_str())) {
         return Err(not_found(missing));
     }
+    add_associations(ctx, &mut views).await?;
     Ok(Value::Array(
         views.into_iter().filter(|v| asked.is_empty() || asked.iter().any(|a| v["id"] == a.as_str())).collect(),
     ))

@@ -934,7 +934,7 @@ pub fn instance_annotations<'a>(
                     s(&net, "id").unwrap_or_default(),
                     s(nic, "ipaddress").unwrap_or_default(),
                 );
-                let association = mapped.get(&key).map(|(ip, owner)| json!({"publicip": ip, "ipownerid": owner}));
+                let association = mapped.get(&key).cloned();
                 interfaces.push(json!({
                     "_association": association,
                     "id": eni,
@@ -946,6 +946,12 @@ pub fn instance_annotations<'a>(
                     "deviceindex": nic.get("deviceid").cloned().unwrap_or(json!(0)),
                     "attachmentid": format!("eni-attach-{}", &eni[4..]),
                     "ownerid": vm["account"],
+                    // For the network-interface.attachment.instance-id / .availability-zone filters.
+                    "instanceid": ids::ec2_id(Kind::Instance, &s(vm, "id").unwrap_or_default()),
+                    "zonename": vm["zonename"],
+                    // EC2's defaults (what the answer shows); the kept attributes below override.
+                    "sourcedestcheck": true,
+                    "deleteontermination": true,
                     "addresses": super::eni::nic_addresses(nic),
                     "_nicuuid": nic_uuid,
                 }));

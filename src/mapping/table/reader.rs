@@ -342,7 +342,7 @@ fn shape_field_expr(shapes: &HashMap<String, Shape>, shape: &str, path: &str) ->
 
 fn read_filter_set(name: &str, n: &Node, errs: &Errs, shapes: &HashMap<String, Shape>) -> Option<FilterSet> {
     let tab = errs.tab(n, &format!("filters {name}"))?;
-    errs.only(tab, &["source", "shape", "tags", "fields"], &format!("filters {name}"));
+    errs.only(tab, &["source", "shape", "tags", "fields", "absent", "refused"], &format!("filters {name}"));
     let shape = toml_src::get(tab, "shape").and_then(|x| errs.str(x, "shape")).map(str::to_string);
     let source = toml_src::get(tab, "source").and_then(|x| errs.str(x, "source")).map(str::to_string);
     let tags = toml_src::get(tab, "tags").and_then(|x| errs.str(x, "tags")).and_then(|s| match Path::parse(s) {
@@ -373,7 +373,25 @@ fn read_filter_set(name: &str, n: &Node, errs: &Errs, shapes: &HashMap<String, S
             }
         }
     }
-    Some(FilterSet { name: name.to_string(), source, tags, fields, at: n.at.clone() })
+    // name -> reason tables: `absent` (matches nothing here) and `refused` (answered with an error).
+    let reasons = |key: &str| {
+        let mut out = Vec::new();
+        if let Some(f) = toml_src::get(tab, key)
+            && let Some(ft) = errs.tab(f, key)
+        {
+            for (k, v) in ft {
+                match errs.str(v, "reason") {
+                    Some(r) if !r.trim().is_empty() => out.push((k.clone(), r.to_string(), v.at.clone())),
+                    Some(_) => errs.push(&v.at, format!("filter {k}: {key} needs a reason")),
+                    None => {}
+                }
+            }
+        }
+        out
+    };
+    let absent = reasons("absent");
+    let refused = reasons("refused");
+    Some(FilterSet { name: name.to_string(), source, tags, fields, absent, refused, at: n.at.clone() })
 }
 
 fn read_list_call(n: &Node, errs: &Errs, t: &Table) -> Option<ListCall> {

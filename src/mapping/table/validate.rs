@@ -129,6 +129,15 @@ fn check_filter_set(t: &Table, fs: &FilterSet, errs: &Errs) {
     for (_, e, at) in &fs.fields {
         check_expr(t, e, fs.source.as_deref(), at, errs);
     }
+    // Each filter name is decided once: implemented, absent or refused.
+    let mut seen = std::collections::HashSet::new();
+    let names = fs.fields.iter().map(|(n, _, at)| (n, at));
+    let names = names.chain(fs.absent.iter().chain(&fs.refused).map(|(n, _, at)| (n, at)));
+    for (n, at) in names {
+        if !seen.insert(n.as_str()) {
+            errs.push(at, format!("filter '{n}' is declared more than once (fields, absent, refused)"));
+        }
+    }
 }
 
 fn check_expr(t: &Table, e: &Expr, source: Option<&str>, at: &At, errs: &Errs) {

@@ -6,29 +6,14 @@ private NAT gateway, and EC2's errors: an address already held, no internet gate
 failed, Gateway.NotAttached), a subnet or gateway still in use (DependencyViolation), unknown and
 malformed ids; each refused call checked to change nothing."""
 import pytest
-from botocore.exceptions import ClientError
+from harness import client_error as error_of
 
 WAIT = {"Delay": 1, "MaxAttempts": 60}
 
 
-def error_of(call):
-    with pytest.raises(ClientError) as e:
-        call()
-    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
-
-
 @pytest.fixture(scope="module")
-def ec2(boto3_client):
-    c = boto3_client()
-    platforms = [v["AttributeValue"] for a in c.describe_account_attributes(
-        AttributeNames=["supported-platforms"])["AccountAttributes"] for v in a["AttributeValues"]]
-    if "VPC" not in platforms:
-        pytest.skip("the simulator's region has no VPC zone (Advanced without security groups)")
-    attrs = {a["AttributeName"]: a["AttributeValues"][0]["AttributeValue"]
-             for a in c.describe_account_attributes(AttributeNames=["default-vpc"])["AccountAttributes"]}
-    if attrs["default-vpc"] != "none":
-        pytest.skip("this user has a default VPC; Domain=vpc addresses would be allocated there")
-    return c
+def ec2(vpc_ec2_no_default):
+    return vpc_ec2_no_default
 
 
 @pytest.fixture(scope="module")

@@ -5,23 +5,12 @@ on detached interfaces (the store) and on attached ones (addIpToNic/removeIpFrom
 CloudStack NIC, checked through DescribeInstances, which reads that NIC), and EC2's errors, each checked to
 change nothing."""
 import pytest
-from botocore.exceptions import ClientError
-
-
-def error_of(call):
-    with pytest.raises(ClientError) as e:
-        call()
-    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+from harness import client_error as error_of
 
 
 @pytest.fixture(scope="module")
-def ec2(boto3_client):
-    c = boto3_client()
-    platforms = [v["AttributeValue"] for a in c.describe_account_attributes(
-        AttributeNames=["supported-platforms"])["AccountAttributes"] for v in a["AttributeValues"]]
-    if "VPC" not in platforms:
-        pytest.skip("the simulator's region has no VPC zone (Advanced without security groups)")
-    return c
+def ec2(vpc_ec2):
+    return vpc_ec2
 
 
 def ubuntu(ec2):

@@ -7,30 +7,15 @@ AssociatePublicIpAddress / MapPublicIpOnLaunch, and EC2's errors (Gateway.NotAtt
 Resource.AlreadyAssociated, InvalidIPAddress.InUse, DependencyViolation) - each refused call
 checked to change nothing. What CloudStack holds is checked with its own API (same keys)."""
 import pytest
-from botocore.exceptions import ClientError
 from cs import CloudStack
+from harness import client_error as error_of
 
 WAIT = {"Delay": 1, "MaxAttempts": 120}
 
 
-def error_of(call):
-    with pytest.raises(ClientError) as e:
-        call()
-    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
-
-
 @pytest.fixture(scope="module")
-def ec2(boto3_client):
-    c = boto3_client()
-    platforms = [v["AttributeValue"] for a in c.describe_account_attributes(
-        AttributeNames=["supported-platforms"])["AccountAttributes"] for v in a["AttributeValues"]]
-    if "VPC" not in platforms:
-        pytest.skip("the simulator's region has no VPC zone (Advanced without security groups)")
-    attrs = {a["AttributeName"]: a["AttributeValues"][0]["AttributeValue"]
-             for a in c.describe_account_attributes(AttributeNames=["default-vpc"])["AccountAttributes"]}
-    if attrs["default-vpc"] != "none":
-        pytest.skip("this user has a default VPC; these tests pick the VPC by the newest attached gateway")
-    return c
+def ec2(vpc_ec2_no_default):
+    return vpc_ec2_no_default
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,7 @@
 options sets — create with tags, describe by id and filters, EC2's errors, delete. The parts that
 need a VPC (attach, associate, route tables) are in test_vpc.py."""
 import pytest
-from botocore.exceptions import ClientError
-
-
-def error_of(call):
-    with pytest.raises(ClientError) as e:
-        call()
-    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
+from harness import client_error as error_of
 
 
 @pytest.fixture(scope="module")

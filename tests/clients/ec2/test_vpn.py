@@ -5,16 +5,10 @@ errors. CloudStack's side is checked through the simulator's own API."""
 import xml.etree.ElementTree as ET
 
 import pytest
-from botocore.exceptions import ClientError
 from cs import CloudStack
+from harness import client_error as error_of
 
 WAIT = {"Delay": 1, "MaxAttempts": 30}
-
-
-def error_of(call):
-    with pytest.raises(ClientError) as e:
-        call()
-    return e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]
 
 
 def tags(**kv):

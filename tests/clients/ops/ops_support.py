@@ -6,7 +6,6 @@ import pathlib
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[3]

@@ -2,7 +2,6 @@
 failed deploys are terminated with EC2's stateReason and leave nothing in CloudStack; a failed
 stop is reported as EC2 would; a MinCount rollback is not cut short by the request timeout; a
 slow AllocateAddress answers before its job ends and makes one address per call."""
-import pathlib
 import time
 
 import boto3

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from ops_support import Gateway, Sim
+from harness import supported_platforms
 
 MIRROR = pathlib.Path(os.environ.get("EC2BRIDGE_TF_PLUGINS", "/opt/tf-plugins"))
 PROVIDERS = sorted(MIRROR.glob("registry.terraform.io/hashicorp/aws/*/linux_amd64/terraform-provider-aws*"))
@@ -150,9 +151,7 @@ def test_terraform_vpc_stack_apply_plan_destroy(workdir, procs):
     alice = sim.user()
     ec2 = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1", aws_access_key_id=alice["apikey"],
                        aws_secret_access_key=alice["secretkey"])
-    platforms = [v["AttributeValue"] for a in ec2.describe_account_attributes(
-        AttributeNames=["supported-platforms"])["AccountAttributes"] for v in a["AttributeValues"]]
-    if "VPC" not in platforms:
+    if "VPC" not in supported_platforms(ec2.describe_account_attributes):
         pytest.skip("the simulator's region has no VPC zone")
     version = PROVIDERS[-1].parent.parent.name
     tfdir = pathlib.Path(workdir) / "tf"

@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ops_support import Gateway, Sim
+from harness import supported_platforms
 
 PG = os.environ.get("EC2BRIDGE_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(not PG or not shutil.which("psql"),
@@ -53,9 +54,7 @@ def test_route_tables_gateways_and_nat_shared_by_two_gateways(workdir, procs, pg
     procs.extend([gw1, gw2])
     alice = sim.user()
     c1, c2 = ec2(gw1, alice), ec2(gw2, alice)
-    platforms = [v["AttributeValue"] for a in c1.describe_account_attributes(
-        AttributeNames=["supported-platforms"])["AccountAttributes"] for v in a["AttributeValues"]]
-    if "VPC" not in platforms:
+    if "VPC" not in supported_platforms(c1.describe_account_attributes):
         pytest.skip("the simulator's region has no VPC zone")
 
     vpc = c1.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]
