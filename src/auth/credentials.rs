@@ -186,8 +186,11 @@ pub struct StoreSource {
     store: crate::store::Store,
     ttl: Duration,
     /// access key -> (when read, users generation before the read, the answer).
-    cache: Arc<DashMap<String, (Instant, u64, Option<KnownUser>)>>,
+    cache: Arc<DashMap<String, Remembered>>,
 }
+
+/// When an answer was read, the users generation before the read, and the answer.
+type Remembered = (Instant, u64, Option<KnownUser>);
 
 /// Cached answers kept at most (bogus keys must not grow the cache without bound).
 const STORE_KEYS_MAX: usize = 10_000;

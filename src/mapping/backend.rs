@@ -10,6 +10,9 @@ use serde_json::Value;
 use crate::cloudstack::{CsClient, CsCredentials, CsError, JobStarted};
 pub use crate::ids::BoxFuture;
 
+/// One page of a list and CloudStack's count of the whole list.
+pub type CountedPage = (Vec<Value>, usize);
+
 pub trait Backend: Send + Sync {
     fn call<'a>(
         &'a self,
@@ -36,7 +39,7 @@ pub trait Backend: Send + Sync {
         _item_key: &'a str,
         _page: usize,
         _pagesize: usize,
-    ) -> BoxFuture<'a, Result<Option<(Vec<Value>, usize)>, CsError>> {
+    ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
         Box::pin(std::future::ready(Ok(None)))
     }
 
@@ -83,7 +86,7 @@ impl Backend for CsClient {
         item_key: &'a str,
         page: usize,
         pagesize: usize,
-    ) -> BoxFuture<'a, Result<Option<(Vec<Value>, usize)>, CsError>> {
+    ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
         Box::pin(async move {
             let (items, count) = CsClient::list_page(self, creds, command, params, item_key, page, pagesize).await?;
             // Without `count` the window cannot say whether a next page exists.
