@@ -1031,7 +1031,62 @@ async fn every_action_answers_as_recorded() {
     .await;
     let vpn_route = [("VpnConnectionId", conn.as_str()), ("DestinationCidrBlock", "192.168.10.0/24")];
     s.query("create-vpn-connection-route", "CreateVpnConnectionRoute", &vpn_route).await;
-    s.query("describe-vpn-connections", "DescribeVpnConnections", &[("VpnConnectionId.1", &conn)]).await;
+    let described =
+        s.query("describe-vpn-connections", "DescribeVpnConnections", &[("VpnConnectionId.1", &conn)]).await;
+    let outside = first(&described, "outsideIpAddress").unwrap_or_default();
+    s.query(
+        "modify-vpn-tunnel-options",
+        "ModifyVpnTunnelOptions",
+        &[
+            ("VpnConnectionId", &conn),
+            ("VpnTunnelOutsideIpAddress", &outside),
+            ("TunnelOptions.PreSharedKey", "golden_key.456"),
+            ("TunnelOptions.Phase2EncryptionAlgorithm.1.Value", "AES256"),
+        ],
+    )
+    .await;
+    s.query(
+        "modify-vpn-tunnel-options-lifetime",
+        "ModifyVpnTunnelOptions",
+        &[
+            ("VpnConnectionId", &conn),
+            ("VpnTunnelOutsideIpAddress", &outside),
+            ("TunnelOptions.Phase2LifetimeSeconds", "1800"),
+        ],
+    )
+    .await;
+    s.query(
+        "modify-vpn-connection-options",
+        "ModifyVpnConnectionOptions",
+        &[("VpnConnectionId", &conn), ("RemoteIpv4NetworkCidr", "0.0.0.0/0")],
+    )
+    .await;
+    s.query(
+        "modify-vpn-connection-options-cidr",
+        "ModifyVpnConnectionOptions",
+        &[("VpnConnectionId", &conn), ("RemoteIpv4NetworkCidr", "192.168.0.0/16")],
+    )
+    .await;
+    let cgw2 = s
+        .query(
+            "create-customer-gateway-2",
+            "CreateCustomerGateway",
+            &[("Type", "ipsec.1"), ("IpAddress", "203.0.113.11"), ("BgpAsn", "65011")],
+        )
+        .await;
+    let cgw2 = first(&cgw2, "customerGatewayId").unwrap_or_default();
+    s.query(
+        "modify-vpn-connection",
+        "ModifyVpnConnection",
+        &[("VpnConnectionId", &conn), ("CustomerGatewayId", &cgw2)],
+    )
+    .await;
+    s.query(
+        "modify-vpn-connection-transit",
+        "ModifyVpnConnection",
+        &[("VpnConnectionId", &conn), ("TransitGatewayId", "tgw-0123456789abcdef0")],
+    )
+    .await;
     let rtb = s.query("create-route-table", "CreateRouteTable", &[("VpcId", &vpc)]).await;
     let rtb = first(&rtb, "routeTableId").unwrap_or_default();
     let route = [("RouteTableId", rtb.as_str()), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", igw.as_str())];
@@ -1063,6 +1118,7 @@ async fn every_action_answers_as_recorded() {
     s.query("detach-vpn-gateway", "DetachVpnGateway", &[("VpnGatewayId", &vgw), ("VpcId", &vpc)]).await;
     s.query("delete-vpn-gateway", "DeleteVpnGateway", &[("VpnGatewayId", &vgw)]).await;
     s.query("delete-customer-gateway", "DeleteCustomerGateway", &[("CustomerGatewayId", &cgw)]).await;
+    s.query("delete-customer-gateway-2", "DeleteCustomerGateway", &[("CustomerGatewayId", &cgw2)]).await;
     s.query("delete-route-table", "DeleteRouteTable", &[("RouteTableId", &rtb)]).await;
     s.query("delete-vpc-dependencies", "DeleteVpc", &[("VpcId", &vpc)]).await;
     s.query("detach-internet-gateway", "DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await;

@@ -2,12 +2,7 @@
 //! base64 DER) and full verification with whatever certificate the envelope carries. Never a
 //! panic; an envelope not signed with the certificate's key is never accepted.
 #![no_main]
-use ec2bridge::auth::wssec::{BergshamraVerifier, SoapSignatureVerifier, envelope_text, read_token};
-use libfuzzer_sys::fuzz_target;
+#[path = "../targets.rs"]
+mod targets;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = envelope_text(data) else { return };
-    let Ok(token) = read_token(text) else { return };
-    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-    let _ = BergshamraVerifier.verify(text, &token, now);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::soap_wssec(data));

@@ -291,6 +291,17 @@ impl CsClient {
                         return Err(CsError::Transport(e));
                     }
                 }
+                // The poll itself was refused for a passing reason (throttled, a server error):
+                // the job runs on, so it is polled again like after a transport blip; past the
+                // retries its outcome is unknown (a Transport error, never a verdict on the job).
+                Err(CsError::Api { errorcode, text, .. }) if errorcode == 429 || errorcode >= 500 => {
+                    transport_failures += 1;
+                    if transport_failures > POLL_TRANSPORT_RETRIES {
+                        return Err(CsError::Transport(format!(
+                            "polling job {jobid} of {command}: queryAsyncJobResult answered {errorcode}: {text}"
+                        )));
+                    }
+                }
                 Err(e) => return Err(e),
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {

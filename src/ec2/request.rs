@@ -109,6 +109,17 @@ impl Params {
         groups.into_values().collect()
     }
 
+    /// The parameters below a structure `prefix.` (`TunnelOptions.PreSharedKey` -> `PreSharedKey`).
+    pub fn under(&self, prefix: &str) -> Params {
+        let head = format!("{prefix}.");
+        Params(self.0.iter().filter_map(|(k, v)| Some((k.strip_prefix(&head)?.to_string(), v.clone()))).collect())
+    }
+
+    /// Is any parameter `prefix` or under it (`prefix.…`)? (structures and lists refused whole)
+    pub fn has_under(&self, prefix: &str) -> bool {
+        self.0.keys().any(|k| k.strip_prefix(prefix).is_some_and(|r| r.is_empty() || r.starts_with('.')))
+    }
+
     /// `Filter.N.Name` / `Filter.N.Value.M`.
     pub fn filters(&self) -> Result<Vec<Filter>, Ec2Error> {
         self.members("Filter")

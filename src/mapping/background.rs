@@ -11,6 +11,11 @@
 //!   it was, with a `stateReason` saying the stop or start failed.
 //! - `restart-instance`: CreateImage's start of the instance it stopped, once the template is
 //!   made.
+//! - `watch-allocate`: the `associateIpAddress` job of an address AllocateAddress answered before
+//!   the job ended; a failed allocation is released.
+//! - `launch`: a RunInstances between its first deploy and its answer; a gateway that dies in
+//!   that window leaves it to be taken over, which removes the reservation's VMs (the client had
+//!   no answer).
 //! - `client-token`: an idempotency record whose request never finished (its gateway died):
 //!   what it made is removed (RunInstances: the VMs of its reservation) and the token freed, so
 //!   that the client's retry starts afresh.
@@ -98,6 +103,63 @@ pub fn slim_vm(vm: &Value) -> Value {
     Value::Object(o)
 }
 
+/// An operation a request recorded before doing its work (`Worker::record`).
+pub struct Recorded {
+    worker: Worker,
+    op: Option<Op>,
+    stored: bool,
+}
+
+impl Recorded {
+    /// The request is done and nothing is left to do.
+    pub async fn finish(mut self) {
+        if let Some(op) = self.op.take()
+            && self.stored
+            && let Err(e) = self.worker.journal.remove(&op.id).await
+        {
+            tracing::warn!(op = %op.id, error = %e, "operations journal: could not remove a finished operation");
+        }
+    }
+
+    /// The rest runs in the background; `doc` (when given) replaces what the record says first.
+    pub async fn hand_over(mut self, doc: Option<Value>) {
+        let Some(mut op) = self.op.take() else { return };
+        if let Some(d) = doc {
+            op.doc = d;
+            if self.stored {
+                match self.worker.journal.update(&op).await {
+                    Ok(true) => op.version += 1,
+                    Ok(false) => tracing::warn!(op = %op.id, "operations journal: an operation changed meanwhile"),
+                    Err(e) => {
+                        tracing::warn!(op = %op.id, error = %e, "operations journal: could not update an operation")
+                    }
+                }
+            }
+        }
+        self.worker.spawn(op);
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        // The request was dropped mid-way: its operation finishes or undoes in the background.
+        if let Some(op) = self.op.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            self.worker.spawn(op);
+        }
+    }
+}
+
+/// A template of that name CloudStack is still making (not ready, not failed).
+fn template_in_progress(t: &Value, name: &str) -> bool {
+    let status = t.get("status").and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    t.get("name").and_then(Value::as_str) == Some(name)
+        && t.get("isready") == Some(&Value::Bool(false))
+        && !status.contains("error")
+        && !status.contains("fail")
+}
+
 #[derive(Clone)]
 pub struct Worker {
     backend: Arc<dyn Backend>,
@@ -163,6 +225,23 @@ impl Worker {
             tracing::warn!(kind, error = %e, "operations journal: could not record an operation; running it unrecorded");
         }
         self.spawn(op);
+    }
+
+    /// Record an operation *before* the request does its work (its lease renewed by this
+    /// gateway's sweeper while the request runs): if the process dies meanwhile, another gateway,
+    /// or this one after a restart, takes it over and finishes or undoes it. The request ends it
+    /// with `Recorded::finish` (nothing left to do) or `Recorded::hand_over` (the rest runs in
+    /// the background); a request dropped before either (a shutdown's grace ran out) hands it over.
+    pub async fn record(&self, kind: &str, owner: &str, creds: &CsCredentials, doc: Value) -> Recorded {
+        let op = self.new_op(kind, owner, creds, doc);
+        let stored = match self.journal.begin(&op).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "operations journal: could not record an operation; running it unrecorded");
+                false
+            }
+        };
+        Recorded { worker: self.clone(), op: Some(op), stored }
     }
 
     pub fn spawn(&self, op: Op) {
@@ -244,7 +323,9 @@ impl Worker {
             "watch-launch" => self.watch_launch(&op, &creds).await,
             "watch-state" => self.watch_state(&op, &creds).await,
             "restart-instance" => self.restart_instance(&op, &creds).await,
+            "watch-allocate" => self.watch_allocate(&op, &creds).await,
             "client-token" => self.abandoned_token(&op, &creds).await,
+            "launch" => self.abandoned_launch(&op, &creds).await,
             other => {
                 tracing::warn!(op = %op.id, kind = other, "operations journal: unknown operation kind; dropped");
                 true
@@ -376,7 +457,14 @@ impl Worker {
         let listed = self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await;
         let mut vm = match listed {
             Ok(mut l) if !l.is_empty() => l.swap_remove(0),
-            _ => json!({ "id": uuid }),
+            // Gone already: what DescribeInstances needs of it (its launch time is now's).
+            Ok(_) => json!({ "id": uuid, "created": crate::mapping::convert::cloudstack_now() }),
+            // Looked at again after the next lease: a tombstone without the VM's fields would
+            // show an instance without a launch time.
+            Err(e) => {
+                tracing::warn!(instance = %ec2, error = %e, "could not list a failed VM; will look again");
+                return false;
+            }
         };
         let reason = launch_failure_reason(code);
         if let Some(o) = vm.as_object_mut() {
@@ -442,12 +530,32 @@ impl Worker {
                     return false;
                 }
             }
+        } else if let Some(name) = op.doc["name"].as_str() {
+            // Taken over from a gateway that died before it recorded the template job: a
+            // template of that name still being made is let finish first.
+            let p = [
+                ("templatefilter".to_string(), "self".to_string()),
+                ("name".to_string(), name.to_string()),
+                ("listall".to_string(), "true".to_string()),
+            ];
+            match self.backend.list_all(creds, "listTemplates", &p, "template").await {
+                Ok(l) if l.iter().any(|t| template_in_progress(t, name)) => return false,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
         }
-        // Started only when still stopped (a take-over may find it started already).
+        // Started only when stopped (a take-over may find it started already); a stop still
+        // under way is waited for (a later sweep looks again).
         let p = [("id".to_string(), vm.clone())];
         match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
-            Ok(l) if l.first().and_then(|v| v.get("state")).and_then(Value::as_str) == Some("Stopped") => {}
-            Ok(_) => return true,
+            Ok(l) => match l.first().and_then(|v| v.get("state")).and_then(Value::as_str) {
+                Some("Stopped") => {}
+                Some("Stopping") => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    return false;
+                }
+                _ => return true,
+            },
             Err(_) => return false,
         }
         match self.backend.start_job(creds, "startVirtualMachine", &p).await {
@@ -459,10 +567,65 @@ impl Worker {
         }
     }
 
+    /// An address AllocateAddress answered before its `associateIpAddress` job ended: the job is
+    /// let end; a failed one releases the address in CloudStack, and whatever of it is left
+    /// (listed, no longer allocating) is released here, so that nothing the client was told about
+    /// stays behind unseen. A hung job keeps the operation (taken over again after each lease).
+    async fn watch_allocate(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let command = op.doc["command"].as_str().unwrap_or("associateIpAddress").to_string();
+        let (Some(job), Some(id)) = (op.doc["jobid"].as_str(), op.doc["id"].as_str()) else { return true };
+        match self.backend.wait_job(creds, &command, job).await {
+            Ok(_) => return true,
+            Err(CsError::JobFailed { errorcode, text, .. }) => {
+                tracing::warn!(address = %id, errorcode, cloudstack = %text, "AllocateAddress: the allocation failed after the answer");
+            }
+            // CloudStack forgot the job: look at the address.
+            Err(CsError::Api { errorcode: 431, .. }) => {}
+            Err(e) => {
+                tracing::warn!(address = %id, error = %e, "AllocateAddress: could not learn how the allocation ended; will look again");
+                return false;
+            }
+        }
+        let p = [("id".to_string(), id.to_string()), ("listall".to_string(), "true".to_string())];
+        let listed = match self.backend.list_all(creds, "listPublicIpAddresses", &p, "publicipaddress").await {
+            Ok(l) => l,
+            Err(_) => return false,
+        };
+        match listed.iter().find(|i| i.get("id").and_then(Value::as_str) == Some(id)) {
+            None => true,
+            Some(ip) if ip.get("state").and_then(Value::as_str) == Some("Allocating") => false,
+            Some(_) => {
+                let p = [("id".to_string(), id.to_string())];
+                let released = match self.backend.start_job(creds, "disassociateIpAddress", &p).await {
+                    Ok(j) => self.backend.wait_job(creds, "disassociateIpAddress", &j.jobid).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                match released {
+                    Ok(()) | Err(CsError::Api { errorcode: 431, .. }) => true,
+                    Err(e) => {
+                        tracing::warn!(address = %id, error = %e, "AllocateAddress: could not release a failed allocation; will try again");
+                        false
+                    }
+                }
+            }
+        }
+    }
+
     /// An idempotency record whose request died mid-way: remove what it may have made, free the
     /// token.
     async fn abandoned_token(&self, op: &Op, creds: &CsCredentials) -> bool {
         let Some(group) = op.doc["undo_group"].as_str() else { return true };
+        self.destroy_group(op, creds, group).await
+    }
+
+    /// A RunInstances that never reached its answer (its gateway died or was stopped mid-launch):
+    /// the client was told nothing, so every VM of its reservation is removed.
+    async fn abandoned_launch(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let Some(group) = op.doc["group"].as_str() else { return true };
+        self.destroy_group(op, creds, group).await
+    }
+
+    async fn destroy_group(&self, op: &Op, creds: &CsCredentials, group: &str) -> bool {
         let p = [("listall".to_string(), "true".to_string())];
         let vms = match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
             Ok(l) => l,
@@ -471,9 +634,10 @@ impl Worker {
         let mine: Vec<String> = vms
             .iter()
             .filter(|v| v.get("group").and_then(Value::as_str) == Some(group))
+            .filter(|v| !matches!(v.get("state").and_then(Value::as_str), Some("Destroyed" | "Expunging")))
             .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
             .collect();
-        tracing::info!(op = %op.id, instances = mine.len(), "an unfinished RunInstances with a ClientToken is undone");
+        tracing::info!(op = %op.id, kind = %op.kind, instances = mine.len(), "an unfinished RunInstances is undone");
         let futs = mine.iter().map(|u| async move {
             match self.destroy(creds, u).await {
                 Ok(()) => true,

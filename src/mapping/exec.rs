@@ -239,9 +239,24 @@ impl<'a> Ctx<'a> {
         self.ex.backend.start_job(self.creds(), command, params).await.map_err(|e| self.err(e))
     }
 
+    /// Wait for a job this request started. A mutating request whose wait ends without knowing
+    /// the job's outcome (the job deadline passed, or CloudStack stopped answering the polls)
+    /// answers `IncorrectState` (400), never a retryable 5xx: the job is committed in CloudStack
+    /// and may still complete, and an SDK retrying a 5xx would make the change twice
+    /// (docs/operations.md "request_timeout_secs").
     pub async fn wait_job(&self, command: &str, jobid: &str) -> Result<Value, Ec2Error> {
         self.count();
-        self.ex.backend.wait_job(self.creds(), command, jobid).await.map_err(|e| self.err(e))
+        match self.ex.backend.wait_job(self.creds(), command, jobid).await {
+            Ok(v) => Ok(v),
+            Err(e @ (CsError::JobTimeout { .. } | CsError::Transport(_))) if !self.action.read_only() => {
+                tracing::warn!(action = %self.action.name, command, jobid, error = %e, "the outcome of a started job is unknown; answered as in progress, not retryable");
+                Err(Ec2Error::new(
+                    Code::IncorrectState,
+                    "The cloud accepted the request but did not report its outcome in time; it may still complete. Describe the resources it changes before trying again.",
+                ))
+            }
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     /// EC2 ids -> uuids, in order. Malformed -> `<Kind>.Malformed`; unknown after one rebuild of

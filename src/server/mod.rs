@@ -482,7 +482,7 @@ tokio::task_local! {
 
 /// Actions that change nothing: cut by the request timeout like any request.
 fn read_only(action: &str) -> bool {
-    ["Describe", "Get", "List"].iter().any(|p| action.starts_with(p))
+    crate::mapping::table::read_only_action(action)
 }
 
 /// Run an authenticated request (both front ends).

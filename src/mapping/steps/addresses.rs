@@ -136,7 +136,7 @@ pub(crate) async fn find_address(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
 /// the same, refusing what ReleaseAddress must not release: a VPC address named by its IP, or
 /// associated (EC2-Classic addresses are released even when associated, as EC2-Classic did).
 pub async fn r_address(ctx: &Ctx<'_>, _: Option<String>, arg: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
-    let ip = find_address(ctx).await?;
+    let ip = settled(ctx, find_address(ctx).await?).await?;
     if arg == "associated" && field(&ip, "virtualmachineid").is_none() {
         return Ok(Vec::new());
     }
@@ -240,14 +240,67 @@ pub async fn allocate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error>
             }
         }
     }
-    let r = run_job(ctx, "associateIpAddress", &params).await?;
-    let mut ip = r.get("ipaddress").cloned().unwrap_or(r);
+    let mut ip = allocate_now(ctx, &params).await?;
     if field(&ip, "vpcid").is_some() {
         super::common::set(&mut ip, "_domain", "vpc");
     } else {
         super::common::set(&mut ip, "_domain", asked);
     }
     Ok(ip)
+}
+
+/// `associateIpAddress`, answered as soon as CloudStack has committed the address: CloudStack
+/// picks it when the command is accepted and lists it (`Allocating`) before the job ends, so one
+/// listPublicIpAddresses by the new id gives the IP. The job ends in the background, recorded in
+/// the operations journal (`watch-allocate`, docs/gateway-state.md): a slow or hung job can no
+/// longer hold the request until the client (the AWS CLI reads for 60 s) or a timeout gives up
+/// and retries into a second address. Where the address is not listed yet, the job is waited for.
+async fn allocate_now(ctx: &Ctx<'_>, params: &[(String, String)]) -> Result<Value, Ec2Error> {
+    let j = ctx.start_job("associateIpAddress", params).await?;
+    if let Some(id) = j.id.as_deref() {
+        let l =
+            ctx.list("listPublicIpAddresses", &[pair("id", id), pair("listall", "true")], "publicipaddress").await?;
+        if let Some(ip) = l.into_iter().find(|i| field(i, "id") == Some(id) && field(i, "ipaddress").is_some()) {
+            let doc = json!({ "command": "associateIpAddress", "jobid": j.jobid, "id": id });
+            let owner = objects::owner(ctx);
+            super::super::background::Worker::of(ctx.ex).start("watch-allocate", &owner, ctx.creds(), doc).await;
+            return Ok(ip);
+        }
+    }
+    let v = ctx.wait_job("associateIpAddress", &j.jobid).await?;
+    Ok(v.get("ipaddress").cloned().unwrap_or(v))
+}
+
+/// An address AllocateAddress answered before its job ended is `Allocating` until then, and
+/// CloudStack refuses static NAT and release meanwhile: wait for the job to end (a few seconds
+/// at most on a healthy cloud), then answer from the address as it is. Still allocating after
+/// `SETTLE_WAIT`: IncorrectState (nothing was changed; the client may try again).
+async fn settled(ctx: &Ctx<'_>, ip: Value) -> Result<Value, Ec2Error> {
+    const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+    if field(&ip, "state") != Some("Allocating") {
+        return Ok(ip);
+    }
+    let Some(id) = field(&ip, "id").map(str::to_string) else { return Ok(ip) };
+    let started = std::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(100);
+    while started.elapsed() < SETTLE_WAIT {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+        let l = list_public(ctx, &[("id", &id)]).await?;
+        match l.into_iter().find(|i| field(i, "id") == Some(id.as_str())) {
+            Some(now) if field(&now, "state") == Some("Allocating") => {}
+            Some(now) => return Ok(now),
+            // The allocation failed and CloudStack released the address.
+            None => return Err(address_not_found(field(&ip, "ipaddress").unwrap_or(&id))),
+        }
+    }
+    Err(Ec2Error::new(
+        Code::IncorrectState,
+        format!(
+            "Address '{}' is still being allocated by the cloud; try again shortly.",
+            field(&ip, "ipaddress").unwrap_or(&id)
+        ),
+    ))
 }
 
 // ---- AssociateAddress ---------------------------------------------------------------------------
@@ -331,7 +384,8 @@ async fn nat_target(ctx: &Ctx<'_>, prep: &Prepared) -> Result<NatTarget, Ec2Erro
     })
 }
 
-/// AssociateAddress. One list of the caller's addresses tells where the address is and what is
+/// AssociateAddress (the `address` resolver waited for an address still being allocated). One
+/// list of the caller's addresses tells where the address is and what is
 /// on the target; what is in the way is disassociated first (the target's old address as EC2
 /// does; an address associated elsewhere only with AllowReassociation), and put back if the new
 /// association fails. VPC addresses need an attached internet gateway and a target in their VPC.

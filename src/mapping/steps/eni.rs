@@ -41,7 +41,7 @@ fn s(v: &Value, k: &str) -> Option<String> {
     v.get(k).filter(|x| !x.is_null()).map(scalar_text).filter(|x| !x.is_empty())
 }
 
-fn store_failed(e: impl std::fmt::Display) -> Ec2Error {
+pub(super) fn store_failed(e: impl std::fmt::Display) -> Ec2Error {
     tracing::warn!(error = %e, "object store failure");
     Ec2Error::internal()
 }
@@ -59,17 +59,17 @@ fn nic_attachment_id(nic_uuid: &str) -> String {
     format!("eni-attach-{}", &nic_eni_id(nic_uuid)[4..])
 }
 
-fn well_formed(id: &str) -> bool {
+pub(super) fn well_formed(id: &str) -> bool {
     id.strip_prefix("eni-").is_some_and(|h| {
         (h.len() == 8 || h.len() == 17) && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
-fn malformed(id: &str) -> Ec2Error {
+pub(super) fn malformed(id: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidNetworkInterfaceIdMalformed, format!("Invalid id: \"{id}\" (expecting \"eni-...\")"))
 }
 
-fn not_found(id: &str) -> Ec2Error {
+pub(super) fn not_found(id: &str) -> Ec2Error {
     Ec2Error::new(Code::InvalidNetworkInterfaceIdNotFound, format!("The networkInterface ID '{id}' does not exist"))
 }
 
@@ -77,7 +77,7 @@ pub(crate) fn claim(tier: &str, ip: &str) -> String {
     format!("eni-ip:{tier}:{ip}")
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
@@ -85,7 +85,7 @@ fn now() -> String {
         .unwrap_or_default()
 }
 
-async fn write(ctx: &Ctx<'_>, changes: Vec<Change>) -> Result<Result<(), WriteError>, Ec2Error> {
+pub(super) async fn write(ctx: &Ctx<'_>, changes: Vec<Change>) -> Result<Result<(), WriteError>, Ec2Error> {
     match ctx.ex.objects.write(changes).await {
         Ok(()) => Ok(Ok(())),
         Err(WriteError::Failed(e)) => Err(store_failed(e)),
@@ -93,11 +93,11 @@ async fn write(ctx: &Ctx<'_>, changes: Vec<Change>) -> Result<Result<(), WriteEr
     }
 }
 
-async fn records(ctx: &Ctx<'_>) -> Result<Vec<Record>, Ec2Error> {
+pub(super) async fn records(ctx: &Ctx<'_>) -> Result<Vec<Record>, Ec2Error> {
     ctx.ex.objects.list(&owner(ctx), KIND).await.map_err(store_failed)
 }
 
-async fn record(ctx: &Ctx<'_>, id: &str) -> Result<Option<Record>, Ec2Error> {
+pub(super) async fn record(ctx: &Ctx<'_>, id: &str) -> Result<Option<Record>, Ec2Error> {
     match ctx.ex.objects.get(&owner(ctx), id).await.map_err(store_failed)? {
         Some(r) if r.kind == KIND => Ok(Some(r)),
         _ => Ok(None),
@@ -135,7 +135,7 @@ fn live(vm: &Value) -> bool {
     !matches!(s(vm, "state").as_deref(), Some("Destroyed" | "Expunging" | "Error"))
 }
 
-fn nics(vm: &Value) -> Vec<Value> {
+pub(super) fn nics(vm: &Value) -> Vec<Value> {
     vm["nic"].as_array().cloned().unwrap_or_default()
 }
 
@@ -279,7 +279,7 @@ impl Seen {
     }
 }
 
-fn private_set(primary: &str, secondary: &[String]) -> Value {
+pub(super) fn private_set(primary: &str, secondary: &[String]) -> Value {
     let mut v = vec![json!({"ipaddress": primary, "primary": true})];
     v.extend(secondary.iter().map(|ip| json!({"ipaddress": ip, "primary": false})));
     Value::Array(v)

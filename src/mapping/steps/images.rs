@@ -144,34 +144,31 @@ pub async fn create_image(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
     if let Some(pw) = vm.get("passwordenabled").and_then(Value::as_bool) {
         cp.push(pair("passwordenabled", pw.to_string()));
     }
-    if must_stop {
-        let j = ctx.start_job("stopVirtualMachine", &[pair("id", &vm_id)]).await?;
-        ctx.wait_job("stopVirtualMachine", &j.jobid).await?;
-    }
-    let job = match ctx.start_job("createTemplate", &cp).await {
-        Ok(j) => j,
-        Err(e) => {
-            if must_stop {
-                // Undo the stop: the instance goes back to running.
-                if let Err(e2) = ctx.start_job("startVirtualMachine", &[pair("id", &vm_id)]).await {
-                    tracing::warn!(instance = %ec2, error = %e2.code, "could not restart after a failed CreateImage");
-                }
-            }
-            return Err(e);
+    // The instance's restart is recorded in the operations journal *before* it is stopped: a
+    // gateway that dies anywhere from here on leaves the restart to be taken over (after the
+    // template job, if one was started), so the instance is never left stopped for good.
+    let owner = super::vpc_objects::owner(ctx);
+    let restart = match must_stop {
+        true => {
+            let doc = json!({ "vm": vm_id, "name": name });
+            let w = super::super::background::Worker::of(ctx.ex);
+            let r = w.record("restart-instance", &owner, ctx.creds(), doc).await;
+            // Any failure from here on: the record restarts the instance in the background.
+            let j = ctx.start_job("stopVirtualMachine", &[pair("id", &vm_id)]).await?;
+            ctx.wait_job("stopVirtualMachine", &j.jobid).await?;
+            Some(r)
         }
+        false => None,
     };
+    let job = ctx.start_job("createTemplate", &cp).await?;
     let Some(tid) = job.id.clone() else {
         tracing::warn!("createTemplate answered without the new template's id");
         return Err(Ec2Error::internal());
     };
-    if must_stop {
-        // Restart once the template is made (the volume must not change under the copy);
-        // the answer does not wait for it, as EC2's reboot happens after the call returns.
-        // Recorded in the operations journal: a restart of this gateway does not leave the
-        // instance stopped for good.
-        let doc = json!({ "vm": vm_id, "after": ["createTemplate", job.jobid] });
-        let owner = super::vpc_objects::owner(ctx);
-        super::super::background::Worker::of(ctx.ex).start("restart-instance", &owner, ctx.creds(), doc).await;
+    if let Some(r) = restart {
+        // Restart once the template is made (the volume must not change under the copy); the
+        // answer does not wait for it, as EC2's reboot happens after the call returns.
+        r.hand_over(Some(json!({ "vm": vm_id, "name": name, "after": ["createTemplate", job.jobid] }))).await;
     }
     Ok(json!({ "id": tid }))
 }

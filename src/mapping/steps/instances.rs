@@ -9,7 +9,7 @@ use super::super::backend::join_limited;
 use super::super::background::{self, Worker};
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
-use super::common::{create_tags, field, idempotent_undo, param, tag_specifications};
+use super::common::{create_tags, field, idempotent_undo, param};
 use super::vpc_objects::owner;
 use super::{arg_strs, check_keys};
 use crate::base::{Code, Ec2Error};
@@ -487,7 +487,8 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
             format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
         ));
     }
-    let tags = tag_specifications(p, "instance")?;
+    // Interfaces made at launch take the `network-interface` tags (launch_nics).
+    let tags = super::common::tag_specifications_among(p, "instance", &["network-interface"])?;
     let token = p.get("ClientToken").filter(|t| !t.is_empty());
     // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;
@@ -497,8 +498,19 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
     let mut with_disks = prep.clone();
     with_disks.params.extend(disks);
     let prep = &with_disks;
-    let launched = async {
-        let mut doc = launch(ctx, prep, max.min(cap), min, &tags, token).await?;
+    let launched = async move {
+        // Addresses of network interfaces are claimed only now: a ClientToken retry answered
+        // from the first launch must not claim any.
+        let mut in_vpc = in_vpc;
+        let mut deploy = prep.clone();
+        super::vpc::claim_launch(ctx, &mut in_vpc, &mut deploy).await?;
+        let mut doc = match launch(ctx, &deploy, max.min(cap), min, &tags, token).await {
+            Ok(d) => d,
+            Err(e) => {
+                super::vpc::launch_failed(ctx, &in_vpc).await;
+                return Err(e);
+            }
+        };
         super::vpc::after_launch(ctx, &in_vpc, &mut doc).await?;
         // Best effort: unmarked, the volumes are kept at termination (the safe side).
         if data_dot && let Err(e) = mark_launch_volumes(ctx, &doc).await {
@@ -724,6 +736,11 @@ async fn launch(
     // The CloudStack instance group ties the batch together for DescribeInstances.
     base.push(("group".into(), rid.clone()));
     let base = &base;
+    // Recorded before the first deploy: a gateway that dies (or is stopped) before the answer
+    // leaves it to be taken over, which removes the reservation's VMs (docs/gateway-state.md).
+    let pending = Worker::of(ctx.ex)
+        .record("launch", &owner(ctx), ctx.creds(), json!({ "group": rid, "command": command }))
+        .await;
     let futs = (0..count).map(|_| async move { ctx.start_job(command, base).await });
     let mut made = Vec::new();
     let mut first_err = None;
@@ -742,6 +759,7 @@ async fn launch(
     }
     if (made.len() as i64) < min {
         undo_launch(ctx, &made, command).await;
+        pending.finish().await;
         return Err(
             first_err.unwrap_or_else(|| Ec2Error::new(Code::InsufficientInstanceCapacity, "Insufficient capacity."))
         );
@@ -750,6 +768,7 @@ async fn launch(
         let uuids: Vec<&str> = made.iter().map(|(u, _)| u.as_str()).collect();
         if let Err(e) = create_tags(ctx, "UserVm", &uuids, tags).await {
             undo_launch(ctx, &made, command).await;
+            pending.finish().await;
             return Err(e);
         }
     }
@@ -758,6 +777,7 @@ async fn launch(
     let vms: Vec<Value> = made.iter().map(|(u, j)| json!([u, j])).collect();
     let doc = json!({ "command": command, "vms": vms, "clienttoken": token });
     Worker::of(ctx.ex).start("watch-launch", &owner(ctx), ctx.creds(), doc).await;
+    pending.finish().await;
     // The answer is made from what the gateway knows: no call waits for the deploys.
     let zoneid = param(prep, "zoneid").unwrap_or_default().to_string();
     let zone = ctx

@@ -13,6 +13,7 @@ pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
 mod keypairs;
+pub(crate) mod launch_nics;
 pub(crate) mod nat;
 pub(crate) mod network_acls;
 mod security_groups;
@@ -479,6 +480,24 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         step!(vpn::change_vpn_route),
         check_route_args_vpn,
         "Create/DeleteVpnConnectionRoute (args.op): the CloudStack customer gateway's cidrlist, made/removed with the first/last route",
+    ),
+    (
+        "modify_vpn_connection",
+        step!(vpn::modify_vpn_connection),
+        no_args,
+        "another customer gateway (updateVpnCustomerGateway's address) and/or VPN gateway (createVpnConnection there, the old one deleted); transit gateways refused",
+    ),
+    (
+        "modify_vpn_connection_options",
+        step!(vpn::modify_vpn_connection_options),
+        no_args,
+        "Local/RemoteIpv4NetworkCidr: only 0.0.0.0/0 (the selectors are the VPC CIDR and the static routes); IPv6 refused",
+    ),
+    (
+        "modify_vpn_tunnel_options",
+        step!(vpn::modify_vpn_tunnel_options),
+        no_args,
+        "the tunnel's options (unnamed ones kept) -> updateVpnCustomerGateway (restarts the connection)",
     ),
     (
         "describe_vpn_objects",

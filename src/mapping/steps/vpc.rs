@@ -697,30 +697,30 @@ fn reserved_in(block: &Block, ip: u32) -> bool {
 /// default subnet. In a security-group zone nothing changes. Answers the new parameters.
 pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Option<VpcLaunch>), Ec2Error> {
     let p = &ctx.req.params;
-    let nic = p.members("NetworkInterface").into_iter().next();
-    if let Some(n) = &nic {
-        if n.get("DeviceIndex").is_some_and(|d| d != "0") || p.members("NetworkInterface").len() > 1 {
-            return Err(Ec2Error::new(
-                Code::UnsupportedOperation,
-                "Only one network interface (device index 0) per instance is supported by this cloud.",
-            ));
-        }
-        if n.get("NetworkInterfaceId").is_some() {
-            return Err(Ec2Error::new(
-                Code::UnsupportedOperation,
-                "Attaching an existing network interface is not supported by this cloud.",
-            ));
-        }
-        if n.get("SubnetId").is_some() && p.get("SubnetId").is_some() {
-            return Err(Ec2Error::combination(
-                "Network interfaces and an instance-level subnet ID may not be specified on the same request",
-            ));
-        }
+    // NetworkInterface.N (EC2's combination rules checked first; docs/network-interfaces.md).
+    let mut specs = super::launch_nics::parse(p)?;
+    let rich = super::launch_nics::rich(p, &specs)?;
+    if rich && specs.is_empty() {
+        specs.push(super::launch_nics::device0(p));
     }
-    let subnet = p.get("SubnetId").or_else(|| nic.as_ref().and_then(|n| n.get("SubnetId")));
-    let private_ip = p.get("PrivateIpAddress").or_else(|| nic.as_ref().and_then(|n| n.get("PrivateIpAddress")));
-    let nic_groups: Vec<String> =
-        nic.as_ref().map(|n| n.list("SecurityGroupId").into_iter().map(str::to_string).collect()).unwrap_or_default();
+    let first = specs.first();
+    // An existing interface at device 0 brings its subnet, address and groups.
+    let existing0 = match first.and_then(|n| n.existing.as_deref()) {
+        Some(id) => Some(super::launch_nics::existing(ctx, id).await?),
+        None => None,
+    };
+    let subnet_owned: Option<String> = p
+        .get("SubnetId")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .or_else(|| first.and_then(|n| n.subnet.clone()))
+        .or_else(|| existing0.as_ref().and_then(|r| s(&r.doc, "subnetid")));
+    let subnet = subnet_owned.as_deref();
+    let private_ip = p.get("PrivateIpAddress").or_else(|| first.and_then(|n| n.primary_ip.as_deref()));
+    let nic_groups: Vec<String> = match &existing0 {
+        Some(r) => r.doc["groups"].as_array().into_iter().flatten().map(scalar_text).collect(),
+        None => first.map(|n| n.groups.clone()).unwrap_or_default(),
+    };
     let mut out = prep.clone();
     let zone_param = out.params.iter().find(|(k, _)| k == "zoneid").map(|(_, v)| v.clone());
     let tier = match subnet {
@@ -733,6 +733,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
                 z["securitygroupsenabled"] != true && s(z, "networktype").as_deref() == Some("Advanced")
             });
             if !vpc_only {
+                super::launch_nics::refuse_interface_tags(p)?;
                 if private_ip.is_some() || !nic_groups.is_empty() {
                     return Err(Ec2Error::new(
                         Code::InvalidParameterCombination,
@@ -784,7 +785,11 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
         .flat_map(|(_, v)| v.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>())
         .collect();
     let groups = super::vpc_sg::launch_groups(ctx, &uuids, &nic_groups, &vpc_id, &vpc_uuid).await?;
-    if let Some(ip) = private_ip {
+    let nics = match rich {
+        true => Some(super::launch_nics::plan(ctx, &specs, &tier, &groups, existing0).await?),
+        false => None,
+    };
+    if let Some(ip) = private_ip.filter(|_| !rich) {
         let block = s(&tier, "cidr").and_then(|c| Block::parse(&c)).ok_or_else(Ec2Error::internal)?;
         let addr: std::net::Ipv4Addr =
             ip.parse().map_err(|_| Ec2Error::invalid_value("PrivateIpAddress", ip, "Not an IPv4 address."))?;
@@ -804,23 +809,17 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
         out.params.push(("ipaddress".into(), ip.to_string()));
     }
     // Addresses held by detached network interfaces are not handed out (docs/vpc.md).
-    if let Some(ip) = super::eni::launch_address(ctx, &tier, private_ip).await? {
+    if !rich && let Some(ip) = super::eni::launch_address(ctx, &tier, private_ip).await? {
         out.params.push(("ipaddress".into(), ip));
     }
     let tier_uuid = s(&tier, "id").unwrap_or_default();
     let subnet = ids::ec2_id(Kind::Subnet, &tier_uuid);
     // A public address: AssociatePublicIpAddress of interface 0, else the subnet's
     // MapPublicIpOnLaunch (a default subnet maps by default).
-    let public = match nic.as_ref().and_then(|n| n.get("AssociatePublicIpAddress")) {
-        Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            return Err(Ec2Error::invalid_value(
-                "NetworkInterface.1.AssociatePublicIpAddress",
-                other,
-                "Expected true or false.",
-            ));
-        }
+    // EC2 gives one only to a single new interface at device 0.
+    let public = match first.and_then(|n| n.public) {
+        Some(b) => b,
+        None if specs.len() > 1 || existing0_id(&specs) => false,
         None => attrs(ctx, SUBNET_ATTRS)
             .await?
             .get(&subnet)
@@ -829,8 +828,34 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
     };
     out.params.retain(|(k, _)| k != "zoneid" && k != "securitygroupids" && k != "securitygroupnames");
     out.params.push(("zoneid".into(), tier_zone));
-    out.params.push(("networkids".into(), tier_uuid.clone()));
-    Ok((out, Some(VpcLaunch { vpc: vpc_id, vpc_uuid, subnet, tier: tier_uuid, groups, public })))
+    // Several interfaces (or addresses the gateway picked): `iptonetworklist`, added once the
+    // addresses are claimed (`claim_launch`).
+    if !rich {
+        out.params.push(("networkids".into(), tier_uuid.clone()));
+    }
+    Ok((out, Some(VpcLaunch { vpc: vpc_id, vpc_uuid, subnet, tier: tier_uuid, groups, public, nics, claimed: None })))
+}
+
+fn existing0_id(specs: &[super::launch_nics::Spec]) -> bool {
+    specs.first().is_some_and(|n| n.existing.is_some())
+}
+
+/// Before the deploy: claim the addresses of a launch with network interfaces and add them to
+/// the deploy's parameters (`iptonetworklist`). Nothing to do for other launches.
+pub async fn claim_launch(ctx: &Ctx<'_>, launch: &mut Option<VpcLaunch>, prep: &mut Prepared) -> Result<(), Ec2Error> {
+    let Some(l) = launch.as_mut() else { return Ok(()) };
+    let Some(plan) = &l.nics else { return Ok(()) };
+    let (claimed, params) = super::launch_nics::claim_addresses(ctx, plan).await?;
+    prep.params.extend(params);
+    l.claimed = Some(claimed);
+    Ok(())
+}
+
+/// The deploy failed: release what `claim_launch` claimed.
+pub async fn launch_failed(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>) {
+    if let Some(c) = launch.as_ref().and_then(|l| l.claimed.as_ref()) {
+        super::launch_nics::release(ctx, c).await;
+    }
 }
 
 /// What RunInstances in a subnet must do after the deploys started.
@@ -842,6 +867,9 @@ pub struct VpcLaunch {
     groups: Vec<String>,
     /// Give each instance a public address (static NAT from an address of the VPC).
     public: bool,
+    /// NetworkInterface.N beyond a plain device 0 (launch_nics), and its claimed addresses.
+    nics: Option<super::launch_nics::Plan>,
+    claimed: Option<super::launch_nics::Claimed>,
 }
 
 /// After RunInstances in a subnet: remember the instances' security groups (the VMs are removed
@@ -850,22 +878,32 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
     let Some(l) = launch else { return Ok(()) };
     let uuids: Vec<String> = doc["instances"].as_array().into_iter().flatten().filter_map(|v| s(v, "id")).collect();
     let ec2_ids: Vec<String> = uuids.iter().map(|u| ids::ec2_id(Kind::Instance, u)).collect();
-    if let Err(e) = super::vpc_sg::record_instances(ctx, &ec2_ids, &l.groups, &l.vpc).await {
-        for u in &uuids {
+    let made = &uuids;
+    let undo = |e: Ec2Error| async move {
+        for u in made {
             let _ = ctx.start_job("destroyVirtualMachine", &[("id".into(), u.clone())]).await;
         }
-        return Err(e);
+        if let Some(plan) = &l.nics {
+            super::launch_nics::forget(ctx, plan).await;
+        }
+        if let Some(c) = &l.claimed {
+            super::launch_nics::release(ctx, c).await;
+        }
+        e
+    };
+    if let Err(e) = super::vpc_sg::record_instances(ctx, &ec2_ids, &l.groups, &l.vpc).await {
+        return Err(undo(e).await);
+    }
+    if let (Some(plan), Some(claimed), Some(vm)) = (&l.nics, &l.claimed, uuids.first())
+        && let Err(e) = super::launch_nics::finish(ctx, plan, claimed, vm).await
+    {
+        return Err(undo(e).await);
     }
     let mut public = HashMap::new();
     if l.public {
         match super::addresses::launch_addresses(ctx, &l.vpc_uuid, &l.tier, &uuids).await {
             Ok(p) => public = p,
-            Err(e) => {
-                for u in &uuids {
-                    let _ = ctx.start_job("destroyVirtualMachine", &[("id".into(), u.clone())]).await;
-                }
-                return Err(e);
-            }
+            Err(e) => return Err(undo(e).await),
         }
     }
     let by_id = super::vpc_sg::instance_groups(ctx).await?;
@@ -879,6 +917,30 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
         }
     }
     doc["groups"] = Value::Array(groups);
+    // EC2's answer shows the new instances' interfaces and private addresses: CloudStack made
+    // the NICs when it accepted the deploys, so one listing gives them as DescribeInstances
+    // will. Only decoration: without it the answer still names the instances.
+    let listed = ctx
+        .list(
+            "listVirtualMachines",
+            &[("ids".into(), uuids.join(",")), ("listall".into(), "true".into())],
+            "virtualmachine",
+        )
+        .await;
+    match listed {
+        Ok(items) => {
+            let annotated = instance_annotations(ctx, &Prepared::default(), items).await?;
+            for vm in doc["instances"].as_array_mut().into_iter().flatten() {
+                let Some(a) = annotated.iter().find(|a| a["id"] == vm["id"]) else { continue };
+                for k in ["nic", "_interfaces", "_sourcedestcheck"] {
+                    if let Some(v) = a.get(k).filter(|v| !v.is_null()) {
+                        vm[k] = v.clone();
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not list the launched instances' interfaces"),
+    }
     Ok(())
 }
 
@@ -935,6 +997,14 @@ pub fn instance_annotations<'a>(
                     s(nic, "ipaddress").unwrap_or_default(),
                 );
                 let association = mapped.get(&key).cloned();
+                // Each address's own public address (an Elastic IP on a secondary address).
+                let mut addresses = super::eni::nic_addresses(nic);
+                for a in addresses.as_array_mut().into_iter().flatten() {
+                    let k = (key.0.clone(), key.1.clone(), s(a, "ipaddress").unwrap_or_default());
+                    if let Some(m) = mapped.get(&k) {
+                        a["association"] = m.clone();
+                    }
+                }
                 interfaces.push(json!({
                     "_association": association,
                     "id": eni,
@@ -952,7 +1022,7 @@ pub fn instance_annotations<'a>(
                     // EC2's defaults (what the answer shows); the kept attributes below override.
                     "sourcedestcheck": true,
                     "deleteontermination": true,
-                    "addresses": super::eni::nic_addresses(nic),
+                    "addresses": addresses,
                     "_nicuuid": nic_uuid,
                 }));
             }

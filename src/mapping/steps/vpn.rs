@@ -558,10 +558,21 @@ fn tunnel_options(ctx: &Ctx<'_>) -> Result<Ipsec, Ec2Error> {
         ));
     }
     let m = specs.into_iter().next().unwrap_or_default();
+    parse_tunnel(ctx, &m, "Options.TunnelOptions.N", None)
+}
+
+/// One tunnel's options (`m`, the keys below `prefix`); what is not given comes from `base`
+/// (the tunnel's current view: ModifyVpnTunnelOptions changes only what it names), else EC2's
+/// defaults.
+fn parse_tunnel(ctx: &Ctx<'_>, m: &Params, prefix: &str, base: Option<&Value>) -> Result<Ipsec, Ec2Error> {
+    let was = |k: &str| base.map(|b| b[k].clone()).filter(|v| !v.is_null());
+    let was_list = |k: &str| -> Vec<String> {
+        was(k).and_then(|v| v.as_array().cloned()).unwrap_or_default().iter().map(scalar_text).collect()
+    };
     for k in m.0.keys() {
         let head = k.split('.').next().unwrap_or_default();
         if !TUNNEL_KEYS.contains(&head) {
-            return Err(unsupported(format!("The parameter Options.TunnelOptions.N.{head}")));
+            return Err(unsupported(format!("The parameter {prefix}.{head}")));
         }
     }
     if m.bool("EnableTunnelLifecycleControl")? == Some(true) {
@@ -574,21 +585,23 @@ fn tunnel_options(ctx: &Ctx<'_>) -> Result<Ipsec, Ec2Error> {
             ));
         }
         Some(k) => k.to_string(),
-        None => random_psk(),
+        None => was("presharedkey").map(|v| scalar_text(&v)).unwrap_or_else(random_psk),
     };
     // CloudStack's router writes lifetimes in whole hours: anything else would change silently.
     let lifetime = |name: &str, lo: i64, hi: i64, default: i64| -> Result<i64, Ec2Error> {
-        let v = int_in(&m, name, lo, hi)?.unwrap_or(default);
+        let v = int_in(m, name, lo, hi)?.unwrap_or(default);
         if v % 3600 != 0 {
             return Err(unsupported(format!("{name}={v} (CloudStack's router sets IPsec lifetimes in whole hours)")));
         }
         Ok(v)
     };
-    let ike_lifetime = lifetime("Phase1LifetimeSeconds", 900, 28800, 28800)?;
-    let esp_lifetime = lifetime("Phase2LifetimeSeconds", 900, 3600, 3600)?;
+    let old_int = |k: &str, d: i64| was(k).and_then(|v| v.as_i64()).unwrap_or(d);
+    let ike_lifetime = lifetime("Phase1LifetimeSeconds", 900, 28800, old_int("phase1lifetimeseconds", 28800))?;
+    let esp_lifetime = lifetime("Phase2LifetimeSeconds", 900, 3600, old_int("phase2lifetimeseconds", 3600))?;
     // Dead peer detection: CloudStack's router has one setting (30 s delay, 120 s timeout,
     // restart) or none.
-    let dpd = match m.get("DPDTimeoutAction") {
+    let old_action = was("dpdtimeoutaction").map(|v| scalar_text(&v));
+    let dpd = match m.get("DPDTimeoutAction").or(old_action.as_deref()) {
         None | Some("restart") => true,
         Some("none") => false,
         Some("clear") => return Err(unsupported("DPDTimeoutAction=clear (CloudStack's router restarts the tunnel)")),
@@ -610,14 +623,25 @@ fn tunnel_options(ctx: &Ctx<'_>) -> Result<Ipsec, Ec2Error> {
         }
         Some(x) => return Err(Ec2Error::invalid_value("StartupAction", x, "Valid values are add, start.")),
     }
-    let or = |v: Vec<String>, d: &str| if v.is_empty() { vec![d.to_string()] } else { v };
-    let p1e = or(values(&m, "Phase1EncryptionAlgorithm"), "AES128");
-    let p2e = or(values(&m, "Phase2EncryptionAlgorithm"), "AES128");
-    let p1i = or(values(&m, "Phase1IntegrityAlgorithm"), "SHA1");
-    let p2i = or(values(&m, "Phase2IntegrityAlgorithm"), "SHA1");
-    let p1g = or(values(&m, "Phase1DHGroupNumber"), "2");
-    let p2g = or(values(&m, "Phase2DHGroupNumber"), "2");
-    let versions = values(&m, "IKEVersion");
+    let or = |v: Vec<String>, key: &str, d: &str| match (v.is_empty(), was_list(key)) {
+        (false, _) => v,
+        (true, old) if !old.is_empty() => old,
+        _ => vec![d.to_string()],
+    };
+    let p1e = or(values(m, "Phase1EncryptionAlgorithm"), "phase1encryption", "AES128");
+    let p2e = or(values(m, "Phase2EncryptionAlgorithm"), "phase2encryption", "AES128");
+    let p1i = or(values(m, "Phase1IntegrityAlgorithm"), "phase1integrity", "SHA1");
+    let p2i = or(values(m, "Phase2IntegrityAlgorithm"), "phase2integrity", "SHA1");
+    let p1g = or(values(m, "Phase1DHGroupNumber"), "phase1dhgroups", "2");
+    let p2g = or(values(m, "Phase2DHGroupNumber"), "phase2dhgroups", "2");
+    // Both versions shown means "either" (CloudStack's `ike`), as when none is given.
+    let mut versions = values(m, "IKEVersion");
+    if versions.is_empty() {
+        versions = was_list("ikeversions");
+        if versions.len() > 1 {
+            versions.clear();
+        }
+    }
     let ike = policy(
         &map_words(ctx, "vpn_encryption", "Phase1EncryptionAlgorithms", &p1e)?,
         &map_words(ctx, "vpn_integrity", "Phase1IntegrityAlgorithms", &p1i)?,
@@ -932,6 +956,244 @@ pub async fn change_vpn_route(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2E
         }
     }
     Err(Ec2Error::internal())
+}
+
+// ---- changing a connection ----------------------------------------------------------------------
+
+/// The answer of the Modify* actions: the connection as DescribeVpnConnections shows it.
+async fn modified_view(ctx: &Ctx<'_>, doc: &Value) -> Result<Value, Ec2Error> {
+    let cs = match s(doc, "csconn") {
+        Some(conn) => ctx
+            .list("listVpnConnections", &[pair("id", &conn), pair("listall", "true")], "vpnconnection")
+            .await?
+            .into_iter()
+            .find(|c| s(c, "id").as_deref() == Some(conn.as_str())),
+        None => None,
+    };
+    Ok(connection_view(ctx, doc, cs.as_ref()))
+}
+
+/// Write a changed connection record whose CloudStack side `apply` brings in line first; a
+/// record changed meanwhile is read again and changed again; if the store cannot take it,
+/// CloudStack is brought back to the record as it was.
+async fn change_connection<F>(ctx: &Ctx<'_>, id: &str, change: F) -> Result<Value, Ec2Error>
+where
+    F: Fn(&mut Value) -> Result<(), Ec2Error>,
+{
+    for _ in 0..RETRIES {
+        let r = get(ctx, VPN, id).await?;
+        let mut n = r.clone();
+        change(&mut n.doc)?;
+        if n.doc == r.doc {
+            return modified_view(ctx, &n.doc).await;
+        }
+        sync_cloudstack(ctx, &mut n.doc).await?;
+        if write(ctx, vec![Change::Update(n.clone())]).await?.is_ok() {
+            return modified_view(ctx, &n.doc).await;
+        }
+        // Changed meanwhile: CloudStack back to what the store says, then again.
+        let mut back = get(ctx, VPN, id).await?.doc;
+        if let Err(e) = sync_cloudstack(ctx, &mut back).await {
+            tracing::warn!(error = %e, connection = %id, "could not restore a VPN connection's CloudStack side");
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+/// ModifyVpnTunnelOptions: the one tunnel's options (what is not named stays), applied to the
+/// CloudStack customer gateway (`updateVpnCustomerGateway`, which restarts the connection: the
+/// tunnel is replaced, as EC2 does unless told to skip).
+pub async fn modify_vpn_tunnel_options(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let id = p.require("VpnConnectionId")?.to_string();
+    let outside = p.require("VpnTunnelOutsideIpAddress")?.to_string();
+    refuse_present(p, &["PreSharedKeyStorage"])?;
+    if p.bool("SkipTunnelReplacement")? == Some(true) {
+        return Err(unsupported(
+            "SkipTunnelReplacement=true (CloudStack restarts the connection when its settings change)",
+        ));
+    }
+    let spec = p.under("TunnelOptions");
+    let current = get(ctx, VPN, &id).await?;
+    if s(&current.doc, "outsideip").as_deref() != Some(outside.as_str()) {
+        return Err(Ec2Error::invalid_value(
+            "VpnTunnelOutsideIpAddress",
+            &outside,
+            &format!("It is not the outside address of a tunnel of {id}."),
+        ));
+    }
+    let base = current.doc["options"]["tunnels"][0].clone();
+    let ipsec = parse_tunnel(ctx, &spec, "TunnelOptions", Some(&base))?;
+    change_connection(ctx, &id, |doc| {
+        let mut tunnel = ipsec.view.clone();
+        tunnel["outsideipaddress"] = doc["outsideip"].clone();
+        doc["options"]["tunnels"] = json!([tunnel]);
+        doc["ipsec"] = json!({
+            "psk": ipsec.psk, "ike": ipsec.ike, "esp": ipsec.esp, "ikelifetime": ipsec.ike_lifetime,
+            "esplifetime": ipsec.esp_lifetime, "dpd": ipsec.dpd, "ikeversion": ipsec.ike_version,
+        });
+        Ok(())
+    })
+    .await
+}
+
+/// ModifyVpnConnectionOptions: the traffic selectors are the VPC's CIDR and the static routes,
+/// so only "any" (0.0.0.0/0) can be set; IPv6 and other bandwidths are refused.
+pub async fn modify_vpn_connection_options(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let id = p.require("VpnConnectionId")?.to_string();
+    refuse_present(p, &["LocalIpv6NetworkCidr", "RemoteIpv6NetworkCidr"])?;
+    if let Some(b) = p.get("TunnelBandwidth").filter(|b| *b != "standard") {
+        return Err(unsupported(format!("TunnelBandwidth={b}")));
+    }
+    let mut set = Vec::new();
+    for (param, field) in
+        [("LocalIpv4NetworkCidr", "localipv4networkcidr"), ("RemoteIpv4NetworkCidr", "remoteipv4networkcidr")]
+    {
+        if let Some(v) = p.get(param) {
+            if Block::parse(v).is_none() {
+                return Err(Ec2Error::invalid_value(param, v, "This is not a valid IPv4 CIDR block."));
+            }
+            if v != "0.0.0.0/0" {
+                return Err(unsupported(format!(
+                    "{param}={v} (this cloud's VPN sends the VPC's CIDR to the connection's static routes: only 0.0.0.0/0)"
+                )));
+            }
+            set.push((field, v.to_string()));
+        }
+    }
+    if set.is_empty() && p.get("TunnelBandwidth").is_none() {
+        return Err(Ec2Error::missing_parameter("LocalIpv4NetworkCidr or RemoteIpv4NetworkCidr"));
+    }
+    change_connection(ctx, &id, |doc| {
+        for (field, v) in &set {
+            doc["options"][*field] = json!(v);
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// ModifyVpnConnection: another customer gateway (the CloudStack customer gateway's address,
+/// `updateVpnCustomerGateway`) and/or another VPN gateway (a CloudStack connection on the new
+/// VPC's VPN gateway is made, then the old one removed). Transit gateways are refused.
+pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let id = p.require("VpnConnectionId")?.to_string();
+    refuse_present(p, &["TransitGatewayId"])?;
+    let new_cgw = p.get("CustomerGatewayId").filter(|v| !v.is_empty());
+    let new_vgw = p.get("VpnGatewayId").filter(|v| !v.is_empty());
+    if new_cgw.is_none() && new_vgw.is_none() {
+        return Err(Ec2Error::missing_parameter("CustomerGatewayId or VpnGatewayId"));
+    }
+    let r = get(ctx, VPN, &id).await?;
+    let old_cgw = s(&r.doc, "customergatewayid").unwrap_or_default();
+    let old_vgw = s(&r.doc, "vpngatewayid").unwrap_or_default();
+    let cgw_id = new_cgw.unwrap_or(&old_cgw).to_string();
+    let vgw_id = new_vgw.unwrap_or(&old_vgw).to_string();
+    let cgw = get(ctx, CGW, &cgw_id).await?;
+    let vgw = get(ctx, VGW, &vgw_id).await?;
+    if cgw_id == old_cgw && vgw_id == old_vgw {
+        return modified_view(ctx, &r.doc).await;
+    }
+    let Some(vpc) = attached_vpc(&vgw.doc) else {
+        return Err(incorrect_state(format!(
+            "The VPN gateway '{vgw_id}' is not attached to a VPC: this cloud's VPN gateways live in a VPC, attach it first."
+        )));
+    };
+    let claim = pair_claim(&cgw_id, &vgw_id);
+    let conflict = || {
+        Ec2Error::new(
+            Code::InvalidOptionConflict,
+            format!("A VPN connection between {vgw_id} and {cgw_id} already exists."),
+        )
+    };
+    if ctx.ex.objects.holder(&claim).await.map_err(store_failed)?.is_some() {
+        return Err(conflict());
+    }
+    let moving = vgw_id != old_vgw;
+    if moving {
+        // CloudStack refuses peer CIDRs that overlap the VPC's: check before anything changes.
+        let v = cs_vpc(ctx, &vpc).await?;
+        if let Some(c) = s(&v, "cidr").and_then(|c| Block::parse(&c)) {
+            for route in route_cidrs(&r.doc) {
+                if Block::parse(&route).is_some_and(|b| b.overlaps(&c)) {
+                    return Err(Ec2Error::invalid_parameter(format!(
+                        "The route {route} of {id} overlaps the CIDR {c} of {vpc}: it cannot be sent through the VPN connection."
+                    )));
+                }
+            }
+        }
+    }
+    let mut n = r.clone();
+    let outside = s(&vgw.doc, "publicip").unwrap_or_default();
+    n.doc["customergatewayid"] = json!(cgw_id);
+    n.doc["cgwip"] = cgw.doc["ipaddress"].clone();
+    n.doc["bgpasn"] = cgw.doc.get("bgpasn").cloned().unwrap_or(cgw.doc["bgpasnextended"].clone());
+    n.doc["vpngatewayid"] = json!(vgw_id);
+    n.doc["vpcid"] = json!(vpc);
+    n.doc["csvgw"] = vgw.doc["csuuid"].clone();
+    n.doc["outsideip"] = json!(outside);
+    if let Some(t) = n.doc["options"]["tunnels"].get_mut(0) {
+        t["outsideipaddress"] = json!(outside);
+    }
+    n.vpc = Some(vpc.clone());
+    // CloudStack: the customer gateway's address first (restarts the old connection), then,
+    // moving to another VPN gateway, a connection there and the old one removed.
+    let old_conn = s(&r.doc, "csconn");
+    let mut undo = Undo::new(ctx);
+    if let Some(cs_cgw) = s(&r.doc, "cscgw") {
+        let cidrs = route_cidrs(&n.doc);
+        if cgw_id != old_cgw {
+            let mut params = cgw_params(&n.doc, &cidrs);
+            params.insert(0, pair("id", &cs_cgw));
+            run_job(ctx, "updateVpnCustomerGateway", &params).await?;
+            let mut back = cgw_params(&r.doc, &cidrs);
+            back.insert(0, pair("id", &cs_cgw));
+            undo.made(&id, UndoCall::job("updateVpnCustomerGateway", back));
+        }
+        if moving {
+            let vgw_uuid = s(&n.doc, "csvgw").ok_or_else(Ec2Error::internal)?;
+            let params = [pair("s2svpngatewayid", &vgw_uuid), pair("s2scustomergatewayid", &cs_cgw)];
+            let j = match ctx.start_job("createVpnConnection", &params).await {
+                Ok(j) => j,
+                Err(e) => return Err(undo.fail(e).await),
+            };
+            if let Some(conn) = &j.id {
+                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)]));
+            }
+            let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
+                Ok(r) => r,
+                Err(e) => return Err(undo.fail(e).await),
+            };
+            let conn = j.id.or_else(|| res.get("vpnconnection").and_then(|c| s(c, "id")));
+            n.doc["csconn"] = json!(conn);
+        }
+    }
+    let release = Change::Release { claim: pair_claim(&old_cgw, &old_vgw), holder: id.clone() };
+    let take = Change::Claim { claim, holder: id.clone() };
+    match write(ctx, vec![take, release, Change::Update(n.clone())]).await? {
+        Ok(()) => {
+            undo.disarm();
+            // The old VPC's CloudStack connection goes once the store names the new one.
+            if moving
+                && let Some(old) = &old_conn
+                && s(&n.doc, "csconn").as_deref() != Some(old.as_str())
+                && let Err(e) = remove_cs(ctx, "deleteVpnConnection", old).await
+            {
+                tracing::warn!(error = %e, connection = %id, old = %old, "could not remove a moved VPN connection's old CloudStack connection");
+            }
+            modified_view(ctx, &n.doc).await
+        }
+        Err(e) => {
+            // A conflict on the pair claim: another connection took the pair meanwhile.
+            let err = match e {
+                WriteError::Conflict { holder: Some(_), .. } => conflict(),
+                _ => incorrect_state(format!("The VPN connection '{id}' changed meanwhile; try again.")),
+            };
+            Err(undo.fail(err).await)
+        }
+    }
 }
 
 /// What EC2 shows of a connection: state and telemetry from CloudStack's connection (when it

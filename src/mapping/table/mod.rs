@@ -244,7 +244,17 @@ pub struct SoapPath {
     pub at: At,
 }
 
+/// Actions that change nothing (`Describe*`, `Get*`, `List*`): the request timeout cuts them, and
+/// a retry of them is always safe.
+pub fn read_only_action(name: &str) -> bool {
+    ["Describe", "Get", "List"].iter().any(|p| name.starts_with(p))
+}
+
 impl Action {
+    pub fn read_only(&self) -> bool {
+        read_only_action(&self.name)
+    }
+
     /// The CloudStack commands behind this action (for `mappings list`).
     pub fn commands(&self) -> Vec<String> {
         let mut out = Vec::new();

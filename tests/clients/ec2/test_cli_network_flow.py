@@ -1,6 +1,6 @@
 """Issue 11's "How we know" flow through the AWS CLI: a VPC with two subnets and an internet
 gateway, an instance in subnet A with a second interface in subnet B (device index 1) carrying a
-secondary private address, a custom network ACL on subnet B, a site-to-site VPN (customer gateway,
+secondary private address with an Elastic IP on it, a custom network ACL on subnet B, a site-to-site VPN (customer gateway,
 VPN gateway attached, connection with a static route propagated into a route table), tags on
 several; a wrong-order delete of the VPC (DependencyViolation, nothing changed); then everything
 torn down in reverse order with nothing left in the describe answers or in CloudStack.
@@ -113,6 +113,23 @@ def test_cli_network_flow_and_teardown(aws_cli, cloudstack):
     assert len(cs_nics) == 2 and len(second) == 1
     assert [s["ipaddress"] for s in second[0].get("secondaryip", [])] == ["10.52.2.21"]
 
+    # --- an Elastic IP on the secondary address ----------------------------------------------------
+    eip = cli("allocate-address", "--domain", "vpc")
+    alloc, public_ip = eip["AllocationId"], eip["PublicIp"]
+    eip_assoc = cli("associate-address", "--allocation-id", alloc, "--network-interface-id", eid,
+                    "--private-ip-address", "10.52.2.21")["AssociationId"]
+    addr = cli("describe-addresses", "--allocation-ids", alloc)["Addresses"][0]
+    assert (addr["NetworkInterfaceId"], addr["PrivateIpAddress"], addr["InstanceId"], addr["AssociationId"]) == \
+        (eid, "10.52.2.21", iid, eip_assoc)
+    got = cli("describe-network-interfaces", "--network-interface-ids", eid)["NetworkInterfaces"][0]
+    by_ip = {a["PrivateIpAddress"]: a for a in got["PrivateIpAddresses"]}
+    assert (by_ip["10.52.2.21"]["Association"]["PublicIp"], by_ip["10.52.2.21"]["Association"]["AllocationId"]) == \
+        (public_ip, alloc)
+    assert "Association" not in by_ip["10.52.2.20"] and "Association" not in got
+    nat = [i for i in cs_list(cloudstack, "listPublicIpAddresses", "publicipaddress", isstaticnat="true")
+           if i["ipaddress"] == public_ip]
+    assert len(nat) == 1 and (nat[0]["virtualmachineid"], nat[0]["vmipaddress"]) == (cs_vm[0]["id"], "10.52.2.21")
+
     # --- a custom network ACL on subnet B ---------------------------------------------------------
     acl = cli("create-network-acl", "--vpc-id", vid, "--tag-specifications",
               tag_spec("network-acl", "flow-acl"))["NetworkAcl"]
@@ -218,6 +235,8 @@ def test_cli_network_flow_and_teardown(aws_cli, cloudstack):
     cli("delete-network-acl-entry", "--network-acl-id", acl_id, "--rule-number", "200", "--egress")
     cli("delete-network-acl-entry", "--network-acl-id", acl_id, "--rule-number", "100", "--ingress")
     cli("delete-network-acl", "--network-acl-id", acl_id)
+    cli("disassociate-address", "--association-id", eip_assoc)
+    cli("release-address", "--allocation-id", alloc)
     cli("unassign-private-ip-addresses", "--network-interface-id", eid, "--private-ip-addresses", "10.52.2.21")
     cli("detach-network-interface", "--attachment-id", att_id(cli, eid))
     cli("wait", "network-interface-available", "--network-interface-ids", eid)
@@ -245,6 +264,7 @@ def test_cli_network_flow_and_teardown(aws_cli, cloudstack):
     insts = [i for r in cli("describe-instances", "--instance-ids", iid)["Reservations"] for i in r["Instances"]]
     assert all(i["State"]["Name"] == "terminated" for i in insts)
     assert cli("describe-tags", "--filters", "Name=key,Values=flow")["Tags"] == []
+    assert cli("describe-addresses", "--filters", "Name=public-ip,Values=" + public_ip)["Addresses"] == []
 
     # --- nothing left: CloudStack ------------------------------------------------------------------
     assert [v for v in cs_list(cloudstack, "listVPCs", "vpc") if v["id"] == cs_vpc_id] == []
@@ -254,6 +274,7 @@ def test_cli_network_flow_and_teardown(aws_cli, cloudstack):
     assert cs_list(cloudstack, "listVpnGateways", "vpngateway", vpcid=cs_vpc_id) == []
     assert cs_list(cloudstack, "listVpnConnections", "vpnconnection", vpcid=cs_vpc_id) == []
     assert cs_list(cloudstack, "listVpnCustomerGateways", "vpncustomergateway", keyword=conn_id) == []
+    assert [i for i in cs_list(cloudstack, "listPublicIpAddresses", "publicipaddress") if i["ipaddress"] == public_ip] == []
 
 
 def att_id(cli, eid):

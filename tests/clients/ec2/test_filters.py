@@ -187,6 +187,9 @@ def test_vpc_and_subnet_filters(vpc_ec2, stack, aws_cli):
     # Terraform's aws_vpc data source sends the older camelCase isDefault.
     assert vid in vpcs(N("isDefault", "false"), N("cidr", "10.77.0.0/16"))
     assert vid not in vpcs(N("isDefault", "true"))
+    # Ansible's ec2_vpc_net finds its VPC by cidr-block (its CIDRs as several values).
+    assert vid in vpcs(N("cidr-block", "10.99.0.0/16", "10.77.0.0/16"))
+    assert vid not in vpcs(N("cidr-block", "10.99.0.0/16"))
 
     def subnets(*f):
         return {s["SubnetId"] for s in ec2.describe_subnets(Filters=list(f))["Subnets"]}
@@ -288,6 +291,10 @@ def test_instance_and_interface_filters(vpc_ec2, stack, aws_cli):
     assert instance_ids(ec2, N("network-interface.association.allocation-id", stack["alloc"])) == {i1}
     assert instance_ids(ec2, N("network-interface.association.association-id", assoc["AssociationId"])) == {i1}
     assert inst["NetworkInterfaces"][0]["Association"]["IpOwnerId"] == assoc["IpOwnerId"]
+    # DescribeInstances shows it on the address too (privateIpAddressesSet), without the ids.
+    assert inst["NetworkInterfaces"][0]["PrivateIpAddresses"][0]["Association"] == \
+        {"PublicIp": stack["ip"], "PublicDnsName": "", "IpOwnerId": assoc["IpOwnerId"]}
+    assert instance_ids(ec2, N("network-interface.addresses.association.allocation-id", stack["alloc"])) == {i1}
 
     # aws_eip: domain, public-ip, instance-id, allocation-id.
     def addrs(*f):
@@ -297,3 +304,20 @@ def test_instance_and_interface_filters(vpc_ec2, stack, aws_cli):
     region = ec2.describe_availability_zones()["AvailabilityZones"][0]["RegionName"]
     assert addrs(N("network-border-group", region), N("allocation-id", stack["alloc"])) == {stack["alloc"]}
     assert addrs(N("instance-id", i2)) == set()
+
+
+def test_instance_type_filters(ec2):
+    types = ec2.describe_instance_types()["InstanceTypes"]
+    every = {t["InstanceType"] for t in types}
+    assert every
+
+    def found(*f):
+        return {t["InstanceType"] for t in ec2.describe_instance_types(Filters=list(f))["InstanceTypes"]}
+    assert found(N("network-info.ena-support", "unsupported"), N("auto-recovery-supported", "false"),
+                 N("ebs-info.encryption-support", "unsupported")) == every
+    assert found(N("network-info.ena-support", "required", "supported")) == set()
+    small = min(types, key=lambda t: t["MemoryInfo"]["SizeInMiB"])
+    assert small["InstanceType"] in found(N("memory-info.size-in-mib", str(small["MemoryInfo"]["SizeInMiB"])))
+    assert found(N("vcpu-info.valid-cores", "*")) == set()
+    code, msg = error_of(lambda: ec2.describe_instance_types(Filters=[N("ebs-info.nvme-support", "required")]))
+    assert code == "InvalidParameterValue" and "'ebs-info.nvme-support'" in msg

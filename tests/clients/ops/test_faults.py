@@ -132,12 +132,19 @@ def test_slow_jobs_past_the_request_timeout_make_nothing_twice(workdir, procs):
     c = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1",
                      aws_access_key_id=u["access_key"], aws_secret_access_key=u["secret_key"],
                      config=botocore.config.Config(retries={"mode": "standard"}, read_timeout=60))
-    # AllocateAddress past the request timeout (a 4 s job): answered with its address, never a
-    # retryable 503 that the SDK would turn into more addresses.
+    # AllocateAddress answers as soon as CloudStack has committed the address, not after its 4 s
+    # job (past the 2 s request timeout, past any client's read timeout for a hung job): nothing
+    # for an SDK to retry into more addresses.
+    t0 = time.time()
     a = c.allocate_address(Domain="standard")
+    assert time.time() - t0 < 2, time.time() - t0
     assert a["PublicIp"] and a["AllocationId"].startswith("eipalloc-")
     addrs = c.describe_addresses()["Addresses"]
     assert [x["PublicIp"] for x in addrs] == [a["PublicIp"]], addrs
+    # Used at once, the address is waited for until its allocation ended (CloudStack refuses
+    # static NAT and release while it is Allocating), then released.
+    c.release_address(AllocationId=a["AllocationId"])
+    assert c.describe_addresses()["Addresses"] == []
     # A mutation slower than the request timeout is answered with its result, never a retryable
     # 503 that the SDK would turn into a second VPC.
     vpc = c.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]
@@ -157,6 +164,60 @@ def test_slow_jobs_past_the_request_timeout_make_nothing_twice(workdir, procs):
         vms = cs.listVirtualMachines(listall=True, account=account, domainid=domain_of(cs, account)).get("virtualmachine", [])
         return [v for v in vms if v["state"] not in ("Destroyed", "Expunging")]
     wait_for("the rollback removed every VM", lambda: not left(), timeout=60, every=0.5)
+
+
+def test_failed_allocation_after_the_answer_leaves_no_address(workdir, procs):
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "associateIpAddress"\njob = "fail"\njob_delay_ms = 1500\n'
+                       'job_error_text = "no capacity on %s"\n' % PLANTED)
+    c = ec2(gw)
+    t0 = time.time()
+    a = c.allocate_address(Domain="standard")
+    assert time.time() - t0 < 1.5, time.time() - t0
+    # The job fails after the answer: the address goes (CloudStack released it), and the
+    # gateway's background watch (the journal's watch-allocate) ends with nothing left.
+    wait_for("the failed allocation gone", lambda: c.describe_addresses()["Addresses"] == [], timeout=20)
+    cs = cloudstack(gw)
+    ips = [i for i in cs.listPublicIpAddresses(listall=True).get("publicipaddress", [])
+           if i["ipaddress"] == a["PublicIp"]]
+    assert ips == [], ips
+    # CloudStack's text went to the log (once the watch saw the job fail), not to the client.
+    wait_for("the failure logged", lambda: PLANTED in gw.log(), timeout=20)
+
+
+def test_unknown_job_outcome_is_not_retryable(workdir, procs):
+    # A job that never ends: past the job deadline the outcome is unknown and the VPC may still
+    # be made. The answer must not be a 5xx (an SDK would retry it into a second VPC).
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "createVPC"\njob = "hang"\n',
+                       config="[cloudstack]\njob_timeout_secs = 2\n")
+    u = demo_user(gw)
+    c = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1",
+                     aws_access_key_id=u["access_key"], aws_secret_access_key=u["secret_key"],
+                     config=botocore.config.Config(retries={"mode": "standard"}, read_timeout=60))
+    with pytest.raises(ClientError) as e:
+        c.create_vpc(CidrBlock="10.43.0.0/16")
+    r = e.value.response
+    assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == ("IncorrectState", 400), r
+    assert r["ResponseMetadata"]["RetryAttempts"] == 0, r
+
+
+def test_failed_job_polls_are_not_retryable_answers(workdir, procs):
+    # CloudStack refuses every queryAsyncJobResult (530) while the job itself runs and ends:
+    # the outcome is unknown to the gateway, so the answer must not invite an SDK retry (which
+    # found the rule made and answered InvalidPermission.Duplicate in the soak, bench/README.md).
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "queryAsyncJobResult"\nerror_code = 530\n')
+    u = demo_user(gw)
+    c = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1",
+                     aws_access_key_id=u["access_key"], aws_secret_access_key=u["secret_key"],
+                     config=botocore.config.Config(retries={"mode": "standard"}, read_timeout=60))
+    g = c.create_security_group(GroupName="polls-%d" % time.time_ns(), Description="d")["GroupId"]
+    perm = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+    with pytest.raises(ClientError) as e:
+        c.authorize_security_group_ingress(GroupId=g, IpPermissions=[perm])
+    r = e.value.response
+    assert (r["Error"]["Code"], r["ResponseMetadata"]["RetryAttempts"]) == ("IncorrectState", 0), r
+    # The job ended all the same: the rule is there, once.
+    rules = c.describe_security_groups(GroupIds=[g])["SecurityGroups"][0]["IpPermissions"]
+    assert [(p["FromPort"], [x["CidrIp"] for x in p["IpRanges"]]) for p in rules] == [(22, ["10.0.0.0/8"])], rules
 
 
 def domain_of(cs, account):

@@ -1,0 +1,118 @@
+"""Issue 14 item 2: a gateway killed (SIGKILL) in the middle of an operation leaves it in the
+operations journal, and the next gateway on the same store finishes or undoes it, leaving nothing
+behind: CreateImage killed while it stops the instance (the restart is taken over), RunInstances
+killed between its deploys and its answer (the reservation's VMs are removed). The simulator runs
+as its own process with fault injection (slow jobs / slow calls) so that the kill lands mid-way;
+the store is the gateways' SQLite file (the same take-over serves gateways sharing PostgreSQL:
+tests/clients/ops/test_journal.py)."""
+import signal
+import threading
+import time
+
+import boto3
+import botocore.config
+from cs import CloudStack
+
+from ops_support import Gateway, REPO, Sim
+
+NO_RETRIES = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=60,
+                                    connect_timeout=5)
+LEASE = {"EC2BRIDGE_SERVER_OPERATION_LEASE_SECS": "3"}
+
+
+def wait_for(what, check, timeout=30, every=0.3):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError("%s: not reached in %d s (last: %r)" % (what, timeout, last))
+
+
+def start(workdir, procs, faults):
+    seed = workdir / "seed.toml"
+    seed.write_text((REPO / "seeds" / "default.toml").read_text() + "\n" + faults)
+    sim = Sim(workdir, seed=seed).start()
+    procs.append(sim)
+    admin = sim.admin()
+    cfg = ('[cloudstack]\nendpoint = "%s"\nadmin_api_key = "%s"\nadmin_secret_key = "%s"\n'
+           % (sim.endpoint, admin["apikey"], admin["secretkey"]))
+    return sim, cfg
+
+
+def ec2(gw, u):
+    return boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1", aws_access_key_id=u["apikey"],
+                        aws_secret_access_key=u["secretkey"], config=NO_RETRIES)
+
+
+def in_background(fn):
+    """Run a call that the kill will cut; its outcome (an exception) does not matter."""
+    out = {}
+
+    def run():
+        try:
+            out["result"] = fn()
+        except Exception as e:  # noqa: BLE001 - the connection dies with the gateway
+            out["error"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out
+
+
+def test_create_image_killed_while_stopping_is_restarted_by_the_next_gateway(workdir, procs):
+    sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "stopVirtualMachine"\njob_delay_ms = 3000\n'
+                                     '[[faults]]\ncommand = "createTemplate"\njob_delay_ms = 1000\n')
+    gw1 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw1)
+    alice = sim.user()
+    c1 = ec2(gw1, alice)
+    ami = c1.describe_images(Filters=[{"Name": "name", "Values": ["Ubuntu*"]}])["Images"][0]["ImageId"]
+    iid = c1.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    c1.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    # CreateImage stops the instance (a 3 s job) and would start it again after the template:
+    # the gateway dies while the stop runs, before it answered.
+    t, _ = in_background(lambda: c1.create_image(InstanceId=iid, Name="takeover-%d" % time.time_ns()))
+    time.sleep(1.2)
+    gw1.proc.stop(signal.SIGKILL)
+    t.join(10)
+    gw2 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw2)
+    c2 = ec2(gw2, alice)
+    state = lambda: c2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    wait_for("the instance running again", lambda: state() == "running", timeout=60, every=0.5)
+    assert "taking over an unfinished operation" in gw2.log()
+    # The journal is empty once the restart is done: nothing is taken over again.
+    time.sleep(4)
+    assert state() == "running"
+
+
+def test_run_instances_killed_before_its_answer_leaves_no_vm(workdir, procs):
+    # The deploys are accepted at once; tagging them (part of the launch, before the answer)
+    # takes 3 s: the gateway dies then. The client never got an answer: nothing may stay.
+    sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
+    gw1 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw1)
+    alice = sim.user()
+    c1 = ec2(gw1, alice)
+    ami = c1.describe_images(Filters=[{"Name": "name", "Values": ["Ubuntu*"]}])["Images"][0]["ImageId"]
+    cs = CloudStack(endpoint=sim.endpoint, key=alice["apikey"], secret=alice["secretkey"])
+
+    def live():
+        vms = cs.listVirtualMachines().get("virtualmachine", [])
+        return [v["id"] for v in vms if v["state"] not in ("Destroyed", "Expunging")]
+    assert live() == []
+    # boto3 fills in a ClientToken (whose record is undone alike); an empty one is no token, as
+    # from clients that send none (the AWS CLI's older versions, libcloud, SigV2 tools).
+    t, _ = in_background(lambda: c1.run_instances(
+        ImageId=ami, MinCount=3, MaxCount=3, ClientToken="",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}]))
+    wait_for("the deploys accepted", lambda: len(live()) == 3, timeout=10, every=0.1)
+    gw1.proc.stop(signal.SIGKILL)
+    t.join(10)
+    assert len(live()) == 3
+    gw2 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw2)
+    wait_for("the unanswered launch undone", lambda: live() == [], timeout=60, every=0.5)
+    assert "taking over an unfinished operation" in gw2.log()
