@@ -9,7 +9,9 @@ instructions (Ir) per request for each scenario and keeps the callgrind files fo
       [--only small,large,paging] [--keep DIR]
 
 Scenarios: `small` 10 VMs, 100 DescribeInstances (SigV4); `large` 1,000 VMs, 3 DescribeInstances;
-`paging` 10,000 VMs, the first 3 pages of DescribeInstances MaxResults=1000 (NextToken).
+`paging` 10,000 VMs, the first 3 pages of DescribeInstances MaxResults=1000 (NextToken; not in
+the default set: a binary that lists all 10,000 VMs per page takes minutes per request under
+valgrind, past the client's 120 s timeout).
 """
 import argparse
 import glob
@@ -111,7 +113,7 @@ SCENARIOS = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", action="append", default=[], help="LABEL=PATH (repeatable)")
-    ap.add_argument("--only", default="small,large,paging")
+    ap.add_argument("--only", default="small,large")
     ap.add_argument("--keep", default=None, help="directory for the callgrind files (default: a temporary one)")
     a = ap.parse_args()
     if not shutil.which("valgrind"):
