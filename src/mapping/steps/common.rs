@@ -57,14 +57,28 @@ pub async fn run_job(ctx: &Ctx<'_>, command: &str, params: &[(String, String)]) 
 /// `TagSpecification.N` of a create action that tags resources of `resource_type` only:
 /// (key, value) pairs, checked (type, empty / reserved / over-long / repeated keys).
 pub fn tag_specifications(p: &Params, resource_type: &str) -> Result<Vec<(String, String)>, Ec2Error> {
+    tag_specifications_among(p, resource_type, &[])
+}
+
+/// The tags of `resource_type` when the action also tags resources of the `also` types (parsed
+/// by another call); any other type is refused.
+pub fn tag_specifications_among(
+    p: &Params,
+    resource_type: &str,
+    also: &[&str],
+) -> Result<Vec<(String, String)>, Ec2Error> {
     let mut tags: Vec<(String, String)> = Vec::new();
     for spec in p.members("TagSpecification") {
         let rt = spec.get("ResourceType").unwrap_or("");
+        if also.contains(&rt) {
+            continue;
+        }
         if rt != resource_type {
+            let types: Vec<&str> = std::iter::once(resource_type).chain(also.iter().copied()).collect();
             return Err(Ec2Error::invalid_value(
                 "TagSpecification.ResourceType",
                 rt,
-                &format!("This action tags resources of type '{resource_type}' only."),
+                &format!("This action tags resources of type '{}' only.", types.join("', '")),
             ));
         }
         for t in spec.members("Tag") {
