@@ -506,7 +506,7 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
         }
         disable_nat(ctx, ip_uuid).await?;
         if let Some(r) = restore_of(target) {
-            undo.changed(r);
+            undo.changed(r).await;
         }
     }
     // What the target address has now: an Elastic IP moves off (as EC2 does); a launch-time
@@ -518,7 +518,7 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
             return Err(undo.fail(e).await);
         }
         if let Some(r) = restore_of(old) {
-            undo.changed(r);
+            undo.changed(r).await;
         }
         if is_launch_ip(old) {
             launch_ip = Some(old_id.to_string());
@@ -531,7 +531,7 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
         }
         return Err(undo.fail(e).await);
     }
-    undo.disarm();
+    undo.disarm().await;
     if let Some(old) = launch_ip
         && let Err(e) = run_job(ctx, "disassociateIpAddress", &[pair("id", &old)]).await
     {

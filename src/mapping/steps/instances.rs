@@ -9,7 +9,7 @@ use super::super::backend::join_limited;
 use super::super::background::{self, Worker};
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
-use super::common::{create_tags, field, idempotent_undo, param, tag_specifications};
+use super::common::{create_tags, field, idempotent_undo, param};
 use super::vpc_objects::owner;
 use super::{arg_strs, check_keys};
 use crate::base::{Code, Ec2Error};
@@ -58,6 +58,11 @@ fn overlay_state(vm: &Value, tomb: Option<&Tomb>) -> String {
         Some(t) if !GONE.contains(&st.as_str()) && crate::journal::now() - t.at < DESTROY_GRACE => DESTROYING.into(),
         _ => st,
     }
+}
+
+/// The caller has no tombstones: its instances are exactly what CloudStack lists.
+pub async fn no_tombstones(ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
+    Ok(load_tombs(ctx).await?.is_empty())
 }
 
 /// The caller's tombstones (terminated instances), by EC2 id: one store read.
@@ -482,7 +487,8 @@ pub async fn run_instances(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2E
             format!("Your quota allows for {cap} more running instance(s). You requested at least {min}."),
         ));
     }
-    let tags = tag_specifications(p, "instance")?;
+    // Interfaces made at launch take the `network-interface` tags (launch_nics).
+    let tags = super::common::tag_specifications_among(p, "instance", &["network-interface"])?;
     let token = p.get("ClientToken").filter(|t| !t.is_empty());
     // Subnets, private addresses, network interfaces, VPC security groups (docs/vpc.md).
     let (prep, in_vpc) = super::vpc::placement(ctx, prep).await?;

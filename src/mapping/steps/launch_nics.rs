@@ -210,8 +210,44 @@ fn one(m: &Params) -> Result<Spec, Ec2Error> {
     Ok(Spec { index, existing, subnet, primary_ip, secondary, count, groups, description, dot, public })
 }
 
+/// `TagSpecification` of type `network-interface`: tags of every interface made at launch.
+fn interface_tags(p: &Params) -> Result<Vec<(String, String)>, Ec2Error> {
+    super::common::tag_specifications_among(p, "network-interface", &["instance"])
+}
+
 /// Does the request need more than the plain device-0 launch (`networkids` + `ipaddress`)?
-pub fn rich(specs: &[Spec]) -> bool {
+pub fn rich(p: &Params, specs: &[Spec]) -> Result<bool, Ec2Error> {
+    Ok(!interface_tags(p)?.is_empty() || rich_specs(specs))
+}
+
+/// The primary interface of a launch without NetworkInterface.N (SubnetId, PrivateIpAddress
+/// and the groups at the top level), when it needs a record (tags).
+pub fn device0(p: &Params) -> Spec {
+    Spec {
+        index: 0,
+        existing: None,
+        subnet: p.get("SubnetId").filter(|s| !s.is_empty()).map(str::to_string),
+        primary_ip: p.get("PrivateIpAddress").map(str::to_string),
+        secondary: Vec::new(),
+        count: 0,
+        groups: Vec::new(),
+        description: None,
+        dot: None,
+        public: None,
+    }
+}
+
+/// Network-interface tags on a launch that makes no interface the gateway can keep (no VPC).
+pub fn refuse_interface_tags(p: &Params) -> Result<(), Ec2Error> {
+    if interface_tags(p)?.is_empty() {
+        return Ok(());
+    }
+    Err(Ec2Error::invalid_parameter(
+        "TagSpecification of type network-interface needs a launch into a subnet (EC2-Classic instances have no network interfaces).",
+    ))
+}
+
+fn rich_specs(specs: &[Spec]) -> bool {
     specs.len() > 1
         || specs.iter().any(|s| {
             s.existing.is_some() || !s.secondary.is_empty() || s.count > 0 || s.description.is_some() || s.dot.is_some()
@@ -234,6 +270,8 @@ pub struct Plan {
     vpc: String,
     vpc_uuid: String,
     nics: Vec<Planned>,
+    /// `TagSpecification` of type `network-interface`: every interface made at launch.
+    tags: Vec<(String, String)>,
 }
 
 /// An existing interface to attach at launch: the caller's, detached.
@@ -311,7 +349,8 @@ pub async fn plan(
         let id = rec.as_ref().map(|r| r.id.clone()).unwrap_or_else(|| new_id("eni"));
         out.push(Planned { spec: spec.clone(), id, tier, groups, existing: rec });
     }
-    Ok(Plan { vpc, vpc_uuid, nics: out })
+    let tags = interface_tags(&ctx.req.params)?;
+    Ok(Plan { vpc, vpc_uuid, nics: out, tags })
 }
 
 /// The addresses of a launch: per interface (device order) its primary address (`None`:
@@ -477,7 +516,8 @@ pub async fn finish(ctx: &Ctx<'_>, plan: &Plan, claimed: &Claimed, vm_uuid: &str
                     "vpcid": plan.vpc, "vpcuuid": plan.vpc_uuid, "zonename": n.tier["zonename"],
                     "ownerid": owner(ctx), "description": n.spec.description.clone().unwrap_or_default(),
                     "sourcedestcheck": true, "groups": n.groups, "ipaddress": ip, "secondary": sec,
-                    "macaddress": nic["macaddress"], "primary": primary, "tags": [], "attachment": attachment,
+                    "macaddress": nic["macaddress"], "primary": primary, "attachment": attachment,
+                    "tags": plan.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
                 });
                 let r = Record {
                     id: n.id.clone(),

@@ -698,8 +698,11 @@ fn reserved_in(block: &Block, ip: u32) -> bool {
 pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Option<VpcLaunch>), Ec2Error> {
     let p = &ctx.req.params;
     // NetworkInterface.N (EC2's combination rules checked first; docs/network-interfaces.md).
-    let specs = super::launch_nics::parse(p)?;
-    let rich = super::launch_nics::rich(&specs);
+    let mut specs = super::launch_nics::parse(p)?;
+    let rich = super::launch_nics::rich(p, &specs)?;
+    if rich && specs.is_empty() {
+        specs.push(super::launch_nics::device0(p));
+    }
     let first = specs.first();
     // An existing interface at device 0 brings its subnet, address and groups.
     let existing0 = match first.and_then(|n| n.existing.as_deref()) {
@@ -730,6 +733,7 @@ pub async fn placement(ctx: &Ctx<'_>, prep: &Prepared) -> Result<(Prepared, Opti
                 z["securitygroupsenabled"] != true && s(z, "networktype").as_deref() == Some("Advanced")
             });
             if !vpc_only {
+                super::launch_nics::refuse_interface_tags(p)?;
                 if private_ip.is_some() || !nic_groups.is_empty() {
                     return Err(Ec2Error::new(
                         Code::InvalidParameterCombination,

@@ -322,3 +322,26 @@ def test_elastic_ip_on_a_secondary_address(ec2, net):
     terminate(ec2, iid)
     ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=net["vpc"])
     ec2.delete_internet_gateway(InternetGatewayId=igw)
+
+
+def test_interface_tags_at_launch(ec2, net):
+    """TagSpecification of type network-interface tags every interface the launch makes (also the
+    primary interface of a launch with only SubnetId); the instance keeps its own tags."""
+    spec = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "tagged-vm"}]},
+            {"ResourceType": "network-interface", "Tags": [{"Key": "role", "Value": "launch"}]}]
+    one = ec2.run_instances(ImageId=ubuntu(ec2), MinCount=1, MaxCount=1, InstanceType="m1.small",
+                            SubnetId=net["a"], TagSpecifications=spec)["Instances"][0]
+    two = run(ec2, [{"DeviceIndex": 0, "SubnetId": net["a"]}, {"DeviceIndex": 1, "SubnetId": net["b"]}],
+              TagSpecifications=spec)
+    for inst, count in [(one, 1), (two, 2)]:
+        iid = inst["InstanceId"]
+        assert {t["Key"]: t["Value"] for t in inst["Tags"]} == {"Name": "tagged-vm"}
+        found = enis(ec2, Filters=[{"Name": "attachment.instance-id", "Values": [iid]},
+                                   {"Name": "tag:role", "Values": ["launch"]}])
+        assert len(found) == count, found
+        assert all(n["TagSet"] == [{"Key": "role", "Value": "launch"}] for n in found)
+        terminate(ec2, iid)
+    # Refused, never dropped: a type the launch makes nothing of.
+    bad = [{"ResourceType": "vpc", "Tags": [{"Key": "a", "Value": "b"}]}]
+    assert error_of(lambda: run(ec2, [{"DeviceIndex": 0, "SubnetId": net["a"]}], TagSpecifications=bad))[0] == \
+        "InvalidParameterValue"
