@@ -248,11 +248,12 @@ pub async fn allocate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error>
         ip = settled(ctx, ip).await?;
         let uuid = field(&ip, "id").unwrap_or_default().to_string();
         let mut undo = Undo::new(ctx);
-        undo.made(&ids::ec2_id(Kind::Address, &uuid), UndoCall::job("disassociateIpAddress", vec![pair("id", &uuid)]));
+        undo.made(&ids::ec2_id(Kind::Address, &uuid), UndoCall::job("disassociateIpAddress", vec![pair("id", &uuid)]))
+            .await;
         if let Err(e) = create_tags(ctx, "PublicIpAddress", &[&uuid], &tags).await {
             return Err(undo.fail(e).await);
         }
-        undo.disarm();
+        undo.disarm().await;
     }
     if field(&ip, "vpcid").is_some() {
         super::common::set(&mut ip, "_domain", "vpc");
