@@ -172,28 +172,78 @@ impl CredentialSource for MemorySource {
     }
 }
 
-/// Keys registered in the store. Read on every lookup, not cached, so that a registration made
-/// through another gateway sharing the database is seen at once (one indexed query).
+/// How long `StoreSource` reuses an answer of the store ("registered with this secret" or "not
+/// registered"): how late a gateway sees a registration, re-registration or deletion made
+/// through another gateway sharing the database. Its own are seen at once.
+pub const STORE_KEYS_TTL: Duration = Duration::from_secs(1);
+
+/// Keys registered in the store, with the store's answers reused for `STORE_KEYS_TTL` (before,
+/// every request asked the database first: ~12-15% of a small DescribeInstances, bench/README.md).
+/// A registration or deletion through this process (any clone of the store handle) bumps the
+/// store's users generation, which drops every cached answer; a store fault is never cached.
 #[derive(Clone)]
 pub struct StoreSource {
     store: crate::store::Store,
+    ttl: Duration,
+    /// access key -> (when read, users generation before the read, the answer).
+    cache: Arc<DashMap<String, Remembered>>,
 }
+
+/// When an answer was read, the users generation before the read, and the answer.
+type Remembered = (Instant, u64, Option<KnownUser>);
+
+/// Cached answers kept at most (bogus keys must not grow the cache without bound).
+const STORE_KEYS_MAX: usize = 10_000;
 
 impl StoreSource {
     pub fn new(store: crate::store::Store) -> Self {
-        StoreSource { store }
+        Self::with_ttl(store, STORE_KEYS_TTL)
+    }
+
+    pub fn with_ttl(store: crate::store::Store, ttl: Duration) -> Self {
+        StoreSource { store, ttl, cache: Arc::default() }
+    }
+
+    fn cached(&self, access_key: &str, generation: u64) -> Option<Option<KnownUser>> {
+        let e = self.cache.get(access_key)?;
+        let (at, seen, user) = e.value();
+        (*seen == generation && at.elapsed() < self.ttl).then(|| user.clone())
+    }
+
+    fn remember(&self, access_key: &str, generation: u64, user: Option<KnownUser>) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if self.cache.len() >= STORE_KEYS_MAX {
+            self.cache.retain(|_, (at, _, _)| at.elapsed() < self.ttl);
+            if self.cache.len() >= STORE_KEYS_MAX {
+                self.cache.clear();
+            }
+        }
+        self.cache.insert(access_key.to_string(), (Instant::now(), generation, user));
     }
 }
 
 impl CredentialSource for StoreSource {
     fn lookup<'a>(&'a self, access_key: &'a str) -> BoxFuture<'a, Result<Option<KnownUser>, Ec2Error>> {
         Box::pin(async move {
+            // Read before the query: a registration committed meanwhile bumps it, so the answer
+            // (possibly older than that registration) is not reused.
+            let generation = self.store.users_generation();
+            if let Some(hit) = self.cached(access_key, generation) {
+                return Ok(hit);
+            }
             match self.store.get_user_keys(access_key).await {
                 Ok(Some(k)) => {
                     let account = (!k.account.is_empty()).then_some(k.account);
-                    Ok(Some(KnownUser::cloudstack_user(&k.access_key, &k.secret_key, account)))
+                    let user = KnownUser::cloudstack_user(&k.access_key, &k.secret_key, account);
+                    self.remember(access_key, generation, Some(user.clone()));
+                    Ok(Some(user))
                 }
-                Ok(None) => Ok(None),
+                Ok(None) => {
+                    self.remember(access_key, generation, None);
+                    Ok(None)
+                }
                 // The row exists but the key cannot open it: the store key was changed. Not the
                 // client's fault, and not something a retry fixes.
                 Err(e @ crate::store::StoreError::Decrypt { .. }) => {
@@ -207,6 +257,10 @@ impl CredentialSource for StoreSource {
                 }
             }
         })
+    }
+
+    fn forget(&self, access_key: &str) {
+        self.cache.remove(access_key);
     }
 }
 
@@ -421,6 +475,48 @@ mod tests {
         // A store that cannot answer is a retryable server error, never "unknown key".
         store.close().await;
         assert_eq!(src.lookup("AKNOACCT").await.unwrap_err().code, "Unavailable");
+    }
+
+    /// Issue 13: the store's answers are reused for a short time. A registration, re-registration
+    /// or deletion through this process is seen at once (the store's users generation); one
+    /// through another gateway (another handle on the same database) once the TTL has passed;
+    /// a store fault is never remembered.
+    #[tokio::test]
+    async fn store_source_caches_briefly_and_sees_its_own_registrations_at_once() {
+        let dir = std::env::temp_dir().join(format!("ec2bridge-credcache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("store.db").display());
+        let key = crate::store::KeySource::Base64(crate::store::generate_key_base64().unwrap());
+        let mine = crate::store::Store::open(&url, &key).await.unwrap();
+        let other = crate::store::Store::open(&url, &key).await.unwrap();
+        let src = StoreSource::with_ttl(mine.clone(), Duration::from_secs(3600));
+        // "Not registered" is remembered: another gateway's registration is not seen yet.
+        assert!(src.lookup("AKNEW").await.unwrap().is_none());
+        other.put_user_keys("AKNEW", "s1", "acct", "ROOT").await.unwrap();
+        assert!(src.lookup("AKNEW").await.unwrap().is_none(), "answer reused within the TTL");
+        // Any change through this process's handle drops every remembered answer.
+        mine.put_user_keys("AKMINE", "m1", "acct", "ROOT").await.unwrap();
+        assert_eq!(src.lookup("AKNEW").await.unwrap().unwrap().secret_key, "s1");
+        assert_eq!(src.lookup("AKMINE").await.unwrap().unwrap().secret_key, "m1");
+        mine.put_user_keys("AKMINE", "m2", "acct", "ROOT").await.unwrap();
+        assert_eq!(src.lookup("AKMINE").await.unwrap().unwrap().secret_key, "m2");
+        mine.delete_user("AKMINE").await.unwrap();
+        assert!(src.lookup("AKMINE").await.unwrap().is_none());
+        assert_eq!(src.lookup("AKNEW").await.unwrap().unwrap().secret_key, "s1");
+        // Without a TTL every lookup reads the store: the other gateway's rotation at once.
+        let uncached = StoreSource::with_ttl(mine.clone(), Duration::ZERO);
+        other.put_user_keys("AKNEW", "s2", "acct", "ROOT").await.unwrap();
+        assert_eq!(uncached.lookup("AKNEW").await.unwrap().unwrap().secret_key, "s2");
+        assert_eq!(src.lookup("AKNEW").await.unwrap().unwrap().secret_key, "s1", "within the TTL");
+        // CloudStack rejected the keys: forgotten, read again.
+        src.forget("AKNEW");
+        assert_eq!(src.lookup("AKNEW").await.unwrap().unwrap().secret_key, "s2");
+        // A store that cannot answer: Unavailable, and nothing remembered for the key.
+        mine.close().await;
+        assert_eq!(src.lookup("AKFAULT").await.unwrap_err().code, "Unavailable");
+        assert!(src.cached("AKFAULT", mine.users_generation()).is_none(), "a fault was cached");
+        other.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

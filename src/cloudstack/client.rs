@@ -207,15 +207,8 @@ impl CsClient {
         for page in 1..=MAX_PAGES {
             let mut p = base.clone();
             p.push(("page".into(), page.to_string()));
-            let mut resp = self.call(creds, command, &p).await?;
-            let count = resp.get("count").and_then(as_u64);
-            let batch = match resp.get_mut(item_key).map(Value::take) {
-                Some(Value::Array(a)) => a,
-                // One object where a list was expected: treat it as a one-item page.
-                Some(v @ Value::Object(_)) => vec![v],
-                Some(Value::Null) | None => Vec::new(),
-                Some(_) => return Err(CsError::BadResponse(format!("{command}: `{item_key}` is not a list"))),
-            };
+            let resp = self.call(creds, command, &p).await?;
+            let (batch, count) = page_items(command, resp, item_key)?;
             let n = batch.len();
             items.extend(batch);
             let done = match count {
@@ -228,6 +221,25 @@ impl CsClient {
             }
         }
         Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
+    }
+
+    /// One page of a list command: its items and CloudStack's `count` of the whole list (None
+    /// when the release leaves `count` out, and then the caller cannot know where the list ends).
+    pub async fn list_page(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+        page: usize,
+        pagesize: usize,
+    ) -> Result<(Vec<Value>, Option<u64>), CsError> {
+        let mut p: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
+        p.push(("pagesize".into(), pagesize.to_string()));
+        p.push(("page".into(), page.to_string()));
+        let resp = self.call(creds, command, &p).await?;
+        page_items(command, resp, item_key)
     }
 
     /// Start an async command; answers at once with its job id (and new object id).
@@ -597,6 +609,19 @@ fn job_outcome(command: &str, job: &Value) -> Result<Option<Value>, CsError> {
 }
 
 /// A number that CloudStack may write as a JSON number or a string.
+/// The items of one list page under `item_key`, and the list's `count` when the answer has one.
+fn page_items(command: &str, mut resp: Value, item_key: &str) -> Result<(Vec<Value>, Option<u64>), CsError> {
+    let count = resp.get("count").and_then(as_u64);
+    let batch = match resp.get_mut(item_key).map(Value::take) {
+        Some(Value::Array(a)) => a,
+        // One object where a list was expected: treat it as a one-item page.
+        Some(v @ Value::Object(_)) => vec![v],
+        Some(Value::Null) | None => Vec::new(),
+        Some(_) => return Err(CsError::BadResponse(format!("{command}: `{item_key}` is not a list"))),
+    };
+    Ok((batch, count))
+}
+
 fn as_u64(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),

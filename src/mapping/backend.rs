@@ -10,6 +10,9 @@ use serde_json::Value;
 use crate::cloudstack::{CsClient, CsCredentials, CsError, JobStarted};
 pub use crate::ids::BoxFuture;
 
+/// One page of a list and CloudStack's count of the whole list.
+pub type CountedPage = (Vec<Value>, usize);
+
 pub trait Backend: Send + Sync {
     fn call<'a>(
         &'a self,
@@ -25,6 +28,20 @@ pub trait Backend: Send + Sync {
         params: &'a [(String, String)],
         item_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>>;
+
+    /// One page (1-based) of a list command and CloudStack's count of the whole list. `Ok(None)`:
+    /// this backend cannot say where the list ends (no `count`), and the caller lists it all.
+    fn list_page<'a>(
+        &'a self,
+        _creds: &'a CsCredentials,
+        _command: &'a str,
+        _params: &'a [(String, String)],
+        _item_key: &'a str,
+        _page: usize,
+        _pagesize: usize,
+    ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
 
     fn start_job<'a>(
         &'a self,
@@ -59,6 +76,22 @@ impl Backend for CsClient {
         item_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
         Box::pin(CsClient::list_all(self, creds, command, params, item_key))
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        page: usize,
+        pagesize: usize,
+    ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
+        Box::pin(async move {
+            let (items, count) = CsClient::list_page(self, creds, command, params, item_key, page, pagesize).await?;
+            // Without `count` the window cannot say whether a next page exists.
+            Ok(count.and_then(|c| usize::try_from(c).ok()).map(|c| (items, c)))
+        })
     }
 
     fn start_job<'a>(

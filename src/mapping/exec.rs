@@ -487,6 +487,7 @@ fn present(params: &crate::ec2::Params, name: &str) -> bool {
 pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let a = ctx.action;
     let p = &ctx.req.params;
+    super::params::check(a, p)?;
     for r in &a.required {
         p.require(r)?;
     }
@@ -545,7 +546,16 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
         Some(c) => Some(check::run(ctx, c, &prep).await?),
         None => None,
     };
-    let produced = if let Some(step) = &a.step {
+    // The page's window of the list, when CloudStack can be asked for just that window; with
+    // the list's total, for the next token.
+    let window = match &a.call {
+        Some(call) => pushed_window(ctx, call, &pg, &filters, &prep).await?,
+        None => None,
+    };
+    let total = window.as_ref().map(|(_, t)| *t);
+    let produced = if let Some((items, _)) = window {
+        Value::Array(items)
+    } else if let Some(step) = &a.step {
         steps::run(step, ctx, &prep).await?
     } else if let Some(call) = &a.call {
         produce_call(ctx, call, &prep).await?
@@ -621,7 +631,14 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
             if let Some(fs) = &a.filters {
                 items.retain(|it| FilterSet::matches(fs, it, &filters, &env));
             }
-            let (mut items, next) = page::apply(items, &pg, &fp);
+            let (mut items, next) = match total {
+                // Already the page: the after-list steps kept it one for one.
+                Some(total) => {
+                    let end = pg.offset + items.len();
+                    (items, (end < total).then(|| page::token(end, &fp)))
+                }
+                None => page::apply(items, &pg, &fp),
+            };
             for s in &a.before_render {
                 items = steps::transform(s, ctx, &prep, items).await?;
             }
@@ -699,6 +716,63 @@ pub async fn resolve_params(ctx: &Ctx<'_>) -> Result<Prepared, Ec2Error> {
 }
 
 type CsParams = Vec<(String, String)>;
+
+/// Paging pushed down to CloudStack (docs/performance.md): with MaxResults, and when nothing
+/// needs the whole list (no filter, no id list, no fan-out, no de-duplication, no check, every
+/// after-list step keeps the listed items one for one and in order), only the CloudStack pages
+/// that cover the window `[offset, offset + MaxResults)` are fetched. CloudStack orders a list
+/// the same whatever the page size (by id), so the window holds exactly the items `page::apply`
+/// would cut from the whole list. Answers the window and the list's `count`; None (list it all)
+/// when the action does not qualify or the backend gives no count.
+async fn pushed_window(
+    ctx: &Ctx<'_>,
+    call: &CallSpec,
+    pg: &page::Page,
+    filters: &[Filter],
+    prep: &Prepared,
+) -> Result<Option<(Vec<Value>, usize)>, Ec2Error> {
+    let a = ctx.action;
+    let (Some(limit), Some(item_key)) = (pg.limit.filter(|l| *l > 0), &call.items) else { return Ok(None) };
+    if !matches!(a.returns, Returns::List { .. })
+        || !matches!(call.completion, Completion::Sync)
+        || call.cache
+        || a.step.is_some()
+        || a.check.is_some()
+        || a.dedupe.is_some()
+        || !filters.is_empty()
+        || !prep.ids.is_empty()
+        || prep.fanout.is_some()
+    {
+        return Ok(None);
+    }
+    for s in &a.after_list {
+        if !steps::keeps_window(s, ctx).await? {
+            return Ok(None);
+        }
+    }
+    let sent: Vec<(String, String)> = prep.params.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
+    let size = limit.min(crate::cloudstack::client::PAGE_SIZE);
+    let (first, last) = (pg.offset / size, (pg.offset + limit - 1) / size);
+    let futs = (first..=last).map(|i| {
+        ctx.count();
+        ctx.ex.backend.list_page(ctx.creds(), &call.command, &sent, item_key, i + 1, size)
+    });
+    let pages = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
+    let mut items = Vec::with_capacity(limit);
+    let mut total = 0;
+    for p in pages {
+        match p.map_err(|e| ctx.err(e))? {
+            Some((batch, count)) => {
+                items.extend(batch);
+                total = count;
+            }
+            None => return Ok(None),
+        }
+    }
+    items.drain(..(pg.offset - first * size).min(items.len()));
+    items.truncate(limit);
+    Ok(Some((items, total)))
+}
 
 /// The generic call stage: one call, one per id (`each`), or one per fan-out value.
 pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Result<Value, Ec2Error> {

@@ -20,6 +20,8 @@ pub mod journal;
 pub mod vpc;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -181,6 +183,10 @@ pub struct Store {
     backend: Backend,
     /// For messages only: the URL without its password.
     location: String,
+    /// Bumped after every change of the users table made through this process (all clones of
+    /// this handle share it): caches of registered keys compare it to see their own gateway's
+    /// registrations at once.
+    users_changed: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -243,7 +249,7 @@ impl Store {
                 opts.connect(&url).await.map_err(|e| StoreError::Database(format!("cannot open {location}: {e}")))?
             }
         };
-        let store = Store { pool, secrets, backend, location };
+        let store = Store { pool, secrets, backend, location, users_changed: Arc::default() };
         store.migrate().await?;
         store.check_key().await?;
         Ok(store)
@@ -319,6 +325,15 @@ impl Store {
 
     // ----- users -----
 
+    /// Changes to the users table made through this process so far (see `users_changed`).
+    pub fn users_generation(&self) -> u64 {
+        self.users_changed.load(Ordering::Acquire)
+    }
+
+    fn users_touched(&self) {
+        self.users_changed.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Register or replace a user's keys (upsert; the certificate, if any, stays bound).
     pub async fn put_user_keys(
         &self,
@@ -329,7 +344,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         self.upsert_user(&mut tx, access_key, secret_key, account, domain).await?;
-        tx.commit().await?;
+        let done = tx.commit().await;
+        self.users_touched();
+        done?;
         Ok(())
     }
 
@@ -349,7 +366,9 @@ impl Store {
             Some(p) => Some(self.replace_certificate(&mut tx, access_key, p, false).await?),
             None => None,
         };
-        tx.commit().await?;
+        let done = tx.commit().await;
+        self.users_touched();
+        done?;
         Ok(rec)
     }
 
@@ -432,7 +451,9 @@ impl Store {
             sqlx::query("DELETE FROM certificates WHERE access_key = $1").bind(access_key).execute(&mut *tx).await?;
         let user =
             sqlx::query("DELETE FROM user_keys WHERE access_key = $1").bind(access_key).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let done = tx.commit().await;
+        self.users_touched();
+        done?;
         Ok(Removed { user: user.rows_affected() > 0, certificates: certs.rows_affected() })
     }
 

@@ -60,6 +60,11 @@ fn overlay_state(vm: &Value, tomb: Option<&Tomb>) -> String {
     }
 }
 
+/// The caller has no tombstones: its instances are exactly what CloudStack lists.
+pub async fn no_tombstones(ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
+    Ok(load_tombs(ctx).await?.is_empty())
+}
+
 /// The caller's tombstones (terminated instances), by EC2 id: one store read.
 async fn load_tombs(ctx: &Ctx<'_>) -> Result<HashMap<String, Tomb>, Ec2Error> {
     let since = crate::journal::now() - ctx.ex.opts.tombstone_ttl.as_secs() as i64;

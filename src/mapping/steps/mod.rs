@@ -529,6 +529,26 @@ fn check_route_args(v: &Value) -> Result<(), String> {
     }
 }
 
+/// After-list steps that keep the listed items one for one and in order (they annotate each item
+/// from it alone or from lists of other things), so they may run on one page of the list when
+/// paging is pushed down to CloudStack (`exec::pushed_window`). A step not named here needs the
+/// whole list.
+const PER_ITEM: &[&str] =
+    &["reservation_ids", "instance_vpc", "instance_block_devices", "instance_platform", "volume_states"];
+
+/// Whether after-list step `name` keeps a page of the list as it is, for this request.
+/// `instance_tombstones` does while the caller has no tombstones (else it appends terminated
+/// instances CloudStack no longer lists, after the whole list).
+pub async fn keeps_window(name: &str, ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
+    if PER_ITEM.contains(&name) {
+        return Ok(true);
+    }
+    if name == "instance_tombstones" {
+        return instances::no_tombstones(ctx).await;
+    }
+    Ok(false)
+}
+
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     (
         "instance_tombstones",
