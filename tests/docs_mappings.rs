@@ -44,6 +44,16 @@ fn readme_action_table_is_the_table() {
 }
 
 #[test]
+fn refused_parameters_in_docs_are_the_table() {
+    let want = cli::refused_table(&table());
+    assert_eq!(
+        section(&read("docs/parameters.md"), "refused"),
+        want,
+        "docs/parameters.md's refused parameters drifted from mappings/: run scripts/regen-docs"
+    );
+}
+
+#[test]
 fn filter_list_in_docs_is_the_table() {
     let want = cli::filters_doc(&table());
     assert_eq!(

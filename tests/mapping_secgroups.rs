@@ -428,7 +428,7 @@ async fn key_pairs_and_password_data() {
             &[("KeyName", "t"), ("TagSpecification.1.ResourceType", "key-pair"), ("TagSpecification.1.Tag.1.Key", "a")]
         )
         .await,
-        "InvalidParameterValue"
+        "UnsupportedOperation"
     );
 
     // GetPasswordData: a VM from the password template with k1; decrypt with k1's private key.

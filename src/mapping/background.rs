@@ -16,6 +16,8 @@
 //! - `launch`: a RunInstances between its first deploy and its answer; a gateway that dies in
 //!   that window leaves it to be taken over, which removes the reservation's VMs (the client had
 //!   no answer).
+//! - `undo`: the undo steps a request registered (`steps::common::Undo`) while it runs; a request
+//!   that ends without disarming them, or whose gateway dies, has them run here.
 //! - `client-token`: an idempotency record whose request never finished (its gateway died):
 //!   what it made is removed (RunInstances: the VMs of its reservation) and the token freed, so
 //!   that the client's retry starts afresh.
@@ -118,6 +120,19 @@ impl Recorded {
             && let Err(e) = self.worker.journal.remove(&op.id).await
         {
             tracing::warn!(op = %op.id, error = %e, "operations journal: could not remove a finished operation");
+        }
+    }
+
+    /// What the record says changes (e.g. one more undo step).
+    pub async fn update(&mut self, doc: Value) {
+        let Some(op) = self.op.as_mut() else { return };
+        op.doc = doc;
+        if self.stored {
+            match self.worker.journal.update(op).await {
+                Ok(true) => op.version += 1,
+                Ok(false) => tracing::warn!(op = %op.id, "operations journal: an operation changed meanwhile"),
+                Err(e) => tracing::warn!(op = %op.id, error = %e, "operations journal: could not update an operation"),
+            }
         }
     }
 
@@ -326,6 +341,7 @@ impl Worker {
             "watch-allocate" => self.watch_allocate(&op, &creds).await,
             "client-token" => self.abandoned_token(&op, &creds).await,
             "launch" => self.abandoned_launch(&op, &creds).await,
+            "undo" => self.undo_calls(&op, &creds).await,
             other => {
                 tracing::warn!(op = %op.id, kind = other, "operations journal: unknown operation kind; dropped");
                 true
@@ -616,6 +632,37 @@ impl Worker {
     async fn abandoned_token(&self, op: &Op, creds: &CsCredentials) -> bool {
         let Some(group) = op.doc["undo_group"].as_str() else { return true };
         self.destroy_group(op, creds, group).await
+    }
+
+    /// The undo steps of a request that did not end (`steps::common::Undo`): run once each,
+    /// newest first; a step that fails is logged (it may have run before the take-over, or the
+    /// object may be gone).
+    async fn undo_calls(&self, op: &Op, creds: &CsCredentials) -> bool {
+        let action = op.doc["action"].as_str().unwrap_or("?").to_string();
+        let calls: Vec<_> = op.doc["calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(super::steps::common::UndoCall::from_json)
+            .collect();
+        tracing::info!(op = %op.id, action = %action, steps = calls.len(), "undoing what an unfinished request made");
+        for c in calls.iter().rev() {
+            if let Some((command, jobid)) = &c.after_job {
+                let _ = self.backend.wait_job(creds, command, jobid).await;
+            }
+            let r = if c.wait {
+                match self.backend.start_job(creds, &c.command, &c.params).await {
+                    Ok(j) => self.backend.wait_job(creds, &c.command, &j.jobid).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.backend.call(creds, &c.command, &c.params).await.map(|_| ())
+            };
+            if let Err(e) = r {
+                tracing::warn!(op = %op.id, action = %action, command = %c.command, error = %e, "background undo step failed");
+            }
+        }
+        true
     }
 
     /// A RunInstances that never reached its answer (its gateway died or was stopped mid-launch):

@@ -25,6 +25,13 @@ pub enum MappingsCmd {
     /// Print the named Rust steps and transforms and the actions that use them (the table in
     /// docs/mappings.md, which tests/docs_mappings.rs keeps equal to this output).
     Steps { dir: Option<PathBuf> },
+    /// Print the parameters each action refuses by name and why (the table in
+    /// docs/parameters.md); `--json`: per action, the members it honours and the ones it refuses.
+    Params {
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print, per action, the filters it implements, those that match nothing here and those it
     /// refuses, with the reasons (docs/filters.md, which tests/docs_mappings.rs keeps equal).
     Filters { dir: Option<PathBuf> },
@@ -59,6 +66,17 @@ pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
             print!("{}", steps_table(&t));
             Ok(())
         }
+        MappingsCmd::Params { dir, json } => {
+            let t = Table::load(dir.as_deref()).map_err(|errs| {
+                anyhow::anyhow!("{} problem(s) in the mapping table; run `ec2bridge mappings check`", errs.len())
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&params_json(&t))?);
+            } else {
+                print!("{}", refused_table(&t));
+            }
+            Ok(())
+        }
         MappingsCmd::Filters { dir } => {
             let t = Table::load(dir.as_deref()).map_err(|errs| {
                 anyhow::anyhow!("{} problem(s) in the mapping table; run `ec2bridge mappings check`", errs.len())
@@ -77,6 +95,39 @@ pub fn run(args: MappingsArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Per action: `honoured` (member names) and `refuses` (`pattern`, `reason`, `unless`).
+pub fn params_json(t: &Table) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for a in t.actions.values() {
+        let refuses: Vec<serde_json::Value> = a
+            .refuses
+            .iter()
+            .map(|r| serde_json::json!({ "pattern": r.pattern, "reason": r.reason, "unless": r.unless }))
+            .collect();
+        out.insert(a.name.clone(), serde_json::json!({ "honoured": super::params::honoured(a), "refuses": refuses }));
+    }
+    serde_json::Value::Object(out)
+}
+
+/// The markdown table of refused parameters (docs/parameters.md, kept equal by
+/// tests/docs_mappings.rs).
+pub fn refused_table(t: &Table) -> String {
+    let mut out = String::from("| action | parameter | accepted values | why it is refused |\n|---|---|---|---|\n");
+    for a in t.actions.values() {
+        for r in &a.refuses {
+            let unless = r.unless.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
+            out.push_str(&format!(
+                "| {} | `{}` | {} | {} |\n",
+                a.name,
+                r.pattern,
+                unless,
+                r.reason.replace('|', "\\|")
+            ));
+        }
+    }
+    out
 }
 
 /// One line per action: name, CloudStack commands, how it completes.

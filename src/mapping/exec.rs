@@ -481,6 +481,7 @@ fn present(params: &crate::ec2::Params, name: &str) -> bool {
 pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
     let a = ctx.action;
     let p = &ctx.req.params;
+    super::params::check(a, p)?;
     for r in &a.required {
         p.require(r)?;
     }

@@ -21,6 +21,7 @@ pub mod expr;
 pub mod filter;
 pub mod identity;
 pub mod page;
+pub mod params;
 pub mod render;
 pub mod resolve;
 pub mod steps;

@@ -218,6 +218,7 @@ pub async fn address_vpc(ctx: &Ctx<'_>) -> Result<Option<Value>, Ec2Error> {
 pub async fn allocate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     let mut params: Vec<(String, String)> = prep.params.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
     let asked = ctx.req.params.get("Domain").filter(|d| !d.is_empty()).unwrap_or("standard").to_string();
+    let tags = super::common::tag_specifications(&ctx.req.params, "elastic-ip")?;
     if asked == "vpc" {
         match address_vpc(ctx).await? {
             Some(v) => {
@@ -241,6 +242,19 @@ pub async fn allocate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error>
         }
     }
     let mut ip = allocate_now(ctx, &params).await?;
+    // TagSpecification: tagged once CloudStack has finished the allocation (it refuses changes to
+    // an Allocating address); the address is released again when its tags cannot be set.
+    if !tags.is_empty() {
+        ip = settled(ctx, ip).await?;
+        let uuid = field(&ip, "id").unwrap_or_default().to_string();
+        let mut undo = Undo::new(ctx);
+        undo.made(&ids::ec2_id(Kind::Address, &uuid), UndoCall::job("disassociateIpAddress", vec![pair("id", &uuid)]))
+            .await;
+        if let Err(e) = create_tags(ctx, "PublicIpAddress", &[&uuid], &tags).await {
+            return Err(undo.fail(e).await);
+        }
+        undo.disarm().await;
+    }
     if field(&ip, "vpcid").is_some() {
         super::common::set(&mut ip, "_domain", "vpc");
     } else {
@@ -493,7 +507,7 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
         }
         disable_nat(ctx, ip_uuid).await?;
         if let Some(r) = restore_of(target) {
-            undo.changed(r);
+            undo.changed(r).await;
         }
     }
     // What the target address has now: an Elastic IP moves off (as EC2 does); a launch-time
@@ -505,7 +519,7 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
             return Err(undo.fail(e).await);
         }
         if let Some(r) = restore_of(old) {
-            undo.changed(r);
+            undo.changed(r).await;
         }
         if is_launch_ip(old) {
             launch_ip = Some(old_id.to_string());
@@ -518,7 +532,7 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
         }
         return Err(undo.fail(e).await);
     }
-    undo.disarm();
+    undo.disarm().await;
     if let Some(old) = launch_ip
         && let Err(e) = run_job(ctx, "disassociateIpAddress", &[pair("id", &old)]).await
     {

@@ -261,35 +261,84 @@ impl UndoCall {
     }
 }
 
+impl UndoCall {
+    /// As the operations journal keeps it (`undo` operations, background.rs).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "after": self.after_job.as_ref().map(|(c, j)| json!([c, j])),
+            "command": self.command,
+            "params": self.params.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+            "wait": self.wait,
+        })
+    }
+
+    pub fn from_json(v: &Value) -> Option<UndoCall> {
+        let after_job = match (v["after"][0].as_str(), v["after"][1].as_str()) {
+            (Some(c), Some(j)) => Some((c.to_string(), j.to_string())),
+            _ => None,
+        };
+        let params = v["params"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_str()?.to_string())))
+            .collect();
+        Some(UndoCall { after_job, command: v["command"].as_str()?.to_string(), params, wait: v["wait"] == true })
+    }
+}
+
 /// Undo-on-failure, in the spirit of a crash cleaner: register the undo as soon as something
-/// is made or changed (`push`), `disarm` when the request succeeded, or `fail` with the error:
-/// the undos run newest first and the error says what could not be removed. A guard dropped
-/// while armed (an early `?`) still undoes, in the background.
+/// is made or changed (`made` / `changed`), `disarm` when the request succeeded, or `fail` with
+/// the error: the undos run newest first and the error says what could not be removed. The undo
+/// list is kept in the operations journal (kind `undo`, docs/gateway-state.md) from the first
+/// registration on: a guard dropped while armed (an early `?`, a shutdown) undoes in the
+/// background, and a gateway that dies mid-request leaves the undo to be taken over.
 pub struct Undo<'c> {
     ctx: &'c Ctx<'c>,
     /// (EC2 id of an object this request made, if the undo removes one; the call).
     calls: Vec<(Option<String>, UndoCall)>,
+    journal: Option<super::super::background::Recorded>,
 }
 
 impl<'c> Undo<'c> {
     pub fn new(ctx: &'c Ctx<'c>) -> Self {
-        Undo { ctx, calls: Vec::new() }
+        Undo { ctx, calls: Vec::new(), journal: None }
     }
 
     /// Undo that removes an object this request made (`made` = its EC2 id, named in the error
     /// when it cannot be removed).
-    pub fn made(&mut self, made: &str, call: UndoCall) {
+    pub async fn made(&mut self, made: &str, call: UndoCall) {
         self.calls.push((Some(made.to_string()), call));
+        self.record().await;
     }
 
     /// Undo that restores something this request changed (a failure is logged).
-    pub fn changed(&mut self, call: UndoCall) {
+    pub async fn changed(&mut self, call: UndoCall) {
         self.calls.push((None, call));
+        self.record().await;
+    }
+
+    fn doc(&self) -> Value {
+        let calls: Vec<Value> = self.calls.iter().map(|(_, c)| c.to_json()).collect();
+        json!({ "action": self.ctx.action.name, "calls": calls })
+    }
+
+    async fn record(&mut self) {
+        let doc = self.doc();
+        match &mut self.journal {
+            Some(r) => r.update(doc).await,
+            None => {
+                let owner = super::vpc_objects::owner(self.ctx);
+                self.journal = Some(Worker::of(self.ctx.ex).record("undo", &owner, self.ctx.creds(), doc).await);
+            }
+        }
     }
 
     /// The request succeeded: keep everything.
-    pub fn disarm(mut self) {
+    pub async fn disarm(mut self) {
         self.calls.clear();
+        if let Some(r) = self.journal.take() {
+            r.finish().await;
+        }
     }
 
     /// The request failed with `e`: undo, newest first; answer `e`, naming what was made and
@@ -302,6 +351,9 @@ impl<'c> Undo<'c> {
                 tracing::warn!(action = %self.ctx.action.name, command = %c.command, "undo failed");
                 left.extend(made);
             }
+        }
+        if let Some(r) = self.journal.take() {
+            r.finish().await;
         }
         if !left.is_empty() {
             e.message = format!("{} ({} was made and could not be removed)", e.message, left.join(", "));
@@ -323,32 +375,9 @@ async fn run_undo(ctx: &Ctx<'_>, c: &UndoCall) -> bool {
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
-        if self.calls.is_empty() {
-            return;
+        if !self.calls.is_empty() {
+            // The journal record, dropped with the guard, runs the undos in the background.
+            tracing::warn!(action = %self.ctx.action.name, "request ended without disarming its undo guard; undoing in the background");
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-        let calls: Vec<UndoCall> = std::mem::take(&mut self.calls).into_iter().rev().map(|(_, c)| c).collect();
-        let backend = self.ctx.ex.backend.clone();
-        let creds = self.ctx.creds().clone();
-        let action = self.ctx.action.name.clone();
-        tracing::warn!(action = %action, "request ended without disarming its undo guard; undoing in the background");
-        rt.spawn(async move {
-            for c in calls {
-                if let Some((command, jobid)) = &c.after_job {
-                    let _ = backend.wait_job(&creds, command, jobid).await;
-                }
-                let ok = if c.wait {
-                    match backend.start_job(&creds, &c.command, &c.params).await {
-                        Ok(j) => backend.wait_job(&creds, &c.command, &j.jobid).await.is_ok(),
-                        Err(_) => false,
-                    }
-                } else {
-                    backend.call(&creds, &c.command, &c.params).await.is_ok()
-                };
-                if !ok {
-                    tracing::warn!(action = %action, command = %c.command, "background undo failed");
-                }
-            }
-        });
     }
 }

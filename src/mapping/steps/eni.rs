@@ -587,7 +587,12 @@ fn refuse_unsupported(ctx: &Ctx<'_>) -> Result<(), Ec2Error> {
 }
 
 /// CreateNetworkInterface: a detached interface in the store, its addresses claimed.
+/// CreateNetworkInterface; ClientToken makes it idempotent (the SDKs fill one in).
 pub async fn create_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    super::common::idempotent(ctx, make_network_interface(ctx)).await
+}
+
+async fn make_network_interface(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
     let params = &ctx.req.params;
     let subnet_id = params.require("SubnetId")?.to_string();
     refuse_unsupported(ctx)?;

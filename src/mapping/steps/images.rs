@@ -601,10 +601,10 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, E
         if let Some((ucmd, uparams)) = back
             && uparams.len() > 1
         {
-            undo.changed(UndoCall::call(ucmd, uparams));
+            undo.changed(UndoCall::call(ucmd, uparams)).await;
         }
     }
-    undo.disarm();
+    undo.disarm().await;
     Ok(Value::Null)
 }
 

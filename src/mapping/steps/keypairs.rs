@@ -25,17 +25,6 @@ fn key_name(p: &Params) -> Result<&str, Ec2Error> {
     Ok(name)
 }
 
-/// CloudStack keeps no tags on SSH key pairs: refuse rather than drop them silently.
-fn no_tags(p: &Params) -> Result<(), Ec2Error> {
-    if !p.members("TagSpecification").is_empty() {
-        return Err(Ec2Error::new(
-            Code::InvalidParameterValue,
-            "This cloud cannot tag key pairs: TagSpecification is not supported for key-pair.",
-        ));
-    }
-    Ok(())
-}
-
 async fn find_by_name(ctx: &Ctx<'_>, name: &str) -> Result<Option<Value>, Ec2Error> {
     let l = ctx.list("listSSHKeyPairs", &[("name".into(), name.to_string())], "sshkeypair").await?;
     Ok(l.into_iter().find(|k| field_text(k, "name").as_deref() == Some(name)))
@@ -44,7 +33,6 @@ async fn find_by_name(ctx: &Ctx<'_>, name: &str) -> Result<Option<Value>, Ec2Err
 pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let p = &ctx.req.params;
     let name = key_name(p)?;
-    no_tags(p)?;
     if let Some(t) = p.get("KeyType").filter(|t| *t != "rsa") {
         return Err(Ec2Error::invalid_value("KeyType", t, "This cloud creates rsa key pairs only."));
     }
@@ -94,7 +82,6 @@ pub async fn import(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let p = &ctx.req.params;
     let name = key_name(p)?;
     let material = p.require("PublicKeyMaterial")?;
-    no_tags(p)?;
     // The wire value is base64 of the key file; a client that sent the line itself works too.
     let clean: String = material.chars().filter(|c| !c.is_whitespace()).collect();
     let decoded = B64.decode(&clean).ok().and_then(|b| String::from_utf8(b).ok());

@@ -100,13 +100,14 @@ pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let uuid = field_text(&made, "id").ok_or_else(Ec2Error::internal)?;
     ctx.forget_cached("listSecurityGroups");
     let mut undo = Undo::new(ctx);
-    undo.made(&ids::ec2_id(Kind::SecurityGroup, &uuid), UndoCall::call("deleteSecurityGroup", vec![pair("id", &uuid)]));
+    undo.made(&ids::ec2_id(Kind::SecurityGroup, &uuid), UndoCall::call("deleteSecurityGroup", vec![pair("id", &uuid)]))
+        .await;
     if !tags.is_empty()
         && let Err(e) = create_tags(ctx, "SecurityGroup", &[&uuid], &tags).await
     {
         return Err(undo.fail(e).await);
     }
-    undo.disarm();
+    undo.disarm().await;
     Ok(made)
 }
 

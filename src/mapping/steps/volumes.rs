@@ -196,7 +196,8 @@ async fn make_volume(
     undo.made(
         &ids::ec2_id(Kind::Volume, &uuid),
         UndoCall::call("deleteVolume", vec![pair("id", &uuid)]).after("createVolume", &j.jobid),
-    );
+    )
+    .await;
     if !tags.is_empty()
         && let Err(e) = create_tags(ctx, "Volume", &[&uuid], &tags).await
     {
@@ -208,7 +209,7 @@ async fn make_volume(
             return Err(undo.fail(e).await);
         }
     }
-    undo.disarm();
+    undo.disarm().await;
     set(&mut doc, "id", uuid);
     set(&mut doc, "created", cloudstack_now());
     set(&mut doc, "_status", "creating");
@@ -294,13 +295,14 @@ pub async fn create_snapshot(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec
     undo.made(
         &ids::ec2_id(Kind::Snapshot, &snap),
         UndoCall::job("deleteSnapshot", vec![pair("id", &snap)]).after("createSnapshot", &j.jobid),
-    );
+    )
+    .await;
     if !tags.is_empty()
         && let Err(e) = create_tags(ctx, "Snapshot", &[&snap], &tags).await
     {
         return Err(undo.fail(e).await);
     }
-    undo.disarm();
+    undo.disarm().await;
     let mut doc = json!({
         "id": snap,
         "volumeid": uuid,

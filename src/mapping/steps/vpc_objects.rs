@@ -573,8 +573,9 @@ async fn annotate_routes(ctx: &Ctx<'_>, mut doc: Value) -> Result<Value, Ec2Erro
     Ok(doc)
 }
 
+/// CreateRouteTable; ClientToken makes it idempotent (the SDKs fill one in).
 pub fn create_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
+    Box::pin(super::common::idempotent(ctx, async move {
         let p = &ctx.req.params;
         let vpc = p.require("VpcId")?;
         let tags = tag_specs(p, RTB)?;
@@ -585,7 +586,7 @@ pub fn create_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a
         let doc = t.doc.clone();
         write(ctx, vec![Change::Insert(t)]).await?.map_err(store_failed)?;
         annotate_routes(ctx, doc).await
-    })
+    }))
 }
 
 pub fn describe_route_tables<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {

@@ -368,7 +368,7 @@ pub async fn attach_vpn_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec
     let cs_uuid = s(&cs, "id").ok_or_else(Ec2Error::internal)?;
     let mut undo = Undo::new(ctx);
     if created {
-        undo.made(id, UndoCall::job("deleteVpnGateway", vec![pair("id", &cs_uuid)]));
+        undo.made(id, UndoCall::job("deleteVpnGateway", vec![pair("id", &cs_uuid)])).await;
     }
     for _ in 0..RETRIES {
         let mut r = match get(ctx, VGW, id).await {
@@ -390,7 +390,7 @@ pub async fn attach_vpn_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec
         let claim = Change::Claim { claim: vgw_claim(vpc), holder: id.to_string() };
         match write(ctx, vec![claim, Change::Update(r)]).await {
             Ok(Ok(())) => {
-                undo.disarm();
+                undo.disarm().await;
                 return Ok(json!({"vpcid": vpc, "state": "attached"}));
             }
             Ok(Err(WriteError::Conflict { holder: Some(other), .. })) => {
@@ -785,7 +785,7 @@ async fn sync_cloudstack(ctx: &Ctx<'_>, doc: &mut Value) -> Result<(), Ec2Error>
             let res = run_job(ctx, "createVpnCustomerGateway", &cgw_params(doc, &cidrs)).await?;
             let cgw = res.get("vpncustomergateway").and_then(|g| s(g, "id")).ok_or_else(Ec2Error::internal)?;
             let mut undo = Undo::new(ctx);
-            undo.made(&id, UndoCall::job("deleteVpnCustomerGateway", vec![pair("id", &cgw)]));
+            undo.made(&id, UndoCall::job("deleteVpnCustomerGateway", vec![pair("id", &cgw)])).await;
             let params = [pair("s2svpngatewayid", &vgw_uuid), pair("s2scustomergatewayid", &cgw)];
             let j = match ctx.start_job("createVpnConnection", &params).await {
                 Ok(j) => j,
@@ -793,14 +793,14 @@ async fn sync_cloudstack(ctx: &Ctx<'_>, doc: &mut Value) -> Result<(), Ec2Error>
             };
             // A connection whose router setup fails stays behind in state Error: removed too.
             if let Some(conn) = &j.id {
-                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)]));
+                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
             }
             let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
                 Ok(r) => r,
                 Err(e) => return Err(undo.fail(e).await),
             };
             let conn = j.id.or_else(|| res.get("vpnconnection").and_then(|c| s(c, "id")));
-            undo.disarm();
+            undo.disarm().await;
             doc["cscgw"] = json!(cgw);
             doc["csconn"] = json!(conn);
             Ok(())
@@ -1150,7 +1150,7 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
             run_job(ctx, "updateVpnCustomerGateway", &params).await?;
             let mut back = cgw_params(&r.doc, &cidrs);
             back.insert(0, pair("id", &cs_cgw));
-            undo.made(&id, UndoCall::job("updateVpnCustomerGateway", back));
+            undo.made(&id, UndoCall::job("updateVpnCustomerGateway", back)).await;
         }
         if moving {
             let vgw_uuid = s(&n.doc, "csvgw").ok_or_else(Ec2Error::internal)?;
@@ -1160,7 +1160,7 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
                 Err(e) => return Err(undo.fail(e).await),
             };
             if let Some(conn) = &j.id {
-                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)]));
+                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
             }
             let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
                 Ok(r) => r,
@@ -1174,7 +1174,7 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
     let take = Change::Claim { claim, holder: id.clone() };
     match write(ctx, vec![take, release, Change::Update(n.clone())]).await? {
         Ok(()) => {
-            undo.disarm();
+            undo.disarm().await;
             // The old VPC's CloudStack connection goes once the store names the new one.
             if moving
                 && let Some(old) = &old_conn

@@ -234,6 +234,10 @@ pub struct Action {
     pub uses: Vec<String>,
     /// SOAP element paths of this action whose Query names are irregular (`soap = { ... }`).
     pub soap: Vec<SoapPath>,
+    /// Members the action's step reads besides what the declarations above read (`accepts`).
+    pub accepts: Vec<String>,
+    /// Members refused by name (`refuses`), checked before anything runs (docs/parameters.md).
+    pub refuses: Vec<super::params::Refusal>,
 }
 
 /// One declared SOAP element path -> Query name (`"instancesSet/item/instanceId" = "InstanceId.#"`).

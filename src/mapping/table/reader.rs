@@ -683,6 +683,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             "returns",
             "uses",
             "soap",
+            "accepts",
+            "refuses",
         ],
         &what,
     );
@@ -789,6 +791,8 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             }
             v
         },
+        accepts: strs("accepts"),
+        refuses: g("refuses").map(|r| read_refusals(r, &what, errs)).unwrap_or_default(),
     };
     if action.call.is_none() && action.items_from.is_none() && action.step.is_none() && action.answer.is_none() {
         errs.push(&n.at, format!("{what} needs call, items_from, step or answer"));
@@ -797,6 +801,32 @@ fn read_action(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
         errs.push(&n.at, format!("{what}: call and items_from exclude each other"));
     }
     t.actions.insert(name.to_string(), action);
+}
+
+/// `refuses = { Member = "why", "Member.Sub" = { reason = "why", unless = ["default"] } }`.
+fn read_refusals(n: &Node, what: &str, errs: &Errs) -> Vec<super::super::params::Refusal> {
+    let Some(tab) = errs.tab(n, &format!("{what} refuses")) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (pattern, v) in tab {
+        let (reason, unless) = match &v.v {
+            V::Str(s) => (s.clone(), Vec::new()),
+            V::Tab(t) => {
+                errs.only(t, &["reason", "unless"], &format!("{what} refuses.{pattern}"));
+                let reason = toml_src::get(t, "reason").and_then(|x| errs.str(x, "reason")).unwrap_or_default();
+                let unless = toml_src::get(t, "unless").map(|x| errs.strs(x, "unless")).unwrap_or_default();
+                (reason.to_string(), unless)
+            }
+            _ => {
+                errs.push(&v.at, format!("{what} refuses.{pattern}: a reason, or {{ reason = ..., unless = [...] }}"));
+                continue;
+            }
+        };
+        if reason.trim().is_empty() {
+            errs.push(&v.at, format!("{what} refuses.{pattern}: say why it is refused"));
+        }
+        out.push(super::super::params::Refusal { pattern: pattern.clone(), reason, unless, at: v.at.clone() });
+    }
+    out
 }
 
 /// `"element/path" = "Query.Name"` entries (a `[soap]` section or an action's `soap`), each

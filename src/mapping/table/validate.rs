@@ -117,6 +117,37 @@ pub(super) fn validate(t: &Table, errs: &Errs) {
                 errs.push(&a.at, format!("uses: unknown CloudStack command '{u}'"));
             }
         }
+        check_parameters(a, errs);
+    }
+}
+
+/// `accepts` / `refuses` agree with the rest of the action (docs/parameters.md); whether they
+/// agree with EC2's service model is tests/parameters.rs's job (the model is not compiled in).
+fn check_parameters(a: &Action, errs: &Errs) {
+    use super::super::params::{self, top};
+    for n in &a.accepts {
+        if n.contains('.') || n.is_empty() {
+            errs.push(&a.at, format!("accepts: '{n}' is not a member name (no dots: Query lists and structures are compared by their first segment)"));
+        }
+    }
+    let honoured = params::honoured(a);
+    for (i, r) in a.refuses.iter().enumerate() {
+        if !r.pattern.contains('.') && honoured.contains(&r.pattern) {
+            errs.push(
+                &r.at,
+                format!("refuses: {} is honoured by this action (accepts or a declaration reads it)", r.pattern),
+            );
+        }
+        if a.refuses[..i].iter().any(|o| o.pattern == r.pattern) {
+            errs.push(&r.at, format!("refuses: {} is refused twice", r.pattern));
+        }
+    }
+    // A SOAP path must land on a parameter the action takes.
+    for sp in &a.soap {
+        let q = sp.query.split('=').next().unwrap_or_default();
+        if !honoured.contains(top(q)) && !a.refuses.iter().any(|r| r.member() == top(q)) {
+            errs.push(&sp.at, format!("soap: {q} is neither honoured nor refused by {}", a.name));
+        }
     }
 }
 

@@ -116,3 +116,31 @@ def test_run_instances_killed_before_its_answer_leaves_no_vm(workdir, procs):
     procs.append(gw2)
     wait_for("the unanswered launch undone", lambda: live() == [], timeout=60, every=0.5)
     assert "taking over an unfinished operation" in gw2.log()
+
+
+def test_create_volume_killed_before_its_answer_leaves_no_volume(workdir, procs):
+    # CreateVolume with tags: the volume is made, then tagging it takes 3 s: the gateway dies
+    # then. Its undo (delete the volume) is in the journal; the next gateway runs it.
+    sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
+    gw1 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw1)
+    alice = sim.user()
+    c1 = ec2(gw1, alice)
+    zone = c1.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    cs = CloudStack(endpoint=sim.endpoint, key=alice["apikey"], secret=alice["secretkey"])
+
+    def volumes():
+        return [v["id"] for v in cs.listVolumes().get("volume", []) if v.get("type") == "DATADISK"]
+    assert volumes() == []
+    t, _ = in_background(lambda: c1.create_volume(
+        Size=1, AvailabilityZone=zone,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}]))
+    wait_for("the volume made", lambda: len(volumes()) == 1, timeout=10, every=0.1)
+    time.sleep(0.5)
+    gw1.proc.stop(signal.SIGKILL)
+    t.join(10)
+    assert len(volumes()) == 1
+    gw2 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw2)
+    wait_for("the unanswered volume removed", lambda: volumes() == [], timeout=60, every=0.5)
+    assert "undoing what an unfinished request made" in gw2.log()
