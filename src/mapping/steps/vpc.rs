@@ -7,7 +7,6 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::{create_tags, tag_specifications as tag_specs};
@@ -236,85 +235,75 @@ fn annotate_vpc(mut v: Value, is_default: bool, dopt: String) -> Value {
     v
 }
 
-pub fn create_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        refuse_unsupported(
-            ctx,
-            &[
-                "AmazonProvidedIpv6CidrBlock",
-                "Ipv6Pool",
-                "Ipv6CidrBlock",
-                "Ipv4IpamPoolId",
-                "Ipv4NetmaskLength",
-                "Ipv6IpamPoolId",
-                "Ipv6NetmaskLength",
-                "Ipv6CidrBlockNetworkBorderGroup",
-            ],
-        )?;
-        let cidr = p.require("CidrBlock")?;
-        if let Some(t) = p.get("InstanceTenancy").filter(|t| *t != "default") {
-            return Err(Ec2Error::invalid_value("InstanceTenancy", t, "This cloud offers default tenancy only."));
-        }
-        let block = vpc_block(cidr)?;
-        let tags = tag_specs(p, "vpc")?;
-        make_vpc(ctx, &block.to_string(), &tags, &[]).await
-    })
+pub async fn create_vpc(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    refuse_unsupported(
+        ctx,
+        &[
+            "AmazonProvidedIpv6CidrBlock",
+            "Ipv6Pool",
+            "Ipv6CidrBlock",
+            "Ipv4IpamPoolId",
+            "Ipv4NetmaskLength",
+            "Ipv6IpamPoolId",
+            "Ipv6NetmaskLength",
+            "Ipv6CidrBlockNetworkBorderGroup",
+        ],
+    )?;
+    let cidr = p.require("CidrBlock")?;
+    if let Some(t) = p.get("InstanceTenancy").filter(|t| *t != "default") {
+        return Err(Ec2Error::invalid_value("InstanceTenancy", t, "This cloud offers default tenancy only."));
+    }
+    let block = vpc_block(cidr)?;
+    let tags = tag_specs(p, "vpc")?;
+    make_vpc(ctx, &block.to_string(), &tags, &[]).await
 }
 
 /// DescribeVpcs (after the listVPCs call): default flag, DHCP options set, visible tags.
-pub fn vpc_annotations<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        let attrs = attrs(ctx, VPC_ATTRS).await?;
-        Ok(items
-            .into_iter()
-            .map(|v| {
-                let id = s(&v, "id").map(|u| ids::ec2_id(Kind::Vpc, &u)).unwrap_or_default();
-                let dopt = attrs.get(&id).and_then(|a| s(a, "dhcpoptionsid")).unwrap_or_else(|| "default".into());
-                let default = has_tag(&v, DEFAULT_VPC_TAG);
-                annotate_vpc(v, default, dopt)
-            })
-            .collect())
-    })
+pub async fn vpc_annotations(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let attrs = attrs(ctx, VPC_ATTRS).await?;
+    Ok(items
+        .into_iter()
+        .map(|v| {
+            let id = s(&v, "id").map(|u| ids::ec2_id(Kind::Vpc, &u)).unwrap_or_default();
+            let dopt = attrs.get(&id).and_then(|a| s(a, "dhcpoptionsid")).unwrap_or_else(|| "default".into());
+            let default = has_tag(&v, DEFAULT_VPC_TAG);
+            annotate_vpc(v, default, dopt)
+        })
+        .collect())
 }
 
-pub fn delete_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let id = ctx.req.params.require("VpcId")?;
-        let v = objects::cs_vpc(ctx, id).await?;
-        let uuid = s(&v, "id").unwrap_or_default();
-        let tiers = ctx
-            .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
-            .await?;
-        // Elastic IPs allocated in the VPC: CloudStack's deleteVPC would release them, and EC2
-        // keeps an account's addresses whatever happens to a VPC (docs/vpc.md).
-        if !tiers.is_empty()
-            || objects::vpc_dependencies(ctx, id).await?
-            || super::vpc_sg::vpc_has_groups(ctx, id).await?
-            || super::network_acls::vpc_has_acls(ctx, &uuid).await?
-            || super::addresses::vpc_addresses(ctx, &uuid).await?.iter().any(|a| !super::addresses::is_launch_ip(a))
-        {
-            return Err(dependency("vpc", id));
-        }
-        let j = ctx.start_job("deleteVPC", &[("id".into(), uuid)]).await?;
-        ctx.wait_job("deleteVPC", &j.jobid).await?;
-        // CloudStack's side is gone; what the store kept for the VPC goes with it (a failure
-        // here leaves rows that DescribeRouteTables drops when it next sees them).
-        if let Err(e) = super::vpc_sg::forget_vpc(ctx, id).await {
-            tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
-        }
-        if let Err(e) = objects::forget_vpc(ctx, id).await {
-            tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
-        }
-        if let Err(e) = super::network_acls::forget_vpc(ctx, id).await {
-            tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
-        }
-        Ok(Value::Null)
-    })
+pub async fn delete_vpc(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let id = ctx.req.params.require("VpcId")?;
+    let v = objects::cs_vpc(ctx, id).await?;
+    let uuid = s(&v, "id").unwrap_or_default();
+    let tiers = ctx
+        .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
+        .await?;
+    // Elastic IPs allocated in the VPC: CloudStack's deleteVPC would release them, and EC2
+    // keeps an account's addresses whatever happens to a VPC (docs/vpc.md).
+    if !tiers.is_empty()
+        || objects::vpc_dependencies(ctx, id).await?
+        || super::vpc_sg::vpc_has_groups(ctx, id).await?
+        || super::network_acls::vpc_has_acls(ctx, &uuid).await?
+        || super::addresses::vpc_addresses(ctx, &uuid).await?.iter().any(|a| !super::addresses::is_launch_ip(a))
+    {
+        return Err(dependency("vpc", id));
+    }
+    let j = ctx.start_job("deleteVPC", &[("id".into(), uuid)]).await?;
+    ctx.wait_job("deleteVPC", &j.jobid).await?;
+    // CloudStack's side is gone; what the store kept for the VPC goes with it (a failure
+    // here leaves rows that DescribeRouteTables drops when it next sees them).
+    if let Err(e) = super::vpc_sg::forget_vpc(ctx, id).await {
+        tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
+    }
+    if let Err(e) = objects::forget_vpc(ctx, id).await {
+        tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
+    }
+    if let Err(e) = super::network_acls::forget_vpc(ctx, id).await {
+        tracing::warn!(vpc = id, error = %e.message, "store rows of a deleted VPC left for later");
+    }
+    Ok(Value::Null)
 }
 
 const VPC_ATTRIBUTES: &[(&str, &str, bool)] = &[
@@ -323,60 +312,54 @@ const VPC_ATTRIBUTES: &[(&str, &str, bool)] = &[
     ("enableNetworkAddressUsageMetrics", "enablenetworkaddressusagemetrics", false),
 ];
 
-pub fn describe_vpc_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let id = p.require("VpcId")?;
-        let attr = p.require("Attribute")?;
-        let Some((_, key, default)) = VPC_ATTRIBUTES.iter().find(|(n, _, _)| *n == attr) else {
-            return Err(Ec2Error::new(
-                Code::InvalidParameterValue,
-                format!("Value ({attr}) for parameter attribute is invalid. Unknown attribute."),
-            ));
-        };
-        let v = objects::cs_vpc(ctx, id).await?;
-        let stored = ctx.ex.objects.get(&owner(ctx), id).await.map_err(store_failed)?;
-        // The default VPC has DNS hostnames on, as in EC2.
-        let default = *default || (*key == "enablednshostnames" && has_tag(&v, DEFAULT_VPC_TAG));
-        let value = stored.and_then(|r| r.doc.get(*key).and_then(Value::as_bool)).unwrap_or(default);
-        Ok(json!({"vpcid": id, attr: if value { "true" } else { "false" }}))
-    })
+pub async fn describe_vpc_attribute(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let id = p.require("VpcId")?;
+    let attr = p.require("Attribute")?;
+    let Some((_, key, default)) = VPC_ATTRIBUTES.iter().find(|(n, _, _)| *n == attr) else {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("Value ({attr}) for parameter attribute is invalid. Unknown attribute."),
+        ));
+    };
+    let v = objects::cs_vpc(ctx, id).await?;
+    let stored = ctx.ex.objects.get(&owner(ctx), id).await.map_err(store_failed)?;
+    // The default VPC has DNS hostnames on, as in EC2.
+    let default = *default || (*key == "enablednshostnames" && has_tag(&v, DEFAULT_VPC_TAG));
+    let value = stored.and_then(|r| r.doc.get(*key).and_then(Value::as_bool)).unwrap_or(default);
+    Ok(json!({"vpcid": id, attr: if value { "true" } else { "false" }}))
 }
 
-pub fn modify_vpc_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let id = p.require("VpcId")?;
-        let given: Vec<(&str, &str)> = VPC_ATTRIBUTES
-            .iter()
-            .filter(|(n, _, _)| {
-                p.get(&format!("{}.Value", capitalized(n))).is_some() || p.get(&capitalized(n)).is_some()
-            })
-            .map(|(n, k, _)| (*n, *k))
-            .collect();
-        let [(name, key)] = given.as_slice() else {
-            return Err(Ec2Error::new(
-                Code::InvalidParameterCombination,
-                "Exactly one attribute of EnableDnsSupport, EnableDnsHostnames and EnableNetworkAddressUsageMetrics must be given.",
-            ));
-        };
-        let cap = capitalized(name);
-        let raw = p.get(&format!("{cap}.Value")).or_else(|| p.get(&cap)).unwrap_or_default();
-        let value = match raw {
-            "true" => true,
-            "false" => false,
-            other => return Err(Ec2Error::invalid_value(&format!("{cap}.Value"), other, "Expected true or false.")),
-        };
-        if *key == "enablenetworkaddressusagemetrics" && value {
-            return Err(Ec2Error::new(
-                Code::UnsupportedOperation,
-                "Network address usage metrics are not available on this cloud.",
-            ));
-        }
-        objects::cs_vpc(ctx, id).await?;
-        set_attr(ctx, VPC_ATTRS, id, Some(id), key, json!(value)).await?;
-        Ok(Value::Null)
-    })
+pub async fn modify_vpc_attribute(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let id = p.require("VpcId")?;
+    let given: Vec<(&str, &str)> = VPC_ATTRIBUTES
+        .iter()
+        .filter(|(n, _, _)| p.get(&format!("{}.Value", capitalized(n))).is_some() || p.get(&capitalized(n)).is_some())
+        .map(|(n, k, _)| (*n, *k))
+        .collect();
+    let [(name, key)] = given.as_slice() else {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterCombination,
+            "Exactly one attribute of EnableDnsSupport, EnableDnsHostnames and EnableNetworkAddressUsageMetrics must be given.",
+        ));
+    };
+    let cap = capitalized(name);
+    let raw = p.get(&format!("{cap}.Value")).or_else(|| p.get(&cap)).unwrap_or_default();
+    let value = match raw {
+        "true" => true,
+        "false" => false,
+        other => return Err(Ec2Error::invalid_value(&format!("{cap}.Value"), other, "Expected true or false.")),
+    };
+    if *key == "enablenetworkaddressusagemetrics" && value {
+        return Err(Ec2Error::new(
+            Code::UnsupportedOperation,
+            "Network address usage metrics are not available on this cloud.",
+        ));
+    }
+    objects::cs_vpc(ctx, id).await?;
+    set_attr(ctx, VPC_ATTRS, id, Some(id), key, json!(value)).await?;
+    Ok(Value::Null)
 }
 
 fn capitalized(n: &str) -> String {
@@ -467,40 +450,38 @@ async fn make_subnet(
     out.pop().ok_or_else(Ec2Error::internal)
 }
 
-pub fn create_subnet<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        refuse_unsupported(
-            ctx,
-            &[
-                "Ipv6CidrBlock",
-                "OutpostArn",
-                "Ipv6Native",
-                "Ipv4IpamPoolId",
-                "Ipv4NetmaskLength",
-                "Ipv6IpamPoolId",
-                "Ipv6NetmaskLength",
-            ],
-        )?;
-        let vpc_id = p.require("VpcId")?;
-        let cidr = p.require("CidrBlock")?;
-        Block::parse(cidr).ok_or_else(|| cidr_value_error(cidr))?;
-        let tags = tag_specs(p, "subnet")?;
-        let vpc = objects::cs_vpc(ctx, vpc_id).await?;
-        let zone_name = s(&vpc, "zonename").unwrap_or_default();
-        let zone_id = s(&vpc, "zoneid").unwrap_or_default();
-        for (param, want) in [("AvailabilityZone", &zone_name), ("AvailabilityZoneId", &zone_id)] {
-            if let Some(az) = p.get(param).filter(|az| az != want) {
-                return Err(Ec2Error::new(
-                    Code::InvalidParameterValue,
-                    format!(
-                        "Value ({az}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: {zone_name}."
-                    ),
-                ));
-            }
+pub async fn create_subnet(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    refuse_unsupported(
+        ctx,
+        &[
+            "Ipv6CidrBlock",
+            "OutpostArn",
+            "Ipv6Native",
+            "Ipv4IpamPoolId",
+            "Ipv4NetmaskLength",
+            "Ipv6IpamPoolId",
+            "Ipv6NetmaskLength",
+        ],
+    )?;
+    let vpc_id = p.require("VpcId")?;
+    let cidr = p.require("CidrBlock")?;
+    Block::parse(cidr).ok_or_else(|| cidr_value_error(cidr))?;
+    let tags = tag_specs(p, "subnet")?;
+    let vpc = objects::cs_vpc(ctx, vpc_id).await?;
+    let zone_name = s(&vpc, "zonename").unwrap_or_default();
+    let zone_id = s(&vpc, "zoneid").unwrap_or_default();
+    for (param, want) in [("AvailabilityZone", &zone_name), ("AvailabilityZoneId", &zone_id)] {
+        if let Some(az) = p.get(param).filter(|az| az != want) {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!(
+                    "Value ({az}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: {zone_name}."
+                ),
+            ));
         }
-        make_subnet(ctx, &vpc, cidr, &tags, &[]).await
-    })
+    }
+    make_subnet(ctx, &vpc, cidr, &tags, &[]).await
 }
 
 /// Subnet annotations: only VPC tiers; free addresses (size - 5 - NICs in the tier), default-for-AZ,
@@ -541,90 +522,81 @@ async fn annotate_subnets(ctx: &Ctx<'_>, items: Vec<Value>) -> Result<Vec<Value>
         .collect())
 }
 
-pub fn subnet_annotations<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(annotate_subnets(ctx, items))
+pub async fn subnet_annotations(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    annotate_subnets(ctx, items).await
 }
 
-pub fn delete_subnet<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let id = ctx.req.params.require("SubnetId")?;
-        let tier = objects::cs_subnet(ctx, id).await?;
-        let uuid = s(&tier, "id").unwrap_or_default();
-        let vms = ctx
-            .list(
-                "listVirtualMachines",
-                &[("networkid".into(), uuid.clone()), ("listall".into(), "true".into())],
-                "virtualmachine",
-            )
-            .await?;
-        if vms
-            .iter()
-            .any(|v| s(v, "state").as_deref() != Some("Destroyed") && s(v, "state").as_deref() != Some("Expunging"))
-        {
-            return Err(dependency("subnet", id));
-        }
-        if super::nat::in_subnet(ctx, id).await? || super::eni::detached_in_subnet(ctx, id).await? {
-            return Err(dependency("subnet", id));
-        }
-        // CloudStack refuses to delete a tier while terminated VMs on it are not expunged yet
-        // (their NICs stay until then), and hides such VMs from their owner: try again for a
-        // while, then answer what EC2 answers for a subnet still in use.
-        let mut tries = 0;
-        loop {
-            let j = ctx.start_job("deleteNetwork", &[("id".into(), uuid.clone())]).await?;
-            match ctx.wait_job("deleteNetwork", &j.jobid).await {
-                Ok(_) => break,
-                Err(_) if tries < 15 => {
-                    tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-                Err(_) => return Err(dependency("subnet", id)),
+pub async fn delete_subnet(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let id = ctx.req.params.require("SubnetId")?;
+    let tier = objects::cs_subnet(ctx, id).await?;
+    let uuid = s(&tier, "id").unwrap_or_default();
+    let vms = ctx
+        .list(
+            "listVirtualMachines",
+            &[("networkid".into(), uuid.clone()), ("listall".into(), "true".into())],
+            "virtualmachine",
+        )
+        .await?;
+    if vms
+        .iter()
+        .any(|v| s(v, "state").as_deref() != Some("Destroyed") && s(v, "state").as_deref() != Some("Expunging"))
+    {
+        return Err(dependency("subnet", id));
+    }
+    if super::nat::in_subnet(ctx, id).await? || super::eni::detached_in_subnet(ctx, id).await? {
+        return Err(dependency("subnet", id));
+    }
+    // CloudStack refuses to delete a tier while terminated VMs on it are not expunged yet
+    // (their NICs stay until then), and hides such VMs from their owner: try again for a
+    // while, then answer what EC2 answers for a subnet still in use.
+    let mut tries = 0;
+    loop {
+        let j = ctx.start_job("deleteNetwork", &[("id".into(), uuid.clone())]).await?;
+        match ctx.wait_job("deleteNetwork", &j.jobid).await {
+            Ok(_) => break,
+            Err(_) if tries < 15 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
+            Err(_) => return Err(dependency("subnet", id)),
         }
-        // EC2 drops the subnet's route table association with it.
-        if let Err(e) = objects::forget_subnet(ctx, id).await {
-            tracing::warn!(subnet = id, error = %e.message, "store rows of a deleted subnet left for later");
-        }
-        Ok(Value::Null)
-    })
+    }
+    // EC2 drops the subnet's route table association with it.
+    if let Err(e) = objects::forget_subnet(ctx, id).await {
+        tracing::warn!(subnet = id, error = %e.message, "store rows of a deleted subnet left for later");
+    }
+    Ok(Value::Null)
 }
 
-pub fn modify_subnet_attribute<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let id = p.require("SubnetId")?;
-        refuse_unsupported(
-            ctx,
-            &[
-                "AssignIpv6AddressOnCreation.Value",
-                "MapCustomerOwnedIpOnLaunch.Value",
-                "CustomerOwnedIpv4Pool",
-                "EnableDns64.Value",
-                "PrivateDnsHostnameTypeOnLaunch",
-                "EnableResourceNameDnsARecordOnLaunch.Value",
-                "EnableResourceNameDnsAAAARecordOnLaunch.Value",
-                "EnableLniAtDeviceIndex",
-                "DisableLniAtDeviceIndex.Value",
-            ],
-        )?;
-        let raw =
-            p.get("MapPublicIpOnLaunch.Value").ok_or_else(|| Ec2Error::missing_parameter("MapPublicIpOnLaunch"))?;
-        let value = match raw {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(Ec2Error::invalid_value("MapPublicIpOnLaunch.Value", other, "Expected true or false."));
-            }
-        };
-        let tier = objects::cs_subnet(ctx, id).await?;
-        let vpc = s(&tier, "vpcid").map(|u| ids::ec2_id(Kind::Vpc, &u));
-        set_attr(ctx, SUBNET_ATTRS, id, vpc.as_deref(), "mappubliciponlaunch", json!(value)).await?;
-        Ok(Value::Null)
-    })
+pub async fn modify_subnet_attribute(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let id = p.require("SubnetId")?;
+    refuse_unsupported(
+        ctx,
+        &[
+            "AssignIpv6AddressOnCreation.Value",
+            "MapCustomerOwnedIpOnLaunch.Value",
+            "CustomerOwnedIpv4Pool",
+            "EnableDns64.Value",
+            "PrivateDnsHostnameTypeOnLaunch",
+            "EnableResourceNameDnsARecordOnLaunch.Value",
+            "EnableResourceNameDnsAAAARecordOnLaunch.Value",
+            "EnableLniAtDeviceIndex",
+            "DisableLniAtDeviceIndex.Value",
+        ],
+    )?;
+    let raw = p.get("MapPublicIpOnLaunch.Value").ok_or_else(|| Ec2Error::missing_parameter("MapPublicIpOnLaunch"))?;
+    let value = match raw {
+        "true" => true,
+        "false" => false,
+        other => {
+            return Err(Ec2Error::invalid_value("MapPublicIpOnLaunch.Value", other, "Expected true or false."));
+        }
+    };
+    let tier = objects::cs_subnet(ctx, id).await?;
+    let vpc = s(&tier, "vpcid").map(|u| ids::ec2_id(Kind::Vpc, &u));
+    set_attr(ctx, SUBNET_ATTRS, id, vpc.as_deref(), "mappubliciponlaunch", json!(value)).await?;
+    Ok(Value::Null)
 }
 
 // ---- the default VPC ----------------------------------------------------------------------------
@@ -633,46 +605,44 @@ const DEFAULT_CIDR: &str = "172.31.0.0/16";
 /// EC2's default subnet is a /20; a CloudStack user's tier is /22 at most (docs/vpc.md).
 const DEFAULT_SUBNET_CIDR: &str = "172.31.0.0/22";
 
-pub fn create_default_vpc<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        vpc_zone(ctx).await?;
-        if default_vpc(ctx).await?.is_some() {
-            return Err(Ec2Error::new(
-                Code::DefaultVpcAlreadyExists,
-                "A Default VPC already exists for this account in this region.",
-            ));
-        }
-        let markers = vec![(DEFAULT_VPC_TAG.to_string(), "true".to_string())];
-        let vpc = make_vpc(ctx, DEFAULT_CIDR, &[], &markers).await?;
-        let uuid = s(&vpc, "id").unwrap_or_default();
-        let vpc_id = ids::ec2_id(Kind::Vpc, &uuid);
-        let rest = async {
-            let subnet_markers = vec![(DEFAULT_SUBNET_TAG.to_string(), "true".to_string())];
-            make_subnet(ctx, &vpc, DEFAULT_SUBNET_CIDR, &[], &subnet_markers).await?;
-            objects::default_vpc_gateway(ctx, &vpc_id).await
-        };
-        if let Err(e) = rest.await {
-            // Undo: the tier (if made), the store rows, the VPC.
-            let tiers = ctx
-                .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
-                .await
-                .unwrap_or_default();
-            for t in tiers {
-                if let Some(t) = s(&t, "id")
-                    && let Ok(j) = ctx.start_job("deleteNetwork", &[("id".into(), t)]).await
-                {
-                    let _ = ctx.wait_job("deleteNetwork", &j.jobid).await;
-                }
+pub async fn create_default_vpc(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    vpc_zone(ctx).await?;
+    if default_vpc(ctx).await?.is_some() {
+        return Err(Ec2Error::new(
+            Code::DefaultVpcAlreadyExists,
+            "A Default VPC already exists for this account in this region.",
+        ));
+    }
+    let markers = vec![(DEFAULT_VPC_TAG.to_string(), "true".to_string())];
+    let vpc = make_vpc(ctx, DEFAULT_CIDR, &[], &markers).await?;
+    let uuid = s(&vpc, "id").unwrap_or_default();
+    let vpc_id = ids::ec2_id(Kind::Vpc, &uuid);
+    let rest = async {
+        let subnet_markers = vec![(DEFAULT_SUBNET_TAG.to_string(), "true".to_string())];
+        make_subnet(ctx, &vpc, DEFAULT_SUBNET_CIDR, &[], &subnet_markers).await?;
+        objects::default_vpc_gateway(ctx, &vpc_id).await
+    };
+    if let Err(e) = rest.await {
+        // Undo: the tier (if made), the store rows, the VPC.
+        let tiers = ctx
+            .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
+            .await
+            .unwrap_or_default();
+        for t in tiers {
+            if let Some(t) = s(&t, "id")
+                && let Ok(j) = ctx.start_job("deleteNetwork", &[("id".into(), t)]).await
+            {
+                let _ = ctx.wait_job("deleteNetwork", &j.jobid).await;
             }
-            let _ = objects::forget_vpc(ctx, &vpc_id).await;
-            let _ = super::vpc_sg::forget_vpc(ctx, &vpc_id).await;
-            if let Ok(j) = ctx.start_job("deleteVPC", &[("id".into(), uuid.clone())]).await {
-                let _ = ctx.wait_job("deleteVPC", &j.jobid).await;
-            }
-            return Err(e);
         }
-        Ok(vpc)
-    })
+        let _ = objects::forget_vpc(ctx, &vpc_id).await;
+        let _ = super::vpc_sg::forget_vpc(ctx, &vpc_id).await;
+        if let Ok(j) = ctx.start_job("deleteVPC", &[("id".into(), uuid.clone())]).await {
+            let _ = ctx.wait_job("deleteVPC", &j.jobid).await;
+        }
+        return Err(e);
+    }
+    Ok(vpc)
 }
 
 /// DescribeAccountAttributes `default-vpc`: the default VPC's id, or `none`.
@@ -946,113 +916,106 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
 
 /// DescribeInstances: `_vpcid`, `_subnetid` and `_interfaces` for instances whose default NIC is on
 /// a VPC tier (one cached listNetworks, fetched again when a NIC names a network it lacks).
-pub fn instance_annotations<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        // Only NICs on isolated networks can be on a VPC tier: the rest (EC2-Classic) costs nothing.
-        let isolated = |v: &Value| {
-            v["nic"].as_array().is_some_and(|n| n.iter().any(|n| s(n, "type").as_deref() == Some("Isolated")))
-        };
-        if !items.iter().any(isolated) {
-            return Ok(items);
+pub async fn instance_annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    // Only NICs on isolated networks can be on a VPC tier: the rest (EC2-Classic) costs nothing.
+    let isolated =
+        |v: &Value| v["nic"].as_array().is_some_and(|n| n.iter().any(|n| s(n, "type").as_deref() == Some("Isolated")));
+    if !items.iter().any(isolated) {
+        return Ok(items);
+    }
+    let params = [("listall".to_string(), "true".to_string())];
+    let mut nets = ctx.list_cached("listNetworks", &params, "network").await?;
+    let known = |nets: &Vec<Value>, id: &str| nets.iter().any(|n| s(n, "id").as_deref() == Some(id));
+    let wanted: Vec<String> = items
+        .iter()
+        .flat_map(|v| v["nic"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| s(&n, "networkid"))
+        .collect();
+    if wanted.iter().any(|w| !known(&nets, w)) {
+        nets = ctx.list_refresh("listNetworks", &params, "network").await?;
+    }
+    let vpc_groups = super::vpc_sg::instance_groups(ctx).await?;
+    // Interfaces the gateway keeps (attached ones, adopted primaries): their ids and attributes.
+    let kept = super::eni::instance_overrides(ctx).await?;
+    // Public addresses mapped to NICs (one list, only when some instance shows one).
+    let mapped = if items.iter().any(|v| isolated(v) && s(v, "publicip").is_some()) {
+        super::addresses::mapped_by_nic(ctx).await?
+    } else {
+        HashMap::new()
+    };
+    for vm in items.iter_mut() {
+        let nics = vm["nic"].as_array().cloned().unwrap_or_default();
+        let mut interfaces = Vec::new();
+        for nic in &nics {
+            let Some(net) =
+                s(nic, "networkid").and_then(|id| nets.iter().find(|n| s(n, "id").as_deref() == Some(&id)).cloned())
+            else {
+                continue;
+            };
+            let Some(vpc) = s(&net, "vpcid") else { continue };
+            let nic_uuid = s(nic, "id").unwrap_or_default();
+            let eni = format!("eni-{}", &ids::ec2_id(Kind::Subnet, &format!("nic:{nic_uuid}"))[7..]);
+            let key = (
+                s(vm, "id").unwrap_or_default(),
+                s(&net, "id").unwrap_or_default(),
+                s(nic, "ipaddress").unwrap_or_default(),
+            );
+            let association = mapped.get(&key).cloned();
+            // Each address's own public address (an Elastic IP on a secondary address).
+            let mut addresses = super::eni::nic_addresses(nic);
+            for a in addresses.as_array_mut().into_iter().flatten() {
+                let k = (key.0.clone(), key.1.clone(), s(a, "ipaddress").unwrap_or_default());
+                if let Some(m) = mapped.get(&k) {
+                    a["association"] = m.clone();
+                }
+            }
+            interfaces.push(json!({
+                "_association": association,
+                "id": eni,
+                "subnetid": ids::ec2_id(Kind::Subnet, &s(&net, "id").unwrap_or_default()),
+                "vpcid": ids::ec2_id(Kind::Vpc, &vpc),
+                "macaddress": nic["macaddress"],
+                "ipaddress": nic["ipaddress"],
+                "isdefault": nic["isdefault"],
+                "deviceindex": nic.get("deviceid").cloned().unwrap_or(json!(0)),
+                "attachmentid": format!("eni-attach-{}", &eni[4..]),
+                "ownerid": vm["account"],
+                // For the network-interface.attachment.instance-id / .availability-zone filters.
+                "instanceid": ids::ec2_id(Kind::Instance, &s(vm, "id").unwrap_or_default()),
+                "zonename": vm["zonename"],
+                // EC2's defaults (what the answer shows); the kept attributes below override.
+                "sourcedestcheck": true,
+                "deleteontermination": true,
+                "addresses": addresses,
+                "_nicuuid": nic_uuid,
+            }));
         }
-        let params = [("listall".to_string(), "true".to_string())];
-        let mut nets = ctx.list_cached("listNetworks", &params, "network").await?;
-        let known = |nets: &Vec<Value>, id: &str| nets.iter().any(|n| s(n, "id").as_deref() == Some(id));
-        let wanted: Vec<String> = items
+        let primary = interfaces.iter().find(|i| i["isdefault"] == true).or(interfaces.first()).cloned();
+        let groups = s(vm, "id").and_then(|u| vpc_groups.get(&ids::ec2_id(Kind::Instance, &u))).cloned();
+        for i in interfaces.iter_mut() {
+            i["_groups"] = Value::Array(groups.clone().unwrap_or_default());
+            if let Some(Value::Object(o)) = i["_nicuuid"].as_str().and_then(|u| kept.get(u)) {
+                for (k, v) in o {
+                    i[k.as_str()] = v.clone();
+                }
+            }
+        }
+        // The instance's sourceDestCheck is its primary interface's (true unless changed).
+        let check = interfaces
             .iter()
-            .flat_map(|v| v["nic"].as_array().cloned().unwrap_or_default())
-            .filter_map(|n| s(&n, "networkid"))
-            .collect();
-        if wanted.iter().any(|w| !known(&nets, w)) {
-            nets = ctx.list_refresh("listNetworks", &params, "network").await?;
+            .find(|i| i["isdefault"] == true)
+            .or(interfaces.first())
+            .and_then(|i| i.get("sourcedestcheck").and_then(Value::as_bool))
+            .unwrap_or(true);
+        if let (Some(pri), Some(o)) = (primary, vm.as_object_mut()) {
+            if let Some(g) = &groups {
+                o.insert("securitygroup".into(), Value::Array(g.clone()));
+            }
+            o.insert("_sourcedestcheck".into(), json!(check));
+            o.insert("_vpcid".into(), pri["vpcid"].clone());
+            o.insert("_subnetid".into(), pri["subnetid"].clone());
+            o.insert("_interfaces".into(), Value::Array(interfaces));
         }
-        let vpc_groups = super::vpc_sg::instance_groups(ctx).await?;
-        // Interfaces the gateway keeps (attached ones, adopted primaries): their ids and attributes.
-        let kept = super::eni::instance_overrides(ctx).await?;
-        // Public addresses mapped to NICs (one list, only when some instance shows one).
-        let mapped = if items.iter().any(|v| isolated(v) && s(v, "publicip").is_some()) {
-            super::addresses::mapped_by_nic(ctx).await?
-        } else {
-            HashMap::new()
-        };
-        for vm in items.iter_mut() {
-            let nics = vm["nic"].as_array().cloned().unwrap_or_default();
-            let mut interfaces = Vec::new();
-            for nic in &nics {
-                let Some(net) = s(nic, "networkid")
-                    .and_then(|id| nets.iter().find(|n| s(n, "id").as_deref() == Some(&id)).cloned())
-                else {
-                    continue;
-                };
-                let Some(vpc) = s(&net, "vpcid") else { continue };
-                let nic_uuid = s(nic, "id").unwrap_or_default();
-                let eni = format!("eni-{}", &ids::ec2_id(Kind::Subnet, &format!("nic:{nic_uuid}"))[7..]);
-                let key = (
-                    s(vm, "id").unwrap_or_default(),
-                    s(&net, "id").unwrap_or_default(),
-                    s(nic, "ipaddress").unwrap_or_default(),
-                );
-                let association = mapped.get(&key).cloned();
-                // Each address's own public address (an Elastic IP on a secondary address).
-                let mut addresses = super::eni::nic_addresses(nic);
-                for a in addresses.as_array_mut().into_iter().flatten() {
-                    let k = (key.0.clone(), key.1.clone(), s(a, "ipaddress").unwrap_or_default());
-                    if let Some(m) = mapped.get(&k) {
-                        a["association"] = m.clone();
-                    }
-                }
-                interfaces.push(json!({
-                    "_association": association,
-                    "id": eni,
-                    "subnetid": ids::ec2_id(Kind::Subnet, &s(&net, "id").unwrap_or_default()),
-                    "vpcid": ids::ec2_id(Kind::Vpc, &vpc),
-                    "macaddress": nic["macaddress"],
-                    "ipaddress": nic["ipaddress"],
-                    "isdefault": nic["isdefault"],
-                    "deviceindex": nic.get("deviceid").cloned().unwrap_or(json!(0)),
-                    "attachmentid": format!("eni-attach-{}", &eni[4..]),
-                    "ownerid": vm["account"],
-                    // For the network-interface.attachment.instance-id / .availability-zone filters.
-                    "instanceid": ids::ec2_id(Kind::Instance, &s(vm, "id").unwrap_or_default()),
-                    "zonename": vm["zonename"],
-                    // EC2's defaults (what the answer shows); the kept attributes below override.
-                    "sourcedestcheck": true,
-                    "deleteontermination": true,
-                    "addresses": addresses,
-                    "_nicuuid": nic_uuid,
-                }));
-            }
-            let primary = interfaces.iter().find(|i| i["isdefault"] == true).or(interfaces.first()).cloned();
-            let groups = s(vm, "id").and_then(|u| vpc_groups.get(&ids::ec2_id(Kind::Instance, &u))).cloned();
-            for i in interfaces.iter_mut() {
-                i["_groups"] = Value::Array(groups.clone().unwrap_or_default());
-                if let Some(Value::Object(o)) = i["_nicuuid"].as_str().and_then(|u| kept.get(u)) {
-                    for (k, v) in o {
-                        i[k.as_str()] = v.clone();
-                    }
-                }
-            }
-            // The instance's sourceDestCheck is its primary interface's (true unless changed).
-            let check = interfaces
-                .iter()
-                .find(|i| i["isdefault"] == true)
-                .or(interfaces.first())
-                .and_then(|i| i.get("sourcedestcheck").and_then(Value::as_bool))
-                .unwrap_or(true);
-            if let (Some(pri), Some(o)) = (primary, vm.as_object_mut()) {
-                if let Some(g) = &groups {
-                    o.insert("securitygroup".into(), Value::Array(g.clone()));
-                }
-                o.insert("_sourcedestcheck".into(), json!(check));
-                o.insert("_vpcid".into(), pri["vpcid"].clone());
-                o.insert("_subnetid".into(), pri["subnetid"].clone());
-                o.insert("_interfaces".into(), Value::Array(interfaces));
-            }
-        }
-        Ok(items)
-    })
+    }
+    Ok(items)
 }

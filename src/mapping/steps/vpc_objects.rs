@@ -14,7 +14,6 @@ use std::net::Ipv4Addr;
 
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::tag_specifications as tag_specs;
@@ -254,121 +253,111 @@ fn destination(text: &str) -> Result<Block, Ec2Error> {
 
 // ---- internet gateways --------------------------------------------------------------------------
 
-pub fn create_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let tags = tag_specs(&ctx.req.params, IGW)?;
-        let id = new_id("igw");
-        let doc = json!({"id": id, "ownerid": owner(ctx), "attachments": [], "tags": tags_json(&tags)});
-        let rec = Record { id, kind: IGW.into(), owner: owner(ctx), vpc: None, doc: doc.clone(), version: 0 };
-        write(ctx, vec![Change::Insert(rec)]).await?.map_err(store_failed)?;
-        Ok(doc)
-    })
+pub async fn create_internet_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let tags = tag_specs(&ctx.req.params, IGW)?;
+    let id = new_id("igw");
+    let doc = json!({"id": id, "ownerid": owner(ctx), "attachments": [], "tags": tags_json(&tags)});
+    let rec = Record { id, kind: IGW.into(), owner: owner(ctx), vpc: None, doc: doc.clone(), version: 0 };
+    write(ctx, vec![Change::Insert(rec)]).await?.map_err(store_failed)?;
+    Ok(doc)
 }
 
-pub fn describe_internet_gateways<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let asked = asked_ids(ctx, "InternetGatewayId", &IGW_ERR)?;
-        let docs = all(ctx, IGW).await?.into_iter().map(|r| r.doc).collect();
-        Ok(Value::Array(select(docs, asked, &IGW_ERR)?))
-    })
+pub async fn describe_internet_gateways(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let asked = asked_ids(ctx, "InternetGatewayId", &IGW_ERR)?;
+    let docs = all(ctx, IGW).await?.into_iter().map(|r| r.doc).collect();
+    Ok(Value::Array(select(docs, asked, &IGW_ERR)?))
 }
 
-pub fn delete_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let id = ctx.req.params.require("InternetGatewayId")?;
-        for _ in 0..RETRIES {
-            let r = fetch(ctx, &IGW_ERR, IGW, id).await?;
-            if r.doc["attachments"].as_array().is_some_and(|a| !a.is_empty()) {
-                return Err(dependency("internetGateway", id));
-            }
-            if write(ctx, vec![Change::Delete { id: r.id, version: r.version }]).await?.is_ok() {
-                return Ok(Value::Null);
-            }
+pub async fn delete_internet_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let id = ctx.req.params.require("InternetGatewayId")?;
+    for _ in 0..RETRIES {
+        let r = fetch(ctx, &IGW_ERR, IGW, id).await?;
+        if r.doc["attachments"].as_array().is_some_and(|a| !a.is_empty()) {
+            return Err(dependency("internetGateway", id));
         }
-        Err(Ec2Error::internal())
-    })
+        if write(ctx, vec![Change::Delete { id: r.id, version: r.version }]).await?.is_ok() {
+            return Ok(Value::Null);
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// Attach (`args.op = "attach"`) or detach an internet gateway.
-pub fn attach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let igw = p.require("InternetGatewayId")?;
-        let vpc = p.require("VpcId")?;
-        fetch(ctx, &IGW_ERR, IGW, igw).await?;
-        cs_vpc(ctx, vpc).await?;
-        for _ in 0..RETRIES {
-            let mut r = fetch(ctx, &IGW_ERR, IGW, igw).await?;
-            if let Some(on) = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid")) {
-                return Err(Ec2Error::new(
-                    Code::ResourceAlreadyAssociated,
-                    format!("resource {igw} is already attached to network {on}"),
-                ));
-            }
-            r.doc["attachments"] = json!([{"vpcid": vpc, "state": "available"}]);
-            r.vpc = Some(vpc.to_string());
-            let claim = Change::Claim { claim: format!("igw-attachment:{vpc}"), holder: igw.to_string() };
-            match write(ctx, vec![claim, Change::Update(r)]).await? {
-                Ok(()) => return Ok(Value::Null),
-                Err(WriteError::Conflict { holder: Some(other), .. }) => {
-                    return Err(Ec2Error::new(
-                        Code::ResourceAlreadyAssociated,
-                        format!("resource {vpc} is already attached to an internet gateway ({other})"),
-                    ));
-                }
-                Err(_) => continue,
-            }
-        }
-        Err(Ec2Error::internal())
-    })
-}
-
-pub fn detach_internet_gateway<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let igw = p.require("InternetGatewayId")?;
-        let vpc = p.require("VpcId")?;
-        if !well_formed("vpc", vpc) {
+pub async fn attach_internet_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let igw = p.require("InternetGatewayId")?;
+    let vpc = p.require("VpcId")?;
+    fetch(ctx, &IGW_ERR, IGW, igw).await?;
+    cs_vpc(ctx, vpc).await?;
+    for _ in 0..RETRIES {
+        let mut r = fetch(ctx, &IGW_ERR, IGW, igw).await?;
+        if let Some(on) = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid")) {
             return Err(Ec2Error::new(
-                Code::InvalidVpcIdMalformed,
-                format!("Invalid id: \"{vpc}\" (expecting \"vpc-...\")"),
+                Code::ResourceAlreadyAssociated,
+                format!("resource {igw} is already attached to network {on}"),
             ));
         }
-        let mut checked = false;
-        for _ in 0..RETRIES {
-            let mut r = fetch(ctx, &IGW_ERR, IGW, igw).await?;
-            let on = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid"));
-            if on.as_deref() != Some(vpc) {
+        r.doc["attachments"] = json!([{"vpcid": vpc, "state": "available"}]);
+        r.vpc = Some(vpc.to_string());
+        let claim = Change::Claim { claim: format!("igw-attachment:{vpc}"), holder: igw.to_string() };
+        match write(ctx, vec![claim, Change::Update(r)]).await? {
+            Ok(()) => return Ok(Value::Null),
+            Err(WriteError::Conflict { holder: Some(other), .. }) => {
                 return Err(Ec2Error::new(
-                    Code::GatewayNotAttached,
-                    format!("resource {igw} is not attached to network {vpc}"),
+                    Code::ResourceAlreadyAssociated,
+                    format!("resource {vpc} is already attached to an internet gateway ({other})"),
                 ));
             }
-            // Public addresses mapped to instances of the VPC (Elastic IPs, launch-time
-            // addresses) keep the gateway, as in EC2. A VPC CloudStack no longer has has none.
-            if !checked {
-                checked = true;
-                if let Ok(mut u) = ctx.resolve_ids(Kind::Vpc, &[vpc.to_string()]).await {
-                    let addrs = super::addresses::vpc_addresses(ctx, &u.remove(0)).await?;
-                    if addrs.iter().any(|a| s(a, "virtualmachineid").is_some() || super::nat::holds(a).is_some()) {
-                        return Err(Ec2Error::new(
-                            Code::DependencyViolation,
-                            format!(
-                                "Network {vpc} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
-                            ),
-                        ));
-                    }
+            Err(_) => continue,
+        }
+    }
+    Err(Ec2Error::internal())
+}
+
+pub async fn detach_internet_gateway(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let igw = p.require("InternetGatewayId")?;
+    let vpc = p.require("VpcId")?;
+    if !well_formed("vpc", vpc) {
+        return Err(Ec2Error::new(
+            Code::InvalidVpcIdMalformed,
+            format!("Invalid id: \"{vpc}\" (expecting \"vpc-...\")"),
+        ));
+    }
+    let mut checked = false;
+    for _ in 0..RETRIES {
+        let mut r = fetch(ctx, &IGW_ERR, IGW, igw).await?;
+        let on = r.doc["attachments"].as_array().and_then(|a| a.first()).and_then(|a| s(a, "vpcid"));
+        if on.as_deref() != Some(vpc) {
+            return Err(Ec2Error::new(
+                Code::GatewayNotAttached,
+                format!("resource {igw} is not attached to network {vpc}"),
+            ));
+        }
+        // Public addresses mapped to instances of the VPC (Elastic IPs, launch-time
+        // addresses) keep the gateway, as in EC2. A VPC CloudStack no longer has has none.
+        if !checked {
+            checked = true;
+            if let Ok(mut u) = ctx.resolve_ids(Kind::Vpc, &[vpc.to_string()]).await {
+                let addrs = super::addresses::vpc_addresses(ctx, &u.remove(0)).await?;
+                if addrs.iter().any(|a| s(a, "virtualmachineid").is_some() || super::nat::holds(a).is_some()) {
+                    return Err(Ec2Error::new(
+                        Code::DependencyViolation,
+                        format!(
+                            "Network {vpc} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
+                        ),
+                    ));
                 }
             }
-            r.doc["attachments"] = json!([]);
-            r.vpc = None;
-            let release = Change::Release { claim: format!("igw-attachment:{vpc}"), holder: igw.to_string() };
-            if write(ctx, vec![Change::Update(r), release]).await?.is_ok() {
-                return Ok(Value::Null);
-            }
         }
-        Err(Ec2Error::internal())
-    })
+        r.doc["attachments"] = json!([]);
+        r.vpc = None;
+        let release = Change::Release { claim: format!("igw-attachment:{vpc}"), holder: igw.to_string() };
+        if write(ctx, vec![Change::Update(r), release]).await?.is_ok() {
+            return Ok(Value::Null);
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// The internet gateway attached to `vpc`, if any.
@@ -381,115 +370,107 @@ pub async fn attached_gateway(ctx: &Ctx<'_>, vpc: &str) -> Result<Option<String>
 const DHCP_KEYS: &[&str] =
     &["domain-name-servers", "domain-name", "ntp-servers", "netbios-name-servers", "netbios-node-type"];
 
-pub fn create_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let tags = tag_specs(p, DOPT)?;
-        let mut config: Vec<Value> = Vec::new();
-        let members = p.members("DhcpConfiguration");
-        if members.is_empty() {
-            return Err(Ec2Error::missing_parameter("DhcpConfiguration"));
+pub async fn create_dhcp_options(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let tags = tag_specs(p, DOPT)?;
+    let mut config: Vec<Value> = Vec::new();
+    let members = p.members("DhcpConfiguration");
+    if members.is_empty() {
+        return Err(Ec2Error::missing_parameter("DhcpConfiguration"));
+    }
+    for m in members {
+        let key = m.get("Key").unwrap_or("");
+        if !DHCP_KEYS.contains(&key) {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("Value ({key}) for parameter name is invalid. Unknown DHCP option"),
+            ));
         }
-        for m in members {
-            let key = m.get("Key").unwrap_or("");
-            if !DHCP_KEYS.contains(&key) {
+        let values: Vec<&str> = m.list("Value");
+        if values.is_empty() {
+            return Err(Ec2Error::missing_parameter("DhcpConfiguration.N.Value"));
+        }
+        for v in &values {
+            let ok = match key {
+                "domain-name-servers" => *v == "AmazonProvidedDNS" || v.parse::<Ipv4Addr>().is_ok(),
+                "ntp-servers" | "netbios-name-servers" => v.parse::<Ipv4Addr>().is_ok(),
+                "netbios-node-type" => matches!(*v, "1" | "2" | "4" | "8"),
+                _ => !v.is_empty() && v.len() <= 255,
+            };
+            if !ok {
                 return Err(Ec2Error::new(
                     Code::InvalidParameterValue,
-                    format!("Value ({key}) for parameter name is invalid. Unknown DHCP option"),
+                    format!("Value ({v}) for parameter value is invalid. Invalid {key} value"),
                 ));
             }
-            let values: Vec<&str> = m.list("Value");
-            if values.is_empty() {
-                return Err(Ec2Error::missing_parameter("DhcpConfiguration.N.Value"));
-            }
-            for v in &values {
-                let ok = match key {
-                    "domain-name-servers" => *v == "AmazonProvidedDNS" || v.parse::<Ipv4Addr>().is_ok(),
-                    "ntp-servers" | "netbios-name-servers" => v.parse::<Ipv4Addr>().is_ok(),
-                    "netbios-node-type" => matches!(*v, "1" | "2" | "4" | "8"),
-                    _ => !v.is_empty() && v.len() <= 255,
-                };
-                if !ok {
-                    return Err(Ec2Error::new(
-                        Code::InvalidParameterValue,
-                        format!("Value ({v}) for parameter value is invalid. Invalid {key} value"),
-                    ));
-                }
-            }
-            if config.iter().any(|c| c["key"] == key) {
-                return Err(Ec2Error::new(
-                    Code::InvalidParameterValue,
-                    format!("Value ({key}) for parameter name is invalid. Duplicate DHCP option"),
-                ));
-            }
-            config.push(json!({"key": key, "values": values}));
         }
-        let id = new_id("dopt");
-        let doc = json!({"id": id, "ownerid": owner(ctx), "configuration": config, "tags": tags_json(&tags)});
-        let rec = Record { id, kind: DOPT.into(), owner: owner(ctx), vpc: None, doc: doc.clone(), version: 0 };
-        write(ctx, vec![Change::Insert(rec)]).await?.map_err(store_failed)?;
-        Ok(doc)
-    })
+        if config.iter().any(|c| c["key"] == key) {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("Value ({key}) for parameter name is invalid. Duplicate DHCP option"),
+            ));
+        }
+        config.push(json!({"key": key, "values": values}));
+    }
+    let id = new_id("dopt");
+    let doc = json!({"id": id, "ownerid": owner(ctx), "configuration": config, "tags": tags_json(&tags)});
+    let rec = Record { id, kind: DOPT.into(), owner: owner(ctx), vpc: None, doc: doc.clone(), version: 0 };
+    write(ctx, vec![Change::Insert(rec)]).await?.map_err(store_failed)?;
+    Ok(doc)
 }
 
-pub fn describe_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let asked = asked_ids(ctx, "DhcpOptionsId", &DOPT_ERR)?;
-        let docs = all(ctx, DOPT).await?.into_iter().map(|r| r.doc).collect();
-        Ok(Value::Array(select(docs, asked, &DOPT_ERR)?))
-    })
+pub async fn describe_dhcp_options(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let asked = asked_ids(ctx, "DhcpOptionsId", &DOPT_ERR)?;
+    let docs = all(ctx, DOPT).await?.into_iter().map(|r| r.doc).collect();
+    Ok(Value::Array(select(docs, asked, &DOPT_ERR)?))
 }
 
-pub fn delete_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let id = ctx.req.params.require("DhcpOptionsId")?;
-        for _ in 0..RETRIES {
-            let r = fetch(ctx, &DOPT_ERR, DOPT, id).await?;
-            let users = all(ctx, VPC_ATTRS).await?;
-            if users.iter().any(|u| s(&u.doc, "dhcpoptionsid").as_deref() == Some(id)) {
-                return Err(dependency("dhcpOptions", id));
-            }
-            if write(ctx, vec![Change::Delete { id: r.id, version: r.version }]).await?.is_ok() {
-                return Ok(Value::Null);
-            }
+pub async fn delete_dhcp_options(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let id = ctx.req.params.require("DhcpOptionsId")?;
+    for _ in 0..RETRIES {
+        let r = fetch(ctx, &DOPT_ERR, DOPT, id).await?;
+        let users = all(ctx, VPC_ATTRS).await?;
+        if users.iter().any(|u| s(&u.doc, "dhcpoptionsid").as_deref() == Some(id)) {
+            return Err(dependency("dhcpOptions", id));
         }
-        Err(Ec2Error::internal())
-    })
+        if write(ctx, vec![Change::Delete { id: r.id, version: r.version }]).await?.is_ok() {
+            return Ok(Value::Null);
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// AssociateDhcpOptions: the set (or `default`) becomes the VPC's (kept in the VPC's attribute
 /// record). What CloudStack applies of it: docs/vpc.md "Departures".
-pub fn associate_dhcp_options<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let dopt = p.require("DhcpOptionsId")?;
-        let vpc = p.require("VpcId")?;
-        if dopt != "default" {
-            fetch(ctx, &DOPT_ERR, DOPT, dopt).await?;
-        }
-        cs_vpc(ctx, vpc).await?;
-        let value = if dopt == "default" { Value::Null } else { json!(dopt) };
-        for _ in 0..RETRIES {
-            let change = match ctx.ex.objects.get(&owner(ctx), vpc).await.map_err(store_failed)? {
-                Some(mut r) => {
-                    r.doc["dhcpoptionsid"] = value.clone();
-                    Change::Update(r)
-                }
-                None => Change::Insert(Record {
-                    id: vpc.to_string(),
-                    kind: VPC_ATTRS.into(),
-                    owner: owner(ctx),
-                    vpc: Some(vpc.to_string()),
-                    doc: json!({"dhcpoptionsid": value}),
-                    version: 0,
-                }),
-            };
-            if write(ctx, vec![change]).await?.is_ok() {
-                return Ok(Value::Null);
+pub async fn associate_dhcp_options(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let dopt = p.require("DhcpOptionsId")?;
+    let vpc = p.require("VpcId")?;
+    if dopt != "default" {
+        fetch(ctx, &DOPT_ERR, DOPT, dopt).await?;
+    }
+    cs_vpc(ctx, vpc).await?;
+    let value = if dopt == "default" { Value::Null } else { json!(dopt) };
+    for _ in 0..RETRIES {
+        let change = match ctx.ex.objects.get(&owner(ctx), vpc).await.map_err(store_failed)? {
+            Some(mut r) => {
+                r.doc["dhcpoptionsid"] = value.clone();
+                Change::Update(r)
             }
+            None => Change::Insert(Record {
+                id: vpc.to_string(),
+                kind: VPC_ATTRS.into(),
+                owner: owner(ctx),
+                vpc: Some(vpc.to_string()),
+                doc: json!({"dhcpoptionsid": value}),
+                version: 0,
+            }),
+        };
+        if write(ctx, vec![change]).await?.is_ok() {
+            return Ok(Value::Null);
         }
-        Err(Ec2Error::internal())
-    })
+    }
+    Err(Ec2Error::internal())
 }
 
 // ---- route tables -------------------------------------------------------------------------------
@@ -574,8 +555,8 @@ async fn annotate_routes(ctx: &Ctx<'_>, mut doc: Value) -> Result<Value, Ec2Erro
 }
 
 /// CreateRouteTable; ClientToken makes it idempotent (the SDKs fill one in).
-pub fn create_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(super::common::idempotent(ctx, async move {
+pub async fn create_route_table(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    super::common::idempotent(ctx, async move {
         let p = &ctx.req.params;
         let vpc = p.require("VpcId")?;
         let tags = tag_specs(p, RTB)?;
@@ -586,19 +567,18 @@ pub fn create_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a
         let doc = t.doc.clone();
         write(ctx, vec![Change::Insert(t)]).await?.map_err(store_failed)?;
         annotate_routes(ctx, doc).await
-    }))
+    })
+    .await
 }
 
-pub fn describe_route_tables<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let asked = asked_ids(ctx, "RouteTableId", &RTB_ERR)?;
-        let mut docs = Vec::new();
-        for r in live_tables(ctx).await? {
-            docs.push(annotate_routes(ctx, r.doc).await?);
-        }
-        super::vpn::propagated_routes(ctx, &mut docs).await?;
-        Ok(Value::Array(select(docs, asked, &RTB_ERR)?))
-    })
+pub async fn describe_route_tables(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let asked = asked_ids(ctx, "RouteTableId", &RTB_ERR)?;
+    let mut docs = Vec::new();
+    for r in live_tables(ctx).await? {
+        docs.push(annotate_routes(ctx, r.doc).await?);
+    }
+    super::vpn::propagated_routes(ctx, &mut docs).await?;
+    Ok(Value::Array(select(docs, asked, &RTB_ERR)?))
 }
 
 /// One route table of the caller (its Malformed / NotFound errors).
@@ -618,21 +598,19 @@ pub async fn update_route_table(ctx: &Ctx<'_>, id: &str, change: impl Fn(&mut Va
     Err(Ec2Error::internal())
 }
 
-pub fn delete_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let id = ctx.req.params.require("RouteTableId")?;
-        for _ in 0..RETRIES {
-            let r = fetch(ctx, &RTB_ERR, RTB, id).await?;
-            // Associated (a subnet, or the main association) -> EC2's DependencyViolation.
-            if r.doc["associations"].as_array().is_some_and(|a| !a.is_empty()) {
-                return Err(dependency("routeTable", id));
-            }
-            if write(ctx, vec![Change::Delete { id: r.id, version: r.version }]).await?.is_ok() {
-                return Ok(Value::Null);
-            }
+pub async fn delete_route_table(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let id = ctx.req.params.require("RouteTableId")?;
+    for _ in 0..RETRIES {
+        let r = fetch(ctx, &RTB_ERR, RTB, id).await?;
+        // Associated (a subnet, or the main association) -> EC2's DependencyViolation.
+        if r.doc["associations"].as_array().is_some_and(|a| !a.is_empty()) {
+            return Err(dependency("routeTable", id));
         }
-        Err(Ec2Error::internal())
-    })
+        if write(ctx, vec![Change::Delete { id: r.id, version: r.version }]).await?.is_ok() {
+            return Ok(Value::Null);
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// What a route points at, checked: `(field, id)`. Internet gateways must be attached to the
@@ -728,69 +706,67 @@ async fn route_target(ctx: &Ctx<'_>, table_vpc: &str, rtb: &str) -> Result<(&'st
 }
 
 /// CreateRoute (`args.op = "create"`), ReplaceRoute (`"replace"`), DeleteRoute (`"delete"`).
-pub fn change_route<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let op = ctx.action.args.get("op").and_then(Value::as_str).unwrap_or("create");
-        let p = &ctx.req.params;
-        let rtb = p.require("RouteTableId")?;
-        let dest_text = p.require("DestinationCidrBlock")?;
-        let dest = destination(dest_text)?.to_string();
-        let table = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
-        let vpc = table.vpc.clone().unwrap_or_default();
-        let target = if op == "delete" { None } else { Some(route_target(ctx, &vpc, rtb).await?) };
-        for _ in 0..RETRIES {
-            let mut r = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
-            let routes = r.doc["routes"].as_array().cloned().unwrap_or_default();
-            let pos = routes.iter().position(|x| s(x, "destinationcidrblock").as_deref() == Some(dest.as_str()));
-            if let Some(i) = pos
-                && s(&routes[i], "gatewayid").as_deref() == Some("local")
-                && op != "create"
-            {
+pub async fn change_route(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let op = ctx.action.args.get("op").and_then(Value::as_str).unwrap_or("create");
+    let p = &ctx.req.params;
+    let rtb = p.require("RouteTableId")?;
+    let dest_text = p.require("DestinationCidrBlock")?;
+    let dest = destination(dest_text)?.to_string();
+    let table = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
+    let vpc = table.vpc.clone().unwrap_or_default();
+    let target = if op == "delete" { None } else { Some(route_target(ctx, &vpc, rtb).await?) };
+    for _ in 0..RETRIES {
+        let mut r = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
+        let routes = r.doc["routes"].as_array().cloned().unwrap_or_default();
+        let pos = routes.iter().position(|x| s(x, "destinationcidrblock").as_deref() == Some(dest.as_str()));
+        if let Some(i) = pos
+            && s(&routes[i], "gatewayid").as_deref() == Some("local")
+            && op != "create"
+        {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("cannot remove local route {dest} in route table {rtb}"),
+            ));
+        }
+        let mut routes = routes;
+        match (op, pos) {
+            ("create", Some(_)) => {
                 return Err(Ec2Error::new(
-                    Code::InvalidParameterValue,
-                    format!("cannot remove local route {dest} in route table {rtb}"),
+                    Code::RouteAlreadyExists,
+                    format!("The route identified by {dest} already exists."),
                 ));
             }
-            let mut routes = routes;
-            match (op, pos) {
-                ("create", Some(_)) => {
-                    return Err(Ec2Error::new(
-                        Code::RouteAlreadyExists,
-                        format!("The route identified by {dest} already exists."),
-                    ));
-                }
-                ("replace", None) => {
-                    return Err(Ec2Error::new(
-                        Code::InvalidParameterValue,
-                        format!("There is no route defined for '{dest}' in the route table. Use CreateRoute instead."),
-                    ));
-                }
-                ("delete", None) => {
-                    return Err(Ec2Error::new(
-                        Code::InvalidRouteNotFound,
-                        format!("no route with destination-cidr-block {dest} in route table {rtb}"),
-                    ));
-                }
-                ("delete", Some(i)) => {
-                    routes.remove(i);
-                }
-                (_, pos) => {
-                    let (field, id) = target.clone().ok_or_else(Ec2Error::internal)?;
-                    let mut route = json!({"destinationcidrblock": dest, "origin": "CreateRoute", "state": "active"});
-                    route[field] = json!(id);
-                    match pos {
-                        Some(i) => routes[i] = route,
-                        None => routes.push(route),
-                    }
-                }
+            ("replace", None) => {
+                return Err(Ec2Error::new(
+                    Code::InvalidParameterValue,
+                    format!("There is no route defined for '{dest}' in the route table. Use CreateRoute instead."),
+                ));
             }
-            r.doc["routes"] = Value::Array(routes);
-            if write(ctx, vec![Change::Update(r)]).await?.is_ok() {
-                return Ok(Value::Null);
+            ("delete", None) => {
+                return Err(Ec2Error::new(
+                    Code::InvalidRouteNotFound,
+                    format!("no route with destination-cidr-block {dest} in route table {rtb}"),
+                ));
+            }
+            ("delete", Some(i)) => {
+                routes.remove(i);
+            }
+            (_, pos) => {
+                let (field, id) = target.clone().ok_or_else(Ec2Error::internal)?;
+                let mut route = json!({"destinationcidrblock": dest, "origin": "CreateRoute", "state": "active"});
+                route[field] = json!(id);
+                match pos {
+                    Some(i) => routes[i] = route,
+                    None => routes.push(route),
+                }
             }
         }
-        Err(Ec2Error::internal())
-    })
+        r.doc["routes"] = Value::Array(routes);
+        if write(ctx, vec![Change::Update(r)]).await?.is_ok() {
+            return Ok(Value::Null);
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// The route table (and association) holding `assoc`, among the caller's tables.
@@ -809,131 +785,120 @@ async fn find_association(ctx: &Ctx<'_>, assoc: &str) -> Result<(Record, Value),
     Err(Ec2Error::new(Code::InvalidAssociationIdNotFound, format!("The association ID '{assoc}' does not exist")))
 }
 
-pub fn associate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let rtb = p.require("RouteTableId")?;
-        if p.get("GatewayId").is_some() {
-            return Err(Ec2Error::new(
-                Code::UnsupportedOperation,
-                "Gateway route tables (AssociateRouteTable GatewayId) are not supported by this cloud.",
-            ));
+pub async fn associate_route_table(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let rtb = p.require("RouteTableId")?;
+    if p.get("GatewayId").is_some() {
+        return Err(Ec2Error::new(
+            Code::UnsupportedOperation,
+            "Gateway route tables (AssociateRouteTable GatewayId) are not supported by this cloud.",
+        ));
+    }
+    let subnet = p.require("SubnetId")?;
+    let table = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
+    let tier = cs_subnet(ctx, subnet).await?;
+    let tier_vpc = s(&tier, "vpcid").map(|u| ids::ec2_id(Kind::Vpc, &u));
+    if tier_vpc != table.vpc {
+        return Err(Ec2Error::new(
+            Code::InvalidParameterValue,
+            format!("Route table {rtb} and subnet {subnet} belong to different networks"),
+        ));
+    }
+    let assoc = new_id("rtbassoc");
+    for _ in 0..RETRIES {
+        let mut r = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
+        if let Some(list) = r.doc["associations"].as_array_mut() {
+            list.push(json!({"id": assoc, "main": false, "subnetid": subnet, "state": "associated"}));
         }
-        let subnet = p.require("SubnetId")?;
-        let table = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
-        let tier = cs_subnet(ctx, subnet).await?;
-        let tier_vpc = s(&tier, "vpcid").map(|u| ids::ec2_id(Kind::Vpc, &u));
-        if tier_vpc != table.vpc {
-            return Err(Ec2Error::new(
-                Code::InvalidParameterValue,
-                format!("Route table {rtb} and subnet {subnet} belong to different networks"),
-            ));
-        }
-        let assoc = new_id("rtbassoc");
-        for _ in 0..RETRIES {
-            let mut r = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
-            if let Some(list) = r.doc["associations"].as_array_mut() {
-                list.push(json!({"id": assoc, "main": false, "subnetid": subnet, "state": "associated"}));
-            }
-            let claim = Change::Claim { claim: format!("rtb-association:{subnet}"), holder: rtb.to_string() };
-            match write(ctx, vec![claim, Change::Update(r)]).await? {
-                Ok(()) => return Ok(json!({"associationid": assoc, "state": "associated"})),
-                Err(WriteError::Conflict { holder: Some(_), .. }) => {
-                    return Err(Ec2Error::new(
-                        Code::ResourceAlreadyAssociated,
-                        format!(
-                            "the specified association for route table {rtb} conflicts with an existing association"
-                        ),
-                    ));
-                }
-                Err(_) => continue,
-            }
-        }
-        Err(Ec2Error::internal())
-    })
-}
-
-pub fn disassociate_route_table<'a>(ctx: &'a Ctx<'a>, _: &'a Prepared) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let assoc = ctx.req.params.require("AssociationId")?;
-        for _ in 0..RETRIES {
-            let (mut r, a) = find_association(ctx, assoc).await?;
-            if a["main"] == true {
+        let claim = Change::Claim { claim: format!("rtb-association:{subnet}"), holder: rtb.to_string() };
+        match write(ctx, vec![claim, Change::Update(r)]).await? {
+            Ok(()) => return Ok(json!({"associationid": assoc, "state": "associated"})),
+            Err(WriteError::Conflict { holder: Some(_), .. }) => {
                 return Err(Ec2Error::new(
-                    Code::InvalidParameterValue,
-                    format!("cannot disassociate the main route table association {assoc}"),
+                    Code::ResourceAlreadyAssociated,
+                    format!("the specified association for route table {rtb} conflicts with an existing association"),
                 ));
             }
-            let subnet = s(&a, "subnetid").unwrap_or_default();
-            if let Some(list) = r.doc["associations"].as_array_mut() {
-                list.retain(|x| x["id"] != assoc);
-            }
-            let release = Change::Release { claim: format!("rtb-association:{subnet}"), holder: r.id.clone() };
-            if write(ctx, vec![Change::Update(r), release]).await?.is_ok() {
-                return Ok(Value::Null);
-            }
+            Err(_) => continue,
         }
-        Err(Ec2Error::internal())
-    })
+    }
+    Err(Ec2Error::internal())
+}
+
+pub async fn disassociate_route_table(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let assoc = ctx.req.params.require("AssociationId")?;
+    for _ in 0..RETRIES {
+        let (mut r, a) = find_association(ctx, assoc).await?;
+        if a["main"] == true {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("cannot disassociate the main route table association {assoc}"),
+            ));
+        }
+        let subnet = s(&a, "subnetid").unwrap_or_default();
+        if let Some(list) = r.doc["associations"].as_array_mut() {
+            list.retain(|x| x["id"] != assoc);
+        }
+        let release = Change::Release { claim: format!("rtb-association:{subnet}"), holder: r.id.clone() };
+        if write(ctx, vec![Change::Update(r), release]).await?.is_ok() {
+            return Ok(Value::Null);
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// ReplaceRouteTableAssociation: the subnet (or the VPC's main association) moves to another
 /// table of the same VPC, under a new association id, in one batch.
-pub fn replace_route_table_association<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-) -> BoxFuture<'a, Result<Value, Ec2Error>> {
-    Box::pin(async move {
-        let p = &ctx.req.params;
-        let assoc = p.require("AssociationId")?;
-        let rtb = p.require("RouteTableId")?;
-        fetch(ctx, &RTB_ERR, RTB, rtb).await?;
-        let new_assoc = new_id("rtbassoc");
-        for _ in 0..RETRIES {
-            let (mut old, a) = find_association(ctx, assoc).await?;
-            let mut target = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
-            if target.vpc != old.vpc {
-                return Err(Ec2Error::new(
-                    Code::InvalidParameterValue,
-                    format!("Route table {rtb} and association {assoc} belong to different networks"),
-                ));
-            }
-            let main = a["main"] == true;
-            let subnet = s(&a, "subnetid");
-            let mut item = json!({"id": new_assoc, "main": main, "state": "associated"});
-            if let Some(sub) = &subnet {
-                item["subnetid"] = json!(sub);
-            }
-            let mut changes = Vec::new();
-            let vpc = old.vpc.clone().unwrap_or_default();
-            let claim = match &subnet {
-                Some(sub) => format!("rtb-association:{sub}"),
-                None => format!("main-rtb:{vpc}"),
-            };
-            if old.id == target.id {
-                if let Some(list) = old.doc["associations"].as_array_mut() {
-                    list.retain(|x| x["id"] != assoc);
-                    list.push(item);
-                }
-                changes.push(Change::Update(old));
-            } else {
-                if let Some(list) = old.doc["associations"].as_array_mut() {
-                    list.retain(|x| x["id"] != assoc);
-                }
-                if let Some(list) = target.doc["associations"].as_array_mut() {
-                    list.push(item);
-                }
-                changes.push(Change::Release { claim: claim.clone(), holder: old.id.clone() });
-                changes.push(Change::Claim { claim, holder: target.id.clone() });
-                changes.push(Change::Update(old));
-                changes.push(Change::Update(target));
-            }
-            if write(ctx, changes).await?.is_ok() {
-                return Ok(json!({"newassociationid": new_assoc, "state": "associated"}));
-            }
+pub async fn replace_route_table_association(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+    let p = &ctx.req.params;
+    let assoc = p.require("AssociationId")?;
+    let rtb = p.require("RouteTableId")?;
+    fetch(ctx, &RTB_ERR, RTB, rtb).await?;
+    let new_assoc = new_id("rtbassoc");
+    for _ in 0..RETRIES {
+        let (mut old, a) = find_association(ctx, assoc).await?;
+        let mut target = fetch(ctx, &RTB_ERR, RTB, rtb).await?;
+        if target.vpc != old.vpc {
+            return Err(Ec2Error::new(
+                Code::InvalidParameterValue,
+                format!("Route table {rtb} and association {assoc} belong to different networks"),
+            ));
         }
-        Err(Ec2Error::internal())
-    })
+        let main = a["main"] == true;
+        let subnet = s(&a, "subnetid");
+        let mut item = json!({"id": new_assoc, "main": main, "state": "associated"});
+        if let Some(sub) = &subnet {
+            item["subnetid"] = json!(sub);
+        }
+        let mut changes = Vec::new();
+        let vpc = old.vpc.clone().unwrap_or_default();
+        let claim = match &subnet {
+            Some(sub) => format!("rtb-association:{sub}"),
+            None => format!("main-rtb:{vpc}"),
+        };
+        if old.id == target.id {
+            if let Some(list) = old.doc["associations"].as_array_mut() {
+                list.retain(|x| x["id"] != assoc);
+                list.push(item);
+            }
+            changes.push(Change::Update(old));
+        } else {
+            if let Some(list) = old.doc["associations"].as_array_mut() {
+                list.retain(|x| x["id"] != assoc);
+            }
+            if let Some(list) = target.doc["associations"].as_array_mut() {
+                list.push(item);
+            }
+            changes.push(Change::Release { claim: claim.clone(), holder: old.id.clone() });
+            changes.push(Change::Claim { claim, holder: target.id.clone() });
+            changes.push(Change::Update(old));
+            changes.push(Change::Update(target));
+        }
+        if write(ctx, changes).await?.is_ok() {
+            return Ok(json!({"newassociationid": new_assoc, "state": "associated"}));
+        }
+    }
+    Err(Ec2Error::internal())
 }
 
 /// Store objects of a VPC that is being deleted: its main route table and attributes. Other

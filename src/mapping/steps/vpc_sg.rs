@@ -13,7 +13,6 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::super::backend::BoxFuture;
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::tag_specifications as tag_specs;
@@ -405,45 +404,39 @@ fn permissions(atoms: &[Value]) -> Value {
 
 /// DescribeSecurityGroups (after `security_group_permissions`): the VPC groups join the
 /// CloudStack ones (every VPC's default group made where missing), with their permissions.
-pub fn describe<'a>(
-    ctx: &'a Ctx<'a>,
-    _: &'a Prepared,
-    mut items: Vec<Value>,
-) -> BoxFuture<'a, Result<Vec<Value>, Ec2Error>> {
-    Box::pin(async move {
-        // No VPC group kept for this account (no VPC made through the gateway): EC2-Classic
-        // costs no extra call. VPCs made elsewhere get their default group when first used.
-        let kept = groups(ctx).await?;
-        if kept.is_empty() {
-            return Ok(items);
+pub async fn describe(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    // No VPC group kept for this account (no VPC made through the gateway): EC2-Classic
+    // costs no extra call. VPCs made elsewhere get their default group when first used.
+    let kept = groups(ctx).await?;
+    if kept.is_empty() {
+        return Ok(items);
+    }
+    let vpcs = objects::cs_vpcs(ctx).await?;
+    let mut kept = kept;
+    for (id, v) in &vpcs {
+        if !kept.iter().any(|g| g.vpc.as_ref() == Some(id) && g.doc["default"] == true) {
+            ensure_default(ctx, id, &s(v, "id").unwrap_or_default()).await?;
+            kept = groups(ctx).await?;
         }
-        let vpcs = objects::cs_vpcs(ctx).await?;
-        let mut kept = kept;
-        for (id, v) in &vpcs {
-            if !kept.iter().any(|g| g.vpc.as_ref() == Some(id) && g.doc["default"] == true) {
-                ensure_default(ctx, id, &s(v, "id").unwrap_or_default()).await?;
-                kept = groups(ctx).await?;
-            }
+    }
+    let mut record = Vec::new();
+    for g in kept {
+        if !vpcs.iter().any(|(id, _)| Some(id) == g.vpc.as_ref()) {
+            continue; // its VPC is gone (removed with it on DeleteVpc)
         }
-        let mut record = Vec::new();
-        for g in kept {
-            if !vpcs.iter().any(|(id, _)| Some(id) == g.vpc.as_ref()) {
-                continue; // its VPC is gone (removed with it on DeleteVpc)
-            }
-            let mut doc = g.doc.clone();
-            let ingress = permissions(doc["rules"]["ingress"].as_array().map(Vec::as_slice).unwrap_or_default());
-            let egress = permissions(doc["rules"]["egress"].as_array().map(Vec::as_slice).unwrap_or_default());
-            if let Some(o) = doc.as_object_mut() {
-                o.insert("_vpcid".into(), o.get("vpcid").cloned().unwrap_or(Value::Null));
-                o.insert("_ingress".into(), ingress);
-                o.insert("_egress".into(), egress);
-            }
-            record.push((Kind::SecurityGroup, g.id.clone(), s(&doc, "id").unwrap_or_default()));
-            items.push(doc);
+        let mut doc = g.doc.clone();
+        let ingress = permissions(doc["rules"]["ingress"].as_array().map(Vec::as_slice).unwrap_or_default());
+        let egress = permissions(doc["rules"]["egress"].as_array().map(Vec::as_slice).unwrap_or_default());
+        if let Some(o) = doc.as_object_mut() {
+            o.insert("_vpcid".into(), o.get("vpcid").cloned().unwrap_or(Value::Null));
+            o.insert("_ingress".into(), ingress);
+            o.insert("_egress".into(), egress);
         }
-        ctx.ex.ids.record(record).await;
-        Ok(items)
-    })
+        record.push((Kind::SecurityGroup, g.id.clone(), s(&doc, "id").unwrap_or_default()));
+        items.push(doc);
+    }
+    ctx.ex.ids.record(record).await;
+    Ok(items)
 }
 
 /// The groups of a VPC (for DeleteVpc: only the default one may remain).
