@@ -12,15 +12,17 @@ fn table() -> Table {
     Table::builtin().unwrap_or_else(|e| panic!("{}", e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")))
 }
 
-/// botocore's EC2 model: $EC2BRIDGE_EC2_MODEL, else the botocore of $EC2BRIDGE_PYTHON, python3
-/// on PATH or /work/venv (gzip'd or not).
+/// botocore's EC2 model: $EC2BRIDGE_EC2_MODEL, else the botocore of $EC2BRIDGE_PYTHON, of the
+/// client venv ($EC2BRIDGE_VENV, else the repository's .venv: the version requirements.txt pins)
+/// or of python3 on PATH (gzip'd or not).
 fn model() -> Option<Value> {
     let mut candidates: Vec<std::path::PathBuf> = Vec::new();
     if let Ok(p) = std::env::var("EC2BRIDGE_EC2_MODEL") {
         candidates.push(p.into());
     }
+    let venv = std::env::var("EC2BRIDGE_VENV").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.venv").into());
     let pythons =
-        [std::env::var("EC2BRIDGE_PYTHON").unwrap_or_default(), "/work/venv/bin/python".into(), "python3".into()];
+        [std::env::var("EC2BRIDGE_PYTHON").unwrap_or_default(), format!("{venv}/bin/python"), "python3".into()];
     for py in pythons.iter().filter(|p| !p.is_empty()) {
         let out = std::process::Command::new(py)
             .args(["-c", "import botocore, os; print(os.path.dirname(botocore.__file__))"])
