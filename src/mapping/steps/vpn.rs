@@ -786,20 +786,7 @@ async fn sync_cloudstack(ctx: &Ctx<'_>, doc: &mut Value) -> Result<(), Ec2Error>
             let cgw = res.get("vpncustomergateway").and_then(|g| s(g, "id")).ok_or_else(Ec2Error::internal)?;
             let mut undo = Undo::new(ctx);
             undo.made(&id, UndoCall::job("deleteVpnCustomerGateway", vec![pair("id", &cgw)])).await;
-            let params = [pair("s2svpngatewayid", &vgw_uuid), pair("s2scustomergatewayid", &cgw)];
-            let j = match ctx.start_job("createVpnConnection", &params).await {
-                Ok(j) => j,
-                Err(e) => return Err(undo.fail(e).await),
-            };
-            // A connection whose router setup fails stays behind in state Error: removed too.
-            if let Some(conn) = &j.id {
-                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
-            }
-            let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
-                Ok(r) => r,
-                Err(e) => return Err(undo.fail(e).await),
-            };
-            let conn = j.id.or_else(|| res.get("vpnconnection").and_then(|c| s(c, "id")));
+            let (undo, conn) = create_cs_connection(ctx, undo, &id, &vgw_uuid, &cgw).await?;
             undo.disarm().await;
             doc["cscgw"] = json!(cgw);
             doc["csconn"] = json!(conn);
@@ -1154,19 +1141,8 @@ pub async fn modify_vpn_connection(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value,
         }
         if moving {
             let vgw_uuid = s(&n.doc, "csvgw").ok_or_else(Ec2Error::internal)?;
-            let params = [pair("s2svpngatewayid", &vgw_uuid), pair("s2scustomergatewayid", &cs_cgw)];
-            let j = match ctx.start_job("createVpnConnection", &params).await {
-                Ok(j) => j,
-                Err(e) => return Err(undo.fail(e).await),
-            };
-            if let Some(conn) = &j.id {
-                undo.made(&id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
-            }
-            let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
-                Ok(r) => r,
-                Err(e) => return Err(undo.fail(e).await),
-            };
-            let conn = j.id.or_else(|| res.get("vpnconnection").and_then(|c| s(c, "id")));
+            let (u, conn) = create_cs_connection(ctx, undo, &id, &vgw_uuid, &cs_cgw).await?;
+            undo = u;
             n.doc["csconn"] = json!(conn);
         }
     }
@@ -1390,6 +1366,31 @@ pub async fn propagated_routes(ctx: &Ctx<'_>, tables: &mut [Value]) -> Result<()
         }
     }
     Ok(())
+}
+
+/// createVpnConnection between CloudStack's VPN gateway `vgw` and customer gateway `cgw`, its
+/// removal registered with `undo` as soon as CloudStack names it (a connection whose router setup
+/// fails stays behind in state Error: removed too). Answers the undo back and the connection id.
+async fn create_cs_connection<'c>(
+    ctx: &'c Ctx<'c>,
+    mut undo: Undo<'c>,
+    id: &str,
+    vgw: &str,
+    cgw: &str,
+) -> Result<(Undo<'c>, Option<String>), Ec2Error> {
+    let params = [pair("s2svpngatewayid", vgw), pair("s2scustomergatewayid", cgw)];
+    let j = match ctx.start_job("createVpnConnection", &params).await {
+        Ok(j) => j,
+        Err(e) => return Err(undo.fail(e).await),
+    };
+    if let Some(conn) = &j.id {
+        undo.made(id, UndoCall::job("deleteVpnConnection", vec![pair("id", conn)])).await;
+    }
+    let res = match ctx.wait_job("createVpnConnection", &j.jobid).await {
+        Ok(r) => r,
+        Err(e) => return Err(undo.fail(e).await),
+    };
+    Ok((undo, j.id.or_else(|| res.get("vpnconnection").and_then(|c| s(c, "id")))))
 }
 
 #[cfg(test)]
