@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(not shutil.which("terraform") or not PROVIDERS,
                                 reason="terraform not on PATH or no hashicorp/aws provider under %s "
                                        "(set EC2BRIDGE_TF_PLUGINS to a filesystem mirror)" % MIRROR)
 
-STACK = '''
+# The provider pointed at the gateway (shared with test_terraform_data_sources.py).
+PROVIDER = '''
 terraform {
   required_providers {
     aws = { source = "hashicorp/aws", version = "%(version)s" }
@@ -40,7 +41,9 @@ provider "aws" {
     sts = "%(endpoint)s"
   }
 }
-resource "aws_vpc" "main" {
+'''
+
+STACK = PROVIDER + '''resource "aws_vpc" "main" {
   cidr_block = "10.70.0.0/16"
   tags       = { Name = "tf-main" }
 }

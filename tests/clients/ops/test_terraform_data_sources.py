@@ -17,27 +17,9 @@ import pytest
 
 from ops_support import Gateway, Sim
 from harness import supported_platforms
-from test_terraform import MIRROR, PROVIDERS, pytestmark  # noqa: F401 - the same skip
+from test_terraform import MIRROR, PROVIDER, PROVIDERS, pytestmark  # noqa: F401 - the same skip
 
-STACK = '''
-terraform {
-  required_providers {
-    aws = { source = "hashicorp/aws", version = "%(version)s" }
-  }
-}
-provider "aws" {
-  region                      = "us-east-1"
-  access_key                  = "%(access)s"
-  secret_key                  = "%(secret)s"
-  skip_credentials_validation = true
-  skip_metadata_api_check     = true
-  skip_region_validation      = true
-  endpoints {
-    ec2 = "%(endpoint)s"
-    sts = "%(endpoint)s"
-  }
-}
-resource "aws_vpc" "main" {
+STACK = PROVIDER + '''resource "aws_vpc" "main" {
   cidr_block = "10.71.0.0/16"
   tags       = { Name = "ds-main" }
 }
