@@ -9,7 +9,6 @@
 // spaces as %20, and takes the request id only from the x-amzn-requestid header.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 
 import {
   DescribeAvailabilityZonesCommand,
@@ -23,23 +22,7 @@ import {
   waitUntilInstanceTerminated,
 } from "@aws-sdk/client-ec2";
 
-function target() {
-  const env = process.env;
-  if (env.EC2BRIDGE_ENDPOINT) {
-    return {
-      endpoint: env.EC2BRIDGE_ENDPOINT,
-      region: env.EC2BRIDGE_REGION || "us-east-1",
-      accessKeyId: env.EC2BRIDGE_ACCESS_KEY,
-      secretAccessKey: env.EC2BRIDGE_SECRET_KEY,
-    };
-  }
-  if (!env.EC2BRIDGE_READY_FILE) {
-    throw new Error("set EC2BRIDGE_ENDPOINT (+ EC2BRIDGE_ACCESS_KEY/EC2BRIDGE_SECRET_KEY) or EC2BRIDGE_READY_FILE");
-  }
-  const ready = JSON.parse(readFileSync(env.EC2BRIDGE_READY_FILE, "utf8"));
-  const user = ready.users.find((u) => !u.is_admin) || ready.users[0];
-  return { endpoint: ready.endpoint, region: ready.region, accessKeyId: user.access_key, secretAccessKey: user.secret_key };
-}
+import { target } from "./target.mjs";
 
 const T = target();
 const client = (secretAccessKey = T.secretAccessKey) =>

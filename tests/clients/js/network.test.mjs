@@ -10,7 +10,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { readFileSync } from "node:fs";
 
 import {
   AllocateAddressCommand,
@@ -76,27 +75,7 @@ import {
   waitUntilVpnConnectionDeleted,
 } from "@aws-sdk/client-ec2";
 
-function target() {
-  const env = process.env;
-  if (env.EC2BRIDGE_ENDPOINT) {
-    return {
-      endpoint: env.EC2BRIDGE_ENDPOINT,
-      region: env.EC2BRIDGE_REGION || "us-east-1",
-      accessKeyId: env.EC2BRIDGE_ACCESS_KEY,
-      secretAccessKey: env.EC2BRIDGE_SECRET_KEY,
-      cloudstack: env.EC2BRIDGE_CLOUDSTACK_ENDPOINT,
-    };
-  }
-  const ready = JSON.parse(readFileSync(env.EC2BRIDGE_READY_FILE, "utf8"));
-  const user = ready.users.find((u) => !u.is_admin) || ready.users[0];
-  return {
-    endpoint: ready.endpoint,
-    region: ready.region,
-    accessKeyId: user.access_key,
-    secretAccessKey: user.secret_key,
-    cloudstack: ready.cloudstack_endpoint,
-  };
-}
+import { target } from "./target.mjs";
 
 const T = target();
 const ec2 = new EC2Client({

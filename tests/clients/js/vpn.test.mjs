@@ -4,7 +4,6 @@
 // the rest of this directory (`node --test tests/clients/js/`).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 
 import {
   AttachVpnGatewayCommand,
@@ -26,20 +25,7 @@ import {
   waitUntilVpnConnectionDeleted,
 } from "@aws-sdk/client-ec2";
 
-function target() {
-  const env = process.env;
-  if (env.EC2BRIDGE_ENDPOINT) {
-    return {
-      endpoint: env.EC2BRIDGE_ENDPOINT,
-      region: env.EC2BRIDGE_REGION || "us-east-1",
-      accessKeyId: env.EC2BRIDGE_ACCESS_KEY,
-      secretAccessKey: env.EC2BRIDGE_SECRET_KEY,
-    };
-  }
-  const ready = JSON.parse(readFileSync(env.EC2BRIDGE_READY_FILE, "utf8"));
-  const user = ready.users.find((u) => !u.is_admin) || ready.users[0];
-  return { endpoint: ready.endpoint, region: ready.region, accessKeyId: user.access_key, secretAccessKey: user.secret_key };
-}
+import { target } from "./target.mjs";
 
 const T = target();
 const ec2 = new EC2Client({
