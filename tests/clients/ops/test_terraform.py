@@ -143,7 +143,10 @@ def tf(workdir, env, *args, timeout=600):
     return r.returncode, r.stdout + r.stderr
 
 
-def test_terraform_vpc_stack_apply_plan_destroy(workdir, procs):
+def terraform_stack(workdir, procs, stack):
+    """A simulator, a gateway configured against it and a Terraform directory holding `stack` (with
+    PROVIDER pointed at the gateway as alice), initialised from the provider mirror: (alice's boto3
+    client, the directory, the environment for `tf`). Skips without a VPC zone."""
     sim = Sim(workdir).start()
     procs.append(sim)
     admin = sim.admin()
@@ -162,12 +165,17 @@ def test_terraform_vpc_stack_apply_plan_destroy(workdir, procs):
     (tfdir / "cli.tfrc").write_text(
         'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
         '  direct { exclude = ["registry.terraform.io/hashicorp/aws"] }\n}\n' % MIRROR)
-    (tfdir / "main.tf").write_text(STACK % {"version": version, "access": alice["apikey"],
+    (tfdir / "main.tf").write_text(stack % {"version": version, "access": alice["apikey"],
                                             "secret": alice["secretkey"], "endpoint": gw.endpoint})
     env = dict(os.environ, TF_CLI_CONFIG_FILE=str(tfdir / "cli.tfrc"), TF_IN_AUTOMATION="1",
                CHECKPOINT_DISABLE="1", HOME=str(tfdir))
     rc, out = tf(tfdir, env, "init")
     assert rc == 0, out
+    return ec2, tfdir, env
+
+
+def test_terraform_vpc_stack_apply_plan_destroy(workdir, procs):
+    ec2, tfdir, env = terraform_stack(workdir, procs, STACK)
     rc, out = tf(tfdir, env, "apply", "-auto-approve")
     assert rc == 0 and "Apply complete! Resources: 13 added" in out, out
     rc, out = tf(tfdir, env, "output", "-raw", "vpc_id")

@@ -8,16 +8,8 @@ aws_network_interface's attachment.instance-id, aws_eip's instance-id/domain); t
 compared with what boto3 sees. Needs `terraform` and the hashicorp/aws provider mirror (as
 test_terraform.py); skips clearly without them."""
 import json
-import os
-import pathlib
-import subprocess
 
-import boto3
-import pytest
-
-from ops_support import Gateway, Sim
-from harness import supported_platforms
-from test_terraform import MIRROR, PROVIDER, PROVIDERS, pytestmark  # noqa: F401 - the same skip
+from test_terraform import PROVIDER, pytestmark, terraform_stack, tf  # noqa: F401 - the same skip
 
 STACK = PROVIDER + '''resource "aws_vpc" "main" {
   cidr_block = "10.71.0.0/16"
@@ -219,37 +211,8 @@ output "made" {
 '''
 
 
-def tf(workdir, env, *args, timeout=600):
-    r = subprocess.run(["terraform", *args, "-no-color"], cwd=workdir, env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    return r.returncode, r.stdout + r.stderr
-
-
 def test_terraform_data_sources_find_by_filters(workdir, procs):
-    sim = Sim(workdir).start()
-    procs.append(sim)
-    admin = sim.admin()
-    cfg = ('[cloudstack]\nendpoint = "%s"\nadmin_api_key = "%s"\nadmin_secret_key = "%s"\n'
-           % (sim.endpoint, admin["apikey"], admin["secretkey"]))
-    gw = Gateway(workdir, cfg)
-    procs.append(gw)
-    alice = sim.user()
-    ec2 = boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1", aws_access_key_id=alice["apikey"],
-                       aws_secret_access_key=alice["secretkey"])
-    if "VPC" not in supported_platforms(ec2.describe_account_attributes):
-        pytest.skip("the simulator's region has no VPC zone")
-    version = PROVIDERS[-1].parent.parent.name
-    tfdir = pathlib.Path(workdir) / "tf"
-    tfdir.mkdir()
-    (tfdir / "cli.tfrc").write_text(
-        'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n    include = ["registry.terraform.io/hashicorp/aws"]\n  }\n'
-        '  direct { exclude = ["registry.terraform.io/hashicorp/aws"] }\n}\n' % MIRROR)
-    (tfdir / "main.tf").write_text(STACK % {"version": version, "access": alice["apikey"],
-                                            "secret": alice["secretkey"], "endpoint": gw.endpoint})
-    env = dict(os.environ, TF_CLI_CONFIG_FILE=str(tfdir / "cli.tfrc"), TF_IN_AUTOMATION="1",
-               CHECKPOINT_DISABLE="1", HOME=str(tfdir))
-    rc, out = tf(tfdir, env, "init")
-    assert rc == 0, out
+    ec2, tfdir, env = terraform_stack(workdir, procs, STACK)
     try:
         rc, out = tf(tfdir, env, "apply", "-auto-approve")
         assert rc == 0, out
