@@ -15,23 +15,16 @@ import {
   DescribeImagesCommand,
   DescribeInstancesCommand,
   DescribeRegionsCommand,
-  EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
   waitUntilInstanceRunning,
   waitUntilInstanceTerminated,
 } from "@aws-sdk/client-ec2";
 
-import { target } from "./target.mjs";
+import { ec2Client, target } from "./target.mjs";
 
 const T = target();
-const client = (secretAccessKey = T.secretAccessKey) =>
-  new EC2Client({
-    endpoint: T.endpoint,
-    region: T.region,
-    credentials: { accessKeyId: T.accessKeyId, secretAccessKey },
-    maxAttempts: 1,
-  });
+const client = (secretAccessKey) => ec2Client(T, secretAccessKey);
 const ec2 = client();
 const WAIT = { client: ec2, maxWaitTime: 90, minDelay: 1, maxDelay: 2 };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -61,7 +61,6 @@ import {
   DisableVgwRoutePropagationCommand,
   DisassociateAddressCommand,
   DisassociateRouteTableCommand,
-  EC2Client,
   EnableVgwRoutePropagationCommand,
   ReleaseAddressCommand,
   ReplaceNetworkAclAssociationCommand,
@@ -75,15 +74,10 @@ import {
   waitUntilVpnConnectionDeleted,
 } from "@aws-sdk/client-ec2";
 
-import { target } from "./target.mjs";
+import { ec2Client, target } from "./target.mjs";
 
 const T = target();
-const ec2 = new EC2Client({
-  endpoint: T.endpoint,
-  region: T.region,
-  credentials: { accessKeyId: T.accessKeyId, secretAccessKey: T.secretAccessKey },
-  maxAttempts: 1,
-});
+const ec2 = ec2Client(T);
 const WAIT = { client: ec2, maxWaitTime: 90, minDelay: 1, maxDelay: 2 };
 const send = (c) => ec2.send(c);
 

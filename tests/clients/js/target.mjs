@@ -4,6 +4,8 @@
 // user is used). tests/clients/ec2/test_js_sdk.py sets the latter.
 import { readFileSync } from "node:fs";
 
+import { EC2Client } from "@aws-sdk/client-ec2";
+
 export function target() {
   const env = process.env;
   if (env.EC2BRIDGE_ENDPOINT) {
@@ -27,4 +29,15 @@ export function target() {
     secretAccessKey: user.secret_key,
     cloudstack: ready.cloudstack_endpoint,
   };
+}
+
+// An EC2 client of the target's user (another secret for signature tests); no SDK retries, so a
+// test sees the gateway's first answer.
+export function ec2Client(T, secretAccessKey = T.secretAccessKey) {
+  return new EC2Client({
+    endpoint: T.endpoint,
+    region: T.region,
+    credentials: { accessKeyId: T.accessKeyId, secretAccessKey },
+    maxAttempts: 1,
+  });
 }

@@ -19,21 +19,15 @@ import {
   DescribeRouteTablesCommand,
   DescribeVpnConnectionsCommand,
   DetachVpnGatewayCommand,
-  EC2Client,
   EnableVgwRoutePropagationCommand,
   waitUntilVpnConnectionAvailable,
   waitUntilVpnConnectionDeleted,
 } from "@aws-sdk/client-ec2";
 
-import { target } from "./target.mjs";
+import { ec2Client, target } from "./target.mjs";
 
 const T = target();
-const ec2 = new EC2Client({
-  endpoint: T.endpoint,
-  region: T.region,
-  credentials: { accessKeyId: T.accessKeyId, secretAccessKey: T.secretAccessKey },
-  maxAttempts: 1,
-});
+const ec2 = ec2Client(T);
 const WAIT = { client: ec2, maxWaitTime: 60, minDelay: 1, maxDelay: 2 };
 
 test("VPN: customer gateway, VPN gateway, connection, propagated static route, waiters, teardown", async () => {
