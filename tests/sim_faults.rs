@@ -98,3 +98,48 @@ async fn failing_and_hanging_jobs() {
     let l = alice.items("listVirtualMachines", &[("id", &id)], "virtualmachine").await;
     assert_eq!(l[0]["jobstatus"], 0);
 }
+
+/// A lost answer (the command ran, its connection closed without the answer): the client finds
+/// the job it started among the caller's jobs and carries on with it; a drop before the command
+/// ran stays a transport error (a retry is safe) and started nothing.
+#[tokio::test]
+async fn lost_answers_of_async_commands_are_found() {
+    use ec2bridge::cloudstack::{ClientOptions, CsClient, CsCredentials, CsError};
+    let h = start_seed(Some(&default_seed_plus(
+        r#"
+[[faults]]
+command = "createVolume"
+drop_after_rate = 1.0
+
+[[faults]]
+command = "associateIpAddress"
+drop_rate = 1.0
+"#,
+    )))
+    .await;
+    let alice = Cs::of(&h, "alice");
+    let client = CsClient::new(&alice.endpoint, ClientOptions::default()).unwrap();
+    let creds = CsCredentials { api_key: alice.key.clone(), secret_key: alice.secret.clone() };
+    let p = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let vol = p(&[("zoneid", ZONE1), ("diskofferingid", DISK_SMALL), ("name", "lost")]);
+
+    // Two at once, both answers lost: each call gets one of the two jobs.
+    let (a, b) =
+        tokio::join!(client.start_job(&creds, "createVolume", &vol), client.start_job(&creds, "createVolume", &vol));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.jobid, b.jobid);
+    let volumes = alice.items("listVolumes", &[("type", "DATADISK")], "volume").await;
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    for started in [&a, &b] {
+        let id = started.id.as_deref().expect("the new volume's id, from the job");
+        assert!(volumes.iter().any(|v| v["id"] == id), "{id} in {volumes:?}");
+        let done = client.wait_job(&creds, "createVolume", &started.jobid).await.unwrap();
+        assert_eq!(done["volume"]["id"], id);
+    }
+
+    // Dropped before it ran: nothing started, and the error is a transport error (retryable).
+    let e = client.start_job(&creds, "associateIpAddress", &p(&[("zoneid", ZONE1)])).await.unwrap_err();
+    assert!(matches!(e, CsError::Transport(_)), "{e:?}");
+    let jobs = alice.items("listAsyncJobs", &[], "asyncjobs").await;
+    assert!(!jobs.iter().any(|j| j["cmd"].as_str().unwrap_or("").ends_with("AssociateIPAddrCmd")), "{jobs:?}");
+}

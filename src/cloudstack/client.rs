@@ -76,6 +76,15 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 const MAX_PAGES: usize = 10_000;
 /// Consecutive transport failures tolerated while polling a job before giving up.
 const POLL_TRANSPORT_RETRIES: u32 = 3;
+/// How far before the send a lost answer's job is looked for: CloudStack's clock may be behind
+/// the gateway's (docs/cloudstack-wire.md "Lost answers").
+const LOST_JOB_SKEW: Duration = Duration::from_secs(60);
+/// Job ids remembered for telling a lost answer's job from others: pruned past this many ...
+const KNOWN_JOBS_PRUNE_AT: usize = 4096;
+/// ... to those younger than this (well past the look-back of `LOST_JOB_SKEW`), ...
+const KNOWN_JOBS_KEEP: Duration = Duration::from_secs(600);
+/// ... and never more than this many.
+const KNOWN_JOBS_MAX: usize = 65_536;
 /// Parameters the client sets itself; callers' copies are ignored.
 const RESERVED: [&str; 6] = ["command", "response", "apiKey", "signature", "signatureVersion", "expires"];
 
@@ -86,6 +95,12 @@ struct Inner {
     calls: AtomicU64,
     slots: Option<Arc<tokio::sync::Semaphore>>,
     key_slots: DashMap<String, Arc<tokio::sync::Semaphore>>,
+    /// Job ids this client was told of (or claimed after a lost answer), with when: a job whose
+    /// answer was lost is looked for among the jobs nobody here knows (`recover_job`).
+    known_jobs: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// Async commands being sent, per API key and command: a lost answer is looked for once
+    /// those sent before it have their answers.
+    sending: DashMap<String, usize>,
 }
 
 #[derive(Clone)]
@@ -145,6 +160,8 @@ impl CsClient {
                 opts,
                 calls: AtomicU64::new(0),
                 key_slots: DashMap::new(),
+                known_jobs: Default::default(),
+                sending: DashMap::new(),
             }),
         })
     }
@@ -175,8 +192,19 @@ impl CsClient {
         command: &str,
         params: &[(String, String)],
     ) -> Result<Value, CsError> {
+        self.call_delivery(creds, command, params).await.0
+    }
+
+    /// `call`, and whether a failed call may have reached CloudStack (false only when it
+    /// certainly did not: no connection, or no call slot in time).
+    async fn call_delivery(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+    ) -> (Result<Value, CsError>, bool) {
         let started = Instant::now();
-        let body = self.send(creds, command, params).await;
+        let (body, delivered) = self.send(creds, command, params).await;
         let out = match body {
             Ok((status, bytes)) => decode(command, status, &bytes),
             Err(e) => Err(e),
@@ -188,7 +216,7 @@ impl CsClient {
                 tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, error = %e, "cloudstack call failed")
             }
         }
-        out
+        (out, delivered)
     }
 
     /// A list command, following pages until `count` items are collected. Returns the items under
@@ -243,19 +271,135 @@ impl CsClient {
     }
 
     /// Start an async command; answers at once with its job id (and new object id).
+    ///
+    /// When the answer is lost after the command may have reached CloudStack (the connection
+    /// dropped, the deadline passed), the job is looked for among the caller's jobs
+    /// (`listAsyncJobs`, docs/cloudstack-wire.md "Lost answers"): found, it is answered as if the
+    /// answer had arrived; certainly not started, the transport error stands (a retry is safe);
+    /// anything else is `CsError::Unconfirmed`, which callers must not answer as retryable.
     pub async fn start_job(
         &self,
         creds: &CsCredentials,
         command: &str,
         params: &[(String, String)],
     ) -> Result<JobStarted, CsError> {
-        let resp = self.call(creds, command, params).await?;
+        let sent = time::OffsetDateTime::now_utc();
+        let sending = self.sending_guard(&creds.api_key, command);
+        let (resp, delivered) = self.call_delivery(creds, command, params).await;
+        drop(sending);
+        let resp = match resp {
+            Ok(r) => r,
+            Err(CsError::Transport(e)) if delivered => return self.recover_job(creds, command, sent, e).await,
+            Err(e) => return Err(e),
+        };
         let jobid = resp
             .get("jobid")
             .and_then(as_id)
             .ok_or_else(|| CsError::BadResponse(format!("{command}: no jobid in the answer")))?;
+        self.know_job(&jobid);
         let id = resp.get("id").and_then(as_id);
         Ok(JobStarted { jobid, id })
+    }
+
+    /// Counts `command` as being sent with `api_key` until the guard drops.
+    fn sending_guard(&self, api_key: &str, command: &str) -> SendingGuard {
+        let key = format!("{api_key}\u{0}{command}");
+        *self.inner.sending.entry(key.clone()).or_insert(0) += 1;
+        SendingGuard { inner: self.inner.clone(), key }
+    }
+
+    fn know_job(&self, jobid: &str) {
+        let mut known = self.inner.known_jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= KNOWN_JOBS_PRUNE_AT {
+            known.retain(|_, at| at.elapsed() < KNOWN_JOBS_KEEP);
+            if known.len() >= KNOWN_JOBS_MAX {
+                // Still full of recent jobs: forget the oldest half.
+                let mut ages: Vec<Instant> = known.values().copied().collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                known.retain(|_, at| *at > cut);
+            }
+        }
+        known.insert(jobid.to_string(), Instant::now());
+    }
+
+    /// Claim `jobid` as this call's: false when it is known already (another call's).
+    fn claim_job(&self, jobid: &str) -> bool {
+        let known = self.inner.known_jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = !known.contains_key(jobid);
+        drop(known);
+        if fresh {
+            self.know_job(jobid);
+        }
+        fresh
+    }
+
+    /// The answer of `command` (sent at `sent`) was lost: find the job it started, if any.
+    async fn recover_job(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        sent: time::OffsetDateTime,
+        lost: String,
+    ) -> Result<JobStarted, CsError> {
+        let unconfirmed = |why: String| {
+            tracing::warn!(command, error = %lost, why = %why, "the answer of an async command was lost and whether it started is unknown");
+            CsError::Unconfirmed { command: command.to_string(), text: format!("{lost}; {why}") }
+        };
+        // The answers of the same commands sent meanwhile name their jobs: wait for them, so
+        // that what is left unknown is this call's (bounded by one call deadline).
+        let key = format!("{}\u{0}{command}", creds.api_key);
+        let until = Instant::now() + self.inner.opts.call_timeout;
+        while self.inner.sending.get(&key).is_some_and(|n| *n > 0) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let since = sent - LOST_JOB_SKEW;
+        let mut params =
+            vec![("listall".to_string(), "true".to_string()), ("startdate".to_string(), format_expires(since))];
+        let mut jobs = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            match self.list_all(creds, "listAsyncJobs", &params, "asyncjobs").await {
+                // A release that takes `startdate` as a day only: every job of the account.
+                Err(CsError::Api { errorcode: 431, .. }) if params.len() == 2 => {
+                    params.truncate(1);
+                    continue;
+                }
+                Ok(l) => {
+                    jobs = Some(l);
+                    break;
+                }
+                Err(CsError::Transport(_)) => continue,
+                Err(CsError::Api { errorcode, .. }) if errorcode == 429 || errorcode >= 500 => continue,
+                Err(e) => return Err(unconfirmed(format!("listAsyncJobs: {e}"))),
+            }
+        }
+        let Some(jobs) = jobs else { return Err(unconfirmed("listAsyncJobs did not answer".into())) };
+        let mut candidates: Vec<(time::OffsetDateTime, String, Option<String>)> = jobs
+            .iter()
+            .filter(|j| j.get("cmd").and_then(Value::as_str).is_some_and(|c| job_cmd_is(c, command)))
+            .filter_map(|j| {
+                let created = parse_cs_date(j.get("created").and_then(Value::as_str)?)?;
+                let jobid = j.get("jobid").and_then(as_id)?;
+                (created >= since).then(|| (created, jobid, j.get("jobinstanceid").and_then(as_id)))
+            })
+            .collect();
+        candidates.sort();
+        for (_, jobid, id) in candidates {
+            if self.claim_job(&jobid) {
+                tracing::warn!(command, jobid = %jobid, error = %lost, "the answer of an async command was lost; CloudStack started its job, carrying on with it");
+                return Ok(JobStarted { jobid, id });
+            }
+        }
+        // A dropped connection: CloudStack was done with the request and started nothing. A
+        // deadline: the request may still be on its way to starting a job.
+        if lost.contains(DEADLINE_MARK) {
+            return Err(unconfirmed("no job yet, but the request may still be running".into()));
+        }
+        tracing::info!(command, error = %lost, "the answer of an async command was lost; CloudStack started no job for it");
+        Err(CsError::Transport(lost))
     }
 
     /// Poll a job to its end (backoff, deadline, never blocking a thread). Returns `jobresult`.
@@ -317,7 +461,7 @@ impl CsClient {
         creds: &CsCredentials,
         command: &str,
         params: &[(String, String)],
-    ) -> Result<(u16, bytes::Bytes), CsError> {
+    ) -> (Result<(u16, bytes::Bytes), CsError>, bool) {
         let query = signed_query(creds, command, params, time::OffsetDateTime::now_utc());
         let inner = &*self.inner;
         let req = if query.len() > MAX_GET_QUERY {
@@ -337,9 +481,13 @@ impl CsClient {
             None => req,
         };
         let timeout = inner.opts.call_timeout;
+        // Set once the request is handed to the connection: before that, nothing reached
+        // CloudStack whatever happens.
+        let sending = std::sync::atomic::AtomicBool::new(false);
         let fut = async {
             let _slots = self.slots(&creds.api_key).await;
             inner.calls.fetch_add(1, Ordering::Relaxed);
+            sending.store(true, Ordering::Relaxed);
             let mut resp = req.send().await?;
             let status = resp.status().as_u16();
             let mut body = bytes::BytesMut::new();
@@ -352,16 +500,33 @@ impl CsClient {
             Ok::<_, reqwest::Error>(Ok((status, body.freeze())))
         };
         // reqwest enforces the same deadline; the outer timeout also bounds anything it does not.
-        match tokio::time::timeout(timeout, fut).await {
-            Err(_) => Err(deadline_error(command, timeout)),
-            Ok(Err(e)) if e.is_timeout() => Err(deadline_error(command, timeout)),
-            Ok(Err(e)) => Err(CsError::Transport(format!(
-                "{command} to {}: {}",
-                host_of(&inner.endpoint),
-                error_text(&e.without_url())
-            ))),
-            Ok(Ok(r)) => r,
-        }
+        let (e, delivered) = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => return (Err(deadline_error(command, timeout)), sending.load(Ordering::Relaxed)),
+            Ok(Err(e)) if e.is_timeout() => return (Err(deadline_error(command, timeout)), true),
+            Ok(Ok(r)) => return (r, true),
+            // No connection: the request never left.
+            Ok(Err(e)) => {
+                let delivered = !e.is_connect();
+                (e, delivered)
+            }
+        };
+        let text = format!("{command} to {}: {}", host_of(&inner.endpoint), error_text(&e.without_url()));
+        (Err(CsError::Transport(text)), delivered)
+    }
+}
+
+/// Counts one async command in flight (`CsClient::sending_guard`).
+struct SendingGuard {
+    inner: Arc<Inner>,
+    key: String,
+}
+
+impl Drop for SendingGuard {
+    fn drop(&mut self) {
+        self.inner.sending.remove_if_mut(&self.key, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }
 
@@ -418,11 +583,61 @@ fn outcome_label<T>(r: &Result<T, CsError>) -> &'static str {
         Err(CsError::JobTimeout { .. }) => "job_timeout",
         Err(CsError::Transport(_)) => "transport_error",
         Err(CsError::BadResponse(_)) => "bad_response",
+        Err(CsError::Unconfirmed { .. }) => "unconfirmed",
     }
 }
 
+/// Marks a deadline in a transport error's text (`recover_job` tells it from a dropped connection).
+const DEADLINE_MARK: &str = "no answer within";
+
 fn deadline_error(command: &str, timeout: Duration) -> CsError {
-    CsError::Transport(format!("{command}: no answer within {} ms", timeout.as_millis()))
+    CsError::Transport(format!("{command}: {DEADLINE_MARK} {} ms", timeout.as_millis()))
+}
+
+/// Whether `cmd`, the class name `listAsyncJobs` gives for a job (`org.apache.cloudstack.api.
+/// command.user.vm.DeployVMCmd`), is the API command `command`: the class is the command's name
+/// with `Cmd` (or `CmdByAdmin`) appended and a few words shortened (docs/cloudstack-wire.md
+/// "Lost answers").
+pub(crate) fn job_cmd_is(cmd: &str, command: &str) -> bool {
+    let class = cmd.rsplit('.').next().unwrap_or(cmd).to_ascii_lowercase();
+    let class = class.strip_suffix("cmdbyadmin").or_else(|| class.strip_suffix("cmd")).unwrap_or(&class);
+    let name = command
+        .to_ascii_lowercase()
+        .replace("virtualmachine", "vm")
+        .replace("ipaddress", "ipaddr")
+        .replace("iptonic", "iptovmnic")
+        .replace("ipfromnic", "ipfromvmnic");
+    class == name
+}
+
+/// A CloudStack date (`2030-01-02T03:04:05+0000`, also `Z` or `+00:00`).
+fn parse_cs_date(s: &str) -> Option<time::OffsetDateTime> {
+    let s = s.trim();
+    if s.len() < 19 || !s.is_char_boundary(19) {
+        return None;
+    }
+    let (head, rest) = s.split_at(19);
+    let dt = time::PrimitiveDateTime::parse(
+        head,
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+    )
+    .ok()?;
+    // A fraction of a second, if any, does not matter here.
+    let rest = rest.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match rest {
+        "" | "Z" => time::UtcOffset::UTC,
+        o => {
+            let sign: i8 = if o.starts_with('-') { -1 } else { 1 };
+            let digits: String = o[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let h: i8 = digits[..2].parse().ok()?;
+            let m: i8 = digits[2..].parse().ok()?;
+            time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()?
+        }
+    };
+    Some(dt.assume_offset(offset))
 }
 
 fn host_of(url: &reqwest::Url) -> String {
@@ -721,6 +936,43 @@ mod tests {
         let e = job_outcome("c", &json!({"jobstatus":3,"jobresultcode":535}));
         assert!(matches!(e, Err(CsError::JobFailed { errorcode: 535, .. })));
         assert!(matches!(job_outcome("c", &json!({})), Err(CsError::BadResponse(_))));
+    }
+
+    #[test]
+    fn job_classes_name_their_commands() {
+        for (class, command) in [
+            ("org.apache.cloudstack.api.command.user.vm.DeployVMCmd", "deployVirtualMachine"),
+            ("org.apache.cloudstack.api.command.admin.vm.DeployVMCmdByAdmin", "deployVirtualMachine"),
+            ("org.apache.cloudstack.api.command.user.volume.CreateVolumeCmd", "createVolume"),
+            ("org.apache.cloudstack.api.command.user.address.AssociateIPAddrCmd", "associateIpAddress"),
+            ("org.apache.cloudstack.api.command.user.snapshot.CreateSnapshotCmd", "createSnapshot"),
+            ("org.apache.cloudstack.api.command.user.vpc.CreateVPCCmd", "createVPC"),
+            ("org.apache.cloudstack.api.command.user.vm.AddIpToVmNicCmd", "addIpToNic"),
+        ] {
+            assert!(job_cmd_is(class, command), "{class} {command}");
+        }
+        assert!(!job_cmd_is("org.apache.cloudstack.api.command.user.volume.CreateVolumeCmd", "deployVirtualMachine"));
+        assert!(!job_cmd_is("org.apache.cloudstack.api.command.user.vm.DestroyVMCmd", "deployVirtualMachine"));
+        assert!(!job_cmd_is(
+            "org.apache.cloudstack.api.command.user.address.DisassociateIPAddrCmd",
+            "associateIpAddress"
+        ));
+    }
+
+    #[test]
+    fn cloudstack_dates() {
+        let t = time::macros::datetime!(2030-01-02 03:04:05 UTC);
+        for s in [
+            "2030-01-02T03:04:05+0000",
+            "2030-01-02T03:04:05Z",
+            "2030-01-02T04:04:05+01:00",
+            "2030-01-02T03:04:05.123+0000",
+        ] {
+            assert_eq!(parse_cs_date(s), Some(t), "{s}");
+        }
+        assert_eq!(parse_cs_date("2030-01-01T22:04:05-0500"), Some(t));
+        assert_eq!(parse_cs_date("2030-01-02"), None);
+        assert_eq!(parse_cs_date("2030-01-02T03:04:05+01"), None);
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub enum CsError {
     /// Connection refused, reset, deadline exceeded, ...
     #[error("CloudStack unreachable: {0}")]
     Transport(String),
+    /// The answer of a command that may have changed something was lost, and whether CloudStack
+    /// carried it out is not known: never to be answered as a retryable error.
+    #[error("CloudStack {command}: outcome unknown: {text}")]
+    Unconfirmed { command: String, text: String },
     /// A 2xx answer we could not make sense of.
     #[error("CloudStack answered something unexpected: {0}")]
     BadResponse(String),

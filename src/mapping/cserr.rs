@@ -7,6 +7,15 @@ use super::table::Table;
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
 
+/// A change CloudStack accepted (or may have) whose outcome is not known: a client error, never a
+/// retryable 5xx, so that an SDK's retry cannot make it twice.
+pub fn outcome_unknown() -> Ec2Error {
+    Ec2Error::new(
+        Code::IncorrectState,
+        "The cloud accepted the request but did not report its outcome in time; it may still complete. Describe the resources it changes before trying again.",
+    )
+}
+
 pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
     let (command, errorcode, cserrorcode, text, is_job) = match e {
         CsError::Api { command, errorcode, cserrorcode, text } => (command, *errorcode, *cserrorcode, text, false),
@@ -19,6 +28,9 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
             );
         }
         CsError::BadResponse(_) => return Ec2Error::internal(),
+        // Maybe done, maybe not: a retry could do it twice (docs/operations.md
+        // "request_timeout_secs").
+        CsError::Unconfirmed { .. } => return outcome_unknown(),
     };
     tracing::warn!(command = %command, errorcode, cserrorcode, cloudstack_text = %text.trim(), "CloudStack refused a call");
     // Rules naming the command win over `*` rules wherever they are written, so that an area's

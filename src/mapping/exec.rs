@@ -256,10 +256,7 @@ impl<'a> Ctx<'a> {
             Ok(v) => Ok(v),
             Err(e @ (CsError::JobTimeout { .. } | CsError::Transport(_))) if !self.action.read_only() => {
                 tracing::warn!(action = %self.action.name, command, jobid, error = %e, "the outcome of a started job is unknown; answered as in progress, not retryable");
-                Err(Ec2Error::new(
-                    Code::IncorrectState,
-                    "The cloud accepted the request but did not report its outcome in time; it may still complete. Describe the resources it changes before trying again.",
-                ))
+                Err(cserr::outcome_unknown())
             }
             Err(e) => Err(self.err(e)),
         }

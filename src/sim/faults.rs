@@ -24,6 +24,9 @@ pub struct FaultRule {
     pub error_rate: Option<f64>,
     /// Close the connection without an answer with this probability.
     pub drop_rate: Option<f64>,
+    /// Run the command (its job is started), then close the connection without its answer, with
+    /// this probability: the client cannot tell a drop before from a drop after.
+    pub drop_after_rate: Option<f64>,
     /// For async commands: `fail` (jobstatus 2) or `hang` (stays at jobstatus 0 forever).
     pub job: Option<JobFaultKind>,
     /// Probability of the job fault (default 1.0).
@@ -77,7 +80,12 @@ fn roll(rate: f64) -> bool {
 impl Faults {
     pub fn validate(&self) -> anyhow::Result<()> {
         for r in &self.rules {
-            for (name, v) in [("error_rate", r.error_rate), ("drop_rate", r.drop_rate), ("job_rate", r.job_rate)] {
+            for (name, v) in [
+                ("error_rate", r.error_rate),
+                ("drop_rate", r.drop_rate),
+                ("drop_after_rate", r.drop_after_rate),
+                ("job_rate", r.job_rate),
+            ] {
                 if let Some(v) = v {
                     anyhow::ensure!((0.0..=1.0).contains(&v), "fault for {}: {name} must be in 0..1", r.command);
                 }
@@ -134,6 +142,11 @@ impl Faults {
         Before::Proceed
     }
 
+    /// Whether the answer of a command that ran is lost (the connection closed instead).
+    pub fn drop_after(&self, command: &str) -> bool {
+        self.matching(command).any(|r| r.drop_after_rate.is_some_and(roll))
+    }
+
     pub fn job(&self, command: &str) -> JobFault {
         for r in self.matching(command) {
             if let Some(kind) = r.job
@@ -178,6 +191,12 @@ mod tests {
         }
         assert_eq!(f.before("listZones"), Before::Drop);
         assert_eq!(f.before("listVolumes"), Before::Proceed);
+        assert!(!f.drop_after("listZones"));
+        let lost = Faults {
+            rules: vec![FaultRule { command: "createVolume".into(), drop_after_rate: Some(1.0), ..Default::default() }],
+        };
+        assert!(lost.drop_after("createVolume") && !lost.drop_after("deleteVolume"));
+        assert_eq!(lost.before("createVolume"), Before::Proceed);
         assert!(matches!(f.job("stopVirtualMachine"), JobFault::Fail(e) if e.code == 530));
         assert_eq!(f.job("rebootVirtualMachine"), JobFault::Hang);
         assert_eq!(f.job("startVirtualMachine"), JobFault::None);

@@ -192,6 +192,16 @@ pub async fn handle(sh: Arc<Shared>, pairs: Vec<(String, String)>, post: bool) -
     let timers = std::mem::take(&mut ctx.timers);
     jobs::spawn_timers(&sh, timers);
     let reply = match outcome {
+        Ok(Ok(_)) if sh.cfg.faults.drop_after(spec.name) => {
+            // The command ran (its job registered above); only its answer is lost. The job
+            // itself still runs: the client cannot tell this from a drop before it ran.
+            if let Ok(Ok(Reply::Job(j))) = outcome {
+                let fault: JobFault = sh.cfg.faults.job(spec.name);
+                let delay = sh.cfg.job_delay(spec.name) + sh.cfg.faults.job_delay(spec.name).unwrap_or_default();
+                jobs::spawn_job(sh.clone(), ctx.jobid.clone(), j.lock, delay, fault, j.run);
+            }
+            return dropped();
+        }
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return error_response(&envelope_name, &e.for_caller(is_admin)),
         Err(_) => {

@@ -222,3 +222,63 @@ def test_failed_job_polls_are_not_retryable_answers(workdir, procs):
 
 def domain_of(cs, account):
     return next(a["domainid"] for a in cs.listAccounts(listall=True)["account"] if a["name"] == account)
+
+
+def default_retries(gw):
+    """boto3 as users run it: its default retry mode (legacy: up to 5 attempts on 5xx/503)."""
+    u = demo_user(gw)
+    return boto3.client("ec2", endpoint_url=gw.endpoint, region_name="us-east-1",
+                        aws_access_key_id=u["access_key"], aws_secret_access_key=u["secret_key"],
+                        config=botocore.config.Config(read_timeout=60))
+
+
+def user_cloudstack(gw):
+    return cloudstack(gw, admin=False)
+
+
+def test_lost_answers_of_creates_make_one_resource_per_call(workdir, procs):
+    # CloudStack runs every deploy, createVolume and associateIpAddress, but the connection
+    # closes before its answer. The gateway finds the job the command started (listAsyncJobs)
+    # and carries on with it: one boto3 call (retries on) makes exactly one resource.
+    gw = fault_gateway(workdir, procs, "".join(
+        '[[faults]]\ncommand = "%s"\ndrop_after_rate = 1.0\n' % cmd
+        for cmd in ("deployVirtualMachine", "createVolume", "associateIpAddress")))
+    c = default_retries(gw)
+    cs = user_cloudstack(gw)
+
+    r = c.run_instances(ImageId=image(c), MinCount=2, MaxCount=2)
+    assert r["ResponseMetadata"]["RetryAttempts"] == 0, r["ResponseMetadata"]
+    iids = sorted(i["InstanceId"] for i in r["Instances"])
+    vms = [v for v in cs.listVirtualMachines().get("virtualmachine", [])
+           if v["state"] not in ("Destroyed", "Expunging")]
+    assert len(vms) == 2, vms
+    c.get_waiter("instance_running").wait(InstanceIds=iids, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    shown = sorted(i["InstanceId"] for res in c.describe_instances()["Reservations"] for i in res["Instances"])
+    assert shown == iids, shown
+
+    az = c.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    v = c.create_volume(Size=5, AvailabilityZone=az)
+    assert v["ResponseMetadata"]["RetryAttempts"] == 0, v["ResponseMetadata"]
+    data = [x for x in cs.listVolumes(type="DATADISK").get("volume", [])]
+    assert len(data) == 1, data
+    assert [x["VolumeId"] for x in c.describe_volumes(Filters=[{"Name": "volume-type", "Values": ["standard", "gp2", "gp3", "io1", "st1", "sc1"]}])["Volumes"]
+            if x["Attachments"] == []] == [v["VolumeId"]]
+
+    a = c.allocate_address(Domain="standard")
+    assert a["ResponseMetadata"]["RetryAttempts"] == 0, a["ResponseMetadata"]
+    ips = [i for i in cs.listPublicIpAddresses().get("publicipaddress", []) if not i.get("issourcenat")]
+    assert [i["ipaddress"] for i in ips] == [a["PublicIp"]], ips
+    assert [x["PublicIp"] for x in c.describe_addresses()["Addresses"]] == [a["PublicIp"]]
+
+
+def test_a_command_dropped_before_it_ran_is_retried_safely(workdir, procs):
+    # The connection closes before CloudStack runs createVolume: nothing started, so the 503 is
+    # right and the SDK's retries (all dropped too) make nothing.
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "createVolume"\ndrop_rate = 1.0\n')
+    c = default_retries(gw)
+    az = c.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    with pytest.raises(ClientError) as e:
+        c.create_volume(Size=5, AvailabilityZone=az)
+    r = e.value.response
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 503 and r["ResponseMetadata"]["RetryAttempts"] > 0, r
+    assert user_cloudstack(gw).listVolumes(type="DATADISK").get("volume", []) == []
