@@ -146,3 +146,39 @@ returns = { return = true }
     assert!(joined.contains("x.toml:21: check needs ids"), "{joined}");
     assert_eq!(errs.len(), 4, "{joined}");
 }
+
+#[test]
+fn call_keys_are_checked_at_load() {
+    // `call.when` naming no parameter of the action, `empty_on` on a list command, `store =
+    // "delete"` on a kind CloudStack holds, an unknown `store` word, an `answer` without check
+    // or call.
+    let extra = r#"
+[action.DescribeHosts]
+params.id = { from = "HostId" }
+call = { command = "listVolumes", when = "ipaddressid", empty_on = [431] }
+returns = { return = true }
+
+[action.DescribeFleets]
+ids = { param = "FleetId", kind = "volume", backend = "each" }
+call = { command = "deleteVolume", store = "delete" }
+returns = { return = true }
+
+[action.DescribeSnapshotTierStatus]
+ids = { param = "SnapshotId", kind = "snapshot", backend = "each" }
+call = { command = "deleteSnapshot", completion = "async", store = "forget" }
+returns = { return = true }
+
+[action.DisassociateIamInstanceProfile]
+answer.set = { x = "=1" }
+items_from = "region"
+returns = { return = true }
+"#;
+    let errs = builtin_with(&[("x.toml", extra)]).unwrap_err();
+    let joined = errs.join("\n");
+    assert!(joined.contains("x.toml:4: empty_on is for a sync command that answers one object"), "{joined}");
+    assert!(joined.contains("x.toml:2: call.when: 'ipaddressid' is none of the action's params"), "{joined}");
+    assert!(joined.contains("x.toml:7: call.store = \"delete\" needs ids of a kind with store_records"), "{joined}");
+    assert!(joined.contains("x.toml:14: call.store 'forget' (expected delete)"), "{joined}");
+    assert!(joined.contains("x.toml:18: answer needs check or call"), "{joined}");
+    assert_eq!(errs.len(), 5, "{joined}");
+}

@@ -23,6 +23,7 @@ use super::convert::{self, Env};
 use super::exec::{Ctx, Prepared, not_found};
 use super::expr::{Expr, scalar_text};
 use super::steps;
+use super::table::Action;
 use super::toml_src::{self, At, Errs, Node, V};
 use crate::base::{Code, Ec2Error};
 
@@ -222,15 +223,10 @@ pub fn read_answer(n: &Node, errs: &Errs) -> Option<AnswerSpec> {
 }
 
 /// Load-time checks: transforms exist, converters and variables are known.
-pub fn validate(
-    check: Option<&CheckSpec>,
-    answer: Option<&AnswerSpec>,
-    has_ids: bool,
-    errs: &Errs,
-    check_expr: &dyn Fn(&Expr, &At),
-) {
+pub fn validate(a: &Action, errs: &Errs, check_expr: &dyn Fn(&Expr, &At)) {
+    let (check, answer) = (a.check.as_ref(), a.answer.as_ref());
     if let Some(c) = check {
-        if !has_ids {
+        if a.ids.is_none() {
             errs.push(&c.at, "check needs ids (the objects it lists)");
         }
         for t in &c.annotate {
@@ -248,12 +244,12 @@ pub fn validate(
             }
         }
     }
-    if let Some(a) = answer {
-        if check.is_none() {
-            errs.push(&a.at, "answer needs check (it answers with the checked object)");
+    if let Some(ans) = answer {
+        if check.is_none() && a.call.is_none() {
+            errs.push(&ans.at, "answer needs check or call (it answers with the checked object or the call's answer)");
         }
-        for (_, e) in &a.set {
-            check_expr(e, &a.at);
+        for (_, e) in &ans.set {
+            check_expr(e, &ans.at);
         }
     }
 }
@@ -261,9 +257,16 @@ pub fn validate(
 // ---------------------------------------------------------------------------------------------
 // Running
 
-/// The object as rules see it: the listed object plus `_cs` (the resolved CloudStack params).
-fn with_params(mut item: Value, prep: &Prepared) -> Value {
-    let cs: Map<String, Value> = prep.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+/// The object as rules see it: the listed object plus `_cs` (the resolved CloudStack params, and
+/// the requested ids' uuids under the name `ids` sends them as, comma-joined).
+fn with_params(mut item: Value, action: &Action, prep: &Prepared) -> Value {
+    let mut cs: Map<String, Value> = prep.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    if let Some(ids) = &action.ids
+        && !prep.ids.is_empty()
+    {
+        let joined = prep.ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",");
+        cs.entry(ids.cs_param.clone()).or_insert(Value::String(joined));
+    }
     if let Some(o) = item.as_object_mut() {
         o.insert("_cs".into(), Value::Object(cs));
     }
@@ -305,7 +308,7 @@ pub async fn run(ctx: &Ctx<'_>, spec: &CheckSpec, prep: &Prepared) -> Result<Vec
     let mut missing = Vec::new();
     for (ec2, uuid) in &prep.ids {
         match listed.iter().find(|v| uuid_of(v).as_deref() == Some(uuid.as_str())) {
-            Some(v) => found.push((ec2.as_str(), with_params(v.clone(), prep))),
+            Some(v) => found.push((ec2.as_str(), with_params(v.clone(), a, prep))),
             None => missing.push(ec2.as_str()),
         }
     }
@@ -321,9 +324,19 @@ pub async fn run(ctx: &Ctx<'_>, spec: &CheckSpec, prep: &Prepared) -> Result<Vec
     Ok(found.into_iter().map(|(_, v)| v).collect())
 }
 
-/// The answer document: the first checked object with the `set` fields.
-pub fn answer(ctx: &Ctx<'_>, spec: &AnswerSpec, checked: &[Value]) -> Value {
-    let mut doc = checked.first().cloned().unwrap_or(Value::Null);
+/// The answer document: the first checked object, or (without a check) the call's answer, with
+/// the `set` fields; `set` sees `_cs` in both cases.
+pub fn answer(ctx: &Ctx<'_>, spec: &AnswerSpec, prep: &Prepared, checked: Option<&[Value]>, produced: Value) -> Value {
+    let mut doc = match checked {
+        Some(items) => items.first().cloned().unwrap_or(Value::Null),
+        None => {
+            let first = match produced {
+                Value::Array(mut v) if !v.is_empty() => v.swap_remove(0),
+                other => other,
+            };
+            with_params(first, ctx.action, prep)
+        }
+    };
     let env = ctx.env();
     let values: Vec<(String, Value)> = spec
         .set

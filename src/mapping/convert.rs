@@ -87,6 +87,7 @@ const CONVERTERS: &[(&str, ConvFn, &str)] = &[
     ("arch", conv_arch, "OS type text -> i386 or x86_64"),
     ("platform", conv_platform, "OS type text -> windows, or no value"),
     ("nonempty", conv_nonempty, "empty string -> no value"),
+    ("nospace", conv_nospace, "text without whitespace (the line breaks CloudStack puts in base64)"),
     ("string", conv_string, "any scalar -> its text"),
     ("owner", conv_owner, "CloudStack account name -> its 12-digit account number (docs/accounts.md)"),
     ("account_number", conv_account_number, "CloudStack account uuid -> its 12-digit account number"),
@@ -430,6 +431,10 @@ fn conv_platform(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
 
 fn conv_nonempty(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
     present(v).then(|| v.clone())
+}
+
+fn conv_nospace(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
+    Some(Value::String(text(v)?.chars().filter(|c| !c.is_whitespace()).collect()))
 }
 
 fn conv_string(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {

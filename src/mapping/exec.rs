@@ -561,9 +561,9 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
     } else {
         Value::Null
     };
-    let produced = match (&a.answer, &checked) {
-        (Some(spec), Some(items)) => check::answer(ctx, spec, items),
-        _ => produced,
+    let produced = match &a.answer {
+        Some(spec) => check::answer(ctx, spec, &prep, checked.as_deref(), produced),
+        None => produced,
     };
     let env = ctx.env();
     let mut out = String::new();
@@ -774,20 +774,34 @@ async fn pushed_window(
 /// The generic call stage: one call, one per id (`each`), or one per fan-out value.
 pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Result<Value, Ec2Error> {
     let a = ctx.action;
+    if let Some(w) = &call.when
+        && !prep.params.iter().any(|(k, v)| k == w && !v.is_empty())
+    {
+        // Nothing to do (DisassociateAddress of an address that is not associated).
+        return Ok(Value::Null);
+    }
     // `_name` parameters are checks and inputs of the gateway's own stages, never sent.
     let sent: Vec<(String, String)> = prep.params.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
     let mut sets: Vec<Vec<(String, String)>> = vec![sent.clone()];
+    let mut req_ids: Vec<&(String, String)> = prep.ids.iter().collect();
+    if call.store_delete
+        && let Some(ids) = &a.ids
+    {
+        req_ids = delete_store_held(ctx, ids.kind, req_ids).await?;
+        if req_ids.is_empty() {
+            return Ok(Value::Null);
+        }
+    }
     if let Some(ids) = &a.ids
-        && !prep.ids.is_empty()
+        && !req_ids.is_empty()
     {
         match ids.backend {
             IdsBackend::List => {
-                let joined = prep.ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",");
+                let joined = req_ids.iter().map(|(_, u)| u.as_str()).collect::<Vec<_>>().join(",");
                 sets[0].push((ids.cs_param.clone(), joined));
             }
             IdsBackend::Each => {
-                sets = prep
-                    .ids
+                sets = req_ids
                     .iter()
                     .map(|(_, u)| {
                         let mut s = sent.clone();
@@ -835,6 +849,26 @@ pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Re
     Ok(Value::Array(values))
 }
 
+/// `call.store = "delete"`: the requested objects the store holds leave it (with the tags the
+/// gateway keeps for them); answers the ids left for CloudStack.
+async fn delete_store_held<'p>(
+    ctx: &Ctx<'_>,
+    kind: Kind,
+    ids: Vec<&'p (String, String)>,
+) -> Result<Vec<&'p (String, String)>, Ec2Error> {
+    let mut cloud = Vec::with_capacity(ids.len());
+    for pair in ids {
+        if ctx.store_record(kind, &pair.0).await?.is_some() {
+            if !steps::common::forget_record(ctx, &pair.0).await {
+                return Err(Ec2Error::internal());
+            }
+        } else {
+            cloud.push(pair);
+        }
+    }
+    Ok(cloud)
+}
+
 async fn one_call(ctx: &Ctx<'_>, call: &CallSpec, params: &[(String, String)]) -> Result<Value, Ec2Error> {
     let pick = |v: Value| match &call.result {
         Some(k) => v.get(k).cloned().unwrap_or(v),
@@ -846,6 +880,14 @@ async fn one_call(ctx: &Ctx<'_>, call: &CallSpec, params: &[(String, String)]) -
                 Ok(Value::Array(ctx.list_cached(&call.command, params, items).await?.as_ref().clone()))
             }
             Some(items) => Ok(Value::Array(ctx.list(&call.command, params, items).await?)),
+            None if !call.empty_on.is_empty() => match ctx.call_raw(&call.command, params).await {
+                Ok(v) => Ok(pick(v)),
+                // "Nothing there" (GetPasswordData before the VM has a password).
+                Err(CsError::Api { errorcode, .. }) if call.empty_on.contains(&errorcode) => {
+                    Ok(Value::Object(serde_json::Map::new()))
+                }
+                Err(e) => Err(ctx.err(e)),
+            },
             None => Ok(pick(ctx.call(&call.command, params).await?)),
         },
         Completion::Async | Completion::AsyncCreate => {

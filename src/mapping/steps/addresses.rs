@@ -541,15 +541,6 @@ pub async fn associate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error
     Ok(json!({ "_associationid": association_id(ip_uuid, vm_uuid) }))
 }
 
-/// DisassociateAddress: disableStaticNat when the address is associated (the `address:associated`
-/// resolver left its uuid), else nothing to do.
-pub async fn disassociate(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    if let Some(ip) = param(prep, "ipaddressid") {
-        disable_nat(ctx, ip).await?;
-    }
-    Ok(Value::Null)
-}
-
 // ---- VPC dependencies ---------------------------------------------------------------------------
 
 /// The addresses of a CloudStack VPC (Elastic IPs and launch-time addresses).

@@ -13,6 +13,7 @@ use super::super::page;
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
 use crate::ec2::Params;
+use crate::objects::{Change, TagChange, WriteError};
 
 /// A non-empty string field.
 pub fn field<'v>(v: &'v Value, k: &str) -> Option<&'v str> {
@@ -130,6 +131,31 @@ pub async fn create_tags(
 /// Tags as CloudStack lists them (`[{key, value}]`), for answers made before any listing.
 pub fn tag_list(tags: &[(String, String)]) -> Value {
     Value::Array(tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store-held objects
+
+/// Remove a store-held object (`[kind.X] store_records`) and the tags the gateway keeps for it
+/// (best effort for the tags: they are invisible without the object, and its id is never
+/// reused). False when the record could not be removed.
+pub async fn forget_record(ctx: &Ctx<'_>, id: &str) -> bool {
+    let me = super::vpc_objects::owner(ctx);
+    for _ in 0..8 {
+        let Ok(Some(r)) = ctx.ex.objects.get(&me, id).await else { return false };
+        match ctx.ex.objects.write(vec![Change::Delete { id: r.id, version: r.version }]).await {
+            Ok(()) => {
+                let rm = TagChange::Remove { resource_id: id.to_string(), key: None, value: None };
+                if super::account_tags::change(ctx, vec![rm]).await.is_err() {
+                    tracing::warn!(object = id, "tags of a deleted store-held object were left in the store");
+                }
+                return true;
+            }
+            Err(WriteError::Conflict { .. }) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 // ---------------------------------------------------------------------------------------------

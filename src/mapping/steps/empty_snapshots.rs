@@ -10,11 +10,10 @@
 
 use serde_json::{Value, json};
 
-use super::super::backend::join_limited;
 use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
 use super::account_tags;
-use super::common::{field, field_text, pair, tag_list};
+use super::common::{field, field_text, forget_record, tag_list};
 use super::vpc_objects::owner;
 use crate::base::Ec2Error;
 use crate::ids::{self, Kind};
@@ -93,7 +92,7 @@ pub async fn create(
             })
             .collect();
         if let Err(e) = account_tags::change(ctx, puts).await {
-            forget(ctx, &id).await;
+            forget_record(ctx, &id).await;
             return Err(e);
         }
     }
@@ -101,53 +100,11 @@ pub async fn create(
     Ok(doc)
 }
 
-/// Remove a store-held snapshot and its tags (best effort for the tags: they are invisible
-/// without the snapshot, and its id is never reused).
-async fn forget(ctx: &Ctx<'_>, id: &str) -> bool {
-    let me = owner(ctx);
-    for _ in 0..8 {
-        let Ok(Some(r)) = ctx.ex.objects.get(&me, id).await else { return false };
-        match ctx.ex.objects.write(vec![Change::Delete { id: r.id, version: r.version }]).await {
-            Ok(()) => {
-                let rm = TagChange::Remove { resource_id: id.to_string(), key: None, value: None };
-                if account_tags::change(ctx, vec![rm]).await.is_err() {
-                    tracing::warn!(snapshot = id, "tags of a deleted snapshot were left in the store");
-                }
-                return true;
-            }
-            Err(WriteError::Conflict { .. }) => continue,
-            Err(_) => return false,
-        }
-    }
-    false
-}
-
 /// Transform `empty_snapshots` (DescribeSnapshots): the caller's store-held snapshots join
 /// CloudStack's (before the Owner, id, filter and paging stages, so all of them apply).
 pub async fn describe(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
     items.extend(ctx.store_records(Kind::Snapshot).await?);
     Ok(items)
-}
-
-/// Step `delete_snapshot` (after the check of snapshots.toml): a store-held snapshot is removed
-/// from the store; CloudStack's get deleteSnapshot, not waited for (EC2 deletes in the
-/// background too).
-pub async fn delete(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    let mut cloud = Vec::new();
-    for (ec2, uuid) in &prep.ids {
-        if ctx.store_record(Kind::Snapshot, ec2).await?.is_some() {
-            if !forget(ctx, ec2).await {
-                return Err(Ec2Error::internal());
-            }
-        } else {
-            cloud.push(uuid.as_str());
-        }
-    }
-    let futs = cloud.iter().map(|u| async move { ctx.start_job("deleteSnapshot", &[pair("id", u)]).await.map(|_| ()) });
-    for r in join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await {
-        r?;
-    }
-    Ok(Value::Null)
 }
 
 /// The store-held snapshot behind a snapshot uuid (CreateVolume), if it is one.

@@ -3,9 +3,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::super::convert::cloudstack_now;
 use super::super::exec::{Ctx, Prepared};
 use super::common::{field_text, is_param_error};
 use super::security_groups::keep_named;
@@ -150,21 +149,4 @@ pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
 pub async fn names(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
     let wanted = ctx.req.params.list("KeyName");
     keep_named(items, &wanted, "name", Code::InvalidKeyPairNotFound, "key pair")
-}
-
-/// getVMPassword; CloudStack's 431 (no password yet, or none for this VM) is EC2's empty
-/// passwordData, which the password_data_available waiter keeps polling on.
-pub async fn password_data(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    let (_, uuid) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
-    let data = match ctx.call_raw("getVMPassword", &[("id".into(), uuid.clone())]).await {
-        Ok(v) => {
-            let pw = v.get("password").unwrap_or(&v);
-            field_text(pw, "encryptedpassword").unwrap_or_default()
-        }
-        Err(e) if is_param_error(&e) => String::new(),
-        Err(e) => return Err(ctx.err(e)),
-    };
-    // CloudStack's text may carry line breaks; EC2 sends one base64 string.
-    let data: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-    Ok(json!({ "id": uuid, "timestamp": cloudstack_now(), "passworddata": data }))
 }

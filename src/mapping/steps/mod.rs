@@ -120,12 +120,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "enableStaticNat (VPC: tier, guest address, internet gateway), moving what is in the way (AllowReassociation)",
     ),
     (
-        "disassociate_address",
-        step!(addresses::disassociate),
-        no_args,
-        "disableStaticNat when the address is associated",
-    ),
-    (
         "tags_by_kind",
         step!(tags::by_kind),
         tags::check_args,
@@ -148,12 +142,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         step!(volumes::create_snapshot),
         no_args,
         "listVolumes; Ready: createSnapshot, tags with undo; never attached: an empty snapshot in the store",
-    ),
-    (
-        "delete_snapshot",
-        step!(empty_snapshots::delete),
-        no_args,
-        "after the check: a snapshot of a never-attached volume leaves the store, others get deleteSnapshot (not waited for)",
     ),
     (
         "create_security_group",
@@ -186,12 +174,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         step!(keypairs::delete),
         no_args,
         "deleteSSHKeyPair by KeyName or KeyPairId; absent is success",
-    ),
-    (
-        "password_data",
-        step!(keypairs::password_data),
-        no_args,
-        "getVMPassword; not available yet -> empty passwordData",
     ),
     (
         "create_internet_gateway",

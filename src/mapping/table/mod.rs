@@ -164,6 +164,15 @@ pub struct CallSpec {
     pub items: Option<String>,
     pub result: Option<String>,
     pub cache: bool,
+    /// The call is made only when this resolved CloudStack parameter has a value; without one
+    /// there is nothing to do and the action answers as if it had succeeded.
+    pub when: Option<String>,
+    /// CloudStack errorcodes that mean "there is nothing" for this call: it answers an empty
+    /// object instead of an error (sync calls only).
+    pub empty_on: Vec<u16>,
+    /// Requested ids the gateway's store holds (`[kind.X] store_records`) are removed from the
+    /// store (with the tags kept for them) instead of being sent to CloudStack.
+    pub store_delete: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -916,7 +916,7 @@ fn read_ids(x: &Node, t: &Table, errs: &Errs) -> Option<IdsSpec> {
 
 fn read_call(c: &Node, t: &Table, errs: &Errs) -> Option<CallSpec> {
     let ct = errs.tab(c, "call")?;
-    errs.only(ct, &["command", "completion", "items", "result", "cache"], "call");
+    errs.only(ct, &["command", "completion", "items", "result", "cache", "when", "empty_on", "store"], "call");
     let s = |k: &str| toml_src::get(ct, k).and_then(|v| errs.str(v, k)).map(str::to_string);
     let Some(command) = s("command") else {
         errs.push(&c.at, "call needs command = \"...\"");
@@ -951,10 +951,40 @@ fn read_call(c: &Node, t: &Table, errs: &Errs) -> Option<CallSpec> {
             errs.push(&c.at, format!("completion {completion:?} does not fit {command} (async = {})", i.is_async));
         }
     }
+    let mut empty_on = Vec::new();
+    if let Some(v) = toml_src::get(ct, "empty_on") {
+        match &v.v {
+            V::Arr(codes) => {
+                for x in codes {
+                    if let Some(n) = errs.int(x, "empty_on") {
+                        match u16::try_from(n) {
+                            Ok(n) => empty_on.push(n),
+                            Err(_) => errs.push(&x.at, format!("empty_on: {n} is no CloudStack errorcode")),
+                        }
+                    }
+                }
+            }
+            _ => errs.push(&v.at, "empty_on is an array of CloudStack errorcodes"),
+        }
+        if completion != Completion::Sync || info.is_some_and(|i| i.items.is_some()) {
+            errs.push(&v.at, "empty_on is for a sync command that answers one object");
+        }
+    }
+    let store_delete = match s("store").as_deref() {
+        None => false,
+        Some("delete") => true,
+        Some(other) => {
+            errs.push(&c.at, format!("call.store '{other}' (expected delete)"));
+            false
+        }
+    };
     Some(CallSpec {
         items: s("items").or_else(|| info.and_then(|i| i.items.clone())),
         result: s("result").or_else(|| info.and_then(|i| i.result.clone())),
         cache: toml_src::get(ct, "cache").and_then(|v| errs.bool(v, "cache")).unwrap_or(false),
+        when: s("when"),
+        empty_on,
+        store_delete,
         command,
         completion,
     })

@@ -65,9 +65,10 @@ pub(super) fn validate(t: &Table, errs: &Errs) {
                 errs.push(&p.at, "fanout only works with a list call");
             }
         }
-        super::super::check::validate(a.check.as_ref(), a.answer.as_ref(), a.ids.is_some(), errs, &|e, at| {
-            check_expr(t, e, None, at, errs)
-        });
+        super::super::check::validate(a, errs, &|e, at| check_expr(t, e, None, at, errs));
+        if let Some(c) = &a.call {
+            check_call(t, a, c, errs);
+        }
         if let Some(s) = &a.step
             && let Err(m) = steps::check_step(s, &a.args)
         {
@@ -118,6 +119,19 @@ pub(super) fn validate(t: &Table, errs: &Errs) {
             }
         }
         check_parameters(a, errs);
+    }
+}
+
+/// `call.when` names a parameter the action resolves; `call.store = "delete"` needs ids of a
+/// kind the store holds.
+fn check_call(t: &Table, a: &Action, c: &CallSpec, errs: &Errs) {
+    if let Some(w) = &c.when
+        && !a.params.iter().any(|p| &p.cs_name == w)
+    {
+        errs.push(&a.at, format!("call.when: '{w}' is none of the action's params"));
+    }
+    if c.store_delete && a.ids.as_ref().and_then(|i| t.kinds.get(&i.kind)).is_none_or(|k| k.store_records.is_none()) {
+        errs.push(&a.at, "call.store = \"delete\" needs ids of a kind with store_records");
     }
 }
 
