@@ -353,6 +353,16 @@ impl<'c> Undo<'c> {
         self.record().await;
     }
 
+    /// The object `made` turned out not to exist after all (its create job failed): nothing to
+    /// remove for it.
+    pub async fn unmade(&mut self, made: &str) {
+        let before = self.calls.len();
+        self.calls.retain(|(m, _)| m.as_deref() != Some(made));
+        if self.calls.len() != before {
+            self.record().await;
+        }
+    }
+
     fn doc(&self) -> Value {
         let calls: Vec<Value> = self.calls.iter().map(|(_, c)| c.to_json()).collect();
         json!({ "action": self.ctx.action.name, "calls": calls })

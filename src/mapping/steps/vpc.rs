@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
-use super::common::{create_tags, tag_specifications as tag_specs};
+use super::common::{Undo, UndoCall, create_tags, tag_specifications as tag_specs};
 use super::vpc_objects::{self as objects, Block, dependency, owner};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
@@ -165,9 +165,12 @@ async fn vpc_offering(ctx: &Ctx<'_>, zone: &str) -> Result<String, Ec2Error> {
         .ok_or_else(|| Ec2Error::new(Code::UnsupportedOperation, "This cloud offers no VPC offering in the VPC zone."))
 }
 
-/// createVPC (waited for), tags, the main route table; everything undone when a later part fails.
+/// createVPC (waited for), tags, the main route table. Its deletion goes into `undo` (journaled,
+/// so a gateway that dies mid-way leaves it to the next one) as soon as CloudStack names the VPC;
+/// the caller disarms or fails the guard. Store rows written here are removed here on failure.
 async fn make_vpc(
     ctx: &Ctx<'_>,
+    undo: &mut Undo<'_>,
     cidr: &str,
     tags: &[(String, String)],
     markers: &[(String, String)],
@@ -184,37 +187,46 @@ async fn make_vpc(
         ("vpcofferingid".to_string(), offering),
     ];
     let job = ctx.start_job("createVPC", &params).await?;
-    let done = ctx.wait_job("createVPC", &job.jobid).await;
-    let uuid = match (&done, job.id.clone()) {
-        (Ok(v), _) => s(v.get("vpc").unwrap_or(v), "id").or(job.id.clone()),
-        (Err(_), id) => id,
-    };
-    let Some(uuid) = uuid else { return Err(done.err().unwrap_or_else(Ec2Error::internal)) };
-    let undo = async |ctx: &Ctx<'_>| {
-        if let Ok(j) = ctx.start_job("deleteVPC", &[("id".into(), uuid.clone())]).await {
-            let _ = ctx.wait_job("deleteVPC", &j.jobid).await;
+    let delete_vpc =
+        |uuid: &str| UndoCall::job("deleteVPC", vec![("id".into(), uuid.to_string())]).after("createVPC", &job.jobid);
+    if let Some(uuid) = &job.id {
+        undo.made(&ids::ec2_id(Kind::Vpc, uuid), delete_vpc(uuid)).await;
+    }
+    let done = match ctx.wait_job("createVPC", &job.jobid).await {
+        Ok(v) => v,
+        Err(e) => {
+            // A failed job made nothing; a job whose end is unknown may still make the VPC.
+            let p = [("id".to_string(), job.id.clone().unwrap_or_default()), ("listall".into(), "true".into())];
+            let listed = ctx.ex.backend.list_all(ctx.creds(), "listVPCs", &p, "vpc").await;
+            let gone = match &listed {
+                Ok(l) => l.is_empty(),
+                Err(e) => matches!(e, crate::cloudstack::CsError::Api { errorcode: 431, .. }),
+            };
+            if let Some(uuid) = &job.id
+                && gone
+            {
+                undo.unmade(&ids::ec2_id(Kind::Vpc, uuid)).await;
+            }
+            return Err(e);
         }
     };
-    if let Err(e) = done {
-        undo(ctx).await;
-        return Err(e);
-    }
+    let uuid = match (s(done.get("vpc").unwrap_or(&done), "id"), &job.id) {
+        (_, Some(id)) => id.clone(),
+        (Some(id), None) => {
+            undo.made(&ids::ec2_id(Kind::Vpc, &id), delete_vpc(&id)).await;
+            id
+        }
+        (None, None) => return Err(Ec2Error::internal()),
+    };
     let all_tags: Vec<(String, String)> = tags.iter().chain(markers).cloned().collect();
-    if !all_tags.is_empty()
-        && let Err(e) = create_tags(ctx, "Vpc", &[uuid.as_str()], &all_tags).await
-    {
-        undo(ctx).await;
-        return Err(e);
+    if !all_tags.is_empty() {
+        create_tags(ctx, "Vpc", &[uuid.as_str()], &all_tags).await?;
     }
     let vpc_id = ids::ec2_id(Kind::Vpc, &uuid);
     ctx.ex.ids.record(vec![(Kind::Vpc, vpc_id.clone(), uuid.clone())]).await;
-    if let Err(e) = objects::ensure_main_table(ctx, &vpc_id, cidr).await {
-        undo(ctx).await;
-        return Err(e);
-    }
+    objects::ensure_main_table(ctx, &vpc_id, cidr).await?;
     if let Err(e) = super::vpc_sg::ensure_default(ctx, &vpc_id, &uuid).await {
         let _ = objects::forget_vpc(ctx, &vpc_id).await;
-        undo(ctx).await;
         return Err(e);
     }
     let l = ctx.list("listVPCs", &[("id".into(), uuid.clone()), ("listall".into(), "true".into())], "vpc").await?;
@@ -256,7 +268,14 @@ pub async fn create_vpc(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> 
     }
     let block = vpc_block(cidr)?;
     let tags = tag_specs(p, "vpc")?;
-    make_vpc(ctx, &block.to_string(), &tags, &[]).await
+    let mut undo = Undo::new(ctx);
+    match make_vpc(ctx, &mut undo, &block.to_string(), &tags, &[]).await {
+        Ok(v) => {
+            undo.disarm().await;
+            Ok(v)
+        }
+        Err(e) => Err(undo.fail(e).await),
+    }
 }
 
 /// DescribeVpcs (after the listVPCs call): default flag, DHCP options set, visible tags.
@@ -390,6 +409,7 @@ async fn tier_offering(ctx: &Ctx<'_>, zone: &str) -> Result<String, Ec2Error> {
 /// createNetwork in the VPC for `cidr` (checked: inside the VPC, no overlap, /22../28), tags.
 async fn make_subnet(
     ctx: &Ctx<'_>,
+    undo: &mut Undo<'_>,
     vpc: &Value,
     cidr_text: &str,
     tags: &[(String, String)],
@@ -433,14 +453,11 @@ async fn make_subnet(
     let created = ctx.call("createNetwork", &params).await?;
     let net = created.get("network").cloned().unwrap_or(created);
     let uuid = s(&net, "id").ok_or_else(Ec2Error::internal)?;
+    undo.made(&ids::ec2_id(Kind::Subnet, &uuid), UndoCall::job("deleteNetwork", vec![("id".into(), uuid.clone())]))
+        .await;
     let all_tags: Vec<(String, String)> = tags.iter().chain(markers).cloned().collect();
-    if !all_tags.is_empty()
-        && let Err(e) = create_tags(ctx, "Network", &[uuid.as_str()], &all_tags).await
-    {
-        if let Ok(j) = ctx.start_job("deleteNetwork", &[("id".into(), uuid.clone())]).await {
-            let _ = ctx.wait_job("deleteNetwork", &j.jobid).await;
-        }
-        return Err(e);
+    if !all_tags.is_empty() {
+        create_tags(ctx, "Network", &[uuid.as_str()], &all_tags).await?;
     }
     let subnet_id = ids::ec2_id(Kind::Subnet, &uuid);
     ctx.ex.ids.record(vec![(Kind::Subnet, subnet_id, uuid.clone())]).await;
@@ -481,7 +498,14 @@ pub async fn create_subnet(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Erro
             ));
         }
     }
-    make_subnet(ctx, &vpc, cidr, &tags, &[]).await
+    let mut undo = Undo::new(ctx);
+    match make_subnet(ctx, &mut undo, &vpc, cidr, &tags, &[]).await {
+        Ok(v) => {
+            undo.disarm().await;
+            Ok(v)
+        }
+        Err(e) => Err(undo.fail(e).await),
+    }
 }
 
 /// Subnet annotations: only VPC tiers; free addresses (size - 5 - NICs in the tier), default-for-AZ,
@@ -614,34 +638,25 @@ pub async fn create_default_vpc(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec
         ));
     }
     let markers = vec![(DEFAULT_VPC_TAG.to_string(), "true".to_string())];
-    let vpc = make_vpc(ctx, DEFAULT_CIDR, &[], &markers).await?;
+    // The tier and the VPC are undone by the journaled guard (newest first), the store rows here.
+    let mut undo = Undo::new(ctx);
+    let vpc = match make_vpc(ctx, &mut undo, DEFAULT_CIDR, &[], &markers).await {
+        Ok(v) => v,
+        Err(e) => return Err(undo.fail(e).await),
+    };
     let uuid = s(&vpc, "id").unwrap_or_default();
     let vpc_id = ids::ec2_id(Kind::Vpc, &uuid);
     let rest = async {
         let subnet_markers = vec![(DEFAULT_SUBNET_TAG.to_string(), "true".to_string())];
-        make_subnet(ctx, &vpc, DEFAULT_SUBNET_CIDR, &[], &subnet_markers).await?;
+        make_subnet(ctx, &mut undo, &vpc, DEFAULT_SUBNET_CIDR, &[], &subnet_markers).await?;
         objects::default_vpc_gateway(ctx, &vpc_id).await
     };
     if let Err(e) = rest.await {
-        // Undo: the tier (if made), the store rows, the VPC.
-        let tiers = ctx
-            .list("listNetworks", &[("vpcid".into(), uuid.clone()), ("listall".into(), "true".into())], "network")
-            .await
-            .unwrap_or_default();
-        for t in tiers {
-            if let Some(t) = s(&t, "id")
-                && let Ok(j) = ctx.start_job("deleteNetwork", &[("id".into(), t)]).await
-            {
-                let _ = ctx.wait_job("deleteNetwork", &j.jobid).await;
-            }
-        }
         let _ = objects::forget_vpc(ctx, &vpc_id).await;
         let _ = super::vpc_sg::forget_vpc(ctx, &vpc_id).await;
-        if let Ok(j) = ctx.start_job("deleteVPC", &[("id".into(), uuid.clone())]).await {
-            let _ = ctx.wait_job("deleteVPC", &j.jobid).await;
-        }
-        return Err(e);
+        return Err(undo.fail(e).await);
     }
+    undo.disarm().await;
     Ok(vpc)
 }
 

@@ -1,7 +1,8 @@
 """Issue 14 item 2: a gateway killed (SIGKILL) in the middle of an operation leaves it in the
 operations journal, and the next gateway on the same store finishes or undoes it, leaving nothing
 behind: CreateImage killed while it stops the instance (the restart is taken over), RunInstances
-killed between its deploys and its answer (the reservation's VMs are removed). The simulator runs
+killed between its deploys and its answer (the reservation's VMs are removed), CreateVolume and
+CreateVpc killed after CloudStack made the object (the journaled undo deletes it). The simulator runs
 as its own process with fault injection (slow jobs / slow calls) so that the kill lands mid-way;
 the store is the gateways' SQLite file (the same take-over serves gateways sharing PostgreSQL:
 tests/clients/ops/test_journal.py)."""
@@ -144,3 +145,33 @@ def test_create_volume_killed_before_its_answer_leaves_no_volume(workdir, procs)
     procs.append(gw2)
     wait_for("the unanswered volume removed", lambda: volumes() == [], timeout=60, every=0.5)
     assert "undoing what an unfinished request made" in gw2.log()
+
+
+def test_create_vpc_killed_after_create_vpc_leaves_no_vpc(workdir, procs):
+    # CreateVpc with tags: createVPC is done, then tagging the VPC takes 3 s: the gateway dies
+    # then, before the main route table and default group, before its answer. The VPC's
+    # deletion is in the journal (kind `undo`); the next gateway runs it.
+    sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
+    gw1 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw1)
+    alice = sim.user()
+    c1 = ec2(gw1, alice)
+    cs = CloudStack(endpoint=sim.endpoint, key=alice["apikey"], secret=alice["secretkey"])
+
+    def vpcs():
+        return [v["id"] for v in cs.listVPCs().get("vpc", []) if v.get("cidr") == "10.77.0.0/16"]
+    assert vpcs() == []
+    t, _ = in_background(lambda: c1.create_vpc(
+        CidrBlock="10.77.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "k", "Value": "v"}]}]))
+    wait_for("the VPC made", lambda: len(vpcs()) == 1, timeout=10, every=0.1)
+    time.sleep(0.5)
+    gw1.proc.stop(signal.SIGKILL)
+    t.join(10)
+    assert len(vpcs()) == 1
+    gw2 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw2)
+    wait_for("the unanswered VPC removed", lambda: vpcs() == [], timeout=60, every=0.5)
+    assert "undoing what an unfinished request made" in gw2.log()
+    # EC2 shows no trace of it either.
+    c2 = ec2(gw2, alice)
+    assert [v for v in c2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.77.0.0/16"] == []
