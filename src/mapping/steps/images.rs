@@ -607,13 +607,3 @@ pub async fn modify_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, E
     undo.disarm().await;
     Ok(Value::Null)
 }
-
-pub async fn reset_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
-    let attr = ctx.req.params.require("Attribute")?;
-    if attr != "launchPermission" {
-        return Err(Ec2Error::invalid_value("Attribute", attr, "Only the launchPermission attribute can be reset."));
-    }
-    let (_, uuid) = prep.ids.first().cloned().ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
-    ctx.call("updateTemplatePermissions", &[pair("id", &uuid), pair("op", "reset"), pair("ispublic", "false")]).await?;
-    Ok(Value::Null)
-}

@@ -102,12 +102,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "description / launch permissions, undone on a half-way failure",
     ),
     (
-        "reset_image_attribute",
-        step!(images::reset_attribute),
-        no_args,
-        "launchPermission back to private, shared with nobody",
-    ),
-    (
         "allocate_address",
         step!(addresses::allocate),
         no_args,
