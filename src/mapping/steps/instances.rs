@@ -1,7 +1,7 @@
 //! Instance steps: RunInstances, the start/stop/reboot/terminate state changes, and the
 //! DescribeInstances list transforms (tombstones, reservations).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ pub async fn no_tombstones(ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
 }
 
 /// The caller's tombstones (terminated instances), by EC2 id: one store read.
-async fn load_tombs(ctx: &Ctx<'_>) -> Result<HashMap<String, Tomb>, Ec2Error> {
+pub(crate) async fn load_tombs(ctx: &Ctx<'_>) -> Result<HashMap<String, Tomb>, Ec2Error> {
     let since = crate::journal::now() - ctx.ex.opts.tombstone_ttl.as_secs() as i64;
     let l = ctx.ex.journal.tombs(&owner(ctx), since).await.map_err(|e| {
         tracing::warn!(error = %e, "store failure reading terminated instances");
@@ -894,4 +894,80 @@ async fn launch(
         "groups": groups,
         "instances": instances,
     }))
+}
+
+/// CreateTags / DeleteTags on terminated instances that CloudStack no longer lists: EC2 still
+/// tags an instance it shows as terminated, so the tags are changed in the tombstone (its
+/// `tags`, which DescribeInstances and DescribeTags show; docs/gateway-state.md). `tags`: (key,
+/// value); on delete a `None` value matches any value and no tags removes every tag. Checks
+/// everything first, then writes each tombstone (keeping its time).
+pub(crate) async fn tag_tombstones(
+    ctx: &Ctx<'_>,
+    ids: &[String],
+    create: bool,
+    tags: &[(String, Option<String>)],
+) -> Result<(), Ec2Error> {
+    let mut tombs = load_tombs(ctx).await?;
+    let mut changed = Vec::new();
+    for id in ids {
+        let mut t = tombs.remove(id).ok_or_else(|| {
+            Ec2Error::new(Code::InvalidInstanceIdNotFound, format!("The instance ID '{id}' does not exist"))
+        })?;
+        let mut list: Vec<Value> = t.doc.get("tags").and_then(Value::as_array).cloned().unwrap_or_default();
+        let key_of = |x: &Value| field(x, "key").map(str::to_string);
+        if create {
+            for (k, v) in tags {
+                list.retain(|x| key_of(x).as_deref() != Some(k.as_str()));
+                list.push(serde_json::json!({ "key": k, "value": v.clone().unwrap_or_default() }));
+            }
+            if list.len() > 50 {
+                return Err(Ec2Error::new(
+                    Code::TagLimitExceeded,
+                    format!("The resource '{id}' would have more than 50 tags."),
+                ));
+            }
+        } else if tags.is_empty() {
+            list.clear();
+        } else {
+            list.retain(|x| {
+                !tags.iter().any(|(k, v)| {
+                    key_of(x).as_deref() == Some(k.as_str())
+                        && v.as_deref().is_none_or(|v| field(x, "value") == Some(v))
+                })
+            });
+        }
+        if let Some(o) = t.doc.as_object_mut() {
+            o.insert("tags".into(), Value::Array(list));
+        }
+        changed.push(t);
+    }
+    let expire = crate::journal::now() - ctx.ex.opts.tombstone_ttl.as_secs() as i64;
+    for t in &changed {
+        ctx.ex.journal.bury(t, ctx.ex.opts.tombstone_keep, expire).await.map_err(|e| {
+            tracing::warn!(instance = %t.id, error = %e, "store failure tagging a terminated instance");
+            Ec2Error::new(Code::Unavailable, "The service is unavailable. Please try again shortly.")
+        })?;
+    }
+    Ok(())
+}
+
+/// DescribeTags rows for the tags of terminated instances CloudStack no longer lists (their
+/// tombstones), leaving out instances whose rows CloudStack gave (`listed`).
+pub(crate) async fn tombstone_tag_rows(ctx: &Ctx<'_>, listed: &HashSet<String>) -> Result<Vec<Value>, Ec2Error> {
+    let mut tombs: Vec<Tomb> = load_tombs(ctx).await?.into_values().filter(|t| !listed.contains(&t.id)).collect();
+    tombs.sort_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+    let mut out = Vec::new();
+    for t in tombs {
+        for x in t.doc.get("tags").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(k), v) = (field(x, "key"), field(x, "value").unwrap_or_default()) else { continue };
+            if k.starts_with(super::vpc::MARKER_PREFIX) {
+                continue;
+            }
+            out.push(serde_json::json!({
+                "key": k, "value": v, "_resourceid": t.id, "_resourcetype": "instance",
+                "_tags": [{ "key": k, "value": v }],
+            }));
+        }
+    }
+    Ok(out)
 }

@@ -18,6 +18,9 @@ use crate::ids::{self, Kind};
 /// Resolver `tag_resources`: `ResourceId.N` -> `Type:uuid` values. Every id is checked (its
 /// Resource type name in `_resources` for the gateway's own VPC objects (docs/vpc.md).
 const STORE: &str = "Store";
+/// Resource type name in `_resources` for terminated instances CloudStack no longer lists: their
+/// tags live in the tombstone (instances::tag_tombstones).
+const TOMB: &str = "Tomb";
 
 /// kind's Malformed / NotFound); one listing at most per kind whose ids the cache lacks.
 pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
@@ -56,7 +59,21 @@ pub async fn r_tag_resources(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str)
         }
         groups.entry(tags.cloudstack.as_str()).or_insert_with(|| (kind, Vec::new())).1.push(id.to_string());
     }
-    for (cs, (kind, ids)) in groups {
+    for (cs, (kind, mut ids)) in groups {
+        if kind == Kind::Instance {
+            // Terminated instances EC2 still shows: tagged in their tombstones.
+            let tombs = super::instances::load_tombs(ctx).await?;
+            ids.retain(|id| {
+                let tomb = tombs.contains_key(id);
+                if tomb {
+                    out.push(format!("{TOMB}:{id}"));
+                }
+                !tomb
+            });
+            if ids.is_empty() {
+                continue;
+            }
+        }
         let spec = ctx.ex.table.kinds.get(&kind).ok_or_else(Ec2Error::internal)?;
         let tags = spec.tags.as_ref().ok_or_else(Ec2Error::internal)?;
         if tags.owner.is_none() && spec.store_records.is_none() {
@@ -328,6 +345,7 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
     // are done (so only those need undoing when it fails).
     let store_ids = groups.remove(STORE).unwrap_or_default();
     let account_ids = groups.remove(account_tags::ACCOUNT).unwrap_or_default();
+    let tomb_ids = groups.remove(TOMB).unwrap_or_default();
     let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
         groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
     let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
@@ -346,10 +364,23 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
     if first_err.is_none() && !store_ids.is_empty() {
         first_err = super::vpc_objects::change_store_tags(ctx, &store_ids, create, &tags).await.err();
         if first_err.is_some()
-            && let Some(b) = account_before
+            && let Some(b) = account_before.take()
             && account_tags::restore(ctx, &account_ids, b).await.is_err()
         {
             tracing::warn!(action = %ctx.action.name, "could not undo all tag changes");
+        }
+    }
+    if first_err.is_none() && !tomb_ids.is_empty() {
+        first_err = super::instances::tag_tombstones(ctx, &tomb_ids, create, &tags).await.err();
+        if first_err.is_some() {
+            if let Some(b) = account_before.take()
+                && account_tags::restore(ctx, &account_ids, b).await.is_err()
+            {
+                tracing::warn!(action = %ctx.action.name, "could not undo all tag changes");
+            }
+            if !store_ids.is_empty() {
+                tracing::warn!(action = %ctx.action.name, "tags of the gateway's VPC objects were changed although the request failed");
+            }
         }
     }
     if let Some(e) = first_err {
@@ -370,6 +401,7 @@ pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Res
     // Network tags are subnet tags only on VPC tiers (one cached listNetworks tells which).
     let mut tiers: Option<HashSet<String>> = None;
     let mut refreshed = false;
+    let mut instances = HashSet::new();
     for mut it in items {
         let cs_type = it.get("resourcetype").map(scalar_text).unwrap_or_default();
         let Some((spec, tags)) = ctx.ex.table.kind_of_cloudstack_type(&cs_type) else { continue };
@@ -400,6 +432,9 @@ pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Res
         }
         let Some(uuid) = it.get("resourceid").map(scalar_text).filter(|u| !u.is_empty()) else { continue };
         let id = ids::ec2_id(kind, &uuid);
+        if kind == Kind::Instance {
+            instances.insert(id.clone());
+        }
         record.push((kind, id.clone(), uuid));
         let pair = json!([{ "key": it.get("key").cloned().unwrap_or(Value::Null), "value": it.get("value").cloned().unwrap_or(Value::Null) }]);
         if let Some(o) = it.as_object_mut() {
@@ -412,5 +447,6 @@ pub async fn descriptions(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Res
     ctx.ex.ids.record(record).await;
     out.extend(super::vpc_objects::store_tag_rows(ctx).await?);
     out.extend(account_tags::rows(ctx).await?);
+    out.extend(super::instances::tombstone_tag_rows(ctx, &instances).await?);
     Ok(out)
 }

@@ -282,3 +282,34 @@ def test_a_command_dropped_before_it_ran_is_retried_safely(workdir, procs):
     r = e.value.response
     assert r["ResponseMetadata"]["HTTPStatusCode"] == 503 and r["ResponseMetadata"]["RetryAttempts"] > 0, r
     assert user_cloudstack(gw).listVolumes(type="DATADISK").get("volume", []) == []
+
+
+def test_terminated_instances_are_tagged_as_ec2_tags_them(workdir, procs):
+    # A failed deploy is shown terminated (its VM removed from CloudStack); EC2 still tags an
+    # instance it shows: CreateTags, DescribeInstances/DescribeTags and DeleteTags work on it.
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "deployVirtualMachine"\njob = "fail"\n')
+    c = ec2(gw)
+    r = c.run_instances(ImageId=image(c), MinCount=1, MaxCount=1,
+                        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "1"}]}])
+    iid, rid = r["Instances"][0]["InstanceId"], r["ReservationId"]
+    wait_for("terminated", lambda: instance(c, iid)["State"]["Name"] == "terminated")
+    cs = cloudstack(gw)
+    wait_for("the failed VM removed", lambda: not vms_of_group(cs, rid), timeout=30)
+    c.create_tags(Resources=[iid], Tags=[{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "3"}])
+    tags = lambda: sorted((t["Key"], t["Value"]) for t in instance(c, iid).get("Tags", []))
+    assert tags() == [("a", "3"), ("b", "2")]
+    described = c.describe_tags(Filters=[{"Name": "resource-id", "Values": [iid]}])["Tags"]
+    assert sorted((t["Key"], t["Value"], t["ResourceType"]) for t in described) == [
+        ("a", "3", "instance"), ("b", "2", "instance")], described
+    found = c.describe_instances(Filters=[{"Name": "tag:b", "Values": ["2"]}])["Reservations"]
+    assert [i["InstanceId"] for r in found for i in r["Instances"]] == [iid]
+    c.delete_tags(Resources=[iid], Tags=[{"Key": "a", "Value": "not-it"}])
+    assert tags() == [("a", "3"), ("b", "2")]
+    c.delete_tags(Resources=[iid], Tags=[{"Key": "a"}])
+    assert tags() == [("b", "2")]
+    c.delete_tags(Resources=[iid])
+    assert tags() == []
+    # An instance id that never existed is still NotFound.
+    with pytest.raises(ClientError) as e:
+        c.create_tags(Resources=["i-0123456789abcdef0"], Tags=[{"Key": "b", "Value": "2"}])
+    assert e.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
