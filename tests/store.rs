@@ -3,90 +3,14 @@
 //! the shared database.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+mod store_support;
+
 use ec2bridge::ids::{Kind, ec2_id};
-use ec2bridge::store::{Backend, KeySource, Store, StoreError, generate_key_base64};
-use sqlx::{AnyPool, Executor, Row};
-
-const PG_ENV: &str = "EC2BRIDGE_TEST_POSTGRES_URL";
-
-/// One database to run a test body against.
-struct Db {
-    url: String,
-    backend: Backend,
-    /// PostgreSQL: the schema to drop afterwards. SQLite: the directory to remove.
-    schema: Option<(String, String)>,
-    dir: Option<PathBuf>,
-}
-
-impl Db {
-    async fn cleanup(self) {
-        if let Some((base, schema)) = self.schema {
-            let pool = AnyPool::connect(&base).await.unwrap();
-            pool.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).await.unwrap();
-            pool.close().await;
-        }
-        if let Some(dir) = self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-
-    /// A second, raw connection for looking under the store.
-    async fn raw(&self) -> AnyPool {
-        let url = if self.backend == Backend::Sqlite { format!("{}?mode=rw", self.url) } else { self.url.clone() };
-        AnyPool::connect(&url).await.unwrap()
-    }
-}
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
-
-async fn sqlite_db() -> Db {
-    let dir = std::env::temp_dir().join(format!("ec2bridge-store-test-{}", unique()));
-    let url = format!("sqlite://{}", dir.join("store.db").display());
-    Db { url, backend: Backend::Sqlite, schema: None, dir: Some(dir) }
-}
-
-async fn pg_db() -> Option<Db> {
-    let Ok(base) = std::env::var(PG_ENV) else {
-        eprintln!("skipping PostgreSQL: {PG_ENV} not set");
-        return None;
-    };
-    sqlx::any::install_default_drivers();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let schema = format!("ec2b_test_{now}_{}", unique());
-    let pool = AnyPool::connect(&base).await.expect("connect to the test PostgreSQL");
-    // Schemas left behind by crashed runs more than an hour ago.
-    for row in sqlx::query("SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'ec2b_test_%'")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-    {
-        let name: String = row.try_get(0).unwrap();
-        let born: i64 = name.split('_').nth(2).and_then(|t| t.parse().ok()).unwrap_or(now);
-        if born < now - 3600 {
-            let _ = pool.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE"))).await;
-        }
-    }
-    pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
-    Some(Db { url, backend: Backend::Postgres, schema: Some((base, schema)), dir: None })
-}
-
-async fn databases() -> Vec<Db> {
-    let mut v = vec![sqlite_db().await];
-    v.extend(pg_db().await);
-    v
-}
-
-fn key() -> KeySource {
-    KeySource::Base64(generate_key_base64().unwrap())
-}
+use ec2bridge::store::{KeySource, Store, StoreError};
+use sqlx::Row;
+use store_support::{databases, key, sqlite_db};
 
 /// A self-signed certificate made now with openssl, and its SHA-256 fingerprint as openssl
 /// computes it (an independent check of ours).

@@ -5,17 +5,14 @@
 //! without a store) answers the same.
 
 use ec2bridge::objects::{AccountTag, Change, MemoryObjects, ObjectStore, Record, TagChange};
-use ec2bridge::store::{KeySource, Store, generate_key_base64};
+use ec2bridge::store::Store;
 use serde_json::json;
-use sqlx::{AnyPool, Executor};
+use store_support::{pg_db, sqlite_db};
 
-const PG_ENV: &str = "EC2BRIDGE_TEST_POSTGRES_URL";
+mod store_support;
+
 const AMI: &str = "ami-0123456789abcdef0";
 const SNAP: &str = "snap-0123456789abcdef0";
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
 
 fn put(id: &str, rtype: &str, k: &str, v: &str) -> TagChange {
     TagChange::Put(AccountTag { resource_id: id.into(), resource_type: rtype.into(), key: k.into(), value: v.into() })
@@ -96,41 +93,25 @@ async fn memory_objects_keep_account_tags() {
 
 #[tokio::test]
 async fn sqlite_two_handles_share_account_tags() {
-    let dir = std::env::temp_dir().join(format!("ec2bridge-tagstore-{}", unique()));
-    let url = format!("sqlite://{}", dir.join("store.db").display());
-    let key = KeySource::Base64(generate_key_base64().unwrap());
-    let a = Store::open(&url, &key).await.unwrap();
-    let b = Store::open(&url, &key).await.unwrap();
+    let db = sqlite_db().await;
+    let (a, b, key) = db.two_handles().await;
     shared(&a, &b).await;
     // Reopening runs the migrations again without harm and keeps the rows.
     a.change_account_tags("alice", vec![put(AMI, "image", "kept", "yes")]).await.unwrap();
     a.close().await;
-    let c = Store::open(&url, &key).await.unwrap();
+    let c = Store::open(&db.url, &key).await.unwrap();
     assert_eq!(rows(c.account_tags("alice", None).await.unwrap()), vec![r(AMI, "image", "kept", "yes")]);
     c.close().await;
     b.close().await;
-    let _ = std::fs::remove_dir_all(dir);
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn postgres_two_gateways_share_account_tags() {
-    let Ok(base) = std::env::var(PG_ENV) else {
-        eprintln!("skipping PostgreSQL: {PG_ENV} not set");
-        return;
-    };
-    sqlx::any::install_default_drivers();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let schema = format!("ec2b_test_{now}_{}", unique());
-    let pool = AnyPool::connect(&base).await.unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
-    let key = KeySource::Base64(generate_key_base64().unwrap());
-    let a = Store::open(&url, &key).await.unwrap();
-    let b = Store::open(&url, &key).await.unwrap();
+    let Some(db) = pg_db().await else { return };
+    let (a, b, _) = db.two_handles().await;
     shared(&a, &b).await;
     a.close().await;
     b.close().await;
-    pool.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).await.unwrap();
-    pool.close().await;
+    db.cleanup().await;
 }

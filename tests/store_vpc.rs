@@ -4,15 +4,11 @@
 //! concurrent read-modify-write loops from both handles lose nothing.
 
 use ec2bridge::objects::{Change, ObjectStore, Record, WriteError};
-use ec2bridge::store::{KeySource, Store, generate_key_base64};
+use ec2bridge::store::Store;
 use serde_json::json;
-use sqlx::{AnyPool, Executor};
+use store_support::{pg_db, sqlite_db};
 
-const PG_ENV: &str = "EC2BRIDGE_TEST_POSTGRES_URL";
-
-fn unique() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
-}
+mod store_support;
 
 fn table(id: &str) -> Record {
     Record {
@@ -75,34 +71,18 @@ async fn two_gateways(a: Store, b: Store) {
 
 #[tokio::test]
 async fn sqlite_two_handles_share_objects() {
-    let dir = std::env::temp_dir().join(format!("ec2bridge-vpcstore-{}", unique()));
-    let url = format!("sqlite://{}", dir.join("store.db").display());
-    let key = KeySource::Base64(generate_key_base64().unwrap());
-    let a = Store::open(&url, &key).await.unwrap();
-    let b = Store::open(&url, &key).await.unwrap();
+    let db = sqlite_db().await;
+    let (a, b, _) = db.two_handles().await;
     two_gateways(a, b).await;
-    let _ = std::fs::remove_dir_all(dir);
+    db.cleanup().await;
 }
 
 #[tokio::test]
 async fn postgres_two_gateways_share_objects() {
-    let Ok(base) = std::env::var(PG_ENV) else {
-        eprintln!("skipping PostgreSQL: {PG_ENV} not set");
-        return;
-    };
-    sqlx::any::install_default_drivers();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let schema = format!("ec2b_test_{now}_{}", unique());
-    let pool = AnyPool::connect(&base).await.unwrap();
-    pool.execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).await.unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
-    let key = KeySource::Base64(generate_key_base64().unwrap());
-    let a = Store::open(&url, &key).await.unwrap();
-    let b = Store::open(&url, &key).await.unwrap();
+    let Some(db) = pg_db().await else { return };
+    let (a, b, _) = db.two_handles().await;
     two_gateways(a.clone(), b.clone()).await;
     a.close().await;
     b.close().await;
-    pool.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).await.unwrap();
-    pool.close().await;
+    db.cleanup().await;
 }
