@@ -8,11 +8,12 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::super::error::{SimError, SimResult};
-use super::super::jobs::Timer;
+use super::super::jobs::{JobFn, Timer};
 use super::super::keys;
 use super::super::list;
 use super::super::model::vm_state::*;
 use super::super::model::*;
+use super::super::params::Params;
 use super::super::render::*;
 use super::super::seed::new_uuid;
 use super::{CmdSpec, Ctx, Reply, create, job, read, read_raw, single, write};
@@ -80,6 +81,11 @@ fn vm_result(m: &Model, seq: u64) -> Value {
     }
 }
 
+/// A network asked for, with the address asked for on it; `ANY_NETWORK` stands for the network
+/// the VM gets when none is named (an `ipaddress` given without `networkids`).
+type Requested = Vec<(u64, Option<String>)>;
+const ANY_NETWORK: u64 = u64::MAX;
+
 fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let p = &ctx.p;
     for r in ["zoneid", "serviceofferingid", "templateid"] {
@@ -89,6 +95,85 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     let so = ctx.need(&m.service_offerings, "serviceofferingid")?;
     let tpl = ctx.need(&m.templates, "templateid")?;
     let disk = ctx.opt_live(&m.disk_offerings, "diskofferingid")?;
+    let (sg_ids, mut requested) = referenced_groups_and_networks(p, m)?;
+    let size = p.int("size")?;
+    let rootdisksize = p.int("rootdisksize")?;
+    let owner = m.owner_for(&ctx.caller, p)?;
+    check_zone_and_template(ctx, m, zone, tpl, owner)?;
+    let keypair = match p.opt("keypair") {
+        Some(name) => match m.keypairs.find(|k| k.owner == owner && k.name == name) {
+            Some((_, k)) => Some(k.clone()),
+            None => return Err(SimError::invalid(format!("A key pair with name '{name}' was not found."))),
+        },
+        None => None,
+    };
+    let sg_ids = security_groups(ctx, m, owner, zone, sg_ids)?;
+    check_networks(ctx, m, owner, zone, &mut requested)?;
+    let userdata = p.opt("userdata").map(str::to_string);
+    if let Some(u) = &userdata {
+        check_userdata(ctx, u)?;
+    }
+    let id = new_uuid();
+    let name = vm_name(p, m, owner, zone, &id, &requested)?;
+    let displayname = p.opt("displayname").map(str::to_string).unwrap_or_else(|| name.clone());
+    let data_size_gb = disk_sizes(m, disk, size, rootdisksize)?;
+    if let Some(ip) = p.opt("ipaddress") {
+        ip.parse::<std::net::Ipv4Addr>()
+            .map_err(|_| SimError::invalid(format!("Invalid format for IPv4 address: {ip}")))?;
+    }
+    let acct = m.account(owner);
+    if acct.vm_limit >= 0 && m.vm_count(owner) + 1 > acct.vm_limit {
+        return Err(SimError::allocation(format!(
+            "Maximum number of resources of type 'user_vm' for account name={} in domain id={} has been exceeded.",
+            acct.name, acct.domain
+        )));
+    }
+    let startvm = p.bool_or("startvm", true);
+    let t = m.templates.live(tpl)?;
+    let password = t.passwordenabled.then(random_password);
+    let encrypted_password = match (&password, &keypair) {
+        (Some(pw), Some(k)) => keys::encrypt_password(&k.public_key, pw),
+        _ => None,
+    };
+    let root_size = rootdisksize.map(|g| g << 30).unwrap_or(t.size);
+    let hypervisor = t.hypervisor.clone();
+    let group = p.opt("group").map(str::to_string);
+    let capacity = m.zones.live(zone)?.capacity_vms;
+    let nics = place_nics(ctx, m, owner, zone, requested)?;
+    let final_state = if startvm { RUNNING } else { STOPPED };
+    let vm = Vm {
+        id: id.clone(),
+        name,
+        displayname,
+        owner,
+        zone,
+        template: tpl,
+        offering: so,
+        state: if startvm { STARTING } else { STOPPED },
+        planned: final_state,
+        created: ctx.now.clone(),
+        password,
+        encrypted_password,
+        keypair: keypair.map(|k| k.name),
+        security_groups: sg_ids,
+        userdata,
+        nics,
+        public_ip: None,
+        group,
+        haenable: false,
+        hypervisor,
+        diskoffering: disk,
+        tags: Vec::new(),
+        expunge_at: None,
+    };
+    let rows = insert_rows(ctx, m, vm, root_size, data_size_gb);
+    let job = DeployJob { vm_id: id.clone(), zone, capacity, rows, startvm, final_state };
+    Ok(ctx.create_job("VirtualMachine", id, job.run()))
+}
+
+/// `securitygroupids` and `networkids` or `iptonetworklist[i].networkid/ip`
+/// (DeployVMCmd.getIpToNetworkMap), looked up: unknown uuids are refused before anything else.
+fn referenced_groups_and_networks(p: &Params, m: &Model) -> SimResult<(Vec<u64>, Requested)> {
     let mut sg_ids = Vec::new();
     for v in p.list("securitygroupids") {
         match m.security_groups.lookup(&v) {
@@ -96,8 +181,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             _ => return Err(SimError::bad_uuid(&p.cmd, "securitygroupids", &v)),
         }
     }
-    // `networkids` or `iptonetworklist[i].networkid/ip` (DeployVMCmd.getIpToNetworkMap).
-    let mut requested: Vec<(u64, Option<String>)> = Vec::new();
+    let mut requested: Requested = Vec::new();
     for v in p.list("networkids") {
         match m.networks.lookup(&v) {
             Lookup::Live(s) => requested.push((s, None)),
@@ -117,11 +201,12 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             }
         }
     }
-    let size = p.int("size")?;
-    let rootdisksize = p.int("rootdisksize")?;
-    let owner = m.owner_for(&ctx.caller, p)?;
-    let acct = m.account(owner).clone();
+    Ok((sg_ids, requested))
+}
 
+/// The zone is enabled (or the caller is a root admin), the template usable by the owner and
+/// ready in the zone.
+fn check_zone_and_template(ctx: &Ctx, m: &Model, zone: u64, tpl: u64, owner: u64) -> SimResult<()> {
     let z = m.zones.live(zone)?;
     if z.allocationstate != "Enabled" && !ctx.caller.is_root_admin() {
         return Err(SimError::permission(format!(
@@ -139,14 +224,13 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             t.id, z.id
         )));
     }
-    let keypair = match p.opt("keypair") {
-        Some(name) => match m.keypairs.find(|k| k.owner == owner && k.name == name) {
-            Some((_, k)) => Some(k.clone()),
-            None => return Err(SimError::invalid(format!("A key pair with name '{name}' was not found."))),
-        },
-        None => None,
-    };
-    let sg_names = p.list("securitygroupnames");
+    Ok(())
+}
+
+/// The VM's security groups: those given by id (the owner's) or by name, else the owner's
+/// `default` in a zone with security groups; none in a zone without them.
+fn security_groups(ctx: &Ctx, m: &Model, owner: u64, zone: u64, mut sg_ids: Vec<u64>) -> SimResult<Vec<u64>> {
+    let sg_names = ctx.p.list("securitygroupnames");
     if !sg_ids.is_empty() && !sg_names.is_empty() {
         return Err(SimError::invalid(
             "securitygroupids parameter is mutually exclusive with securitygroupnames parameter",
@@ -165,24 +249,31 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             None => return Err(SimError::invalid(format!("Unable to find group by name {n}"))),
         }
     }
-    if !sg_ids.is_empty() && !z.securitygroupsenabled {
+    let enabled = m.zones.live(zone)?.securitygroupsenabled;
+    if !sg_ids.is_empty() && !enabled {
         return Err(SimError::invalid(
             "Can't create vm with security groups; security group feature is not enabled per zone",
         ));
     }
-    if sg_ids.is_empty() && z.securitygroupsenabled {
+    if sg_ids.is_empty() && enabled {
         sg_ids.extend(m.security_groups.find(|g| g.owner == owner && g.name == "default").map(|(s, _)| s));
     }
     sg_ids.dedup();
-    if let Some(ip) = p.opt("ipaddress") {
-        let first = requested.first_mut().map(|r| &mut r.1);
-        match first {
-            Some(slot) => *slot = Some(ip.to_string()),
-            None => requested.push((u64::MAX, Some(ip.to_string()))),
+    Ok(sg_ids)
+}
+
+/// `ipaddress` goes to the first network asked for (`ANY_NETWORK` when none is); each network
+/// is shared or the owner's, in the zone, named once, and each address asked for is free on it.
+fn check_networks(ctx: &Ctx, m: &Model, owner: u64, zone: u64, requested: &mut Requested) -> SimResult<()> {
+    if let Some(ip) = ctx.p.opt("ipaddress") {
+        match requested.first_mut() {
+            Some(first) => first.1 = Some(ip.to_string()),
+            None => requested.push((ANY_NETWORK, Some(ip.to_string()))),
         }
     }
+    let z = m.zones.live(zone)?;
     for (i, (net, _)) in requested.iter().enumerate() {
-        if *net == u64::MAX {
+        if *net == ANY_NETWORK {
             continue;
         }
         let n = m.networks.live(*net)?;
@@ -199,40 +290,40 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             return Err(SimError::invalid(format!("Network id={} is specified more than once", n.id)));
         }
     }
-    for (net, ip) in &requested {
-        if let (Some(ip), true) = (ip, *net != u64::MAX) {
+    for (net, ip) in requested.iter() {
+        if let (Some(ip), true) = (ip, *net != ANY_NETWORK) {
             m.check_guest_ip(*net, ip)?;
         }
     }
-    let userdata = p.opt("userdata").map(str::to_string);
-    if let Some(u) = &userdata {
-        check_userdata(ctx, u)?;
+    Ok(())
+}
+
+/// `name` (a valid host name, unique among the owner's VMs in the zone) or `VM-<uuid>`.
+fn vm_name(p: &Params, m: &Model, owner: u64, zone: u64, id: &str, requested: &Requested) -> SimResult<String> {
+    let Some(n) = p.opt("name") else { return Ok(format!("VM-{id}")) };
+    if !valid_hostname(n) {
+        return Err(SimError::invalid(
+            "Invalid name. Vm name can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the hyphen ('-'), must be between 1 and 63 characters long, and can't start or end with \"-\" and can't start with digit",
+        ));
     }
-    let id = new_uuid();
-    let name = match p.opt("name") {
-        Some(n) => {
-            if !valid_hostname(n) {
-                return Err(SimError::invalid(
-                    "Invalid name. Vm name can contain ASCII letters 'a' through 'z', the digits '0' through '9', and the hyphen ('-'), must be between 1 and 63 characters long, and can't start or end with \"-\" and can't start with digit",
-                ));
-            }
-            if m.vms.values().any(|v| v.owner == owner && v.zone == zone && v.name.eq_ignore_ascii_case(n)) {
-                return Err(SimError::invalid(format!(
-                    "The vm with hostName {n} already exists in the network domain: cs{}cloud.internal; network={}",
-                    acct.id.get(..4).unwrap_or(""),
-                    requested
-                        .first()
-                        .and_then(|(n, _)| m.networks.get(*n))
-                        .or(z.shared_network.and_then(|n| m.networks.get(n)))
-                        .map(|n| n.name.as_str())
-                        .unwrap_or("")
-                )));
-            }
-            n.to_string()
-        }
-        None => format!("VM-{id}"),
-    };
-    let displayname = p.opt("displayname").map(str::to_string).unwrap_or_else(|| name.clone());
+    if m.vms.values().any(|v| v.owner == owner && v.zone == zone && v.name.eq_ignore_ascii_case(n)) {
+        let z = m.zones.live(zone)?;
+        return Err(SimError::invalid(format!(
+            "The vm with hostName {n} already exists in the network domain: cs{}cloud.internal; network={}",
+            m.account(owner).id.get(..4).unwrap_or(""),
+            requested
+                .first()
+                .and_then(|(n, _)| m.networks.get(*n))
+                .or(z.shared_network.and_then(|n| m.networks.get(n)))
+                .map(|n| n.name.as_str())
+                .unwrap_or("")
+        )));
+    }
+    Ok(n.to_string())
+}
+
+/// The data disk's size in GiB (a custom offering takes `size`), with `rootdisksize` checked.
+fn disk_sizes(m: &Model, disk: Option<u64>, size: Option<i64>, rootdisksize: Option<i64>) -> SimResult<Option<i64>> {
     let data_size_gb = match disk.map(|d| m.disk_offerings.live(d).cloned()).transpose()? {
         Some(d) if d.iscustomized => match size {
             Some(s) if (1..=super::volume::MAX_CUSTOM_GB).contains(&s) => Some(s),
@@ -246,34 +337,18 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
     {
         return Err(SimError::invalid("Root disk size should be a positive number."));
     }
-    if let Some(ip) = p.opt("ipaddress") {
-        ip.parse::<std::net::Ipv4Addr>()
-            .map_err(|_| SimError::invalid(format!("Invalid format for IPv4 address: {ip}")))?;
-    }
-    if acct.vm_limit >= 0 && m.vm_count(owner) + 1 > acct.vm_limit {
-        return Err(SimError::allocation(format!(
-            "Maximum number of resources of type 'user_vm' for account name={} in domain id={} has been exceeded.",
-            acct.name, acct.domain
-        )));
-    }
-    let startvm = p.bool_or("startvm", true);
-    let password = t.passwordenabled.then(random_password);
-    let encrypted_password = match (&password, &keypair) {
-        (Some(pw), Some(k)) => keys::encrypt_password(&k.public_key, pw),
-        _ => None,
-    };
-    let root_size = rootdisksize.map(|g| g << 30).unwrap_or(t.size);
-    let hypervisor = t.hypervisor.clone();
-    let group = p.opt("group").map(str::to_string);
-    let capacity = z.capacity_vms;
-    let shared_network = z.shared_network;
+    Ok(data_size_gb)
+}
 
-    // The networks: those asked for; else the zone's shared network (security groups); else
-    // the account's default isolated network (created when it has none).
-    let explicit_ip = requested.iter().find(|(n, _)| *n == u64::MAX).and_then(|(_, ip)| ip.clone());
-    requested.retain(|(n, _)| *n != u64::MAX);
+/// The VM's NICs. The networks: those asked for; else the zone's shared network (security
+/// groups); else the owner's default isolated network (created when it has none). Each network
+/// is implemented; addresses are the ones asked for or the next free ones.
+fn place_nics(ctx: &Ctx, m: &mut Model, owner: u64, zone: u64, mut requested: Requested) -> SimResult<Vec<Nic>> {
+    let explicit_ip = requested.iter().find(|(n, _)| *n == ANY_NETWORK).and_then(|(_, ip)| ip.clone());
+    requested.retain(|(n, _)| *n != ANY_NETWORK);
     if requested.is_empty() {
-        let net = match shared_network {
+        let shared = m.zones.live(zone)?.shared_network;
+        let net = match shared {
             Some(n) => n,
             None => super::network::default_network(m, owner, zone, &ctx.now)?,
         };
@@ -303,36 +378,20 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
             tags: Vec::new(),
         });
     }
+    Ok(nics)
+}
 
-    // Create the rows now: the VM is listed (Starting, with its jobid) while the job runs.
+/// Where a deployed VM's rows are: the VM, its root volume, its data volume.
+struct DeployRows {
+    vm: u64,
+    root: u64,
+    data: Option<u64>,
+}
+
+/// The VM's rows, made now: it is listed (Starting, with its jobid) while the job runs.
+fn insert_rows(ctx: &Ctx, m: &mut Model, vm: Vm, root_size: i64, data_size_gb: Option<i64>) -> DeployRows {
     let seq = m.next_seq();
-    let state = if startvm { STARTING } else { STOPPED };
-    let final_state = if startvm { RUNNING } else { STOPPED };
-    let vm = Vm {
-        id: id.clone(),
-        name,
-        displayname,
-        owner,
-        zone,
-        template: tpl,
-        offering: so,
-        state,
-        planned: final_state,
-        created: ctx.now.clone(),
-        password,
-        encrypted_password,
-        keypair: keypair.map(|k| k.name),
-        security_groups: sg_ids,
-        userdata,
-        nics,
-        public_ip: None,
-        group,
-        haenable: false,
-        hypervisor,
-        diskoffering: disk,
-        tags: Vec::new(),
-        expunge_at: None,
-    };
+    let (owner, zone, disk) = (vm.owner, vm.zone, vm.diskoffering);
     let root = Volume::root(seq, &vm, root_size, "Allocated");
     m.vms.insert(seq, vm);
     let root_seq = m.next_seq();
@@ -362,10 +421,25 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
         );
         s
     });
-    let vm_id = id.clone();
-    Ok(ctx.create_job(
-        "VirtualMachine",
-        id,
+    DeployRows { vm: seq, root: root_seq, data: data_seq }
+}
+
+/// The deploy job's outcome.
+struct DeployJob {
+    vm_id: String,
+    zone: u64,
+    /// VMs the zone holds at most (negative: no limit).
+    capacity: i64,
+    rows: DeployRows,
+    startvm: bool,
+    final_state: &'static str,
+}
+
+impl DeployJob {
+    /// An injected fault, or a zone at capacity, leaves the VM in Error. Else the VM reaches its
+    /// state (its volumes Ready when it started) and the result shows the clear password, once.
+    fn run(self) -> JobFn {
+        let DeployJob { vm_id, zone, capacity, rows, startvm, final_state } = self;
         Box::new(move |m, env| {
             let running_in_zone = m
                 .vms
@@ -377,7 +451,7 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
                     SimError::capacity(format!("Unable to create a deployment for VM instance {{\"id\":\"{vm_id}\"}}"))
                 })
             });
-            let vm = m.vms.in_job_mut(seq)?;
+            let vm = m.vms.in_job_mut(rows.vm)?;
             if let Some(e) = fail {
                 vm.state = ERROR;
                 vm.planned = ERROR;
@@ -388,20 +462,20 @@ fn deploy(ctx: &mut Ctx, m: &mut Model) -> SimResult<Reply> {
                 vm.state = final_state;
             }
             if startvm {
-                for v in [Some(root_seq), data_seq].into_iter().flatten() {
+                for v in [Some(rows.root), rows.data].into_iter().flatten() {
                     if let Some(v) = m.volumes.get_mut(v) {
                         v.state = "Ready";
                     }
                 }
             }
-            let result = single("virtualmachine", vm_json(m, m.vms.in_job(seq)?, true));
+            let result = single("virtualmachine", vm_json(m, m.vms.in_job(rows.vm)?, true));
             // The clear password is shown once, in this result.
-            if let Some(vm) = m.vms.get_mut(seq) {
+            if let Some(vm) = m.vms.get_mut(rows.vm) {
                 vm.password = None;
             }
             Ok(result)
-        }),
-    ))
+        })
+    }
 }
 
 fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
