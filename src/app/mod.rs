@@ -138,22 +138,8 @@ fn endpoint_url(addr: SocketAddr, scheme: &str) -> String {
 
 /// `ec2bridge serve`.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut cfg = Config::load(args.config.as_deref())?;
-    if let Some(l) = args.listen {
-        cfg.server.listen = l;
-    }
-    if let Some(r) = args.ready_file {
-        cfg.server.ready_file = Some(r);
-    }
-    if args.sim_fast {
-        cfg.simulator.fast = true;
-    }
-    if let Some(a) = args.admin_listen {
-        cfg.admin.listen = a;
-        cfg.validate()?;
-    }
+    let cfg = configure(args)?;
     crate::ops::logging::init(&cfg.log.format);
-
     if cfg.all_regions().iter().any(|r| r.cloudstack.endpoint.is_none()) && !cfg!(feature = "sim") {
         anyhow::bail!(
             "no CloudStack configured: set cloudstack.endpoint (EC2BRIDGE_CLOUDSTACK_ENDPOINT); this build \
@@ -179,8 +165,66 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let cs_endpoint = backends[0].cs_endpoint.clone();
 
-    // Listeners: plain HTTP (unless TLS only) and HTTPS; TLS files are checked before anything
-    // listens.
+    let bound = bind_listeners(&cfg).await?;
+    let gw = Arc::new(gateway(&cfg, &backends, &bound.endpoint, &store)?);
+    let admin_endpoint = start_admin(&cfg, &store, &backends).await?;
+    let ready = ready_info(&cfg, &backends, &bound, admin_endpoint);
+    print_banner(&ready);
+    if let Some(p) = &cfg.server.ready_file {
+        write_ready_file(p, &ready)?;
+    }
+    let cs_shown = crate::store::redact_url(&cs_endpoint);
+    tracing::info!(endpoint = %bound.endpoint, https = ?bound.https_endpoint, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
+    let limits = crate::server::ConnLimits {
+        header_read: Duration::from_secs(cfg.server.header_read_timeout_secs),
+        idle: Duration::from_secs(cfg.server.idle_timeout_secs),
+        max_connections: cfg.server.max_connections,
+    };
+    crate::server::listen::serve(
+        bound.listeners,
+        crate::server::router(gw),
+        limits,
+        shutdown_signal(),
+        Duration::from_secs(cfg.server.shutdown_grace_secs),
+    )
+    .await?;
+    if let Some(p) = &cfg.server.ready_file {
+        let _ = std::fs::remove_file(p);
+    }
+    store.close().await;
+    tracing::info!("ec2bridge stopped");
+    Ok(())
+}
+
+/// The configuration file (or defaults and environment) with the command line's overrides.
+fn configure(args: ServeArgs) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(r) = args.ready_file {
+        cfg.server.ready_file = Some(r);
+    }
+    if args.sim_fast {
+        cfg.simulator.fast = true;
+    }
+    if let Some(a) = args.admin_listen {
+        cfg.admin.listen = a;
+        cfg.validate()?;
+    }
+    Ok(cfg)
+}
+
+/// The EC2 listeners, bound, and the URLs clients reach them at.
+struct Bound {
+    listeners: Vec<crate::server::Listener>,
+    /// The plain HTTP listener's URL, else the HTTPS one's.
+    endpoint: String,
+    https_endpoint: Option<String>,
+}
+
+/// Plain HTTP (unless TLS only) and HTTPS; TLS files are checked before anything listens.
+async fn bind_listeners(cfg: &Config) -> anyhow::Result<Bound> {
     let tls = match &cfg.server.tls {
         Some(t) => Some((t, crate::server::tls::TlsAcceptor::load(&t.cert, &t.key)?)),
         None => None,
@@ -204,12 +248,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listeners.push(crate::server::Listener { tcp, tls: Some(acceptor.clone()) });
     }
     let endpoint = endpoint.or(https_endpoint.clone()).context("no listener configured")?;
+    Ok(Bound { listeners, endpoint, https_endpoint })
+}
 
-    // Each region's executor reports this gateway as the region's endpoint (DescribeRegions;
-    // boto 2 builds connections from it): each request's Host, or the configured endpoint; the
-    // bound address only when a request has neither, so it is made once the port is known. The
-    // id caches live in the store, shared by every gateway on the same database and kept across
-    // restarts (ids are unambiguous across regions: they hash CloudStack uuids, see docs/ids.md).
+/// The gateway of the default region, routing to the other regions' gateways by name or host.
+///
+/// Each region's executor reports this gateway as the region's endpoint (DescribeRegions; boto 2
+/// builds connections from it): each request's Host, or the configured endpoint; the bound
+/// address only when a request has neither, so it is made once the port is known. The id caches
+/// live in the store, shared by every gateway on the same database and kept across restarts (ids
+/// are unambiguous across regions: they hash CloudStack uuids, see docs/ids.md).
+fn gateway(
+    cfg: &Config,
+    backends: &[RegionBackend],
+    endpoint: &str,
+    store: &Arc<crate::store::Store>,
+) -> anyhow::Result<Gateway> {
     let bound = endpoint.trim_start_matches("http://").trim_start_matches("https://").to_string();
     let infos: Vec<crate::mapping::RegionInfo> = backends
         .iter()
@@ -223,54 +277,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .collect();
     let mut gateways = Vec::new();
     for (i, (b, r)) in backends.iter().zip(cfg.all_regions()).enumerate() {
-        // Buckets per region (EC2 throttles per account and region), each with its own rate.
-        let per_sec = r.requests_per_sec.unwrap_or(cfg.limits.requests_per_sec);
-        let rate_limiter = (per_sec > 0.0).then(|| {
-            Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
-                per_sec,
-                burst: r.burst.unwrap_or(cfg.limits.burst),
-                weights: cfg.limits.weights(),
-            }))
-        });
         // This region first (its zones' regionName), then the others in configured order.
         let mut regions = vec![crate::mapping::RegionInfo {
             endpoint: b.public_endpoint.clone().unwrap_or_else(|| bound.clone()),
             ..infos[i].clone()
         }];
         regions.extend(infos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
-        let opts = crate::mapping::ExecutorOptions {
-            regions,
-            admin: b.admin.clone(),
-            lease: Duration::from_secs(cfg.server.operation_lease_secs.max(1)),
-            tombstone_keep: cfg.server.tombstones_per_account.max(1),
-            store_scope: (i > 0).then(|| b.name.clone()),
-            ..Default::default()
-        };
-        let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
-            .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
-            .with_object_store(Arc::new(store.as_ref().clone()))?
-            .with_journal(Arc::new(store.as_ref().clone()))?;
-        executor.start_background();
-        // SOAP element paths come from the same (possibly overridden) mapping table.
-        let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
-        let mut auth = cfg.auth_settings();
-        if cfg.region.strict {
-            auth.strict_region = Some(b.name.clone());
-        }
-        gateways.push(Gateway {
-            handler: Arc::new(executor),
-            credentials: b.credentials.clone(),
-            auth,
-            max_body_bytes: cfg.server.max_body_bytes,
-            request_timeout: cfg.request_timeout(),
-            soap: Arc::new(soap),
-            registry: Some(store.clone()),
-            key_checker: Some(b.client.clone()),
-            public_endpoint: b.public_endpoint.clone(),
-            rate_limiter,
-            access_log: cfg.log.access_log,
-            regions: Vec::new(),
-        });
+        gateways.push(region_gateway(cfg, b, &r, i, regions, store)?);
     }
     let mut gateways = gateways.into_iter();
     let mut gw = gateways.next().context("no region")?;
@@ -282,48 +295,109 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             gw: Arc::new(g),
         })
         .collect();
-    let gw = Arc::new(gw);
+    Ok(gw)
+}
 
-    // Admin listener: metrics and health, loopback by default. A port already taken is not
-    // fatal (the EC2 service matters more); the log says so.
-    let mut admin_endpoint = None;
-    if let Some(a) = cfg.admin.addr()? {
-        match tokio::net::TcpListener::bind(a).await {
-            Ok(tcp) => {
-                let url = endpoint_url(tcp.local_addr()?, "http");
-                let mut checks: Vec<Arc<dyn crate::server::admin::ReadinessCheck>> =
-                    vec![Arc::new(probe::StoreCheck(store.clone()))];
-                for (i, b) in backends.iter().enumerate() {
-                    let name = if i == 0 { "cloudstack".to_string() } else { format!("cloudstack({})", b.name) };
-                    checks.push(Arc::new(probe::CloudStackCheck(b.client.clone(), name)));
-                }
-                let admin = crate::server::admin::router(Arc::new(crate::server::admin::Admin::new(checks)));
-                tokio::spawn(async move {
-                    let _ = crate::server::listen::serve(
-                        vec![crate::server::Listener { tcp, tls: None }],
-                        admin,
-                        crate::server::ConnLimits { max_connections: 64, ..Default::default() },
-                        std::future::pending(),
-                        Duration::ZERO,
-                    )
-                    .await;
-                });
-                tracing::info!(admin = %url, "admin listener: /metrics /healthz /readyz");
-                admin_endpoint = Some(url);
-            }
-            Err(e) => {
-                tracing::error!(listen = %a, error = %e, "admin listener not started: /metrics and /readyz are unavailable")
-            }
-        }
+/// One region's gateway: its executor (on the store's id cache, objects and journal, background
+/// work started), rate limits, SOAP paths and authentication settings.
+fn region_gateway(
+    cfg: &Config,
+    b: &RegionBackend,
+    r: &crate::config::ExtraRegion,
+    index: usize,
+    regions: Vec<crate::mapping::RegionInfo>,
+    store: &Arc<crate::store::Store>,
+) -> anyhow::Result<Gateway> {
+    // Buckets per region (EC2 throttles per account and region), each with its own rate.
+    let per_sec = r.requests_per_sec.unwrap_or(cfg.limits.requests_per_sec);
+    let rate_limiter = (per_sec > 0.0).then(|| {
+        Arc::new(crate::server::limits::RateLimiter::new(crate::server::limits::RateLimits {
+            per_sec,
+            burst: r.burst.unwrap_or(cfg.limits.burst),
+            weights: cfg.limits.weights(),
+        }))
+    });
+    let opts = crate::mapping::ExecutorOptions {
+        regions,
+        admin: b.admin.clone(),
+        lease: Duration::from_secs(cfg.server.operation_lease_secs.max(1)),
+        tombstone_keep: cfg.server.tombstones_per_account.max(1),
+        store_scope: (index > 0).then(|| b.name.clone()),
+        ..Default::default()
+    };
+    let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
+        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
+        .with_object_store(Arc::new(store.as_ref().clone()))?
+        .with_journal(Arc::new(store.as_ref().clone()))?;
+    executor.start_background();
+    // SOAP element paths come from the same (possibly overridden) mapping table.
+    let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));
+    let mut auth = cfg.auth_settings();
+    if cfg.region.strict {
+        auth.strict_region = Some(b.name.clone());
     }
+    Ok(Gateway {
+        handler: Arc::new(executor),
+        credentials: b.credentials.clone(),
+        auth,
+        max_body_bytes: cfg.server.max_body_bytes,
+        request_timeout: cfg.request_timeout(),
+        soap: Arc::new(soap),
+        registry: Some(store.clone()),
+        key_checker: Some(b.client.clone()),
+        public_endpoint: b.public_endpoint.clone(),
+        rate_limiter,
+        access_log: cfg.log.access_log,
+        regions: Vec::new(),
+    })
+}
 
-    let ready = ReadyInfo {
-        endpoint: endpoint.clone(),
-        https_endpoint: https_endpoint.clone(),
+/// The admin listener: metrics and health, loopback by default; answers its URL. A port
+/// already taken is not fatal (the EC2 service matters more); the log says so.
+async fn start_admin(
+    cfg: &Config,
+    store: &Arc<crate::store::Store>,
+    backends: &[RegionBackend],
+) -> anyhow::Result<Option<String>> {
+    let Some(a) = cfg.admin.addr()? else { return Ok(None) };
+    let tcp = match tokio::net::TcpListener::bind(a).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            tracing::error!(listen = %a, error = %e, "admin listener not started: /metrics and /readyz are unavailable");
+            return Ok(None);
+        }
+    };
+    let url = endpoint_url(tcp.local_addr()?, "http");
+    let mut checks: Vec<Arc<dyn crate::server::admin::ReadinessCheck>> =
+        vec![Arc::new(probe::StoreCheck(store.clone()))];
+    for (i, b) in backends.iter().enumerate() {
+        let name = if i == 0 { "cloudstack".to_string() } else { format!("cloudstack({})", b.name) };
+        checks.push(Arc::new(probe::CloudStackCheck(b.client.clone(), name)));
+    }
+    let admin = crate::server::admin::router(Arc::new(crate::server::admin::Admin::new(checks)));
+    tokio::spawn(async move {
+        let _ = crate::server::listen::serve(
+            vec![crate::server::Listener { tcp, tls: None }],
+            admin,
+            crate::server::ConnLimits { max_connections: 64, ..Default::default() },
+            std::future::pending(),
+            Duration::ZERO,
+        )
+        .await;
+    });
+    tracing::info!(admin = %url, "admin listener: /metrics /healthz /readyz");
+    Ok(Some(url))
+}
+
+/// What the banner and `--ready-file` say. A password in a CloudStack endpoint's userinfo
+/// stays out of both.
+fn ready_info(cfg: &Config, backends: &[RegionBackend], bound: &Bound, admin_endpoint: Option<String>) -> ReadyInfo {
+    ReadyInfo {
+        endpoint: bound.endpoint.clone(),
+        https_endpoint: bound.https_endpoint.clone(),
         admin_endpoint,
         region: cfg.region.name.clone(),
-        // A password in the endpoint's userinfo stays out of the banner and the ready file.
-        cloudstack_endpoint: crate::store::redact_url(&cs_endpoint),
+        cloudstack_endpoint: crate::store::redact_url(&backends[0].cs_endpoint),
         simulator: backends[0].sim.is_some(),
         users: backends[0].users.clone(),
         regions: backends[1..]
@@ -336,32 +410,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 users: b.users.clone(),
             })
             .collect(),
-    };
-    print_banner(&ready);
-    if let Some(p) = &cfg.server.ready_file {
-        write_ready_file(p, &ready)?;
     }
-    let cs_shown = crate::store::redact_url(&cs_endpoint);
-    tracing::info!(%endpoint, https = ?https_endpoint, cloudstack = %cs_shown, region = %cfg.region.name, "ec2bridge listening");
-    let limits = crate::server::ConnLimits {
-        header_read: Duration::from_secs(cfg.server.header_read_timeout_secs),
-        idle: Duration::from_secs(cfg.server.idle_timeout_secs),
-        max_connections: cfg.server.max_connections,
-    };
-    crate::server::listen::serve(
-        listeners,
-        crate::server::router(gw),
-        limits,
-        shutdown_signal(),
-        Duration::from_secs(cfg.server.shutdown_grace_secs),
-    )
-    .await?;
-    if let Some(p) = &cfg.server.ready_file {
-        let _ = std::fs::remove_file(p);
-    }
-    store.close().await;
-    tracing::info!("ec2bridge stopped");
-    Ok(())
 }
 
 /// One region's backend: its CloudStack client (or built-in simulator) and credential sources.
