@@ -431,6 +431,22 @@ async fn all_views(ctx: &Ctx<'_>) -> Result<Vec<Value>, Ec2Error> {
     Ok(out)
 }
 
+/// Every attached interface of the caller with its subnet, addresses and groups: what the
+/// tiers' security group lists guard (sg_enforce).
+pub(super) async fn attached(ctx: &Ctx<'_>) -> Result<Vec<super::sg_enforce::Member>, Ec2Error> {
+    Ok(all_views(ctx)
+        .await?
+        .into_iter()
+        .filter(|v| v["status"] == "in-use")
+        .map(|v| super::sg_enforce::Member {
+            instance: s(&v["attachment"], "instanceuuid").unwrap_or_default(),
+            subnet: s(&v, "subnetid").unwrap_or_default(),
+            addresses: v["addresses"].as_array().into_iter().flatten().filter_map(|a| s(a, "ipaddress")).collect(),
+            groups: v["_groupids"].as_array().into_iter().flatten().map(scalar_text).collect(),
+        })
+        .collect())
+}
+
 /// A record whose NIC is gone: deleted (with its claims) when adopted from an instance or when
 /// DeleteOnTermination says so, else detached. Answers the record if it still exists.
 async fn reconcile(ctx: &Ctx<'_>, r: &Record) -> Result<Option<Record>, Ec2Error> {
@@ -728,7 +744,13 @@ pub async fn delete_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Val
 
 /// AttachNetworkInterface: addNicToVirtualMachine on the interface's tier with its address, then
 /// its secondary addresses (addIpToNic); any failure removes the NIC again.
-pub async fn attach_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+pub async fn attach_network_interface(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let out = attach_network_interface_now(ctx, prep).await?;
+    tiers_follow(ctx).await;
+    Ok(out)
+}
+
+async fn attach_network_interface_now(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let params = &ctx.req.params;
     let id = params.require("NetworkInterfaceId")?.to_string();
     let instance = params.require("InstanceId")?.to_string();
@@ -826,7 +848,13 @@ pub async fn attach_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Val
 
 /// DetachNetworkInterface: removeNicFromVirtualMachine; the record keeps subnet, addresses,
 /// groups (and its claims). The primary interface cannot be detached.
-pub async fn detach_network_interface(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+pub async fn detach_network_interface(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let out = detach_network_interface_now(ctx, prep).await?;
+    tiers_follow(ctx).await;
+    Ok(out)
+}
+
+async fn detach_network_interface_now(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let params = &ctx.req.params;
     let attachment = params.require("AttachmentId")?.to_string();
     // Force: CloudStack's NIC removal is a hot unplug that never asks the guest, so every detach
@@ -879,6 +907,69 @@ async fn update_record(ctx: &Ctx<'_>, id: &str, change: impl Fn(&mut Record)) ->
         r = record(ctx, id).await?.ok_or_else(|| not_found(id))?;
     }
     Err(Ec2Error::internal())
+}
+
+/// ModifyInstanceAttribute `GroupId.N` of an instance in a subnet: the groups of the instance
+/// (and so of its primary interface), then its tier's list (docs/vpc.md "VPC security groups:
+/// enforcement"); when the tiers cannot follow, the instance keeps its groups and the error is
+/// answered. An EC2-Classic instance's groups cannot change (CloudStack fixes them at deploy).
+pub async fn set_instance_group_ids(ctx: &Ctx<'_>, instance: &str, asked: &[String]) -> Result<(), Ec2Error> {
+    let rec = ctx
+        .ex
+        .objects
+        .get(&owner(ctx), instance)
+        .await
+        .map_err(store_failed)?
+        .filter(|r| r.kind == super::vpc_sg::INSTANCE_GROUPS)
+        .ok_or_else(|| {
+            Ec2Error::new(
+                Code::UnsupportedOperation,
+                "The cloud behind this gateway cannot change the security groups of an instance outside a VPC.",
+            )
+        })?;
+    let vpc = rec.vpc.clone().unwrap_or_default();
+    let vpc_uuid = ctx.resolve_ids(Kind::Vpc, std::slice::from_ref(&vpc)).await?.remove(0);
+    let groups = super::vpc_sg::launch_groups(ctx, &[], asked, &vpc, &vpc_uuid).await?;
+    let before: Vec<String> = rec.doc["groups"].as_array().into_iter().flatten().map(scalar_text).collect();
+    set_instance_groups(ctx, instance, &groups).await?;
+    if let Err(e) = super::sg_enforce::sync(ctx, Some(&vpc_uuid), None).await {
+        let _ = set_instance_groups(ctx, instance, &before).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// After an interface's attachment or addresses changed: the tiers' security group lists follow
+/// (docs/vpc.md "VPC security groups: enforcement"). A failure is logged: the tiers keep their
+/// previous lists until the next change recomputes them.
+async fn tiers_follow(ctx: &Ctx<'_>) {
+    if let Err(e) = super::sg_enforce::sync(ctx, None, None).await {
+        tracing::warn!(error = %e.message, "could not recompute the tier lists after an interface change");
+    }
+}
+
+/// The groups an interface has now (a primary interface's are its instance's).
+async fn groups_of(ctx: &Ctx<'_>, r: &Record) -> Result<Vec<String>, Ec2Error> {
+    let own = |d: &Value| d["groups"].as_array().into_iter().flatten().map(scalar_text).collect::<Vec<_>>();
+    if r.doc["primary"] == true
+        && let Some(instance) = s(&r.doc["attachment"], "instanceid")
+        && let Some(rec) = ctx.ex.objects.get(&owner(ctx), &instance).await.map_err(store_failed)?
+    {
+        return Ok(own(&rec.doc));
+    }
+    Ok(own(&r.doc))
+}
+
+/// Set the groups of an interface (and of its instance when it is the primary one).
+async fn set_groups(ctx: &Ctx<'_>, r: &Record, groups: &[String]) -> Result<(), Ec2Error> {
+    if r.doc["primary"] == true
+        && let Some(instance) = s(&r.doc["attachment"], "instanceid")
+    {
+        set_instance_groups(ctx, &instance, groups).await?;
+    }
+    let id = r.id.clone();
+    update_record(ctx, &id, |x| x.doc["groups"] = json!(groups)).await?;
+    Ok(())
 }
 
 /// The instance-group record of an instance whose primary interface changes groups.
@@ -943,12 +1034,14 @@ pub async fn modify_network_interface_attribute(ctx: &Ctx<'_>, _: &Prepared) -> 
         let vpc = s(&r.doc, "vpcid").unwrap_or_default();
         let vpc_uuid = s(&r.doc, "vpcuuid").unwrap_or_default();
         let groups = super::vpc_sg::launch_groups(ctx, &[], &groups, &vpc, &vpc_uuid).await?;
-        if r.doc["primary"] == true
-            && let Some(instance) = s(&r.doc["attachment"], "instanceid")
-        {
-            set_instance_groups(ctx, &instance, &groups).await?;
+        let before = groups_of(ctx, &r).await?;
+        set_groups(ctx, &r, &groups).await?;
+        // The tiers follow (docs/vpc.md "VPC security groups: enforcement"); when they cannot,
+        // the interface keeps its groups and the error is answered.
+        if let Err(e) = super::sg_enforce::sync(ctx, Some(&vpc_uuid), None).await {
+            let _ = set_groups(ctx, &r, &before).await;
+            return Err(e);
         }
-        update_record(ctx, &id, |r| r.doc["groups"] = json!(groups)).await?;
     } else {
         let attachment = attachment.ok_or_else(|| Ec2Error::missing_parameter("Attachment.AttachmentId"))?;
         let dot = dot.ok_or_else(|| Ec2Error::missing_parameter("Attachment.DeleteOnTermination"))?;
@@ -1042,7 +1135,13 @@ async fn attached_nic(ctx: &Ctx<'_>, r: &Record) -> Result<Option<Value>, Ec2Err
 /// (SecondaryPrivateIpAddressCount) are claimed in the store first, then, on an attached
 /// interface, added to its NIC (addIpToNic); a failure removes what was added and releases the
 /// claims.
-pub async fn assign_private_ip_addresses(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+pub async fn assign_private_ip_addresses(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let out = assign_private_ip_addresses_now(ctx, prep).await?;
+    tiers_follow(ctx).await;
+    Ok(out)
+}
+
+async fn assign_private_ip_addresses_now(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let params = &ctx.req.params;
     let id = params.require("NetworkInterfaceId")?.to_string();
     if params.get("Ipv4PrefixCount").is_some() || !params.list("Ipv4Prefix").is_empty() {
@@ -1151,7 +1250,13 @@ pub async fn assign_private_ip_addresses(ctx: &Ctx<'_>, _: &Prepared) -> Result<
 
 /// UnassignPrivateIpAddresses: each address must be a secondary address of the interface;
 /// removeIpFromNic on an attached interface, then the claims go.
-pub async fn unassign_private_ip_addresses(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
+pub async fn unassign_private_ip_addresses(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
+    let out = unassign_private_ip_addresses_now(ctx, prep).await?;
+    tiers_follow(ctx).await;
+    Ok(out)
+}
+
+async fn unassign_private_ip_addresses_now(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let params = &ctx.req.params;
     let id = params.require("NetworkInterfaceId")?.to_string();
     if !params.list("Ipv4Prefix").is_empty() {

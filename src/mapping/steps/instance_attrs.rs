@@ -120,6 +120,8 @@ pub async fn r_change(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Res
         }
         // DeleteOnTermination of attached volumes, kept by the gateway; checked in `modify`.
         "blockDeviceMapping" if value == "members" => Ok(vec!["blockDeviceMapping=".into()]),
+        // The groups of an instance in a subnet (the gateway's; checked in `modify`).
+        "groupSet" => Ok(vec!["groupSet=".into()]),
         // Kept by the gateway (TerminateInstances reads it).
         "disableApiTermination" => match value.to_ascii_lowercase().as_str() {
             v @ ("true" | "false") => Ok(vec![format!("{DISABLE_API_TERMINATION}={v}")]),
@@ -238,6 +240,11 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
         let (ec2, _) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
         let v = Value::Bool(value == "true");
         return attrs::set(ctx, attrs::INSTANCE, std::slice::from_ref(ec2), what, v).await.map(|_| Value::Null);
+    }
+    if what == "groupSet" {
+        let (ec2, _) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
+        let asked: Vec<String> = ctx.req.params.list("GroupId").into_iter().map(str::to_string).collect();
+        return super::eni::set_instance_group_ids(ctx, ec2, &asked).await.map(|_| Value::Null);
     }
     let (ec2, vm) = the_vm(ctx, prep).await?;
     if what == "blockDeviceMapping" {

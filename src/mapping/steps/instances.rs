@@ -166,6 +166,14 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
             }
         }
     }
+    // Instances in subnets (read before their records go below): their tiers' security group
+    // lists no longer count them.
+    let in_vpc = if command == "destroyVirtualMachine" && !started.is_empty() {
+        let groups = super::vpc_sg::instance_groups(ctx).await.unwrap_or_default();
+        started.iter().any(|&i| groups.contains_key(rows[i].ec2))
+    } else {
+        false
+    };
     if flag_arg(args, "protect") {
         let gone: Vec<String> = started.iter().map(|&i| rows[i].ec2.to_string()).collect();
         super::attrs::forget(ctx, &gone).await;
@@ -185,6 +193,10 @@ pub async fn state_change(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Er
             }
             w.bury(&me, rows[i].ec2, background::slim_vm(&vm)).await;
         }
+    }
+    if in_vpc {
+        let gone: Vec<String> = started.iter().map(|&i| rows[i].uuid.to_string()).collect();
+        super::sg_enforce::after_terminate(ctx, &gone).await;
     }
     if flag_arg(args, "watch") && !jobs.is_empty() {
         // How each job ends is reported as EC2 would (stateReason), after the answer.

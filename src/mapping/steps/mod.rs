@@ -17,6 +17,7 @@ pub(crate) mod launch_nics;
 pub(crate) mod nat;
 pub(crate) mod network_acls;
 mod security_groups;
+pub(crate) mod sg_enforce;
 pub(crate) mod tags;
 pub(crate) mod volumes;
 pub(crate) mod vpc;

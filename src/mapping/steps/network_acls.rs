@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::common::{idempotent, run_job, tag_specifications as tag_specs};
+use super::sg_enforce;
 use super::vpc_objects::{Block, cs_vpc, cs_vpcs, dependency, owner};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
@@ -95,9 +96,12 @@ impl World {
         self.vpcs.iter().find(|(_, v)| s(v, "id").as_deref() == Some(uuid))
     }
 
-    /// The lists EC2 shows: those of the caller's VPCs.
+    /// The lists EC2 shows: those of the caller's VPCs, less the tier lists that enforce
+    /// security groups (sg_enforce).
     fn acls(&self) -> impl Iterator<Item = &Value> {
-        self.lists.iter().filter(|l| s(l, "vpcid").is_some_and(|v| self.vpc(&v).is_some()))
+        self.lists
+            .iter()
+            .filter(|l| s(l, "vpcid").is_some_and(|v| self.vpc(&v).is_some()) && !sg_enforce::is_enforcement(l))
     }
 
     fn global_allow(&self) -> Option<String> {
@@ -136,6 +140,20 @@ async fn load(ctx: &Ctx<'_>, with_tiers: bool) -> Result<World, Ec2Error> {
     } else {
         Vec::new()
     };
+    // A tier on a list enforcing security groups is associated, for EC2, with the network ACL
+    // that list stands for (`_csaclid` keeps the list CloudStack has on the tier).
+    let mut tiers = tiers;
+    for t in tiers.iter_mut() {
+        let Some(cur) = s(t, "aclid") else { continue };
+        let nacl = lists
+            .iter()
+            .find(|l| s(l, "id").as_deref() == Some(cur.as_str()) && sg_enforce::is_enforcement(l))
+            .and_then(sg_enforce::nacl_of);
+        if let (Some(o), Some(n)) = (t.as_object_mut(), nacl) {
+            o.insert("_csaclid".into(), Value::String(cur));
+            o.insert("aclid".into(), Value::String(n));
+        }
+    }
     let k = kind()?;
     let mut record = Vec::new();
     for l in &lists {
@@ -147,19 +165,19 @@ async fn load(ctx: &Ctx<'_>, with_tiers: bool) -> Result<World, Ec2Error> {
     Ok(World { vpcs, lists, tiers })
 }
 
-/// One CloudStack ACL item to create.
-struct Item {
-    number: i64,
-    egress: bool,
-    protocol: String,
-    allow: bool,
-    cidr: String,
-    ports: Option<(i64, i64)>,
-    icmp: Option<(i64, i64)>,
+/// One CloudStack ACL item to create (`cidr`: one CIDR or several, comma-separated).
+pub(super) struct Item {
+    pub number: i64,
+    pub egress: bool,
+    pub protocol: String,
+    pub allow: bool,
+    pub cidr: String,
+    pub ports: Option<(i64, i64)>,
+    pub icmp: Option<(i64, i64)>,
 }
 
 impl Item {
-    fn params(&self) -> Vec<(String, String)> {
+    pub(super) fn params(&self) -> Vec<(String, String)> {
         let mut out = vec![
             p("number", self.number.to_string()),
             p("protocol", self.protocol.clone()),
@@ -183,14 +201,20 @@ impl Item {
     }
 }
 
-async fn delete_list(ctx: &Ctx<'_>, uuid: &str) {
+pub(super) async fn delete_list(ctx: &Ctx<'_>, uuid: &str) {
     if run_job(ctx, "deleteNetworkACLList", &[p("id", uuid)]).await.is_err() {
         tracing::warn!(list = uuid, "could not remove an ACL list made by this request");
     }
 }
 
 /// Make a list in `vpc` with `items`; removed again when an item cannot be made.
-async fn make_list(ctx: &Ctx<'_>, vpc: &str, name: &str, description: &str, items: &[Item]) -> Result<Value, Ec2Error> {
+pub(super) async fn make_list(
+    ctx: &Ctx<'_>,
+    vpc: &str,
+    name: &str,
+    description: &str,
+    items: &[Item],
+) -> Result<Value, Ec2Error> {
     let j = ctx
         .start_job("createNetworkACLList", &[p("name", name), p("description", description), p("vpcid", vpc)])
         .await?;
@@ -253,7 +277,12 @@ async fn ensure_default(ctx: &Ctx<'_>, world: &mut World, vpc: &str) -> Result<S
         for t in world.tiers.iter_mut() {
             if s(t, "vpcid").as_deref() == Some(vpc) && s(t, "aclid").as_deref() == Some(allow.as_str()) {
                 let tier = s(t, "id").unwrap_or_default();
-                run_job(ctx, "replaceNetworkACLList", &[p("aclid", uuid.clone()), p("networkid", tier)]).await?;
+                if t.get("_csaclid").is_some() {
+                    // Guarded by its groups: the tier's list is recomputed over the default.
+                    sg_enforce::sync(ctx, Some(vpc), Some((&tier, &uuid))).await?;
+                } else {
+                    run_job(ctx, "replaceNetworkACLList", &[p("aclid", uuid.clone()), p("networkid", tier)]).await?;
+                }
                 if let Some(o) = t.as_object_mut() {
                     o.insert("aclid".into(), Value::String(uuid.clone()));
                 }
@@ -278,7 +307,11 @@ pub async fn default_list(ctx: &Ctx<'_>, vpc: &str) -> Result<String, Ec2Error> 
 /// Does the VPC have ACLs other than its default (DeleteVpc's DependencyViolation, as in EC2)?
 pub async fn vpc_has_acls(ctx: &Ctx<'_>, vpc: &str) -> Result<bool, Ec2Error> {
     let lists = ctx.list("listNetworkACLLists", &[p("vpcid", vpc), p("listall", "true")], "networkacllist").await?;
-    Ok(lists.iter().any(|l| s(l, "vpcid").as_deref() == Some(vpc) && s(l, "name").as_deref() != Some(DEFAULT_NAME)))
+    Ok(lists.iter().any(|l| {
+        s(l, "vpcid").as_deref() == Some(vpc)
+            && s(l, "name").as_deref() != Some(DEFAULT_NAME)
+            && !sg_enforce::is_enforcement(l)
+    }))
 }
 
 // ---- EC2 documents -----------------------------------------------------------------------------
@@ -655,16 +688,41 @@ fn item_args(ctx: &Ctx<'_>, a: &EntryArgs) -> Result<Item, Ec2Error> {
     Ok(Item { number: 2 * a.rule + i64::from(a.egress), egress: a.egress, protocol, allow, cidr, ports, icmp })
 }
 
-/// The ACL list a request names, and its items.
-async fn list_and_items(ctx: &Ctx<'_>) -> Result<(String, Vec<Value>), Ec2Error> {
+/// The ACL list a request names, its VPC, and its items.
+async fn list_and_items(ctx: &Ctx<'_>) -> Result<(String, String, Vec<Value>), Ec2Error> {
     let id = ctx.req.params.require("NetworkAclId")?;
     check_shape(id)?;
     let world = load(ctx, false).await?;
     let list = world.find(id)?;
     let uuid = s(&list, "id").unwrap_or_default();
+    let vpc = s(&list, "vpcid").unwrap_or_default();
     let items = ctx.list("listNetworkACLs", &[p("aclid", uuid.clone()), p("listall", "true")], "networkacl").await?;
     let items = items.into_iter().filter(|i| s(i, "aclid").is_none_or(|a| a == uuid)).collect();
-    Ok((uuid, items))
+    Ok((uuid, vpc, items))
+}
+
+/// A CloudStack item's fields as createNetworkACL / updateNetworkACLItem take them (to put an
+/// item back as it was).
+fn item_fields(it: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for k in ["protocol", "action", "traffictype", "cidrlist", "startport", "endport", "icmptype", "icmpcode"] {
+        if let Some(v) = s(it, k) {
+            out.push(p(k, v));
+        }
+    }
+    out
+}
+
+/// After an entry changed: recompute the lists of the tiers that enforce security groups over
+/// this ACL (sg_enforce); when that fails, `undo` puts the entry back and the error is answered.
+async fn resync(ctx: &Ctx<'_>, vpc: &str, undo: (&str, Vec<(String, String)>)) -> Result<(), Ec2Error> {
+    if let Err(e) = sg_enforce::sync(ctx, Some(vpc), None).await {
+        if run_job(ctx, undo.0, &undo.1).await.is_err() {
+            tracing::warn!(command = undo.0, "could not put a network ACL entry back");
+        }
+        return Err(e);
+    }
+    Ok(())
 }
 
 fn find_item(items: &[Value], number: i64) -> Option<&Value> {
@@ -682,7 +740,7 @@ fn entry_not_found(a: &EntryArgs) -> Ec2Error {
 pub async fn create_entry(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let a = entry_args(ctx)?;
     let item = item_args(ctx, &a)?;
-    let (uuid, items) = list_and_items(ctx).await?;
+    let (uuid, vpc, items) = list_and_items(ctx).await?;
     if find_item(&items, item.number).is_some() {
         return Err(Ec2Error::new(
             Code::NetworkAclEntryAlreadyExists,
@@ -691,7 +749,9 @@ pub async fn create_entry(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error
     }
     let mut params = item.params();
     params.push(p("aclid", uuid));
-    run_job(ctx, "createNetworkACL", &params).await?;
+    let done = run_job(ctx, "createNetworkACL", &params).await?;
+    let made = done.get("networkacl").and_then(|i| s(i, "id")).unwrap_or_default();
+    resync(ctx, &vpc, ("deleteNetworkACL", vec![p("id", made)])).await?;
     Ok(Value::Null)
 }
 
@@ -699,22 +759,31 @@ pub async fn create_entry(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error
 pub async fn replace_entry(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let a = entry_args(ctx)?;
     let item = item_args(ctx, &a)?;
-    let (_, items) = list_and_items(ctx).await?;
+    let (_, vpc, items) = list_and_items(ctx).await?;
     let cur = find_item(&items, item.number).ok_or_else(|| entry_not_found(&a))?;
     let mut params = item.params();
     params.retain(|(k, _)| k != "number");
-    params.push(p("id", s(cur, "id").unwrap_or_default()));
+    let id = p("id", s(cur, "id").unwrap_or_default());
+    params.push(id.clone());
     params.push(p("partialupgrade", "false"));
     run_job(ctx, "updateNetworkACLItem", &params).await?;
+    let mut back = item_fields(cur);
+    back.push(id);
+    back.push(p("partialupgrade", "false"));
+    resync(ctx, &vpc, ("updateNetworkACLItem", back)).await?;
     Ok(Value::Null)
 }
 
 /// DeleteNetworkAclEntry: deleteNetworkACL of the item.
 pub async fn delete_entry(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     let a = entry_args(ctx)?;
-    let (_, items) = list_and_items(ctx).await?;
+    let (uuid, vpc, items) = list_and_items(ctx).await?;
     let cur = find_item(&items, 2 * a.rule + i64::from(a.egress)).ok_or_else(|| entry_not_found(&a))?;
     run_job(ctx, "deleteNetworkACL", &[p("id", s(cur, "id").unwrap_or_default())]).await?;
+    let mut back = item_fields(cur);
+    back.push(p("number", s(cur, "number").unwrap_or_default()));
+    back.push(p("aclid", uuid));
+    resync(ctx, &vpc, ("createNetworkACL", back)).await?;
     Ok(Value::Null)
 }
 
@@ -765,8 +834,10 @@ pub async fn replace_association(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, E
         ));
     }
     if s(&tier, "aclid").as_deref() != Some(list_uuid.as_str()) {
-        run_job(ctx, "replaceNetworkACLList", &[p("aclid", list_uuid.clone()), p("networkid", tier_uuid.clone())])
-            .await?;
+        // The tier's list: the ACL itself, or (instances in the tier) the ACL narrowed to their
+        // security groups (sg_enforce).
+        let vpc = s(&tier, "vpcid").unwrap_or_default();
+        sg_enforce::sync(ctx, Some(&vpc), Some((&tier_uuid, &list_uuid))).await?;
     }
     Ok(json!({"newassociationid": assoc_id(&tier_uuid, &list_uuid)}))
 }

@@ -891,6 +891,14 @@ pub async fn after_launch(ctx: &Ctx<'_>, launch: &Option<VpcLaunch>, doc: &mut V
             Err(e) => return Err(undo(e).await),
         }
     }
+    // The tier's list now counts the new instances' groups (docs/vpc.md "VPC security groups:
+    // enforcement"); instances whose groups cannot be enforced are not kept.
+    if let Err(e) = super::sg_enforce::sync(ctx, Some(&l.vpc_uuid), None).await {
+        let e = undo(e).await;
+        let _ = super::vpc_sg::forget_instances(ctx, &ec2_ids).await;
+        super::sg_enforce::after_terminate(ctx, made).await;
+        return Err(e);
+    }
     let by_id = super::vpc_sg::instance_groups(ctx).await?;
     let groups = ec2_ids.first().and_then(|i| by_id.get(i)).cloned().unwrap_or_default();
     for vm in doc["instances"].as_array_mut().into_iter().flatten() {

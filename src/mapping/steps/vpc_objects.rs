@@ -209,7 +209,7 @@ pub async fn cs_vpcs(ctx: &Ctx<'_>) -> Result<Vec<(String, Value)>, Ec2Error> {
 // ---- CIDR arithmetic ----------------------------------------------------------------------------
 
 /// An IPv4 block `a.b.c.d/n` whose address is the block's first address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Block {
     pub base: u32,
     pub prefix: u8,

@@ -2,8 +2,8 @@
 //! groups in zones without them, so a VPC's groups are the gateway's own objects in the store,
 //! with EC2's semantics: a `default` group per VPC (ingress from itself, egress to everywhere),
 //! egress allow-all on new groups, names unique per VPC, rules by CIDR or by group id of the
-//! same VPC, EC2's duplicate / not-found / dependency errors. They are recorded and answered,
-//! not enforced (the tiers' ACL is `default_allow`): see docs/vpc.md "Departures".
+//! same VPC, EC2's duplicate / not-found / dependency errors. They are enforced per tier through
+//! the tiers' ACL lists (sg_enforce; docs/vpc.md "VPC security groups: enforcement").
 //!
 //! A group's document looks like a CloudStack security group (`id` = a uuid the gateway made,
 //! `name`, `description`, `account`, `vpcid` = the VPC's uuid, `tags`) so the shared shapes render
@@ -167,6 +167,11 @@ pub async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<(), Ec2Error> {
     changes.extend(stale);
     if !write(ctx, changes).await? {
         return Err(Ec2Error::internal());
+    }
+    // Nothing live used it and no group names it, so no tier list should change; recomputing
+    // keeps them exact should state have moved meanwhile.
+    if let Err(e) = super::sg_enforce::sync(ctx, s(&g.doc, "vpcid").as_deref(), None).await {
+        tracing::warn!(error = %e.message, "could not recompute the tier lists after a group deletion");
     }
     Ok(())
 }
@@ -366,12 +371,37 @@ pub async fn change_rules(ctx: &Ctx<'_>, id: &str, ingress: bool, revoke: bool) 
                 }
             }
         }
+        let before = g.doc["rules"][dir].clone();
         g.doc["rules"][dir] = Value::Array(rules);
-        if write(ctx, vec![Change::Update(g)]).await? {
+        if write(ctx, vec![Change::Update(g.clone())]).await? {
+            // The tiers of the VPC follow (docs/vpc.md "VPC security groups: enforcement"); when
+            // they cannot, the rule change is taken back and the error answered.
+            let vpc_uuid = s(&g.doc, "vpcid").unwrap_or_default();
+            if let Err(e) = super::sg_enforce::sync(ctx, Some(&vpc_uuid), None).await {
+                undo_rules(ctx, id, dir, &g.doc["rules"][dir], before).await;
+                return Err(e);
+            }
             return Ok(());
         }
     }
     Err(Ec2Error::internal())
+}
+
+/// Put a group's rules of one direction back as they were (unless changed again meanwhile).
+async fn undo_rules(ctx: &Ctx<'_>, id: &str, dir: &str, written: &Value, before: Value) {
+    for _ in 0..8 {
+        let Ok(Some(mut g)) = group(ctx, id).await else { break };
+        if g.doc["rules"][dir] != *written {
+            break;
+        }
+        g.doc["rules"][dir] = before.clone();
+        match write(ctx, vec![Change::Update(g)]).await {
+            Ok(true) => return,
+            Ok(false) => continue,
+            Err(_) => break,
+        }
+    }
+    tracing::warn!(group = id, "could not take back a rule change whose tiers could not follow");
 }
 
 /// EC2 permissions (`_ingress` / `_egress`, as `security_group_permissions` makes them) of one
@@ -531,6 +561,22 @@ pub async fn record_instances(
         })
         .collect();
     if !write(ctx, changes).await? {
+        return Err(Ec2Error::internal());
+    }
+    Ok(())
+}
+
+/// Forget the group records of instances (a launch taken back).
+pub async fn forget_instances(ctx: &Ctx<'_>, instance_ids: &[String]) -> Result<(), Ec2Error> {
+    let mut changes = Vec::new();
+    for i in instance_ids {
+        if let Some(r) = ctx.ex.objects.get(&owner(ctx), i).await.map_err(store_failed)?
+            && r.kind == INSTANCE_GROUPS
+        {
+            changes.push(Change::Delete { id: r.id, version: r.version });
+        }
+    }
+    if !changes.is_empty() && !write(ctx, changes).await? {
         return Err(Ec2Error::internal());
     }
     Ok(())
