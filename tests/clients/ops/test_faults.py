@@ -313,3 +313,44 @@ def test_terminated_instances_are_tagged_as_ec2_tags_them(workdir, procs):
     with pytest.raises(ClientError) as e:
         c.create_tags(Resources=["i-0123456789abcdef0"], Tags=[{"Key": "b", "Value": "2"}])
     assert e.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+
+
+def test_a_tier_list_that_cannot_be_put_in_place_undoes_the_launch(workdir, procs):
+    """docs/vpc.md "VPC security groups: enforcement": when CloudStack cannot move the tier onto
+    the list that enforces the new instance's groups, RunInstances answers the error and leaves
+    nothing half-made: no instance, no gateway list, the tier on its network ACL's list."""
+    gw = fault_gateway(workdir, procs, '[[faults]]\ncommand = "replaceNetworkACLList"\njob = "fail"\n'
+                       'job_error_code = 530\njob_error_text = "Failed to apply ACL on %s"\n' % PLANTED)
+    c = ec2(gw)
+    if "VPC" not in [a["AttributeValue"] for x in c.describe_account_attributes(AttributeNames=["supported-platforms"])[
+            "AccountAttributes"] for a in x["AttributeValues"]]:
+        pytest.skip("the simulator's region has no VPC zone")
+    vpc = c.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
+    c.get_waiter("vpc_available").wait(VpcIds=[vpc])
+    sub = c.create_subnet(VpcId=vpc, CidrBlock="10.62.1.0/24")["Subnet"]["SubnetId"]
+    web = c.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
+    c.authorize_security_group_ingress(GroupId=web, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    with pytest.raises(ClientError) as e:
+        c.run_instances(ImageId=image(c), MinCount=1, MaxCount=1, SubnetId=sub, SecurityGroupIds=[web])
+    assert PLANTED not in str(e.value.response)
+    cs = cloudstack(gw, admin=False)
+    lists = cs.listNetworkACLLists(listall="true").get("networkacllist", [])
+    assert [x for x in lists if x["name"] == "ec2bridge-sg"] == []
+    tier = [n for n in cs.listNetworks(listall="true").get("network", []) if n.get("cidr") == "10.62.1.0/24"][0]
+    assert [x["name"] for x in lists if x["id"] == tier["aclid"]] == ["ec2bridge-default"]
+    live = [i["InstanceId"] for r in c.describe_instances(Filters=[{"Name": "subnet-id", "Values": [sub]}])["Reservations"]
+            for i in r["Instances"] if i["State"]["Name"] not in ("shutting-down", "terminated")]
+    assert live == []
+    # The group is unchanged and can still go.
+    g = c.describe_security_groups(GroupIds=[web])["SecurityGroups"][0]
+    assert [(p["IpProtocol"], p["FromPort"]) for p in g["IpPermissions"]] == [("tcp", 22)]
+    wait_for("the group free", lambda: _try(lambda: c.delete_security_group(GroupId=web)), timeout=30)
+
+
+def _try(call):
+    try:
+        call()
+        return True
+    except ClientError:
+        return False
