@@ -466,10 +466,17 @@ async fn key_pairs_and_password_data() {
     );
 
     // Delete: by name, by id, absent is success.
-    for p in [[("KeyName", "imp")], [("KeyPairId", k1_id.as_str())], [("KeyName", "never-there")]] {
+    for p in [
+        [("KeyName", "imp")],
+        [("KeyPairId", k1_id.as_str())],
+        [("KeyName", "never-there")],
+        [("KeyPairId", "key-0123456789abcdef0")],
+    ] {
         let xml = run(&ex, &who, "DeleteKeyPair", &p).await.unwrap();
         assert_eq!(one(&xml, "return"), "true");
     }
+    assert_eq!(code(&ex, &who, "DeleteKeyPair", &[]).await, "MissingParameter");
+    assert_eq!(code(&ex, &who, "DeleteKeyPair", &[("KeyPairId", "bogus")]).await, "InvalidParameterValue");
     let xml = run(&ex, &who, "DescribeKeyPairs", &[]).await.unwrap();
     assert_eq!(all(&xml, "keyName"), vec!["ed"]);
     // A deleted key is not offered to RunInstances from a stale cache.

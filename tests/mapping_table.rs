@@ -151,7 +151,7 @@ returns = { return = true }
 fn call_keys_are_checked_at_load() {
     // `call.when` naming no parameter of the action, `empty_on` on a list command, `store =
     // "delete"` on a kind CloudStack holds, an unknown `store` word, an `answer` without check
-    // or call.
+    // or call, `forget` naming an unknown command.
     let extra = r#"
 [action.DescribeHosts]
 params.id = { from = "HostId" }
@@ -160,7 +160,7 @@ returns = { return = true }
 
 [action.DescribeFleets]
 ids = { param = "FleetId", kind = "volume", backend = "each" }
-call = { command = "deleteVolume", store = "delete" }
+call = { command = "deleteVolume", store = "delete", forget = ["listNothing"] }
 returns = { return = true }
 
 [action.DescribeSnapshotTierStatus]
@@ -180,5 +180,6 @@ returns = { return = true }
     assert!(joined.contains("x.toml:7: call.store = \"delete\" needs ids of a kind with store_records"), "{joined}");
     assert!(joined.contains("x.toml:14: call.store 'forget' (expected delete)"), "{joined}");
     assert!(joined.contains("x.toml:18: answer needs check or call"), "{joined}");
-    assert_eq!(errs.len(), 5, "{joined}");
+    assert!(joined.contains("x.toml:7: call.forget: unknown CloudStack command 'listNothing'"), "{joined}");
+    assert_eq!(errs.len(), 6, "{joined}");
 }

@@ -828,6 +828,9 @@ pub async fn produce_call(ctx: &Ctx<'_>, call: &CallSpec, prep: &Prepared) -> Re
     }
     let futs = combos.iter().map(|(params, _)| one_call(ctx, call, params));
     let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
+    for f in &call.forget {
+        ctx.forget_cached(f);
+    }
     let mut values = Vec::new();
     for (r, (_, fan)) in results.into_iter().zip(&combos) {
         let v = r?;

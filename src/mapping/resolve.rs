@@ -64,6 +64,11 @@ const RESOLVERS: &[(&str, ResolveFn, &str)] = &[
     ("zone_named", resolver!(r_zone_named), "availability zone name -> zone id; unknown -> InvalidZone.NotFound"),
     ("int_range:", resolver!(r_int_range), "an integer within MIN..MAX (int_range:1..16384), checked"),
     ("one_of:", resolver!(r_one_of), "one of the listed values (one_of:a,b,c), checked"),
+    (
+        "key_pair_name:",
+        resolver!(super::steps::keypairs::r_key_pair_name),
+        "key_pair_name:KeyPairId: the name given, else the name of the key pair that id names (nothing when absent)",
+    ),
     ("device", resolver!(r_device), "EC2 device name (/dev/sdf, /dev/xvdf, xvdf) -> CloudStack device id (5)"),
 ];
 
@@ -84,6 +89,9 @@ pub fn check(name: &str, t: &Table) -> Result<(), String> {
         && int_range(r).is_none()
     {
         return Err(format!("resolver '{name}': expected int_range:MIN..MAX"));
+    }
+    if name.starts_with("key_pair_name:") && arg.is_empty() {
+        return Err(format!("resolver '{name}': expected key_pair_name:IdParameter"));
     }
     if name.starts_with("one_of:") && arg.is_empty() {
         return Err(format!("resolver '{name}': expected one_of:a,b,c"));

@@ -115,35 +115,30 @@ pub async fn import(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
     }
 }
 
-pub async fn delete(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
-    let p = &ctx.req.params;
-    let name = match (p.get("KeyName").filter(|v| !v.is_empty()), p.get("KeyPairId").filter(|v| !v.is_empty())) {
-        (Some(n), _) => n.to_string(),
-        (None, Some(id)) => {
-            if !ids::is_well_formed(Kind::KeyPair, id) {
-                return Err(Ec2Error::invalid_value("KeyPairId", id, "Expecting \"key-...\"."));
-            }
-            let all = ctx.list("listSSHKeyPairs", &[], "sshkeypair").await?;
-            match all.iter().find(|k| field_text(k, "id").is_some_and(|u| ids::ec2_id(Kind::KeyPair, &u) == id)) {
-                Some(k) => field_text(k, "name").unwrap_or_default(),
-                // EC2 answers success for a key pair that is not there.
-                None => return Ok(Value::Null),
-            }
-        }
-        (None, None) => return Err(Ec2Error::missing_parameter("KeyName")),
-    };
-    match ctx.call_raw("deleteSSHKeyPair", &[("name".into(), name.clone())]).await {
-        Ok(_) => {}
-        Err(e) if is_param_error(&e) => {
-            if find_by_name(ctx, &name).await?.is_some() {
-                return Err(ctx.err(e));
-            }
-        }
-        Err(e) => return Err(ctx.err(e)),
+/// Resolver `key_pair_name:<IdParam>` (DeleteKeyPair): the key pair's name, given, or else
+/// the name of the caller's key pair whose EC2 id the request's `<IdParam>` names; nothing when
+/// the caller has no such key pair (EC2 answers success for one that is not there). Neither
+/// given: MissingParameter of the name.
+pub async fn r_key_pair_name(ctx: &Ctx<'_>, input: Option<String>, id_param: &str, param: &str) -> Out {
+    if let Some(name) = input {
+        return Ok(vec![name]);
     }
-    ctx.forget_cached("listSSHKeyPairs");
-    Ok(Value::Null)
+    let Some(id) = ctx.req.params.get(id_param).filter(|v| !v.is_empty()) else {
+        return Err(Ec2Error::missing_parameter(param));
+    };
+    if !ids::is_well_formed(Kind::KeyPair, id) {
+        return Err(Ec2Error::invalid_value(id_param, id, "Expecting \"key-...\"."));
+    }
+    let all = ctx.list("listSSHKeyPairs", &[], "sshkeypair").await?;
+    Ok(all
+        .iter()
+        .find(|k| field_text(k, "id").is_some_and(|u| ids::ec2_id(Kind::KeyPair, &u) == id))
+        .and_then(|k| field_text(k, "name"))
+        .into_iter()
+        .collect())
 }
+
+type Out = Result<Vec<String>, Ec2Error>;
 
 /// DescribeKeyPairs `KeyName.N`.
 pub async fn names(ctx: &Ctx<'_>, _: &Prepared, items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {

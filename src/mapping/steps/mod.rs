@@ -12,7 +12,7 @@ pub(crate) mod eni;
 pub(crate) mod images;
 pub(crate) mod instance_attrs;
 pub(crate) mod instances;
-mod keypairs;
+pub(crate) mod keypairs;
 pub(crate) mod launch_nics;
 pub(crate) mod nat;
 pub(crate) mod network_acls;
@@ -163,12 +163,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         step!(keypairs::import),
         no_args,
         "registerSSHKeyPair from base64 OpenSSH material; format check",
-    ),
-    (
-        "delete_key_pair",
-        step!(keypairs::delete),
-        no_args,
-        "deleteSSHKeyPair by KeyName or KeyPairId; absent is success",
     ),
     (
         "create_internet_gateway",

@@ -173,6 +173,9 @@ pub struct CallSpec {
     /// Requested ids the gateway's store holds (`[kind.X] store_records`) are removed from the
     /// store (with the tags kept for them) instead of being sent to CloudStack.
     pub store_delete: bool,
+    /// Cached lists (by command) the call makes stale: this caller's copies are dropped after it
+    /// succeeds (a deleted key pair is not found in a cached listSSHKeyPairs any more).
+    pub forget: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

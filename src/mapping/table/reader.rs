@@ -916,7 +916,11 @@ fn read_ids(x: &Node, t: &Table, errs: &Errs) -> Option<IdsSpec> {
 
 fn read_call(c: &Node, t: &Table, errs: &Errs) -> Option<CallSpec> {
     let ct = errs.tab(c, "call")?;
-    errs.only(ct, &["command", "completion", "items", "result", "cache", "when", "empty_on", "store"], "call");
+    errs.only(
+        ct,
+        &["command", "completion", "items", "result", "cache", "when", "empty_on", "store", "forget"],
+        "call",
+    );
     let s = |k: &str| toml_src::get(ct, k).and_then(|v| errs.str(v, k)).map(str::to_string);
     let Some(command) = s("command") else {
         errs.push(&c.at, "call needs command = \"...\"");
@@ -983,6 +987,7 @@ fn read_call(c: &Node, t: &Table, errs: &Errs) -> Option<CallSpec> {
         result: s("result").or_else(|| info.and_then(|i| i.result.clone())),
         cache: toml_src::get(ct, "cache").and_then(|v| errs.bool(v, "cache")).unwrap_or(false),
         when: s("when"),
+        forget: toml_src::get(ct, "forget").map(|v| errs.strs(v, "forget")).unwrap_or_default(),
         empty_on,
         store_delete,
         command,

@@ -123,7 +123,7 @@ pub(super) fn validate(t: &Table, errs: &Errs) {
 }
 
 /// `call.when` names a parameter the action resolves; `call.store = "delete"` needs ids of a
-/// kind the store holds.
+/// kind the store holds; `call.forget` names commands.
 fn check_call(t: &Table, a: &Action, c: &CallSpec, errs: &Errs) {
     if let Some(w) = &c.when
         && !a.params.iter().any(|p| &p.cs_name == w)
@@ -132,6 +132,11 @@ fn check_call(t: &Table, a: &Action, c: &CallSpec, errs: &Errs) {
     }
     if c.store_delete && a.ids.as_ref().and_then(|i| t.kinds.get(&i.kind)).is_none_or(|k| k.store_records.is_none()) {
         errs.push(&a.at, "call.store = \"delete\" needs ids of a kind with store_records");
+    }
+    for f in &c.forget {
+        if !t.commands.contains_key(f) {
+            errs.push(&a.at, format!("call.forget: unknown CloudStack command '{f}'"));
+        }
     }
 }
 
