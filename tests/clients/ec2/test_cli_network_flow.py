@@ -152,12 +152,23 @@ def test_cli_network_flow_and_teardown(aws_cli, cloudstack):
     assert tagmap(got["Tags"]) == {"Name": "flow-acl", "flow": "cli"}
     cs_net_b = [n for n in cs_list(cloudstack, "listNetworks", "network", vpcid=cs_vpc_id) if n["cidr"] == "10.52.2.0/24"]
     cs_acls = cs_list(cloudstack, "listNetworkACLLists", "networkacllist", vpcid=cs_vpc_id)
-    custom = [a for a in cs_acls if a["id"] == cs_net_b[0]["aclid"]]
-    assert len(custom) == 1 and custom[0]["name"] not in ("default_allow", "default_deny")
+    custom = [a for a in cs_acls if a["name"] == "ec2bridge-acl"]
+    assert len(custom) == 1
     items = cs_list(cloudstack, "listNetworkACLs", "networkacl", aclid=custom[0]["id"])
     # CloudStack numbers items once for both directions: the gateway's own numbering, not EC2's.
     rules = [(i["action"], i["traffictype"], i["cidrlist"], i["protocol"]) for i in items]
     assert ("Allow", "Ingress", "192.168.0.0/16", "tcp") in rules and ("Deny", "Egress", "0.0.0.0/0", "all") in rules
+    # Subnet B has an interface (default group: traffic from its members only), so the tier is on
+    # the list enforcing its groups over the ACL (docs/vpc.md "VPC security groups: enforcement"):
+    # the ACL allows ssh from 192.168.0.0/16 only, the group only its members: nothing in common.
+    on_tier = [a for a in cs_acls if a["id"] == cs_net_b[0]["aclid"]]
+    assert len(on_tier) == 1 and on_tier[0]["name"] == "ec2bridge-sg"
+    assert "nacl=%s;" % custom[0]["id"] in on_tier[0]["description"]
+    items = sorted(cs_list(cloudstack, "listNetworkACLs", "networkacl", aclid=on_tier[0]["id"]),
+                   key=lambda i: int(i["number"]))
+    assert [(i["action"], i["traffictype"], i["cidrlist"], i["protocol"], i.get("startport")) for i in items] == \
+        [("Deny", "Ingress", "192.168.0.0/16", "tcp", "22"), ("Deny", "Ingress", "0.0.0.0/0", "all", None),
+         ("Deny", "Egress", "0.0.0.0/0", "all", None)]
 
     # --- site-to-site VPN with a static route propagated into the main route table -----------------
     cgw = cli("create-customer-gateway", "--type", "ipsec.1", "--public-ip", "198.51.100.52", "--bgp-asn", "65052",
