@@ -57,7 +57,8 @@ pub fn check_args(args: &Value) -> Result<(), String> {
 }
 
 /// Resolver `instance_attribute_change`: the one change a ModifyInstanceAttribute asks for, as
-/// `attribute=value` (`serviceofferingid=<uuid>`, `userdata=<base64>`, or `none=` for a change
+/// `attribute=value` (`serviceofferingid=<uuid>`, `userdata=<base64>`, `groupSet=` for the
+/// `GroupId.N` of an instance in a subnet (eni::set_instance_group_ids), or `none=` for a change
 /// to what the instance already is). Checked before DryRun.
 pub async fn r_change(ctx: &Ctx<'_>, _: Option<String>, _: &str, _: &str) -> Result<Vec<String>, Ec2Error> {
     let p = &ctx.req.params;
