@@ -13,13 +13,22 @@ const VMS: usize = 1100;
 
 async fn sim_with_vms()
 -> (ec2bridge::sim::SimHandle, Executor, ec2bridge::auth::Principal, std::sync::Arc<ec2bridge::cloudstack::CsClient>) {
+    sim_with(VMS).await
+}
+
+/// `vms` VMs in alice's account (the simulator's volume limit of 40 leaves room for new volumes
+/// below 40).
+async fn sim_with(
+    vms: usize,
+) -> (ec2bridge::sim::SimHandle, Executor, ec2bridge::auth::Principal, std::sync::Arc<ec2bridge::cloudstack::CsClient>)
+{
     let dir = std::env::temp_dir().join(format!("ec2bridge-pushdown-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/seeds/default.toml"))
         .unwrap()
         .replace("default_vm_limit = 20", "default_vm_limit = -1")
-        + &format!("\n[generate]\nvms = {VMS}\naccounts = [\"alice\"]\n");
-    let path = dir.join("seed.toml");
+        + &format!("\n[generate]\nvms = {vms}\naccounts = [\"alice\"]\n");
+    let path = dir.join(format!("seed-{vms}.toml"));
     std::fs::write(&path, seed).unwrap();
     let sim = ec2bridge::sim::start(ec2bridge::sim::SimOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -125,4 +134,90 @@ async fn a_tombstone_makes_paging_read_the_whole_list() {
     assert_eq!(all(&xml, "instanceId"), after[..5].to_vec());
     let (ids, _) = walk(&ex, &who, &client, &["1000"], &[]).await;
     assert_eq!(ids, after);
+}
+
+/// The volumes behind blockDeviceMapping: listed whole (CloudStack's listVolumes selects by one
+/// VM at most) by the first page of a walk and reused by the pages after it, so a walk reads the
+/// account's volumes once; the pages show what the whole list shows.
+#[tokio::test]
+async fn a_walk_lists_the_volumes_once() {
+    let (_sim, ex, who, client) = sim_with_vms().await;
+    let whole_xml = ex.execute(&req("DescribeInstances", &[]), &who).await.unwrap();
+    let whole = all(&whole_xml, "instanceId");
+    let whole_vols = all(&whole_xml, "volumeId");
+    assert_eq!(whole_vols.len(), whole.len(), "one root volume per instance");
+
+    // Page by page: the first lists one page of VMs and every volume (three pages of 500),
+    // each page after it one page of VMs only.
+    let (mut ids, mut vols, mut devs, mut token, mut calls) = (vec![], vec![], vec![], None::<String>, vec![]);
+    loop {
+        let mut p = vec![("MaxResults", "500")];
+        if let Some(t) = &token {
+            p.push(("NextToken", t));
+        }
+        let c0 = client.calls();
+        let xml = ex.execute(&req("DescribeInstances", &p), &who).await.unwrap();
+        let n = client.calls() - c0;
+        ids.extend(all(&xml, "instanceId"));
+        vols.extend(all(&xml, "volumeId"));
+        devs.extend(all(&xml, "deviceName"));
+        calls.push(n);
+        token = all(&xml, "nextToken").into_iter().next();
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(ids, whole);
+    assert_eq!(vols, whole_vols);
+    assert_eq!(devs, all(&whole_xml, "deviceName"));
+    assert_eq!(calls, vec![1 + 3, 1, 1], "VM page + the volume listing, then one VM page each");
+}
+
+/// A volume the caller attaches through the gateway between two pages of a walk shows on the
+/// next page: its change drops the walk's volume listing.
+#[tokio::test]
+async fn a_change_between_pages_shows_on_the_next_page() {
+    let (_sim, ex, who, _client) = sim_with(12).await;
+    let whole = all(&ex.execute(&req("DescribeInstances", &[]), &who).await.unwrap(), "instanceId");
+    assert_eq!(whole.len(), 12);
+    let xml = ex.execute(&req("DescribeInstances", &[("MaxResults", "5")]), &who).await.unwrap();
+    let token = all(&xml, "nextToken").remove(0);
+    let target = whole[7].clone();
+    let one = ex.execute(&req("DescribeInstances", &[("InstanceId.1", &target)]), &who).await.unwrap();
+    let zone = all(&one, "availabilityZone").remove(0);
+    let created = ex
+        .execute(&req("CreateVolume", &[("Size", "10"), ("AvailabilityZone", &zone)]), &who)
+        .await
+        .expect("CreateVolume");
+    let vol = all(&created, "volumeId").remove(0);
+    let mut attached = false;
+    let mut last = None;
+    for _ in 0..400 {
+        let r = ex
+            .execute(&req("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &target), ("Device", "/dev/sdf")]), &who)
+            .await;
+        match r {
+            Ok(_) => {
+                attached = true;
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(attached, "the new volume attaches: {last:?}");
+    let mut shown = false;
+    for _ in 0..400 {
+        let dv = ex.execute(&req("DescribeVolumes", &[("VolumeId.1", &vol)]), &who).await.unwrap();
+        if all(&dv, "status").contains(&"attached".to_string()) {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(shown, "the attachment completes");
+    let page2 =
+        ex.execute(&req("DescribeInstances", &[("MaxResults", "5"), ("NextToken", &token)]), &who).await.unwrap();
+    assert!(all(&page2, "instanceId").contains(&target));
+    assert!(all(&page2, "volumeId").contains(&vol), "the attached volume shows on the next page");
 }

@@ -107,7 +107,23 @@ pub struct Inner {
     pub accounts: Arc<DashMap<String, String>>,
     /// When the account list was last read with the admin keys.
     pub accounts_read: Mutex<Option<Instant>>,
+    /// Listings shared by the pages of one paging walk, by what they are and the walk's request
+    /// fingerprint (`Ctx::walk_get`; docs/mappings.md "Paging").
+    pub walks: DashMap<String, Walk>,
 }
+
+/// A listing made by the first page of a paging walk, reused by the pages after it.
+pub struct Walk {
+    pub at: Instant,
+    /// The store owner (`vpc_objects::owner`) whose changes through this gateway drop it.
+    pub owner: String,
+    pub data: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+/// How long the pages of a walk reuse its first page's listing.
+pub const WALK_TTL: Duration = Duration::from_secs(30);
+/// At most this many walks' listings are held (the oldest goes first).
+const WALKS_MAX: usize = 16;
 
 /// Resolved inputs of one request.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +180,47 @@ impl<'a> Ctx<'a> {
         self.count();
         tracing::debug!(command, "cloudstack call");
         self.ex.backend.call(self.creds(), command, params).await
+    }
+
+    /// The key of this request's paging walk for listing `what`: None when the request does not
+    /// page (no MaxResults and no NextToken).
+    fn walk_key(&self, what: &str) -> Option<String> {
+        let p = &self.req.params;
+        if p.get("MaxResults").is_none() && p.get("NextToken").is_none_or(str::is_empty) {
+            return None;
+        }
+        Some(format!("{what}\u{0}{}", page::fingerprint(&self.action.name, &self.who.access_key, p)))
+    }
+
+    /// The listing `what` the first page of this paging walk made, for a request that continues
+    /// the walk (NextToken given) within `WALK_TTL`; None otherwise (list afresh).
+    pub fn walk_get<T: std::any::Any + Send + Sync>(&self, what: &str) -> Option<Arc<T>> {
+        self.req.params.get("NextToken").filter(|t| !t.is_empty())?;
+        let key = self.walk_key(what)?;
+        let w = self.ex.walks.get(&key)?;
+        if w.at.elapsed() >= WALK_TTL {
+            return None;
+        }
+        w.data.clone().downcast::<T>().ok()
+    }
+
+    /// Keep listing `what` for the next pages of this walk (nothing when the request does not
+    /// page).
+    pub fn walk_put<T: std::any::Any + Send + Sync>(&self, what: &str, data: Arc<T>) {
+        let Some(key) = self.walk_key(what) else { return };
+        let walks = &self.ex.walks;
+        if walks.len() >= WALKS_MAX {
+            walks.retain(|_, w| w.at.elapsed() < WALK_TTL);
+        }
+        while walks.len() >= WALKS_MAX {
+            let oldest = walks.iter().min_by_key(|w| w.at).map(|w| w.key().clone());
+            match oldest {
+                Some(k) => walks.remove(&k),
+                None => break,
+            };
+        }
+        let owner = super::steps::vpc_objects::owner(self);
+        walks.insert(key, Walk { at: Instant::now(), owner, data });
     }
 
     /// Drop this caller's cached lists of `command` (after a create or delete changed them).

@@ -110,6 +110,7 @@ impl Executor {
                 callers: Default::default(),
                 accounts: Default::default(),
                 accounts_read: Default::default(),
+                walks: Default::default(),
             }),
         })
     }
@@ -214,6 +215,11 @@ impl Executor {
             err_ids,
         };
         let r = exec::run(&ctx).await;
+        if !action.read_only() && !inner.walks.is_empty() {
+            // What this caller changed shows on the next page of a walk it is in.
+            let owner = steps::vpc_objects::owner(&ctx);
+            inner.walks.retain(|_, w| w.owner != owner);
+        }
         let calls = ctx.calls.load(Ordering::Relaxed);
         let c = inner.counters.entry(action.name.clone()).or_default().clone();
         c.requests.fetch_add(1, Ordering::Relaxed);

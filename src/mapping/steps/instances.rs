@@ -376,21 +376,23 @@ pub async fn platform(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Res
     Ok(items)
 }
 
-/// `_blockdevices`: the root volume (`/dev/sda1`) and each attached data volume of every listed
-/// instance, as EC2's blockDeviceMapping: one listVolumes for all of them and one store read
-/// for DeleteOnTermination (docs/gateway-state.md). Device names follow the volume's CloudStack
-/// device id (`map.device_name`).
-pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
-    let live = |vm: &Value| !matches!(field(vm, "state"), Some("Destroyed" | "Expunging" | "Destroying"));
-    if !items.iter().any(live) {
-        return Ok(items);
-    }
-    let params = [("listall".to_string(), "true".to_string())];
-    let vols = ctx.list("listVolumes", &params, "volume").await?;
-    let dot = super::attrs::all(ctx, super::attrs::VOLUME).await?;
-    let mut by_vm: HashMap<&str, Vec<(i64, Value)>> = HashMap::new();
-    let mut record = Vec::new();
-    for v in &vols {
+/// One volume as blockDeviceMapping shows it: what `block_devices` keeps of listVolumes.
+struct Device {
+    dev: i64,
+    name: String,
+    uuid: String,
+    status: &'static str,
+    attach: Option<String>,
+    root: bool,
+}
+
+/// The listed volumes by VM uuid, each VM's in device order.
+type Devices = HashMap<String, Vec<Device>>;
+
+fn devices(ctx: &Ctx<'_>, vols: &[Value]) -> Devices {
+    let names = ctx.ex.table.maps.get("device_name");
+    let mut by_vm: Devices = HashMap::new();
+    for v in vols {
         let (Some(vm), Some(uuid)) = (field(v, "virtualmachineid"), field(v, "id")) else { continue };
         let root = field(v, "type") == Some("ROOT");
         let dev = if root {
@@ -398,29 +400,69 @@ pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
         } else {
             v.get("deviceid").map(super::super::expr::scalar_text).and_then(|d| d.parse::<i64>().ok()).unwrap_or(-1)
         };
-        let name = ctx.ex.table.maps.get("device_name").and_then(|m| m.get(&dev.to_string())).map(str::to_string);
-        let Some(name) = name else { continue };
-        let vol = ids::ec2_id(Kind::Volume, uuid);
+        let Some(name) = names.and_then(|m| m.get(&dev.to_string())) else { continue };
         let (_, att) = super::volumes::volume_status(v);
-        let ebs = json!({
-            "volumeId": vol,
-            "status": att.unwrap_or("attached"),
-            "attachTime": field(v, "attached").or(field(v, "created")).and_then(super::super::convert::iso8601),
-            "deleteOnTermination": root || super::attrs::flag(dot.get(&vol), DELETE_ON_TERMINATION, false),
+        by_vm.entry(vm.to_string()).or_default().push(Device {
+            dev,
+            name: name.to_string(),
+            uuid: uuid.to_string(),
+            status: att.unwrap_or("attached"),
+            attach: field(v, "attached").or(field(v, "created")).and_then(super::super::convert::iso8601),
+            root,
         });
-        record.push((Kind::Volume, vol, uuid.to_string()));
-        by_vm.entry(vm).or_default().push((dev, json!({ "deviceName": name, "ebs": ebs })));
     }
-    ctx.ex.ids.record(record).await;
+    for devs in by_vm.values_mut() {
+        devs.sort_by_key(|d| d.dev);
+    }
+    by_vm
+}
+
+/// `_blockdevices`: the root volume (`/dev/sda1`) and each attached data volume of every listed
+/// instance, as EC2's blockDeviceMapping: one listVolumes for all of them and one store read
+/// for DeleteOnTermination (docs/gateway-state.md). Device names follow the volume's CloudStack
+/// device id (`map.device_name`). CloudStack's listVolumes selects by one VM at most, so the
+/// listing holds every volume of the caller: the pages after the first of one paging walk reuse
+/// the first page's (docs/mappings.md "Paging").
+pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
+    let live = |vm: &Value| !matches!(field(vm, "state"), Some("Destroyed" | "Expunging" | "Destroying"));
+    if !items.iter().any(live) {
+        return Ok(items);
+    }
+    let by_vm = match ctx.walk_get::<Devices>("listVolumes") {
+        Some(d) => d,
+        None => {
+            let params = [("listall".to_string(), "true".to_string())];
+            let vols = ctx.list("listVolumes", &params, "volume").await?;
+            let d = std::sync::Arc::new(devices(ctx, &vols));
+            ctx.walk_put("listVolumes", d.clone());
+            d
+        }
+    };
+    // DeleteOnTermination of data volumes (a root volume's is always true): one store read, only
+    // when some listed instance has a data volume.
+    let data = items.iter().filter_map(|vm| by_vm.get(field(vm, "id")?)).flatten().any(|d| !d.root);
+    let dot = if data { super::attrs::all(ctx, super::attrs::VOLUME).await? } else { HashMap::new() };
+    let mut record = Vec::new();
     for vm in items.iter_mut() {
-        let Some(uuid) = field(vm, "id").map(str::to_string) else { continue };
-        let mut devs = by_vm.remove(uuid.as_str()).unwrap_or_default();
-        devs.sort_by_key(|(d, _)| *d);
-        let list: Vec<Value> = devs.into_iter().map(|(_, d)| d).collect();
+        let Some(id) = field(vm, "id") else { continue };
+        let devs = by_vm.get(id).map(Vec::as_slice).unwrap_or_default();
+        let mut list = Vec::with_capacity(devs.len());
+        for d in devs {
+            let vol = ids::ec2_id(Kind::Volume, &d.uuid);
+            let ebs = json!({
+                "volumeId": vol,
+                "status": d.status,
+                "attachTime": d.attach,
+                "deleteOnTermination": d.root || super::attrs::flag(dot.get(&vol), DELETE_ON_TERMINATION, false),
+            });
+            record.push((Kind::Volume, vol, d.uuid.clone()));
+            list.push(json!({ "deviceName": d.name, "ebs": ebs }));
+        }
         if let Some(o) = vm.as_object_mut() {
             o.insert("_blockdevices".into(), Value::Array(list));
         }
     }
+    ctx.ex.ids.record(record).await;
     Ok(items)
 }
 

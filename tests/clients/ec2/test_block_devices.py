@@ -149,3 +149,44 @@ def test_aws_cli_block_device_mappings(aws_cli, ec2, image):
     assert rc == 0 and out["Volumes"][0]["State"] == "available" and out["Volumes"][0]["Size"] == 2, err
     rc, out, err = aws_cli("ec2", "delete-volume", "--volume-id", data_vol)
     assert rc == 0, err
+
+
+def test_paged_block_device_mappings(ec2, image):
+    """boto3's paginator (MaxResults 5): every page's block device mappings are the unpaged
+    answer's; the pages after the first reuse the first page's volume listing (docs/mappings.md
+    "Paging"), and a volume attached through the gateway between two pages shows on the next."""
+    r = ec2.run_instances(ImageId=image["ImageId"], MinCount=6, MaxCount=6)
+    mine = [i["InstanceId"] for i in r["Instances"]]
+    try:
+        ec2.get_waiter("instance_running").wait(InstanceIds=mine, WaiterConfig=WAIT)
+
+        def bdm_of(pages):
+            return {i["InstanceId"]: i.get("BlockDeviceMappings") for p in pages
+                    for res in p["Reservations"] for i in res["Instances"]}
+
+        whole = bdm_of([ec2.describe_instances()])
+        pages = list(ec2.get_paginator("describe_instances").paginate(PaginationConfig={"PageSize": 5}))
+        assert len(pages) >= 2
+        assert bdm_of(pages) == whole
+        assert all(whole[i] and whole[i][0]["DeviceName"] == "/dev/sda1" for i in mine)
+
+        # A new walk: page 1, then a volume attached to an instance of a later page.
+        first = ec2.describe_instances(MaxResults=5)
+        on_first = set(bdm_of([first]))
+        target = next(i for i in mine if i not in on_first)
+        zone = instance_of(ec2, target)["Placement"]["AvailabilityZone"]
+        vol = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+        ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig=WAIT)
+        ec2.attach_volume(VolumeId=vol, InstanceId=target, Device="/dev/sdf")
+        ec2.get_waiter("volume_in_use").wait(VolumeIds=[vol], WaiterConfig=WAIT)
+        token, seen = first.get("NextToken"), {}
+        while token:
+            page = ec2.describe_instances(MaxResults=5, NextToken=token)
+            seen.update(bdm_of([page]))
+            token = page.get("NextToken")
+        assert vol in [b["Ebs"]["VolumeId"] for b in seen[target]]
+        ec2.detach_volume(VolumeId=vol)
+        ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig=WAIT)
+        ec2.delete_volume(VolumeId=vol)
+    finally:
+        ec2.terminate_instances(InstanceIds=mine)
