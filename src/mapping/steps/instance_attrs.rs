@@ -245,6 +245,10 @@ async fn modify(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     if what == "groupSet" {
         let (ec2, _) = prep.ids.first().ok_or_else(|| Ec2Error::missing_parameter("InstanceId"))?;
         let asked: Vec<String> = ctx.req.params.list("GroupId").into_iter().map(str::to_string).collect();
+        // EC2 takes groups as GroupId.N only (`Value` is for other attributes).
+        if asked.is_empty() {
+            return Err(Ec2Error::missing_parameter("GroupId"));
+        }
         return super::eni::set_instance_group_ids(ctx, ec2, &asked).await.map(|_| Value::Null);
     }
     let (ec2, vm) = the_vm(ctx, prep).await?;

@@ -259,3 +259,14 @@ def test_custom_network_acl_and_groups_both_apply(ec2, sim, stack):
     assert len(sim.enforcing(stack["vpc_uuid"])) == 1
     with pytest.raises(ClientError):
         ec2.describe_network_acls(NetworkAclIds=[acl])
+
+
+def test_group_changes_refused_change_nothing(ec2, sim, stack):
+    i = launch(ec2, stack, "a", "10.40.1.50", [stack["web"]])
+    before = sim.tier_list(stack["a"])
+    # groupSet by Attribute/Value names no group: refused, not read as "no groups".
+    assert error_of(lambda: ec2.modify_instance_attribute(InstanceId=i, Attribute="groupSet", Value=stack["db"]))[0] \
+        == "MissingParameter"
+    got = ec2.describe_instances(InstanceIds=[i])["Reservations"][0]["Instances"][0]
+    assert [g["GroupId"] for g in got["SecurityGroups"]] == [stack["web"]]
+    assert sim.tier_list(stack["a"]) == before
