@@ -270,3 +270,29 @@ def test_group_changes_refused_change_nothing(ec2, sim, stack):
     got = ec2.describe_instances(InstanceIds=[i])["Reservations"][0]["Instances"][0]
     assert [g["GroupId"] for g in got["SecurityGroups"]] == [stack["web"]]
     assert sim.tier_list(stack["a"]) == before
+
+
+def test_interfaces_attached_detached_and_addresses_move_the_lists(ec2, sim, stack):
+    a, b, web, db = stack["a"], stack["b"], stack["web"], stack["db"]
+    default_uuid = sim.tier(b)["aclid"]
+    # web names db: tier a's list carries db's members.
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": db}]}])
+    i = launch(ec2, stack, "a", "10.40.1.60", [web])
+    assert sim.tier_list(a)[1] == [tcp_in(["0.0.0.0/0"], 443), DENY_IN, ALLOW_OUT, DENY_OUT]
+    eni = ec2.create_network_interface(SubnetId=b, PrivateIpAddress="10.40.2.70", Groups=[db])["NetworkInterface"]
+    eid = eni["NetworkInterfaceId"]
+    # A detached interface guards nothing.
+    assert sim.tier(b)["aclid"] == default_uuid
+    att = ec2.attach_network_interface(NetworkInterfaceId=eid, InstanceId=i, DeviceIndex=1)["AttachmentId"]
+    assert sim.tier_list(b)[1] == [tcp_in(["10.40.1.60/32"], 5432), DENY_IN, DENY_OUT]
+    assert sim.tier_list(a)[1] == [tcp_in(["10.40.2.70/32"], 80), tcp_in(["0.0.0.0/0"], 443), DENY_IN, ALLOW_OUT,
+                                   DENY_OUT]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=eid, PrivateIpAddresses=["10.40.2.71"])
+    assert sim.tier_list(a)[1][0] == tcp_in(["10.40.2.70/32", "10.40.2.71/32"], 80)
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=eid, PrivateIpAddresses=["10.40.2.71"])
+    assert sim.tier_list(a)[1][0] == tcp_in(["10.40.2.70/32"], 80)
+    ec2.detach_network_interface(AttachmentId=att)
+    assert sim.tier(b)["aclid"] == default_uuid
+    assert sim.tier_list(a)[1] == [tcp_in(["0.0.0.0/0"], 443), DENY_IN, ALLOW_OUT, DENY_OUT]
+    ec2.delete_network_interface(NetworkInterfaceId=eid)
