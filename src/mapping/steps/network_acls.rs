@@ -221,13 +221,20 @@ pub(super) async fn make_list(
     let done = ctx.wait_job("createNetworkACLList", &j.jobid).await?;
     let list = done.get("networkacllist").cloned().unwrap_or(done);
     let uuid = s(&list, "id").or(j.id).ok_or_else(Ec2Error::internal)?;
-    for it in items {
-        let mut params = it.params();
-        params.push(p("aclid", uuid.clone()));
-        if let Err(e) = run_job(ctx, "createNetworkACL", &params).await {
-            delete_list(ctx, &uuid).await;
-            return Err(e);
-        }
+    // Items carry their own numbers, so they are made side by side (the list is not on a tier
+    // yet: nothing applies a half-filled list).
+    let futs: Vec<_> = items
+        .iter()
+        .map(|it| {
+            let mut params = it.params();
+            params.push(p("aclid", uuid.clone()));
+            async move { run_job(ctx, "createNetworkACL", &params).await }
+        })
+        .collect();
+    let made = super::super::backend::join_limited(futs, ctx.ex.opts.call_concurrency).await;
+    if let Some(e) = made.into_iter().find_map(Result::err) {
+        delete_list(ctx, &uuid).await;
+        return Err(e);
     }
     let mut list = list;
     if let Some(o) = list.as_object_mut() {
