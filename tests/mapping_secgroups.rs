@@ -366,7 +366,25 @@ async fn key_pairs_and_password_data() {
     let k1_id = one(&xml, "keyPairId");
     assert!(k1_id.starts_with("key-"));
     assert_eq!(one(&xml, "keyFingerprint").len(), 47);
-    assert_eq!(code(&ex, &who, "CreateKeyPair", &[("KeyName", "k1")]).await, "InvalidKeyPair.Duplicate");
+    // CreateKeyPair is data (mappings/keypairs.toml): createSSHKeyPair's 431 is the taken name, the
+    // message names it; a blank name (CloudStack's other 431) and a key type or format this
+    // cloud cannot make are refused before the call.
+    let e = run(&ex, &who, "CreateKeyPair", &[("KeyName", "k1")]).await.unwrap_err();
+    assert_eq!((e.code.as_str(), e.message.as_str()), ("InvalidKeyPair.Duplicate", "The keypair 'k1' already exists."));
+    let before = client.calls();
+    for (p, v) in [("KeyName", " "), ("KeyName", "a\tb"), ("KeyType", "ed25519"), ("KeyFormat", "ppk")] {
+        let mut req = vec![(p, v)];
+        if p != "KeyName" {
+            req.push(("KeyName", "k9"));
+        }
+        assert_eq!(code(&ex, &who, "CreateKeyPair", &req).await, "InvalidParameterValue", "{p}={v:?}");
+    }
+    let long = "k".repeat(256);
+    assert_eq!(code(&ex, &who, "CreateKeyPair", &[("KeyName", &long)]).await, "InvalidParameterValue");
+    assert_eq!(client.calls(), before, "a refused CreateKeyPair calls nothing");
+    let xml = run(&ex, &who, "CreateKeyPair", &[("KeyName", "k2"), ("KeyType", "rsa"), ("KeyFormat", "pem")]).await;
+    assert_eq!(one(&xml.unwrap(), "keyName"), "k2");
+    run(&ex, &who, "DeleteKeyPair", &[("KeyName", "k2")]).await.unwrap();
     assert_eq!(code(&ex, &who, "CreateKeyPair", &[("KeyName", "k9"), ("DryRun", "true")]).await, "DryRunOperation");
 
     // Import: base64 of the OpenSSH line.

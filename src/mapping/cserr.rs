@@ -6,6 +6,7 @@
 use super::table::Table;
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::CsError;
+use crate::ec2::Params;
 
 /// A change CloudStack accepted (or may have) whose outcome is not known: a client error, never a
 /// retryable 5xx, so that an SDK's retry cannot make it twice.
@@ -16,7 +17,8 @@ pub fn outcome_unknown() -> Ec2Error {
     )
 }
 
-pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
+/// `params`: the request's parameters, for `{param.Name}` placeholders (none outside a request).
+pub fn map(t: &Table, e: &CsError, ids: &[String], params: Option<&Params>) -> Ec2Error {
     let (command, errorcode, cserrorcode, text, is_job) = match e {
         CsError::Api { command, errorcode, cserrorcode, text } => (command, *errorcode, *cserrorcode, text, false),
         CsError::JobFailed { command, errorcode, text } => (command, *errorcode, None, text, true),
@@ -52,9 +54,24 @@ pub fn map(t: &Table, e: &CsError, ids: &[String]) -> Ec2Error {
             .replace("{command}", command)
             .replace("{ids}", &ids.join(", "))
             .replace("{errorcode}", &errorcode.to_string());
-        return Ec2Error::new(r.code, msg);
+        return Ec2Error::new(r.code, fill_params(&msg, params));
     }
     Ec2Error::internal()
+}
+
+/// `{param.Name}` -> the request's value of `Name` (empty when absent).
+fn fill_params(msg: &str, params: Option<&Params>) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find("{param.") {
+        let Some(end) = rest[i..].find('}') else { break };
+        out.push_str(&rest[..i]);
+        let name = &rest[i + "{param.".len()..i + end];
+        out.push_str(params.and_then(|p| p.get(name)).unwrap_or_default());
+        rest = &rest[i + end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -86,10 +103,21 @@ mod tests {
                     CsError::Api { command: command.into(), errorcode, cserrorcode: Some(4350), text: planted.into() },
                     CsError::JobFailed { command: command.into(), errorcode, text: planted.into() },
                 ] {
-                    let m = map(&t, &e, &["i-12345678".to_string()]);
+                    let m = map(&t, &e, &["i-12345678".to_string()], None);
                     assert!(!m.message.contains("db01") && !m.message.contains("1234)"), "{command} {errorcode}: {m}");
                 }
             }
         }
+    }
+
+    /// `{param.Name}` is the request's value; absent (or no request) it is empty.
+    #[test]
+    fn param_placeholders() {
+        let mut p = Params::new();
+        p.insert("KeyName", "k1");
+        let m = "The keypair '{param.KeyName}' ({param.Other}) already exists.";
+        assert_eq!(fill_params(m, Some(&p)), "The keypair 'k1' () already exists.");
+        assert_eq!(fill_params(m, None), "The keypair '' () already exists.");
+        assert_eq!(fill_params("open {param.KeyName", Some(&p)), "open {param.KeyName");
     }
 }

@@ -162,7 +162,7 @@ impl<'a> Ctx<'a> {
         if !matches!(e, CsError::Api { .. } | CsError::JobFailed { .. }) {
             tracing::warn!(action = %self.action.name, error = %e, "backend failure");
         }
-        cserr::map(&self.ex.table, &e, &self.err_ids)
+        cserr::map(&self.ex.table, &e, &self.err_ids, Some(&self.req.params))
     }
 
     fn count(&self) {

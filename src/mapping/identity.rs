@@ -79,7 +79,7 @@ async fn list_users(inner: &Inner, who: &Principal, params: &[(String, String)])
         .backend
         .list_all(&who.cloudstack, "listUsers", params, "user")
         .await
-        .map_err(|e| super::cserr::map(&inner.table, &e, &[]))
+        .map_err(|e| super::cserr::map(&inner.table, &e, &[], None))
 }
 
 /// The caller's CloudStack user, cached per access key for `metadata_ttl`.

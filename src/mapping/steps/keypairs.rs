@@ -1,5 +1,6 @@
-//! Key pair steps (create, import, delete; CloudStack answers 431 for a taken name, a bad key and
-//! an unknown name alike, so the step asks which) and GetPasswordData.
+//! Key pair steps: ImportKeyPair (registerSSHKeyPair answers 431 for a taken name, a key held
+//! under another name and a bad key alike, so the step asks which), the DeleteKeyPair resolver and
+//! DescribeKeyPairs' names. CreateKeyPair is data (mappings/keypairs.toml).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -27,30 +28,6 @@ fn key_name(p: &Params) -> Result<&str, Ec2Error> {
 async fn find_by_name(ctx: &Ctx<'_>, name: &str) -> Result<Option<Value>, Ec2Error> {
     let l = ctx.list("listSSHKeyPairs", &[("name".into(), name.to_string())], "sshkeypair").await?;
     Ok(l.into_iter().find(|k| field_text(k, "name").as_deref() == Some(name)))
-}
-
-pub async fn create(ctx: &Ctx<'_>, _: &Prepared) -> Result<Value, Ec2Error> {
-    let p = &ctx.req.params;
-    let name = key_name(p)?;
-    if let Some(t) = p.get("KeyType").filter(|t| *t != "rsa") {
-        return Err(Ec2Error::invalid_value("KeyType", t, "This cloud creates rsa key pairs only."));
-    }
-    if let Some(f) = p.get("KeyFormat").filter(|f| *f != "pem") {
-        return Err(Ec2Error::invalid_value("KeyFormat", f, "This cloud returns pem private keys only."));
-    }
-    match ctx.call_raw("createSSHKeyPair", &[("name".into(), name.to_string())]).await {
-        Ok(v) => {
-            ctx.forget_cached("listSSHKeyPairs");
-            Ok(v.get("keypair").cloned().unwrap_or(v))
-        }
-        Err(e) if is_param_error(&e) => {
-            if find_by_name(ctx, name).await?.is_some() {
-                return Err(duplicate(name));
-            }
-            Err(ctx.err(e))
-        }
-        Err(e) => Err(ctx.err(e)),
-    }
 }
 
 /// An OpenSSH public key line (`type base64 [comment]`) whose blob names the same type.

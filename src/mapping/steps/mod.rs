@@ -157,7 +157,6 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         security_groups::check_rule_args,
         "match permissions against the group's rules, revoke them by rule id; absent rules succeed outside a VPC",
     ),
-    ("create_key_pair", step!(keypairs::create), no_args, "createSSHKeyPair; duplicate names"),
     (
         "import_key_pair",
         step!(keypairs::import),
