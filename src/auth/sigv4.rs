@@ -249,7 +249,7 @@ impl<'a> V4Auth<'a> {
 
     pub fn verify(&self, req: &SignedRequest<'_>, secret: &str) -> Result<(), Ec2Error> {
         let payloads = self.payload_hashes(req)?;
-        let key = signing_key(secret, self.scope.date, self.scope.region, self.scope.service);
+        let key = cached_signing_key(secret, self.scope.date, self.scope.region, self.scope.service);
         let query = req
             .query
             .iter()
@@ -386,6 +386,29 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 /// kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request").
+/// At most this many derived signing keys are kept (the cache is emptied when full).
+const SIGNING_KEYS_MAX: usize = 4096;
+
+/// `signing_key`, derived once per secret, date, region and service instead of for every request
+/// (four HMACs; docs/ec2-wire.md "SigV4"). The cache key spells each part's length first, so two
+/// different scopes never share an entry.
+fn cached_signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
+    static KEYS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, [u8; 32]>>> =
+        std::sync::LazyLock::new(Default::default);
+    let id =
+        format!("{}.{}.{}.{}.{secret}{date}{region}{service}", secret.len(), date.len(), region.len(), service.len());
+    if let Some(k) = KEYS.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return *k;
+    }
+    let k = signing_key(secret, date, region, service);
+    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    if keys.len() >= SIGNING_KEYS_MAX {
+        keys.clear();
+    }
+    keys.insert(id, k);
+    k
+}
+
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
     let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
     let k = hmac(&k, region.as_bytes());
@@ -475,6 +498,26 @@ mod tests {
     fn signing_key_vector() {
         assert_eq!(
             hex::encode(signing_key(SK, "20161115", "us-east-1", "ec2")),
+            "e4316d233656636107d9ad64b4863dc383ac442b1a807a9128586ebaec39ed63"
+        );
+    }
+
+    #[test]
+    fn cached_signing_keys_are_the_derived_ones() {
+        // Twice (derived, then from the cache), and for scopes whose parts run together the same.
+        for _ in 0..2 {
+            for (date, region, service) in
+                [("20161115", "us-east-1", "ec2"), ("20161115", "us-east-1e", "c2"), ("2016111", "5us-east-1", "ec2")]
+            {
+                assert_eq!(
+                    cached_signing_key(SK, date, region, service),
+                    signing_key(SK, date, region, service),
+                    "{date} {region} {service}"
+                );
+            }
+        }
+        assert_eq!(
+            hex::encode(cached_signing_key(SK, "20161115", "us-east-1", "ec2")),
             "e4316d233656636107d9ad64b4863dc383ac442b1a807a9128586ebaec39ed63"
         );
     }
