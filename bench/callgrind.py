@@ -9,6 +9,7 @@ instructions (Ir) per request for each scenario and keeps the callgrind files fo
       [--only small,large,paging] [--keep DIR]
 
 Scenarios: `small` 10 VMs, 100 DescribeInstances (SigV4); `large` 1,000 VMs, 3 DescribeInstances;
+`run` 30 RunInstances of one VM (and the deploy watchers' polls after them);
 `paging` 10,000 VMs, the first 3 pages of DescribeInstances MaxResults=1000 (NextToken; not in
 the default set: a binary that lists all 10,000 VMs per page takes minutes per request under
 valgrind, past the client's 120 s timeout).
@@ -100,6 +101,25 @@ def pages(n):
     return seq
 
 
+RUN_BODY = {}
+
+
+def run_warm(st):
+    image = run.first_tag(st.call("Action=DescribeImages&Version=2016-11-15"), "imageId")
+    RUN_BODY["body"] = ("Action=RunInstances&Version=2016-11-15&ImageId=%s&InstanceType=m1.small"
+                        "&MinCount=1&MaxCount=1" % image)
+    st.call(RUN_BODY["body"])  # steady state: zones, offerings and templates cached
+
+
+def run_n(n):
+    def seq(st):
+        for _ in range(n):
+            st.call(RUN_BODY["body"])
+        time.sleep(3.0)  # the deploy watchers' polls after the answers count too
+        return n
+    return seq
+
+
 SCENARIOS = {
     "small": ("DescribeInstances SigV4, 10 VMs (100 requests)", 10,
               lambda st: st.call("Action=DescribeInstances&Version=2016-11-15"), describe_n(100)),
@@ -107,6 +127,8 @@ SCENARIOS = {
               lambda st: st.call("Action=DescribeInstances&Version=2016-11-15"), describe_n(3)),
     "paging": ("DescribeInstances MaxResults=1000 over 10,000 VMs (first 3 pages)", 10000,
                lambda st: st.call("Action=DescribeInstances&Version=2016-11-15&MaxResults=5"), pages(3)),
+    "run": ("RunInstances SigV4, 1 VM each (30 requests, with the watchers' work after the answers)", 10,
+            run_warm, run_n(30)),
 }
 
 
