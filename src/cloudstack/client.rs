@@ -98,9 +98,10 @@ struct Inner {
     /// Job ids this client was told of (or claimed after a lost answer), with when: a job whose
     /// answer was lost is looked for among the jobs nobody here knows (`recover_job`).
     known_jobs: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
-    /// Async commands being sent, per API key and command: a lost answer is looked for once
-    /// those sent before it have their answers.
-    sending: DashMap<String, usize>,
+    /// Async commands being sent (their send numbers), per API key and command: a lost answer's
+    /// job is chosen once those in flight when the jobs were listed have their answers.
+    sending: DashMap<String, std::collections::HashSet<u64>>,
+    next_send: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -162,6 +163,7 @@ impl CsClient {
                 key_slots: DashMap::new(),
                 known_jobs: Default::default(),
                 sending: DashMap::new(),
+                next_send: AtomicU64::new(0),
             }),
         })
     }
@@ -301,11 +303,12 @@ impl CsClient {
         Ok(JobStarted { jobid, id })
     }
 
-    /// Counts `command` as being sent with `api_key` until the guard drops.
+    /// Marks `command` as being sent with `api_key` until the guard drops.
     fn sending_guard(&self, api_key: &str, command: &str) -> SendingGuard {
         let key = format!("{api_key}\u{0}{command}");
-        *self.inner.sending.entry(key.clone()).or_insert(0) += 1;
-        SendingGuard { inner: self.inner.clone(), key }
+        let n = self.inner.next_send.fetch_add(1, Ordering::Relaxed);
+        self.inner.sending.entry(key.clone()).or_default().insert(n);
+        SendingGuard { inner: self.inner.clone(), key, n }
     }
 
     fn know_job(&self, jobid: &str) {
@@ -346,13 +349,7 @@ impl CsClient {
             tracing::warn!(command, error = %lost, why = %why, "the answer of an async command was lost and whether it started is unknown");
             CsError::Unconfirmed { command: command.to_string(), text: format!("{lost}; {why}") }
         };
-        // The answers of the same commands sent meanwhile name their jobs: wait for them, so
-        // that what is left unknown is this call's (bounded by one call deadline).
         let key = format!("{}\u{0}{command}", creds.api_key);
-        let until = Instant::now() + self.inner.opts.call_timeout;
-        while self.inner.sending.get(&key).is_some_and(|n| *n > 0) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let since = sent - LOST_JOB_SKEW;
         let mut params =
             vec![("listall".to_string(), "true".to_string()), ("startdate".to_string(), format_expires(since))];
@@ -377,6 +374,16 @@ impl CsClient {
             }
         }
         let Some(jobs) = jobs else { return Err(unconfirmed("listAsyncJobs did not answer".into())) };
+        // The same command sent meanwhile (in flight while the jobs were listed) may be in the
+        // list: their answers name their jobs, so wait for them (bounded by one call deadline)
+        // and what is left unknown is this call's or one whose answer was lost too.
+        let in_flight: Vec<u64> = self.inner.sending.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        let until = Instant::now() + self.inner.opts.call_timeout;
+        while Instant::now() < until
+            && self.inner.sending.get(&key).is_some_and(|s| in_flight.iter().any(|n| s.contains(n)))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut candidates: Vec<(time::OffsetDateTime, String, Option<String>)> = jobs
             .iter()
             .filter(|j| j.get("cmd").and_then(Value::as_str).is_some_and(|c| job_cmd_is(c, command)))
@@ -515,17 +522,18 @@ impl CsClient {
     }
 }
 
-/// Counts one async command in flight (`CsClient::sending_guard`).
+/// One async command in flight (`CsClient::sending_guard`).
 struct SendingGuard {
     inner: Arc<Inner>,
     key: String,
+    n: u64,
 }
 
 impl Drop for SendingGuard {
     fn drop(&mut self) {
-        self.inner.sending.remove_if_mut(&self.key, |_, n| {
-            *n = n.saturating_sub(1);
-            *n == 0
+        self.inner.sending.remove_if_mut(&self.key, |_, s| {
+            s.remove(&self.n);
+            s.is_empty()
         });
     }
 }
