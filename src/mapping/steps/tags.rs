@@ -11,7 +11,7 @@ use super::super::exec::{Ctx, Prepared};
 use super::super::expr::scalar_text;
 use super::account_tags;
 use super::check_keys;
-use super::common::run_job;
+use super::common::{Undo, UndoCall, run_job};
 use crate::base::{Code, Ec2Error};
 use crate::ids::{self, Kind};
 
@@ -213,13 +213,6 @@ fn pairs_of(rows: &[TagRow]) -> (Vec<(&str, &str)>, Vec<&str>) {
     (pairs, uuids)
 }
 
-/// What one resource type's part of the request did, for undoing it.
-#[derive(Default)]
-struct Done {
-    removed: Vec<TagRow>,
-    created: Vec<(String, String)>,
-}
-
 /// The tags on these resources now (one listTags; resourceid narrows it when there is one).
 async fn existing(ctx: &Ctx<'_>, rtype: &str, uuids: &[String]) -> Result<Vec<TagRow>, Ec2Error> {
     let mut p = vec![("listall".to_string(), "true".to_string()), ("resourcetype".to_string(), rtype.to_string())];
@@ -248,7 +241,7 @@ async fn one_type(
     rtype: &str,
     uuids: &[String],
     tags: &[(String, Option<String>)],
-    done: &std::sync::Mutex<Done>,
+    undo: &tokio::sync::Mutex<Undo<'_>>,
 ) -> Result<(), Ec2Error> {
     let now = existing(ctx, rtype, uuids).await?;
     let matches = |r: &TagRow| {
@@ -270,8 +263,19 @@ async fn one_type(
     };
     if !remove.is_empty() {
         let (pairs, on) = pairs_of(&remove);
+        // Undo, recorded before the change (a gateway may die before it sees the job end): put
+        // each resource's removed tags back.
+        let mut by_res: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+        for r in &remove {
+            by_res.entry(&r.uuid).or_default().push((&r.key, &r.value));
+        }
+        {
+            let mut undo = undo.lock().await;
+            for (u, pairs) in by_res {
+                undo.changed(UndoCall::job("createTags", tag_params(rtype, &[u], &pairs))).await;
+            }
+        }
         run_job(ctx, "deleteTags", &tag_params(rtype, &on, &pairs)).await?;
-        done.lock().unwrap_or_else(|e| e.into_inner()).removed = remove;
     }
     if create {
         // Resources that already carry key=value exactly need nothing; CloudStack would refuse
@@ -289,49 +293,30 @@ async fn one_type(
             }
         }
         for (on, pairs) in calls {
-            run_job(ctx, "createTags", &tag_params(rtype, &on, &pairs)).await?;
-            let mut d = done.lock().unwrap_or_else(|e| e.into_inner());
-            for u in &on {
-                d.created.extend(pairs.iter().map(|(k, _)| (u.to_string(), k.to_string())));
+            // Undo, recorded before the change: delete the created keys on each resource (newest
+            // first, so before the removed values are put back).
+            {
+                let mut undo = undo.lock().await;
+                for u in &on {
+                    let mut p = vec![
+                        ("resourcetype".to_string(), rtype.to_string()),
+                        ("resourceids".to_string(), u.to_string()),
+                    ];
+                    for (i, (k, _)) in pairs.iter().enumerate() {
+                        p.push((format!("tags[{i}].key"), k.to_string()));
+                    }
+                    undo.changed(UndoCall::job("deleteTags", p)).await;
+                }
             }
+            run_job(ctx, "createTags", &tag_params(rtype, &on, &pairs)).await?;
         }
     }
     Ok(())
 }
 
-/// Undo one type's part: delete the tags it created, put back the ones it removed (best
-/// effort, logged).
-async fn undo(ctx: &Ctx<'_>, rtype: &str, d: Done) {
-    let mut failed = false;
-    if !d.created.is_empty() {
-        // The created tags are deleted by key on their resources.
-        let mut by_res: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (u, k) in &d.created {
-            by_res.entry(u).or_default().push(k);
-        }
-        for (u, keys) in by_res {
-            let mut p =
-                vec![("resourcetype".to_string(), rtype.to_string()), ("resourceids".to_string(), u.to_string())];
-            for (i, k) in keys.iter().enumerate() {
-                p.push((format!("tags[{i}].key"), k.to_string()));
-            }
-            failed |= run_job(ctx, "deleteTags", &p).await.is_err();
-        }
-    }
-    let mut by_res: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-    for r in &d.removed {
-        by_res.entry(&r.uuid).or_default().push((&r.key, &r.value));
-    }
-    for (u, pairs) in by_res {
-        failed |= run_job(ctx, "createTags", &tag_params(rtype, &[u], &pairs)).await.is_err();
-    }
-    if failed {
-        tracing::warn!(action = %ctx.action.name, resourcetype = rtype, "could not undo all tag changes");
-    }
-}
-
 /// CreateTags / DeleteTags: one part per CloudStack resource type, run together; when one part
-/// fails the others are undone and the first error is the answer.
+/// fails the others are undone and the first error is the answer. The CloudStack parts' undos
+/// are journaled (`Undo`, kind `undo`): a gateway that dies mid-way leaves them to the next.
 pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     let create = ctx.action.args.get("command").and_then(Value::as_str) == Some("createTags");
     let tags = requested(ctx, create)?;
@@ -346,9 +331,8 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
     let store_ids = groups.remove(STORE).unwrap_or_default();
     let account_ids = groups.remove(account_tags::ACCOUNT).unwrap_or_default();
     let tomb_ids = groups.remove(TOMB).unwrap_or_default();
-    let parts: Vec<(&str, Vec<String>, std::sync::Mutex<Done>)> =
-        groups.into_iter().map(|(t, u)| (t, u, std::sync::Mutex::new(Done::default()))).collect();
-    let futs = parts.iter().map(|(t, u, d)| one_type(ctx, create, t, u, &tags, d));
+    let undo = tokio::sync::Mutex::new(Undo::new(ctx));
+    let futs = groups.iter().map(|(t, u)| one_type(ctx, create, t, u, &tags, &undo));
     let results = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
     let mut first_err = results.iter().find_map(|r| r.as_ref().err()).cloned();
     let mut account_before = None;
@@ -383,13 +367,11 @@ pub async fn by_kind(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> 
             }
         }
     }
+    let undo = undo.into_inner();
     if let Some(e) = first_err {
-        for (t, _, d) in parts {
-            let d = d.into_inner().unwrap_or_else(|e| e.into_inner());
-            undo(ctx, t, d).await;
-        }
-        return Err(e);
+        return Err(undo.fail(e).await);
     }
+    undo.disarm().await;
     Ok(Value::Null)
 }
 

@@ -175,3 +175,33 @@ def test_create_vpc_killed_after_create_vpc_leaves_no_vpc(workdir, procs):
     # EC2 shows no trace of it either.
     c2 = ec2(gw2, alice)
     assert [v for v in c2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.77.0.0/16"] == []
+
+
+def test_create_tags_killed_between_its_calls_puts_the_old_value_back(workdir, procs):
+    # CreateTags replacing a value is deleteTags (the old value) then createTags (the new, 3 s
+    # here): the gateway dies in between. Its undo (put the old value back) is in the journal;
+    # the next gateway runs it, so the tag is not lost.
+    sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
+    gw1 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw1)
+    alice = sim.user()
+    c1 = ec2(gw1, alice)
+    zone = c1.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol = c1.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    c1.create_tags(Resources=[vol], Tags=[{"Key": "a", "Value": "old"}])
+    cs = CloudStack(endpoint=sim.endpoint, key=alice["apikey"], secret=alice["secretkey"])
+
+    def tag_a():
+        return [(t["key"], t["value"]) for t in cs.listTags(resourcetype="Volume").get("tag", []) if t["key"] == "a"]
+    assert tag_a() == [("a", "old")]
+    t, _ = in_background(lambda: c1.create_tags(Resources=[vol], Tags=[{"Key": "a", "Value": "new"}]))
+    wait_for("the old value removed", lambda: tag_a() == [], timeout=10, every=0.05)
+    gw1.proc.stop(signal.SIGKILL)
+    t.join(10)
+    time.sleep(3.5)
+    # The new value's call was cut with the gateway: the tag is simply gone.
+    assert tag_a() == []
+    gw2 = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw2)
+    wait_for("the old value put back", lambda: tag_a() == [("a", "old")], timeout=60, every=0.5)
+    assert "undoing what an unfinished request made" in gw2.log()
