@@ -447,9 +447,10 @@ test("VPC and network flow: two interfaces, EIP on a secondary address, ACL, VPN
   );
   const left = (await send(new DescribeInstancesCommand({ InstanceIds: [iid] }))).Reservations.flatMap((r) => r.Instances);
   assert.ok(left.every((i) => i.State.Name === "terminated"));
+  // The terminated instance keeps its tags while EC2 lists it (as EC2 does); nothing else does.
   assert.deepEqual(
     (await send(new DescribeTagsCommand({ Filters: [{ Name: "key", Values: ["flow"] }] }))).Tags.filter(
-      (t) => t.Value === "js",
+      (t) => t.Value === "js" && t.ResourceId !== iid,
     ),
     [],
   );
