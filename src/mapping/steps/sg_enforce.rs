@@ -432,9 +432,15 @@ async fn sync_once(
         let here: Vec<&Member> = members.iter().filter(|m| m.subnet == subnet).collect();
         if here.is_empty() {
             if cur != nacl {
-                run_job(ctx, "replaceNetworkACLList", &[p("aclid", nacl.clone()), p("networkid", tier.clone())])
-                    .await?;
-                changed = true;
+                let moved =
+                    run_job(ctx, "replaceNetworkACLList", &[p("aclid", nacl.clone()), p("networkid", tier.clone())])
+                        .await;
+                match moved {
+                    Ok(_) => changed = true,
+                    Err(e) if last => return Err(e),
+                    // As below: the next pass sees what another gateway did meanwhile.
+                    Err(_) => return Ok(true),
+                }
             }
             in_use.insert(nacl);
             continue;
