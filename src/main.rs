@@ -40,15 +40,23 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before the runtime starts its threads (src/ops/memory.rs).
+    ec2bridge::ops::memory::limit_arenas();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // `serve` sets up logging itself, once its configuration (`[log] format`) is read.
     if !matches!(cli.cmd, Cmd::Serve(_)) {
         ec2bridge::ops::logging::init("text");
     }
     match cli.cmd {
-        Cmd::Serve(a) => ec2bridge::app::run(a).await,
+        Cmd::Serve(a) => {
+            ec2bridge::ops::memory::spawn_trimmer();
+            ec2bridge::app::run(a).await
+        }
         #[cfg(feature = "sim")]
         Cmd::Sim(a) => ec2bridge::sim::run(a).await,
         Cmd::Register(a) => ec2bridge::app::register_cli::run_cli(a).await,

@@ -3,6 +3,7 @@
 //! nothing else of the crate, so every layer may report into it.
 
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 
 use std::sync::Arc;
