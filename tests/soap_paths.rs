@@ -447,6 +447,8 @@ fn table_names(a: &ec2bridge::mapping::table::Action) -> Vec<String> {
 const NEWER_THAN_2013: &[(&str, &str)] = &[
     ("DescribeKeyPairs", "KeyPairId"),
     ("DeleteKeyPair", "KeyPairId"),
+    ("CreateKeyPair", "KeyType"),
+    ("CreateKeyPair", "KeyFormat"),
     ("CreateVolume", "TagSpecification"),
     ("CreateVolume", "ClientToken"),
     ("CreateVolume", "Encrypted"),
