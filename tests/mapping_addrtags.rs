@@ -588,8 +588,12 @@ async fn instance_attributes_against_the_simulator() {
 
     // Reset: kernel/ramdisk/sourceDestCheck are already at their defaults; others are refused.
     let reset = |a: &'static str| req("ResetInstanceAttribute", &[("InstanceId", vm.as_str()), ("Attribute", a)]);
-    assert_eq!(one(&ex.execute(&reset("sourceDestCheck"), &who).await.unwrap(), "return"), "true");
-    assert_eq!(code(ex.execute(&reset("userData"), &who).await), "InvalidParameterValue");
+    let (r, c_reset) = ex.execute_counted(&reset("sourceDestCheck"), &who).await;
+    assert_eq!(one(&r.unwrap(), "return"), "true");
+    assert_eq!(c_reset, 1, "one listVirtualMachines checks the instance, nothing else is called");
+    let (r, c_refused) = ex.execute_counted(&reset("userData"), &who).await;
+    assert_eq!(code(r), "InvalidParameterValue");
+    assert_eq!(c_refused, 0);
     eprintln!(
         "backend calls: DescribeInstanceAttribute(instanceType)={c_attr} ModifyInstanceAttribute(instanceType)={c_modify}"
     );
@@ -612,6 +616,11 @@ async fn another_tenants_instance_is_not_found_for_single_object_answers() {
         let e = ex.execute(&req("GetConsoleOutput", &[("InstanceId", target)]), &bob).await.unwrap_err();
         assert_eq!(e.code, "InvalidInstanceID.NotFound", "{target}: {e}");
         assert!(e.message.contains(target.as_str()), "{e}");
+        // ResetInstanceAttribute (data: check.by = "id") lists the caller's instance; it used to
+        // answer true for any id the shared cache knew.
+        let r = req("ResetInstanceAttribute", &[("InstanceId", target), ("Attribute", "sourceDestCheck")]);
+        let e = ex.execute(&r, &bob).await.unwrap_err();
+        assert_eq!(e.code, "InvalidInstanceID.NotFound", "ResetInstanceAttribute {target}: {e}");
         for action in ["DeleteTags", "CreateTags"] {
             let e = ex
                 .execute(

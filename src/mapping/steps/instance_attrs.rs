@@ -51,8 +51,8 @@ fn unknown_attribute(a: &str) -> Ec2Error {
 pub fn check_args(args: &Value) -> Result<(), String> {
     check_keys(args, &["op"], &["op"])?;
     match args.get("op").and_then(Value::as_str) {
-        Some("describe" | "modify" | "reset") => Ok(()),
-        _ => Err("args.op must be describe, modify or reset".into()),
+        Some("describe" | "modify") => Ok(()),
+        _ => Err("args.op must be describe or modify".into()),
     }
 }
 
@@ -331,23 +331,10 @@ async fn delete_on_termination(ctx: &Ctx<'_>, ec2: &str, uuid: &str) -> Result<(
     attrs::set(ctx, attrs::VOLUME, &off, DELETE_ON_TERMINATION, Value::Bool(false)).await
 }
 
-fn reset(ctx: &Ctx<'_>) -> Result<Value, Ec2Error> {
-    let attr = ctx.req.params.require("Attribute")?;
-    match attr {
-        // Already at their defaults on CloudStack (no kernel/ramdisk of its own, no check).
-        "kernel" | "ramdisk" | "sourceDestCheck" => Ok(Value::Null),
-        a if NAMES.contains(&a) => {
-            Err(Ec2Error::invalid_value("attribute", a, "Only kernel, ramdisk and sourceDestCheck can be reset."))
-        }
-        a => Err(unknown_attribute(a)),
-    }
-}
-
 pub async fn instance_attribute(ctx: &Ctx<'_>, prep: &Prepared) -> Result<Value, Ec2Error> {
     match ctx.action.args.get("op").and_then(Value::as_str) {
         Some("describe") => describe(ctx, prep).await,
         Some("modify") => modify(ctx, prep).await,
-        Some("reset") => reset(ctx),
         _ => Err(Ec2Error::internal()),
     }
 }

@@ -124,7 +124,7 @@ const STEPS: &[(&str, RunFn, ArgCheck, &str)] = &[
         "instance_attribute",
         step!(instance_attrs::instance_attribute),
         instance_attrs::check_args,
-        "Describe/Modify/ResetInstanceAttribute (args.op)",
+        "Describe/ModifyInstanceAttribute (args.op)",
     ),
     (
         "create_volume",
