@@ -64,3 +64,9 @@ def supported_platforms(describe_account_attributes):
 def default_vpc(describe_account_attributes):
     answer = describe_account_attributes(AttributeNames=["default-vpc"])
     return answer["AccountAttributes"][0]["AttributeValues"][0]["AttributeValue"]
+
+
+def derived_id(kind, prefix, uuid):
+    """The EC2 id the gateway gives a CloudStack object (docs/ids.md): prefix + 17 hex digits of
+    sha256("<kind>:<uuid>")."""
+    return "%s-%s" % (prefix, hashlib.sha256(("%s:%s" % (kind, uuid)).encode()).hexdigest()[:17])

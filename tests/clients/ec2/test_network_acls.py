@@ -3,22 +3,17 @@ VPC's default ACL, CreateNetworkAcl / DeleteNetworkAcl, entries created, replace
 (rule numbers, both directions, protocols, ports, ICMP), ReplaceNetworkAclAssociation, every
 DescribeNetworkAcls filter, tags, and EC2's errors — each failing call checked to change nothing.
 What the gateway did is also checked in CloudStack itself (the simulator's ACL lists and items)."""
-import hashlib
 
 import pytest
 from botocore.exceptions import ClientError
 from cs import CloudStack
 from harness import client_error as error_of
+from harness import derived_id as derived
 
 
 @pytest.fixture(scope="module")
 def ec2(vpc_ec2):
     return vpc_ec2
-
-
-def derived(kind, prefix, uuid):
-    """The gateway's id scheme (docs/ids.md)."""
-    return "%s-%s" % (prefix, hashlib.sha256(("%s:%s" % (kind, uuid)).encode()).hexdigest()[:17])
 
 
 class Sim:

@@ -5,22 +5,17 @@ ModifyInstanceAttribute / ModifyNetworkInterfaceAttribute groups, network ACL as
 entries, termination), the tier's list holds exactly the union of the rules of the groups of the
 instances living in it (group references as the members' /32s), narrowed by the subnet's network
 ACL, then a deny; a tier without instances is on its network ACL's list itself."""
-import hashlib
 
 import pytest
 from botocore.exceptions import ClientError
 from cs import CloudStack
 from harness import client_error as error_of
+from harness import derived_id as derived
 
 
 @pytest.fixture(scope="module")
 def ec2(vpc_ec2):
     return vpc_ec2
-
-
-def derived(kind, prefix, uuid):
-    """The gateway's id scheme (docs/ids.md)."""
-    return "%s-%s" % (prefix, hashlib.sha256(("%s:%s" % (kind, uuid)).encode()).hexdigest()[:17])
 
 
 class Sim:
