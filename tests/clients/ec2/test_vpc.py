@@ -326,11 +326,13 @@ def test_tags_on_every_vpc_resource(ec2, vpc):
     ec2.create_tags(Resources=[igw, vid], Tags=tags(tier="db"))
     assert {"Key": "tier", "Value": "db"} in ec2.describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"][0]["Tags"]
     ec2.delete_tags(Resources=ids, Tags=[{"Key": "stack"}])
-    assert not ec2.describe_tags(Filters=[{"Name": "key", "Values": ["stack"]}])["Tags"]
+    # Scoped to this test's resources: instances other tests terminated keep their tags while listed.
+    mine = {"Name": "resource-id", "Values": ids}
+    assert not ec2.describe_tags(Filters=[{"Name": "key", "Values": ["stack"]}, mine])["Tags"]
     # An unknown store id fails the whole request: nothing tagged.
     code, _ = error_of(lambda: ec2.create_tags(Resources=[vid, "rtb-0123456789abcdef0"], Tags=tags(x="y")))
     assert code == "InvalidRouteTableID.NotFound"
-    assert not ec2.describe_tags(Filters=[{"Name": "key", "Values": ["x"]}])["Tags"]
+    assert not ec2.describe_tags(Filters=[{"Name": "key", "Values": ["x"]}, mine])["Tags"]
     # The gateway's reserved prefix.
     assert error_of(lambda: ec2.create_tags(Resources=[vid], Tags=tags(**{"ec2bridge:default-vpc": "true"})))[0] == \
         "InvalidParameterValue"
