@@ -62,11 +62,27 @@ def in_background(fn):
     return t, out
 
 
+def next_gateway(workdir, cfg, procs):
+    """A gateway on the same store (it takes over what a killed one left in the journal)."""
+    gw = Gateway(workdir, cfg, env=LEASE)
+    procs.append(gw)
+    return gw
+
+
+def kill_during(gw, call, what, reached, settle=0.0, every=0.1):
+    """Start `call` on `gw`, wait until `reached()` (what the call has done by then), wait `settle`
+    seconds more, then kill the gateway with SIGKILL: the call is cut mid-way."""
+    t, _ = in_background(call)
+    wait_for(what, reached, timeout=10, every=every)
+    time.sleep(settle)
+    gw.proc.stop(signal.SIGKILL)
+    t.join(10)
+
+
 def test_create_image_killed_while_stopping_is_restarted_by_the_next_gateway(workdir, procs):
     sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "stopVirtualMachine"\njob_delay_ms = 3000\n'
                                      '[[faults]]\ncommand = "createTemplate"\njob_delay_ms = 1000\n')
-    gw1 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw1)
+    gw1 = next_gateway(workdir, cfg, procs)
     alice = sim.user()
     c1 = ec2(gw1, alice)
     ami = c1.describe_images(Filters=[{"Name": "name", "Values": ["Ubuntu*"]}])["Images"][0]["ImageId"]
@@ -74,12 +90,9 @@ def test_create_image_killed_while_stopping_is_restarted_by_the_next_gateway(wor
     c1.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     # CreateImage stops the instance (a 3 s job) and would start it again after the template:
     # the gateway dies while the stop runs, before it answered.
-    t, _ = in_background(lambda: c1.create_image(InstanceId=iid, Name="takeover-%d" % time.time_ns()))
-    time.sleep(1.2)
-    gw1.proc.stop(signal.SIGKILL)
-    t.join(10)
-    gw2 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw2)
+    kill_during(gw1, lambda: c1.create_image(InstanceId=iid, Name="takeover-%d" % time.time_ns()),
+                "the call sent", lambda: True, settle=1.2)
+    gw2 = next_gateway(workdir, cfg, procs)
     c2 = ec2(gw2, alice)
     state = lambda: c2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
     wait_for("the instance running again", lambda: state() == "running", timeout=60, every=0.5)
@@ -93,8 +106,7 @@ def test_run_instances_killed_before_its_answer_leaves_no_vm(workdir, procs):
     # The deploys are accepted at once; tagging them (part of the launch, before the answer)
     # takes 3 s: the gateway dies then. The client never got an answer: nothing may stay.
     sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
-    gw1 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw1)
+    gw1 = next_gateway(workdir, cfg, procs)
     alice = sim.user()
     c1 = ec2(gw1, alice)
     ami = c1.describe_images(Filters=[{"Name": "name", "Values": ["Ubuntu*"]}])["Images"][0]["ImageId"]
@@ -106,15 +118,12 @@ def test_run_instances_killed_before_its_answer_leaves_no_vm(workdir, procs):
     assert live() == []
     # boto3 fills in a ClientToken (whose record is undone alike); an empty one is no token, as
     # from clients that send none (the AWS CLI's older versions, libcloud, SigV2 tools).
-    t, _ = in_background(lambda: c1.run_instances(
+    kill_during(gw1, lambda: c1.run_instances(
         ImageId=ami, MinCount=3, MaxCount=3, ClientToken="",
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}]))
-    wait_for("the deploys accepted", lambda: len(live()) == 3, timeout=10, every=0.1)
-    gw1.proc.stop(signal.SIGKILL)
-    t.join(10)
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "k", "Value": "v"}]}]),
+        "the deploys accepted", lambda: len(live()) == 3)
     assert len(live()) == 3
-    gw2 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw2)
+    gw2 = next_gateway(workdir, cfg, procs)
     wait_for("the unanswered launch undone", lambda: live() == [], timeout=60, every=0.5)
     assert "taking over an unfinished operation" in gw2.log()
 
@@ -123,8 +132,7 @@ def test_create_volume_killed_before_its_answer_leaves_no_volume(workdir, procs)
     # CreateVolume with tags: the volume is made, then tagging it takes 3 s: the gateway dies
     # then. Its undo (delete the volume) is in the journal; the next gateway runs it.
     sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
-    gw1 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw1)
+    gw1 = next_gateway(workdir, cfg, procs)
     alice = sim.user()
     c1 = ec2(gw1, alice)
     zone = c1.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
@@ -133,16 +141,12 @@ def test_create_volume_killed_before_its_answer_leaves_no_volume(workdir, procs)
     def volumes():
         return [v["id"] for v in cs.listVolumes().get("volume", []) if v.get("type") == "DATADISK"]
     assert volumes() == []
-    t, _ = in_background(lambda: c1.create_volume(
+    kill_during(gw1, lambda: c1.create_volume(
         Size=1, AvailabilityZone=zone,
-        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}]))
-    wait_for("the volume made", lambda: len(volumes()) == 1, timeout=10, every=0.1)
-    time.sleep(0.5)
-    gw1.proc.stop(signal.SIGKILL)
-    t.join(10)
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}]),
+        "the volume made", lambda: len(volumes()) == 1, settle=0.5)
     assert len(volumes()) == 1
-    gw2 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw2)
+    gw2 = next_gateway(workdir, cfg, procs)
     wait_for("the unanswered volume removed", lambda: volumes() == [], timeout=60, every=0.5)
     assert "undoing what an unfinished request made" in gw2.log()
 
@@ -152,8 +156,7 @@ def test_create_vpc_killed_after_create_vpc_leaves_no_vpc(workdir, procs):
     # then, before the main route table and default group, before its answer. The VPC's
     # deletion is in the journal (kind `undo`); the next gateway runs it.
     sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
-    gw1 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw1)
+    gw1 = next_gateway(workdir, cfg, procs)
     alice = sim.user()
     c1 = ec2(gw1, alice)
     cs = CloudStack(endpoint=sim.endpoint, key=alice["apikey"], secret=alice["secretkey"])
@@ -161,15 +164,11 @@ def test_create_vpc_killed_after_create_vpc_leaves_no_vpc(workdir, procs):
     def vpcs():
         return [v["id"] for v in cs.listVPCs().get("vpc", []) if v.get("cidr") == "10.77.0.0/16"]
     assert vpcs() == []
-    t, _ = in_background(lambda: c1.create_vpc(
-        CidrBlock="10.77.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "k", "Value": "v"}]}]))
-    wait_for("the VPC made", lambda: len(vpcs()) == 1, timeout=10, every=0.1)
-    time.sleep(0.5)
-    gw1.proc.stop(signal.SIGKILL)
-    t.join(10)
+    kill_during(gw1, lambda: c1.create_vpc(
+        CidrBlock="10.77.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "k", "Value": "v"}]}]),
+        "the VPC made", lambda: len(vpcs()) == 1, settle=0.5)
     assert len(vpcs()) == 1
-    gw2 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw2)
+    gw2 = next_gateway(workdir, cfg, procs)
     wait_for("the unanswered VPC removed", lambda: vpcs() == [], timeout=60, every=0.5)
     assert "undoing what an unfinished request made" in gw2.log()
     # EC2 shows no trace of it either.
@@ -182,8 +181,7 @@ def test_create_tags_killed_between_its_calls_puts_the_old_value_back(workdir, p
     # here): the gateway dies in between. Its undo (put the old value back) is in the journal;
     # the next gateway runs it, so the tag is not lost.
     sim, cfg = start(workdir, procs, '[[faults]]\ncommand = "createTags"\nlatency_ms = 3000\n')
-    gw1 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw1)
+    gw1 = next_gateway(workdir, cfg, procs)
     alice = sim.user()
     c1 = ec2(gw1, alice)
     zone = c1.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
@@ -194,14 +192,11 @@ def test_create_tags_killed_between_its_calls_puts_the_old_value_back(workdir, p
     def tag_a():
         return [(t["key"], t["value"]) for t in cs.listTags(resourcetype="Volume").get("tag", []) if t["key"] == "a"]
     assert tag_a() == [("a", "old")]
-    t, _ = in_background(lambda: c1.create_tags(Resources=[vol], Tags=[{"Key": "a", "Value": "new"}]))
-    wait_for("the old value removed", lambda: tag_a() == [], timeout=10, every=0.05)
-    gw1.proc.stop(signal.SIGKILL)
-    t.join(10)
+    kill_during(gw1, lambda: c1.create_tags(Resources=[vol], Tags=[{"Key": "a", "Value": "new"}]),
+                "the old value removed", lambda: tag_a() == [], every=0.05)
     time.sleep(3.5)
     # The new value's call was cut with the gateway: the tag is simply gone.
     assert tag_a() == []
-    gw2 = Gateway(workdir, cfg, env=LEASE)
-    procs.append(gw2)
+    gw2 = next_gateway(workdir, cfg, procs)
     wait_for("the old value put back", lambda: tag_a() == [("a", "old")], timeout=60, every=0.5)
     assert "undoing what an unfinished request made" in gw2.log()
