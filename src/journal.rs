@@ -105,6 +105,12 @@ pub trait Journal: Send + Sync {
     fn bury<'a>(&'a self, t: &'a Tomb, keep: usize, expire_before: i64) -> BoxFuture<'a, Result<(), String>>;
     /// The owner's tombstones from `since` on, oldest first.
     fn tombs<'a>(&'a self, owner: &'a str, since: i64) -> BoxFuture<'a, Result<Vec<Tomb>, String>>;
+    /// `tombs` for a listing (DescribeInstances): may answer from a read made up to a second ago
+    /// (store/read_cache.rs); what other gateways wrote since may be missing, this gateway's own
+    /// writes never are. A change (terminate, tag) reads `tombs`.
+    fn tombs_for_listing<'a>(&'a self, owner: &'a str, since: i64) -> BoxFuture<'a, Result<Vec<Tomb>, String>> {
+        self.tombs(owner, since)
+    }
     fn unbury<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, Result<(), String>>;
 }
 

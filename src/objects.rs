@@ -88,6 +88,13 @@ pub trait ObjectStore: Send + Sync {
     fn get<'a>(&'a self, owner: &'a str, id: &'a str) -> BoxFuture<'a, Result<Option<Record>, String>>;
     /// Every object of `kind` the owner has, oldest first.
     fn list<'a>(&'a self, owner: &'a str, kind: &'a str) -> BoxFuture<'a, Result<Vec<Record>, String>>;
+    /// `list` for a listing (DescribeInstances): may answer from a read made up to a second ago
+    /// (store/read_cache.rs); what other gateways wrote since may be missing, this gateway's own
+    /// writes never are. A change (e.g. termination protection checked by TerminateInstances)
+    /// reads `list`.
+    fn list_for_listing<'a>(&'a self, owner: &'a str, kind: &'a str) -> BoxFuture<'a, Result<Vec<Record>, String>> {
+        self.list(owner, kind)
+    }
     /// Who holds `claim`, if anyone.
     fn holder<'a>(&'a self, claim: &'a str) -> BoxFuture<'a, Result<Option<String>, String>>;
     fn write<'a>(&'a self, changes: Vec<Change>) -> BoxFuture<'a, Result<(), WriteError>>;

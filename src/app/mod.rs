@@ -326,9 +326,11 @@ fn region_gateway(
         ..Default::default()
     };
     let executor = crate::mapping::Executor::with_options(b.client.clone(), cfg.mappings.dir.as_deref(), opts)?
-        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?
-        .with_object_store(Arc::new(store.as_ref().clone()))?
-        .with_journal(Arc::new(store.as_ref().clone()))?;
+        .with_id_cache(Arc::new(crate::store::StoreIdCache::new(store.as_ref().clone())))?;
+    // One cache for both: the tombstone and instance-attribute reads every DescribeInstances
+    // makes, reused for a second (store/read_cache.rs).
+    let state = Arc::new(crate::store::read_cache::StateReadCache::new(Arc::new(store.as_ref().clone())));
+    let executor = executor.with_object_store(state.clone())?.with_journal(state)?;
     executor.start_background();
     // SOAP element paths come from the same (possibly overridden) mapping table.
     let soap = SoapFrontend::with_bergshamra().with_paths(Arc::new(executor.table().soap_paths()));

@@ -11,12 +11,15 @@
 //! - certificates: `put_certificate`, `find_certificate`, `delete_certificate`, `list_certificates`.
 //! - id cache: `put_id`, `put_ids`, `get_uuid`.
 //! - the operations journal and tombstones: `impl Journal for Store` (journal.rs).
+//! - `read_cache::StateReadCache`: the per-request reads of tombstones and instance attributes,
+//!   reused for a second (read_cache.rs).
 
 pub mod admin;
 pub mod cert;
 pub mod crypto;
 pub mod idcache;
 pub mod journal;
+pub mod read_cache;
 pub mod vpc;
 
 use std::path::{Path, PathBuf};

@@ -33,8 +33,19 @@ pub fn alt_id(kind: &str, id: &str) -> String {
 /// Every attribute record of `kind` the caller owns, by EC2 id.
 pub async fn all(ctx: &Ctx<'_>, kind: &str) -> Result<HashMap<String, Value>, Ec2Error> {
     let l = ctx.ex.objects.list(&owner(ctx), kind).await.map_err(store_failed)?;
+    Ok(by_id(l, kind))
+}
+
+/// `all` for a listing: may be up to a second behind other gateways' writes
+/// (`ObjectStore::list_for_listing`); never for a check a change depends on.
+pub async fn all_for_listing(ctx: &Ctx<'_>, kind: &str) -> Result<HashMap<String, Value>, Ec2Error> {
+    let l = ctx.ex.objects.list_for_listing(&owner(ctx), kind).await.map_err(store_failed)?;
+    Ok(by_id(l, kind))
+}
+
+fn by_id(l: Vec<crate::objects::Record>, kind: &str) -> HashMap<String, Value> {
     let suffix = format!("@{kind}");
-    Ok(l.into_iter().map(|r| (r.id.strip_suffix(&suffix).map(str::to_string).unwrap_or(r.id), r.doc)).collect())
+    l.into_iter().map(|r| (r.id.strip_suffix(&suffix).map(str::to_string).unwrap_or(r.id), r.doc)).collect()
 }
 
 /// The attributes of one resource (`{}` when none were ever set).

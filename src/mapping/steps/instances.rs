@@ -62,13 +62,20 @@ fn overlay_state(vm: &Value, tomb: Option<&Tomb>) -> String {
 
 /// The caller has no tombstones: its instances are exactly what CloudStack lists.
 pub async fn no_tombstones(ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
-    Ok(load_tombs(ctx).await?.is_empty())
+    Ok(read_tombs(ctx, true).await?.is_empty())
 }
 
 /// The caller's tombstones (terminated instances), by EC2 id: one store read.
 pub(crate) async fn load_tombs(ctx: &Ctx<'_>) -> Result<HashMap<String, Tomb>, Ec2Error> {
+    read_tombs(ctx, false).await
+}
+
+/// `load_tombs`, or for a listing the read `Journal::tombs_for_listing` may reuse.
+async fn read_tombs(ctx: &Ctx<'_>, listing: bool) -> Result<HashMap<String, Tomb>, Ec2Error> {
     let since = crate::journal::now() - ctx.ex.opts.tombstone_ttl.as_secs() as i64;
-    let l = ctx.ex.journal.tombs(&owner(ctx), since).await.map_err(|e| {
+    let (j, who) = (&ctx.ex.journal, owner(ctx));
+    let read = if listing { j.tombs_for_listing(&who, since) } else { j.tombs(&who, since) };
+    let l = read.await.map_err(|e| {
         tracing::warn!(error = %e, "store failure reading terminated instances");
         Ec2Error::new(Code::Unavailable, "The service is unavailable. Please try again shortly.")
     })?;
@@ -295,8 +302,8 @@ async fn release_data_volumes(ctx: &Ctx<'_>, targets: &[(&str, &str, &str)]) -> 
 /// gives. A VM in `Error` (its deploy failed; the gateway removes it) is terminated with
 /// `Server.InternalError`; a failed stop or start leaves its `stateReason` on the instance.
 pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
-    let tombs = load_tombs(ctx).await?;
-    let attrs = super::attrs::all(ctx, super::attrs::INSTANCE).await?;
+    let tombs = read_tombs(ctx, true).await?;
+    let attrs = super::attrs::all_for_listing(ctx, super::attrs::INSTANCE).await?;
     let mut listed = std::collections::HashSet::new();
     for vm in items.iter_mut() {
         let Some(uuid) = field(vm, "id").map(str::to_string) else { continue };
