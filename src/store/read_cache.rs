@@ -39,16 +39,19 @@ struct Entry<T> {
     data: Arc<T>,
 }
 
+/// owner -> (the `since` it was read with, the tombstones from then on).
+type TombReads = HashMap<String, (i64, Entry<Vec<Tomb>>)>;
+/// (owner, kind) -> records.
+type ListReads = HashMap<(String, String), Entry<Vec<Record>>>;
+
 /// A `Journal` + `ObjectStore` in front of another one (the store), see the module docs.
 pub struct StateReadCache<S: ?Sized> {
     inner: Arc<S>,
     ttl: Duration,
     /// Bumped after every write; a read keeps its answer only if no write ended meanwhile.
     generation: AtomicU64,
-    /// owner -> (the `since` it was read with, the tombstones from then on).
-    tombs: Mutex<HashMap<String, (i64, Entry<Vec<Tomb>>)>>,
-    /// (owner, kind) -> records.
-    lists: Mutex<HashMap<(String, String), Entry<Vec<Record>>>>,
+    tombs: Mutex<TombReads>,
+    lists: Mutex<ListReads>,
 }
 
 impl<S: ?Sized> StateReadCache<S> {
