@@ -3,6 +3,7 @@
 //! front-end layers can all answer EC2 errors without importing one another.
 
 pub mod error;
+pub mod fields;
 pub mod ids;
 pub mod util;
 

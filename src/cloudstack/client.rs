@@ -211,13 +211,7 @@ impl CsClient {
             Ok((status, bytes)) => decode(command, status, &bytes),
             Err(e) => Err(e),
         };
-        crate::ops::metrics::global().cloudstack_call(command, outcome_label(&out), started.elapsed());
-        match &out {
-            Ok(_) => tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, "cloudstack call"),
-            Err(e) => {
-                tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, error = %e, "cloudstack call failed")
-            }
-        }
+        note_call(command, started, &out);
         (out, delivered)
     }
 
@@ -241,13 +235,42 @@ impl CsClient {
             let (batch, count) = page_items(command, resp, item_key)?;
             let n = batch.len();
             items.extend(batch);
-            let done = match count {
-                Some(c) => n == 0 || items.len() as u64 >= c,
-                // Old releases leave out `count`: a short page is the last one.
-                None => n < PAGE_SIZE,
-            };
-            if done {
+            if last_page(count, n, items.len()) {
                 return Ok(items);
+            }
+        }
+        Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
+    }
+
+    /// `list_all` for callers that decode the items into a type of their own instead of
+    /// `Value` trees: each page's item list is handed to `each` as JSON text (an array), and
+    /// `each` answers how many items it held. The answer goes through the same rules as `call`'s
+    /// (`decode_items`); one page's body is held at a time.
+    pub async fn list_all_json(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+        each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
+    ) -> Result<(), CsError> {
+        let mut base: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
+        base.push(("pagesize".into(), PAGE_SIZE.to_string()));
+        let mut got = 0;
+        for page in 1..=MAX_PAGES {
+            let mut p = base.clone();
+            p.push(("page".into(), page.to_string()));
+            let started = Instant::now();
+            let out = match self.send(creds, command, &p).await.0 {
+                Ok((status, body)) => decode_items(command, status, &body, item_key, each),
+                Err(e) => Err(e),
+            };
+            note_call(command, started, &out);
+            let (n, count) = out?;
+            got += n;
+            if last_page(count, n, got) {
+                return Ok(());
             }
         }
         Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
@@ -582,6 +605,26 @@ impl CsClient {
     }
 }
 
+/// A call's metrics and debug line.
+fn note_call<T>(command: &str, started: Instant, out: &Result<T, CsError>) {
+    crate::ops::metrics::global().cloudstack_call(command, outcome_label(out), started.elapsed());
+    match out {
+        Ok(_) => tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, "cloudstack call"),
+        Err(e) => {
+            tracing::debug!(command, elapsed_ms = started.elapsed().as_millis() as u64, error = %e, "cloudstack call failed")
+        }
+    }
+}
+
+/// Whether a list page with `n` items, `got` items so far, is the list's last.
+fn last_page(count: Option<u64>, n: usize, got: usize) -> bool {
+    match count {
+        Some(c) => n == 0 || got as u64 >= c,
+        // Old releases leave out `count`: a short page is the last one.
+        None => n < PAGE_SIZE,
+    }
+}
+
 /// The `outcome` label of a call's metrics.
 fn outcome_label<T>(r: &Result<T, CsError>) -> &'static str {
     match r {
@@ -760,11 +803,137 @@ fn decode(command: &str, status: u16, body: &[u8]) -> Result<Value, CsError> {
     Ok(inner)
 }
 
+/// A list page's answer for a caller that decodes the items itself (`list_all_json`): hands the
+/// item list under `item_key` to `each` as JSON text (an array) and answers what `each` counted
+/// and the list's `count`. The rules are `decode`'s and `page_items`'s, by construction: an
+/// answer in their plain form (2xx, a `<command>response` object without `errorcode`, holding
+/// an array under `item_key`) is read in one pass without building `Value`s; anything else
+/// (errors, odd envelopes, an empty or one-object page, JSON the pass does not take) goes through
+/// `decode` and `page_items`, and their items reach `each` as JSON text written from them.
+/// (The one pass skips the fields it does not keep without serde_json's nesting limit of 128,
+/// which `decode` would refuse an answer for: an answer nested that deep is not CloudStack's.)
+pub fn decode_items(
+    command: &str,
+    status: u16,
+    body: &[u8],
+    item_key: &str,
+    each: &mut dyn FnMut(&str) -> Result<usize, CsError>,
+) -> Result<(usize, Option<u64>), CsError> {
+    if (200..300).contains(&status) {
+        let wanted = envelope_key(command);
+        let seed = plain::Top { wanted: &wanted, item_key };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
+            && de.end().is_ok()
+        {
+            return Ok((each(page.items.get())?, page.count.as_ref().and_then(as_u64)));
+        }
+    }
+    let (items, count) = page_items(command, decode(command, status, body)?, item_key)?;
+    let text = serde_json::to_string(&items).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
+    Ok((each(&text)?, count))
+}
+
+/// The one-pass reading of `decode_items`: `Top` answers `Some` only for the plain form of a
+/// list page, None (or an error) for anything `decode` must look at.
+mod plain {
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde_json::Value;
+    use serde_json::value::RawValue;
+
+    use crate::base::fields::KeyIn;
+
+    pub struct Page<'de> {
+        pub count: Option<Value>,
+        pub items: &'de RawValue,
+    }
+
+    /// The top-level object: `wanted` (the command's envelope) exactly once.
+    pub struct Top<'k> {
+        pub wanted: &'k str,
+        pub item_key: &'k str,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Top<'_> {
+        type Value = Option<Page<'de>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Top<'_> {
+        type Value = Option<Page<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a CloudStack answer")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut found: Option<Option<Page<'de>>> = None;
+            let mut plain = true;
+            while let Some(k) = m.next_key_seed(KeyIn(&[self.wanted]))? {
+                match k {
+                    Some(_) if found.is_none() => found = Some(m.next_value_seed(Inner { item_key: self.item_key })?),
+                    _ => {
+                        plain &= k.is_none();
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found.flatten().filter(|_| plain))
+        }
+    }
+
+    /// The envelope: no `errorcode`, `count` and the item list at most once each, the item list
+    /// an array.
+    struct Inner<'k> {
+        item_key: &'k str,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Inner<'_> {
+        type Value = Option<Page<'de>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Inner<'_> {
+        type Value = Option<Page<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a CloudStack response object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let (mut count, mut items): (Option<Value>, Option<&'de RawValue>) = (None, None);
+            let mut plain = true;
+            while let Some(k) = m.next_key_seed(KeyIn(&["count", self.item_key, "errorcode"]))? {
+                match k {
+                    Some(0) if count.is_none() => count = Some(m.next_value()?),
+                    Some(1) if items.is_none() => items = Some(m.next_value()?),
+                    Some(_) => {
+                        plain = false;
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                    None => {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let items = items.filter(|r| plain && r.get().starts_with('['));
+            Ok(items.map(|items| Page { count, items }))
+        }
+    }
+}
+
+/// The name of `command`'s envelope: `<command>response`, lower case.
+fn envelope_key(command: &str) -> String {
+    format!("{}response", command.to_ascii_lowercase())
+}
+
 /// The single top-level response object: `<command>response` if present, else the only key, else
 /// the only key ending in `response` (old releases misnamed a few).
 fn envelope(command: &str, doc: Value) -> Option<Value> {
     let Value::Object(mut top) = doc else { return None };
-    let wanted = format!("{}response", command.to_ascii_lowercase());
+    let wanted = envelope_key(command);
     let key = if top.contains_key(&wanted) {
         wanted
     } else if top.len() == 1 {

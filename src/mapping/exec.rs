@@ -235,6 +235,20 @@ impl<'a> Ctx<'a> {
         self.ex.backend.list_all(self.creds(), command, params, items).await.map_err(|e| self.err(e))
     }
 
+    /// `list` for a step that decodes the items into a type of its own (no `Value` trees):
+    /// each page's item list reaches `each` as JSON text (`Backend::list_all_json`).
+    pub async fn list_json(
+        &self,
+        command: &str,
+        params: &[(String, String)],
+        items: &str,
+        each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
+    ) -> Result<(), Ec2Error> {
+        self.count();
+        tracing::debug!(command, "cloudstack list");
+        self.ex.backend.list_all_json(self.creds(), command, params, items, each).await.map_err(|e| self.err(e))
+    }
+
     fn meta_key(&self, command: &str, params: &[(String, String)]) -> String {
         let mut k = format!("{}\u{0}{command}", self.who.cloudstack.api_key);
         for (n, v) in params {

@@ -396,32 +396,43 @@ struct Device {
 /// The listed volumes by VM uuid, each VM's in device order.
 type Devices = HashMap<String, Vec<Device>>;
 
-fn devices(ctx: &Ctx<'_>, vols: &[Value]) -> Devices {
+/// The fields of a listVolumes item the index reads (`devices`); the others are skipped unread.
+const VOLUME_FIELDS: [&str; 8] = ["id", "virtualmachineid", "type", "deviceid", "state", "jobstatus", "attached", "created"];
+
+/// The listed volumes by VM uuid, each VM's in device order, read from the listing's pages as
+/// they come (`Ctx::list_json`): the items are never `Value` trees, and only the fields of
+/// `VOLUME_FIELDS` are decoded (`base::fields`), as `field`, `scalar_text` and
+/// `volumes::volume_status` would read them from a `Value`.
+async fn devices(ctx: &Ctx<'_>) -> Result<Devices, Ec2Error> {
     let names = ctx.ex.table.maps.get("device_name");
     let mut by_vm: Devices = HashMap::new();
-    for v in vols {
-        let (Some(vm), Some(uuid)) = (field(v, "virtualmachineid"), field(v, "id")) else { continue };
-        let root = field(v, "type") == Some("ROOT");
-        let dev = if root {
-            0
-        } else {
-            v.get("deviceid").map(super::super::expr::scalar_text).and_then(|d| d.parse::<i64>().ok()).unwrap_or(-1)
-        };
-        let Some(name) = names.and_then(|m| m.get(&dev.to_string())) else { continue };
-        let (_, att) = super::volumes::volume_status(v);
-        by_vm.entry(vm.to_string()).or_default().push(Device {
-            dev,
-            name: name.to_string(),
-            uuid: uuid.to_string(),
-            status: att.unwrap_or("attached"),
-            attach: field(v, "attached").or(field(v, "created")).and_then(super::super::convert::iso8601),
-            root,
-        });
-    }
+    let mut each = |page: &str| -> Result<usize, crate::cloudstack::CsError> {
+        let items = crate::base::fields::pick(page, &VOLUME_FIELDS)
+            .map_err(|e| crate::cloudstack::CsError::BadResponse(format!("listVolumes: {e}")))?;
+        for v in items.iter().flatten() {
+            let [id, vm, kind, deviceid, state, jobstatus, attached, created] = v;
+            let (Some(vm), Some(uuid)) = (vm.str(), id.str()) else { continue };
+            let root = kind.str() == Some("ROOT");
+            let dev = if root { 0 } else { deviceid.int().unwrap_or(-1) };
+            let Some(name) = names.and_then(|m| m.get(&dev.to_string())) else { continue };
+            let (_, att) = super::volumes::status_of(state.str().unwrap_or(""), true, jobstatus.text_is("0"));
+            by_vm.entry(vm.to_string()).or_default().push(Device {
+                dev,
+                name: name.to_string(),
+                uuid: uuid.to_string(),
+                status: att.unwrap_or("attached"),
+                attach: attached.str().or(created.str()).and_then(super::super::convert::iso8601),
+                root,
+            });
+        }
+        Ok(items.len())
+    };
+    let params = [("listall".to_string(), "true".to_string())];
+    ctx.list_json("listVolumes", &params, "volume", &mut each).await?;
     for devs in by_vm.values_mut() {
         devs.sort_by_key(|d| d.dev);
     }
-    by_vm
+    Ok(by_vm)
 }
 
 /// `_blockdevices`: the root volume (`/dev/sda1`) and each attached data volume of every listed
@@ -438,9 +449,7 @@ pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
     let by_vm = match ctx.walk_get::<Devices>("listVolumes") {
         Some(d) => d,
         None => {
-            let params = [("listall".to_string(), "true".to_string())];
-            let vols = ctx.list("listVolumes", &params, "volume").await?;
-            let d = std::sync::Arc::new(devices(ctx, &vols));
+            let d = std::sync::Arc::new(devices(ctx).await?);
             ctx.walk_put("listVolumes", d.clone());
             d
         }

@@ -20,6 +20,12 @@ pub fn volume_status(v: &Value) -> (&'static str, Option<&'static str>) {
     let state = field(v, "state").unwrap_or("");
     let attached = field(v, "virtualmachineid").is_some();
     let busy = v.get("jobstatus").map(scalar_text).as_deref() == Some("0");
+    status_of(state, attached, busy)
+}
+
+/// `volume_status` from what it reads: the volume's `state` (a non-empty string, else ""),
+/// whether it names its VM, whether a job on it runs (`jobstatus` 0).
+pub fn status_of(state: &str, attached: bool, busy: bool) -> (&'static str, Option<&'static str>) {
     match state {
         "Destroy" | "Destroying" | "Expunging" | "Expunged" => ("deleting", None),
         "Error" | "UploadError" | "UploadAbandoned" => ("error", None),

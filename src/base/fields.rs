@@ -1,0 +1,264 @@
+//! A few fields of many JSON objects, read in one pass over the text without `Value` trees: for
+//! code that reads a handful of fields of thousands of CloudStack items (the volume index of a
+//! DescribeInstances walk). The fields read the same as through `serde_json::Value`: the last of
+//! a repeated key wins, strings are strings, other scalars keep their JSON form.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Number;
+
+/// One field of an item. Strings without escapes borrow from the text.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    /// The item has no such field.
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Bool(bool),
+    Num(Number),
+    /// An array or an object (not kept).
+    Other,
+}
+
+impl Scalar<'_> {
+    /// A non-empty string (what `steps::common::field` answers for a `Value`).
+    pub fn str(&self) -> Option<&str> {
+        match self {
+            Scalar::Str(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The field's text (`expr::scalar_text`: strings as they are, numbers and booleans as JSON
+    /// writes them, null as "") parsed as an integer; None when absent or not an integer.
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Scalar::Str(s) => s.parse().ok(),
+            // An integer's text parses back to it; a float's text ("1.0", "1e20") never does.
+            Scalar::Num(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+
+    /// Whether the field's text (as `int`) is `t`. An absent field, an array or an object never
+    /// is.
+    pub fn text_is(&self, t: &str) -> bool {
+        match self {
+            Scalar::Absent | Scalar::Other => false,
+            Scalar::Null => t.is_empty(),
+            Scalar::Str(s) => s == t,
+            Scalar::Bool(b) => (if *b { "true" } else { "false" }) == t,
+            Scalar::Num(n) => n.to_string() == t,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(s)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(s)))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(b))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(n.into()))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Num(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        // As `Value` does: a float JSON cannot hold is null.
+        Ok(Number::from_f64(n).map_or(Scalar::Null, Scalar::Num))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        while s.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+}
+
+/// The fields `names` of each item of a JSON array, in the order of `names`; None for an item
+/// that is not an object. Every other field is skipped unread.
+pub fn pick<'a, const N: usize>(
+    json: &'a str,
+    names: &[&str; N],
+) -> Result<Vec<Option<[Scalar<'a>; N]>>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let items = de.deserialize_seq(Items { names })?;
+    de.end()?;
+    Ok(items)
+}
+
+struct Items<'n, const N: usize> {
+    names: &'n [&'n str; N],
+}
+
+impl<'de, const N: usize> Visitor<'de> for Items<'_, N> {
+    type Value = Vec<Option<[Scalar<'de>; N]>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(s.size_hint().unwrap_or(0));
+        while let Some(item) = s.next_element_seed(Item { names: self.names })? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+struct Item<'n, const N: usize> {
+    names: &'n [&'n str; N],
+}
+
+impl<'de, const N: usize> DeserializeSeed<'de> for Item<'_, N> {
+    type Value = Option<[Scalar<'de>; N]>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, const N: usize> Visitor<'de> for Item<'_, N> {
+    type Value = Option<[Scalar<'de>; N]>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list item")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut fields: [Scalar<'de>; N] = std::array::from_fn(|_| Scalar::Absent);
+        while let Some(k) = m.next_key_seed(KeyIn(self.names))? {
+            match k {
+                Some(i) => fields[i] = m.next_value()?,
+                None => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(fields))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<Self::Value, A::Error> {
+        ScalarVisitor.visit_seq(s).map(|_| None)
+    }
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// A map key: which of `names` it is (None: another). Keys are compared unescaped.
+pub struct KeyIn<'n>(pub &'n [&'n str]);
+
+impl<'de> DeserializeSeed<'de> for KeyIn<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIn<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, k: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|n| *n == k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    const NAMES: [&str; 4] = ["id", "n", "b", "x"];
+
+    /// `mapping::expr::scalar_text` (not imported: this layer depends on no other).
+    fn scalar_text(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn fields_read_as_values_do() {
+        let text = r#"[{"id":"a\u0062","n":"7","b":true,"skip":{"deep":[1,{"x":2}]},"x":null},
+            {"id":"","n":7,"n":-3,"x":[1]}, "not an object", 5, null, [1,2],
+            {"id":"z","n":1.0,"b":"0","x":{}}, {"n":18446744073709551615}]"#;
+        let picked = pick(text, &NAMES).unwrap();
+        let values: Vec<Value> = serde_json::from_str(text).unwrap();
+        assert_eq!(picked.len(), values.len());
+        for (p, v) in picked.iter().zip(&values) {
+            let Some(p) = p else {
+                assert!(!v.is_object());
+                continue;
+            };
+            for (i, name) in NAMES.iter().enumerate() {
+                let f = v.get(name);
+                assert_eq!(p[i].str(), f.and_then(Value::as_str).filter(|s| !s.is_empty()), "{name} of {v}");
+                let text = f.map(scalar_text);
+                assert_eq!(p[i].int(), text.as_ref().and_then(|t| t.parse::<i64>().ok()), "{name} of {v}");
+                for probe in ["0", "7", "", "true", "ab", "1.0"] {
+                    let scalar = f.is_some_and(|f| !f.is_array() && !f.is_object());
+                    assert_eq!(p[i].text_is(probe), scalar && text.as_deref() == Some(probe), "{name} of {v}");
+                }
+            }
+        }
+        assert!(matches!(picked[0].as_ref().unwrap()[0], Scalar::Str(Cow::Owned(_))));
+        assert!(matches!(picked[6].as_ref().unwrap()[0], Scalar::Str(Cow::Borrowed("z"))));
+    }
+
+    #[test]
+    fn not_a_list() {
+        assert!(pick(r#"{"a":1}"#, &NAMES).is_err());
+        assert!(pick(r#"[{"a":1}] x"#, &NAMES).is_err());
+    }
+}
