@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Number;
+use serde_json::{Number, Value};
 
 /// One field of an item. Strings without escapes borrow from the text.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -191,6 +191,121 @@ impl<'de, const N: usize> Visitor<'de> for Item<'_, N> {
     }
 }
 
+/// The items of a JSON array as `Value`s holding only the fields named in `keep` (sorted): each
+/// object item's other fields are skipped unread; an item that is not an object is kept as it is.
+/// What reading the whole item and then removing the other fields would give, without building
+/// those fields.
+pub fn project(json: &str, keep: &[String]) -> Result<Vec<Value>, serde_json::Error> {
+    debug_assert!(keep.is_sorted());
+    let mut de = serde_json::Deserializer::from_str(json);
+    let items = de.deserialize_seq(Projected { keep })?;
+    de.end()?;
+    Ok(items)
+}
+
+struct Projected<'k> {
+    keep: &'k [String],
+}
+
+impl<'de> Visitor<'de> for Projected<'_> {
+    type Value = Vec<Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(s.size_hint().unwrap_or(0));
+        while let Some(item) = s.next_element_seed(ProjectedItem { keep: self.keep })? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+struct ProjectedItem<'k> {
+    keep: &'k [String],
+}
+
+impl<'de> DeserializeSeed<'de> for ProjectedItem<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// An object item: only the kept fields; anything else: the `Value` itself (as `Value`'s own
+/// visitor builds it).
+impl<'de> Visitor<'de> for ProjectedItem<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list item")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut o = serde_json::Map::new();
+        while let Some(k) = m.next_key_seed(Kept(self.keep))? {
+            match k {
+                Some(i) => {
+                    o.insert(self.keep[i].clone(), m.next_value()?);
+                }
+                None => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Value::Object(o))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(x) = s.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::Array(v))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Value::String(s))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Value::Bool(b))
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(Value::Number(n.into()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// A map key: its index in the sorted `keep` (None: another).
+struct Kept<'k>(&'k [String]);
+
+impl<'de> DeserializeSeed<'de> for Kept<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Kept<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, k: &str) -> Result<Self::Value, E> {
+        Ok(self.0.binary_search_by(|n| n.as_str().cmp(k)).ok())
+    }
+}
+
 /// A map key: which of `names` it is (None: another). Keys are compared unescaped.
 pub struct KeyIn<'n>(pub &'n [&'n str]);
 
@@ -213,8 +328,6 @@ impl<'de> Visitor<'de> for KeyIn<'_> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
-
     use super::*;
 
     const NAMES: [&str; 4] = ["id", "n", "b", "x"];
@@ -254,6 +367,23 @@ mod tests {
         }
         assert!(matches!(picked[0].as_ref().unwrap()[0], Scalar::Str(Cow::Owned(_))));
         assert!(matches!(picked[6].as_ref().unwrap()[0], Scalar::Str(Cow::Borrowed("z"))));
+    }
+
+    #[test]
+    fn projection_is_removal() {
+        let text = r#"[{"id":"a\u0062","n":"7","b":true,"skip":{"deep":[1,{"x":2}]},"x":null},
+            {"id":"","n":7,"n":-3,"x":[1,{"y":[]}]}, "not an object", 5, -2, 1.5, null, true, [1,{"a":2}],
+            {"z":1}, {}, {"n":18446744073709551615,"id":{"id":1}}]"#;
+        let keep: Vec<String> = ["id", "n", "x"].iter().map(|s| s.to_string()).collect();
+        let mut want: Vec<Value> = serde_json::from_str(text).unwrap();
+        for v in want.iter_mut() {
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|k, _| keep.contains(k));
+            }
+        }
+        assert_eq!(project(text, &keep).unwrap(), want);
+        assert!(project(r#"{"a":1}"#, &keep).is_err());
+        assert!(project("[1] 2", &keep).is_err());
     }
 
     #[test]

@@ -295,6 +295,32 @@ impl CsClient {
         page_items(command, resp, item_key)
     }
 
+    /// `list_page` for callers that decode the items themselves (as `list_all_json`): the page's
+    /// item list reaches `each` as JSON text; answers what `each` counted and the list's `count`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_page_json(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+        page: usize,
+        pagesize: usize,
+        each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
+    ) -> Result<(usize, Option<u64>), CsError> {
+        let mut p: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
+        p.push(("pagesize".into(), pagesize.to_string()));
+        p.push(("page".into(), page.to_string()));
+        let started = Instant::now();
+        let out = match self.send(creds, command, &p).await.0 {
+            Ok((status, body)) => decode_items(command, status, &body, item_key, each),
+            Err(e) => Err(e),
+        };
+        note_call(command, started, &out);
+        out
+    }
+
     /// Start an async command; answers at once with its job id (and new object id).
     ///
     /// When the answer is lost after the command may have reached CloudStack (the connection
@@ -1157,5 +1183,59 @@ mod tests {
         assert_eq!(success_flag(&json!({"success":true})), Some(true));
         assert_eq!(success_flag(&json!({"success":"false"})), Some(false));
         assert_eq!(success_flag(&json!({})), None);
+    }
+
+    /// `decode_items` answers what `decode` + `page_items` answer, for the plain form it reads
+    /// in one pass and for everything it hands to them.
+    #[test]
+    fn decode_items_as_decode() {
+        let bodies: &[(u16, &str)] = &[
+            (200, r#"{"listvolumesresponse":{"count":2,"volume":[{"id":"a","n":1},{"id":"b\u0041","x":[{}]}]}}"#),
+            (200, r#" { "listvolumesresponse" : { "volume" : [ 1, "two", null ] , "count" : "3" } } "#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":{"id":"a"}}}"#),
+            (200, r#"{"listvolumesresponse":{}}"#),
+            (200, r#"{"listvolumesresponse":{"count":0,"volume":null}}"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":5}}"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":[{"id":"a"}],"volume":[{"id":"b"}]}}"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"count":2,"volume":[{"id":"a"}]}}"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":[{"id":"a"}]},"listvolumesresponse":{"volume":[]}}"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":[{"id":"a"}]},"other":{"volume":[9]}}"#),
+            (200, r#"{"listvolumeresponse":{"count":1,"volume":[{"id":"a"}]}}"#),
+            (200, r#"{"aresponse":{"volume":[]},"bresponse":{"volume":[]}}"#),
+            (200, r#"{"listvolumesresponse":[1]}"#),
+            (200, r#"{"listvolumesresponse":{"errorcode":431,"cserrorcode":9999,"errortext":"bad","volume":[]}}"#),
+            (431, r#"{"listvolumesresponse":{"errorcode":431,"cserrorcode":9999,"errortext":"bad"}}"#),
+            (200, r#"{"listvolumesresponse":{"errorcode":"x","volume":[{"id":"a"}]}}"#),
+            (530, r#"{"listvolumesresponse":{"count":1,"volume":[{"id":"a"}]}}"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":[{"id":"a"}]}} x"#),
+            (200, r#"{"listvolumesresponse":{"count":1,"volume":[{"id":"a"}"#),
+            (200, "<html>proxy</html>"),
+            (502, "<html>bad gateway</html>"),
+            (404, "not found"),
+            (200, "[]"),
+            (200, r#""listvolumesresponse""#),
+        ];
+        for (status, body) in bodies {
+            let want = decode(command(), *status, body.as_bytes())
+                .and_then(|r| page_items(command(), r, "volume"))
+                .map_err(|e| format!("{e:?}"));
+            let mut got_items = Vec::new();
+            let mut each = |text: &str| -> Result<usize, CsError> {
+                let items: Vec<Value> = serde_json::from_str(text).expect("items as JSON");
+                let n = items.len();
+                got_items.extend(items);
+                Ok(n)
+            };
+            let got = decode_items(command(), *status, body.as_bytes(), "volume", &mut each)
+                .map(|(n, count)| {
+                    assert_eq!(n, got_items.len());
+                    (got_items.clone(), count)
+                })
+                .map_err(|e| format!("{e:?}"));
+            assert_eq!(got, want, "HTTP {status} {body}");
+        }
+        fn command() -> &'static str {
+            "listVolumes"
+        }
     }
 }

@@ -47,6 +47,44 @@ pub trait Backend: Send + Sync {
         })
     }
 
+    /// `list_all` with each item object holding only the fields named in `keep` (sorted). The
+    /// client never builds the others (`base::fields::project`); this default removes them.
+    fn list_all_fields<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        keep: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
+        Box::pin(async move {
+            let mut items = self.list_all(creds, command, params, item_key).await?;
+            retain_fields(&mut items, keep);
+            Ok(items)
+        })
+    }
+
+    /// `list_page` with each item object holding only the fields named in `keep` (sorted).
+    #[allow(clippy::too_many_arguments)]
+    fn list_page_fields<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        page: usize,
+        pagesize: usize,
+        keep: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
+        Box::pin(async move {
+            let mut page = self.list_page(creds, command, params, item_key, page, pagesize).await?;
+            if let Some((items, _)) = &mut page {
+                retain_fields(items, keep);
+            }
+            Ok(page)
+        })
+    }
+
     /// One page (1-based) of a list command and CloudStack's count of the whole list. `Ok(None)`:
     /// this backend cannot say where the list ends (no `count`), and the caller lists it all.
     fn list_page<'a>(
@@ -74,6 +112,30 @@ pub trait Backend: Send + Sync {
         command: &'a str,
         jobid: &'a str,
     ) -> BoxFuture<'a, Result<Value, CsError>>;
+}
+
+/// Keep only the fields named in `keep` of each object.
+pub fn retain_fields(items: &mut [Value], keep: &[String]) {
+    for it in items {
+        if let Some(o) = it.as_object_mut() {
+            o.retain(|k, _| keep.binary_search(k).is_ok());
+        }
+    }
+}
+
+/// An `each` for `CsClient::list_*_json` that collects the items with only the `keep` fields.
+fn projecting<'a>(
+    command: &'a str,
+    keep: &'a [String],
+    out: &'a mut Vec<Value>,
+) -> impl FnMut(&str) -> Result<usize, CsError> + Send + 'a {
+    move |text| {
+        let items =
+            crate::base::fields::project(text, keep).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
+        let n = items.len();
+        out.extend(items);
+        Ok(n)
+    }
 }
 
 impl Backend for CsClient {
@@ -105,6 +167,45 @@ impl Backend for CsClient {
         each: &'a mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
     ) -> BoxFuture<'a, Result<(), CsError>> {
         Box::pin(CsClient::list_all_json(self, creds, command, params, item_key, each))
+    }
+
+    fn list_all_fields<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        keep: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
+        Box::pin(async move {
+            let mut items = Vec::new();
+            {
+                let mut each = projecting(command, keep, &mut items);
+                CsClient::list_all_json(self, creds, command, params, item_key, &mut each).await?;
+            }
+            Ok(items)
+        })
+    }
+
+    fn list_page_fields<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        page: usize,
+        pagesize: usize,
+        keep: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
+        Box::pin(async move {
+            let mut items = Vec::new();
+            let mut each = projecting(command, keep, &mut items);
+            let (_, count) =
+                CsClient::list_page_json(self, creds, command, params, item_key, page, pagesize, &mut each).await?;
+            drop(each);
+            // Without `count` the window cannot say whether a next page exists.
+            Ok(count.and_then(|c| usize::try_from(c).ok()).map(|c| (items, c)))
+        })
     }
 
     fn list_page<'a>(

@@ -110,6 +110,9 @@ pub struct Inner {
     /// Listings shared by the pages of one paging walk, by what they are and the walk's request
     /// fingerprint (`Ctx::walk_get`; docs/mappings.md "Paging").
     pub walks: DashMap<String, Walk>,
+    /// Listed items are read whole, not with only the fields the action reads
+    /// (`project::item_fields`): only for tests that compare the two (`Executor::whole_items`).
+    pub whole_items: std::sync::atomic::AtomicBool,
 }
 
 /// A listing made by the first page of a paging walk, reused by the pages after it.
@@ -247,6 +250,15 @@ impl<'a> Ctx<'a> {
         self.count();
         tracing::debug!(command, "cloudstack list");
         self.ex.backend.list_all_json(self.creds(), command, params, items, each).await.map_err(|e| self.err(e))
+    }
+
+    /// The fields of the listed items this action reads, when it reads only some
+    /// (`project::item_fields`).
+    pub fn item_fields(&self) -> Option<&[String]> {
+        if self.ex.whole_items.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.ex.table.item_fields.get(&self.action.name).map(Vec::as_slice)
     }
 
     fn meta_key(&self, command: &str, params: &[(String, String)]) -> String {
@@ -465,7 +477,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// Fields through which CloudStack objects (and the gateway's own records) name an account.
-const ACCOUNT_FIELDS: &[&str] = &["account", "ownerid", "userid", "instanceownerid"];
+pub(crate) const ACCOUNT_FIELDS: &[&str] = &["account", "ownerid", "userid", "instanceownerid"];
 
 fn account_names<'v>(v: &'v Value, out: &mut HashSet<&'v str>) {
     match v {
@@ -821,9 +833,14 @@ async fn pushed_window(
     let sent: Vec<(String, String)> = prep.params.iter().filter(|(k, _)| !k.starts_with('_')).cloned().collect();
     let size = limit.min(crate::cloudstack::client::PAGE_SIZE);
     let (first, last) = (pg.offset / size, (pg.offset + limit - 1) / size);
+    let keep = ctx.item_fields();
     let futs = (first..=last).map(|i| {
         ctx.count();
-        ctx.ex.backend.list_page(ctx.creds(), &call.command, &sent, item_key, i + 1, size)
+        let (b, creds, sent) = (&ctx.ex.backend, ctx.creds(), &sent);
+        match keep {
+            Some(keep) => b.list_page_fields(creds, &call.command, sent, item_key, i + 1, size, keep),
+            None => b.list_page(creds, &call.command, sent, item_key, i + 1, size),
+        }
     });
     let pages = join_limited(futs.collect(), ctx.ex.opts.call_concurrency).await;
     let mut items = Vec::with_capacity(limit);
@@ -953,7 +970,15 @@ async fn one_call(ctx: &Ctx<'_>, call: &CallSpec, params: &[(String, String)]) -
             Some(items) if call.cache => {
                 Ok(Value::Array(ctx.list_cached(&call.command, params, items).await?.as_ref().clone()))
             }
-            Some(items) => Ok(Value::Array(ctx.list(&call.command, params, items).await?)),
+            Some(items) => match ctx.item_fields() {
+                Some(keep) => {
+                    ctx.count();
+                    tracing::debug!(command = %call.command, "cloudstack list");
+                    let l = ctx.ex.backend.list_all_fields(ctx.creds(), &call.command, params, items, keep).await;
+                    Ok(Value::Array(l.map_err(|e| ctx.err(e))?))
+                }
+                None => Ok(Value::Array(ctx.list(&call.command, params, items).await?)),
+            },
             None if !call.empty_on.is_empty() => match ctx.call_raw(&call.command, params).await {
                 Ok(v) => Ok(pick(v)),
                 // "Nothing there" (GetPasswordData before the VM has a password).

@@ -22,6 +22,7 @@ pub mod filter;
 pub mod identity;
 pub mod page;
 pub mod params;
+pub mod project;
 pub mod render;
 pub mod resolve;
 pub mod steps;
@@ -111,6 +112,7 @@ impl Executor {
                 accounts: Default::default(),
                 accounts_read: Default::default(),
                 walks: Default::default(),
+                whole_items: Default::default(),
             }),
         })
     }
@@ -141,6 +143,13 @@ impl Executor {
     /// whose gateway died (at once, then every third of the lease), forget old ClientTokens.
     pub fn start_background(&self) {
         background::Worker::of(&self.inner).spawn_sweeper();
+    }
+
+    /// Read listed items whole (`on`) instead of with only the fields each action reads
+    /// (`project::item_fields`), for tests that compare the answers of the two.
+    #[doc(hidden)]
+    pub fn whole_items(&self, on: bool) {
+        self.inner.whole_items.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn table(&self) -> &Table {

@@ -397,7 +397,8 @@ struct Device {
 type Devices = HashMap<String, Vec<Device>>;
 
 /// The fields of a listVolumes item the index reads (`devices`); the others are skipped unread.
-const VOLUME_FIELDS: [&str; 8] = ["id", "virtualmachineid", "type", "deviceid", "state", "jobstatus", "attached", "created"];
+const VOLUME_FIELDS: [&str; 8] =
+    ["id", "virtualmachineid", "type", "deviceid", "state", "jobstatus", "attached", "created"];
 
 /// The listed volumes by VM uuid, each VM's in device order, read from the listing's pages as
 /// they come (`Ctx::list_json`): the items are never `Value` trees, and only the fields of

@@ -519,6 +519,24 @@ pub async fn keeps_window(name: &str, ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
     Ok(false)
 }
 
+/// The top-level fields of the listed items each transform reads (fields it adds itself
+/// included), for decoding items with only the fields an action reads
+/// (`project::item_fields`). A transform not named here reads whole items. Keep in step with
+/// the code: tests/mapping_sim.rs compares answers over items read whole and read this way.
+const READS: &[(&str, &[&str])] = &[
+    ("instance_tombstones", &["id", "state"]),
+    ("reservation_ids", &["group", "id"]),
+    ("instance_vpc", &["account", "id", "nic", "publicip", "zonename"]),
+    ("instance_block_devices", &["id", "state"]),
+    ("instance_platform", &["osdisplayname", "ostypeid"]),
+    ("group_reservations", &["_launchindex", "_reservationid", "account", "id", "securitygroup"]),
+];
+
+/// What transform `name` reads of each listed item; None: whole items.
+pub fn transform_reads(name: &str) -> Option<&'static [&'static str]> {
+    READS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
 const TRANSFORMS: &[(&str, TransformFn, &str)] = &[
     (
         "instance_tombstones",

@@ -331,6 +331,8 @@ pub struct Table {
     pub soap_common: Vec<SoapPath>,
     /// Which files the table was read from.
     pub files: Vec<String>,
+    /// The fields of its listed items each action reads (`project::item_fields`).
+    pub item_fields: HashMap<String, Vec<String>>,
 }
 
 #[cfg(test)]

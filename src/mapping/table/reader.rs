@@ -155,6 +155,7 @@ impl Table {
         }
         super::validate::validate(&t, &errs);
         if errs.is_empty() {
+            t.item_fields = super::super::project::item_fields(&t);
             return Ok(t);
         }
         let mut all = errs.take();
