@@ -256,6 +256,18 @@ fn write_tags(w: &mut JsonWriter, m: &Model, rtype: &str, rid: &str, owner: u64,
 
 /// Append one VM object to `w` (the one renderer of a VM; `vm_json` parses its output).
 pub fn write_vm(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool) {
+    write_vm_as(w, m, vm, with_password, true)
+}
+
+/// A VM as listVirtualMachines `details=min` shows it: what CloudStack sets whatever the
+/// details asked for (id, names, owner, state, zone, OS, hypervisor, key pair, public address,
+/// tags, the pending job), without the template, offerings, statistics, security groups, NICs,
+/// affinity groups and root device.
+pub fn write_vm_min(w: &mut JsonWriter, m: &Model, vm: &Vm) {
+    write_vm_as(w, m, vm, false, false)
+}
+
+fn write_vm_as(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool, full: bool) {
     let z = m.zones.get(vm.zone);
     let t = m.templates.get(vm.template);
     let so = m.service_offerings.get(vm.offering);
@@ -272,72 +284,82 @@ pub fn write_vm(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool) {
     w.str("created", &vm.created);
     w.str("state", vm.state);
     w.bool("haenable", vm.haenable);
-    if let Some(g) = &vm.group {
-        w.str("groupid", &format!("group-{}", vm.id.chars().take(8).collect::<String>()));
-        w.str("group", g);
+    if full {
+        if let Some(g) = &vm.group {
+            w.str("groupid", &format!("group-{}", vm.id.chars().take(8).collect::<String>()));
+            w.str("group", g);
+        }
     }
     if let Some(z) = z {
         w.str("zoneid", &z.id);
         w.str("zonename", &z.name);
     }
-    if let Some(t) = t {
-        w.str("templateid", &t.id);
-        w.str("templatename", &t.name);
-        w.str("templatedisplaytext", &t.displaytext);
+    if full {
+        if let Some(t) = t {
+            w.str("templateid", &t.id);
+            w.str("templatename", &t.name);
+            w.str("templatedisplaytext", &t.displaytext);
+        }
+        w.bool("passwordenabled", t.is_some_and(|t| t.passwordenabled));
+        if with_password {
+            w.opt_str("password", vm.password.as_deref());
+        }
+        if let Some(so) = so {
+            w.str("serviceofferingid", &so.id);
+            w.str("serviceofferingname", &so.name);
+            w.num("cpunumber", so.cpunumber);
+            w.num("cpuspeed", so.cpuspeed);
+            w.num("memory", so.memory);
+        }
+        w.str("cpuused", if vm.state == vm_state::RUNNING { "1.78%" } else { "0%" });
+        w.num("networkkbsread", 0);
+        w.num("networkkbswrite", 0);
+        w.num("diskkbsread", 0);
+        w.num("diskkbswrite", 0);
     }
-    w.bool("passwordenabled", t.is_some_and(|t| t.passwordenabled));
-    if with_password {
-        w.opt_str("password", vm.password.as_deref());
-    }
-    if let Some(so) = so {
-        w.str("serviceofferingid", &so.id);
-        w.str("serviceofferingname", &so.name);
-        w.num("cpunumber", so.cpunumber);
-        w.num("cpuspeed", so.cpuspeed);
-        w.num("memory", so.memory);
-    }
-    w.str("cpuused", if vm.state == vm_state::RUNNING { "1.78%" } else { "0%" });
-    w.num("networkkbsread", 0);
-    w.num("networkkbswrite", 0);
-    w.num("diskkbsread", 0);
-    w.num("diskkbswrite", 0);
     if let Some(os) = os {
         w.str("guestosid", &os.id);
         w.str("ostypeid", &os.id);
         // CloudStack 4.13.2 and later name the OS too.
         w.str("osdisplayname", &os.description);
     }
-    w.num("rootdeviceid", 0);
-    w.str("rootdevicetype", "ROOT");
+    if full {
+        w.num("rootdeviceid", 0);
+        w.str("rootdevicetype", "ROOT");
+    }
     w.str("hypervisor", &vm.hypervisor);
     // 4.4 clients read `keypair`, modern ones `keypairs`.
     w.opt_str("keypair", vm.keypair.as_deref());
     w.opt_str("keypairs", vm.keypair.as_deref());
     w.bool("displayvm", true);
     w.bool("isdynamicallyscalable", t.is_some_and(|t| t.isdynamicallyscalable));
-    if let Some(dof) = vm.diskoffering.and_then(|d| m.disk_offerings.get(d)) {
-        w.str("diskofferingid", &dof.id);
-        w.str("diskofferingname", &dof.name);
+    if full {
+        if let Some(dof) = vm.diskoffering.and_then(|d| m.disk_offerings.get(d)) {
+            w.str("diskofferingid", &dof.id);
+            w.str("diskofferingname", &dof.name);
+        }
     }
     if let Some(ip) = vm.public_ip.and_then(|i| m.public_ips.get(i)) {
         w.str("publicip", &ip.ip);
         w.str("publicipid", &ip.id);
     }
-    w.begin_arr_at("securitygroup");
-    for g in vm.security_groups.iter().filter_map(|s| m.security_groups.get(*s)) {
-        w.begin_obj();
-        w.str("id", &g.id);
-        w.str("name", &g.name);
-        w.str("description", &g.description);
-        w.end_obj();
+    if full {
+        w.begin_arr_at("securitygroup");
+        for g in vm.security_groups.iter().filter_map(|s| m.security_groups.get(*s)) {
+            w.begin_obj();
+            w.str("id", &g.id);
+            w.str("name", &g.name);
+            w.str("description", &g.description);
+            w.end_obj();
+        }
+        w.end_arr();
+        w.raw("affinitygroup", "[]");
+        w.begin_arr_at("nic");
+        for nic in &vm.nics {
+            write_nic(w, m, nic, None);
+        }
+        w.end_arr();
     }
-    w.end_arr();
-    w.raw("affinitygroup", "[]");
-    w.begin_arr_at("nic");
-    for nic in &vm.nics {
-        write_nic(w, m, nic, None);
-    }
-    w.end_arr();
     write_tags(w, m, "UserVm", &vm.id, vm.owner, &vm.tags);
     if let Some(j) = m.pending_job(&vm.id) {
         w.str("jobid", j);

@@ -539,6 +539,12 @@ fn list_vms(ctx: &Ctx, m: &Model) -> SimResult<String> {
         })
         .map(|(_, v)| v)
         .collect();
+    // `details=min`: the fields CloudStack sets whatever the details (other subsets are shown
+    // in full here).
+    let details = p.list("details");
+    if !details.is_empty() && details.iter().all(|d| d.eq_ignore_ascii_case("min")) {
+        return Ok(list::respond_raw(paging, "virtualmachine", items, |w, v| write_vm_min(w, m, v)));
+    }
     Ok(list::respond_raw(paging, "virtualmachine", items, |w, v| write_vm(w, m, v, false)))
 }
 
