@@ -82,8 +82,8 @@ pub trait Journal: Send + Sync {
     /// Store a new operation. When its `token` is already taken: the operation holding it
     /// (nothing stored).
     fn begin<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<Option<Op>, String>>;
-    /// Replace the operation whose stored version is `op.version` (stored as version + 1).
-    /// `false`: it changed or went meanwhile.
+    /// Replace the operation whose stored version is `op.version` (stored as version + 1): its
+    /// kind, doc, done flag and lease. `false`: it changed or went meanwhile.
     fn update<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<bool, String>>;
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>>;
     fn by_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Op>, String>>;
@@ -276,6 +276,14 @@ pub async fn conformance(j: &dyn Journal) {
     next.doc = json!({"n": 2});
     assert!(j.update(&next).await.unwrap());
     assert!(!j.update(&next).await.unwrap());
+    // An operation may become another kind (a launch answered becomes the watch of its deploys).
+    let mut other = j.by_token("t1").await.unwrap().unwrap();
+    other.kind = "watch-launch".into();
+    assert!(j.update(&other).await.unwrap());
+    let mut back = j.by_token("t1").await.unwrap().unwrap();
+    assert_eq!((back.kind.as_str(), back.version), ("watch-launch", 2));
+    back.kind = "client-token".into();
+    assert!(j.update(&back).await.unwrap());
     // Leases: another gateway takes over an expired one, once.
     let c = op(&new_op_id(), None);
     assert_eq!(j.begin(&c).await.unwrap(), None);

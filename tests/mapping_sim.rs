@@ -6,6 +6,7 @@ mod mapping_support;
 use std::time::Duration;
 
 use ec2bridge::auth::Principal;
+use ec2bridge::cloudstack::{ClientOptions, CsClient};
 use ec2bridge::ids::{Kind, ec2_id};
 use ec2bridge::mapping::Executor;
 use mapping_support::{all, one, req, sim_env};
@@ -291,4 +292,89 @@ async fn min_count_rollback_against_the_simulator() {
         .unwrap();
     assert_eq!(all(&xml, "instanceId").len(), 20);
     drop(sim);
+}
+
+/// The executor over a simulator started from the default seed plus `extra` (faults).
+async fn seeded_env(extra: &str) -> (ec2bridge::sim::SimHandle, Executor, Principal, std::sync::Arc<CsClient>) {
+    let opts = ec2bridge::sim::SimOptions {
+        listen: "127.0.0.1:0".parse().expect("loopback address"),
+        seed: None,
+        fast: true,
+        state_dir: None,
+    };
+    let seed = format!("{}\n{extra}", include_str!("../seeds/default.toml"));
+    let sim = ec2bridge::sim::start_with_seed(opts, &seed).await.expect("simulator starts");
+    let copts = ClientOptions { poll_initial: Duration::from_millis(5), ..Default::default() };
+    let client = std::sync::Arc::new(CsClient::new(&sim.endpoint, copts).expect("client"));
+    let ex = Executor::new(client.clone(), None).expect("table");
+    let who = mapping_support::sim_principal(&sim, "alice");
+    (sim, ex, who, client)
+}
+
+#[tokio::test]
+async fn launches_share_the_deploy_watch_poll() {
+    let (_sim, ex, who, client) = sim_env().await;
+    let ami = ec2_id(Kind::Image, UBUNTU);
+    let run =
+        req("RunInstances", &[("ImageId", &ami), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "m1.small")]);
+    // Steady state: metadata and the security group list cached, the first watch over.
+    ex.execute(&run, &who).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = client.calls();
+    let answers = ec2bridge::mapping::backend::join_all((0..8).map(|_| ex.execute(&run, &who)).collect()).await;
+    let iids: Vec<String> = answers.into_iter().map(|a| one(&a.unwrap(), "instanceId")).collect();
+    // The watches end within a few poll rounds (5 ms each here, the simulator's jobs are fast).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let watch_calls = client.calls() - before - 8;
+    eprintln!("8 launches: 8 deploys + {watch_calls} calls after them");
+    // One queryAsyncJobResult per deploy before: now a shared listing per round.
+    assert!((1..8).contains(&watch_calls), "{watch_calls}");
+    wait_state(&ex, &who, &iids, "running").await;
+    // What the shared poll reads: listVirtualMachines ids=... details=min (state and pending job,
+    // no NICs or offerings), as CloudStack's minimal VM view.
+    let uuids: Vec<String> = {
+        let p = [("listall".to_string(), "true".to_string())];
+        let all_vms = client.list_all(&who.cloudstack, "listVirtualMachines", &p, "virtualmachine").await.unwrap();
+        all_vms
+            .iter()
+            .filter_map(|v| v["id"].as_str())
+            .filter(|u| iids.contains(&ec2_id(Kind::Instance, u)))
+            .map(str::to_string)
+            .collect()
+    };
+    let p = [("ids".to_string(), uuids.join(",")), ("details".to_string(), "min".to_string())];
+    let min = client.list_all(&who.cloudstack, "listVirtualMachines", &p, "virtualmachine").await.unwrap();
+    assert_eq!(min.len(), 8);
+    for v in &min {
+        assert_eq!(v["state"], "Running", "{v}");
+        assert!(v.get("nic").is_none() && v.get("serviceofferingid").is_none() && v.get("jobid").is_none(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_deploy_keeps_its_reason_through_the_shared_watch() {
+    let (_sim, ex, who, _client) = seeded_env(
+        "[[faults]]\ncommand = \"deployVirtualMachine\"\njob = \"fail\"\njob_error_code = 533\njob_error_text = \"no capacity\"\n",
+    )
+    .await;
+    let ami = ec2_id(Kind::Image, UBUNTU);
+    let xml = ex
+        .execute(&req("RunInstances", &[("ImageId", &ami), ("MinCount", "2"), ("MaxCount", "2")]), &who)
+        .await
+        .unwrap();
+    assert_eq!(all(&xml, "name").iter().filter(|n| *n == "pending").count(), 2, "{xml}");
+    let iids = all(&xml, "instanceId");
+    let mut xml = wait_state(&ex, &who, &iids, "terminated").await;
+    // A VM in Error shows terminated at once (Server.InternalError); once the watch has asked the
+    // deploy job, its tombstone says why: CloudStack's 533 is EC2's capacity error.
+    let capacity = |xml: &str| all(xml, "code").iter().filter(|c| *c == "Server.InsufficientInstanceCapacity").count();
+    for _ in 0..400 {
+        if capacity(&xml) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        xml = wait_state(&ex, &who, &iids, "terminated").await;
+    }
+    assert_eq!(capacity(&xml), 2, "{xml}");
+    assert!(!xml.contains("no capacity"), "{xml}");
 }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -112,6 +113,13 @@ pub trait Backend: Send + Sync {
         command: &'a str,
         jobid: &'a str,
     ) -> BoxFuture<'a, Result<Value, CsError>>;
+
+    /// How soon a job is first polled, and how long it is waited for at most (`wait_job`'s
+    /// `poll_initial` and `job_timeout`).
+    fn job_polling(&self) -> (Duration, Option<Duration>) {
+        let d = crate::cloudstack::ClientOptions::default();
+        (d.poll_initial, Some(d.job_timeout))
+    }
 }
 
 /// Keep only the fields named in `keep` of each object.
@@ -240,6 +248,11 @@ impl Backend for CsClient {
         jobid: &'a str,
     ) -> BoxFuture<'a, Result<Value, CsError>> {
         Box::pin(CsClient::wait_job(self, creds, command, jobid))
+    }
+
+    fn job_polling(&self) -> (Duration, Option<Duration>) {
+        let o = self.options();
+        (o.poll_initial, Some(o.job_timeout))
     }
 }
 

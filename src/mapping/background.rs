@@ -31,6 +31,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::backend::{Backend, join_limited};
+use super::deploy_watch::{DeployWatch, Seen};
 use super::exec::Inner;
 use crate::cloudstack::{CsCredentials, CsError};
 use crate::ids::{self, Kind};
@@ -136,6 +137,40 @@ impl Recorded {
         }
     }
 
+    /// The request is done and what is left is another kind of operation (a launch answered:
+    /// its deploys are watched): the record becomes that operation in one journal write, and
+    /// runs in the background. Unrecorded, or when the record cannot be rewritten, the new
+    /// operation is recorded afresh (`Worker::start`) and the old one removed.
+    pub async fn become_op(mut self, kind: &str, doc: Value) {
+        let Some(mut op) = self.op.take() else { return };
+        let was = std::mem::replace(&mut op.kind, kind.to_string());
+        op.doc = doc;
+        // The lease as the sweeper keeps it (renewed while the request ran).
+        op.lease_until = self.worker.lease_until();
+        if self.stored {
+            match self.worker.journal.update(&op).await {
+                Ok(true) => {
+                    op.version += 1;
+                    self.worker.spawn(op);
+                    return;
+                }
+                Ok(false) => {
+                    tracing::warn!(op = %op.id, kind = %was, "operations journal: an operation changed meanwhile")
+                }
+                Err(e) => {
+                    tracing::warn!(op = %op.id, kind = %was, error = %e, "operations journal: could not update an operation")
+                }
+            }
+        }
+        let creds = CsCredentials { api_key: op.cs_key.clone(), secret_key: op.cs_secret.clone() };
+        self.worker.start(kind, &op.owner, &creds, op.doc.clone()).await;
+        if self.stored
+            && let Err(e) = self.worker.journal.remove(&op.id).await
+        {
+            tracing::warn!(op = %op.id, error = %e, "operations journal: could not remove a finished operation");
+        }
+    }
+
     /// The rest runs in the background; `doc` (when given) replaces what the record says first.
     pub async fn hand_over(mut self, doc: Option<Value>) {
         let Some(mut op) = self.op.take() else { return };
@@ -180,6 +215,7 @@ pub struct Worker {
     backend: Arc<dyn Backend>,
     journal: Arc<dyn Journal>,
     objects: Arc<dyn ObjectStore>,
+    deploys: Arc<DeployWatch>,
     region: String,
     holder: String,
     lease: Duration,
@@ -199,6 +235,7 @@ impl Worker {
             backend: ex.backend.clone(),
             journal: ex.journal.clone(),
             objects: ex.objects.clone(),
+            deploys: ex.deploys.clone(),
             region: ex.opts.regions.first().map(|r| r.name.clone()).unwrap_or_default(),
             holder: ex.holder.clone(),
             lease: ex.opts.lease,
@@ -436,6 +473,16 @@ impl Worker {
         let futs = vms.iter().map(|(u, job)| {
             let command = command.clone();
             async move {
+                // One shared listing per poll round tells most deploys apart; the job itself is
+                // asked only when the VM is not plainly running (deploy_watch.rs).
+                match self.deploys.watch(&self.backend, creds, u).await {
+                    Seen::Running => return true,
+                    Seen::Hung => {
+                        tracing::warn!(vm = %u, "a deploy is still running past the job deadline; will look again");
+                        return false;
+                    }
+                    Seen::AskJob => {}
+                }
                 match self.backend.wait_job(creds, &command, job).await {
                     Ok(_) => true,
                     Err(CsError::JobFailed { errorcode, text, .. }) => {

@@ -113,6 +113,8 @@ pub struct Inner {
     /// Listed items are read whole, not with only the fields the action reads
     /// (`project::item_fields`): only for tests that compare the two (`Executor::whole_items`).
     pub whole_items: std::sync::atomic::AtomicBool,
+    /// The deploys `watch-launch` operations wait for, polled together per API key.
+    pub deploys: Arc<super::deploy_watch::DeployWatch>,
 }
 
 /// A listing made by the first page of a paging walk, reused by the pages after it.

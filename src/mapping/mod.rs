@@ -16,6 +16,7 @@ pub mod check;
 pub mod cli;
 pub mod convert;
 pub mod cserr;
+pub mod deploy_watch;
 pub mod exec;
 pub mod expr;
 pub mod filter;
@@ -113,6 +114,7 @@ impl Executor {
                 accounts_read: Default::default(),
                 walks: Default::default(),
                 whole_items: Default::default(),
+                deploys: Default::default(),
             }),
         })
     }

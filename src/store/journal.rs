@@ -100,13 +100,14 @@ impl Journal for Store {
     fn update<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
             let done = sqlx::query(
-                "UPDATE operations SET done = $1, doc = $2, version = version + 1, holder = $3, lease_until = $4 \
-                 WHERE op_id = $5 AND version = $6",
+                "UPDATE operations SET done = $1, doc = $2, version = version + 1, holder = $3, lease_until = $4, \
+                 kind = $5 WHERE op_id = $6 AND version = $7",
             )
             .bind(op.done as i64)
             .bind(op.doc.to_string())
             .bind(&op.holder)
             .bind(op.lease_until)
+            .bind(&op.kind)
             .bind(&op.id)
             .bind(op.version)
             .execute(&self.pool)

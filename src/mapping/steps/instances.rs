@@ -881,8 +881,9 @@ async fn launch(
     // removed (docs/gateway-state.md).
     let vms: Vec<Value> = made.iter().map(|(u, j)| json!([u, j])).collect();
     let doc = json!({ "command": command, "vms": vms, "clienttoken": token });
-    Worker::of(ctx.ex).start("watch-launch", &owner(ctx), ctx.creds(), doc).await;
-    pending.finish().await;
+    // The launch's record becomes the watch (one journal write): a gateway that dies from here
+    // on leaves the deploys watched, never undone.
+    pending.become_op("watch-launch", doc).await;
     // The answer is made from what the gateway knows: no call waits for the deploys.
     let zoneid = param(prep, "zoneid").unwrap_or_default().to_string();
     let zone = ctx
