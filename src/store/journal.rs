@@ -62,28 +62,35 @@ impl Journal for Store {
     fn begin<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<Option<Op>, String>> {
         Box::pin(async move {
             let sealed = self.secrets.seal(&op.cs_secret, &aad(&op.id)).map_err(s)?;
-            let done = sqlx::query(concat!(
-                "INSERT INTO operations (",
-                op_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
-            ))
-            .bind(&op.id)
-            .bind(&op.kind)
-            .bind(&op.region)
-            .bind(&op.owner)
-            .bind(op.token.as_deref())
-            .bind(&op.cs_key)
-            .bind(sealed)
-            .bind(op.done as i64)
-            .bind(op.doc.to_string())
-            .bind(op.version)
-            .bind(&op.holder)
-            .bind(op.lease_until)
-            .bind(op.created)
-            .execute(&self.pool)
-            .await
-            .map_err(s)?;
-            if done.rows_affected() == 1 {
+            let (o, doc) = (op.clone(), op.doc.to_string());
+            let inserted = self
+                .small_write(Box::new(move |c| {
+                    Box::pin(async move {
+                        let done = sqlx::query(concat!(
+                            "INSERT INTO operations (",
+                            op_columns!(),
+                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
+                        ))
+                        .bind(o.id)
+                        .bind(o.kind)
+                        .bind(o.region)
+                        .bind(o.owner)
+                        .bind(o.token)
+                        .bind(o.cs_key)
+                        .bind(sealed)
+                        .bind(o.done as i64)
+                        .bind(doc)
+                        .bind(o.version)
+                        .bind(o.holder)
+                        .bind(o.lease_until)
+                        .bind(o.created)
+                        .execute(c)
+                        .await?;
+                        Ok(done.rows_affected())
+                    })
+                }))
+                .await?;
+            if inserted == 1 {
                 return Ok(None);
             }
             match &op.token {
@@ -99,27 +106,41 @@ impl Journal for Store {
 
     fn update<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "UPDATE operations SET done = $1, doc = $2, version = version + 1, holder = $3, lease_until = $4, \
-                 kind = $5 WHERE op_id = $6 AND version = $7",
-            )
-            .bind(op.done as i64)
-            .bind(op.doc.to_string())
-            .bind(&op.holder)
-            .bind(op.lease_until)
-            .bind(&op.kind)
-            .bind(&op.id)
-            .bind(op.version)
-            .execute(&self.pool)
-            .await
-            .map_err(s)?;
-            Ok(done.rows_affected() == 1)
+            let (o, doc) = (op.clone(), op.doc.to_string());
+            let updated = self
+                .small_write(Box::new(move |c| {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "UPDATE operations SET done = $1, doc = $2, version = version + 1, holder = $3, \
+                             lease_until = $4, kind = $5 WHERE op_id = $6 AND version = $7",
+                        )
+                        .bind(o.done as i64)
+                        .bind(doc)
+                        .bind(o.holder)
+                        .bind(o.lease_until)
+                        .bind(o.kind)
+                        .bind(o.id)
+                        .bind(o.version)
+                        .execute(c)
+                        .await?;
+                        Ok(done.rows_affected())
+                    })
+                }))
+                .await?;
+            Ok(updated == 1)
         })
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            sqlx::query("DELETE FROM operations WHERE op_id = $1").bind(id).execute(&self.pool).await.map_err(s)?;
+            let id = id.to_string();
+            self.small_write(Box::new(move |c| {
+                Box::pin(async move {
+                    let done = sqlx::query("DELETE FROM operations WHERE op_id = $1").bind(id).execute(c).await?;
+                    Ok(done.rows_affected())
+                })
+            }))
+            .await?;
             Ok(())
         })
     }

@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod cert;
+mod commit;
 pub mod crypto;
 pub mod idcache;
 pub mod journal;
@@ -190,6 +191,8 @@ pub struct Store {
     /// this handle share it): caches of registered keys compare it to see their own gateway's
     /// registrations at once.
     users_changed: Arc<AtomicU64>,
+    /// Group commit of the journal's and the id cache's writes on SQLite (`commit.rs`).
+    committer: Arc<commit::Committer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -252,7 +255,8 @@ impl Store {
                 opts.connect(&url).await.map_err(|e| StoreError::Database(format!("cannot open {location}: {e}")))?
             }
         };
-        let store = Store { pool, secrets, backend, location, users_changed: Arc::default() };
+        let store =
+            Store { pool, secrets, backend, location, users_changed: Arc::default(), committer: Arc::default() };
         store.migrate().await?;
         store.check_key().await?;
         Ok(store)
@@ -322,6 +326,18 @@ impl Store {
     }
 
     /// Close the pool (waits for connections in use to be returned).
+    /// A small write of the journal or the id cache: on SQLite batched with the others waiting
+    /// (one transaction, `commit.rs`), else straight to the pool. Answers rows affected.
+    pub(crate) async fn small_write(&self, run: commit::WriteFn) -> Result<u64, String> {
+        match self.backend {
+            Backend::Sqlite => self.committer.write(&self.pool, run).await,
+            Backend::Postgres => {
+                let mut c = self.pool.acquire().await.map_err(|e| e.to_string())?;
+                run(&mut c).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -622,6 +638,30 @@ impl Store {
             return Ok(());
         }
         let now = now_rfc3339();
+        if self.backend == Backend::Sqlite {
+            let rows: Vec<(String, &'static str, String)> =
+                entries.iter().map(|(e, k, u)| (e.clone(), k.name(), u.clone())).collect();
+            self.small_write(Box::new(move |c| {
+                Box::pin(async move {
+                    for (ec2_id, kind, uuid) in rows {
+                        sqlx::query(
+                            "INSERT INTO id_map (ec2_id, kind, uuid, created_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (ec2_id) DO NOTHING",
+                        )
+                        .bind(ec2_id)
+                        .bind(kind)
+                        .bind(uuid)
+                        .bind(now.clone())
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    Ok(0)
+                })
+            }))
+            .await
+            .map_err(StoreError::Database)?;
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         for (ec2_id, kind, uuid) in entries {
             sqlx::query(
