@@ -284,11 +284,9 @@ fn write_vm_as(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool, full
     w.str("created", &vm.created);
     w.str("state", vm.state);
     w.bool("haenable", vm.haenable);
-    if full {
-        if let Some(g) = &vm.group {
-            w.str("groupid", &format!("group-{}", vm.id.chars().take(8).collect::<String>()));
-            w.str("group", g);
-        }
+    if full && let Some(g) = &vm.group {
+        w.str("groupid", &format!("group-{}", vm.id.chars().take(8).collect::<String>()));
+        w.str("group", g);
     }
     if let Some(z) = z {
         w.str("zoneid", &z.id);
@@ -333,11 +331,9 @@ fn write_vm_as(w: &mut JsonWriter, m: &Model, vm: &Vm, with_password: bool, full
     w.opt_str("keypairs", vm.keypair.as_deref());
     w.bool("displayvm", true);
     w.bool("isdynamicallyscalable", t.is_some_and(|t| t.isdynamicallyscalable));
-    if full {
-        if let Some(dof) = vm.diskoffering.and_then(|d| m.disk_offerings.get(d)) {
-            w.str("diskofferingid", &dof.id);
-            w.str("diskofferingname", &dof.name);
-        }
+    if full && let Some(dof) = vm.diskoffering.and_then(|d| m.disk_offerings.get(d)) {
+        w.str("diskofferingid", &dof.id);
+        w.str("diskofferingname", &dof.name);
     }
     if let Some(ip) = vm.public_ip.and_then(|i| m.public_ips.get(i)) {
         w.str("publicip", &ip.ip);

@@ -83,7 +83,7 @@ async fn run_batch(pool: &AnyPool, batch: Vec<Job>) {
     };
     let mut outcomes = Vec::with_capacity(batch.len());
     for j in batch {
-        let r = (j.run)(&mut *tx).await.map_err(|e| e.to_string());
+        let r = (j.run)(&mut tx).await.map_err(|e| e.to_string());
         outcomes.push((j.done, r));
     }
     match tx.commit().await {
