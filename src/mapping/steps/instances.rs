@@ -882,8 +882,11 @@ async fn launch(
     let vms: Vec<Value> = made.iter().map(|(u, j)| json!([u, j])).collect();
     let doc = json!({ "command": command, "vms": vms, "clienttoken": token });
     // The launch's record becomes the watch (one journal write): a gateway that dies from here
-    // on leaves the deploys watched, never undone.
-    pending.become_op("watch-launch", doc).await;
+    // on leaves the deploys watched, never undone. The new instances' ids are recorded at the
+    // same moment (the answer names them), so that both writes share one store commit.
+    let new_ids: Vec<(Kind, String, String)> =
+        made.iter().map(|(u, _)| (Kind::Instance, ids::ec2_id(Kind::Instance, u), u.clone())).collect();
+    tokio::join!(pending.become_op("watch-launch", doc), ctx.ex.ids.record(new_ids));
     // The answer is made from what the gateway knows: no call waits for the deploys.
     let zoneid = param(prep, "zoneid").unwrap_or_default().to_string();
     let zone = ctx
