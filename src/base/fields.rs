@@ -191,6 +191,96 @@ impl<'de, const N: usize> Visitor<'de> for Item<'_, N> {
     }
 }
 
+/// `pick` as a seed, for a reader that meets the array inside a larger document (the client's
+/// one-pass reading of a list page, `cloudstack::client::decode_picked`): answers the number of
+/// items and their fields flat, `names.len()` per item in the order of `names`; an item that is
+/// not an object reads as all `Absent`. Anything but an array is an error.
+pub struct PickFlat<'n>(pub &'n [&'n str]);
+
+impl<'de> DeserializeSeed<'de> for PickFlat<'_> {
+    type Value = (usize, Vec<Scalar<'de>>);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PickFlat<'_> {
+    type Value = (usize, Vec<Scalar<'de>>);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(s.size_hint().unwrap_or(0) * self.0.len());
+        let mut n = 0;
+        while s.next_element_seed(FlatItem { names: self.0, out: &mut out })?.is_some() {
+            n += 1;
+        }
+        Ok((n, out))
+    }
+}
+
+struct FlatItem<'n, 'o, 'de> {
+    names: &'n [&'n str],
+    out: &'o mut Vec<Scalar<'de>>,
+}
+
+impl<'de> DeserializeSeed<'de> for FlatItem<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let base = self.out.len();
+        self.out.resize(base + self.names.len(), Scalar::Absent);
+        let fields = &mut self.out[base..];
+        d.deserialize_any(FlatFields { names: self.names, fields })
+    }
+}
+
+struct FlatFields<'n, 'o, 'de> {
+    names: &'n [&'n str],
+    fields: &'o mut [Scalar<'de>],
+}
+
+impl<'de> Visitor<'de> for FlatFields<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list item")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        while let Some(k) = m.next_key_seed(KeyIn(self.names))? {
+            match k {
+                Some(i) => self.fields[i] = m.next_value()?,
+                None => {
+                    m.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, s: A) -> Result<(), A::Error> {
+        ScalarVisitor.visit_seq(s).map(|_| ())
+    }
+    fn visit_borrowed_str<E>(self, _: &'de str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// The items of a JSON array as `Value`s holding only the fields named in `keep` (sorted): each
 /// object item's other fields are skipped unread; an item that is not an object is kept as it is.
 /// What reading the whole item and then removing the other fields would give, without building
@@ -203,8 +293,18 @@ pub fn project(json: &str, keep: &[String]) -> Result<Vec<Value>, serde_json::Er
     Ok(items)
 }
 
-struct Projected<'k> {
-    keep: &'k [String],
+/// `project` as a seed, for a reader that meets the array inside a larger document (the client's
+/// one-pass reading of a list page, `cloudstack::client::decode_projected`). Anything but an
+/// array is an error.
+pub struct Projected<'k> {
+    pub keep: &'k [String],
+}
+
+impl<'de> DeserializeSeed<'de> for Projected<'_> {
+    type Value = Vec<Value>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
 }
 
 impl<'de> Visitor<'de> for Projected<'_> {

@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use super::signing::{java_url_encode, sign};
 use super::{CsCredentials, CsError};
+use crate::base::fields::{PickFlat, Projected, Scalar};
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -276,6 +277,74 @@ impl CsClient {
         Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
     }
 
+    /// `list_all_json` for a caller that reads only the fields `names` of each item: each page's
+    /// items reach `each` as those fields, flat, `names.len()` per item (`decode_picked`); the
+    /// items are read once, inside the pass over the answer.
+    pub async fn list_all_picked(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+        names: &[&str],
+        each: &mut (dyn FnMut(&[Scalar<'_>]) -> Result<(), CsError> + Send),
+    ) -> Result<(), CsError> {
+        let mut read = |status: u16, body: &[u8]| decode_picked(command, status, body, item_key, names, &mut *each);
+        self.list_all_pages(creds, command, params, &mut read).await
+    }
+
+    /// `list_all` with each item object holding only the fields in `keep` (sorted), decoded inside
+    /// the one pass over each page (`decode_projected`).
+    pub async fn list_all_projected(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+        keep: &[String],
+    ) -> Result<Vec<Value>, CsError> {
+        let mut all = Vec::new();
+        let mut read = |status: u16, body: &[u8]| {
+            let (items, count) = decode_projected(command, status, body, item_key, keep)?;
+            let n = items.len();
+            all.extend(items);
+            Ok((n, count))
+        };
+        self.list_all_pages(creds, command, params, &mut read).await?;
+        Ok(all)
+    }
+
+    /// The paging of `list_all_picked` and `list_all_projected`: `read` decodes one page's answer
+    /// (status, body) and answers how many items it held and the list's `count`.
+    async fn list_all_pages(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        read: &mut (dyn FnMut(u16, &[u8]) -> Result<(usize, Option<u64>), CsError> + Send),
+    ) -> Result<(), CsError> {
+        let mut base: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
+        base.push(("pagesize".into(), PAGE_SIZE.to_string()));
+        let mut got = 0;
+        for page in 1..=MAX_PAGES {
+            let mut p = base.clone();
+            p.push(("page".into(), page.to_string()));
+            let started = Instant::now();
+            let out = match self.send(creds, command, &p).await.0 {
+                Ok((status, body)) => read(status, &body),
+                Err(e) => Err(e),
+            };
+            note_call(command, started, &out);
+            let (n, count) = out?;
+            got += n;
+            if last_page(count, n, got) {
+                return Ok(());
+            }
+        }
+        Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
+    }
+
     /// One page of a list command: its items and CloudStack's `count` of the whole list (None
     /// when the release leaves `count` out, and then the caller cannot know where the list ends).
     pub async fn list_page(
@@ -315,6 +384,32 @@ impl CsClient {
         let started = Instant::now();
         let out = match self.send(creds, command, &p).await.0 {
             Ok((status, body)) => decode_items(command, status, &body, item_key, each),
+            Err(e) => Err(e),
+        };
+        note_call(command, started, &out);
+        out
+    }
+
+    /// `list_page` with each item object holding only the fields in `keep` (sorted), decoded
+    /// inside the one pass over the answer (`decode_projected`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_page_projected(
+        &self,
+        creds: &CsCredentials,
+        command: &str,
+        params: &[(String, String)],
+        item_key: &str,
+        page: usize,
+        pagesize: usize,
+        keep: &[String],
+    ) -> Result<(Vec<Value>, Option<u64>), CsError> {
+        let mut p: Vec<(String, String)> =
+            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
+        p.push(("pagesize".into(), pagesize.to_string()));
+        p.push(("page".into(), page.to_string()));
+        let started = Instant::now();
+        let out = match self.send(creds, command, &p).await.0 {
+            Ok((status, body)) => decode_projected(command, status, &body, item_key, keep),
             Err(e) => Err(e),
         };
         note_call(command, started, &out);
@@ -788,6 +883,8 @@ pub fn decode_answer(command: &str, status: u16, body: &[u8]) -> Result<Value, C
         Ok(0)
     };
     let _ = decode_items(command, status, body, "virtualmachine", &mut read);
+    let _ = decode_picked(command, status, body, "virtualmachine", &["id", "deviceid"], &mut |_| Ok(()));
+    let _ = decode_projected(command, status, body, "virtualmachine", &["id".to_string(), "state".to_string()]);
     let v = decode(command, status, body)?;
     // An async job's status document goes through the job decoder too.
     let _ = job_outcome(command, &v);
@@ -855,10 +952,12 @@ pub fn decode_items(
 ) -> Result<(usize, Option<u64>), CsError> {
     if (200..300).contains(&status) {
         let wanted = envelope_key(command);
-        let seed = plain::Top { wanted: &wanted, item_key };
+        let seed = std::marker::PhantomData::<&serde_json::value::RawValue>;
+        let seed = plain::Top { wanted: &wanted, item_key, seed };
         let mut de = serde_json::Deserializer::from_slice(body);
         if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
             && de.end().is_ok()
+            && page.items.get().starts_with('[')
         {
             return Ok((each(page.items.get())?, page.count.as_ref().and_then(as_u64)));
         }
@@ -868,47 +967,120 @@ pub fn decode_items(
     Ok((each(&text)?, count))
 }
 
-/// The one-pass reading of `decode_items`: `Top` answers `Some` only for the plain form of a
-/// list page, None (or an error) for anything `decode` must look at.
+/// `decode_items` for a reader of a few fields of each item (`base::fields::PickFlat`): the
+/// fields are picked inside the one pass over the answer, with no second pass over the item
+/// list's text; `each` gets them flat, `names.len()` per item, after the envelope is known to
+/// be the plain form (so an `errorcode` after the items still goes to `decode`). The rules, and
+/// the fallback for anything else, are `decode_items`'s.
+pub fn decode_picked(
+    command: &str,
+    status: u16,
+    body: &[u8],
+    item_key: &str,
+    names: &[&str],
+    each: &mut dyn FnMut(&[Scalar<'_>]) -> Result<(), CsError>,
+) -> Result<(usize, Option<u64>), CsError> {
+    if (200..300).contains(&status) {
+        let wanted = envelope_key(command);
+        let seed = plain::Top { wanted: &wanted, item_key, seed: PickFlat(names) };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
+            && de.end().is_ok()
+        {
+            let (n, fields) = page.items;
+            each(&fields)?;
+            return Ok((n, page.count.as_ref().and_then(as_u64)));
+        }
+    }
+    let mut n = 0;
+    let mut read = |text: &str| {
+        let bad = |e: serde_json::Error| CsError::BadResponse(format!("{command}: {e}"));
+        let mut de = serde_json::Deserializer::from_str(text);
+        let (count, fields) = serde::de::DeserializeSeed::deserialize(PickFlat(names), &mut de).map_err(bad)?;
+        de.end().map_err(bad)?;
+        each(&fields)?;
+        n = count;
+        Ok(count)
+    };
+    let (_, count) = decode_items(command, status, body, item_key, &mut read)?;
+    Ok((n, count))
+}
+
+/// `decode_items` for the projected reading of the items (`base::fields::Projected`: each item
+/// object with only the fields in `keep`, sorted), done inside the one pass over the answer with
+/// no second reading of the item list's text. The rules, and the fallback for anything else,
+/// are `decode_items`'s.
+pub fn decode_projected(
+    command: &str,
+    status: u16,
+    body: &[u8],
+    item_key: &str,
+    keep: &[String],
+) -> Result<(Vec<Value>, Option<u64>), CsError> {
+    if (200..300).contains(&status) {
+        let wanted = envelope_key(command);
+        let seed = plain::Top { wanted: &wanted, item_key, seed: Projected { keep } };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
+            && de.end().is_ok()
+        {
+            return Ok((page.items, page.count.as_ref().and_then(as_u64)));
+        }
+    }
+    let mut items = Vec::new();
+    let mut read = |text: &str| {
+        items =
+            crate::base::fields::project(text, keep).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
+        Ok(items.len())
+    };
+    let (_, count) = decode_items(command, status, body, item_key, &mut read)?;
+    Ok((items, count))
+}
+
+/// The one-pass reading of `decode_items` and `decode_picked`: `Top` answers `Some` only for the
+/// plain form of a list page, None (or an error) for anything `decode` must look at. The item
+/// list is read by the seed it is given (as text by `PhantomData<&RawValue>`, or its fields
+/// picked by `base::fields::PickFlat`), at most once.
 mod plain {
     use std::fmt;
 
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
     use serde_json::Value;
-    use serde_json::value::RawValue;
 
     use crate::base::fields::KeyIn;
 
-    pub struct Page<'de> {
+    pub struct Page<T> {
         pub count: Option<Value>,
-        pub items: &'de RawValue,
+        pub items: T,
     }
 
     /// The top-level object: `wanted` (the command's envelope) exactly once.
-    pub struct Top<'k> {
+    pub struct Top<'k, S> {
         pub wanted: &'k str,
         pub item_key: &'k str,
+        pub seed: S,
     }
 
-    impl<'de> DeserializeSeed<'de> for Top<'_> {
-        type Value = Option<Page<'de>>;
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Top<'_, S> {
+        type Value = Option<Page<S::Value>>;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Top<'_> {
-        type Value = Option<Page<'de>>;
+    impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Top<'_, S> {
+        type Value = Option<Page<S::Value>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a CloudStack answer")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let mut found: Option<Option<Page<'de>>> = None;
+            let mut found: Option<Option<Page<S::Value>>> = None;
+            let mut seed = Some(self.seed);
             let mut plain = true;
             while let Some(k) = m.next_key_seed(KeyIn(&[self.wanted]))? {
-                match k {
-                    Some(_) if found.is_none() => found = Some(m.next_value_seed(Inner { item_key: self.item_key })?),
-                    _ => {
+                match k.and(seed.take()) {
+                    Some(seed) => found = Some(m.next_value_seed(Inner { item_key: self.item_key, seed: Some(seed) })?),
+                    None => {
                         plain &= k.is_none();
                         m.next_value::<IgnoredAny>()?;
                     }
@@ -919,30 +1091,34 @@ mod plain {
     }
 
     /// The envelope: no `errorcode`, `count` and the item list at most once each, the item list
-    /// an array.
-    struct Inner<'k> {
+    /// read by the seed.
+    struct Inner<'k, S> {
         item_key: &'k str,
+        seed: Option<S>,
     }
 
-    impl<'de> DeserializeSeed<'de> for Inner<'_> {
-        type Value = Option<Page<'de>>;
+    impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Inner<'_, S> {
+        type Value = Option<Page<S::Value>>;
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_map(self)
         }
     }
 
-    impl<'de> Visitor<'de> for Inner<'_> {
-        type Value = Option<Page<'de>>;
+    impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Inner<'_, S> {
+        type Value = Option<Page<S::Value>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a CloudStack response object")
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let (mut count, mut items): (Option<Value>, Option<&'de RawValue>) = (None, None);
+        fn visit_map<A: MapAccess<'de>>(mut self, mut m: A) -> Result<Self::Value, A::Error> {
+            let (mut count, mut items): (Option<Value>, Option<S::Value>) = (None, None);
             let mut plain = true;
             while let Some(k) = m.next_key_seed(KeyIn(&["count", self.item_key, "errorcode"]))? {
                 match k {
                     Some(0) if count.is_none() => count = Some(m.next_value()?),
-                    Some(1) if items.is_none() => items = Some(m.next_value()?),
+                    Some(1) if items.is_none() => match self.seed.take() {
+                        Some(seed) => items = Some(m.next_value_seed(seed)?),
+                        None => plain = false,
+                    },
                     Some(_) => {
                         plain = false;
                         m.next_value::<IgnoredAny>()?;
@@ -952,8 +1128,7 @@ mod plain {
                     }
                 }
             }
-            let items = items.filter(|r| plain && r.get().starts_with('['));
-            Ok(items.map(|items| Page { count, items }))
+            Ok(items.filter(|_| plain).map(|items| Page { count, items }))
         }
     }
 }
@@ -1241,6 +1416,35 @@ mod tests {
                 })
                 .map_err(|e| format!("{e:?}"));
             assert_eq!(got, want, "HTTP {status} {body}");
+            // `decode_picked` picks what `pick` picks from `decode`'s items.
+            let names = ["id", "n", "x"];
+            let want = want.map(|(items, count)| {
+                let text = serde_json::to_string(&items).unwrap();
+                let picked = crate::base::fields::pick(&text, &names).unwrap();
+                let flat: Vec<String> =
+                    picked.iter().flat_map(|p| p.clone().unwrap_or_default()).map(|s| format!("{s:?}")).collect();
+                (picked.len(), flat, count)
+            });
+            let mut flat = Vec::new();
+            let got = decode_picked(command(), *status, body.as_bytes(), "volume", &names, &mut |f| {
+                flat.extend(f.iter().map(|s| format!("{s:?}")));
+                Ok(())
+            })
+            .map(|(n, count)| (n, flat.clone(), count))
+            .map_err(|e| format!("{e:?}"));
+            assert_eq!(got, want, "picked: HTTP {status} {body}");
+            // `decode_projected` answers `project` over `decode`'s items.
+            let keep = ["id".to_string(), "x".to_string()];
+            let want = decode(command(), *status, body.as_bytes())
+                .and_then(|r| page_items(command(), r, "volume"))
+                .map(|(items, count)| {
+                    let text = serde_json::to_string(&items).unwrap();
+                    (crate::base::fields::project(&text, &keep).unwrap(), count)
+                })
+                .map_err(|e| format!("{e:?}"));
+            let got =
+                decode_projected(command(), *status, body.as_bytes(), "volume", &keep).map_err(|e| format!("{e:?}"));
+            assert_eq!(got, want, "projected: HTTP {status} {body}");
         }
         fn command() -> &'static str {
             "listVolumes"

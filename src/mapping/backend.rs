@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::base::fields::{PickFlat, Scalar};
 use crate::cloudstack::{CsClient, CsCredentials, CsError, JobStarted};
 pub use crate::ids::BoxFuture;
 
@@ -45,6 +46,28 @@ pub trait Backend: Send + Sync {
             let items = self.list_all(creds, command, params, item_key).await?;
             let text = serde_json::to_string(&items).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
             each(&text).map(|_| ())
+        })
+    }
+
+    /// `list_all` for a caller that reads only the fields `names` of each item: each page's items
+    /// reach `each` as those fields, flat, `names.len()` per item (`CsClient::list_all_picked`).
+    /// This default picks them from `list_all`'s items written out as JSON.
+    fn list_all_picked<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        names: &'a [&'a str],
+        each: &'a mut (dyn FnMut(&[Scalar<'_>]) -> Result<(), CsError> + Send),
+    ) -> BoxFuture<'a, Result<(), CsError>> {
+        Box::pin(async move {
+            let items = self.list_all(creds, command, params, item_key).await?;
+            let text = serde_json::to_string(&items).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
+            let bad = |e: serde_json::Error| CsError::BadResponse(format!("{command}: {e}"));
+            let mut de = serde_json::Deserializer::from_str(&text);
+            let (_, fields) = serde::de::DeserializeSeed::deserialize(PickFlat(names), &mut de).map_err(bad)?;
+            each(&fields)
         })
     }
 
@@ -131,21 +154,6 @@ pub fn retain_fields(items: &mut [Value], keep: &[String]) {
     }
 }
 
-/// An `each` for `CsClient::list_*_json` that collects the items with only the `keep` fields.
-fn projecting<'a>(
-    command: &'a str,
-    keep: &'a [String],
-    out: &'a mut Vec<Value>,
-) -> impl FnMut(&str) -> Result<usize, CsError> + Send + 'a {
-    move |text| {
-        let items =
-            crate::base::fields::project(text, keep).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
-        let n = items.len();
-        out.extend(items);
-        Ok(n)
-    }
-}
-
 impl Backend for CsClient {
     fn call<'a>(
         &'a self,
@@ -177,6 +185,18 @@ impl Backend for CsClient {
         Box::pin(CsClient::list_all_json(self, creds, command, params, item_key, each))
     }
 
+    fn list_all_picked<'a>(
+        &'a self,
+        creds: &'a CsCredentials,
+        command: &'a str,
+        params: &'a [(String, String)],
+        item_key: &'a str,
+        names: &'a [&'a str],
+        each: &'a mut (dyn FnMut(&[Scalar<'_>]) -> Result<(), CsError> + Send),
+    ) -> BoxFuture<'a, Result<(), CsError>> {
+        Box::pin(CsClient::list_all_picked(self, creds, command, params, item_key, names, each))
+    }
+
     fn list_all_fields<'a>(
         &'a self,
         creds: &'a CsCredentials,
@@ -185,14 +205,7 @@ impl Backend for CsClient {
         item_key: &'a str,
         keep: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
-        Box::pin(async move {
-            let mut items = Vec::new();
-            {
-                let mut each = projecting(command, keep, &mut items);
-                CsClient::list_all_json(self, creds, command, params, item_key, &mut each).await?;
-            }
-            Ok(items)
-        })
+        Box::pin(async move { CsClient::list_all_projected(self, creds, command, params, item_key, keep).await })
     }
 
     fn list_page_fields<'a>(
@@ -206,11 +219,8 @@ impl Backend for CsClient {
         keep: &'a [String],
     ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
         Box::pin(async move {
-            let mut items = Vec::new();
-            let mut each = projecting(command, keep, &mut items);
-            let (_, count) =
-                CsClient::list_page_json(self, creds, command, params, item_key, page, pagesize, &mut each).await?;
-            drop(each);
+            let (items, count) =
+                CsClient::list_page_projected(self, creds, command, params, item_key, page, pagesize, keep).await?;
             // Without `count` the window cannot say whether a next page exists.
             Ok(count.and_then(|c| usize::try_from(c).ok()).map(|c| (items, c)))
         })

@@ -16,6 +16,7 @@ use super::filter::FilterSet;
 use super::table::{Action, CallSpec, Completion, IdsBackend, ParamSource, Returns, Table};
 use super::{check, cserr, page, render, resolve, steps};
 use crate::auth::Principal;
+use crate::base::fields::Scalar;
 use crate::base::{Code, Ec2Error};
 use crate::cloudstack::{CsCredentials, CsError, JobStarted};
 use crate::ec2::Ec2Request;
@@ -252,6 +253,25 @@ impl<'a> Ctx<'a> {
         self.count();
         tracing::debug!(command, "cloudstack list");
         self.ex.backend.list_all_json(self.creds(), command, params, items, each).await.map_err(|e| self.err(e))
+    }
+
+    /// `list` for a step that reads only the fields `names` of each item: each page's items
+    /// reach `each` as those fields, flat, `names.len()` per item (`Backend::list_all_picked`).
+    pub async fn list_picked(
+        &self,
+        command: &str,
+        params: &[(String, String)],
+        items: &str,
+        names: &[&str],
+        each: &mut (dyn FnMut(&[Scalar<'_>]) -> Result<(), CsError> + Send),
+    ) -> Result<(), Ec2Error> {
+        self.count();
+        tracing::debug!(command, "cloudstack list");
+        self.ex
+            .backend
+            .list_all_picked(self.creds(), command, params, items, names, each)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// The fields of the listed items this action reads, when it reads only some

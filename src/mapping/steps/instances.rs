@@ -401,17 +401,15 @@ const VOLUME_FIELDS: [&str; 8] =
     ["id", "virtualmachineid", "type", "deviceid", "state", "jobstatus", "attached", "created"];
 
 /// The listed volumes by VM uuid, each VM's in device order, read from the listing's pages as
-/// they come (`Ctx::list_json`): the items are never `Value` trees, and only the fields of
-/// `VOLUME_FIELDS` are decoded (`base::fields`), as `field`, `scalar_text` and
-/// `volumes::volume_status` would read them from a `Value`.
+/// they come (`Ctx::list_picked`): the items are never `Value` trees, and only the fields of
+/// `VOLUME_FIELDS` are decoded (`base::fields::PickFlat`, inside the client's one pass over each
+/// page), as `field`, `scalar_text` and `volumes::volume_status` would read them from a `Value`.
 async fn devices(ctx: &Ctx<'_>) -> Result<Devices, Ec2Error> {
     let names = ctx.ex.table.maps.get("device_name");
     let mut by_vm: Devices = HashMap::new();
-    let mut each = |page: &str| -> Result<usize, crate::cloudstack::CsError> {
-        let items = crate::base::fields::pick(page, &VOLUME_FIELDS)
-            .map_err(|e| crate::cloudstack::CsError::BadResponse(format!("listVolumes: {e}")))?;
-        for v in items.iter().flatten() {
-            let [id, vm, kind, deviceid, state, jobstatus, attached, created] = v;
+    let mut each = |fields: &[crate::base::fields::Scalar<'_>]| -> Result<(), crate::cloudstack::CsError> {
+        for v in fields.chunks_exact(VOLUME_FIELDS.len()) {
+            let [id, vm, kind, deviceid, state, jobstatus, attached, created] = v else { continue };
             let (Some(vm), Some(uuid)) = (vm.str(), id.str()) else { continue };
             let root = kind.str() == Some("ROOT");
             let dev = if root { 0 } else { deviceid.int().unwrap_or(-1) };
@@ -426,10 +424,10 @@ async fn devices(ctx: &Ctx<'_>) -> Result<Devices, Ec2Error> {
                 root,
             });
         }
-        Ok(items.len())
+        Ok(())
     };
     let params = [("listall".to_string(), "true".to_string())];
-    ctx.list_json("listVolumes", &params, "volume", &mut each).await?;
+    ctx.list_picked("listVolumes", &params, "volume", &VOLUME_FIELDS, &mut each).await?;
     for devs in by_vm.values_mut() {
         devs.sort_by_key(|d| d.dev);
     }
