@@ -321,7 +321,7 @@ impl CsClient {
         creds: &CsCredentials,
         command: &str,
         params: &[(String, String)],
-        read: &mut (dyn FnMut(u16, &[u8]) -> Result<(usize, Option<u64>), CsError> + Send),
+        read: &mut PageReader<'_>,
     ) -> Result<(), CsError> {
         let mut base: Vec<(String, String)> =
             params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
@@ -966,6 +966,10 @@ pub fn decode_items(
     let text = serde_json::to_string(&items).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
     Ok((each(&text)?, count))
 }
+
+/// A list page's decoder for `CsClient::list_all_pages`: (HTTP status, body) to the number of
+/// items it held and the list's `count`.
+type PageReader<'a> = dyn FnMut(u16, &[u8]) -> Result<(usize, Option<u64>), CsError> + Send + 'a;
 
 /// `decode_items` for a reader of a few fields of each item (`base::fields::PickFlat`): the
 /// fields are picked inside the one pass over the answer, with no second pass over the item
