@@ -175,6 +175,19 @@ pub struct LimitsConfig {
     pub max_cloudstack_calls: usize,
     /// Concurrent CloudStack calls per CloudStack API key (0 = unlimited); further calls wait.
     pub max_cloudstack_calls_per_user: usize,
+    /// Requests that may hold large CloudStack answers at once (0 = unlimited); further ones
+    /// wait before reading theirs (`ops::large_answers`). Default: half the CPUs this process
+    /// may use, at least 1.
+    pub large_answers: usize,
+    /// An answer larger than this (bytes) is large.
+    pub large_answer_bytes: usize,
+}
+
+/// `[limits] large_answers` when unset: half the CPUs this process may use, at least 1.
+/// Decoding and rendering a large answer keeps a core busy: more of them at once than that adds
+/// memory, not throughput, and the other half of the cores stays with everything else.
+pub fn default_large_answers() -> usize {
+    (std::thread::available_parallelism().map(usize::from).unwrap_or(2) / 2).max(1)
 }
 
 /// Actions that cost more than one token by default (they start long, heavy CloudStack work).
@@ -191,6 +204,8 @@ impl Default for LimitsConfig {
             action_weights: Default::default(),
             max_cloudstack_calls: 256,
             max_cloudstack_calls_per_user: 16,
+            large_answers: default_large_answers(),
+            large_answer_bytes: 256 * 1024,
         }
     }
 }
@@ -418,6 +433,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("limits", "burst", Kind::Float),
     ("limits", "max_cloudstack_calls", Kind::Int),
     ("limits", "max_cloudstack_calls_per_user", Kind::Int),
+    ("limits", "large_answers", Kind::Int),
+    ("limits", "large_answer_bytes", Kind::Int),
 ];
 
 /// `limits.action_weights` is a table: set in the file only.
@@ -498,6 +515,9 @@ impl Config {
         }
         let l = &self.limits;
         check_rate("limits", l.requests_per_sec, l.burst)?;
+        if l.large_answers > 65_536 {
+            bail!("limits.large_answers must be at most 65536 (0 = unlimited), got {}", l.large_answers);
+        }
         for (action, w) in &l.action_weights {
             if !(w.is_finite() && *w >= 0.0 && *w <= l.burst) {
                 bail!("limits.action_weights.{action} must be between 0 and limits.burst ({}), got {w}", l.burst);

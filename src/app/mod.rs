@@ -275,6 +275,9 @@ fn gateway(
             endpoint: b.public_endpoint.clone().unwrap_or_else(|| if i == 0 { bound.clone() } else { String::new() }),
         })
         .collect();
+    // One bound for the process: memory is the process's, whatever region a request goes to.
+    let large_answers =
+        crate::ops::large_answers::LargeAnswers::new(cfg.limits.large_answers, cfg.limits.large_answer_bytes);
     let mut gateways = Vec::new();
     for (i, (b, r)) in backends.iter().zip(cfg.all_regions()).enumerate() {
         // This region first (its zones' regionName), then the others in configured order.
@@ -283,7 +286,7 @@ fn gateway(
             ..infos[i].clone()
         }];
         regions.extend(infos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
-        gateways.push(region_gateway(cfg, b, &r, i, regions, store)?);
+        gateways.push(region_gateway(cfg, b, &r, i, regions, store, &large_answers)?);
     }
     let mut gateways = gateways.into_iter();
     let mut gw = gateways.next().context("no region")?;
@@ -307,6 +310,7 @@ fn region_gateway(
     index: usize,
     regions: Vec<crate::mapping::RegionInfo>,
     store: &Arc<crate::store::Store>,
+    large_answers: &Arc<crate::ops::large_answers::LargeAnswers>,
 ) -> anyhow::Result<Gateway> {
     // Buckets per region (EC2 throttles per account and region), each with its own rate.
     let per_sec = r.requests_per_sec.unwrap_or(cfg.limits.requests_per_sec);
@@ -351,6 +355,7 @@ fn region_gateway(
         rate_limiter,
         access_log: cfg.log.access_log,
         regions: Vec::new(),
+        large_answers: large_answers.clone(),
     })
 }
 

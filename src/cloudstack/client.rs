@@ -9,6 +9,9 @@
 //! - `list_all` pages (page/pagesize=500) and returns the items under `item_key`.
 //! - `start_job` + `wait_job` for async commands; `wait_job` never blocks a thread.
 //! - `calls()` counts HTTP requests sent to CloudStack (pages and polls included).
+//! - Inside an EC2 request's scope, an answer above the large-answer threshold is read only once
+//!   the request holds a slot (`ops::large_answers`); no slot within the call's deadline is a
+//!   `CsError::Transport` naming the gateway as busy.
 //!
 //! Secrets and signatures never appear in logs or error messages: the signed URL is built here and
 //! reqwest errors are stripped of it before they are turned into text.
@@ -103,6 +106,9 @@ struct Inner {
     /// job is chosen once those in flight when the jobs were listed have their answers.
     sending: DashMap<String, std::collections::HashSet<u64>>,
     next_send: AtomicU64,
+    /// Calls (hashes of key, command and parameters but the page) whose last answer was large
+    /// (`ops::large_answers`): the next such call takes its request's slot before it is sent.
+    large_calls: std::sync::Mutex<std::collections::HashSet<u64>>,
 }
 
 #[derive(Clone)]
@@ -165,6 +171,7 @@ impl CsClient {
                 known_jobs: Default::default(),
                 sending: DashMap::new(),
                 next_send: AtomicU64::new(0),
+                large_calls: Default::default(),
             }),
         })
     }
@@ -632,21 +639,69 @@ impl CsClient {
             None => req,
         };
         let timeout = inner.opts.call_timeout;
+        // A large answer waits for its request's slot (`ops::large_answers`) at most until a
+        // quarter of the call's deadline is left for reading it.
+        let wait_until = Instant::now().checked_add(timeout - timeout / 4);
         // Set once the request is handed to the connection: before that, nothing reached
         // CloudStack whatever happens.
         let sending = std::sync::atomic::AtomicBool::new(false);
+        // A call whose last answer was large waits for its slot before it is sent (the answer
+        // then never waits unread in the connection); the answer's size below corrects the guess.
+        let large_key = crate::ops::large_answers::bounded().then(|| large_call_key(creds, command, params));
         let fut = async {
-            let _slots = self.slots(&creds.api_key).await;
+            if let Some(k) = large_key
+                && crate::ops::large_answers::may_wait()
+                && self.expects_large(k)
+                && let Err(busy) = crate::ops::large_answers::take_slot(wait_until).await
+            {
+                return Ok(Err(CsError::Transport(format!("{command}: {busy}"))));
+            }
+            let mut slots = Some(self.slots(&creds.api_key).await);
             inner.calls.fetch_add(1, Ordering::Relaxed);
             sending.store(true, Ordering::Relaxed);
             let mut resp = req.send().await?;
             let status = resp.status().as_u16();
-            let mut body = bytes::BytesMut::new();
+            let too_large = || CsError::BadResponse(format!("{command}: answer larger than {MAX_BODY} bytes"));
+            // Content-Length when the answer has one (its buffer is sized once, not regrown).
+            let declared = resp.content_length().map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            if declared.is_some_and(|n| n > MAX_BODY) {
+                return Ok(Err(too_large()));
+            }
+            // Before a large body is read (it waits unread in the connection meanwhile). The call
+            // slots go first: a call waiting here must not keep another request's calls waiting.
+            let mut large = |bytes: usize| {
+                let wait = crate::ops::large_answers::must_wait(bytes);
+                if wait {
+                    drop(slots.take());
+                }
+                async move {
+                    if !wait {
+                        return Ok(());
+                    }
+                    crate::ops::large_answers::take_slot(wait_until)
+                        .await
+                        .map_err(|busy| CsError::Transport(format!("{command}: {busy}")))
+                }
+            };
+            if let Some(n) = declared
+                && let Err(e) = large(n).await
+            {
+                return Ok(Err(e));
+            }
+            let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
             while let Some(chunk) = resp.chunk().await? {
                 if body.len() + chunk.len() > MAX_BODY {
-                    return Ok(Err(CsError::BadResponse(format!("{command}: answer larger than {MAX_BODY} bytes"))));
+                    return Ok(Err(too_large()));
+                }
+                if declared.is_none()
+                    && let Err(e) = large(body.len() + chunk.len()).await
+                {
+                    return Ok(Err(e));
                 }
                 body.extend_from_slice(&chunk);
+            }
+            if let Some(k) = large_key {
+                self.remember_large(k, crate::ops::large_answers::is_large(body.len()));
             }
             Ok::<_, reqwest::Error>(Ok((status, body.freeze())))
         };
@@ -654,7 +709,8 @@ impl CsClient {
         let (e, delivered) = match tokio::time::timeout(timeout, fut).await {
             Err(_) => return (Err(deadline_error(command, timeout)), sending.load(Ordering::Relaxed)),
             Ok(Err(e)) if e.is_timeout() => return (Err(deadline_error(command, timeout)), true),
-            Ok(Ok(r)) => return (r, true),
+            // A large answer's wait that ended before the send: nothing reached CloudStack.
+            Ok(Ok(r)) => return (r, sending.load(Ordering::Relaxed)),
             // No connection: the request never left.
             Ok(Err(e)) => {
                 let delivered = !e.is_connect();
@@ -663,6 +719,42 @@ impl CsClient {
         };
         let text = format!("{command} to {}: {}", host_of(&inner.endpoint), error_text(&e.without_url()));
         (Err(CsError::Transport(text)), delivered)
+    }
+}
+
+/// Large calls remembered at most (a full set starts again: a forgotten call only waits with its
+/// answer unread once more).
+const LARGE_CALLS_MAX: usize = 4096;
+
+/// A call's identity for `Inner::large_calls`: the caller's key, the command and its parameters,
+/// the page aside (the pages of one list are alike).
+fn large_call_key(creds: &CsCredentials, command: &str, params: &[(String, String)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    creds.api_key.hash(&mut h);
+    command.hash(&mut h);
+    for (k, v) in params.iter().filter(|(k, _)| k != "page") {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl CsClient {
+    fn expects_large(&self, key: u64) -> bool {
+        self.inner.large_calls.lock().unwrap_or_else(|e| e.into_inner()).contains(&key)
+    }
+
+    fn remember_large(&self, key: u64, large: bool) {
+        let mut calls = self.inner.large_calls.lock().unwrap_or_else(|e| e.into_inner());
+        if !large {
+            calls.remove(&key);
+            return;
+        }
+        if calls.len() >= LARGE_CALLS_MAX {
+            calls.clear();
+        }
+        calls.insert(key);
     }
 }
 

@@ -116,6 +116,12 @@ pub struct Metrics {
     rate_limited: Families,
     /// CloudStack calls that waited for a concurrency permit.
     pub cloudstack_call_waits: AtomicU64,
+    /// Large CloudStack answers being held (`ops::large_answers`: slots taken), ...
+    pub large_answers_held: AtomicI64,
+    /// ... requests that waited for a slot, ...
+    pub large_answer_waits: AtomicU64,
+    /// ... and those that got none within their call's deadline (answered `Unavailable`).
+    pub large_answer_timeouts: AtomicU64,
     cache: Families,
 }
 
@@ -303,6 +309,27 @@ impl Metrics {
             "CloudStack calls that waited for a concurrency permit.",
             "counter",
             load(&self.cloudstack_call_waits),
+        );
+        gauge(
+            &mut out,
+            "ec2bridge_large_answers_held",
+            "Requests holding a slot for large CloudStack answers ([limits] large_answers).",
+            "gauge",
+            self.large_answers_held.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "ec2bridge_large_answer_waits_total",
+            "Requests that waited for a large-answer slot.",
+            "counter",
+            load(&self.large_answer_waits),
+        );
+        gauge(
+            &mut out,
+            "ec2bridge_large_answer_timeouts_total",
+            "Requests that got no large-answer slot within the CloudStack call's deadline.",
+            "counter",
+            load(&self.large_answer_timeouts),
         );
         out
     }

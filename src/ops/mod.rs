@@ -1,7 +1,9 @@
 //! What an operator watches: metrics (Prometheus text), log set-up and flood control, and the
-//! request id carried from the HTTP entry down to CloudStack calls. A leaf module: it imports
+//! request id carried from the HTTP entry down to CloudStack calls (with the request's bound on
+//! large CloudStack answers, `large_answers`). A leaf module: it imports
 //! nothing else of the crate, so every layer may report into it.
 
+pub mod large_answers;
 pub mod logging;
 pub mod memory;
 pub mod metrics;

@@ -94,6 +94,9 @@ pub struct Gateway {
     /// More regions on the same listeners (`[[regions]]`), each a gateway of its own CloudStack;
     /// this one is the default region. See [`Gateway::route`].
     pub regions: Vec<RegionRoute>,
+    /// How many requests may hold large CloudStack answers at once (`[limits] large_answers`);
+    /// one for the process, whatever region a request goes to (the default region's is used).
+    pub large_answers: Arc<crate::ops::large_answers::LargeAnswers>,
 }
 
 /// One more region served by the same listeners.
@@ -109,6 +112,7 @@ pub struct RegionRoute {
 impl Gateway {
     pub fn new(handler: Arc<dyn Ec2Handler>, credentials: Arc<dyn CredentialSource>) -> Self {
         let d = crate::config::ServerConfig::default();
+        let l = crate::config::LimitsConfig::default();
         Gateway {
             handler,
             credentials,
@@ -122,6 +126,7 @@ impl Gateway {
             rate_limiter: None,
             access_log: false,
             regions: Vec::new(),
+            large_answers: crate::ops::large_answers::LargeAnswers::new(l.large_answers, l.large_answer_bytes),
         }
     }
 }
@@ -280,20 +285,24 @@ async fn ec2_entry(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     // its change can still complete (a retry would make it twice): once a mutating action runs,
     // the request timeout no longer cuts it; its own CloudStack call and job deadlines bound it.
     let mutating = Arc::new(AtomicBool::new(false));
+    // Large CloudStack answers take a slot held until the reply is rendered (`ops::large_answers`).
     let outcome = crate::ops::with_request_id(
         Arc::from(rid.as_str()),
-        MUTATING.scope(mutating.clone(), async {
-            let fut = process(&gw, &rid, req, &mut info);
-            tokio::pin!(fut);
-            match tokio::time::timeout(gw.request_timeout, &mut fut).await {
-                Ok(r) => Ok(r),
-                Err(_) if mutating.load(Ordering::Relaxed) => {
-                    tracing::info!("a mutating request runs past the request timeout; its answer is awaited");
-                    Ok(fut.await)
+        crate::ops::large_answers::with_scope(
+            gw.large_answers.clone(),
+            MUTATING.scope(mutating.clone(), async {
+                let fut = process(&gw, &rid, req, &mut info);
+                tokio::pin!(fut);
+                match tokio::time::timeout(gw.request_timeout, &mut fut).await {
+                    Ok(r) => Ok(r),
+                    Err(_) if mutating.load(Ordering::Relaxed) => {
+                        tracing::info!("a mutating request runs past the request timeout; its answer is awaited");
+                        Ok(fut.await)
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            }
-        }),
+            }),
+        ),
     )
     .instrument(span.clone())
     .await;
