@@ -647,11 +647,12 @@ impl CsClient {
         let sending = std::sync::atomic::AtomicBool::new(false);
         // A call whose last answer was large waits for its slot before it is sent (the answer
         // then never waits unread in the connection); the answer's size below corrects the guess.
-        let large_key = crate::ops::large_answers::bounded().then(|| large_call_key(creds, command, params));
+        let bounded = crate::ops::large_answers::bounded();
+        let large_key = || large_call_key(creds, command, params);
         let fut = async {
-            if let Some(k) = large_key
+            if bounded
                 && crate::ops::large_answers::may_wait()
-                && self.expects_large(k)
+                && self.expects_large(large_key)
                 && let Err(busy) = crate::ops::large_answers::take_slot(wait_until).await
             {
                 return Ok(Err(CsError::Transport(format!("{command}: {busy}"))));
@@ -700,8 +701,8 @@ impl CsClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            if let Some(k) = large_key {
-                self.remember_large(k, crate::ops::large_answers::is_large(body.len()));
+            if bounded {
+                self.remember_large(large_key, crate::ops::large_answers::is_large(body.len()));
             }
             Ok::<_, reqwest::Error>(Ok((status, body.freeze())))
         };
@@ -741,20 +742,24 @@ fn large_call_key(creds: &CsCredentials, command: &str, params: &[(String, Strin
 }
 
 impl CsClient {
-    fn expects_large(&self, key: u64) -> bool {
-        self.inner.large_calls.lock().unwrap_or_else(|e| e.into_inner()).contains(&key)
+    /// Whether this call's last answer was large (the call is hashed only when any was).
+    fn expects_large(&self, key: impl FnOnce() -> u64) -> bool {
+        let calls = self.inner.large_calls.lock().unwrap_or_else(|e| e.into_inner());
+        !calls.is_empty() && calls.contains(&key())
     }
 
-    fn remember_large(&self, key: u64, large: bool) {
+    fn remember_large(&self, key: impl FnOnce() -> u64, large: bool) {
         let mut calls = self.inner.large_calls.lock().unwrap_or_else(|e| e.into_inner());
         if !large {
-            calls.remove(&key);
+            if !calls.is_empty() {
+                calls.remove(&key());
+            }
             return;
         }
         if calls.len() >= LARGE_CALLS_MAX {
             calls.clear();
         }
-        calls.insert(key);
+        calls.insert(key());
     }
 }
 
