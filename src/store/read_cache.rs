@@ -14,7 +14,10 @@
 //!   is never kept (the generation check below), so read-your-writes holds per gateway;
 //! - another gateway's writes to the same database are seen within `STATE_READS_TTL`, as the
 //!   registered-key cache's (`STORE_KEYS_TTL`); EC2's own API is eventually consistent;
-//! - a failed read is never cached.
+//! - a failed read is never cached;
+//! - DescribeInstances with instance ids reads the store again when an id is neither listed by
+//!   CloudStack nor in the reused read (terminated through another gateway within the second),
+//!   so such an instance is never NotFound (instances::tombstones).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

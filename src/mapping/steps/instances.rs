@@ -302,7 +302,16 @@ async fn release_data_volumes(ctx: &Ctx<'_>, targets: &[(&str, &str, &str)]) -> 
 /// gives. A VM in `Error` (its deploy failed; the gateway removes it) is terminated with
 /// `Server.InternalError`; a failed stop or start leaves its `stateReason` on the instance.
 pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -> Result<Vec<Value>, Ec2Error> {
-    let tombs = read_tombs(ctx, true).await?;
+    let mut tombs = read_tombs(ctx, true).await?;
+    // An instance asked for by id that CloudStack no longer lists and the reused read does not
+    // hold may have been terminated through another gateway within the last second: ask the
+    // store before it becomes NotFound.
+    if !prep.ids.is_empty() {
+        let uuids: std::collections::HashSet<&str> = items.iter().filter_map(|vm| field(vm, "id")).collect();
+        if prep.ids.iter().any(|(ec2, uuid)| !uuids.contains(uuid.as_str()) && !tombs.contains_key(ec2)) {
+            tombs = read_tombs(ctx, false).await?;
+        }
+    }
     let attrs = super::attrs::all_for_listing(ctx, super::attrs::INSTANCE).await?;
     let mut listed = std::collections::HashSet::new();
     for vm in items.iter_mut() {
