@@ -262,26 +262,8 @@ impl CsClient {
         item_key: &str,
         each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
     ) -> Result<(), CsError> {
-        let mut base: Vec<(String, String)> =
-            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
-        base.push(("pagesize".into(), PAGE_SIZE.to_string()));
-        let mut got = 0;
-        for page in 1..=MAX_PAGES {
-            let mut p = base.clone();
-            p.push(("page".into(), page.to_string()));
-            let started = Instant::now();
-            let out = match self.send(creds, command, &p).await.0 {
-                Ok((status, body)) => decode_items(command, status, &body, item_key, each),
-                Err(e) => Err(e),
-            };
-            note_call(command, started, &out);
-            let (n, count) = out?;
-            got += n;
-            if last_page(count, n, got) {
-                return Ok(());
-            }
-        }
-        Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
+        let mut read = |status: u16, body: &[u8]| decode_items(command, status, body, item_key, &mut *each);
+        self.list_all_pages(creds, command, params, &mut read).await
     }
 
     /// `list_all_json` for a caller that reads only the fields `names` of each item: each page's
@@ -321,7 +303,7 @@ impl CsClient {
         Ok(all)
     }
 
-    /// The paging of `list_all_picked` and `list_all_projected`: `read` decodes one page's answer
+    /// The paging of `list_all_json`, `list_all_picked` and `list_all_projected`: `read` decodes one page's answer
     /// (status, body) and answers how many items it held and the list's `count`.
     async fn list_all_pages(
         &self,
