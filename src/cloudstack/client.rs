@@ -250,23 +250,7 @@ impl CsClient {
         Err(CsError::BadResponse(format!("{command}: more than {MAX_PAGES} pages")))
     }
 
-    /// `list_all` for callers that decode the items into a type of their own instead of
-    /// `Value` trees: each page's item list is handed to `each` as JSON text (an array), and
-    /// `each` answers how many items it held. The answer goes through the same rules as `call`'s
-    /// (`decode_items`); one page's body is held at a time.
-    pub async fn list_all_json(
-        &self,
-        creds: &CsCredentials,
-        command: &str,
-        params: &[(String, String)],
-        item_key: &str,
-        each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
-    ) -> Result<(), CsError> {
-        let mut read = |status: u16, body: &[u8]| decode_items(command, status, body, item_key, &mut *each);
-        self.list_all_pages(creds, command, params, &mut read).await
-    }
-
-    /// `list_all_json` for a caller that reads only the fields `names` of each item: each page's
+    /// `list_all` for a caller that reads only the fields `names` of each item: each page's
     /// items reach `each` as those fields, flat, `names.len()` per item (`decode_picked`); the
     /// items are read once, inside the pass over the answer.
     pub async fn list_all_picked(
@@ -303,7 +287,7 @@ impl CsClient {
         Ok(all)
     }
 
-    /// The paging of `list_all_json`, `list_all_picked` and `list_all_projected`: `read` decodes one page's answer
+    /// The paging of `list_all_picked` and `list_all_projected`: `read` decodes one page's answer
     /// (status, body) and answers how many items it held and the list's `count`.
     async fn list_all_pages(
         &self,
@@ -351,32 +335,6 @@ impl CsClient {
         p.push(("page".into(), page.to_string()));
         let resp = self.call(creds, command, &p).await?;
         page_items(command, resp, item_key)
-    }
-
-    /// `list_page` for callers that decode the items themselves (as `list_all_json`): the page's
-    /// item list reaches `each` as JSON text; answers what `each` counted and the list's `count`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn list_page_json(
-        &self,
-        creds: &CsCredentials,
-        command: &str,
-        params: &[(String, String)],
-        item_key: &str,
-        page: usize,
-        pagesize: usize,
-        each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
-    ) -> Result<(usize, Option<u64>), CsError> {
-        let mut p: Vec<(String, String)> =
-            params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
-        p.push(("pagesize".into(), pagesize.to_string()));
-        p.push(("page".into(), page.to_string()));
-        let started = Instant::now();
-        let out = match self.send(creds, command, &p).await.0 {
-            Ok((status, body)) => decode_items(command, status, &body, item_key, each),
-            Err(e) => Err(e),
-        };
-        note_call(command, started, &out);
-        out
     }
 
     /// `list_page` with each item object holding only the fields in `keep` (sorted), decoded
@@ -1013,7 +971,7 @@ fn decode(command: &str, status: u16, body: &[u8]) -> Result<Value, CsError> {
     Ok(inner)
 }
 
-/// A list page's answer for a caller that decodes the items itself (`list_all_json`): hands the
+/// A list page's answer for a caller that decodes the items itself (`list_all_picked`, `list_all_projected`): hands the
 /// item list under `item_key` to `each` as JSON text (an array) and answers what `each` counted
 /// and the list's `count`. The rules are `decode`'s and `page_items`'s, by construction: an
 /// answer in their plain form (2xx, a `<command>response` object without `errorcode`, holding

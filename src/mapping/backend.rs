@@ -31,24 +31,6 @@ pub trait Backend: Send + Sync {
         item_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>>;
 
-    /// `list_all` for a caller that decodes the items into a type of its own: each page's item
-    /// list reaches `each` as JSON text (an array) and `each` answers how many items it held
-    /// (`CsClient::list_all_json`). This default writes `list_all`'s items out as JSON.
-    fn list_all_json<'a>(
-        &'a self,
-        creds: &'a CsCredentials,
-        command: &'a str,
-        params: &'a [(String, String)],
-        item_key: &'a str,
-        each: &'a mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
-    ) -> BoxFuture<'a, Result<(), CsError>> {
-        Box::pin(async move {
-            let items = self.list_all(creds, command, params, item_key).await?;
-            let text = serde_json::to_string(&items).map_err(|e| CsError::BadResponse(format!("{command}: {e}")))?;
-            each(&text).map(|_| ())
-        })
-    }
-
     /// `list_all` for a caller that reads only the fields `names` of each item: each page's items
     /// reach `each` as those fields, flat, `names.len()` per item (`CsClient::list_all_picked`).
     /// This default picks them from `list_all`'s items written out as JSON.
@@ -172,17 +154,6 @@ impl Backend for CsClient {
         item_key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
         Box::pin(CsClient::list_all(self, creds, command, params, item_key))
-    }
-
-    fn list_all_json<'a>(
-        &'a self,
-        creds: &'a CsCredentials,
-        command: &'a str,
-        params: &'a [(String, String)],
-        item_key: &'a str,
-        each: &'a mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
-    ) -> BoxFuture<'a, Result<(), CsError>> {
-        Box::pin(CsClient::list_all_json(self, creds, command, params, item_key, each))
     }
 
     fn list_all_picked<'a>(

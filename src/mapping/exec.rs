@@ -241,20 +241,6 @@ impl<'a> Ctx<'a> {
         self.ex.backend.list_all(self.creds(), command, params, items).await.map_err(|e| self.err(e))
     }
 
-    /// `list` for a step that decodes the items into a type of its own (no `Value` trees):
-    /// each page's item list reaches `each` as JSON text (`Backend::list_all_json`).
-    pub async fn list_json(
-        &self,
-        command: &str,
-        params: &[(String, String)],
-        items: &str,
-        each: &mut (dyn FnMut(&str) -> Result<usize, CsError> + Send),
-    ) -> Result<(), Ec2Error> {
-        self.count();
-        tracing::debug!(command, "cloudstack list");
-        self.ex.backend.list_all_json(self.creds(), command, params, items, each).await.map_err(|e| self.err(e))
-    }
-
     /// `list` for a step that reads only the fields `names` of each item: each page's items
     /// reach `each` as those fields, flat, `names.len()` per item (`Backend::list_all_picked`).
     pub async fn list_picked(
