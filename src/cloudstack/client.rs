@@ -83,6 +83,8 @@ const POLL_TRANSPORT_RETRIES: u32 = 3;
 /// How far before the send a lost answer's job is looked for: CloudStack's clock may be behind
 /// the gateway's (docs/cloudstack-wire.md "Lost answers").
 const LOST_JOB_SKEW: Duration = Duration::from_secs(60);
+/// How many times a lost answer's jobs are listed while every candidate is another call's.
+const LOST_JOB_ROUNDS: usize = 3;
 /// Job ids remembered for telling a lost answer's job from others: pruned past this many ...
 const KNOWN_JOBS_PRUNE_AT: usize = 4096;
 /// ... to those younger than this (well past the look-back of `LOST_JOB_SKEW`), ...
@@ -444,51 +446,37 @@ impl CsClient {
         let since = sent - LOST_JOB_SKEW;
         let mut params =
             vec![("listall".to_string(), "true".to_string()), ("startdate".to_string(), format_expires(since))];
-        let mut jobs = None;
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        // Two lost answers of the same command can list the jobs at different moments: the one
+        // listing later may claim the other's job (the older), so the other finds only claimed
+        // jobs in its list. Its own job was registered before that claim (the claimer's job was
+        // there before it listed), so a fresh list shows an unclaimed one.
+        for round in 0..LOST_JOB_ROUNDS {
+            let jobs = match self.list_jobs_since(creds, &mut params).await {
+                Ok(jobs) => jobs,
+                Err(why) => return Err(unconfirmed(why)),
+            };
+            if round == 0 {
+                self.wait_for_answers_in_flight(&key).await;
             }
-            match self.list_all(creds, "listAsyncJobs", &params, "asyncjobs").await {
-                // A release that takes `startdate` as a day only: every job of the account.
-                Err(CsError::Api { errorcode: 431, .. }) if params.len() == 2 => {
-                    params.truncate(1);
-                    continue;
+            let mut candidates: Vec<(time::OffsetDateTime, String, Option<String>)> = jobs
+                .iter()
+                .filter(|j| j.get("cmd").and_then(Value::as_str).is_some_and(|c| job_cmd_is(c, command)))
+                .filter_map(|j| {
+                    let created = parse_cs_date(j.get("created").and_then(Value::as_str)?)?;
+                    let jobid = j.get("jobid").and_then(as_id)?;
+                    (created >= since).then(|| (created, jobid, j.get("jobinstanceid").and_then(as_id)))
+                })
+                .collect();
+            candidates.sort();
+            let seen = candidates.len();
+            for (_, jobid, id) in candidates {
+                if self.claim_job(&jobid) {
+                    tracing::warn!(command, jobid = %jobid, error = %lost, "the answer of an async command was lost; CloudStack started its job, carrying on with it");
+                    return Ok(JobStarted { jobid, id });
                 }
-                Ok(l) => {
-                    jobs = Some(l);
-                    break;
-                }
-                Err(CsError::Transport(_)) => continue,
-                Err(CsError::Api { errorcode, .. }) if errorcode == 429 || errorcode >= 500 => continue,
-                Err(e) => return Err(unconfirmed(format!("listAsyncJobs: {e}"))),
             }
-        }
-        let Some(jobs) = jobs else { return Err(unconfirmed("listAsyncJobs did not answer".into())) };
-        // The same command sent meanwhile (in flight while the jobs were listed) may be in the
-        // list: their answers name their jobs, so wait for them (bounded by one call deadline)
-        // and what is left unknown is this call's or one whose answer was lost too.
-        let in_flight: Vec<u64> = self.inner.sending.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
-        let until = Instant::now() + self.inner.opts.call_timeout;
-        while Instant::now() < until
-            && self.inner.sending.get(&key).is_some_and(|s| in_flight.iter().any(|n| s.contains(n)))
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut candidates: Vec<(time::OffsetDateTime, String, Option<String>)> = jobs
-            .iter()
-            .filter(|j| j.get("cmd").and_then(Value::as_str).is_some_and(|c| job_cmd_is(c, command)))
-            .filter_map(|j| {
-                let created = parse_cs_date(j.get("created").and_then(Value::as_str)?)?;
-                let jobid = j.get("jobid").and_then(as_id)?;
-                (created >= since).then(|| (created, jobid, j.get("jobinstanceid").and_then(as_id)))
-            })
-            .collect();
-        candidates.sort();
-        for (_, jobid, id) in candidates {
-            if self.claim_job(&jobid) {
-                tracing::warn!(command, jobid = %jobid, error = %lost, "the answer of an async command was lost; CloudStack started its job, carrying on with it");
-                return Ok(JobStarted { jobid, id });
+            if seen == 0 {
+                break;
             }
         }
         // A dropped connection: CloudStack was done with the request and started nothing. A
@@ -498,6 +486,44 @@ impl CsClient {
         }
         tracing::info!(command, error = %lost, "the answer of an async command was lost; CloudStack started no job for it");
         Err(CsError::Transport(lost))
+    }
+
+    /// The caller's jobs since the look-back in `params` (three tries; a release refusing the
+    /// `startdate` form is asked without it, and `params` keeps that for the next round).
+    async fn list_jobs_since(
+        &self,
+        creds: &CsCredentials,
+        params: &mut Vec<(String, String)>,
+    ) -> Result<Vec<Value>, String> {
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            match self.list_all(creds, "listAsyncJobs", params, "asyncjobs").await {
+                // A release that takes `startdate` as a day only: every job of the account.
+                Err(CsError::Api { errorcode: 431, .. }) if params.len() == 2 => {
+                    params.truncate(1);
+                    continue;
+                }
+                Ok(l) => return Ok(l),
+                Err(CsError::Transport(_)) => continue,
+                Err(CsError::Api { errorcode, .. }) if errorcode == 429 || errorcode >= 500 => continue,
+                Err(e) => return Err(format!("listAsyncJobs: {e}")),
+            }
+        }
+        Err("listAsyncJobs did not answer".into())
+    }
+
+    /// Waits (at most one call deadline) for the answers of the same command and key that are
+    /// on their way now: the jobs they name drop out of a lost answer's candidates.
+    async fn wait_for_answers_in_flight(&self, key: &str) {
+        let in_flight: Vec<u64> = self.inner.sending.get(key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        let until = Instant::now() + self.inner.opts.call_timeout;
+        while Instant::now() < until
+            && self.inner.sending.get(key).is_some_and(|s| in_flight.iter().any(|n| s.contains(n)))
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Poll a job to its end (backoff, deadline, never blocking a thread). Returns `jobresult`.
