@@ -2,6 +2,11 @@
 
 use clap::{Parser, Subcommand};
 
+// Built with `--features mimalloc` only: it trades resident memory for CPU (src/ops/memory.rs).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ec2bridge", version, about = "EC2-compatible gateway in front of Apache CloudStack")]
 struct Cli {

@@ -7,7 +7,9 @@
 //!   before the runtime starts its threads;
 //! - every `TRIM_EVERY` the free pages of every arena go back to the system (`malloc_trim`).
 //!
-//! Other C libraries: nothing is done.
+//! Other C libraries: nothing is done. A build with the `mimalloc` feature (src/main.rs) takes
+//! the gateway's own allocations to mimalloc; these settings then cover what C code (SQLite)
+//! allocates with glibc.
 
 use std::time::Duration;
 
