@@ -447,9 +447,10 @@ impl CsClient {
         let mut params =
             vec![("listall".to_string(), "true".to_string()), ("startdate".to_string(), format_expires(since))];
         // Two lost answers of the same command can list the jobs at different moments: the one
-        // listing later may claim the other's job (the older), so the other finds only claimed
-        // jobs in its list. Its own job was registered before that claim (the claimer's job was
-        // there before it listed), so a fresh list shows an unclaimed one.
+        // listing later sees both jobs and may claim the older, the other call's, while the other
+        // call's earlier list held only that job. The claimer's own job was in its list, so it
+        // exists and is unclaimed: a fresh list gives it to the other call (the two jobs are the
+        // same command in the same account, so which call carries on with which does not matter).
         for round in 0..LOST_JOB_ROUNDS {
             let jobs = match self.list_jobs_since(creds, &mut params).await {
                 Ok(jobs) => jobs,
