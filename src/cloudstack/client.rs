@@ -958,7 +958,12 @@ pub fn decode_answer(command: &str, status: u16, body: &[u8]) -> Result<Value, C
 
 /// Turn an HTTP answer into the envelope's content or an error, by codes only.
 fn decode(command: &str, status: u16, body: &[u8]) -> Result<Value, CsError> {
-    let doc: Value = match serde_json::from_slice(body) {
+    // Text when the body is UTF-8 (always, from CloudStack): see `plain::read`.
+    let doc: Result<Value, _> = match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    };
+    let doc = match doc {
         Ok(v) => v,
         Err(_) if (200..300).contains(&status) => {
             return Err(CsError::BadResponse(format!("{command}: answer is not JSON (HTTP {status})")));
@@ -1017,10 +1022,7 @@ pub fn decode_items(
     if (200..300).contains(&status) {
         let wanted = envelope_key(command);
         let seed = std::marker::PhantomData::<&serde_json::value::RawValue>;
-        let seed = plain::Top { wanted: &wanted, item_key, seed };
-        let mut de = serde_json::Deserializer::from_slice(body);
-        if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
-            && de.end().is_ok()
+        if let Some(page) = plain::read(body, &wanted, item_key, seed)
             && page.items.get().starts_with('[')
         {
             return Ok((each(page.items.get())?, page.count.as_ref().and_then(as_u64)));
@@ -1050,11 +1052,7 @@ pub fn decode_picked(
 ) -> Result<(usize, Option<u64>), CsError> {
     if (200..300).contains(&status) {
         let wanted = envelope_key(command);
-        let seed = plain::Top { wanted: &wanted, item_key, seed: PickFlat(names) };
-        let mut de = serde_json::Deserializer::from_slice(body);
-        if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
-            && de.end().is_ok()
-        {
+        if let Some(page) = plain::read(body, &wanted, item_key, PickFlat(names)) {
             let (n, fields) = page.items;
             each(&fields)?;
             return Ok((n, page.count.as_ref().and_then(as_u64)));
@@ -1087,11 +1085,7 @@ pub fn decode_projected(
 ) -> Result<(Vec<Value>, Option<u64>), CsError> {
     if (200..300).contains(&status) {
         let wanted = envelope_key(command);
-        let seed = plain::Top { wanted: &wanted, item_key, seed: Projected { keep } };
-        let mut de = serde_json::Deserializer::from_slice(body);
-        if let Ok(Some(page)) = serde::de::DeserializeSeed::deserialize(seed, &mut de)
-            && de.end().is_ok()
-        {
+        if let Some(page) = plain::read(body, &wanted, item_key, Projected { keep }) {
             return Ok((page.items, page.count.as_ref().and_then(as_u64)));
         }
     }
@@ -1116,6 +1110,32 @@ mod plain {
     use serde_json::Value;
 
     use crate::base::fields::KeyIn;
+
+    /// `body` read in the plain form by `seed`; None for anything else. A body that is UTF-8
+    /// (every CloudStack answer) is checked once and read as text, so serde_json does not check
+    /// each string of it again (a third of its decoding work on a list page, by callgrind); any
+    /// other body is read as bytes, exactly as before.
+    pub fn read<'de, S: DeserializeSeed<'de>>(
+        body: &'de [u8],
+        wanted: &str,
+        item_key: &str,
+        seed: S,
+    ) -> Option<Page<S::Value>> {
+        let top = Top { wanted, item_key, seed };
+        match std::str::from_utf8(body) {
+            Ok(text) => finish(&mut serde_json::Deserializer::from_str(text), top),
+            Err(_) => finish(&mut serde_json::Deserializer::from_slice(body), top),
+        }
+    }
+
+    fn finish<'de, R: serde_json::de::Read<'de>, S: DeserializeSeed<'de>>(
+        de: &mut serde_json::Deserializer<R>,
+        top: Top<'_, S>,
+    ) -> Option<Page<S::Value>> {
+        let page = top.deserialize(&mut *de).ok()??;
+        de.end().ok()?;
+        Some(page)
+    }
 
     pub struct Page<T> {
         pub count: Option<Value>,
