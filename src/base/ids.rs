@@ -76,7 +76,7 @@ impl Kind {
 #[derive(Default)]
 struct Registry {
     /// kind name -> EC2 id prefix.
-    prefix: HashMap<&'static str, &'static str>,
+    prefix: HashMap<&'static str, &'static str, super::util::NameHash>,
 }
 
 /// The mapping files compiled into the binary (the table loader reads the same list).

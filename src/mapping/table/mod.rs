@@ -8,6 +8,8 @@ mod validate;
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::base::util::NameHash;
+
 use super::expr::{Expr, Path};
 use super::filter::FilterSet;
 use super::toml_src::At;
@@ -40,7 +42,7 @@ pub struct ObjectInfo {
 
 #[derive(Debug, Clone)]
 pub struct ValueMap {
-    pub entries: HashMap<String, String>,
+    pub entries: HashMap<String, String, NameHash>,
     pub default: Option<String>,
 }
 
@@ -320,8 +322,8 @@ pub struct Shape {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub actions: BTreeMap<String, Action>,
-    pub shapes: HashMap<String, Shape>,
-    pub maps: HashMap<String, ValueMap>,
+    pub shapes: HashMap<String, Shape, NameHash>,
+    pub maps: HashMap<String, ValueMap, NameHash>,
     pub filter_sets: HashMap<String, FilterSet>,
     pub kinds: HashMap<Kind, KindSpec>,
     pub errors: Vec<ErrorRule>,

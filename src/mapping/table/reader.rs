@@ -207,7 +207,7 @@ fn read_object(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
 
 fn read_map(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
     let Some(tab) = errs.tab(n, &format!("map {name}")) else { return };
-    let mut m = ValueMap { entries: HashMap::new(), default: None };
+    let mut m = ValueMap { entries: HashMap::default(), default: None };
     for (k, v) in tab {
         let val = match &v.v {
             V::Str(s) => s.clone(),
@@ -316,7 +316,11 @@ fn valid_element(s: &str) -> bool {
 /// `@path` in a filter set with `shape = "S"`: the expression of S's value field at `path`
 /// (`@instanceId`, or through nested shapes that read the same object, `@placement.availabilityZone`),
 /// so a filter that means what a field renders is written once.
-fn shape_field_expr(shapes: &HashMap<String, Shape>, shape: &str, path: &str) -> Result<Expr, String> {
+fn shape_field_expr(
+    shapes: &HashMap<String, Shape, crate::base::util::NameHash>,
+    shape: &str,
+    path: &str,
+) -> Result<Expr, String> {
     let mut cur = shapes.get(shape).ok_or_else(|| format!("unknown shape '{shape}'"))?;
     let segs: Vec<&str> = path.split('.').collect();
     for (i, seg) in segs.iter().enumerate() {
@@ -341,7 +345,12 @@ fn shape_field_expr(shapes: &HashMap<String, Shape>, shape: &str, path: &str) ->
     Err(format!("@{path}: empty field path"))
 }
 
-fn read_filter_set(name: &str, n: &Node, errs: &Errs, shapes: &HashMap<String, Shape>) -> Option<FilterSet> {
+fn read_filter_set(
+    name: &str,
+    n: &Node,
+    errs: &Errs,
+    shapes: &HashMap<String, Shape, crate::base::util::NameHash>,
+) -> Option<FilterSet> {
     let tab = errs.tab(n, &format!("filters {name}"))?;
     errs.only(tab, &["source", "shape", "tags", "fields", "absent", "refused"], &format!("filters {name}"));
     let shape = toml_src::get(tab, "shape").and_then(|x| errs.str(x, "shape")).map(str::to_string);
