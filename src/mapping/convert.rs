@@ -227,13 +227,20 @@ pub fn eval_text(e: &Expr, item: &Value, env: &Env<'_>) -> Option<String> {
     eval_first(e, item, env).map(|v| super::expr::scalar_text(&v))
 }
 
-fn text(v: &Value) -> Option<String> {
+/// A scalar's text, borrowed when it is a string (most converter inputs).
+fn text(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
+}
+
+/// `hay.to_lowercase().contains(needle)` for a lower-case ASCII `needle`, without the copy: no
+/// other character lower-cases to an ASCII letter or digit inside a match.
+fn contains_lower(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 fn conv_id(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {
@@ -241,7 +248,7 @@ fn conv_id(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {
     let uuid = text(v)?;
     let id = ids::ec2_id(kind, &uuid);
     if let Ok(mut l) = env.ids.lock() {
-        l.push((kind, id.clone(), uuid));
+        l.push((kind, id.clone(), uuid.into_owned()));
     }
     Some(Value::String(id))
 }
@@ -441,7 +448,7 @@ fn conv_mib_gib(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
 }
 
 fn conv_base64(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
-    Some(Value::String(base64::engine::general_purpose::STANDARD.encode(text(v)?)))
+    Some(Value::String(base64::engine::general_purpose::STANDARD.encode(text(v)?.as_bytes())))
 }
 
 fn conv_lower(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
@@ -469,14 +476,13 @@ fn conv_not(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
 }
 
 fn conv_arch(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
-    let t = text(v)?.to_lowercase();
-    let is32 =
-        (t.contains("32-bit") || t.contains("32 bit") || t.contains("i386") || t.contains("i686")) && !t.contains("64");
+    let t = text(v)?;
+    let is32 = ["32-bit", "32 bit", "i386", "i686"].iter().any(|n| contains_lower(&t, n)) && !t.contains("64");
     Some(Value::String(if is32 { "i386" } else { "x86_64" }.into()))
 }
 
 fn conv_platform(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
-    text(v)?.to_lowercase().contains("windows").then(|| Value::String("windows".into()))
+    contains_lower(&text(v)?, "windows").then(|| Value::String("windows".into()))
 }
 
 fn conv_nonempty(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
@@ -488,7 +494,7 @@ fn conv_nospace(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
 }
 
 fn conv_string(v: &Value, _: &str, _: &Env<'_>) -> Option<Value> {
-    text(v).map(Value::String)
+    text(v).map(|t| Value::String(t.into_owned()))
 }
 
 #[cfg(test)]

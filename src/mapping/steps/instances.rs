@@ -473,14 +473,18 @@ pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
         let mut list = Vec::with_capacity(devs.len());
         for d in devs {
             let vol = ids::ec2_id(Kind::Volume, &d.uuid);
-            let ebs = json!({
-                "volumeId": vol,
-                "status": d.status,
-                "attachTime": d.attach,
-                "deleteOnTermination": d.root || super::attrs::flag(dot.get(&vol), DELETE_ON_TERMINATION, false),
-            });
+            // Built by hand: `json!` would serialize every value into a copy.
+            let dot = d.root || super::attrs::flag(dot.get(&vol), DELETE_ON_TERMINATION, false);
+            let mut ebs = serde_json::Map::new();
+            ebs.insert("volumeId".into(), Value::String(vol.clone()));
+            ebs.insert("status".into(), Value::String(d.status.into()));
+            ebs.insert("attachTime".into(), d.attach.clone().map_or(Value::Null, Value::String));
+            ebs.insert("deleteOnTermination".into(), Value::Bool(dot));
             record.push((Kind::Volume, vol, d.uuid.clone()));
-            list.push(json!({ "deviceName": d.name, "ebs": ebs }));
+            let mut dev = serde_json::Map::new();
+            dev.insert("deviceName".into(), Value::String(d.name.clone()));
+            dev.insert("ebs".into(), Value::Object(ebs));
+            list.push(Value::Object(dev));
         }
         if let Some(o) = vm.as_object_mut() {
             o.insert("_blockdevices".into(), Value::Array(list));
