@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::convert::{self, Env};
-use super::expr::scalar_text;
+use super::expr::{Alt, Expr, Term, scalar_text};
 use super::table::{FieldKind, Shape};
 
 pub use crate::ec2::render::escape_into;
@@ -38,6 +38,12 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
                 if let Some(v) = convert::eval_first(e, item, env) {
                     scalar_into(out, &v);
                 }
+            }
+            // A constant first: its text straight from the table, no value built per item.
+            FieldKind::Value(e) if let Some(c) = lead_const(e) => {
+                open(out, &f.name);
+                escape_into(out, c);
+                close(out, &f.name);
             }
             FieldKind::Value(e) => match convert::eval_first(e, item, env) {
                 Some(v) => {
@@ -73,6 +79,15 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
                 list(out, &f.name, sub, items, env);
             }
         }
+    }
+}
+
+/// The text of an expression whose first alternative is a constant without converters (`=ebs`):
+/// always its value (a constant is present unless empty).
+fn lead_const(e: &Expr) -> Option<&str> {
+    match e.alts.first()? {
+        Alt { term: Term::Const(c), convs } if convs.is_empty() && !c.is_empty() => Some(c),
+        _ => None,
     }
 }
 

@@ -534,11 +534,9 @@ pub async fn group_reservations(_: &Ctx<'_>, _: &Prepared, items: Vec<Value>) ->
         // Built by hand: `json!` would serialize (deep-copy) every instance.
         let first = vms.first();
         let ownerid = first.and_then(|f| f.get("account")).cloned().unwrap_or(Value::Null);
-        let groups = first.and_then(|f| f.get("securitygroup")).cloned().unwrap_or_else(|| json!([]));
         let mut r = serde_json::Map::new();
         r.insert("reservationid".into(), Value::String(rid));
         r.insert("ownerid".into(), ownerid);
-        r.insert("groups".into(), groups);
         r.insert("instances".into(), Value::Array(vms));
         out.push(Value::Object(r));
     }
