@@ -127,13 +127,9 @@ pub trait Backend: Send + Sync {
     }
 }
 
-/// Keep only the fields named in `keep` of each object.
+/// Keep only the fields named in `keep` of each object (`base::fields::project`'s names).
 pub fn retain_fields(items: &mut [Value], keep: &[String]) {
-    for it in items {
-        if let Some(o) = it.as_object_mut() {
-            o.retain(|k, _| keep.binary_search(k).is_ok());
-        }
-    }
+    crate::base::fields::retain(items, keep);
 }
 
 impl Backend for CsClient {

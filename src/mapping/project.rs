@@ -40,9 +40,9 @@ fn of_action(t: &Table, a: &Action) -> Option<Vec<String>> {
     }
     out.extend(super::exec::ACCOUNT_FIELDS.iter().map(|f| f.to_string()));
     let mut seen = HashSet::new();
-    shape_reads(t, shape, &mut out, &mut seen)?;
+    shape_reads(t, shape, &mut out, &mut seen, 0)?;
     for s in t.shapes.values().filter(|s| s.source.as_deref() == Some(object.as_str())) {
-        shape_reads(t, &s.name, &mut out, &mut seen)?;
+        shape_reads(t, &s.name, &mut out, &mut seen, 0)?;
     }
     if let Some(fs) = &a.filters {
         for (_, e, _) in &fs.fields {
@@ -58,12 +58,23 @@ fn of_action(t: &Table, a: &Action) -> Option<Vec<String>> {
     if let Some(d) = &a.dedupe {
         path_reads(d, &mut out)?;
     }
-    Some(out.into_iter().collect())
+    // A field read whole is read whole: drop the names inside it.
+    let whole: BTreeSet<String> = out.iter().filter(|n| !n.contains('.')).cloned().collect();
+    let covered = |n: &str| n.match_indices('.').any(|(i, _)| whole.contains(&n[..i]) || out.contains(&n[..i]));
+    Some(out.iter().filter(|n| !covered(n)).cloned().collect())
 }
 
 /// The item fields a shape rendered from the item reads; a shape nested from the item itself
-/// (`from = "."`) reads the item too, a shape nested from a field reads inside that field only.
-fn shape_reads<'t>(t: &'t Table, name: &'t str, out: &mut BTreeSet<String>, seen: &mut HashSet<&'t str>) -> Option<()> {
+/// (`from = "."`) reads the item too, a shape nested from a field (`from = "nic"`) reads the
+/// fields inside it that the nested shape reads (`nic.ipaddress`), or the field whole when that
+/// shape reads its object itself or nothing of it.
+fn shape_reads<'t>(
+    t: &'t Table,
+    name: &'t str,
+    out: &mut BTreeSet<String>,
+    seen: &mut HashSet<&'t str>,
+    depth: usize,
+) -> Option<()> {
     if !seen.insert(name) {
         return Some(());
     }
@@ -74,7 +85,20 @@ fn shape_reads<'t>(t: &'t Table, name: &'t str, out: &mut BTreeSet<String>, seen
             FieldKind::Nested { shape, from } | FieldKind::List { from, shape } => {
                 for alt in &from.alts {
                     match &alt.term {
-                        Term::Path(p) if p.segs.is_empty() => shape_reads(t, shape, out, seen)?,
+                        Term::Path(p) if p.segs.is_empty() => shape_reads(t, shape, out, seen, depth)?,
+                        Term::Path(p) if p.segs.len() == 1 && depth < NESTING => {
+                            let seg = &p.segs[0];
+                            let mut inner = BTreeSet::new();
+                            match shape_reads(t, shape, &mut inner, &mut HashSet::new(), depth + 1) {
+                                Some(()) if !inner.is_empty() => {
+                                    out.extend(inner.iter().map(|n| format!("{}.{n}", seg.name)));
+                                    select_reads(seg, out);
+                                }
+                                _ => {
+                                    out.insert(seg.name.clone());
+                                }
+                            }
+                        }
                         Term::Path(p) => path_reads(p, out)?,
                         Term::Const(_) | Term::Var(_) => {}
                     }
@@ -97,10 +121,31 @@ fn expr_reads(e: &Expr, out: &mut BTreeSet<String>) -> Option<()> {
     Some(())
 }
 
-/// A path's first field; None for the item itself (`.`).
+/// Shapes nested in shapes read inside fields at most this deep; deeper, the field is read whole.
+const NESTING: usize = 4;
+
+/// What a path reads: its first field whole (`tags`), or, when it goes on into that field, the
+/// field inside it (`nic[isdefault=true].ipaddress`: `nic.ipaddress`, and `nic.isdefault` for the
+/// selector); None for the item itself (`.`).
 fn path_reads(p: &Path, out: &mut BTreeSet<String>) -> Option<()> {
-    out.insert(p.segs.first()?.name.clone());
+    let first = p.segs.first()?;
+    match p.segs.get(1) {
+        None => {
+            out.insert(first.name.clone());
+        }
+        Some(next) => {
+            out.insert(format!("{}.{}", first.name, next.name));
+            select_reads(first, out);
+        }
+    }
     Some(())
+}
+
+/// The fields a segment's selector (`[k=v]`) reads inside the segment's field.
+fn select_reads(seg: &super::expr::Seg, out: &mut BTreeSet<String>) {
+    if let super::expr::Select::Where(conds) = &seg.select {
+        out.extend(conds.iter().map(|(k, _)| format!("{}.{k}", seg.name)));
+    }
 }
 
 #[cfg(test)]
@@ -112,10 +157,18 @@ mod tests {
         let t = Table::load(None).expect("table");
         let f = item_fields(&t);
         let di = f.get("DescribeInstances").expect("DescribeInstances projects its items");
-        for want in ["id", "state", "nic", "securitygroup", "tags", "created", "account", "group", "publicip"] {
+        for want in ["id", "state", "tags", "created", "account", "group", "publicip"] {
             assert!(di.contains(&want.to_string()), "{want} in {di:?}");
         }
-        for unread in ["cpuused", "networkkbsread", "templatedisplaytext", "affinitygroup"] {
+        // Inside the NICs and security groups: what the table, the filters and the steps read.
+        for want in
+            ["nic.ipaddress", "nic.isdefault", "nic.type", "nic.networkid", "securitygroup.id", "securitygroup.name"]
+        {
+            assert!(di.contains(&want.to_string()), "{want} in {di:?}");
+        }
+        for unread in
+            ["cpuused", "networkkbsread", "templatedisplaytext", "affinitygroup", "nic", "nic.netmask", "securitygroup"]
+        {
             assert!(!di.contains(&unread.to_string()), "{unread} in {di:?}");
         }
         assert!(di.is_sorted());

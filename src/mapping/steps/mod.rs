@@ -519,17 +519,34 @@ pub async fn keeps_window(name: &str, ctx: &Ctx<'_>) -> Result<bool, Ec2Error> {
     Ok(false)
 }
 
-/// The top-level fields of the listed items each transform reads (fields it adds itself
-/// included), for decoding items with only the fields an action reads
-/// (`project::item_fields`). A transform not named here reads whole items. Keep in step with
-/// the code: tests/mapping_sim.rs compares answers over items read whole and read this way.
+/// The fields of the listed items each transform reads (fields it adds itself included), for
+/// decoding items with only the fields an action reads (`project::item_fields`): `nic` is the
+/// field whole, `nic.networkid` that field of the objects in it. A transform not named here
+/// reads whole items. Keep in step with the code: tests/golden.rs compares every recorded
+/// answer over items read whole and read this way.
 const READS: &[(&str, &[&str])] = &[
     ("instance_tombstones", &["id", "state"]),
     ("reservation_ids", &["group", "id"]),
-    ("instance_vpc", &["account", "id", "nic", "publicip", "zonename"]),
+    (
+        "instance_vpc",
+        &[
+            "account",
+            "id",
+            "nic.deviceid",
+            "nic.id",
+            "nic.ipaddress",
+            "nic.isdefault",
+            "nic.macaddress",
+            "nic.networkid",
+            "nic.secondaryip",
+            "nic.type",
+            "publicip",
+            "zonename",
+        ],
+    ),
     ("instance_block_devices", &["id", "state"]),
     ("instance_platform", &["osdisplayname", "ostypeid"]),
-    ("group_reservations", &["_launchindex", "_reservationid", "account", "id", "securitygroup"]),
+    ("group_reservations", &["_launchindex", "_reservationid", "account", "id"]),
 ];
 
 /// What transform `name` reads of each listed item; None: whole items.
