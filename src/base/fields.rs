@@ -4,10 +4,13 @@
 //! a repeated key wins, strings are strings, other scalars keep their JSON form.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
+
+use super::util::NameHash;
 
 /// One field of an item. Strings without escapes borrow from the text.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -281,14 +284,13 @@ impl<'de> Visitor<'de> for FlatFields<'_, '_, 'de> {
     }
 }
 
-/// The items of a JSON array as `Value`s holding only the fields named in `keep` (sorted): each
-/// object item's other fields are skipped unread; an item that is not an object is kept as it is.
-/// A name `field.sub` keeps only `sub` of the objects in `field` (of each element when it is an
-/// array; anything else in it as it is), so `nic.ipaddress` reads a VM's NICs without their other
+/// The items of a JSON array as `Value`s holding only the fields named in `keep`: each object
+/// item's other fields are skipped unread; an item that is not an object is kept as it is. A name
+/// `field.sub` keeps only `sub` of the objects in `field` (of each element when it is an array;
+/// anything else in it as it is), so `nic.ipaddress` reads a VM's NICs without their other
 /// fields; `field` and `field.sub` together mean `field` whole. CloudStack's field names have no
 /// dots. What reading the whole item and then `retain`ing would give, without building the rest.
-pub fn project(json: &str, keep: &[String]) -> Result<Vec<Value>, serde_json::Error> {
-    debug_assert!(keep.is_sorted());
+pub fn project(json: &str, keep: &Keep) -> Result<Vec<Value>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(json);
     let items = de.deserialize_seq(Projected { keep })?;
     de.end()?;
@@ -297,29 +299,79 @@ pub fn project(json: &str, keep: &[String]) -> Result<Vec<Value>, serde_json::Er
 
 /// What `project` keeps of a `Value` already read whole, in place (for a backend that does not
 /// read its answers in one pass).
-pub fn retain(items: &mut [Value], keep: &[String]) {
+pub fn retain(items: &mut [Value], keep: &Keep) {
     for it in items {
-        retain_in(it, keep, 0, false);
+        retain_in(it, &keep.root, false);
     }
 }
 
-fn retain_in(v: &mut Value, keep: &[String], skip: usize, deep: bool) {
+fn retain_in(v: &mut Value, level: &Level, deep: bool) {
     match v {
         Value::Object(o) => {
-            let mut gone = Vec::new();
-            for (k, x) in o.iter_mut() {
-                match find(keep, skip, k) {
-                    Some(Found::Whole(_)) => {}
-                    Some(Found::Fields(r)) => retain_in(x, &keep[r], skip + k.len() + 1, true),
-                    None => gone.push(k.clone()),
+            o.retain(|k, x| match level.0.get(k.as_str()) {
+                Some(Rule::Whole) => true,
+                Some(Rule::Inside(inner)) => {
+                    retain_in(x, inner, true);
+                    true
                 }
-            }
-            for k in gone {
-                o.remove(&k);
-            }
+                None => false,
+            });
         }
-        Value::Array(a) if deep => a.iter_mut().for_each(|x| retain_in(x, keep, skip, true)),
+        Value::Array(a) if deep => a.iter_mut().for_each(|x| retain_in(x, level, true)),
         _ => {}
+    }
+}
+
+/// The names `project` keeps (sorted), and the same as a tree of hash tables for looking up every
+/// key of every listed item (a VM has ~45): built once per action when the table loads.
+#[derive(Debug, Clone, Default)]
+pub struct Keep {
+    names: Vec<String>,
+    root: Level,
+}
+
+/// One object's fields: kept whole, or only the fields inside named by the next level.
+#[derive(Debug, Clone, Default)]
+struct Level(HashMap<Box<str>, Rule, NameHash>);
+
+#[derive(Debug, Clone)]
+enum Rule {
+    Whole,
+    Inside(Level),
+}
+
+impl Keep {
+    pub fn new(mut names: Vec<String>) -> Keep {
+        names.sort();
+        names.dedup();
+        let mut root = Level::default();
+        for n in &names {
+            root.add(&n.split('.').collect::<Vec<_>>());
+        }
+        Keep { names, root }
+    }
+}
+
+impl Level {
+    fn add(&mut self, parts: &[&str]) {
+        match parts {
+            [] => {}
+            [last] => {
+                self.0.insert((*last).into(), Rule::Whole);
+            }
+            [first, rest @ ..] => match self.0.entry((*first).into()).or_insert_with(|| Rule::Inside(Level::default()))
+            {
+                Rule::Whole => {}
+                Rule::Inside(inner) => inner.add(rest),
+            },
+        }
+    }
+}
+
+impl std::ops::Deref for Keep {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.names
     }
 }
 
@@ -327,7 +379,7 @@ fn retain_in(v: &mut Value, keep: &[String], skip: usize, deep: bool) {
 /// one-pass reading of a list page, `cloudstack::client::decode_projected`). Anything but an
 /// array is an error.
 pub struct Projected<'k> {
-    pub keep: &'k [String],
+    pub keep: &'k Keep,
 }
 
 impl<'de> DeserializeSeed<'de> for Projected<'_> {
@@ -344,19 +396,17 @@ impl<'de> Visitor<'de> for Projected<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(s.size_hint().unwrap_or(0));
-        while let Some(item) = s.next_element_seed(ProjectedItem { keep: self.keep, skip: 0, deep: false })? {
+        while let Some(item) = s.next_element_seed(ProjectedItem { level: &self.keep.root, deep: false })? {
             out.push(item);
         }
         Ok(out)
     }
 }
 
-/// One value read with `keep`, whose names are compared from byte `skip` on (past the `field.`
-/// of the entries that select inside a field). `deep`: inside a field, where the elements of an
+/// One value read with the fields of `level`. `deep`: inside a field, where the elements of an
 /// array are projected too (a list item that is an array is kept as it is).
 struct ProjectedItem<'k> {
-    keep: &'k [String],
-    skip: usize,
+    level: &'k Level,
     deep: bool,
 }
 
@@ -376,17 +426,13 @@ impl<'de> Visitor<'de> for ProjectedItem<'_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
         let mut o = serde_json::Map::new();
-        while let Some(k) = m.next_key_seed(Kept { keep: self.keep, skip: self.skip })? {
+        while let Some(k) = m.next_key_seed(Kept(self.level))? {
             match k {
-                Some(Found::Whole(i)) => {
-                    o.insert(self.keep[i][self.skip..].to_string(), m.next_value()?);
+                Some((name, Rule::Whole)) => {
+                    o.insert(name.to_string(), m.next_value()?);
                 }
-                Some(Found::Fields(r)) => {
-                    let first = &self.keep[r.start][self.skip..];
-                    let name = first.split('.').next().unwrap_or(first);
-                    let skip = self.skip + name.len() + 1;
-                    let inner = ProjectedItem { keep: &self.keep[r], skip, deep: true };
-                    o.insert(name.to_string(), m.next_value_seed(inner)?);
+                Some((name, Rule::Inside(level))) => {
+                    o.insert(name.to_string(), m.next_value_seed(ProjectedItem { level, deep: true })?);
                 }
                 None => {
                     m.next_value::<IgnoredAny>()?;
@@ -434,68 +480,23 @@ impl<'de> Visitor<'de> for ProjectedItem<'_> {
     }
 }
 
-/// How a key is kept: `Whole(i)`: the entry `keep[i]` names it; `Fields(r)`: the entries `r`
-/// name fields inside it (`key.sub`).
-enum Found {
-    Whole(usize),
-    Fields(std::ops::Range<usize>),
-}
+/// A map key: its name and rule in the level (None: not kept).
+struct Kept<'k>(&'k Level);
 
-/// `key` among the sorted `keep`, each compared from byte `skip` on (the entries of one field's
-/// run share their first `skip` bytes, so they are sorted by the rest too).
-fn find(keep: &[String], skip: usize, key: &str) -> Option<Found> {
-    let k = key.as_bytes();
-    // The first bytes decide most steps of the search without a call to `memcmp` (every key of
-    // every listed item comes through here; `str`'s order is its bytes' order).
-    let exact = keep.binary_search_by(|n| {
-        let n = tail(n, skip);
-        match (n.first(), k.first()) {
-            (Some(a), Some(b)) if a != b => a.cmp(b),
-            _ => n.cmp(k),
-        }
-    });
-    let at = match exact {
-        Ok(i) => return Some(Found::Whole(i)),
-        Err(at) => at,
-    };
-    // The names longer than `key` that start with it follow it, from `at` on; among them, those
-    // with `.` next (`key.*`) come after any with a lower byte there (`key-x`).
-    let next = |n: &String| {
-        let n = tail(n, skip);
-        if n.len() > k.len() && n.first() == k.first() && n.starts_with(k) { Some(n[k.len()]) } else { None }
-    };
-    let rest = &keep[at..];
-    let below = rest.iter().take_while(|n| next(n).is_some_and(|b| b < b'.')).count();
-    let at = at + below;
-    let end = at + keep[at..].iter().take_while(|n| next(n) == Some(b'.')).count();
-    (end > at).then_some(Found::Fields(at..end))
-}
-
-/// `n` from byte `skip` on.
-fn tail(n: &str, skip: usize) -> &[u8] {
-    n.as_bytes().get(skip..).unwrap_or_default()
-}
-
-/// A map key: how `keep` (compared from byte `skip` on) keeps it (None: not at all).
-struct Kept<'k> {
-    keep: &'k [String],
-    skip: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Kept<'_> {
-    type Value = Option<Found>;
+impl<'de, 'k> DeserializeSeed<'de> for Kept<'k> {
+    type Value = Option<(&'k str, &'k Rule)>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for Kept<'_> {
-    type Value = Option<Found>;
+impl<'de, 'k> Visitor<'de> for Kept<'k> {
+    type Value = Option<(&'k str, &'k Rule)>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a key")
     }
     fn visit_str<E>(self, k: &str) -> Result<Self::Value, E> {
-        Ok(find(self.keep, self.skip, k))
+        Ok(self.0.0.get_key_value(k).map(|(n, r)| (&**n, r)))
     }
 }
 
@@ -567,7 +568,7 @@ mod tests {
         let text = r#"[{"id":"a\u0062","n":"7","b":true,"skip":{"deep":[1,{"x":2}]},"x":null},
             {"id":"","n":7,"n":-3,"x":[1,{"y":[]}]}, "not an object", 5, -2, 1.5, null, true, [1,{"a":2}],
             {"z":1}, {}, {"n":18446744073709551615,"id":{"id":1}}]"#;
-        let keep: Vec<String> = ["id", "n", "x"].iter().map(|s| s.to_string()).collect();
+        let keep = Keep::new(["id", "n", "x"].iter().map(|s| s.to_string()).collect());
         let mut want: Vec<Value> = serde_json::from_str(text).unwrap();
         for v in want.iter_mut() {
             if let Some(o) = v.as_object_mut() {
@@ -581,19 +582,18 @@ mod tests {
 
     /// Names inside fields: `nic.ip` keeps `ip` of the objects in `nic` (of each element of an
     /// array, deeper arrays included), anything else in `nic` as it is; what `retain` keeps of the
-    /// whole values, written out by hand here. (A key with a dot in it, which CloudStack does not
-    /// send, is matched as it is.)
+    /// whole values, written out by hand here.
     #[test]
     fn projection_inside_fields() {
         let text = r#"[{"id":"v1","nic":[{"ip":"10.0.0.2","mac":"m","sub":{"a":1,"b":2}},{"mac":"n"},"odd",[{"ip":"x","q":1}],null],
               "nic-x":1,"nicz":2,"sg":{"id":"g","rules":[1]},"tags":[{"k":"a"}]},
             {"nic":{"ip":"1.2.3.4","gw":"g"},"sg":"plain","id":"v2"},
             {"nic":7}, ["nic"], {"ni":1, "nic.ip":3}]"#;
-        let keep: Vec<String> = ["id", "nic.ip", "nic.sub.b", "sg.id", "tags"].iter().map(|s| s.to_string()).collect();
+        let keep = Keep::new(["id", "nic.ip", "nic.sub.b", "sg.id", "tags"].iter().map(|s| s.to_string()).collect());
         let want: Vec<Value> = serde_json::from_str(
             r#"[{"id":"v1","nic":[{"ip":"10.0.0.2","sub":{"b":2}},{},"odd",[{"ip":"x"}],null],"sg":{"id":"g"},"tags":[{"k":"a"}]},
                 {"nic":{"ip":"1.2.3.4"},"sg":"plain","id":"v2"},
-                {"nic":7}, ["nic"], {"nic.ip":3}]"#,
+                {"nic":7}, ["nic"], {}]"#,
         )
         .unwrap();
         assert_eq!(project(text, &keep).unwrap(), want);
@@ -601,7 +601,7 @@ mod tests {
         retain(&mut whole, &keep);
         assert_eq!(whole, want);
         // A field named whole besides names inside it is kept whole.
-        let keep: Vec<String> = ["nic", "nic.ip"].iter().map(|s| s.to_string()).collect();
+        let keep = Keep::new(["nic.ip", "nic"].iter().map(|s| s.to_string()).collect());
         let all: Vec<Value> = serde_json::from_str(r#"[{"nic":[{"ip":"1","mac":"m"}]}]"#).unwrap();
         assert_eq!(project(r#"[{"nic":[{"ip":"1","mac":"m"}],"x":1}]"#, &keep).unwrap(), all);
     }

@@ -276,7 +276,7 @@ impl CsClient {
         command: &str,
         params: &[(String, String)],
         item_key: &str,
-        keep: &[String],
+        keep: &crate::base::fields::Keep,
     ) -> Result<Vec<Value>, CsError> {
         let mut all = Vec::new();
         let mut read = |status: u16, body: &[u8]| {
@@ -350,7 +350,7 @@ impl CsClient {
         item_key: &str,
         page: usize,
         pagesize: usize,
-        keep: &[String],
+        keep: &crate::base::fields::Keep,
     ) -> Result<(Vec<Value>, Option<u64>), CsError> {
         let mut p: Vec<(String, String)> =
             params.iter().filter(|(k, _)| k != "page" && k != "pagesize").cloned().collect();
@@ -940,15 +940,15 @@ pub(crate) fn format_expires(t: time::OffsetDateTime) -> String {
 #[doc(hidden)]
 pub fn decode_answer(command: &str, status: u16, body: &[u8]) -> Result<Value, CsError> {
     // The one-pass reading of list pages, and the item readers after it, see the same input.
+    let keep = crate::base::fields::Keep::new(vec!["id".into(), "state".into(), "nic.ipaddress".into()]);
     let mut read = |text: &str| {
-        let keep = ["id".to_string(), "state".to_string()];
         let _ = crate::base::fields::project(text, &keep);
         let _ = crate::base::fields::pick(text, &["id", "deviceid"]);
         Ok(0)
     };
     let _ = decode_items(command, status, body, "virtualmachine", &mut read);
     let _ = decode_picked(command, status, body, "virtualmachine", &["id", "deviceid"], &mut |_| Ok(()));
-    let _ = decode_projected(command, status, body, "virtualmachine", &["id".to_string(), "state".to_string()]);
+    let _ = decode_projected(command, status, body, "virtualmachine", &keep);
     let v = decode(command, status, body)?;
     // An async job's status document goes through the job decoder too.
     let _ = job_outcome(command, &v);
@@ -1081,7 +1081,7 @@ pub fn decode_projected(
     status: u16,
     body: &[u8],
     item_key: &str,
-    keep: &[String],
+    keep: &crate::base::fields::Keep,
 ) -> Result<(Vec<Value>, Option<u64>), CsError> {
     if (200..300).contains(&status) {
         let wanted = envelope_key(command);
@@ -1522,7 +1522,7 @@ mod tests {
             .map_err(|e| format!("{e:?}"));
             assert_eq!(got, want, "picked: HTTP {status} {body}");
             // `decode_projected` answers `project` over `decode`'s items.
-            let keep = ["id".to_string(), "x".to_string()];
+            let keep = crate::base::fields::Keep::new(vec!["id".to_string(), "x".to_string()]);
             let want = decode(command(), *status, body.as_bytes())
                 .and_then(|r| page_items(command(), r, "volume"))
                 .map(|(items, count)| {

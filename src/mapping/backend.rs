@@ -61,7 +61,7 @@ pub trait Backend: Send + Sync {
         command: &'a str,
         params: &'a [(String, String)],
         item_key: &'a str,
-        keep: &'a [String],
+        keep: &'a crate::base::fields::Keep,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
         Box::pin(async move {
             let mut items = self.list_all(creds, command, params, item_key).await?;
@@ -80,7 +80,7 @@ pub trait Backend: Send + Sync {
         item_key: &'a str,
         page: usize,
         pagesize: usize,
-        keep: &'a [String],
+        keep: &'a crate::base::fields::Keep,
     ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
         Box::pin(async move {
             let mut page = self.list_page(creds, command, params, item_key, page, pagesize).await?;
@@ -128,7 +128,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// Keep only the fields named in `keep` of each object (`base::fields::project`'s names).
-pub fn retain_fields(items: &mut [Value], keep: &[String]) {
+pub fn retain_fields(items: &mut [Value], keep: &crate::base::fields::Keep) {
     crate::base::fields::retain(items, keep);
 }
 
@@ -170,7 +170,7 @@ impl Backend for CsClient {
         command: &'a str,
         params: &'a [(String, String)],
         item_key: &'a str,
-        keep: &'a [String],
+        keep: &'a crate::base::fields::Keep,
     ) -> BoxFuture<'a, Result<Vec<Value>, CsError>> {
         Box::pin(async move { CsClient::list_all_projected(self, creds, command, params, item_key, keep).await })
     }
@@ -183,7 +183,7 @@ impl Backend for CsClient {
         item_key: &'a str,
         page: usize,
         pagesize: usize,
-        keep: &'a [String],
+        keep: &'a crate::base::fields::Keep,
     ) -> BoxFuture<'a, Result<Option<CountedPage>, CsError>> {
         Box::pin(async move {
             let (items, count) =

@@ -262,11 +262,11 @@ impl<'a> Ctx<'a> {
 
     /// The fields of the listed items this action reads, when it reads only some
     /// (`project::item_fields`).
-    pub fn item_fields(&self) -> Option<&[String]> {
+    pub fn item_fields(&self) -> Option<&crate::base::fields::Keep> {
         if self.ex.whole_items.load(Ordering::Relaxed) {
             return None;
         }
-        self.ex.table.item_fields.get(&self.action.name).map(Vec::as_slice)
+        self.ex.table.item_fields.get(&self.action.name)
     }
 
     fn meta_key(&self, command: &str, params: &[(String, String)]) -> String {

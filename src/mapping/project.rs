@@ -9,11 +9,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::expr::{Expr, Path, Term};
 use super::table::{Action, Completion, FieldKind, Returns, Table};
+use crate::base::fields::Keep;
 
 /// The top-level fields read of each action's listed items, sorted; actions not here read whole
 /// items.
-pub fn item_fields(t: &Table) -> HashMap<String, Vec<String>> {
-    t.actions.values().filter_map(|a| Some((a.name.clone(), of_action(t, a)?))).collect()
+pub fn item_fields(t: &Table) -> HashMap<String, Keep> {
+    t.actions.values().filter_map(|a| Some((a.name.clone(), Keep::new(of_action(t, a)?)))).collect()
 }
 
 /// The fields of the items of `a`'s list call that anything after the call reads: every shape

@@ -334,7 +334,7 @@ pub struct Table {
     /// Which files the table was read from.
     pub files: Vec<String>,
     /// The fields of its listed items each action reads (`project::item_fields`).
-    pub item_fields: HashMap<String, Vec<String>>,
+    pub item_fields: HashMap<String, crate::base::fields::Keep>,
 }
 
 #[cfg(test)]
