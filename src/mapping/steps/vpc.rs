@@ -951,8 +951,8 @@ pub async fn instance_annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Va
     let known = |nets: &Vec<Value>, id: &str| nets.iter().any(|n| s(n, "id").as_deref() == Some(id));
     let wanted: Vec<String> = items
         .iter()
-        .flat_map(|v| v["nic"].as_array().cloned().unwrap_or_default())
-        .filter_map(|n| s(&n, "networkid"))
+        .flat_map(|v| v["nic"].as_array().into_iter().flatten())
+        .filter_map(|n| s(n, "networkid"))
         .collect();
     if wanted.iter().any(|w| !known(&nets, w)) {
         nets = ctx.list_refresh("listNetworks", &params, "network").await?;
@@ -967,20 +967,20 @@ pub async fn instance_annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Va
         HashMap::new()
     };
     for vm in items.iter_mut() {
-        let nics = vm["nic"].as_array().cloned().unwrap_or_default();
+        // Read in place (the instance is changed only after its interfaces are made).
+        let nics = vm["nic"].as_array().map(Vec::as_slice).unwrap_or_default();
         let mut interfaces = Vec::new();
-        for nic in &nics {
-            let Some(net) =
-                s(nic, "networkid").and_then(|id| nets.iter().find(|n| s(n, "id").as_deref() == Some(&id)).cloned())
+        for nic in nics {
+            let Some(net) = s(nic, "networkid").and_then(|id| nets.iter().find(|n| s(n, "id").as_deref() == Some(&id)))
             else {
                 continue;
             };
-            let Some(vpc) = s(&net, "vpcid") else { continue };
+            let Some(vpc) = s(net, "vpcid") else { continue };
             let nic_uuid = s(nic, "id").unwrap_or_default();
             let eni = format!("eni-{}", &ids::ec2_id(Kind::Subnet, &format!("nic:{nic_uuid}"))[7..]);
             let key = (
                 s(vm, "id").unwrap_or_default(),
-                s(&net, "id").unwrap_or_default(),
+                s(net, "id").unwrap_or_default(),
                 s(nic, "ipaddress").unwrap_or_default(),
             );
             let association = mapped.get(&key).cloned();
@@ -995,7 +995,7 @@ pub async fn instance_annotations(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Va
             interfaces.push(json!({
                 "_association": association,
                 "id": eni,
-                "subnetid": ids::ec2_id(Kind::Subnet, &s(&net, "id").unwrap_or_default()),
+                "subnetid": ids::ec2_id(Kind::Subnet, &s(net, "id").unwrap_or_default()),
                 "vpcid": ids::ec2_id(Kind::Vpc, &vpc),
                 "macaddress": nic["macaddress"],
                 "ipaddress": nic["ipaddress"],
