@@ -11,8 +11,8 @@ use super::expr::{Expr, Path, Term};
 use super::table::{Action, Completion, FieldKind, Returns, Table};
 use crate::base::fields::Keep;
 
-/// The top-level fields read of each action's listed items, sorted; actions not here read whole
-/// items.
+/// The fields read of each action's listed items (`state`, or `nic.ipaddress` inside one), compiled
+/// for the decoder; actions not here read whole items.
 pub fn item_fields(t: &Table) -> HashMap<String, Keep> {
     t.actions.values().filter_map(|a| Some((a.name.clone(), Keep::new(of_action(t, a)?)))).collect()
 }
@@ -60,8 +60,7 @@ fn of_action(t: &Table, a: &Action) -> Option<Vec<String>> {
         path_reads(d, &mut out)?;
     }
     // A field read whole is read whole: drop the names inside it.
-    let whole: BTreeSet<String> = out.iter().filter(|n| !n.contains('.')).cloned().collect();
-    let covered = |n: &str| n.match_indices('.').any(|(i, _)| whole.contains(&n[..i]) || out.contains(&n[..i]));
+    let covered = |n: &str| n.match_indices('.').any(|(i, _)| out.contains(&n[..i]));
     Some(out.iter().filter(|n| !covered(n)).cloned().collect())
 }
 
