@@ -237,8 +237,10 @@ fn text(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
-/// `hay.to_lowercase().contains(needle)` for a lower-case ASCII `needle`, without the copy: no
-/// other character lower-cases to an ASCII letter or digit inside a match.
+/// `hay.to_lowercase().contains(needle)` without the copy, for the needles used here (`windows`,
+/// `i386`, `i686`, `32-bit`, `32 bit`). Only two non-ASCII characters lower-case to ASCII: the
+/// Kelvin sign to `k` (no needle has one) and `İ` to `i` plus a combining dot (which would sit
+/// inside a match, as no needle ends in `i`), so both forms match the same texts.
 fn contains_lower(hay: &str, needle: &str) -> bool {
     hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
