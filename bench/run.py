@@ -399,6 +399,42 @@ class Stack:
         self.sim.stop()
 
 
+FLOOR = {"path": os.path.join(REPO, "target", "release", "examples", "bench_floor")}
+
+
+def floor_rows(st, tmp, secs, report, vms, conns):
+    """The floor under the gateway (bench/floor.rs): a relay on the gateway's HTTP stack that makes
+    the two CloudStack calls a DescribeInstances makes (listVirtualMachines, listVolumes; page 1
+    of 500 each, as the gateway pages) for every request it receives, reads the answers whole and
+    relays the first, without (`relay`) and with (`relay+parse`) parsing each answer into a JSON
+    tree. Its CPU per request is what any translator built on this stack spends before it
+    translates anything."""
+    if not os.path.exists(FLOOR["path"]):
+        report("Floor relay (skipped: %s not built; bench/run builds it)" % FLOOR["path"], {})
+        return
+    pages = [1] if vms <= 500 else [1, 2]
+    for parse in (False, True):
+        port = free_port()
+        args = [FLOOR["path"], "--listen", "127.0.0.1:%d" % port, "--endpoint",
+                "http://127.0.0.1:%d%s" % (st.sim_port, st.api_path), "--api-key", st.ak, "--secret-key", st.sk]
+        for p in pages:
+            args += ["--call", "command=listVirtualMachines&page=%d&pagesize=500" % p]
+        args += ["--call", "command=listVolumes&page=1&pagesize=500"]
+        if parse:
+            args.append("--parse")
+        f = Proc(args, dict(os.environ), os.path.join(tmp, "floor.log"))
+        threading.Thread(target=f.p.stdout.read, daemon=True).start()
+        try:
+            if not wait_port(port):
+                raise RuntimeError("bench_floor did not start; see %s" % os.path.join(tmp, "floor.log"))
+            for c in conns:
+                r = measured(f.pid, st.sim.pid, lambda: wrk(tmp, port, c, secs, ["/"], "POST", "Action=DescribeInstances"))
+                report("Floor %s (%d calls), %s VMs, c%d" % ("relay+parse" if parse else "relay", len(pages) + 1,
+                                                          format(vms, ","), c), r)
+        finally:
+            f.stop()
+
+
 def median_dict(rows):
     out = {}
     for k in rows[0]:
@@ -421,6 +457,7 @@ def group_small(binary, tmp, secs, report):
             r = measured(None, st.sim.pid, lambda: wrk(tmp, st.sim_port, c, secs, [direct]))
             direct_rps[c] = r["rps"]
             report("listVirtualMachines direct, 10 VMs, c%d" % c, r)
+        floor_rows(st, tmp, secs, report, 10, (16, 64))
         for c in (16, 64):
             path = sigv2_url(st.host, st.ak, st.sk, {"Action": "DescribeInstances", "Version": "2016-11-15"})
             r = measured(st.gw.pid, st.sim.pid, lambda: wrk(tmp, st.gw_port, c, secs, [path]))
@@ -511,6 +548,7 @@ def group_large(binary, tmp, secs, report):
             r = measured(None, st.sim.pid, lambda: wrk(tmp, st.sim_port, c, secs, pages), requests_per_call=2)
             direct_rps[c] = r["rps"]
             report("listVirtualMachines direct, 1,000 VMs (2 pages), c%d" % c, r)
+        floor_rows(st, tmp, secs, report, 1000, (16,))
         for c in (16, 64):
             body = "Action=DescribeInstances&Version=2016-11-15"
             h = sigv4_headers(st.host, st.ak, st.sk, body)
@@ -625,7 +663,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="seconds per load scenario")
     ap.add_argument("--only", default="small,large,paging,startup")
     ap.add_argument("--json", help="write every run's numbers here")
+    ap.add_argument("--floor", default=FLOOR["path"], help="the bench_floor relay (bench/floor.rs)")
     a = ap.parse_args()
+    FLOOR["path"] = a.floor
     if not shutil.which("wrk"):
         sys.exit("wrk not found (bench/run installs it: apt-get install -y wrk)")
     bins = [b.split("=", 1) if "=" in b else ["gateway", b] for b in a.bin] or \
