@@ -85,14 +85,53 @@ const POLL_TRANSPORT_RETRIES: u32 = 3;
 const LOST_JOB_SKEW: Duration = Duration::from_secs(60);
 /// How many times a lost answer's jobs are listed while every candidate is another call's.
 const LOST_JOB_ROUNDS: usize = 3;
-/// Job ids remembered for telling a lost answer's job from others: pruned past this many ...
-const KNOWN_JOBS_PRUNE_AT: usize = 4096;
-/// ... to those younger than this (well past the look-back of `LOST_JOB_SKEW`), ...
+/// Job ids remembered for telling a lost answer's job from others: for this long (well past the
+/// look-back of `LOST_JOB_SKEW`) ...
 const KNOWN_JOBS_KEEP: Duration = Duration::from_secs(600);
-/// ... and never more than this many.
+/// ... and never more than this many (the oldest are forgotten first).
 const KNOWN_JOBS_MAX: usize = 65_536;
 /// Parameters the client sets itself; callers' copies are ignored.
 const RESERVED: [&str; 6] = ["command", "response", "apiKey", "signature", "signatureVersion", "expires"];
+
+/// The job ids of `Inner::known_jobs`: a set, plus the ids in the order they were learnt, so that
+/// forgetting the expired ones (and the oldest past `KNOWN_JOBS_MAX`) takes only what it forgets.
+/// Every start of an async command adds one: a scan of the whole set per start made each
+/// RunInstances slower the more jobs the last ten minutes had (bench/README.md "Session 11").
+#[derive(Default)]
+struct KnownJobs {
+    /// Job id -> when it was (last) learnt.
+    at: std::collections::HashMap<String, Instant>,
+    /// (when, job id), oldest first; an id learnt again has an older entry here that no longer
+    /// matches `at` and is skipped when it comes up.
+    order: std::collections::VecDeque<(Instant, String)>,
+}
+
+impl KnownJobs {
+    fn contains(&self, jobid: &str) -> bool {
+        self.at.contains_key(jobid)
+    }
+
+    fn insert(&mut self, jobid: &str, now: Instant) {
+        self.forget(now);
+        self.at.insert(jobid.to_string(), now);
+        self.order.push_back((now, jobid.to_string()));
+    }
+
+    /// Drop the ids older than `KNOWN_JOBS_KEEP`, and the oldest while there are
+    /// `KNOWN_JOBS_MAX` or more (room for one more).
+    fn forget(&mut self, now: Instant) {
+        while let Some((t, id)) = self.order.front() {
+            let expired = now.saturating_duration_since(*t) >= KNOWN_JOBS_KEEP;
+            if !expired && self.order.len() < KNOWN_JOBS_MAX {
+                break;
+            }
+            if self.at.get(id) == Some(t) {
+                self.at.remove(id);
+            }
+            self.order.pop_front();
+        }
+    }
+}
 
 struct Inner {
     endpoint: reqwest::Url,
@@ -103,7 +142,7 @@ struct Inner {
     key_slots: DashMap<String, Arc<tokio::sync::Semaphore>>,
     /// Job ids this client was told of (or claimed after a lost answer), with when: a job whose
     /// answer was lost is looked for among the jobs nobody here knows (`recover_job`).
-    known_jobs: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    known_jobs: std::sync::Mutex<KnownJobs>,
     /// Async commands being sent (their send numbers), per API key and command: a lost answer's
     /// job is chosen once those in flight when the jobs were listed have their answers.
     sending: DashMap<String, std::collections::HashSet<u64>>,
@@ -406,28 +445,18 @@ impl CsClient {
 
     fn know_job(&self, jobid: &str) {
         let mut known = self.inner.known_jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if known.len() >= KNOWN_JOBS_PRUNE_AT {
-            known.retain(|_, at| at.elapsed() < KNOWN_JOBS_KEEP);
-            if known.len() >= KNOWN_JOBS_MAX {
-                // Still full of recent jobs: forget the oldest half.
-                let mut ages: Vec<Instant> = known.values().copied().collect();
-                ages.sort();
-                let cut = ages[ages.len() / 2];
-                known.retain(|_, at| *at > cut);
-            }
-        }
-        known.insert(jobid.to_string(), Instant::now());
+        known.insert(jobid, Instant::now());
     }
 
     /// Claim `jobid` as this call's: false when it is known already (another call's).
     fn claim_job(&self, jobid: &str) -> bool {
-        let known = self.inner.known_jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = !known.contains_key(jobid);
-        drop(known);
-        if fresh {
-            self.know_job(jobid);
+        let mut known = self.inner.known_jobs.lock().unwrap_or_else(|e| e.into_inner());
+        // One lock for the test and the insert: two recoveries never claim the same job.
+        if known.contains(jobid) {
+            return false;
         }
-        fresh
+        known.insert(jobid, Instant::now());
+        true
     }
 
     /// The answer of `command` (sent at `sent`) was lost: find the job it started, if any.
@@ -1335,6 +1364,30 @@ mod tests {
 
     fn creds() -> CsCredentials {
         CsCredentials { api_key: "sim-api-key-0001".into(), secret_key: "sim-secret-key-0001".into() }
+    }
+
+    #[test]
+    fn known_jobs_forget_the_expired_and_the_oldest() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut k = KnownJobs::default();
+        k.insert("a", t0);
+        k.insert("b", t0 + s(1));
+        k.insert("a", t0 + s(2)); // learnt again: its first entry no longer counts
+        k.insert("c", t0 + KNOWN_JOBS_KEEP + Duration::from_millis(1500));
+        assert!(k.contains("a"), "re-learnt at t0+2s, not yet expired");
+        assert!(!k.contains("b"), "expired");
+        assert!(k.contains("c"));
+        assert_eq!(k.at.len(), 2);
+        assert_eq!(k.order.len(), 2, "the stale and the expired entries are gone");
+
+        let mut k = KnownJobs::default();
+        for i in 0..KNOWN_JOBS_MAX + 10 {
+            k.insert(&format!("j{i}"), t0);
+        }
+        assert_eq!(k.at.len(), KNOWN_JOBS_MAX);
+        assert!(!k.contains("j0") && !k.contains("j9"), "the oldest go first");
+        assert!(k.contains("j10") && k.contains(&format!("j{}", KNOWN_JOBS_MAX + 9)));
     }
 
     #[test]
