@@ -720,8 +720,14 @@ impl Worker {
     }
 
     async fn destroy_group(&self, op: &Op, creds: &CsCredentials, group: &str) -> bool {
+        // CloudStack lists by instance group id only, and the group is known here by name: every
+        // VM of the account is listed, and only the three fields read are kept of each (a whole
+        // item per VM made each undo cost as much as a DescribeInstances of the account).
+        static READ: std::sync::LazyLock<crate::base::fields::Keep> = std::sync::LazyLock::new(|| {
+            crate::base::fields::Keep::new(vec!["group".into(), "id".into(), "state".into()])
+        });
         let p = [("listall".to_string(), "true".to_string())];
-        let vms = match self.backend.list_all(creds, "listVirtualMachines", &p, "virtualmachine").await {
+        let vms = match self.backend.list_all_fields(creds, "listVirtualMachines", &p, "virtualmachine", &READ).await {
             Ok(l) => l,
             Err(_) => return false,
         };
