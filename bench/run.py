@@ -510,6 +510,12 @@ def run_instances(st, tmp, secs, report):
     r = measured(st.gw.pid, st.sim.pid, lambda: wrk(tmp, st.gw_port, 16, min(secs, 3), ["/"], "POST", body, h))
     r["backend_calls"] = backend_calls_per_call(st, tmp, body, 30)
     report("RunInstances SigV4 (1 VM each), c16", r)
+    # The same after sustained launches: a cost that grows with the jobs or VMs already made
+    # shows here (bench/README.md "Session 11": a scan per launch tripled the CPU in 15 s).
+    busy = 4 * min(secs, 3)
+    wrk(tmp, st.gw_port, 16, busy, ["/"], "POST", body, h)
+    r = measured(st.gw.pid, st.sim.pid, lambda: wrk(tmp, st.gw_port, 16, min(secs, 3), ["/"], "POST", body, h))
+    report("RunInstances SigV4 (1 VM each), c16, after %d s more of launches" % busy, r)
 
 
 def backend_calls_per_call(st, tmp, body, n):
