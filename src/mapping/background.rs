@@ -721,22 +721,32 @@ impl Worker {
 
     async fn destroy_group(&self, op: &Op, creds: &CsCredentials, group: &str) -> bool {
         // CloudStack lists by instance group id only, and the group is known here by name: every
-        // VM of the account is listed, and only the three fields read are kept of each (a whole
-        // item per VM made each undo cost as much as a DescribeInstances of the account).
-        static READ: std::sync::LazyLock<crate::base::fields::Keep> = std::sync::LazyLock::new(|| {
-            crate::base::fields::Keep::new(vec!["group".into(), "id".into(), "state".into()])
-        });
-        let p = [("listall".to_string(), "true".to_string())];
-        let vms = match self.backend.list_all_fields(creds, "listVirtualMachines", &p, "virtualmachine", &READ).await {
-            Ok(l) => l,
-            Err(_) => return false,
+        // VM of the account is listed, page by page, and only the three fields read are taken of
+        // each, with no item kept but the group's (whole items made each undo cost as much CPU as
+        // a DescribeInstances of the account, and as much memory while it ran).
+        const READ: [&str; 3] = ["group", "id", "state"];
+        let mut mine: Vec<String> = Vec::new();
+        let mut each = |fields: &[crate::base::fields::Scalar<'_>]| -> Result<(), CsError> {
+            for v in fields.chunks_exact(READ.len()) {
+                let [g, id, state] = v else { continue };
+                if g.str() == Some(group)
+                    && !matches!(state.str(), Some("Destroyed" | "Expunging"))
+                    && let Some(id) = id.str()
+                {
+                    mine.push(id.to_string());
+                }
+            }
+            Ok(())
         };
-        let mine: Vec<String> = vms
-            .iter()
-            .filter(|v| v.get("group").and_then(Value::as_str) == Some(group))
-            .filter(|v| !matches!(v.get("state").and_then(Value::as_str), Some("Destroyed" | "Expunging")))
-            .filter_map(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
-            .collect();
+        let p = [("listall".to_string(), "true".to_string())];
+        if self
+            .backend
+            .list_all_picked(creds, "listVirtualMachines", &p, "virtualmachine", &READ, &mut each)
+            .await
+            .is_err()
+        {
+            return false;
+        }
         tracing::info!(op = %op.id, kind = %op.kind, instances = mine.len(), "an unfinished RunInstances is undone");
         let futs = mine.iter().map(|u| async move {
             match self.destroy(creds, u).await {
