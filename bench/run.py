@@ -402,24 +402,35 @@ class Stack:
 FLOOR = {"path": os.path.join(REPO, "target", "release", "examples", "bench_floor")}
 
 
+def cs_pages(st, command):
+    """How many pages of 500 alice's `command` list has (its `count`, from a 1-item page)."""
+    c = http.client.HTTPConnection("127.0.0.1", st.sim_port, timeout=60)
+    c.request("GET", cs_path(st.api_path, st.ak, st.sk, {"command": command, "page": "1", "pagesize": "1"}))
+    body = json.loads(c.getresponse().read())
+    c.close()
+    count = next(iter(body.values()), {}).get("count", 0)
+    return max(1, (count + 499) // 500)
+
+
 def floor_rows(st, tmp, secs, report, vms, conns):
     """The floor under the gateway (bench/floor.rs): a relay on the gateway's HTTP stack that makes
-    the two CloudStack calls a DescribeInstances makes (listVirtualMachines, listVolumes; page 1
-    of 500 each, as the gateway pages) for every request it receives, reads the answers whole and
+    the CloudStack calls a DescribeInstances makes (every page of 500 of listVirtualMachines and
+    listVolumes, as the gateway pages) for every request it receives, reads the answers whole and
     relays the first, without (`relay`) and with (`relay+parse`) parsing each answer into a JSON
     tree. Its CPU per request is what any translator built on this stack spends before it
     translates anything."""
     if not os.path.exists(FLOOR["path"]):
         report("Floor relay (skipped: %s not built; bench/run builds it)" % FLOOR["path"], {})
         return
-    pages = [1] if vms <= 500 else [1, 2]
+    # Every page of both lists, as the gateway reads them for one DescribeInstances.
+    calls = ["command=%s&page=%d&pagesize=500" % (cmd, p)
+             for cmd in ("listVirtualMachines", "listVolumes") for p in range(1, cs_pages(st, cmd) + 1)]
     for parse in (False, True):
         port = free_port()
         args = [FLOOR["path"], "--listen", "127.0.0.1:%d" % port, "--endpoint",
                 "http://127.0.0.1:%d%s" % (st.sim_port, st.api_path), "--api-key", st.ak, "--secret-key", st.sk]
-        for p in pages:
-            args += ["--call", "command=listVirtualMachines&page=%d&pagesize=500" % p]
-        args += ["--call", "command=listVolumes&page=1&pagesize=500"]
+        for c in calls:
+            args += ["--call", c]
         if parse:
             args.append("--parse")
         f = Proc(args, dict(os.environ), os.path.join(tmp, "floor.log"))
@@ -429,7 +440,7 @@ def floor_rows(st, tmp, secs, report, vms, conns):
                 raise RuntimeError("bench_floor did not start; see %s" % os.path.join(tmp, "floor.log"))
             for c in conns:
                 r = measured(f.pid, st.sim.pid, lambda: wrk(tmp, port, c, secs, ["/"], "POST", "Action=DescribeInstances"))
-                report("Floor %s (%d calls), %s VMs, c%d" % ("relay+parse" if parse else "relay", len(pages) + 1,
+                report("Floor %s (%d calls), %s VMs, c%d" % ("relay+parse" if parse else "relay", len(calls),
                                                           format(vms, ","), c), r)
         finally:
             f.stop()
