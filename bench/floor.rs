@@ -63,8 +63,9 @@ impl Relay {
         let mut first = None;
         for call in &self.calls {
             let url = format!("{}?{}", self.endpoint, self.signed(call));
-            let resp = self.http.get(url).send().await.map_err(|e| e.to_string())?;
-            let body = resp.bytes().await.map_err(|e| e.to_string())?;
+            // Errors without the URL: it carries the key and the signature.
+            let resp = self.http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+            let body = resp.bytes().await.map_err(|e| e.without_url().to_string())?;
             if self.parse {
                 let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
                 std::hint::black_box(&v);
