@@ -522,7 +522,8 @@ def run_instances(st, tmp, secs, report):
     r["backend_calls"] = backend_calls_per_call(st, tmp, body, 30)
     report("RunInstances SigV4 (1 VM each), c16", r)
     # The same after sustained launches: a cost that grows with the jobs or VMs already made
-    # shows here (bench/README.md "Session 11": a scan per launch took the gateway from 0.56 to 4.8 ms of CPU per launch in 15 s).
+    # shows here (bench/README.md "Session 11": a scan per launch took the gateway from 0.56 to
+    # 4.8 ms of CPU per launch in 15 s).
     busy = 4 * min(secs, 3)
     wrk(tmp, st.gw_port, 16, busy, ["/"], "POST", body, h)
     # wrk's end drops the launches in flight, which the gateway undoes in the background (each
