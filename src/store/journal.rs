@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::Store;
+use super::commit::Write;
 use crate::ids::BoxFuture;
 use crate::journal::{Journal, Op, Tomb};
 
@@ -62,33 +63,30 @@ impl Journal for Store {
     fn begin<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<Option<Op>, String>> {
         Box::pin(async move {
             let sealed = self.secrets.seal(&op.cs_secret, &aad(&op.id)).map_err(s)?;
-            let (o, doc) = (op.clone(), op.doc.to_string());
+            let o = op.clone();
             let inserted = self
-                .small_write(Box::new(move |c| {
-                    Box::pin(async move {
-                        let done = sqlx::query(concat!(
-                            "INSERT INTO operations (",
-                            op_columns!(),
-                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
-                        ))
-                        .bind(o.id)
-                        .bind(o.kind)
-                        .bind(o.region)
-                        .bind(o.owner)
-                        .bind(o.token)
-                        .bind(o.cs_key)
-                        .bind(sealed)
-                        .bind(o.done as i64)
-                        .bind(doc)
-                        .bind(o.version)
-                        .bind(o.holder)
-                        .bind(o.lease_until)
-                        .bind(o.created)
-                        .execute(c)
-                        .await?;
-                        Ok(done.rows_affected())
-                    })
-                }))
+                .small_write(Write::one(
+                    concat!(
+                        "INSERT INTO operations (",
+                        op_columns!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING"
+                    ),
+                    vec![
+                        o.id.into(),
+                        o.kind.into(),
+                        o.region.into(),
+                        o.owner.into(),
+                        o.token.into(),
+                        o.cs_key.into(),
+                        sealed.into(),
+                        (o.done as i64).into(),
+                        o.doc.to_string().into(),
+                        o.version.into(),
+                        o.holder.into(),
+                        o.lease_until.into(),
+                        o.created.into(),
+                    ],
+                ))
                 .await?;
             if inserted == 1 {
                 return Ok(None);
@@ -106,26 +104,21 @@ impl Journal for Store {
 
     fn update<'a>(&'a self, op: &'a Op) -> BoxFuture<'a, Result<bool, String>> {
         Box::pin(async move {
-            let (o, doc) = (op.clone(), op.doc.to_string());
+            let o = op.clone();
             let updated = self
-                .small_write(Box::new(move |c| {
-                    Box::pin(async move {
-                        let done = sqlx::query(
-                            "UPDATE operations SET done = $1, doc = $2, version = version + 1, holder = $3, \
-                             lease_until = $4, kind = $5 WHERE op_id = $6 AND version = $7",
-                        )
-                        .bind(o.done as i64)
-                        .bind(doc)
-                        .bind(o.holder)
-                        .bind(o.lease_until)
-                        .bind(o.kind)
-                        .bind(o.id)
-                        .bind(o.version)
-                        .execute(c)
-                        .await?;
-                        Ok(done.rows_affected())
-                    })
-                }))
+                .small_write(Write::one(
+                    "UPDATE operations SET done = $1, doc = $2, version = version + 1, holder = $3, \
+                     lease_until = $4, kind = $5 WHERE op_id = $6 AND version = $7",
+                    vec![
+                        (o.done as i64).into(),
+                        o.doc.to_string().into(),
+                        o.holder.into(),
+                        o.lease_until.into(),
+                        o.kind.into(),
+                        o.id.into(),
+                        o.version.into(),
+                    ],
+                ))
                 .await?;
             Ok(updated == 1)
         })
@@ -133,14 +126,7 @@ impl Journal for Store {
 
     fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let id = id.to_string();
-            self.small_write(Box::new(move |c| {
-                Box::pin(async move {
-                    let done = sqlx::query("DELETE FROM operations WHERE op_id = $1").bind(id).execute(c).await?;
-                    Ok(done.rows_affected())
-                })
-            }))
-            .await?;
+            self.small_write(Write::one("DELETE FROM operations WHERE op_id = $1", vec![id.into()])).await?;
             Ok(())
         })
     }

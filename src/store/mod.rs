@@ -191,8 +191,9 @@ pub struct Store {
     /// this handle share it): caches of registered keys compare it to see their own gateway's
     /// registrations at once.
     users_changed: Arc<AtomicU64>,
-    /// Group commit of the journal's and the id cache's writes on SQLite (`commit.rs`).
-    committer: Arc<commit::Committer>,
+    /// Group commit of the journal's and the id cache's writes on a SQLite file (`commit.rs`);
+    /// None for PostgreSQL and in-memory SQLite.
+    writer: Option<Arc<commit::SqliteWriter>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -202,6 +203,9 @@ impl std::fmt::Debug for Store {
 }
 
 const KEY_CHECK: &str = "key_check";
+/// How long the SQLite writer of `commit.rs` waits for another, as the pool's connections do
+/// (`PRAGMA busy_timeout = 5000` below).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
 const KEY_CHECK_PLAINTEXT: &str = "ec2bridge store key check v1";
 
 impl Store {
@@ -235,17 +239,22 @@ impl Store {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| StoreError::Config(format!("cannot create directory {}: {e}", dir.display())))?;
                 }
-                let opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // WAL lets readers run beside the writer; the busy timeout makes writers queue
-                        // instead of failing; foreign keys make certificate rows follow their user.
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        Ok(())
-                    })
-                });
+                // No ping before each acquire: a SQLite connection is a file handle on a thread
+                // of its own, and the ping is one more round trip to that thread per transaction.
+                let opts = AnyPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(10))
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; the busy timeout makes writers queue
+                            // instead of failing; foreign keys make certificate rows follow their user.
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            Ok(())
+                        })
+                    });
                 // Each connection to `:memory:` is its own database: keep exactly one, forever.
                 let opts = if memory {
                     opts.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None)
@@ -255,10 +264,15 @@ impl Store {
                 opts.connect(&url).await.map_err(|e| StoreError::Database(format!("cannot open {location}: {e}")))?
             }
         };
-        let store =
-            Store { pool, secrets, backend, location, users_changed: Arc::default(), committer: Arc::default() };
+        let mut store = Store { pool, secrets, backend, location, users_changed: Arc::default(), writer: None };
         store.migrate().await?;
         store.check_key().await?;
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        if let (Backend::Sqlite, Some(path), false) = (backend, sqlite_path(&url), memory) {
+            let w = commit::SqliteWriter::open(&path, SQLITE_BUSY_TIMEOUT)
+                .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", store.location)))?;
+            store.writer = Some(Arc::new(w));
+        }
         Ok(store)
     }
 
@@ -325,20 +339,29 @@ impl Store {
         Ok(())
     }
 
-    /// Close the pool (waits for connections in use to be returned).
-    /// A small write of the journal or the id cache: on SQLite batched with the others waiting
-    /// (one transaction, `commit.rs`), else straight to the pool. Answers rows affected.
-    pub(crate) async fn small_write(&self, run: commit::WriteFn) -> Result<u64, String> {
-        match self.backend {
-            Backend::Sqlite => self.committer.write(&self.pool, run).await,
-            Backend::Postgres => {
-                let mut c = self.pool.acquire().await.map_err(|e| e.to_string())?;
-                run(&mut c).await.map_err(|e| e.to_string())
-            }
+    /// A small write of the journal or the id cache: on a SQLite file batched with the others
+    /// waiting (one transaction, `commit.rs`), else straight to the pool (its rows in one
+    /// transaction). Answers rows affected.
+    pub(crate) async fn small_write(&self, w: commit::Write) -> Result<u64, String> {
+        if let Some(writer) = &self.writer {
+            return writer.write(w).await;
         }
+        let e = |e: sqlx::Error| e.to_string();
+        if w.rows.len() == 1 {
+            let mut c = self.pool.acquire().await.map_err(e)?;
+            return commit::run_on(&mut c, w).await.map_err(e);
+        }
+        let mut tx = self.pool.begin().await.map_err(e)?;
+        let n = commit::run_on(&mut tx, w).await.map_err(e)?;
+        tx.commit().await.map_err(e)?;
+        Ok(n)
     }
 
+    /// Close the pool (waits for connections in use to be returned) and the writer.
     pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.close();
+        }
         self.pool.close().await;
     }
 
@@ -638,44 +661,17 @@ impl Store {
             return Ok(());
         }
         let now = now_rfc3339();
-        if self.backend == Backend::Sqlite {
-            let rows: Vec<(String, &'static str, String)> =
-                entries.iter().map(|(e, k, u)| (e.clone(), k.name(), u.clone())).collect();
-            self.small_write(Box::new(move |c| {
-                Box::pin(async move {
-                    for (ec2_id, kind, uuid) in rows {
-                        sqlx::query(
-                            "INSERT INTO id_map (ec2_id, kind, uuid, created_at) VALUES ($1, $2, $3, $4) \
-                             ON CONFLICT (ec2_id) DO NOTHING",
-                        )
-                        .bind(ec2_id)
-                        .bind(kind)
-                        .bind(uuid)
-                        .bind(now.clone())
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    Ok(0)
-                })
-            }))
-            .await
-            .map_err(StoreError::Database)?;
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for (ec2_id, kind, uuid) in entries {
-            sqlx::query(
-                "INSERT INTO id_map (ec2_id, kind, uuid, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (ec2_id) DO NOTHING",
-            )
-            .bind(ec2_id.as_str())
-            .bind(kind.name())
-            .bind(uuid.as_str())
-            .bind(now.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        let rows = entries
+            .iter()
+            .map(|(e, k, u)| vec![e.as_str().into(), k.name().into(), u.as_str().into(), now.as_str().into()])
+            .collect();
+        self.small_write(commit::Write {
+            sql: "INSERT INTO id_map (ec2_id, kind, uuid, created_at) VALUES ($1, $2, $3, $4) \
+                  ON CONFLICT (ec2_id) DO NOTHING",
+            rows,
+        })
+        .await
+        .map_err(StoreError::Database)?;
         Ok(())
     }
 
