@@ -15,6 +15,7 @@ Only the Python standard library, plus xmlsec/lxml for the SOAP scenario (skippe
 import argparse
 import base64
 import datetime
+import glob
 import hashlib
 import hmac
 import http.client
@@ -60,6 +61,19 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def thread_switches(pid):
+    """Context switches (voluntary + involuntary) of every thread of a process so far
+    (/proc/<pid>/task/*/status). A thread that ended is not counted."""
+    n = 0
+    for status in glob.glob("/proc/%d/task/*/status" % pid):
+        try:
+            with open(status) as f:
+                n += sum(int(l.split()[1]) for l in f if "ctxt_switches" in l)
+        except OSError:
+            pass
+    return n
 
 
 class RssSampler:
@@ -229,10 +243,12 @@ def wrk(tmp, port, conns, seconds, paths, method="GET", body=None, headers=None)
 def measured(gw_pid, be_pid, fn, requests_per_call=1):
     """Run fn() (which returns a wrk-style dict) and add per-request CPU of both processes."""
     g0, b0 = cpu_ticks(gw_pid) if gw_pid else 0, cpu_ticks(be_pid)
+    s0 = thread_switches(gw_pid) if gw_pid else 0
     with RssSampler(gw_pid or be_pid) as rs:
         res = fn()
     g1, b1 = cpu_ticks(gw_pid) if gw_pid else 0, cpu_ticks(be_pid)
     n = max(res["requests"], 1) / requests_per_call
+    res["gw_switches"] = (thread_switches(gw_pid) - s0) / n if gw_pid else None
     res["gw_cpu_ms"] = (g1 - g0) * 1000.0 / CLK_TCK / n if gw_pid else None
     res["be_cpu_ms"] = (b1 - b0) * 1000.0 / CLK_TCK / n
     res["rss_mb" if gw_pid else "sim_rss_mb"] = rs.peak / 1024.0
@@ -657,6 +673,7 @@ GROUPS = {"small": group_small, "large": group_large, "paging": group_paging, "s
 
 COLS = [("rps", "req/s", "%.0f"), ("p50", "p50 ms", "%.2f"), ("p99", "p99 ms", "%.2f"),
         ("gw_cpu_ms", "gw CPU ms/req", "%.3f"), ("be_cpu_ms", "sim CPU ms/req", "%.3f"),
+        ("gw_switches", "gw switches/req", "%.1f"),
         ("rss_mb", "gw RSS MB", "%.1f"), ("sim_rss_mb", "sim RSS MB", "%.1f"), ("ratio", "gw/direct", "%.2f"), ("backend_calls", "backend calls/req", "%.2f"),
         ("ms", "ms", "%.0f"), ("rss_idle_mb", "RSS idle MB", "%.1f"), ("rss_after_mb", "RSS after MB", "%.1f"),
         ("errors", "errors", "%d")]

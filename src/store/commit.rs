@@ -120,14 +120,15 @@ impl SqliteWriter {
     /// Run `write` in the next batch; answers once that batch committed.
     pub async fn write(&self, write: Write) -> Result<u64, String> {
         let (done, answer) = oneshot::channel();
-        let sent = {
+        let stopped = || Err("the store's writer stopped".into());
+        {
             let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.as_ref().is_some_and(|tx| tx.send(Job { write, done }).is_ok())
-        };
-        if !sent {
-            return Err("the store is closed".into());
+            let Some(tx) = q.as_ref() else { return Err("the store is closed".into()) };
+            if tx.send(Job { write, done }).is_err() {
+                return stopped();
+            }
         }
-        answer.await.unwrap_or_else(|_| Err("the store's writer stopped".into()))
+        answer.await.unwrap_or_else(|_| stopped())
     }
 
     /// Stop taking writes; the thread ends after the writes already queued.

@@ -626,17 +626,19 @@ impl Store {
     /// seconds). Shared by every gateway on this store, so a replay to another gateway is caught
     /// too. Rows past their validity are dropped on the way.
     pub async fn claim_once(&self, digest: &str, expires_at: i64, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM used_signatures WHERE expires_at < $1").bind(now).execute(&mut *tx).await?;
-        let r = sqlx::query(
-            "INSERT INTO used_signatures (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-        )
-        .bind(digest)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(r.rows_affected() == 1)
+        // Two small writes (on SQLite, the writer thread's: commit.rs), the expired rows first,
+        // so that a digest whose validity is over can be claimed again.
+        self.small_write(commit::Write::one("DELETE FROM used_signatures WHERE expires_at < $1", vec![now.into()]))
+            .await
+            .map_err(StoreError::Database)?;
+        let claimed = self
+            .small_write(commit::Write::one(
+                "INSERT INTO used_signatures (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                vec![digest.into(), expires_at.into()],
+            ))
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(claimed == 1)
     }
 
     // ----- id reverse-lookup cache -----
