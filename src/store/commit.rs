@@ -159,7 +159,21 @@ fn run_batch(conn: &mut rusqlite::Connection, batch: Vec<Job>) {
         }
         return;
     }
-    let outcomes: Vec<_> = batch.into_iter().map(|j| (j.done, run_one(conn, j.write))).collect();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut jobs = batch.into_iter();
+    for j in jobs.by_ref() {
+        let r = run_one(conn, j.write);
+        let failed = r.as_ref().err().cloned();
+        outcomes.push((j.done, r));
+        // Some errors (a full disk, an I/O error) make SQLite roll the whole transaction back:
+        // then nothing of this batch stands, and the rest must not run outside a transaction.
+        if let Some(e) = failed.filter(|_| conn.is_autocommit()) {
+            for done in outcomes.into_iter().map(|(d, _)| d).chain(jobs.map(|j| j.done)) {
+                let _ = done.send(Err(e.clone()));
+            }
+            return;
+        }
+    }
     match conn.execute_batch("COMMIT") {
         Ok(()) => {
             for (done, r) in outcomes {
