@@ -171,6 +171,49 @@ pub fn ec2_id(kind: Kind, uuid: &str) -> String {
     id
 }
 
+/// The EC2 ids one request works out, each (kind, uuid) once: for the id cache, and so that a
+/// listing that names the same image or security group in every instance hashes it once, not
+/// once per mention.
+#[derive(Debug, Default)]
+pub struct SeenIds(Vec<(Kind, HashMap<String, String>)>);
+
+impl SeenIds {
+    /// `ec2_id(kind, uuid)`, remembered.
+    pub fn id(&mut self, kind: Kind, uuid: &str) -> String {
+        let at = match self.0.iter().position(|(k, _)| *k == kind) {
+            Some(at) => at,
+            None => {
+                self.0.push((kind, HashMap::new()));
+                self.0.len() - 1
+            }
+        };
+        let known = &mut self.0[at].1;
+        if let Some(id) = known.get(uuid) {
+            return id.clone();
+        }
+        let id = ec2_id(kind, uuid);
+        known.insert(uuid.to_string(), id.clone());
+        id
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|(_, m)| m.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|(_, m)| m.is_empty())
+    }
+
+    /// Everything seen as (kind, EC2 id, uuid), for `IdCache::record`; leaves it empty.
+    pub fn take(&mut self) -> Vec<(Kind, String, String)> {
+        let mut out = Vec::with_capacity(self.len());
+        for (kind, known) in self.0.drain(..) {
+            out.extend(known.into_iter().map(|(uuid, id)| (kind, id, uuid)));
+        }
+        out
+    }
+}
+
 /// The 12-digit account number EC2 answers as `ownerId` (and STS as `Account`) for a CloudStack
 /// account, from the account's uuid (never its name, which can be reused): the first eight bytes
 /// of SHA-256("account:" uuid) as a big-endian integer, modulo 10^12, zero-padded
@@ -248,6 +291,12 @@ impl MemoryIdCache {
 
     pub fn get(&self, ec2_id: &str) -> Option<String> {
         self.map.get(ec2_id).map(|v| v.value().clone())
+    }
+
+    /// Whether `ec2_id` is known as `uuid` (`get` without the copy: a 1,000-VM listing asks
+    /// this for every id it renders).
+    pub fn holds(&self, ec2_id: &str, uuid: &str) -> bool {
+        self.map.get(ec2_id).is_some_and(|v| v.value() == uuid)
     }
 
     pub fn insert(&self, ec2_id: String, uuid: String) {

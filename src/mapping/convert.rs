@@ -66,7 +66,7 @@ pub struct Env<'a> {
     pub table: &'a Table,
     pub vars: &'a Vars,
     /// Ids rendered so far, for the reverse cache.
-    pub ids: &'a Mutex<Vec<(Kind, String, String)>>,
+    pub ids: &'a Mutex<ids::SeenIds>,
 }
 
 type ConvFn = fn(&Value, &str, &Env<'_>) -> Option<Value>;
@@ -248,10 +248,10 @@ fn contains_lower(hay: &str, needle: &str) -> bool {
 fn conv_id(v: &Value, arg: &str, env: &Env<'_>) -> Option<Value> {
     let kind = Kind::from_name(arg)?;
     let uuid = text(v)?;
-    let id = ids::ec2_id(kind, &uuid);
-    if let Ok(mut l) = env.ids.lock() {
-        l.push((kind, id.clone(), uuid.into_owned()));
-    }
+    let id = match env.ids.lock() {
+        Ok(mut seen) => seen.id(kind, &uuid),
+        Err(_) => ids::ec2_id(kind, &uuid),
+    };
     Some(Value::String(id))
 }
 
@@ -575,7 +575,7 @@ mod tests {
     fn scalars() {
         let t = Table::default();
         let vars = Vars::default();
-        let ids = Mutex::new(Vec::new());
+        let ids = Mutex::new(ids::SeenIds::default());
         let env = Env { table: &t, vars: &vars, ids: &ids };
         assert_eq!(conv_gib(&json!(1073741824u64), "", &env), Some(json!(1)));
         assert_eq!(conv_gib(&json!(1073741825u64), "", &env), Some(json!(2)));

@@ -150,7 +150,7 @@ pub struct Ctx<'a> {
     pub action: &'a Action,
     pub vars: Vars,
     pub calls: AtomicU32,
-    pub ids_seen: Mutex<Vec<(Kind, String, String)>>,
+    pub ids_seen: Mutex<crate::ids::SeenIds>,
     /// EC2 ids named in the request (for error messages).
     pub err_ids: Vec<String>,
 }
@@ -158,6 +158,11 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn creds(&self) -> &CsCredentials {
         &self.who.cloudstack
+    }
+
+    /// `ids::ec2_id`, remembered for the id cache (recorded once the answer is made).
+    pub fn ec2_id(&self, kind: Kind, uuid: &str) -> String {
+        self.ids_seen.lock().unwrap_or_else(|e| e.into_inner()).id(kind, uuid)
     }
 
     pub fn env(&self) -> Env<'_> {
@@ -487,20 +492,25 @@ impl<'a> Ctx<'a> {
 /// Fields through which CloudStack objects (and the gateway's own records) name an account.
 pub(crate) const ACCOUNT_FIELDS: &[&str] = &["account", "ownerid", "userid", "instanceownerid"];
 
-fn account_names<'v>(v: &'v Value, out: &mut HashSet<&'v str>) {
+/// The account names `v` holds, into `out`. `last` is the name found last: a listing names the
+/// caller's account in nearly every item, and comparing it is cheaper than hashing it again.
+fn account_names<'v>(v: &'v Value, out: &mut HashSet<&'v str>, last: &mut &'v str) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
                 match x {
                     Value::String(s) if ACCOUNT_FIELDS.contains(&k.as_str()) && !s.is_empty() => {
-                        out.insert(s.as_str());
+                        if s != *last {
+                            out.insert(s.as_str());
+                            *last = s.as_str();
+                        }
                     }
-                    Value::Array(_) | Value::Object(_) => account_names(x, out),
+                    Value::Array(_) | Value::Object(_) => account_names(x, out, last),
                     _ => {}
                 }
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| account_names(x, out)),
+        Value::Array(a) => a.iter().for_each(|x| account_names(x, out, last)),
         _ => {}
     }
 }
@@ -512,9 +522,9 @@ async fn learn_accounts(ctx: &Ctx<'_>, items: &[Value]) {
     if ctx.ex.opts.admin.is_none() {
         return;
     }
-    let mut names = HashSet::new();
+    let (mut names, mut last) = (HashSet::new(), "");
     for it in items {
-        account_names(it, &mut names);
+        account_names(it, &mut names, &mut last);
     }
     let own = ctx.vars.account_name.as_deref();
     let unknown = names
@@ -737,11 +747,8 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
             }
         }
     }
-    let mut seen = std::mem::take(&mut *ctx.ids_seen.lock().unwrap_or_else(|e| e.into_inner()));
+    let seen = ctx.ids_seen.lock().unwrap_or_else(|e| e.into_inner()).take();
     if !seen.is_empty() {
-        // A big listing names the same image / security group once per instance.
-        seen.sort_unstable_by(|a, b| (&a.1, &a.2).cmp(&(&b.1, &b.2)));
-        seen.dedup_by(|a, b| a.1 == b.1 && a.2 == b.2);
         ctx.ex.ids.record(seen).await;
     }
     Ok(out)

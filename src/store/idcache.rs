@@ -44,7 +44,7 @@ impl IdCache for StoreIdCache {
         Box::pin(async move {
             let fresh: Vec<(String, Kind, String)> = entries
                 .into_iter()
-                .filter(|(_, id, uuid)| self.memory.get(id).as_deref() != Some(uuid.as_str()))
+                .filter(|(_, id, uuid)| !self.memory.holds(id, uuid))
                 .map(|(kind, id, uuid)| (id, kind, uuid))
                 .collect();
             if fresh.is_empty() {

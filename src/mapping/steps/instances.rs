@@ -313,10 +313,16 @@ pub async fn tombstones(ctx: &Ctx<'_>, prep: &Prepared, mut items: Vec<Value>) -
         }
     }
     let attrs = super::attrs::all_for_listing(ctx, super::attrs::INSTANCE).await?;
+    // Nothing recorded for the caller's instances (the usual listing): only a VM in Error
+    // changes, and no instance needs its EC2 id worked out here.
+    let plain = tombs.is_empty() && attrs.is_empty();
     let mut listed = std::collections::HashSet::new();
     for vm in items.iter_mut() {
+        if plain && field(vm, "state") != Some("Error") {
+            continue;
+        }
         let Some(uuid) = field(vm, "id").map(str::to_string) else { continue };
-        let ec2 = ids::ec2_id(Kind::Instance, &uuid);
+        let ec2 = ctx.ec2_id(Kind::Instance, &uuid);
         let (state, reason, transition) = match tombs.get(&ec2) {
             Some(t) => {
                 // A VM in Error (its deploy failed) is terminated at once, not shutting down.
@@ -466,21 +472,20 @@ pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
     // when some listed instance has a data volume.
     let data = items.iter().filter_map(|vm| by_vm.get(field(vm, "id")?)).flatten().any(|d| !d.root);
     let dot = if data { super::attrs::all(ctx, super::attrs::VOLUME).await? } else { HashMap::new() };
-    let mut record = Vec::new();
     for vm in items.iter_mut() {
         let Some(id) = field(vm, "id") else { continue };
         let devs = by_vm.get(id).map(Vec::as_slice).unwrap_or_default();
         let mut list = Vec::with_capacity(devs.len());
         for d in devs {
-            let vol = ids::ec2_id(Kind::Volume, &d.uuid);
+            // Recorded in the id cache with the answer's other ids.
+            let vol = ctx.ec2_id(Kind::Volume, &d.uuid);
             // Built by hand: `json!` would serialize every value into a copy.
             let dot = d.root || super::attrs::flag(dot.get(&vol), DELETE_ON_TERMINATION, false);
             let mut ebs = serde_json::Map::new();
-            ebs.insert("volumeId".into(), Value::String(vol.clone()));
+            ebs.insert("volumeId".into(), Value::String(vol));
             ebs.insert("status".into(), Value::String(d.status.into()));
             ebs.insert("attachTime".into(), d.attach.clone().map_or(Value::Null, Value::String));
             ebs.insert("deleteOnTermination".into(), Value::Bool(dot));
-            record.push((Kind::Volume, vol, d.uuid.clone()));
             let mut dev = serde_json::Map::new();
             dev.insert("deviceName".into(), Value::String(d.name.clone()));
             dev.insert("ebs".into(), Value::Object(ebs));
@@ -490,7 +495,6 @@ pub async fn block_devices(ctx: &Ctx<'_>, _: &Prepared, mut items: Vec<Value>) -
             o.insert("_blockdevices".into(), Value::Array(list));
         }
     }
-    ctx.ex.ids.record(record).await;
     Ok(items)
 }
 
