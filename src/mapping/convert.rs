@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use base64::Engine;
 use serde_json::Value;
 
-use super::expr::{Alt, Conv, Expr, Term};
+use super::expr::{Alt, Conv, Expr, Term, View};
 use super::table::Table;
 use crate::ec2::Params;
 use crate::ids::{self, Kind};
@@ -162,9 +162,14 @@ pub fn eval(e: &Expr, item: &Value, env: &Env<'_>) -> Vec<Value> {
 /// `eval` without copying: values read straight from `item` are borrowed, only converter
 /// results and variables are owned.
 pub fn eval_ref<'v>(e: &Expr, item: &'v Value, env: &Env<'_>) -> Vec<Cow<'v, Value>> {
+    eval_ref_in(e, item, None, env)
+}
+
+/// `eval_ref` reading the item's first-level fields from its `view` where the paths have slots.
+pub fn eval_ref_in<'v>(e: &Expr, item: &'v Value, view: Option<&View<'v>>, env: &Env<'_>) -> Vec<Cow<'v, Value>> {
     let mut out = Vec::new();
     for alt in &e.alts {
-        each_value(alt, item, env, &mut |v| {
+        each_value(alt, item, view, env, &mut |v| {
             out.push(v);
             true
         });
@@ -179,10 +184,15 @@ pub fn eval_ref<'v>(e: &Expr, item: &'v Value, env: &Env<'_>) -> Vec<Cow<'v, Val
 /// alternative that answers when one of them has side effects (`id:` records ids), exactly as
 /// `eval` would.
 pub fn eval_first<'v>(e: &Expr, item: &'v Value, env: &Env<'_>) -> Option<Cow<'v, Value>> {
+    eval_first_in(e, item, None, env)
+}
+
+/// `eval_first` reading the item's first-level fields from its `view` where the paths have slots.
+pub fn eval_first_in<'v>(e: &Expr, item: &'v Value, view: Option<&View<'v>>, env: &Env<'_>) -> Option<Cow<'v, Value>> {
     for alt in &e.alts {
         let effects = alt.convs.iter().any(|c| c.name.starts_with("id:"));
         let mut first = None;
-        each_value(alt, item, env, &mut |v| {
+        each_value(alt, item, view, env, &mut |v| {
             if first.is_none() {
                 first = Some(v);
             }
@@ -196,7 +206,13 @@ pub fn eval_first<'v>(e: &Expr, item: &'v Value, env: &Env<'_>) -> Option<Cow<'v
 }
 
 /// The present values of one alternative, converted, in order; `f` returns false to stop.
-fn each_value<'v>(alt: &Alt, item: &'v Value, env: &Env<'_>, f: &mut dyn FnMut(Cow<'v, Value>) -> bool) {
+fn each_value<'v>(
+    alt: &Alt,
+    item: &'v Value,
+    view: Option<&View<'v>>,
+    env: &Env<'_>,
+    f: &mut dyn FnMut(Cow<'v, Value>) -> bool,
+) {
     let mut one = |v: Cow<'v, Value>| -> bool {
         let mut cur = v;
         for c in &alt.convs {
@@ -217,7 +233,7 @@ fn each_value<'v>(alt: &Alt, item: &'v Value, env: &Env<'_>, f: &mut dyn FnMut(C
             }
         }
         Term::Path(p) => {
-            p.visit(item, &mut |x| one(Cow::Borrowed(x)));
+            p.visit_in(item, view, &mut |x| one(Cow::Borrowed(x)));
         }
     }
 }

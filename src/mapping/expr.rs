@@ -33,7 +33,15 @@ pub struct Seg {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Path {
     pub segs: Vec<Seg>,
+    /// Where the first field sits in the item's view (`render::View`), for a path in a shape's
+    /// field: set when the table loads (`Shape::reads`); None elsewhere.
+    pub slot: Option<u16>,
 }
+
+/// An item's top-level fields that one shape reads, looked up once per item (one merged walk
+/// over the item's sorted keys) instead of once per path: `[slot]` is the value of the shape's
+/// `reads[slot]`, None when the item has no such field.
+pub type View<'v> = [Option<&'v Value>];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Term {
@@ -133,7 +141,7 @@ impl Path {
             }
             segs.push(Seg { name: name.to_string(), select });
         }
-        Ok(Path { segs })
+        Ok(Path { segs, slot: None })
     }
 
     pub fn is_self(&self) -> bool {
@@ -154,6 +162,14 @@ impl Path {
     /// returns false to stop early. Returns false when stopped.
     pub fn visit<'v>(&self, v: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
         visit_segs(&self.segs, v, f)
+    }
+
+    /// `visit`, reading the first field from `view` when the path has a slot in it.
+    pub fn visit_in<'v>(&self, v: &'v Value, view: Option<&View<'v>>, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        match (self.segs.split_first(), self.slot.and_then(|i| view?.get(usize::from(i)))) {
+            (Some((seg, rest)), Some(x)) => visit_found(seg, rest, *x, f),
+            _ => visit_segs(&self.segs, v, f),
+        }
     }
 
     /// The first value the path reaches.
@@ -213,7 +229,12 @@ impl Path {
 /// give the same order, so `eval` is this walk collected.
 fn visit_segs<'v>(segs: &[Seg], v: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
     let Some((seg, rest)) = segs.split_first() else { return f(v) };
-    let Some(x) = v.get(&seg.name) else { return true };
+    visit_found(seg, rest, v.get(&seg.name), f)
+}
+
+/// The walk from `x`, the value of `seg`'s field (None: the object has no such field).
+fn visit_found<'v>(seg: &Seg, rest: &[Seg], x: Option<&'v Value>, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+    let Some(x) = x else { return true };
     if x.is_null() {
         return true;
     }
@@ -305,6 +326,13 @@ impl Expr {
 
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.alts.iter().filter_map(|a| match &a.term {
+            Term::Path(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut Path> {
+        self.alts.iter_mut().filter_map(|a| match &mut a.term {
             Term::Path(p) => Some(p),
             _ => None,
         })

@@ -1,6 +1,9 @@
 //! Shapes -> EC2 XML. Fields come out in the order the shape declares them (= WSDL order);
 //! absent optional fields are left out, `always` fields are rendered empty.
 
+use std::cmp::Ordering;
+use std::sync::OnceLock;
+
 use serde_json::Value;
 
 use super::convert::{self, Env};
@@ -19,8 +22,61 @@ pub fn element(out: &mut String, name: &str, text: &str) {
     out.push('>');
 }
 
+/// The most first-level fields a view holds; a shape reading more reads the item by key.
+const VIEW_MAX: usize = 64;
+
+/// A view costs one walk over the item's keys: worth it for a shape that reads several fields
+/// of an item that has many (a VM has ~30 after projection), not for a tag or a group.
+fn wants_view(shape: &Shape, item: &Value) -> bool {
+    (4..=VIEW_MAX).contains(&shape.reads.len()) && item.as_object().is_some_and(|m| m.len() >= 8) && maps_sorted()
+}
+
+/// Whether `serde_json::Map` walks its keys in order (its B-tree; not with serde_json's
+/// `preserve_order` feature), which the view's merged walk relies on.
+fn maps_sorted() -> bool {
+    static SORTED: OnceLock<bool> = OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut m = serde_json::Map::new();
+        m.insert("b".into(), Value::Null);
+        m.insert("a".into(), Value::Null);
+        m.keys().next().map(String::as_str) == Some("a")
+    })
+}
+
+/// Fill `slots` with the item's values of `shape.reads`: one walk over both sorted lists, where
+/// looking each name up in the item's B-tree costs a dozen key comparisons (`expr::View`).
+fn fill_view<'v>(shape: &Shape, item: &'v Value, slots: &mut [Option<&'v Value>]) {
+    let Value::Object(m) = item else { return };
+    let mut reads = shape.reads.iter().enumerate();
+    let mut want = reads.next();
+    for (k, v) in m {
+        while let Some((i, name)) = want {
+            match name.as_str().cmp(k.as_str()) {
+                Ordering::Less => want = reads.next(),
+                Ordering::Equal => {
+                    slots[i] = Some(v);
+                    want = reads.next();
+                    break;
+                }
+                Ordering::Greater => break,
+            }
+        }
+        if want.is_none() {
+            break;
+        }
+    }
+}
+
 /// Render the fields of `shape` for `item` (no wrapper element).
 pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
+    let mut slots: [Option<&Value>; VIEW_MAX];
+    let view = if wants_view(shape, item) {
+        slots = [None; VIEW_MAX];
+        fill_view(shape, item, &mut slots);
+        Some(&slots[..shape.reads.len()])
+    } else {
+        None
+    };
     for f in &shape.fields {
         if let Some(since) = &f.since
             && env.vars.version.as_str() < since.as_str()
@@ -28,14 +84,14 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
             continue;
         }
         if let Some(w) = &f.when
-            && convert::eval_first(w, item, env).is_none()
+            && convert::eval_first_in(w, item, view, env).is_none()
         {
             continue;
         }
         match &f.kind {
             // `_text`: the value is the element's text itself (lists of plain strings).
             FieldKind::Value(e) if f.name == "_text" => {
-                if let Some(v) = convert::eval_first(e, item, env) {
+                if let Some(v) = convert::eval_first_in(e, item, view, env) {
                     scalar_into(out, &v);
                 }
             }
@@ -45,7 +101,7 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
                 escape_into(out, c);
                 close(out, &f.name);
             }
-            FieldKind::Value(e) => match convert::eval_first(e, item, env) {
+            FieldKind::Value(e) => match convert::eval_first_in(e, item, view, env) {
                 Some(v) => {
                     open(out, &f.name);
                     scalar_into(out, &v);
@@ -56,7 +112,7 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
             },
             FieldKind::Nested { shape, from } => {
                 let Some(sub) = env.table.shapes.get(shape) else { continue };
-                match convert::eval_first(from, item, env) {
+                match convert::eval_first_in(from, item, view, env) {
                     Some(v) => {
                         open(out, &f.name);
                         fields(out, sub, &v, env);
@@ -68,7 +124,7 @@ pub fn fields(out: &mut String, shape: &Shape, item: &Value, env: &Env<'_>) {
             }
             FieldKind::List { from, shape } => {
                 let Some(sub) = env.table.shapes.get(shape) else { continue };
-                let values = convert::eval_ref(from, item, env);
+                let values = convert::eval_ref_in(from, item, view, env);
                 let items = values.iter().flat_map(|v| match v.as_array() {
                     Some(a) => a.iter(),
                     None => std::slice::from_ref(v.as_ref()).iter(),
@@ -136,6 +192,42 @@ pub fn list<'v>(out: &mut String, name: &str, shape: &Shape, items: impl Iterato
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_view_renders_what_lookups_render() {
+        let t = crate::mapping::table::Table::builtin().unwrap_or_else(|_| panic!("builtin table"));
+        let vars = convert::Vars { version: "2016-11-15".into(), ..Default::default() };
+        let ids = std::sync::Mutex::new(crate::ids::SeenIds::default());
+        let env = Env { table: &t, vars: &vars, ids: &ids };
+        let vm = serde_json::json!({
+            "id": "u-1", "templateid": "t-1", "state": "Running", "created": "2014-03-06T15:39:44-0600",
+            "serviceofferingname": "small", "zonename": "z1", "hypervisor": "KVM", "account": "alice",
+            "keypair": "k1", "osdisplayname": "Windows Server 2019", "_launchindex": 3, "publicip": null,
+            "nic": [{"ipaddress": "10.0.0.2", "isdefault": false}, {"ipaddress": "10.0.0.3", "isdefault": true, "type": "Shared"}],
+            "securitygroup": [{"id": "sg-u", "name": "default"}],
+            "tags": [{"key": "a", "value": "1"}],
+            "_blockdevices": [{"deviceName": "/dev/sda1", "ebs": {"volumeId": "vol-1", "status": "attached"}}],
+            "zz_unread": "x"
+        });
+        let shape = &t.shapes["Instance"];
+        assert!(wants_view(shape, &vm), "the Instance shape reads a VM through a view");
+        let mut slots = [None; VIEW_MAX];
+        fill_view(shape, &vm, &mut slots);
+        for (i, name) in shape.reads.iter().enumerate() {
+            assert_eq!(slots[i], vm.get(name), "slot of {name}");
+        }
+        let mut by_key = shape.clone();
+        by_key.reads.clear();
+        assert!(!wants_view(&by_key, &vm));
+        let (mut a, mut b) = (String::new(), String::new());
+        fields(&mut a, shape, &vm, &env);
+        fields(&mut b, &by_key, &vm, &env);
+        assert_eq!(a, b);
+        assert!(
+            a.contains("<privateIpAddress>10.0.0.3</privateIpAddress>")
+                && a.contains("<amiLaunchIndex>3</amiLaunchIndex>")
+        );
+    }
 
     #[test]
     fn escaping() {

@@ -316,7 +316,38 @@ pub struct Shape {
     pub name: String,
     pub source: Option<String>,
     pub fields: Vec<Field>,
+    /// The item's first-level fields that the fields' paths read, sorted: the slots of the view
+    /// `render::fields` reads them from (`Path::slot`; `Shape::index_reads`).
+    pub reads: Vec<String>,
     pub at: At,
+}
+
+impl Shape {
+    /// Fill `reads` from the fields' paths and give each path its slot in it.
+    pub fn index_reads(&mut self) {
+        let mut names = std::collections::BTreeSet::new();
+        for p in self.fields.iter_mut().flat_map(Field::exprs_mut).flat_map(Expr::paths_mut) {
+            if let Some(seg) = p.segs.first() {
+                names.insert(seg.name.clone());
+            }
+        }
+        self.reads = names.into_iter().collect();
+        let reads = &self.reads;
+        for p in self.fields.iter_mut().flat_map(Field::exprs_mut).flat_map(Expr::paths_mut) {
+            p.slot =
+                p.segs.first().and_then(|seg| reads.binary_search(&seg.name).ok()).and_then(|i| u16::try_from(i).ok());
+        }
+    }
+}
+
+impl Field {
+    /// The expressions a field evaluates against the item: `when`, and its value or `from`.
+    fn exprs_mut(&mut self) -> impl Iterator<Item = &mut Expr> {
+        let main = match &mut self.kind {
+            FieldKind::Value(e) | FieldKind::Nested { from: e, .. } | FieldKind::List { from: e, .. } => e,
+        };
+        self.when.as_mut().into_iter().chain(std::iter::once(main))
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -239,7 +239,8 @@ fn parse_expr(s: &str, at: &At, errs: &Errs) -> Option<Expr> {
 
 fn read_shape(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
     let Some(tab) = errs.tab(n, &format!("shape {name}")) else { return };
-    let mut shape = Shape { name: name.to_string(), source: None, fields: Vec::new(), at: n.at.clone() };
+    let mut shape =
+        Shape { name: name.to_string(), source: None, fields: Vec::new(), reads: Vec::new(), at: n.at.clone() };
     for (k, v) in tab {
         if k == "_source" {
             shape.source = errs.str(v, "_source").map(str::to_string);
@@ -300,6 +301,7 @@ fn read_shape(t: &mut Table, name: &str, n: &Node, errs: &Errs) {
             shape.fields.push(f);
         }
     }
+    shape.index_reads();
     t.shapes.insert(name.to_string(), shape);
 }
 
