@@ -499,12 +499,11 @@ fn account_names<'v>(v: &'v Value, out: &mut HashSet<&'v str>, last: &mut &'v st
         Value::Object(m) => {
             for (k, x) in m {
                 match x {
-                    Value::String(s) if ACCOUNT_FIELDS.contains(&k.as_str()) && !s.is_empty() => {
-                        if s != *last {
-                            out.insert(s.as_str());
-                            *last = s.as_str();
-                        }
+                    Value::String(s) if ACCOUNT_FIELDS.contains(&k.as_str()) && !s.is_empty() && s != *last => {
+                        out.insert(s.as_str());
+                        *last = s.as_str();
                     }
+                    Value::String(_) => {}
                     Value::Array(_) | Value::Object(_) => account_names(x, out, last),
                     _ => {}
                 }
