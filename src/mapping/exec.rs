@@ -740,7 +740,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<String, Ec2Error> {
                 items = steps::transform(s, ctx, &prep, items).await?;
             }
             let shape = ctx.ex.table.shapes.get(shape).ok_or_else(Ec2Error::internal)?;
-            render::list(&mut out, element, shape, items.iter(), &env);
+            render::list_owned(&mut out, element, shape, items, &env);
             if let Some(t) = next {
                 render::element(&mut out, "nextToken", &t);
             }
