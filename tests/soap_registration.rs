@@ -16,8 +16,10 @@ use ec2bridge::ec2::registration::{
 use hmac::{Hmac, KeyInit, Mac};
 use time::OffsetDateTime;
 
-const AK: &str = "Xk3Ab-apikey_0123456789";
-const SK: &str = "s3cr3t-SECRET_key-abcdefghijklmnop";
+// Both start with '-', as one CloudStack key in 64 does (URL-safe base64): both clients must take
+// them as values, not as options.
+const AK: &str = "-Xk3Ab-apikey_0123456789";
+const SK: &str = "-s3cr3t-SECRET_key-abcdefghijklmnop";
 
 #[derive(Default)]
 struct MemStore {

@@ -13,10 +13,18 @@ use crate::ec2::registration::{certificate_der, proof_message};
 #[derive(clap::Args)]
 pub struct RegisterArgs {
     /// CloudStack API key (= EC2 access key).
-    #[arg(short = 'a', long = "apikey")]
+    // CloudStack's keys are URL-safe base64, so one in 64 starts with '-': taken as the value,
+    // not as another option.
+    #[arg(short = 'a', long = "apikey", allow_hyphen_values = true)]
     pub apikey: String,
     /// CloudStack secret key.
-    #[arg(short = 's', long = "secretkey", env = "EC2BRIDGE_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        short = 's',
+        long = "secretkey",
+        env = "EC2BRIDGE_SECRET_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub secretkey: String,
     /// PEM X.509 certificate file to register (required unless --delete).
     #[arg(short = 'c', long = "cert")]
